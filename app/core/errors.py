@@ -1,0 +1,13 @@
+"""One exception type per area of user-caused errors.
+
+The GUI shows ``str(error)`` in a dialog and the CLI prints it and exits non-zero, so every message
+must say what went wrong *and* what the user can do about it.
+"""
+
+
+class StudioError(Exception):
+    """Base of all errors a user can cause (bad file, wrong checkpoint, unwritable folder...)."""
+
+
+class CategoryTableError(StudioError):
+    """A category table file is missing or malformed."""

@@ -1,0 +1,1 @@
+"""DVIS (segmenter + referring tracker + temporal refiner) in plain PyTorch. Never imports Qt or `app`."""
