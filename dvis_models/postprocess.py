@@ -1,0 +1,133 @@
+"""Video panoptic post-processing (DVIS ``inference_video_vps``), in two passes over frame chunks.
+
+The official code upsamples every kept mask of the whole video to full resolution at once, a
+(kept, T, H, W) float volume that grows with video length. Every decision it makes is either per pixel
+(which slot wins a pixel) or a sum over all frames (a slot's areas), so a first pass that only accumulates the
+per-slot areas and a second pass that paints frame chunks gives the identical result in bounded memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class PanopticSegment:
+    """One video-level segment: ``id`` is its value in the id maps (1..N), ``slot`` the query it came from."""
+
+    id: int
+    slot: int
+    label: int  # model label (things first)
+    isthing: bool
+    score: float
+
+
+def fuse_class_probabilities(pred_cls: torch.Tensor, aux_cls: torch.Tensor | None) -> torch.Tensor:
+    """Softmax class probabilities; offline DVIS takes the foreground max of refiner and tracker, no-object from the refiner."""
+    probs = F.softmax(pred_cls.float(), dim=-1)
+    if aux_cls is not None:
+        aux = F.softmax(aux_cls.float(), dim=-1)
+        probs = torch.cat([torch.maximum(probs[:, :-1], aux[:, :-1]), probs[:, -1:]], dim=-1)
+    return probs
+
+
+def _full_resolution_probs(
+    mask_logits: torch.Tensor,
+    padded_size: tuple[int, int],
+    resized_size: tuple[int, int],
+    original_size: tuple[int, int],
+) -> torch.Tensor:
+    """(K, t, h4, w4) logits -> (K, t, H, W) probabilities, in the official order: pad size, crop, sigmoid, resize."""
+    masks = F.interpolate(mask_logits.float(), size=padded_size, mode="bilinear", align_corners=False)
+    masks = masks[:, :, : resized_size[0], : resized_size[1]].sigmoid()
+    return F.interpolate(masks, size=original_size, mode="bilinear", align_corners=False)
+
+
+def _frame_chunks(num_frames: int, per_frame_bytes: int, max_chunk_bytes: int) -> Iterator[slice]:
+    step = max(1, max_chunk_bytes // max(per_frame_bytes, 1))
+    for start in range(0, num_frames, step):
+        yield slice(start, min(start + step, num_frames))
+
+
+def video_panoptic(
+    pred_cls: torch.Tensor,
+    mask_logits: torch.Tensor,
+    padded_size: tuple[int, int],
+    resized_size: tuple[int, int],
+    original_size: tuple[int, int],
+    num_thing_classes: int,
+    aux_cls: torch.Tensor | None = None,
+    object_mask_threshold: float = 0.8,
+    overlap_threshold: float = 0.8,
+    max_chunk_bytes: int = 256 * 2**20,
+) -> Iterator[tuple[np.ndarray, list[PanopticSegment]]]:
+    """Yield, per frame, an int32 (H, W) map of segment ids (0 = void) and the segments present in that frame.
+
+    ``pred_cls`` (Q, K+1) are class logits, ``mask_logits`` (Q, T, h4, w4) mask logits at 1/4 of the padded input.
+    Segment ids are consistent over the T frames. Identical to the one-volume official computation.
+    """
+    num_classes = pred_cls.shape[-1] - 1
+    scores, labels = fuse_class_probabilities(pred_cls, aux_cls).max(-1)
+    kept = torch.nonzero((labels != num_classes) & (scores > object_mask_threshold)).flatten()
+    num_frames = mask_logits.shape[1]
+    height, width = original_size
+    if kept.numel() == 0:
+        for _ in range(num_frames):
+            yield np.zeros((height, width), np.int32), []
+        return
+
+    kept_logits = mask_logits[kept]
+    kept_scores = scores[kept].to(kept_logits.device).view(-1, 1, 1, 1)
+    chunks = list(_frame_chunks(num_frames, kept.numel() * height * width * 4, max_chunk_bytes))
+
+    def winners(chunk: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per pixel: the winning slot (index into ``kept``), whether its own mask covers the pixel, and all probabilities."""
+        probs = _full_resolution_probs(kept_logits[:, chunk], padded_size, resized_size, original_size)
+        winner = (kept_scores * probs).argmax(0)
+        covered = torch.gather(probs, 0, winner.unsqueeze(0)).squeeze(0) >= 0.5
+        return winner, covered, probs
+
+    # Pass 1: the three per-slot areas the official filter looks at, summed over the whole video.
+    count = kept.numel()
+    won_area = torch.zeros(count, dtype=torch.long)
+    own_area = torch.zeros(count, dtype=torch.long)
+    final_area = torch.zeros(count, dtype=torch.long)
+    for chunk in chunks:
+        winner, covered, probs = winners(chunk)
+        won_area += torch.bincount(winner.flatten(), minlength=count).cpu()
+        final_area += torch.bincount(winner[covered], minlength=count).cpu()
+        own_area += (probs >= 0.5).flatten(1).sum(1).cpu()
+
+    # Decide each kept slot's segment id (0 = dropped), merging later stuff slots of a class into the first.
+    segment_of_kept = torch.zeros(count + 1, dtype=torch.int32)  # last entry: "not covered" -> void
+    segments: list[PanopticSegment] = []
+    stuff_segment: dict[int, int] = {}
+    for index, slot in enumerate(kept.tolist()):
+        if min(won_area[index], own_area[index], final_area[index]) == 0:
+            continue
+        if won_area[index] / own_area[index] < overlap_threshold:
+            continue
+        label = int(labels[slot])
+        isthing = label < num_thing_classes
+        if not isthing and label in stuff_segment:
+            segment_of_kept[index] = stuff_segment[label]
+            continue
+        segment_id = len(segments) + 1
+        segments.append(PanopticSegment(segment_id, slot, label, isthing, float(scores[slot])))
+        if not isthing:
+            stuff_segment[label] = segment_id
+        segment_of_kept[index] = segment_id
+
+    # Pass 2: paint.
+    for chunk in chunks:
+        winner, covered, _ = winners(chunk)
+        painted = torch.where(covered, winner, torch.full_like(winner, count))
+        id_maps = segment_of_kept[painted.cpu()].numpy()
+        for id_map in id_maps:
+            present = set(np.unique(id_map).tolist())
+            yield id_map, [segment for segment in segments if segment.id in present]
