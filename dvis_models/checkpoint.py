@@ -1,0 +1,274 @@
+"""Reading and writing model weights safely, and telling the user plainly when a file does not fit.
+
+Three kinds of files:
+- official DVIS ``.pth`` (detectron2 checkpointer: ``{"model": state_dict, ...}`` or a bare state dict;
+  old files name the refiner ``offline_tracker.``); the variant is inferred from the keys;
+- Mask2Former COCO ``.pkl`` (pickled numpy arrays), used only to initialise the segmenter for training;
+  read with an unpickler that can build numpy arrays and nothing else;
+- our own files: ``{"format": FORMAT, "version": 1, "config": ModelConfig dict, "state_dict": ...}``.
+Every ``.pth`` is read with ``torch.load(weights_only=True)``: a file that needs code to load is refused.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import tempfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from dvis_models.errors import CheckpointError, PresetError
+from dvis_models.model import DVISModel, ModelConfig
+from dvis_models.presets import build_model, preset_config
+
+FORMAT = "dvis-studio-checkpoint"
+FORMAT_VERSION = 1
+IGNORED_KEYS = ("criterion.empty_weight",)  # the training loss's class weights, not part of the model
+LEGACY_PREFIXES = {"offline_tracker.": "refiner."}
+SEGMENTER_PREFIXES = ("backbone.", "sem_seg_head.")
+
+
+@dataclass
+class LoadReport:
+    """What did not fit when loading weights, in words a user understands."""
+
+    source: str
+    missing: list[str] = field(default_factory=list)  # in the model, not in the file
+    unexpected: list[str] = field(default_factory=list)  # in the file, not in the model
+    mismatched: list[tuple[str, tuple, tuple]] = field(default_factory=list)  # key, file shape, model shape
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.unexpected or self.mismatched)
+
+    def describe(self, limit: int = 8) -> str:
+        lines = []
+        for key, file_shape, model_shape in self.mismatched[:limit]:
+            lines.append(f"key {key!r} has shape {tuple(file_shape)} in the file but the model needs {tuple(model_shape)}")
+        lines += _listing("missing from the file", self.missing, limit)
+        lines += _listing("in the file but unknown to the model", self.unexpected, limit)
+        return "\n".join(lines + self.notes)
+
+
+def _listing(what: str, keys: list[str], limit: int) -> list[str]:
+    if not keys:
+        return []
+    shown = ", ".join(keys[:limit]) + (f" (and {len(keys) - limit} more)" if len(keys) > limit else "")
+    return [f"{len(keys)} keys {what}: {shown}"]
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _torch_load(path: Path) -> object:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"Checkpoint {path} does not exist; check the path.") from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
+        if "weights only" in str(error).lower():
+            raise CheckpointError(
+                f"Checkpoint {path} contains Python objects that need code to load; DVIS Studio never runs code "
+                "from a weights file. If you trust the file, re-save just its state dict (tensors only) and load that."
+            ) from None
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({error}). Is the file complete?") from None
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler for Mask2Former ``.pkl`` weights: builds numpy arrays, refuses every other global."""
+
+    def find_class(self, module: str, name: str):
+        allowed = _numpy_globals()
+        if (module, name) in allowed:
+            return allowed[(module, name)]
+        raise pickle.UnpicklingError(f"refused to load {module}.{name}")
+
+
+def _numpy_globals() -> dict[tuple[str, str], object]:
+    try:
+        from numpy._core import multiarray  # numpy >= 2
+    except ImportError:  # numpy 1.x
+        from numpy.core import multiarray
+    found = {}
+    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+        found[(module, "_reconstruct")] = multiarray._reconstruct
+        found[(module, "scalar")] = multiarray.scalar
+    found[("numpy", "ndarray")] = np.ndarray
+    found[("numpy", "dtype")] = np.dtype
+    return found
+
+
+def _load_numpy_pickle(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        with open(path, "rb") as handle:
+            data = _NumpyOnlyUnpickler(handle, encoding="latin1").load()
+    except FileNotFoundError:
+        raise CheckpointError(f"Weights file {path} does not exist; check the path.") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
+        raise CheckpointError(
+            f"{path} is not a plain pickle of numpy arrays ({error}); only Mask2Former/detectron2 .pkl weight "
+            "files are accepted, and nothing in them is executed."
+        ) from None
+    weights = data.get("model", data) if isinstance(data, dict) else None
+    if not isinstance(weights, dict):
+        raise CheckpointError(f"{path} holds no weight dictionary; expected a detectron2 .pkl with a 'model' entry.")
+    return {key: torch.as_tensor(np.asarray(value)) for key, value in weights.items() if isinstance(value, np.ndarray)}
+
+
+def _normalise_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename legacy prefixes and drop entries that are not model weights."""
+    result = {}
+    for key, value in state_dict.items():
+        if key in IGNORED_KEYS:
+            continue
+        for old, new in LEGACY_PREFIXES.items():
+            if key.startswith(old):
+                key = new + key[len(old):]
+        result[key] = value
+    return result
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelConfig | None]:
+    """State dict (official key names) and, for our own files, the stored config."""
+    path = Path(path)
+    if path.suffix == ".pkl":
+        return _normalise_keys(_load_numpy_pickle(path)), None
+    data = _torch_load(path)
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} does not hold a dictionary of weights; it is not a DVIS checkpoint.")
+    config = None
+    if data.get("format") == FORMAT:
+        try:
+            config = ModelConfig.from_dict(data["config"])
+        except (KeyError, TypeError, PresetError) as error:
+            raise CheckpointError(f"{path}: the stored model configuration is unusable ({error}).") from None
+        data = data.get("state_dict", {})
+    elif isinstance(data.get("model"), dict):
+        data = data["model"]
+    tensors = {key: value for key, value in data.items() if isinstance(value, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path} contains no weight tensors; it is not a DVIS checkpoint.")
+    return _normalise_keys(tensors), config
+
+
+# ------------------------------------------------------------------------------------- variant inference
+
+
+def _layer_count(state_dict: dict[str, torch.Tensor], prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    return len({match.group(1) for key in state_dict if (match := pattern.match(key))})
+
+
+def infer_config(state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> ModelConfig:
+    """The official variant a state dict holds: backbone from its keys, offline iff refiner keys, query count."""
+    if "backbone.patch_embed.proj.weight" in state_dict:
+        backbone = "swinl"
+    elif "backbone.stem.conv1.weight" in state_dict:
+        backbone = "r50"
+    else:
+        sample = ", ".join(list(state_dict)[:4])
+        raise CheckpointError(
+            f"{source} has neither ResNet-50 nor Swin-L backbone keys (it starts with {sample}); "
+            "it is not an official DVIS VIPSeg checkpoint."
+        )
+    tracker_layers = _layer_count(state_dict, "tracker.transformer_ffn_layers.")
+    if tracker_layers == 0:
+        raise CheckpointError(
+            f"{source} holds only a segmenter (a MinVIS checkpoint, no 'tracker.' keys). DVIS needs the tracker: "
+            "load a DVIS online/offline checkpoint, or use this file to initialise training."
+        )
+    refiner_layers = _layer_count(state_dict, "refiner.transformer_ffn_layers.")
+    preset = f"{backbone}_vipseg_{'offline' if refiner_layers else 'online'}"
+    config = preset_config(preset)
+    class_key = "sem_seg_head.predictor.class_embed.weight"
+    if class_key in state_dict and state_dict[class_key].shape[0] != config.num_classes + 1:
+        raise CheckpointError(
+            f"{source}: key {class_key!r} has {state_dict[class_key].shape[0]} classes (incl. no-object); "
+            f"official VIPSeg checkpoints have {config.num_classes + 1}. Other datasets' checkpoints are not supported."
+        )
+    query_key = "sem_seg_head.predictor.query_feat.weight"
+    num_queries = int(state_dict[query_key].shape[0]) if query_key in state_dict else config.num_queries
+    return replace(config, num_queries=num_queries, tracker_layers=tracker_layers,
+                   refiner_layers=refiner_layers)
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+def compare_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> LoadReport:
+    expected = model.state_dict()
+    report = LoadReport(source)
+    report.missing = [key for key in expected if key not in state_dict]
+    report.unexpected = [key for key in state_dict if key not in expected]
+    report.mismatched = [
+        (key, tuple(value.shape), tuple(expected[key].shape))
+        for key, value in state_dict.items()
+        if key in expected and value.shape != expected[key].shape
+    ]
+    return report
+
+
+def load_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str, strict: bool = True) -> LoadReport:
+    """Copy the fitting weights into ``model``; with ``strict`` any misfit raises ``CheckpointError`` first."""
+    report = compare_state(model, state_dict, source)
+    if strict and not report.ok:
+        raise CheckpointError(f"{source} does not fit the model:\n{report.describe()}")
+    bad = {key for key, _, _ in report.mismatched}
+    model.load_state_dict({k: v for k, v in state_dict.items() if k not in bad}, strict=False)
+    return report
+
+
+def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu", strict: bool = True) -> DVISModel:
+    """Build the model a file holds (official DVIS .pth or our own file) and load its weights."""
+    state_dict, config = read_checkpoint(path)
+    if config is None:
+        config = infer_config(state_dict, str(path))
+    model = build_model(config)
+    load_state(model, state_dict, str(path), strict=strict)
+    return model.to(device).eval()
+
+
+def init_segmenter_from(model: DVISModel, path: str | os.PathLike) -> LoadReport:
+    """Initialise the segmenter from Mask2Former/MinVIS weights (.pkl or .pth) before training.
+
+    Only ``backbone.``/``sem_seg_head.`` keys are used; keys whose shape differs (the COCO class head,
+    another query count) are skipped and named in ``report.notes``.
+    """
+    state_dict, _ = read_checkpoint(path)
+    segmenter = {k: v for k, v in state_dict.items() if k.startswith(SEGMENTER_PREFIXES)}
+    model_keys = {k for k in model.state_dict() if k.startswith(SEGMENTER_PREFIXES)}
+    report = compare_state(model, segmenter, str(path))
+    report.missing = [key for key in report.missing if key in model_keys]
+    report.notes = [
+        f"skipped {key}: shape {file_shape} in the file, {model_shape} in the model (left at its initial value)"
+        for key, file_shape, model_shape in report.mismatched
+    ]
+    load_state(model, segmenter, str(path), strict=False)
+    return report
+
+
+def save_checkpoint(model: DVISModel, path: str | os.PathLike) -> None:
+    """Write our own format atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    payload = {
+        "format": FORMAT,
+        "version": FORMAT_VERSION,
+        "config": model.config.to_dict(),
+        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(payload, stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise

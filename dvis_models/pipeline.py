@@ -1,0 +1,269 @@
+"""VideoSegmenter: RGB frames in, per-frame panoptic results with stable track ids out, in bounded memory.
+
+Frames are segmented and tracked a few at a time (the tracker's state carries over, so slots are the
+same objects for the whole video). Results are produced per *unit* of frames, the official
+post-processing unit in which a slot's class is decided and the 0.8 overlap filter is applied:
+- online: units of ``chunk_size`` frames, like the official ``demo_long_video`` with ``keep=True``;
+- offline: the refiner needs every frame of its unit at once, so a unit is the whole video when its
+  per-frame tensors fit ``memory_budget_mb`` (exactly the official offline inference), otherwise long
+  windows overlapping by ``window_overlap`` frames (each frame is emitted by the window in which it is
+  most central; the tracker still runs continuously, so slot identities hold across windows).
+A video shorter than one unit gets exactly the official result. Track ids come from
+``TrackIdAssigner``: one id per (slot, category) for things and one per category for stuff, so every
+track keeps one category for the whole video.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from dvis_models.errors import DVISError, InferenceCancelled
+from dvis_models.model import DVISModel
+from dvis_models.postprocess import PanopticSegment, video_panoptic
+from dvis_models.preprocess import PreparedFrames, prepare_frames
+from dvis_models.types import FrameResult, Segment
+
+ProgressCallback = Callable[[int, "int | None"], None]
+CancelCallback = Callable[[], bool]
+
+
+class TrackIdAssigner:
+    """Stable video track ids (>= 1) from per-unit segments.
+
+    Things: one id per (slot, label), so a slot whose category changes between units gets a new id.
+    Stuff: one id per label for the whole video (the official merge already makes one segment per
+    stuff class per unit).
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple, int] = {}
+
+    def track_id(self, segment: PanopticSegment) -> int:
+        key = ("thing", segment.slot, segment.label) if segment.isthing else ("stuff", segment.label)
+        if key not in self._ids:
+            self._ids[key] = len(self._ids) + 1
+        return self._ids[key]
+
+
+@dataclass
+class _Geometry:
+    padded_size: tuple[int, int]
+    resized_size: tuple[int, int]
+    original_size: tuple[int, int]
+
+
+class _FrameBuffer:
+    """Per-frame tensors of the frames not yet needed any more, concatenated along time on demand."""
+
+    def __init__(self) -> None:
+        self.start = 0  # video index of the first buffered frame
+        self._parts: dict[str, list[torch.Tensor]] = {}
+
+    def __len__(self) -> int:
+        parts = next(iter(self._parts.values()), [])
+        return sum(part.shape[0] for part in parts)
+
+    def append(self, tensors: dict[str, torch.Tensor]) -> None:
+        for name, tensor in tensors.items():
+            self._parts.setdefault(name, []).append(tensor)
+
+    def get(self, name: str, frames: slice) -> torch.Tensor:
+        merged = torch.cat(self._parts[name]) if len(self._parts[name]) > 1 else self._parts[name][0]
+        self._parts[name] = [merged]
+        return merged[frames]
+
+    def drop_before(self, index: int) -> None:
+        """Forget frames with video index < ``index``."""
+        cut = index - self.start
+        for name in self._parts:
+            merged = torch.cat(self._parts[name])
+            self._parts[name] = [merged[cut:].clone()] if cut < merged.shape[0] else []
+        self.start = index
+
+
+class VideoSegmenter:
+    """Runs a ``DVISModel`` over a video given as an iterable of RGB uint8 (H, W, 3) frames."""
+
+    def __init__(
+        self,
+        model: DVISModel,
+        device: torch.device | str | None = None,
+        chunk_size: int = 16,
+        offline: bool | None = None,
+        memory_budget_mb: int = 3072,
+        window_overlap: int = 8,
+        segment_batch: int = 3,
+        fp16: bool | None = None,
+        object_mask_threshold: float | None = None,
+        overlap_threshold: float | None = None,
+    ):
+        """``offline=None`` uses the refiner when the model has one. ``fp16=None``: autocast on CUDA only
+        (the official evaluation setting; the pixel decoder stays fp32). Thresholds default to the model config."""
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.to(self.device).eval()
+        config = model.config
+        self.offline = (model.refiner is not None) if offline is None else offline
+        if self.offline and model.refiner is None:
+            raise DVISError(f"Model {config.name!r} has no temporal refiner; run it online (offline=False).")
+        if model.tracker is None:
+            raise DVISError(f"Model {config.name!r} has no referring tracker, so it cannot track objects in video.")
+        self.chunk_size = max(1, chunk_size)
+        self.memory_budget = memory_budget_mb * 2**20
+        self.window_overlap = max(0, window_overlap)
+        self.segment_batch = max(1, segment_batch)
+        self.fp16 = (self.device.type == "cuda") if fp16 is None else fp16
+        self.object_mask_threshold = config.object_mask_threshold if object_mask_threshold is None else object_mask_threshold
+        self.overlap_threshold = config.overlap_threshold if overlap_threshold is None else overlap_threshold
+
+    # ------------------------------------------------------------------------------------- public
+
+    def run(
+        self,
+        frames: Iterable[np.ndarray],
+        num_frames: int | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelCallback | None = None,
+    ) -> Iterator[FrameResult]:
+        """Yield one ``FrameResult`` per input frame, in order. Raises ``InferenceCancelled`` when ``cancel()``."""
+        self.model.tracker.reset()
+        tracks = TrackIdAssigner()
+        buffer = _FrameBuffer()
+        geometry: _Geometry | None = None
+        seen = emitted = 0
+        for batch in _batched(frames, self.segment_batch):
+            _check_cancel(cancel)
+            prepared = self._prepare(batch)
+            geometry = self._check_geometry(geometry, prepared)
+            buffer.append(self._segment_and_track(prepared.images))
+            seen += len(batch)
+            unit = self._unit_length(geometry)
+            while seen - buffer.start >= unit:
+                for result in self._finish_unit(buffer, buffer.start + unit, emitted, False, geometry, tracks):
+                    _check_cancel(cancel)
+                    emitted += 1
+                    if progress is not None:
+                        progress(emitted, num_frames)
+                    yield result
+        if seen > emitted:
+            for result in self._finish_unit(buffer, seen, emitted, True, geometry, tracks):
+                _check_cancel(cancel)
+                emitted += 1
+                if progress is not None:
+                    progress(emitted, num_frames)
+                yield result
+        self.model.tracker.reset()
+
+    # ---------------------------------------------------------------------------------- stages
+
+    def _autocast(self):
+        return torch.autocast("cuda", dtype=torch.float16) if self.fp16 and self.device.type == "cuda" else nullcontext()
+
+    def _prepare(self, batch: list[np.ndarray]) -> PreparedFrames:
+        config = self.model.config
+        for frame in batch:
+            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+                raise DVISError(f"Frames must be RGB uint8 arrays of shape (H, W, 3); got {frame.dtype} {frame.shape}.")
+        return prepare_frames(batch, config.test_short_edge, config.test_max_size, config.pixel_mean,
+                              config.pixel_std, config.size_divisibility, device=self.device)
+
+    @staticmethod
+    def _check_geometry(geometry: _Geometry | None, prepared: PreparedFrames) -> _Geometry:
+        current = _Geometry(prepared.padded_size, prepared.resized_size, prepared.original_size)
+        if geometry is not None and geometry != current:
+            raise DVISError(f"All frames of a video must have the same size; got {current.original_size} "
+                            f"after {geometry.original_size}.")
+        return current
+
+    @torch.no_grad()
+    def _segment_and_track(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Segmenter + tracker on a few frames; keeps only what the unit's finishing step needs."""
+        with self._autocast():
+            segmented = self.model.segment(images)
+            tracked = self.model.tracker(segmented.pred_embds, None if self.offline else segmented.mask_features)
+        kept = {"tracker_logits": tracked.pred_logits.float().cpu()}
+        if self.offline:
+            kept["segmenter_embeds"] = segmented.pred_embds
+            kept["tracker_embeds"] = tracked.pred_embds
+            kept["mask_features"] = segmented.mask_features.float().cpu()
+        else:
+            kept["mask_logits"] = tracked.pred_masks.float().cpu()
+        return kept
+
+    def _unit_length(self, geometry: _Geometry) -> int:
+        """Frames per unit: ``chunk_size`` online; offline as many as ``memory_budget_mb`` holds."""
+        if not self.offline:
+            return self.chunk_size
+        config = self.model.config
+        height, width = (side // 4 for side in geometry.padded_size)
+        per_frame = (config.mask_dim + config.num_queries) * height * width * 4  # mask features + mask logits
+        return max(self.memory_budget // per_frame, 2 * self.window_overlap + 1, 1)
+
+    @torch.no_grad()
+    def _finish_unit(
+        self, buffer: _FrameBuffer, end: int, emitted: int, final: bool, geometry: _Geometry, tracks: TrackIdAssigner
+    ) -> Iterator[FrameResult]:
+        """Decide classes over buffered frames [buffer.start, end) and yield the frames this unit emits."""
+        window = slice(0, end - buffer.start)
+        emit_end = end if final or not self.offline else end - self.window_overlap // 2
+        emit = slice(emitted - buffer.start, emit_end - buffer.start)
+        tracker_cls = buffer.get("tracker_logits", window).mean(0)
+        if self.offline:
+            (pred_cls, mask_logits), aux_cls = self._refine(buffer, window, emit), tracker_cls
+        else:
+            pred_cls, aux_cls, mask_logits = tracker_cls, None, buffer.get("mask_logits", emit)
+        panoptic = video_panoptic(
+            pred_cls, mask_logits.transpose(0, 1), geometry.padded_size, geometry.resized_size,
+            geometry.original_size, self.model.config.num_thing_classes, aux_cls=aux_cls,
+            object_mask_threshold=self.object_mask_threshold, overlap_threshold=self.overlap_threshold,
+        )
+        for offset, (id_map, segments) in enumerate(panoptic):
+            yield self._frame_result(emitted + offset, id_map, segments, tracks)
+        keep_from = end - self.window_overlap if self.offline and not final else end
+        buffer.drop_before(max(keep_from, buffer.start))
+
+    def _refine(self, buffer: _FrameBuffer, window: slice, emit: slice) -> tuple[torch.Tensor, torch.Tensor]:
+        """Refiner over the whole window; returns its class logits (Q, K+1) and the emitted frames' masks."""
+        model = self.model
+        with self._autocast():
+            frame_embeds = model.tracker.frame_forward(buffer.get("segmenter_embeds", window))
+            refined = model.refiner(buffer.get("tracker_embeds", window), frame_embeds)
+            mask_logits = model.refiner.predict_masks(
+                refined.pred_embds[emit], buffer.get("mask_features", emit), mask_device="cpu"
+            )
+        return refined.pred_logits.float().cpu(), mask_logits
+
+    def _frame_result(
+        self, index: int, id_map: np.ndarray, segments: list[PanopticSegment], tracks: TrackIdAssigner
+    ) -> FrameResult:
+        lookup = np.zeros(max((s.id for s in segments), default=0) + 1, np.int32)
+        for segment in segments:
+            lookup[segment.id] = tracks.track_id(segment)
+        track_map = lookup[id_map]
+        areas = np.bincount(id_map.ravel(), minlength=lookup.size)
+        label_to_category = self.model.config.label_to_category
+        results = [
+            Segment(int(lookup[s.id]), int(label_to_category[s.label]), bool(s.isthing), float(s.score), int(areas[s.id]))
+            for s in segments
+        ]
+        return FrameResult(index, track_map, results)
+
+
+def _batched(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    batch: list[np.ndarray] = []
+    for frame in frames:
+        batch.append(frame)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _check_cancel(cancel: CancelCallback | None) -> None:
+    if cancel is not None and cancel():
+        raise InferenceCancelled("Inference was cancelled; results so far are kept, run again to finish.")

@@ -1,0 +1,132 @@
+"""Named model configurations and the builder that turns a ``ModelConfig`` into a ``DVISModel``.
+
+The four VIPSeg presets reproduce the official DVIS configs (reference §2). ``bundled_small`` is our
+CPU-friendly model trained by ``dvis_models.training``: the same architecture, scaled down, with the
+full VIPSeg 124-class head so its output exports to VIPSeg unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from contextlib import nullcontext
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from dvis_models.backbones import ResNet50, SmallBackbone, SwinTransformer
+from dvis_models.errors import PresetError
+from dvis_models.model import DVISModel, ModelConfig
+from dvis_models.refiner import TemporalRefiner
+from dvis_models.segmenter_head import build_maskformer_head
+from dvis_models.tracker import ReferringTracker
+
+RESOURCES_DIR = Path(__file__).resolve().parent.parent / "resources"
+VIPSEG_CATEGORIES_FILE = RESOURCES_DIR / "vipseg_categories.json"
+BUNDLED_CHECKPOINT = RESOURCES_DIR / "models" / "dvis_bundled_small.pth"  # written by the training helper
+
+
+def vipseg_categories() -> list[dict]:
+    """The 124 VIPSeg categories (id, name, isthing, color), read from the shared resources table."""
+    try:
+        return json.loads(VIPSEG_CATEGORIES_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise PresetError(f"Cannot read the VIPSeg category table {VIPSEG_CATEGORIES_FILE}: {error}. "
+                          "Reinstall DVIS Studio.") from error
+
+
+def things_first_labels(categories: list[dict]) -> list[int]:
+    """Model label -> category id in the official order: thing ids ascending, then stuff ids ascending."""
+    things = sorted(int(c["id"]) for c in categories if c["isthing"])
+    stuff = sorted(int(c["id"]) for c in categories if not c["isthing"])
+    return things + stuff
+
+
+def _vipseg_config(name: str, backbone: str, num_queries: int, refiner_layers: int) -> ModelConfig:
+    categories = vipseg_categories()
+    return ModelConfig(
+        name=name,
+        backbone=backbone,
+        num_classes=len(categories),
+        num_thing_classes=sum(1 for c in categories if c["isthing"]),
+        num_queries=num_queries,
+        refiner_layers=refiner_layers,
+        label_to_category=things_first_labels(categories),
+        categories=categories,
+    )
+
+
+def _bundled_small() -> ModelConfig:
+    """Scaled-down DVIS for CPU use; the training helper trains exactly this config."""
+    return replace(
+        _vipseg_config("bundled_small", "small", num_queries=30, refiner_layers=2),
+        backbone_kwargs={"channels": [32, 64, 128, 256], "blocks": [1, 1, 2, 1], "norm_groups": 8},
+        hidden_dim=128,
+        mask_dim=128,
+        nheads=8,
+        dim_feedforward=512,
+        enc_layers=2,
+        enc_dim_feedforward=256,
+        dec_layers=3,
+        tracker_layers=2,
+        test_short_edge=360,
+        test_max_size=640,
+    )
+
+
+_PRESETS = {
+    "r50_vipseg_online": lambda: _vipseg_config("r50_vipseg_online", "resnet50", 100, refiner_layers=0),
+    "r50_vipseg_offline": lambda: _vipseg_config("r50_vipseg_offline", "resnet50", 100, refiner_layers=6),
+    "swinl_vipseg_online": lambda: _vipseg_config("swinl_vipseg_online", "swinl", 200, refiner_layers=0),
+    "swinl_vipseg_offline": lambda: _vipseg_config("swinl_vipseg_offline", "swinl", 200, refiner_layers=6),
+    "bundled_small": _bundled_small,
+}
+
+
+def list_presets() -> list[str]:
+    return list(_PRESETS)
+
+
+def preset_config(name: str) -> ModelConfig:
+    try:
+        return _PRESETS[name]()
+    except KeyError:
+        raise PresetError(f"Unknown model preset {name!r}; choose one of {', '.join(_PRESETS)}.") from None
+
+
+def _build_backbone(config: ModelConfig) -> torch.nn.Module:
+    kwargs = {key: tuple(value) if isinstance(value, list) else value for key, value in config.backbone_kwargs.items()}
+    if config.backbone == "resnet50":
+        return ResNet50(**kwargs)
+    if config.backbone == "swinl":
+        return SwinTransformer(**kwargs)
+    return SmallBackbone(**kwargs)
+
+
+def build_model(preset: str | ModelConfig, device: torch.device | str | None = None) -> DVISModel:
+    """A model with freshly initialised weights, in eval mode.
+
+    ``device="meta"`` builds shapes only (no memory, instant), e.g. to compare key lists.
+    """
+    config = preset_config(preset) if isinstance(preset, str) else preset
+    config.validate()
+    with torch.device(device) if device is not None else nullcontext():
+        backbone = _build_backbone(config)
+        head = build_maskformer_head(
+            backbone.out_channels,
+            num_classes=config.num_classes,
+            num_queries=config.num_queries,
+            hidden_dim=config.hidden_dim,
+            enc_layers=config.enc_layers,
+            dec_layers=config.dec_layers,
+            nheads=config.nheads,
+            dim_feedforward=config.dim_feedforward,
+            enc_dim_feedforward=config.enc_dim_feedforward,
+            mask_dim=config.mask_dim,
+        )
+        common = dict(hidden_dim=config.hidden_dim, num_classes=config.num_classes, nheads=config.nheads,
+                      dim_feedforward=config.dim_feedforward, mask_dim=config.mask_dim)
+        tracker = ReferringTracker(num_layers=config.tracker_layers, **common)
+        refiner = TemporalRefiner(num_layers=config.refiner_layers, **common) if config.refiner_layers else None
+    return DVISModel(backbone, head, tracker, refiner, config).eval()
+
