@@ -1,0 +1,6 @@
+"""Training of the three DVIS stages (segmenter, referring tracker, temporal refiner).
+
+``matcher`` / ``criterion`` / ``point_sampling``: the Mask2Former set losses; ``stages``: what each
+stage trains, freezes and matches; ``optim``: AdamW groups and the lr schedule; ``trainer``: the loop
+(DDP, clipping, progress, resumable state); ``distributed``: torchrun set-up.
+"""

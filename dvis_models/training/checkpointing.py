@@ -1,0 +1,91 @@
+"""The resumable training state: one ``weights_only``-loadable file per training run.
+
+It holds the whole model (frozen parts included, so the file alone rebuilds the run), the optimizer,
+the schedule, the iteration, the AMP scaler and every process's torch RNG state. Writes are atomic
+(temporary file in the same folder, fsync, rename): a crash while saving keeps the previous state.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+STATE_FORMAT = "dvis-studio-training-state"
+STATE_VERSION = 1
+STATE_FILE_NAME = "last.pth"
+
+
+class TrainingStateError(ValueError):
+    """A training-state file is unreadable or belongs to another run; the message says what to do."""
+
+
+@dataclass
+class TrainingState:
+    stage: str
+    iteration: int  # number of completed iterations
+    model: dict[str, torch.Tensor]
+    model_config: dict[str, Any]
+    optimizer: dict[str, Any]
+    schedule: dict[str, Any]
+    train_config: dict[str, Any]
+    rng: list[dict[str, Any]]  # one entry per process rank
+    scaler: dict[str, Any] | None = None
+
+
+def atomic_torch_save(payload: Any, path: Path) -> None:
+    """``torch.save`` that leaves either the old file or the complete new one, never a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(buffer.getbuffer())
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+
+
+def save_state(state: TrainingState, path: Path) -> None:
+    payload = {"format": STATE_FORMAT, "version": STATE_VERSION, **state.__dict__}
+    atomic_torch_save(payload, path)
+
+
+def load_state(path: Path) -> TrainingState:
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as error:  # torch reports corrupt archives as RuntimeError
+        raise TrainingStateError(
+            f"Cannot read the training state {path}: {error}. Delete it to start the run again."
+        ) from error
+    if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
+        raise TrainingStateError(f"{path} is not a DVIS Studio training state; choose another output folder.")
+    if payload.get("version") != STATE_VERSION:
+        raise TrainingStateError(f"{path} has training-state version {payload.get('version')}; this build reads "
+                                 f"version {STATE_VERSION}. Start a new run in another folder.")
+    fields = TrainingState.__dataclass_fields__
+    return TrainingState(**{name: payload.get(name) for name in fields})
+
+
+def rng_snapshot() -> dict[str, Any]:
+    """This process's torch RNG state (CPU and, when present, every CUDA device)."""
+    snapshot: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        snapshot["cuda"] = torch.cuda.get_rng_state_all()
+    return snapshot
+
+
+def restore_rng(snapshot: dict[str, Any]) -> None:
+    torch.set_rng_state(snapshot["torch"])
+    if "cuda" in snapshot and torch.cuda.is_available() and len(snapshot["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(snapshot["cuda"])
