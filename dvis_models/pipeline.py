@@ -101,9 +101,12 @@ class VideoSegmenter:
         fp16: bool | None = None,
         object_mask_threshold: float | None = None,
         overlap_threshold: float | None = None,
+        short_edge: int | None = None,
+        max_size: int | None = None,
     ):
         """``offline=None`` uses the refiner when the model has one. ``fp16=None``: autocast on CUDA only
-        (the official evaluation setting; the pixel decoder stays fp32). Thresholds default to the model config."""
+        (the official evaluation setting; the pixel decoder stays fp32). Thresholds and the test resize
+        (``short_edge``/``max_size``, e.g. 480 for speed) default to the model config."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         config = model.config
@@ -119,6 +122,8 @@ class VideoSegmenter:
         self.fp16 = (self.device.type == "cuda") if fp16 is None else fp16
         self.object_mask_threshold = config.object_mask_threshold if object_mask_threshold is None else object_mask_threshold
         self.overlap_threshold = config.overlap_threshold if overlap_threshold is None else overlap_threshold
+        self.short_edge = short_edge or config.test_short_edge
+        self.max_size = max_size or config.test_max_size
 
     # ------------------------------------------------------------------------------------- public
 
@@ -168,7 +173,7 @@ class VideoSegmenter:
         for frame in batch:
             if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
                 raise DVISError(f"Frames must be RGB uint8 arrays of shape (H, W, 3); got {frame.dtype} {frame.shape}.")
-        return prepare_frames(batch, config.test_short_edge, config.test_max_size, config.pixel_mean,
+        return prepare_frames(batch, self.short_edge, self.max_size, config.pixel_mean,
                               config.pixel_std, config.size_divisibility, device=self.device)
 
     @staticmethod
