@@ -1,0 +1,20 @@
+"""Metrics: VPQ and STQ exactly as VIPSeg's evaluators compute them, and tracking-stability diagnostics."""
+
+from app.core.metrics.common import MetricsError, VideoPair
+from app.core.metrics.evaluate import Evaluation, evaluate, evaluate_folders, folder_pairs
+from app.core.metrics.stq import STQResult, stq
+from app.core.metrics.vpq import VIPSEG_WINDOWS, VPQResult, vpq
+
+__all__ = [
+    "VIPSEG_WINDOWS",
+    "Evaluation",
+    "MetricsError",
+    "STQResult",
+    "VPQResult",
+    "VideoPair",
+    "evaluate",
+    "evaluate_folders",
+    "folder_pairs",
+    "stq",
+    "vpq",
+]

@@ -1,0 +1,136 @@
+"""Pixel encodings of VIPSeg: RGB panoptic ids, raw 16-bit panomasks, deterministic thing colours, resizing.
+
+Plain numpy in and out; file names only appear in error messages.
+"""
+
+from __future__ import annotations
+
+import zlib
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from app.core.categories import CategoryTable
+from app.core.vipseg.layout import DatasetError
+
+RAW_THING_MIN = 125  # raw panomask values >= 125 are things (category_raw * 100 + k), below are stuff
+MAX_INSTANCES_PER_CATEGORY = 100  # k in (category_raw * 100 + k) must stay below 100
+JITTER = 30  # panopticapi IdGenerator: thing colours are the category colour +- 30 per channel
+
+
+def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
+    """COCO-panoptic ``id = R + 256 G + 256^2 B`` for an (H, W, 3) RGB uint8 image."""
+    rgb = rgb.astype(np.int32)
+    return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+
+
+def id_to_rgb(ids: np.ndarray) -> np.ndarray:
+    """Inverse of ``rgb_to_id`` for ids < 2^24."""
+    ids = ids.astype(np.int64)
+    return np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)
+
+
+def color_to_id(color: tuple[int, int, int]) -> int:
+    return int(color[0]) + 256 * int(color[1]) + 65536 * int(color[2])
+
+
+def raw_value(category_id: int, isthing: bool, instance: int) -> int:
+    """Raw panomask value: stuff = category + 1; thing = (category + 1) * 100 + instance."""
+    return (category_id + 1) * 100 + instance if isthing else category_id + 1
+
+
+def raw_category(value: int) -> int:
+    """Json category id of a raw panomask value (inverse of ``raw_value``; 0 is void and has none)."""
+    return value // 100 - 1 if value >= RAW_THING_MIN else value - 1
+
+
+class ColorAllocator:
+    """panopticapi's IdGenerator, made deterministic: the random jitter is seeded by the video id.
+
+    Stuff always gets its category colour (so one id per stuff category per video); a thing gets the
+    category colour the first time, then a jittered colour not yet taken. Stuff colours and black are
+    reserved from the start. Same video id + same allocation order => same colours, so an exported
+    dataset re-exports byte-identically.
+    """
+
+    def __init__(self, categories: CategoryTable, video_id: str):
+        self._categories = categories
+        self._rng = np.random.default_rng(zlib.crc32(video_id.encode("utf-8")))
+        self._taken: set[tuple[int, int, int]] = {(0, 0, 0)} | {tuple(c.color) for c in categories.stuff}
+
+    def color(self, category_id: int) -> tuple[int, int, int]:
+        category = self._categories[category_id]
+        base = tuple(int(v) for v in category.color)
+        if not category.isthing:
+            return base
+        if base not in self._taken:
+            self._taken.add(base)
+            return base
+        for _ in range(100_000):
+            jitter = self._rng.integers(-JITTER, JITTER + 1, size=3)
+            color = tuple(int(v) for v in np.clip(np.array(base) + jitter, 0, 255))
+            if color not in self._taken:
+                self._taken.add(color)
+                return color
+        raise DatasetError(f"Ran out of distinct colours for category {category.name!r}; the video has too many of its instances.")
+
+
+def resized_size(width: int, height: int, target_height: int | None) -> tuple[int, int]:
+    """(width, height) after scaling to ``target_height`` as VIPSeg_720P does: width = int(h' * w / h)."""
+    if target_height is None or target_height == height:
+        return width, height
+    return int(target_height * width / height), target_height
+
+
+def resize_nearest(labels: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Nearest-neighbour resize of a label map (any integer dtype), sampling source pixel centres like PIL NEAREST."""
+    src_h, src_w = labels.shape[:2]
+    if (src_w, src_h) == (width, height):
+        return labels
+    rows = np.minimum(((np.arange(height) + 0.5) * src_h / height).astype(np.int64), src_h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * src_w / width).astype(np.int64), src_w - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def resize_image(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Bilinear resize of an RGB frame (VIPSeg_720P resizes images bilinearly)."""
+    if image.shape[1] == width and image.shape[0] == height:
+        return image
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def jpeg_bytes(image: np.ndarray, quality: int = 95) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise DatasetError(f"OpenCV could not encode a {image.shape} frame as JPEG.")
+    return encoded.tobytes()
+
+
+def _decode(path: Path) -> np.ndarray:
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except FileNotFoundError:
+        raise DatasetError(f"{path} is missing; every frame listed in the JSON needs its PNG.") from None
+    except OSError as error:
+        raise DatasetError(f"Cannot read {path}: {error.strerror}.") from None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise DatasetError(f"{path} is not a readable PNG image (damaged or not an image); re-export or replace it.")
+    return image
+
+
+def read_id_png(path: Path) -> np.ndarray:
+    """Panoptic ids (int32 (H, W), 0 void) from an 8-bit RGB panoptic PNG."""
+    image = _decode(path)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise DatasetError(f"{path} must be an 8-bit RGB PNG (id = R + 256 G + 256^2 B); it is {image.dtype} with shape {image.shape}.")
+    return rgb_to_id(image[..., 2::-1])  # OpenCV gives BGR(A)
+
+
+def read_raw_png(path: Path) -> np.ndarray:
+    """Raw panomask values (int32 (H, W)) from a single-channel 8/16-bit PNG."""
+    image = _decode(path)
+    if image.ndim != 2 or image.dtype not in (np.uint8, np.uint16):
+        raise DatasetError(f"{path} must be a single-channel 8- or 16-bit PNG of raw panomask values; it has shape {image.shape}.")
+    return image.astype(np.int32)

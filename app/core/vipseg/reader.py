@@ -1,0 +1,237 @@
+"""Read a VIPSeg ground-truth dataset or an evaluator prediction folder into plain, lazily loaded videos.
+
+The JSON is checked completely when it is read (names, categories, one category per id, one entry per
+frame); a frame's PNG is read and checked against its JSON entry when that frame is loaded. Every
+problem is a ``DatasetError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from app.core.categories import CategoryTable, vipseg_categories
+from app.core.errors import CategoryTableError
+from app.core.vipseg.codec import read_id_png
+from app.core.vipseg.frames import PanopticFrame
+from app.core.vipseg.layout import DatasetError, DatasetLayout, check_name, gt_json_name, png_stem
+
+
+@dataclass
+class DatasetVideo:
+    """One video of a dataset: JSON content in memory, PNGs read on demand by ``frame(i)``."""
+
+    video_id: str
+    stems: list[str]
+    segments: list[dict[int, int]]
+    png_paths: list[Path]
+    image_paths: list[Path]
+    source: Path  # the JSON file, for messages
+    width: int | None = None
+    height: int | None = None
+    _sizes_checked: set[int] = field(default_factory=set, repr=False)
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.stems)
+
+    @property
+    def categories(self) -> dict[int, int]:
+        """Every id of the video -> its category (checked to be the same in every frame)."""
+        merged: dict[int, int] = {}
+        for frame in self.segments:
+            merged.update(frame)
+        return merged
+
+    def frame(self, index: int) -> PanopticFrame:
+        path = self.png_paths[index]
+        ids = read_id_png(path)
+        height, width = ids.shape
+        if self.width is None:
+            self.width, self.height = width, height
+        if (width, height) != (self.width, self.height):
+            raise DatasetError(f"{path} is {width}x{height} but the video {self.video_id!r} is {self.width}x{self.height} ({self.source}).")
+        listed = self.segments[index]
+        present = set(int(v) for v in np.unique(ids)) - {0}
+        if present - listed.keys():
+            raise DatasetError(f"{path} has segment ids {sorted(present - listed.keys())} that are not in the frame's segments_info in {self.source}.")
+        if listed.keys() - present:
+            raise DatasetError(f"{self.source} lists segment ids {sorted(listed.keys() - present)} for {path.name} that the PNG {path} does not contain.")
+        return PanopticFrame(ids, dict(listed))
+
+    def frames(self) -> Iterator[PanopticFrame]:
+        for index in range(self.num_frames):
+            yield self.frame(index)
+
+
+def _load_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path} is missing.") from None
+    except OSError as error:
+        raise DatasetError(f"Cannot read {path}: {error.strerror}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path} is not valid JSON ({error}).") from None
+
+
+def _expect(value: object, kind: type, what: str, source: Path):
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise DatasetError(f"{source}: {what} must be a {kind.__name__}, got {type(value).__name__}.")
+    return value
+
+
+def _segments(entry: dict, categories: CategoryTable, where: str, source: Path) -> dict[int, int]:
+    segments: dict[int, int] = {}
+    for segment in _expect(entry.get("segments_info"), list, f"{where} segments_info", source):
+        _expect(segment, dict, f"{where} segment", source)
+        segment_id = _expect(segment.get("id"), int, f"{where} segment id", source)
+        category_id = _expect(segment.get("category_id"), int, f"{where} category_id of segment {segment_id}", source)
+        if segment_id <= 0 or segment_id >= 1 << 24:
+            raise DatasetError(f"{source}: {where} segment id {segment_id} is outside 1..2^24-1.")
+        if category_id not in categories:
+            raise DatasetError(f"{source}: {where} segment {segment_id} has unknown category_id {category_id}.")
+        if segment_id in segments:
+            raise DatasetError(f"{source}: {where} lists segment id {segment_id} twice.")
+        segments[segment_id] = category_id
+    return segments
+
+
+def _check_one_category(video_id: str, frames: list[dict[int, int]], stems: list[str], source: Path) -> None:
+    first: dict[int, tuple[int, str]] = {}
+    for stem, segments in zip(stems, frames):
+        for segment_id, category_id in segments.items():
+            seen = first.setdefault(segment_id, (category_id, stem))
+            if seen[0] != category_id:
+                raise DatasetError(
+                    f"{source}: in video {video_id!r} segment id {segment_id} is category {seen[0]} in frame {seen[1]} and "
+                    f"{category_id} in frame {stem}; an id must keep one category for the whole video."
+                )
+
+
+def _annotation_entries(annotations: object, source: Path) -> dict[str, list]:
+    by_video: dict[str, list] = {}
+    for video in _expect(annotations, list, "'annotations'", source):
+        _expect(video, dict, "an annotations entry", source)
+        video_id = check_name(video.get("video_id"), "video_id", source)
+        if video_id in by_video:
+            raise DatasetError(f"{source}: video {video_id!r} has two entries in 'annotations'.")
+        by_video[video_id] = _expect(video.get("annotations"), list, f"annotations of video {video_id!r}", source)
+    return by_video
+
+
+def _frames_by_stem(video_id: str, entries: list, categories: CategoryTable, source: Path) -> dict[str, dict[int, int]]:
+    frames: dict[str, dict[int, int]] = {}
+    for entry in entries:
+        _expect(entry, dict, f"a frame entry of video {video_id!r}", source)
+        stem = png_stem(entry.get("file_name"), source)
+        if stem in frames:
+            raise DatasetError(f"{source}: video {video_id!r} has two entries for frame {stem}.")
+        frames[stem] = _segments(entry, categories, f"video {video_id!r} frame {stem}", source)
+    return frames
+
+
+def categories_from_json(entries: object, source: Path) -> CategoryTable:
+    try:
+        return CategoryTable.from_json(entries, source=str(source))
+    except CategoryTableError as error:
+        raise DatasetError(str(error)) from None
+
+
+def _gt_files(layout: DatasetLayout, split: str | None) -> list[Path]:
+    if split is not None:
+        return [layout.gt_json(split)]
+    files = sorted(p for p in layout.root.glob(gt_json_name("*")) if p.is_file())
+    if not files:
+        files = [layout.gt_json(None)]
+    return [layout.path(p.name) for p in files]
+
+
+def read_ground_truth(root: str | Path, split: str | None = None) -> tuple[CategoryTable, list[DatasetVideo]]:
+    """Videos of ``panoptic_gt_VIPSeg_<split>.json`` (``split=None``: every split file, or the all-in-one JSON)."""
+    layout = DatasetLayout(root)
+    table: CategoryTable | None = None
+    videos: list[DatasetVideo] = []
+    seen: set[str] = set()
+    for source in _gt_files(layout, split):
+        data = _expect(_load_json(source), dict, "the top level", source)
+        file_table = categories_from_json(data.get("categories"), source)
+        if table is not None and file_table.to_json() != table.to_json():
+            raise DatasetError(f"{source} has a different category table from the other split files of {layout.root}.")
+        table = file_table
+        annotations = _annotation_entries(data.get("annotations"), source)
+        for video in _expect(data.get("videos"), list, "'videos'", source):
+            _expect(video, dict, "a 'videos' entry", source)
+            video_id = check_name(video.get("video_id"), "video_id", source)
+            if video_id in seen:
+                raise DatasetError(f"{source}: video {video_id!r} is listed twice in the dataset.")
+            seen.add(video_id)
+            images = _expect(video.get("images"), list, f"images of video {video_id!r}", source)
+            if not images:
+                raise DatasetError(f"{source}: video {video_id!r} has no frames.")
+            if video_id not in annotations:
+                raise DatasetError(f"{source}: video {video_id!r} has no entry in 'annotations'.")
+            frames = _frames_by_stem(video_id, annotations[video_id], table, source)
+            stems, sizes = [], set()
+            for image in images:
+                _expect(image, dict, f"an image entry of video {video_id!r}", source)
+                stems.append(png_stem(image.get("file_name"), source))
+                width = _expect(image.get("width"), int, f"width of frame {stems[-1]}", source)
+                height = _expect(image.get("height"), int, f"height of frame {stems[-1]}", source)
+                sizes.add((width, height))
+            if len(set(stems)) != len(stems):
+                raise DatasetError(f"{source}: video {video_id!r} lists a frame twice in 'images'.")
+            missing = [s for s in stems if s not in frames]
+            if missing:
+                raise DatasetError(f"{source}: video {video_id!r} frames {missing[:5]} have no entry in 'annotations' (every frame needs one, even empty).")
+            extra = sorted(frames.keys() - set(stems))
+            if extra:
+                raise DatasetError(f"{source}: video {video_id!r} has annotations for frames {extra[:5]} that are not in 'images'.")
+            if len(sizes) != 1:
+                raise DatasetError(f"{source}: video {video_id!r} mixes frame sizes {sorted(sizes)}; all frames of a video must have one size.")
+            segments = [frames[s] for s in stems]
+            _check_one_category(video_id, segments, stems, source)
+            (width, height), = sizes
+            videos.append(
+                DatasetVideo(
+                    video_id,
+                    stems,
+                    segments,
+                    [layout.panomask_rgb(video_id, s) for s in stems],
+                    [layout.image(video_id, s) for s in stems],
+                    source,
+                    width,
+                    height,
+                )
+            )
+    assert table is not None
+    return table, videos
+
+
+def read_predictions(
+    root: str | Path, categories: CategoryTable | None = None, one_category_per_id: bool = True
+) -> tuple[CategoryTable, list[DatasetVideo]]:
+    """Videos of ``pred.json`` + ``pan_pred/``. Categories: ``categories``, else the root's
+    panoVIPSeg_categories.json, else the VIPSeg table. Frame size comes from the PNGs.
+    ``one_category_per_id=False`` accepts ids whose category changes (the evaluators do; an Annotation cannot)."""
+    layout = DatasetLayout(root)
+    if categories is None:
+        table_file = layout.categories_json()
+        categories = categories_from_json(_load_json(table_file), table_file) if table_file.is_file() else vipseg_categories()
+    source = layout.pred_json()
+    data = _expect(_load_json(source), dict, "the top level", source)
+    videos = []
+    for video_id, entries in _annotation_entries(data.get("annotations"), source).items():
+        frames = _frames_by_stem(video_id, entries, categories, source)
+        if not frames:
+            raise DatasetError(f"{source}: video {video_id!r} has no frames.")
+        stems = list(frames)
+        segments = list(frames.values())
+        if one_category_per_id:
+            _check_one_category(video_id, segments, stems, source)
+        videos.append(DatasetVideo(video_id, stems, segments, [layout.pan_pred(video_id, s) for s in stems], [], source))
+    return categories, videos
