@@ -1,0 +1,537 @@
+"""The annotation of one video: per-frame slot maps, slot -> segment key tables, and the track table.
+
+Three levels keep track-level edits free of pixel work (DESIGN.md "Masks are stored per frame..."):
+
+* ``MaskStore``: per frame a small integer **slot** map (uint8, uint16 past 255 slots), PNG-compressed.
+* ``_seg[frame, slot]`` -> **segment key**, and ``_owner[key]`` -> **track id** (0 = void / deleted).
+  Merging, relabelling or deleting a whole track only rewrites ``_owner`` entries (one per key, not
+  one per frame); splitting or swapping at a frame first cuts the track's keys at that frame
+  (rewriting the keys in ``_seg`` rows of the frames concerned, a vectorised table operation).
+* ``_key_frames[key]``: a bool per frame, so a track's presence (timeline, ``track_frames``) is the
+  OR of its keys' bit rows, cached per track and invalidated only for the tracks an edit touches.
+
+Edits live in :mod:`app.core.edits`; each is a small JSON-serialisable object whose ``apply``
+returns its inverse. This module enforces the VIPSeg rules every edit relies on: a track has one
+category, a stuff category has at most one track per video, and 0 is void.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import Enum
+from typing import Callable, Iterable
+
+import numpy as np
+
+from app.core.categories import CategoryTable
+from app.core.errors import StudioError
+from app.core.mask_store import Loader, MaskStore
+
+#: Called after every change with (frames whose rendering changed, track ids whose row changed).
+Listener = Callable[[frozenset, frozenset], None]
+
+
+class AnnotationError(StudioError):
+    """An edit or an ingested frame would break the annotation (or a VIPSeg rule)."""
+
+
+class Provenance(str, Enum):
+    MODEL = "model"
+    EDITED = "edited"
+    IMPORTED = "imported"
+
+
+@dataclass(frozen=True)
+class Track:
+    """One object over time. Immutable: edits put a changed copy into ``Annotation.tracks``."""
+
+    id: int
+    category_id: int
+    isthing: bool
+    score: float = 1.0
+    provenance: Provenance = Provenance.MODEL
+    locked: bool = False
+
+    def replace(self, **changes) -> "Track":
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id,
+            "category_id": self.category_id,
+            "isthing": self.isthing,
+            "score": self.score,
+            "provenance": self.provenance.value,
+            "locked": self.locked,
+        }
+
+    @classmethod
+    def from_json(cls, entry: dict) -> "Track":
+        return cls(
+            id=int(entry["id"]),
+            category_id=int(entry["category_id"]),
+            isthing=bool(entry["isthing"]),
+            score=float(entry["score"]),
+            provenance=Provenance(entry["provenance"]),
+            locked=bool(entry["locked"]),
+        )
+
+
+class Annotation:
+    """Tracked panoptic masks of ``num_frames`` frames of ``height`` x ``width`` pixels."""
+
+    def __init__(self, num_frames: int, height: int, width: int, categories: CategoryTable, loader: Loader | None = None):
+        if num_frames < 1 or height < 1 or width < 1:
+            raise AnnotationError(f"An annotation needs at least one frame of at least 1x1 pixels, got {num_frames} x {height}x{width}.")
+        self.num_frames = num_frames
+        self.height = height
+        self.width = width
+        self.categories = categories
+        self.tracks: dict[int, Track] = {}
+        self.listeners: list[Listener] = []
+        self.mask_store = MaskStore(num_frames, height, width, loader=loader)
+        self.tables_dirty = False  # set by any table change; the project clears it after saving
+        self._next_track_id = 1
+        self._seg = np.zeros((num_frames, 8), np.int32)
+        self._area = np.zeros((num_frames, 8), np.int32)
+        self._owner = np.zeros(16, np.int32)
+        self._num_keys = 1  # key 0 is the void key
+        self._key_frames: dict[int, np.ndarray] = {}
+        self._presence: dict[int, np.ndarray] = {}
+        self._ingest_ids: dict[tuple[int, int], int] = {}
+        self._pending: tuple[set, set] | None = None  # changes collected while an edit runs
+
+    # ------------------------------------------------------------------ ingest
+
+    @classmethod
+    def from_frames(cls, num_frames: int, height: int, width: int, categories: CategoryTable, results: Iterable,
+                    provenance: Provenance = Provenance.MODEL) -> "Annotation":
+        """Build from pipeline ``FrameResult``s (any object with ``index``, ``track_map``, ``segments``)."""
+        annotation = cls(num_frames, height, width, categories)
+        for result in results:
+            annotation.ingest(result.index, result.track_map, result.segments, provenance)
+        return annotation
+
+    def ingest(self, index: int, track_map: np.ndarray, segments: Iterable, provenance: Provenance = Provenance.MODEL) -> None:
+        """Store a model/imported frame whose ids are the producer's, applying the VIPSeg rules on the way.
+
+        A producer id seen with a new category becomes a new track (a track keeps one category);
+        every stuff segment of a category goes to that category's single track.
+        """
+        mapping: dict[int, int] = {}
+        for segment in segments:
+            category = self._category(segment.category_id)
+            key = (int(segment.track_id), category.id)
+            track_id = self._ingest_ids.get(key)
+            if track_id is None or track_id not in self.tracks:
+                stuff_track = None if category.isthing else self.stuff_track(category.id)
+                if stuff_track is not None:
+                    track_id = stuff_track
+                else:
+                    wanted = int(segment.track_id) if int(segment.track_id) not in self.tracks else None
+                    track_id = self.add_track(category.id, float(segment.score), provenance, track_id=wanted).id
+                self._ingest_ids[key] = track_id
+            mapping[int(segment.track_id)] = track_id
+        track_map = np.asarray(track_map)
+        missing = sorted(set(np.unique(track_map).tolist()) - set(mapping) - {0})
+        if missing:
+            raise AnnotationError(f"Frame {index}: ids {missing} appear in the mask but have no segment entry.")
+        if any(source != target for source, target in mapping.items()):
+            sources = np.array([0, *sorted(mapping)], np.int64)
+            targets = np.array([0, *(mapping[k] for k in sorted(mapping))], np.int32)
+            track_map = targets[np.searchsorted(sources, track_map)]
+        self.set_frame(index, track_map)
+
+    def set_frame(self, index: int, track_map: np.ndarray) -> None:
+        """Replace frame ``index`` with ``track_map`` (int (H, W): 0 void, else an existing track id)."""
+        self._check_frame(index)
+        track_map = np.asarray(track_map)
+        if track_map.shape != (self.height, self.width):
+            raise AnnotationError(f"Frame {index}: mask is {track_map.shape[:2]}, the video is {self.height}x{self.width}.")
+        if track_map.size and int(track_map.min()) < 0:
+            raise AnnotationError(f"Frame {index}: negative ids in the mask; ids are 0 (void) or a track id.")
+        slots, track_ids, areas = _slots_of(track_map)
+        unknown = [t for t in track_ids if t not in self.tracks]
+        if unknown:
+            raise AnnotationError(f"Frame {index}: ids {unknown} are not tracks of this annotation; add_track() them first.")
+        if len(track_ids) + 1 > 65535:
+            raise AnnotationError(f"Frame {index}: {len(track_ids)} segments in one frame; at most 65534 are supported.")
+        row = np.zeros(len(track_ids) + 1, np.int32)
+        row[1:] = [self._key_for(t) for t in track_ids]
+        old_tracks = self._frame_tracks_array(index)
+        self.mask_store.put(index, slots)
+        self._set_row(index, row, np.concatenate([[0], areas]).astype(np.int32))
+        touched = set(track_ids) | set(old_tracks.tolist())
+        self._changed(frozenset([index]), frozenset(touched))
+
+    def add_track(self, category_id: int, score: float = 1.0, provenance: Provenance = Provenance.EDITED,
+                  track_id: int | None = None, locked: bool = False) -> Track:
+        """Create an empty track (not an undoable edit: use ``edits.AddTrack`` from the GUI)."""
+        track = self.make_track(category_id, score, provenance, track_id, locked)
+        self.put_tracks([track])
+        return track
+
+    def make_track(self, category_id: int, score: float = 1.0, provenance: Provenance = Provenance.EDITED,
+                   track_id: int | None = None, locked: bool = False) -> Track:
+        """A new track record obeying the rules (not yet in the table); reserves its id."""
+        category = self._category(category_id)
+        if not category.isthing:
+            existing = self.stuff_track(category.id)
+            if existing is not None:
+                raise AnnotationError(
+                    f"'{category.name}' is a stuff category and already has track {existing}; VIPSeg allows one track "
+                    f"per stuff category per video, so paint or merge into track {existing} instead."
+                )
+        if track_id is None:
+            track_id = self._next_track_id
+        elif track_id < 1:
+            raise AnnotationError(f"Track ids start at 1 (0 is void); got {track_id}.")
+        elif track_id in self.tracks:
+            raise AnnotationError(f"Track id {track_id} is already used by another track.")
+        self._next_track_id = max(self._next_track_id, track_id + 1)
+        return Track(track_id, category.id, category.isthing, float(score), Provenance(provenance), locked)
+
+    # ------------------------------------------------------------------ queries
+
+    def track_map(self, index: int) -> np.ndarray:
+        """int32 (H, W): the track id of every pixel, 0 for void."""
+        self._check_frame(index)
+        lut = self._owner[self._seg[index]]
+        return lut[self.mask_store.get(index)]
+
+    def frame_track_ids(self, index: int) -> set[int]:
+        self._check_frame(index)
+        return set(self._frame_tracks_array(index).tolist())
+
+    def track_frames(self, track_id: int) -> list[int]:
+        """Frames where the track has pixels, ascending (table lookup, no pixel work)."""
+        return self.presence(track_id).tolist()
+
+    def presence(self, track_id: int) -> np.ndarray:
+        """Like :meth:`track_frames` as an int array (cached; cheap for timeline redraws)."""
+        self._track(track_id)
+        cached = self._presence.get(track_id)
+        if cached is None:
+            bits = np.zeros(self.num_frames, bool)
+            for key in self._keys_of(track_id):
+                key_bits = self._key_frames.get(int(key))
+                if key_bits is not None:
+                    bits |= key_bits
+            cached = np.flatnonzero(bits)
+            cached.flags.writeable = False
+            self._presence[track_id] = cached
+        return cached
+
+    def track_spans(self, track_id: int) -> list[tuple[int, int]]:
+        """Runs of consecutive frames as (first, last) inclusive pairs."""
+        frames = self.presence(track_id)
+        if len(frames) == 0:
+            return []
+        breaks = np.flatnonzero(np.diff(frames) > 1)
+        starts = np.concatenate([[frames[0]], frames[breaks + 1]])
+        ends = np.concatenate([frames[breaks], [frames[-1]]])
+        return [(int(a), int(b)) for a, b in zip(starts, ends)]
+
+    def area(self, index: int, track_id: int) -> int:
+        self._check_frame(index)
+        return int(self._area[index][self._owner[self._seg[index]] == track_id].sum())
+
+    def frame_areas(self, index: int) -> dict[int, int]:
+        """{track id: pixel count} of frame ``index`` (void excluded), from the tables."""
+        self._check_frame(index)
+        owners = self._owner[self._seg[index]]
+        areas: dict[int, int] = {}
+        for track_id, area in zip(owners.tolist(), self._area[index].tolist()):
+            if track_id and area:
+                areas[track_id] = areas.get(track_id, 0) + area
+        return areas
+
+    def track_at(self, index: int, x: int, y: int) -> int | None:
+        self._check_frame(index)
+        if not (0 <= x < self.width and 0 <= y < self.height):
+            return None
+        slot = int(self.mask_store.get(index)[y, x])
+        track_id = int(self._owner[self._seg[index, slot]])
+        return track_id or None
+
+    def stuff_track(self, category_id: int) -> int | None:
+        """The track holding stuff category ``category_id``, if any."""
+        for track in self.tracks.values():
+            if track.category_id == category_id and not track.isthing:
+                return track.id
+        return None
+
+    @property
+    def next_track_id(self) -> int:
+        return self._next_track_id
+
+    # ------------------------------------------------------------------ edits
+
+    def apply(self, edit) -> object:
+        """Apply an ``app.core.edits`` operation; returns its inverse (apply that to undo).
+
+        Listeners hear about the whole edit once, after it finished.
+        """
+        if self._pending is not None:  # an edit made of edits
+            return edit.apply(self)
+        self._pending = (set(), set())
+        try:
+            return edit.apply(self)
+        finally:
+            frames, tracks = self._pending
+            self._pending = None
+            if frames or tracks:
+                self._changed(frozenset(frames), frozenset(tracks))
+
+    # The primitives below are what edits are made of. They keep every invariant but check no rule:
+    # the edits check rules before calling them, so a failing edit changes nothing.
+
+    def keys_of(self, track_id: int) -> np.ndarray:
+        return self._keys_of(track_id)
+
+    def cut_keys(self, track_id: int, start: int, stop: int) -> np.ndarray:
+        """Keys of ``track_id`` covering exactly its frames in [start, stop).
+
+        A key present both inside and outside the range is cut in two: its rows inside the range get
+        a fresh key with the same owner (a table rewrite on those frames only, never pixels).
+        """
+        inside = []
+        for key in self._keys_of(track_id).tolist():
+            bits = self._key_frames.get(key)
+            if bits is None or not bits[start:stop].any():
+                continue
+            if not (bits[:start].any() or bits[stop:].any()):
+                inside.append(key)
+                continue
+            new_key = self._new_key(track_id)
+            new_bits = np.zeros(self.num_frames, bool)
+            new_bits[start:stop] = bits[start:stop]
+            bits[start:stop] = False
+            self._key_frames[new_key] = new_bits
+            rows = np.flatnonzero(new_bits)
+            block = self._seg[rows]
+            block[block == key] = new_key
+            self._seg[rows] = block
+            inside.append(new_key)
+        self.tables_dirty = True
+        return np.array(inside, np.int32)
+
+    def set_owners(self, keys: Iterable[int], owners: Iterable[int]) -> None:
+        keys = np.asarray(list(keys), np.int64)
+        owners = np.asarray(list(owners), np.int32)
+        if len(keys) == 0:
+            return
+        if int(keys.max()) >= self._num_keys:
+            raise AnnotationError("This edit refers to segment keys the annotation does not have; it belongs to another state.")
+        touched = set(self._owner[keys].tolist()) | set(owners.tolist())
+        self._owner[keys] = owners
+        frames = np.zeros(self.num_frames, bool)
+        for key in keys.tolist():
+            bits = self._key_frames.get(key)
+            if bits is not None:
+                frames |= bits
+        touched.discard(0)
+        for track_id in touched:
+            self._presence.pop(track_id, None)
+        self.tables_dirty = True
+        self._changed(frozenset(np.flatnonzero(frames).tolist()), frozenset(touched))
+
+    def put_tracks(self, tracks: Iterable[Track] = (), remove: Iterable[int] = ()) -> None:
+        """Insert/replace track records and remove others (records only; keys are moved with ``set_owners``)."""
+        changed = set()
+        for track_id in remove:
+            self.tracks.pop(track_id, None)
+            self._presence.pop(track_id, None)
+            changed.add(track_id)
+        for track in tracks:
+            self.tracks[track.id] = track
+            self._next_track_id = max(self._next_track_id, track.id + 1)
+            changed.add(track.id)
+        self.tables_dirty = True
+        self._changed(frozenset(), frozenset(changed))
+
+    def slot_row(self, index: int) -> np.ndarray:
+        """Segment keys of the slots of frame ``index`` (a copy)."""
+        return self._seg[index].copy()
+
+    def slot_for(self, index: int, track_id: int) -> tuple[int, np.ndarray]:
+        """A slot for painting ``track_id`` on frame ``index`` and the key row that gives it that track.
+
+        Reuses the track's slot in that frame, else a free slot (no pixels) or a new column. The row is
+        returned, not stored: the paint patch stores it with the pixels so undo restores both.
+        """
+        row = self._seg[index].copy()
+        owners = self._owner[row]
+        used = np.flatnonzero((owners == track_id) & (self._area[index] > 0))
+        if len(used):
+            return int(used[0]), row
+        free = np.flatnonzero(self._area[index][1:] == 0)
+        slot = int(free[0]) + 1 if len(free) else len(row)
+        if slot >= 65535:
+            raise AnnotationError(f"Frame {index} has 65534 segments; merge some before painting a new one.")
+        if slot >= len(row):
+            row = np.concatenate([row, np.zeros(slot + 1 - len(row), np.int32)])
+        row[slot] = self._key_for(track_id)
+        return slot, row
+
+    def write_pixels(self, index: int, y0: int, x0: int, pixels: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Write a slot patch at (y0, x0) and the frame's key row; returns the previous (pixels, row)."""
+        slots = self.mask_store.get(index)
+        y1, x1 = y0 + pixels.shape[0], x0 + pixels.shape[1]
+        old_pixels = slots[y0:y1, x0:x1].copy()
+        old_row = self._seg[index].copy()
+        old_tracks = set(self._frame_tracks_array(index).tolist())
+        width = max(len(row), self._seg.shape[1], int(pixels.max(initial=0)) + 1)
+        new_slots = slots.astype(np.uint16 if width > 256 else slots.dtype, copy=True)
+        new_slots[y0:y1, x0:x1] = pixels
+        areas = np.pad(self._area[index].astype(np.int64), (0, width - self._seg.shape[1]))
+        areas -= np.bincount(old_pixels.ravel(), minlength=width)
+        areas += np.bincount(pixels.ravel(), minlength=width)
+        row = np.pad(np.asarray(row, np.int32), (0, width - len(row)))
+        self.mask_store.put(index, new_slots)
+        self._set_row(index, row, areas.astype(np.int32))
+        touched = (old_tracks | set(self._frame_tracks_array(index).tolist()))
+        self._changed(frozenset([index]), frozenset(touched))
+        return old_pixels, old_row
+
+    # ------------------------------------------------------------------ persistence (used by project.py)
+
+    def table_arrays(self) -> dict[str, np.ndarray]:
+        """The tables as plain arrays: ``seg`` (F, K) keys, ``area`` (F, K) pixels, ``owner`` (keys,) tracks."""
+        return {"seg": self._seg, "area": self._area, "owner": self._owner[: self._num_keys]}
+
+    def tracks_json(self) -> dict:
+        return {"next_track_id": self._next_track_id, "tracks": [t.to_json() for t in sorted(self.tracks.values(), key=lambda t: t.id)]}
+
+    @classmethod
+    def restore(cls, num_frames: int, height: int, width: int, categories: CategoryTable, tracks: dict,
+                arrays: dict[str, np.ndarray], loader: Loader | None) -> "Annotation":
+        """Rebuild from :meth:`tracks_json` + :meth:`table_arrays` output; raises ValueError on inconsistent data."""
+        annotation = cls(num_frames, height, width, categories, loader=loader)
+        seg, area, owner = arrays["seg"], arrays["area"], arrays["owner"]
+        if seg.shape != area.shape or seg.ndim != 2 or seg.shape[0] != num_frames or owner.ndim != 1:
+            raise ValueError(f"table shapes do not match: seg {seg.shape}, area {area.shape}, owner {owner.shape}, {num_frames} frames")
+        if len(owner) == 0 or (seg.size and (int(seg.min()) < 0 or int(seg.max()) >= len(owner))):
+            raise ValueError("segment keys in the slot table point outside the key table")
+        for entry in tracks["tracks"]:
+            track = Track.from_json(entry)
+            annotation.tracks[track.id] = track
+        stray = set(np.unique(owner).tolist()) - set(annotation.tracks) - {0}
+        if stray:
+            raise ValueError(f"the key table refers to tracks {sorted(stray)} that the track table does not list")
+        annotation._next_track_id = max(int(tracks["next_track_id"]), max(annotation.tracks, default=0) + 1)
+        annotation._seg = seg.astype(np.int32, copy=True)
+        annotation._area = area.astype(np.int32, copy=True)
+        annotation._owner = owner.astype(np.int32, copy=True)
+        annotation._num_keys = len(owner)
+        live = annotation._area > 0
+        for key in np.unique(annotation._seg[live]).tolist():
+            if key:
+                annotation._key_frames[key] = ((annotation._seg == key) & live).any(axis=1)
+        return annotation
+
+    # ------------------------------------------------------------------ internals
+
+    def _category(self, category_id: int):
+        if category_id not in self.categories:
+            raise AnnotationError(f"Category id {category_id} is not in this annotation's category table.")
+        return self.categories[category_id]
+
+    def _check_frame(self, index: int) -> None:
+        if not 0 <= index < self.num_frames:
+            raise AnnotationError(f"Frame {index} is outside this video (frames 0..{self.num_frames - 1}).")
+
+    def _track(self, track_id: int) -> Track:
+        track = self.tracks.get(track_id)
+        if track is None:
+            raise AnnotationError(f"There is no track {track_id} in this annotation.")
+        return track
+
+    def _keys_of(self, track_id: int) -> np.ndarray:
+        return np.flatnonzero(self._owner[: self._num_keys] == track_id).astype(np.int32) if track_id else np.zeros(0, np.int32)
+
+    def _new_key(self, track_id: int) -> int:
+        if self._num_keys == len(self._owner):
+            self._owner = np.concatenate([self._owner, np.zeros(len(self._owner), np.int32)])
+        key = self._num_keys
+        self._owner[key] = track_id
+        self._num_keys += 1
+        return key
+
+    def _key_for(self, track_id: int) -> int:
+        """The key new pixels of ``track_id`` go to: its newest key, or a new one."""
+        keys = self._keys_of(track_id)
+        return int(keys[-1]) if len(keys) else self._new_key(track_id)
+
+    def _frame_tracks_array(self, index: int) -> np.ndarray:
+        owners = self._owner[self._seg[index]][self._area[index] > 0]
+        return np.unique(owners[owners > 0])
+
+    def _set_row(self, index: int, row: np.ndarray, areas: np.ndarray) -> None:
+        """Store frame ``index``'s key row and slot areas; keeps key presence and the free-slot invariant."""
+        areas = np.asarray(areas, np.int32).copy()
+        areas[0] = 0  # void pixels are not counted
+        row = np.where(areas > 0, row, 0).astype(np.int32)
+        width = len(row)
+        if width > self._seg.shape[1]:
+            grow = max(width, 2 * self._seg.shape[1]) - self._seg.shape[1]
+            self._seg = np.pad(self._seg, ((0, 0), (0, grow)))
+            self._area = np.pad(self._area, ((0, 0), (0, grow)))
+        old_keys = set(self._seg[index][self._area[index] > 0].tolist())
+        self._seg[index] = 0
+        self._area[index] = 0
+        self._seg[index, :width] = row
+        self._area[index, :width] = areas
+        new_keys = set(row[areas > 0].tolist())
+        touched_tracks = set()
+        for key in (old_keys - new_keys) - {0}:
+            self._key_frames[key][index] = False
+            touched_tracks.add(int(self._owner[key]))
+        for key in (new_keys - old_keys) - {0}:
+            bits = self._key_frames.get(key)
+            if bits is None:
+                bits = self._key_frames[key] = np.zeros(self.num_frames, bool)
+            bits[index] = True
+            touched_tracks.add(int(self._owner[key]))
+        for track_id in touched_tracks:
+            self._presence.pop(track_id, None)
+        self.tables_dirty = True
+
+    def _changed(self, frames: frozenset, tracks: frozenset) -> None:
+        if self._pending is not None:
+            self._pending[0].update(frames)
+            self._pending[1].update(tracks)
+            return
+        for listener in list(self.listeners):
+            listener(frames, tracks)
+
+
+def _slots_of(track_map: np.ndarray) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """Slot map (slot i = i-th non-zero id), the ids, and their pixel counts."""
+    flat = track_map.ravel()
+    top = int(flat.max(initial=0))
+    if top < (1 << 22):
+        counts = np.bincount(flat, minlength=top + 1)
+        ids = np.flatnonzero(counts)
+        ids = ids[ids > 0]
+        lut = np.zeros(top + 1, np.uint16)
+        lut[ids] = np.arange(1, len(ids) + 1)
+        slots = lut[track_map]
+        areas = counts[ids]
+    else:
+        unique, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+        offset = 1 if unique[0] != 0 else 0
+        slots = (inverse + offset).astype(np.uint16).reshape(track_map.shape)
+        ids, areas = unique[unique > 0], counts[unique > 0]
+    dtype = np.uint8 if len(ids) < 256 else np.uint16
+    return slots.astype(dtype), [int(i) for i in ids], areas.astype(np.int64)
+
+
+def __getattr__(name: str):
+    """``from app.core.annotation import MergeTracks`` works: the edit classes live in app.core.edits."""
+    from app.core import edits
+
+    if name in edits.__all__:
+        return getattr(edits, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

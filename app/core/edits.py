@@ -1,0 +1,389 @@
+"""Reversible edits of an :class:`~app.core.annotation.Annotation`.
+
+Every edit is a small dataclass of JSON values: ``annotation.apply(edit)`` (or ``edit.apply``)
+changes the annotation and returns the inverse edit, which restores tables and pixels exactly.
+The GUI wraps a pair (edit, inverse) in a QUndoCommand; the project stores them as its history
+(``to_json`` / ``Edit.from_json``).
+
+Track-level edits (merge, split, swap, delete, relabel) become a :class:`TrackTablePatch` after
+their rules are checked: they move segment keys between tracks and never touch pixels. Painting
+becomes a :class:`PixelPatch`: the changed pixels' bounding box plus that frame's key row.
+
+Edits that create a track (split, relabel from a frame on, add) choose its id on first apply and
+keep it (``new_track_id`` / ``track_id``), so redo after undo recreates the same id and later edits
+in the history that refer to it stay valid.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from app.core.annotation import Annotation, AnnotationError, Provenance, Track
+from app.core.mask_store import decode_slots, encode_slots
+
+__all__ = [
+    "Edit", "TrackTablePatch", "PixelPatch", "EditGroup", "AddTrack", "SetTrackLocked", "MergeTracks",
+    "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PAINT_TOOLS",
+]
+
+PAINT_TOOLS = ("brush", "eraser", "fill")
+
+_REGISTRY: dict[str, type["Edit"]] = {}
+
+
+class Edit:
+    """Base of all edits: ``apply`` returns the inverse; ``to_json``/``from_json`` round-trip."""
+
+    kind: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.kind] = cls
+
+    def apply(self, annotation: Annotation) -> "Edit":
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """A short label for undo menus and history views."""
+        return self.kind.replace("_", " ")
+
+    def to_json(self) -> dict:
+        return {"kind": self.kind, **dataclasses.asdict(self)}
+
+    @staticmethod
+    def from_json(data: dict) -> "Edit":
+        try:
+            cls = _REGISTRY[data["kind"]]
+            names = {f.name for f in dataclasses.fields(cls)}
+            return cls(**{k: v for k, v in data.items() if k in names})
+        except (KeyError, TypeError) as error:
+            raise AnnotationError(f"Malformed edit record {str(data)[:80]!r} ({error}).") from None
+
+
+def _edited(track: Track) -> dict:
+    return track.replace(provenance=Provenance.EDITED).to_json()
+
+
+def _editable(annotation: Annotation, track_id: int) -> Track:
+    track = annotation.tracks.get(track_id)
+    if track is None:
+        raise AnnotationError(f"There is no track {track_id} in this annotation.")
+    if track.locked:
+        raise AnnotationError(f"Track {track_id} is locked; unlock it before editing it.")
+    return track
+
+
+def _range(annotation: Annotation, start: int, stop: int | None) -> tuple[int, int]:
+    stop = annotation.num_frames if stop is None else stop
+    if not 0 <= start < stop <= annotation.num_frames:
+        raise AnnotationError(f"Frame range {start}..{stop - 1} is not inside the video (frames 0..{annotation.num_frames - 1}).")
+    return start, stop
+
+
+def _stuff_target(annotation: Annotation, category_id: int, except_track: int) -> Track | None:
+    """The existing track a relabel to stuff ``category_id`` must merge into (VIPSeg: one per category)."""
+    if category_id not in annotation.categories:
+        raise AnnotationError(f"Category id {category_id} is not in this annotation's category table.")
+    if annotation.categories[category_id].isthing:
+        return None
+    target = annotation.stuff_track(category_id)
+    if target is None or target == except_track:
+        return None
+    return _editable(annotation, target)
+
+
+# ---------------------------------------------------------------------------------- patches
+
+
+@dataclass
+class TrackTablePatch(Edit):
+    """Set key owners and put/remove track records: what every track-level edit reduces to."""
+
+    kind: ClassVar[str] = "track_table_patch"
+    owners: list[list[int]] = field(default_factory=list)  # [[key, track id or 0], ...]
+    put: list[dict] = field(default_factory=list)  # track records (Track.to_json) to insert or replace
+    remove: list[int] = field(default_factory=list)  # track ids to drop
+
+    def apply(self, annotation: Annotation) -> "TrackTablePatch":
+        keys = [int(k) for k, _ in self.owners]
+        before_owners = annotation.table_arrays()["owner"][keys].tolist() if keys else []
+        put_ids = [int(entry["id"]) for entry in self.put]
+        before_put = [annotation.tracks[i].to_json() for i in dict.fromkeys([*self.remove, *put_ids]) if i in annotation.tracks]
+        before_remove = [i for i in put_ids if i not in annotation.tracks]
+        annotation.put_tracks([Track.from_json(entry) for entry in self.put], self.remove)
+        annotation.set_owners(keys, [int(o) for _, o in self.owners])
+        return TrackTablePatch([[k, o] for k, o in zip(keys, before_owners)], before_put, before_remove)
+
+
+@dataclass
+class PixelPatch(Edit):
+    """Pixels of one frame's bounding box (PNG, base64) plus the frame's key row and track records."""
+
+    kind: ClassVar[str] = "pixel_patch"
+    frame: int = 0
+    y0: int = 0
+    x0: int = 0
+    height: int = 0
+    width: int = 0
+    pixels: str = ""  # base64 PNG of the slot values inside the box
+    row: list[int] = field(default_factory=list)  # slot -> segment key for the whole frame
+    tracks: list[dict] = field(default_factory=list)  # track records to put (provenance changes)
+
+    @classmethod
+    def of(cls, frame: int, y0: int, x0: int, pixels: np.ndarray, row, tracks: list[dict]) -> "PixelPatch":
+        data = base64.b64encode(encode_slots(pixels.astype(np.uint16))).decode("ascii")
+        return cls(frame, y0, x0, pixels.shape[0], pixels.shape[1], data, [int(k) for k in row], tracks)
+
+    def decoded(self) -> np.ndarray:
+        return decode_slots(base64.b64decode(self.pixels), self.height, self.width, source="paint patch")
+
+    def apply(self, annotation: Annotation) -> "PixelPatch":
+        before_tracks = [annotation.tracks[int(t["id"])].to_json() for t in self.tracks if int(t["id"]) in annotation.tracks]
+        old_pixels, old_row = annotation.write_pixels(self.frame, self.y0, self.x0, self.decoded(), np.asarray(self.row, np.int32))
+        annotation.put_tracks([Track.from_json(t) for t in self.tracks])
+        return PixelPatch.of(self.frame, self.y0, self.x0, old_pixels, old_row, before_tracks)
+
+
+@dataclass
+class EditGroup(Edit):
+    """Several edits as one undo step (e.g. add a track, then paint it)."""
+
+    kind: ClassVar[str] = "group"
+    edits: list[dict] = field(default_factory=list)
+    label: str = ""
+
+    def apply(self, annotation: Annotation) -> "EditGroup":
+        inverses: list[Edit] = []
+        try:
+            for position, entry in enumerate(self.edits):
+                edit = Edit.from_json(entry)
+                inverses.append(annotation.apply(edit))
+                self.edits[position] = edit.to_json()  # keeps ids chosen on first apply for redo
+        except AnnotationError:
+            for inverse in reversed(inverses):  # leave the annotation as it was
+                annotation.apply(inverse)
+            raise
+        return EditGroup([e.to_json() for e in reversed(inverses)], self.label)
+
+    def describe(self) -> str:
+        return self.label or "edits"
+
+
+# ---------------------------------------------------------------------------------- track edits
+
+
+@dataclass
+class AddTrack(Edit):
+    kind: ClassVar[str] = "add_track"
+    category_id: int = 0
+    score: float = 1.0
+    provenance: str = Provenance.EDITED.value
+    locked: bool = False
+    track_id: int | None = None
+
+    def apply(self, annotation: Annotation) -> Edit:
+        track = annotation.make_track(self.category_id, self.score, Provenance(self.provenance), self.track_id, self.locked)
+        self.track_id = track.id
+        return annotation.apply(TrackTablePatch(put=[track.to_json()]))
+
+
+@dataclass
+class SetTrackLocked(Edit):
+    """Lock a track (edits and brushes leave it alone) or unlock it."""
+
+    kind: ClassVar[str] = "set_track_locked"
+    track_id: int = 0
+    locked: bool = True
+
+    def apply(self, annotation: Annotation) -> Edit:
+        track = annotation.tracks.get(self.track_id)
+        if track is None:
+            raise AnnotationError(f"There is no track {self.track_id} in this annotation.")
+        return annotation.apply(TrackTablePatch(put=[track.replace(locked=self.locked).to_json()]))
+
+
+@dataclass
+class MergeTracks(Edit):
+    """``source`` becomes part of ``target`` in every frame (target keeps its id and category)."""
+
+    kind: ClassVar[str] = "merge_tracks"
+    source: int = 0
+    target: int = 0
+
+    def apply(self, annotation: Annotation) -> Edit:
+        if self.source == self.target:
+            raise AnnotationError(f"Cannot merge track {self.source} into itself; pick two different tracks.")
+        _editable(annotation, self.source)
+        target = _editable(annotation, self.target)
+        keys = annotation.keys_of(self.source).tolist()
+        return annotation.apply(TrackTablePatch([[k, self.target] for k in keys], [_edited(target)], [self.source]))
+
+
+@dataclass
+class SplitTrack(Edit):
+    """From ``frame`` on, ``track_id``'s pixels belong to a new track of the same category."""
+
+    kind: ClassVar[str] = "split_track"
+    track_id: int = 0
+    frame: int = 0
+    new_track_id: int | None = None
+
+    def apply(self, annotation: Annotation) -> Edit:
+        track = _editable(annotation, self.track_id)
+        if not track.isthing:
+            raise AnnotationError(
+                f"Track {track.id} is stuff ('{annotation.categories[track.category_id].name}'); VIPSeg allows one track per stuff "
+                "category, so it cannot be split. Relabel it from this frame on instead."
+            )
+        frames = annotation.presence(track.id)
+        if not (len(frames) and frames[0] < self.frame <= frames[-1]):
+            raise AnnotationError(f"Track {track.id} has no frames both before and from frame {self.frame}; there is nothing to split.")
+        new = annotation.make_track(track.category_id, track.score, Provenance.EDITED, self.new_track_id)
+        self.new_track_id = new.id
+        keys = annotation.cut_keys(track.id, self.frame, annotation.num_frames).tolist()
+        return annotation.apply(TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
+
+
+@dataclass
+class SwapTracks(Edit):
+    """Exchange two tracks' identities on frames [start, stop) (stop None: to the end; start+1: one frame)."""
+
+    kind: ClassVar[str] = "swap_tracks"
+    first: int = 0
+    second: int = 0
+    start: int = 0
+    stop: int | None = None
+
+    def apply(self, annotation: Annotation) -> Edit:
+        if self.first == self.second:
+            raise AnnotationError(f"Cannot swap track {self.first} with itself; pick two different tracks.")
+        first, second = _editable(annotation, self.first), _editable(annotation, self.second)
+        start, stop = _range(annotation, self.start, self.stop)
+        first_keys = annotation.cut_keys(first.id, start, stop).tolist()
+        second_keys = annotation.cut_keys(second.id, start, stop).tolist()
+        owners = [[k, second.id] for k in first_keys] + [[k, first.id] for k in second_keys]
+        return annotation.apply(TrackTablePatch(owners, [_edited(first), _edited(second)]))
+
+
+@dataclass
+class DeleteTrack(Edit):
+    """Make a track void on frames [start, stop) (default: everywhere). A track left empty is removed."""
+
+    kind: ClassVar[str] = "delete_track"
+    track_id: int = 0
+    start: int = 0
+    stop: int | None = None
+
+    def apply(self, annotation: Annotation) -> Edit:
+        track = _editable(annotation, self.track_id)
+        start, stop = _range(annotation, self.start, self.stop)
+        frames = annotation.presence(track.id)
+        keys = annotation.cut_keys(track.id, start, stop).tolist()
+        emptied = not np.any((frames < start) | (frames >= stop))
+        owners = [[k, 0] for k in keys]
+        if emptied:
+            return annotation.apply(TrackTablePatch(owners, [], [track.id]))
+        return annotation.apply(TrackTablePatch(owners, [_edited(track)]))
+
+
+@dataclass
+class RelabelTrack(Edit):
+    """Give a track another category, on all its frames or from ``start`` on.
+
+    From a frame on, the relabelled part becomes a new track (a track keeps one category). Relabelling
+    to a stuff category that already has a track merges into that track (one track per stuff category).
+    """
+
+    kind: ClassVar[str] = "relabel_track"
+    track_id: int = 0
+    category_id: int = 0
+    start: int = 0
+    new_track_id: int | None = None
+
+    def apply(self, annotation: Annotation) -> Edit:
+        track = _editable(annotation, self.track_id)
+        if self.category_id == track.category_id:
+            raise AnnotationError(f"Track {track.id} already has category {self.category_id}.")
+        start, stop = _range(annotation, self.start, None)
+        merge_into = _stuff_target(annotation, self.category_id, track.id)
+        frames = annotation.presence(track.id)
+        whole = not np.any(frames < start)
+        keys = annotation.keys_of(track.id).tolist() if whole else annotation.cut_keys(track.id, start, stop).tolist()
+        if merge_into is not None:
+            remove = [track.id] if whole else []
+            put = [_edited(merge_into)] + ([] if whole else [_edited(track)])
+            return annotation.apply(TrackTablePatch([[k, merge_into.id] for k in keys], put, remove))
+        category = annotation.categories[self.category_id]
+        if whole:
+            relabelled = track.replace(category_id=category.id, isthing=category.isthing, provenance=Provenance.EDITED)
+            return annotation.apply(TrackTablePatch(put=[relabelled.to_json()]))
+        new = annotation.make_track(category.id, track.score, Provenance.EDITED, self.new_track_id)
+        self.new_track_id = new.id
+        return annotation.apply(TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
+
+
+# ---------------------------------------------------------------------------------- painting
+
+
+@dataclass
+class Paint(Edit):
+    """Brush (discs along ``points``), eraser (the same, to void) or fill (the 4-connected region under ``points[0]``).
+
+    Pixels of locked tracks are never painted over. The inverse is a :class:`PixelPatch` of the changed box.
+    """
+
+    kind: ClassVar[str] = "paint"
+    frame: int = 0
+    track_id: int = 0  # 0 with "fill" fills the region with void; ignored by "eraser"
+    tool: str = "brush"
+    points: list[list[int]] = field(default_factory=list)  # [[x, y], ...] in pixels
+    radius: int = 5
+
+    def apply(self, annotation: Annotation) -> Edit:
+        if self.tool not in PAINT_TOOLS:
+            raise AnnotationError(f"Unknown paint tool {self.tool!r}; use one of {', '.join(PAINT_TOOLS)}.")
+        if not self.points:
+            raise AnnotationError("A paint edit needs at least one point.")
+        if not 0 <= self.frame < annotation.num_frames:
+            raise AnnotationError(f"Frame {self.frame} is outside this video (frames 0..{annotation.num_frames - 1}).")
+        target = 0 if self.tool == "eraser" else self.track_id
+        track = _editable(annotation, target) if target else None
+        track_map = annotation.track_map(self.frame)
+        mask = self._mask(track_map, target)
+        locked = [t.id for t in annotation.tracks.values() if t.locked]
+        if locked:
+            mask &= ~np.isin(track_map, locked)
+        if not mask.any():
+            return TrackTablePatch()  # nothing changes; its inverse is itself a no-op
+        x0, y0, w, h = cv2.boundingRect(mask.view(np.uint8))
+        slot, row = annotation.slot_for(self.frame, target) if target else (0, annotation.slot_row(self.frame))
+        before = annotation.mask_store.get(self.frame)[y0 : y0 + h, x0 : x0 + w]
+        after = np.where(mask[y0 : y0 + h, x0 : x0 + w], slot, before)
+        tracks = [_edited(track)] if track is not None else []
+        return annotation.apply(PixelPatch.of(self.frame, y0, x0, after, row, tracks))
+
+    def _mask(self, track_map: np.ndarray, target: int) -> np.ndarray:
+        height, width = track_map.shape
+        if self.tool == "fill":
+            x, y = (int(v) for v in self.points[0])
+            if not (0 <= x < width and 0 <= y < height):
+                return np.zeros((height, width), bool)
+            value = track_map[y, x]
+            if value == target:
+                return np.zeros((height, width), bool)
+            _, labels = cv2.connectedComponents((track_map == value).view(np.uint8), connectivity=4)
+            return labels == labels[y, x]
+        canvas = np.zeros((height, width), np.uint8)
+        radius = max(int(self.radius), 0)
+        points = [(int(x), int(y)) for x, y in self.points]
+        for point in points:
+            cv2.circle(canvas, point, radius, 1, thickness=-1)
+        for a, b in zip(points, points[1:]):
+            cv2.line(canvas, a, b, 1, thickness=2 * radius + 1)
+        return canvas.astype(bool)

@@ -1,0 +1,96 @@
+"""Per-frame slot maps kept PNG-compressed in memory, with a small LRU of decoded frames.
+
+A 10,000-frame 720p video needs ~9 GB as raw uint8 maps but a few hundred MB as PNG, and a
+project can leave saved frames on disk entirely (``loader``). The store knows nothing about
+tracks: a slot map is just a small integer image whose meaning lives in the annotation tables.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable
+
+import cv2
+import numpy as np
+
+from app.core.atomic import png_bytes
+
+#: Reads the stored PNG bytes of a frame from elsewhere (a project folder), or None when it has none.
+Loader = Callable[[int], "bytes | None"]
+
+
+def encode_slots(slots: np.ndarray) -> bytes:
+    """PNG bytes of a uint8/uint16 slot map (single channel, so no colour swap)."""
+    return png_bytes(slots, rgb=False, compression=1)
+
+
+def decode_slots(data: bytes, height: int, width: int, source: str = "slot map") -> np.ndarray:
+    """Inverse of :func:`encode_slots`; raises ValueError naming ``source`` when the bytes are not a valid map."""
+    slots = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    if slots is None or slots.ndim != 2 or slots.shape != (height, width) or slots.dtype not in (np.uint8, np.uint16):
+        got = "undecodable data" if slots is None else f"{slots.shape} {slots.dtype}"
+        raise ValueError(f"{source}: expected a {height}x{width} uint8/uint16 PNG, got {got}")
+    return slots
+
+
+class MaskStore:
+    """Slot maps of ``num_frames`` frames; frames never written are all 0 (void)."""
+
+    def __init__(self, num_frames: int, height: int, width: int, loader: Loader | None = None, cache_frames: int = 48):
+        self.num_frames = num_frames
+        self.height = height
+        self.width = width
+        self._loader = loader
+        self._blobs: dict[int, bytes] = {}
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_frames = cache_frames
+        self.dirty: set[int] = set()  # frames changed since the last save (the project writes only these)
+
+    def get(self, index: int) -> np.ndarray:
+        """The slot map of frame ``index`` (read-only: copy it before changing pixels)."""
+        cached = self._cache.get(index)
+        if cached is not None:
+            self._cache.move_to_end(index)
+            return cached
+        data = self.blob(index)
+        if data is None:
+            slots = np.zeros((self.height, self.width), np.uint8)
+        else:
+            slots = decode_slots(data, self.height, self.width, source=f"mask of frame {index}")
+        slots.flags.writeable = False
+        self._remember(index, slots)
+        return slots
+
+    def put(self, index: int, slots: np.ndarray) -> None:
+        """Replace frame ``index``; uint16 is needed only when a frame uses more than 255 slots."""
+        if slots.shape != (self.height, self.width):
+            raise ValueError(f"slot map of frame {index} is {slots.shape}, expected {(self.height, self.width)}")
+        if slots.dtype == np.uint16 and int(slots.max(initial=0)) <= 255:
+            slots = slots.astype(np.uint8)
+        slots = np.array(slots, copy=True)
+        slots.flags.writeable = False
+        self._blobs[index] = encode_slots(slots)
+        self.dirty.add(index)
+        self._remember(index, slots)
+
+    def blob(self, index: int) -> bytes | None:
+        """The PNG bytes of frame ``index``, or None when it was never written (all void)."""
+        if not 0 <= index < self.num_frames:
+            raise IndexError(f"frame {index} is outside 0..{self.num_frames - 1}")
+        data = self._blobs.get(index)
+        if data is None and self._loader is not None:
+            data = self._loader(index)
+        return data
+
+    def mark_saved(self, indices, loader: Loader) -> None:
+        """The project wrote ``indices``: forget their bytes (``loader`` re-reads them) and clear their dirty flag."""
+        self._loader = loader
+        for index in indices:
+            self.dirty.discard(index)
+            self._blobs.pop(index, None)
+
+    def _remember(self, index: int, slots: np.ndarray) -> None:
+        self._cache[index] = slots
+        self._cache.move_to_end(index)
+        while len(self._cache) > self._cache_frames:
+            self._cache.popitem(last=False)
