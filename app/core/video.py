@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 DEFAULT_FOLDER_FPS = 24.0
+_NOT_VIDEO_FORMATS = {"tty"}
 _FORWARD_DECODE_LIMIT = 48  # frames: decoding on beats seeking back to a keyframe when the target is this close
 
 
@@ -296,11 +297,16 @@ def _open_container(path: Path) -> tuple[av.container.InputContainer, av.video.s
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
         raise VideoError(f"{path} cannot be opened as a video ({error}). It may be damaged, incomplete "
                          "(an interrupted copy or recording) or not a video; try another file.") from error
+    if container.format.name in _NOT_VIDEO_FORMATS:  # FFmpeg renders text files as "ANSI art" video
+        container.close()
+        raise VideoError(f"{path} is not a video (FFmpeg reads it as {container.format.name!r}). "
+                         "Choose a video file (mp4, mkv, avi, mov, webm) or an image folder.")
     streams = [s for s in container.streams.video
                if not s.disposition & av.stream.Disposition.attached_pic]
     if not streams:
         container.close()
-        raise VideoError(f"{path} has no video stream (audio only or cover art only?). Choose a video file.")
+        raise VideoError(f"{path} has no video frames (no video stream: empty, audio only or cover art only). "
+                         "Choose a video file with picture content.")
     stream = streams[0]
     if stream.codec_context is None:
         container.close()
