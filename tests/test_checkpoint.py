@@ -1,0 +1,127 @@
+"""Checkpoint loading: official layout, Mask2Former .pkl init, our own files, and refusing unsafe or wrong files."""
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from dvis_models import build_model, load_checkpoint, save_checkpoint
+from dvis_models.checkpoint import FORMAT, init_segmenter_from, read_checkpoint
+from dvis_models.errors import CheckpointError
+from dvis_models.pipeline import VideoSegmenter
+from test_presets import official_shapes
+
+torch.set_num_threads(1)
+
+
+def random_official_state(reference: str) -> dict[str, torch.Tensor]:
+    """Random tensors for every key of an official key list (not built from our model), legacy refiner prefix."""
+    generator = torch.Generator().manual_seed(0)
+    state = {}
+    for key, shape in official_shapes(reference).items():
+        positive = key.endswith(("norm.weight", "running_var")) or ".norm" in key and key.endswith("weight")
+        value = torch.rand(shape, generator=generator) * 0.5 + 0.5 if positive else torch.randn(shape, generator=generator) * 0.05
+        state[key.replace("refiner.", "offline_tracker.", 1)] = value
+    state["criterion.empty_weight"] = torch.ones(125)
+    return state
+
+
+@pytest.fixture(scope="module")
+def official_offline_r50(tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("ckpt") / "DVIS_offline_vipseg_r50.pth"
+    torch.save({"model": random_official_state("dvis_offline_r50_vipseg"), "iteration": 20000}, path)
+    return str(path)
+
+
+def test_official_layout_loads_and_runs_end_to_end(official_offline_r50):
+    model = load_checkpoint(official_offline_r50)
+    assert model.config.backbone == "resnet50" and model.config.mode == "offline"
+    assert model.config.num_queries == 100
+    file_state = torch.load(official_offline_r50, weights_only=True)["model"]
+    torch.testing.assert_close(model.refiner.activation_proj.weight, file_state["offline_tracker.activation_proj.weight"])
+    torch.testing.assert_close(model.backbone.stem.conv1.norm.running_var, file_state["backbone.stem.conv1.norm.running_var"])
+
+    frames = [np.random.default_rng(i).integers(0, 255, (40, 56, 3), dtype=np.uint8) for i in range(3)]
+    segmenter = VideoSegmenter(model, device="cpu", short_edge=64, max_size=96,
+                               object_mask_threshold=0.0, overlap_threshold=0.0)
+    results = list(segmenter.run(frames, num_frames=3))
+    assert [r.index for r in results] == [0, 1, 2]
+    for result in results:
+        assert result.track_map.shape == (40, 56) and result.track_map.dtype == np.int32
+        assert set(np.unique(result.track_map)) - {0} == {s.track_id for s in result.segments}
+    assert any(r.segments for r in results)
+
+
+def test_infers_online_variant_and_query_count(tmp_path):
+    state = {k: v for k, v in random_official_state("dvis_online_r50_vipseg").items()}
+    torch.save(state, tmp_path / "bare.pth")  # no "model" key
+    model = load_checkpoint(tmp_path / "bare.pth")
+    assert model.config.mode == "online" and model.refiner is None
+
+
+def test_malicious_pickles_are_refused_without_running_code(tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    for name in ("evil.pkl", "evil.pth"):
+        path = tmp_path / name
+        if name.endswith(".pth"):
+            torch.save({"model": {"x": Exploit()}}, path)
+        else:
+            path.write_bytes(pickle.dumps({"model": {"x": Exploit()}}))
+        with pytest.raises(CheckpointError, match="code|nothing in them is executed"):
+            read_checkpoint(path)
+        assert not marker.exists()
+
+
+def test_wrong_shape_names_the_key_and_both_shapes(tmp_path):
+    model = build_model("bundled_small")
+    state = model.state_dict()
+    state["tracker.class_embed.weight"] = torch.zeros(10, 128)
+    torch.save({"format": FORMAT, "version": 1, "config": model.config.to_dict(), "state_dict": state}, tmp_path / "bad.pth")
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(tmp_path / "bad.pth")
+    message = str(error.value)
+    assert "tracker.class_embed.weight" in message and "(10, 128)" in message and "(125, 128)" in message
+
+
+def test_own_format_round_trip(tmp_path):
+    torch.manual_seed(3)
+    model = build_model("bundled_small")
+    save_checkpoint(model, tmp_path / "sub" / "mine.pth")
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["mine.pth"]  # no temp file left behind
+    loaded = load_checkpoint(tmp_path / "sub" / "mine.pth")
+    assert loaded.config == model.config
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+
+
+def test_segmenter_only_and_garbage_files_are_explained(tmp_path):
+    segmenter_only = {k: v for k, v in random_official_state("dvis_online_r50_vipseg").items()
+                      if not k.startswith("tracker.")}
+    torch.save({"model": segmenter_only}, tmp_path / "minvis.pth")
+    with pytest.raises(CheckpointError, match="MinVIS"):
+        load_checkpoint(tmp_path / "minvis.pth")
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="junk.pth"):
+        load_checkpoint(tmp_path / "junk.pth")
+
+
+def test_mask2former_pkl_initialises_segmenter_and_skips_class_head(tmp_path):
+    model = build_model("bundled_small")
+    state = model.state_dict()
+    query = np.random.default_rng(0).standard_normal(tuple(state["sem_seg_head.predictor.query_feat.weight"].shape))
+    weights = {
+        "sem_seg_head.predictor.query_feat.weight": query.astype(np.float32),
+        "sem_seg_head.predictor.class_embed.weight": np.zeros((81, 128), np.float32),  # COCO head
+    }
+    (tmp_path / "model_final.pkl").write_bytes(pickle.dumps({"model": weights, "__author__": "test"}))
+    report = init_segmenter_from(model, tmp_path / "model_final.pkl")
+    np.testing.assert_allclose(model.sem_seg_head.predictor.query_feat.weight.detach().numpy(), query, rtol=1e-6)
+    assert any("class_embed.weight" in note and "(81, 128)" in note for note in report.notes)
+    assert all(key.startswith(("backbone.", "sem_seg_head.")) for key in report.missing)
