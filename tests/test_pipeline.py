@@ -1,0 +1,122 @@
+"""VideoSegmenter end to end on the bundled architecture (random weights, a forced class so segments exist)."""
+
+import numpy as np
+import pytest
+import torch
+
+from dvis_models import build_model
+from dvis_models.errors import DVISError, InferenceCancelled
+from dvis_models.pipeline import TrackIdAssigner, VideoSegmenter
+from dvis_models.postprocess import PanopticSegment, video_panoptic
+from dvis_models.preprocess import prepare_frames
+
+torch.set_num_threads(1)
+PERSON_LABEL, PERSON_ID = 17, 60
+SMALL = dict(short_edge=96, max_size=160)  # keep CPU tests fast
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    model = build_model("bundled_small")
+    with torch.no_grad():  # every slot says "person" with certainty: segments exist, their masks come from the model
+        model.tracker.class_embed.weight.zero_()
+        model.tracker.class_embed.bias.zero_()
+        model.tracker.class_embed.bias[PERSON_LABEL] = 20.0
+    return model
+
+
+@pytest.fixture(scope="module")
+def frames():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (48, 80, 3), dtype=np.uint8)
+    return [np.roll(base, 3 * t, axis=1) for t in range(7)]  # a moving scene
+
+
+def run(model, frames, **options):
+    options.setdefault("overlap_threshold", 0.0)
+    options.update(SMALL)
+    return list(VideoSegmenter(model, device="cpu", **options).run(iter(frames), num_frames=len(frames)))
+
+
+def id_bijection(results_a, results_b) -> dict[int, int]:
+    """Map ids of run a to ids of run b; fails if the two runs partition any frame differently."""
+    mapping: dict[int, int] = {}
+    for a, b in zip(results_a, results_b, strict=True):
+        pairs = set(zip(a.track_map.ravel().tolist(), b.track_map.ravel().tolist()))
+        for id_a, id_b in pairs:
+            assert mapping.setdefault(id_a, id_b) == id_b, "one id of run a covers two ids of run b"
+    assert len(set(mapping.values())) == len(mapping), "two ids of run a are one id of run b"
+    return mapping
+
+
+def check_invariants(results, num_queries):
+    category_of: dict[int, int] = {}
+    for index, result in enumerate(results):
+        assert result.index == index and result.track_map.dtype == np.int32
+        ids = set(np.unique(result.track_map).tolist()) - {0}
+        assert ids == {s.track_id for s in result.segments} and min(ids, default=1) >= 1
+        for segment in result.segments:
+            assert category_of.setdefault(segment.track_id, segment.category_id) == segment.category_id
+            assert segment.area == int((result.track_map == segment.track_id).sum())
+    assert 0 < len(category_of) <= num_queries  # one forced class: never more than one id per slot
+
+
+def test_online_chunks_give_the_same_tracks_as_one_chunk(model, frames):
+    whole = run(model, frames, offline=False, chunk_size=64)
+    chunked = run(model, frames, offline=False, chunk_size=2)
+    check_invariants(whole, model.config.num_queries)
+    check_invariants(chunked, model.config.num_queries)
+    mapping = id_bijection(whole, chunked)
+    assert len(mapping) > 2 and all(s.category_id == PERSON_ID for r in chunked for s in r.segments)
+
+
+def test_offline_whole_video_equals_the_official_computation(model, frames):
+    results = run(model, frames, offline=True)
+    config = model.config
+    with torch.no_grad():
+        prepared = prepare_frames(frames, SMALL["short_edge"], SMALL["max_size"])
+        segmented = model.segment(prepared.images)
+        model.tracker.reset()
+        tracked = model.tracker(segmented.pred_embds)
+        refined = model.refiner(tracked.pred_embds, model.tracker.frame_forward(segmented.pred_embds),
+                                segmented.mask_features)
+    expected = video_panoptic(refined.pred_logits, refined.pred_masks.transpose(0, 1), prepared.padded_size,
+                              prepared.resized_size, prepared.original_size, config.num_thing_classes,
+                              aux_cls=tracked.pred_logits.mean(0), overlap_threshold=0.0)
+    expected_maps = [id_map for id_map, _ in expected]
+    assert any(m.any() for m in expected_maps)
+    for result, id_map in zip(results, expected_maps, strict=True):
+        np.testing.assert_array_equal(result.track_map > 0, id_map > 0)
+    id_bijection(results, [type(results[0])(i, m) for i, m in enumerate(expected_maps)])
+
+
+def test_offline_windows_cover_every_frame_once_with_stable_ids(model, frames):
+    results = run(model, frames, offline=True, memory_budget_mb=0, window_overlap=2)  # windows of 5 frames
+    check_invariants(results, model.config.num_queries)
+
+
+def test_progress_and_cancel(model, frames):
+    calls = []
+    segmenter = VideoSegmenter(model, device="cpu", offline=False, chunk_size=2, **SMALL)
+    with pytest.raises(InferenceCancelled):
+        for _ in segmenter.run(frames, num_frames=7, progress=lambda done, total: calls.append((done, total)),
+                               cancel=lambda: len(calls) >= 3):
+            pass
+    assert calls == [(1, 7), (2, 7), (3, 7)]
+
+
+def test_frames_of_different_sizes_are_refused(model, frames):
+    mixed = frames[:3] + [np.zeros((40, 80, 3), np.uint8)]
+    with pytest.raises(DVISError, match="same size"):
+        run(model, mixed, offline=False)
+
+
+def test_track_ids_keep_one_category():
+    tracks = TrackIdAssigner()
+    person = tracks.track_id(PanopticSegment(1, slot=4, label=PERSON_LABEL, isthing=True, score=0.9))
+    assert tracks.track_id(PanopticSegment(7, slot=4, label=PERSON_LABEL, isthing=True, score=0.8)) == person
+    changed = tracks.track_id(PanopticSegment(1, slot=4, label=18, isthing=True, score=0.9))  # slot 4 became a cat
+    assert changed != person
+    wall = tracks.track_id(PanopticSegment(2, slot=1, label=58, isthing=False, score=0.9))
+    assert tracks.track_id(PanopticSegment(3, slot=9, label=58, isthing=False, score=0.9)) == wall  # stuff: per class
