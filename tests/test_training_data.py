@@ -250,3 +250,42 @@ def test_non_rgb_mask_png_is_rejected(copy):
     cv2.imwrite(str(mask), np.zeros(SIZE, np.uint16))
     with pytest.raises(DatasetFormatError, match="must be an 8-bit RGB PNG"):
         VIPSegClipDataset(copy, "train", augmentation=NO_AUG).load_clip(0, [0])
+
+
+# ----- the app's exporter -> the training reader ---------------------------------------------------------------
+
+def test_reads_a_dataset_exported_by_the_app(tmp_path):
+    """The rule: training reads exactly what app/core/vipseg exports (Annotation + VideoSource -> VIPSeg)."""
+    from app.core.annotation import Annotation
+    from app.core.categories import vipseg_categories
+    from app.core.video import VideoSource
+    from app.core.vipseg import export_vipseg
+    from dvis_models.data.synthetic import render_video, video_rng
+
+    video = render_video("v", video_rng(2, "train", 0), fmt.load_categories(), SIZE, 4)
+    folder = tmp_path / "frames"
+    for t, frame in enumerate(video.frames):
+        fmt.write_jpeg(folder / f"{t:08d}.jpg", frame)
+    table = vipseg_categories()
+    annotation = Annotation(len(video.frames), *SIZE, table)
+    category_of = {s["id"]: s["category_id"] for frame in video.segments for s in frame}
+    track_of = {segment_id: annotation.add_track(category).id for segment_id, category in category_of.items()}
+    for t, ids in enumerate(video.id_masks):
+        annotation.set_frame(t, np.vectorize(lambda i: track_of.get(int(i), 0), otypes=[np.int32])(ids))
+    with VideoSource.open(folder) as source:
+        export_vipseg([("exported", annotation, source)], tmp_path / "ds", split="train")
+
+    dataset = VIPSegClipDataset(tmp_path / "ds", "train", augmentation=NO_AUG)
+    clip = dataset.load_clip(0, range(4))
+    assert clip.video_id == "exported" and len(clip.ids) == len(category_of)
+    for t, frame in enumerate(video.frames):
+        source_jpeg = cv2.imread(str(folder / f"{t:08d}.jpg"))[..., ::-1].copy()
+        assert torch.equal(clip.images[t], torch.from_numpy(source_jpeg).permute(2, 0, 1).float())
+    label_to_category = dataset.label_to_category
+    for n in range(len(clip.ids)):
+        # each target is exactly one original segment over all frames, with its category's label
+        first = next(t for t in range(4) if clip.masks[n, t].any())
+        ys, xs = np.nonzero(clip.masks[n, first].numpy())
+        original = int(video.id_masks[first][ys[0], xs[0]])
+        assert np.array_equal(clip.masks[n].numpy(), np.stack(video.id_masks) == original)
+        assert label_to_category[int(clip.labels[n])] == category_of[original]

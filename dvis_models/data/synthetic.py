@@ -237,6 +237,9 @@ THING_KINDS: dict[int, ThingKind] = {
                   0.34, 1.0),  # sculpture
 }
 
+# Every VIPSeg category the scenes can contain (e.g. to give a small model only these classes).
+SCENE_CATEGORY_IDS = tuple(sorted(set(STUFF_STYLES) | set(THING_KINDS)))
+
 VOID = -1  # category of the unlabelled distractor: its pixels are written as 0 (void)
 VOID_KIND = ThingKind(shape_ellipse, Style((90, 70, 110), (140, 120, 90), lambda r, h, w: value_noise(r, h, w, 3.0)),
                       0.2, 0.8)
