@@ -1,20 +1,36 @@
-"""`dvis-studio` entry point."""
+"""`dvis-studio [VIDEO|PROJECT|FOLDER]` entry point."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 
-from PySide6.QtWidgets import QApplication, QMainWindow
+from PySide6.QtWidgets import QApplication
 
 from app import __version__
+from app.gui.errors import install_excepthook
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="dvis-studio", description="DVIS Studio: track, correct and export video masks.")
+    parser.add_argument("path", nargs="?", help="video file, image folder, VIPSeg dataset root or project folder "
+                        "(default: the bundled demo clip)")
+    parser.add_argument("--version", action="version", version=f"DVIS Studio {__version__}")
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    app = QApplication(sys.argv if argv is None else argv)
-    window = QMainWindow()
-    window.setWindowTitle(f"DVIS Studio {__version__}")
-    window.resize(1280, 800)
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("DVIS Studio")
+    app.setOrganizationName("DVIS Studio")
+    install_excepthook()
+    from app.gui.main_window import MainWindow
+
+    window = MainWindow()
     window.show()
+    window.open_initial(args.path)
     return app.exec()
 
 

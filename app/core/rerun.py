@@ -1,0 +1,104 @@
+"""Write a model run's per-frame results into an annotation without losing the user's work.
+
+Used for the first run and for re-running a frame range alike:
+- pixels of *locked* (user-corrected) tracks are never touched;
+- a new model track that overlaps a locked track (mask IoU >= threshold, Hungarian matching) is that
+  track: its pixels are dropped, the locked mask stays;
+- a new model track that overlaps an unlocked track of the same category keeps that track's id, so
+  IDs stay continuous across the re-run range;
+- everything else becomes a new track.
+The decision for a model track is made in the first frame it appears in, so finished frames can be
+shown while later ones are still being computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from dvis_models.types import FrameResult
+
+
+def pair_iou(new_map: np.ndarray, old_map: np.ndarray, new_ids: list[int], old_ids: list[int]) -> np.ndarray:
+    """IoU matrix (len(new_ids), len(old_ids)) between the id masks of two (H, W) maps."""
+    iou = np.zeros((len(new_ids), len(old_ids)))
+    if not new_ids or not old_ids:
+        return iou
+    new_index = np.zeros(int(new_map.max()) + 1, dtype=np.int64)
+    new_index[new_ids] = np.arange(1, len(new_ids) + 1)
+    old_index = np.zeros(int(old_map.max()) + 1, dtype=np.int64)
+    old_index[old_ids] = np.arange(1, len(old_ids) + 1)
+    rows, cols = new_index[new_map], old_index[old_map]
+    joint = np.bincount((rows * (len(old_ids) + 1) + cols).ravel(), minlength=(len(new_ids) + 1) * (len(old_ids) + 1))
+    joint = joint.reshape(len(new_ids) + 1, len(old_ids) + 1)
+    new_area = joint.sum(axis=1)[1:, None]
+    old_area = joint.sum(axis=0)[None, 1:]
+    inter = joint[1:, 1:]
+    return inter / np.maximum(new_area + old_area - inter, 1)
+
+
+class ResultMerger:
+    """Feeds `FrameResult`s into an `Annotation`, keeping locked tracks and matching ids by IoU."""
+
+    def __init__(self, annotation, iou_threshold: float = 0.5, provenance="model"):
+        self.annotation = annotation
+        self.iou_threshold = iou_threshold
+        self.provenance = provenance
+        self.mapping: dict[int, int] = {}  # model track id -> annotation track id
+        self._dropped: set[int] = set()  # model ids matched to a locked track: pixels not written
+        self._claimed: set[int] = set()  # annotation ids already taken by a model id in this run
+
+    def add(self, result: FrameResult, offset: int = 0) -> None:
+        """Write `result` (frame `result.index + offset` of the annotation)."""
+        index = result.index + offset
+        old = self.annotation.track_map(index)
+        tracks = self.annotation.tracks
+        locked = [t for t in tracks if tracks[t].locked]
+        self._map_new_ids(result, old)
+
+        lookup = np.zeros(max(self.mapping, default=0) + 1, dtype=np.int32)
+        for model_id, track_id in self.mapping.items():
+            if model_id not in self._dropped:
+                lookup[model_id] = track_id
+        new = lookup[result.track_map]
+        keep = np.isin(old, locked) if locked else np.zeros(old.shape, dtype=bool)
+        merged = np.where(keep, old, new).astype(np.int32)
+        self.annotation.set_frame(index, merged)
+
+    def _map_new_ids(self, result: FrameResult, old: np.ndarray) -> None:
+        """Decide, for model ids first seen in this frame, which annotation track they are."""
+        tracks = self.annotation.tracks
+        fresh = [s for s in result.segments if s.track_id not in self.mapping]
+        if not fresh:
+            return
+        candidates = [int(t) for t in np.unique(old) if t != 0 and t in tracks and t not in self._claimed]
+        iou = pair_iou(result.track_map, old, [s.track_id for s in fresh], candidates)
+        for row, segment in enumerate(fresh):  # an unlocked track only continues with the same category
+            for col, track_id in enumerate(candidates):
+                track = tracks[track_id]
+                if not track.locked and track.category_id != segment.category_id:
+                    iou[row, col] = 0.0
+        matched: set[int] = set()
+        for row, col in zip(*linear_sum_assignment(-iou)):
+            if iou[row, col] >= self.iou_threshold:
+                segment, track_id = fresh[row], candidates[col]
+                self.mapping[segment.track_id] = track_id
+                self._claimed.add(track_id)
+                if tracks[track_id].locked:
+                    self._dropped.add(segment.track_id)
+                matched.add(row)
+        for row, segment in enumerate(fresh):
+            if row not in matched:
+                self._map_unmatched(segment)
+
+    def _map_unmatched(self, segment) -> None:
+        """A new track, except for stuff: VIPSeg allows one track per stuff category, so reuse it."""
+        tracks = self.annotation.tracks
+        isthing = self.annotation.categories[segment.category_id].isthing
+        track_id = None if isthing else self.annotation.stuff_track(segment.category_id)
+        if track_id is None:
+            track_id = self.annotation.add_track(segment.category_id, score=segment.score, provenance=self.provenance).id
+        elif tracks[track_id].locked:
+            self._dropped.add(segment.track_id)
+        self.mapping[segment.track_id] = track_id
+        self._claimed.add(track_id)

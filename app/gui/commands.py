@@ -1,0 +1,31 @@
+"""Undo commands: a thin QUndoCommand around the core's reversible edit operations.
+
+The core op is applied *before* the command is pushed (so an `AnnotationError` reaches the action
+that asked for it instead of vanishing inside Qt's redo call); the command then stores the op and
+its inverse, and redo/undo just apply one or the other.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QUndoCommand
+
+
+class EditCommand(QUndoCommand):
+    """One user edit; `redo` applies the op, `undo` applies its inverse."""
+
+    def __init__(self, annotation, op, inverse, text: str):
+        super().__init__(text)
+        self._annotation = annotation
+        self._op = op
+        self._inverse = inverse
+        self._applied = True  # the first redo() (called by QUndoStack.push) must not apply twice
+
+    def redo(self) -> None:
+        if self._applied:
+            return
+        self._inverse = self._annotation.apply(self._op)
+        self._applied = True
+
+    def undo(self) -> None:
+        self._op = self._annotation.apply(self._inverse)
+        self._applied = False

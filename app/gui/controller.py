@@ -1,0 +1,267 @@
+"""The document the window shows: video + annotation + project, current frame, selection, undo stack.
+
+Plain logic with Qt signals so views stay thin and tests can drive every user action without
+clicking pixels. Edits go through `edit()`, which applies a core operation and pushes its undo
+command; nothing here re-implements core logic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoStack
+
+from app.core import edits
+from app.core.categories import CategoryTable, vipseg_categories
+from app.core.errors import StudioError
+from app.gui.commands import EditCommand
+
+
+
+class UserActionError(StudioError):
+    """A GUI action was asked for in a state where it cannot run (e.g. nothing selected)."""
+
+
+@dataclass
+class DisplaySettings:
+    """How masks are drawn over the frame."""
+
+    mode: str = "fill"
+    opacity: float = 0.5
+    labels: bool = True
+    hidden: set[int] = field(default_factory=set)
+
+
+class StudioController(QObject):
+    """Holds the open document and turns user intents into core calls."""
+
+    loaded = Signal()  # a new video / annotation replaced the old one
+    frame_changed = Signal(int)
+    annotation_changed = Signal(object, object)  # frames changed (set or None = all), tracks changed (set or None)
+    selection_changed = Signal()
+    display_changed = Signal()
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.video = None  # app.core.video.VideoSource
+        self.annotation = None  # app.core.annotation.Annotation
+        self.project = None  # app.core.project.Project
+        self.ground_truth = None  # Annotation loaded for evaluation
+        self.frame_index = 0
+        self.selection: list[int] = []
+        self.display = DisplaySettings()
+        self.undo_stack = QUndoStack(self)
+        self.diagnostics: list = []
+        self._dirty = False
+
+    # ----------------------------------------------------------------- opening
+    @property
+    def categories(self) -> CategoryTable:
+        return self.annotation.categories if self.annotation is not None else vipseg_categories()
+
+    def open_video(self, path: str | Path) -> None:
+        """Open a video file or an image folder with an empty annotation."""
+        from app.core.annotation import Annotation
+        from app.core.video import VideoSource
+
+        video = VideoSource.open(Path(path))
+        annotation = Annotation(video.num_frames, video.height, video.width, vipseg_categories())
+        self._set_document(video, annotation, project=None)
+
+    def open_project(self, folder: str | Path) -> None:
+        from app.core.project import Project
+
+        project = Project.open(Path(folder))
+        self._set_document(project.video, project.annotation, project)
+
+    def save_project(self, folder: str | Path | None = None) -> Path:
+        """Save to the open project, or create one in `folder` (first save / "save as")."""
+        from app.core.project import Project
+
+        if folder is not None or self.project is None:
+            if folder is None:
+                raise ValueError("a folder is needed for the first save")
+            project = Project.create(Path(folder), self.video.path, annotation=self.annotation)
+            self.project = project
+        self.project.save()
+        self.undo_stack.setClean()
+        self._dirty = False
+        return self.project.folder
+
+    def open_vipseg_video(self, root: str | Path, video_id: str) -> None:
+        """Open one video of a VIPSeg dataset with its masks, for correction."""
+        from app.gui.documents import import_vipseg_video
+
+        video, annotation = import_vipseg_video(Path(root), video_id)
+        self._set_document(video, annotation, project=None)
+
+    def _set_document(self, video, annotation, project) -> None:
+        if self.annotation is not None and self._on_annotation_change in self.annotation.listeners:
+            self.annotation.listeners.remove(self._on_annotation_change)
+        if self.video is not None and self.video is not video:
+            self.video.close()
+        self.video, self.annotation, self.project = video, annotation, project
+        self.annotation.listeners.append(self._on_annotation_change)
+        self.ground_truth = None
+        self.diagnostics = []
+        self._dirty = False
+        self.undo_stack.clear()
+        self.selection = []
+        self.display.hidden.clear()
+        self.frame_index = 0
+        self.loaded.emit()
+        self.frame_changed.emit(0)
+
+    def _on_annotation_change(self, frames, tracks) -> None:
+        self._dirty = True
+        self.annotation_changed.emit(frames, tracks)
+
+    @property
+    def modified(self) -> bool:
+        """Edits or model results not yet saved to a project."""
+        return self.video is not None and self._dirty
+
+    # ------------------------------------------------------------- navigation
+    @property
+    def num_frames(self) -> int:
+        return self.video.num_frames if self.video is not None else 0
+
+    def seek(self, index: int) -> None:
+        if self.video is None:
+            return
+        index = int(np.clip(index, 0, self.num_frames - 1))
+        if index != self.frame_index:
+            self.frame_index = index
+            self.frame_changed.emit(index)
+
+    def step(self, delta: int) -> None:
+        self.seek(self.frame_index + delta)
+
+    def frame(self) -> np.ndarray:
+        return self.video.frame(self.frame_index)
+
+    def track_map(self, index: int | None = None) -> np.ndarray:
+        return self.annotation.track_map(self.frame_index if index is None else index)
+
+    # -------------------------------------------------------------- selection
+    @property
+    def selected(self) -> int | None:
+        return self.selection[0] if self.selection else None
+
+    def select(self, track_ids: list[int] | int | None, add: bool = False) -> None:
+        ids = [] if track_ids is None else [track_ids] if isinstance(track_ids, int) else list(track_ids)
+        if add:
+            ids = self.selection + [t for t in ids if t not in self.selection]
+        ids = [t for t in ids if self.annotation is not None and t in self.annotation.tracks]
+        if ids != self.selection:
+            self.selection = ids
+            self.selection_changed.emit()
+
+    def select_at(self, x: int, y: int, add: bool = False) -> int | None:
+        """Select the track under pixel (x, y) of the current frame (click on a mask)."""
+        track_id = self.annotation.track_at(self.frame_index, x, y)
+        if track_id is None and not add:
+            self.select(None)
+        elif track_id is not None:
+            self.select(track_id, add=add)
+        return track_id
+
+    # ---------------------------------------------------------------- display
+    def set_display(self, **changes) -> None:
+        for name, value in changes.items():
+            setattr(self.display, name, value)
+        self.display_changed.emit()
+
+    def set_hidden(self, track_id: int, hidden: bool) -> None:
+        (self.display.hidden.add if hidden else self.display.hidden.discard)(track_id)
+        self.display_changed.emit()
+
+    # ------------------------------------------------------------------ edits
+    def edit(self, op: edits.Edit, text: str) -> None:
+        """Apply a core edit op and make it undoable (one undo step)."""
+        inverse = self.annotation.apply(op)
+        self.undo_stack.push(EditCommand(self.annotation, op, inverse, text))
+        self.select([t for t in self.selection if t in self.annotation.tracks])
+
+    def edit_group(self, ops: list[edits.Edit], text: str) -> None:
+        """Several ops as one undo step; if one fails, none is applied (EditGroup rolls back)."""
+        self.edit(ops[0] if len(ops) == 1 else edits.EditGroup([op.to_json() for op in ops], text), text)
+
+    def _need(self, count: int, what: str) -> list[int]:
+        if self.annotation is None or len(self.selection) < count:
+            raise UserActionError(f"{what}: select {count} track{'s' if count > 1 else ''} first "
+                                  "(click masks with Ctrl held, or Ctrl-click rows in the object list).")
+        return self.selection
+
+    def merge_selected(self) -> None:
+        """Merge every other selected track into the first selected one."""
+        target, *sources = self._need(2, "Merge")
+        self.edit_group([edits.MergeTracks(source, target) for source in sources],
+                        f"Merge {', '.join(map(str, sources))} into {target}")
+
+    def split_selected(self) -> None:
+        track_id = self._need(1, "Split")[0]
+        op = edits.SplitTrack(track_id, self.frame_index)
+        self.edit(op, f"Split {track_id} at frame {self.frame_index}")
+        self.select([track_id, op.new_track_id])
+
+    def swap_selected(self) -> None:
+        first, second = self._need(2, "Swap")[:2]
+        self.edit(edits.SwapTracks(first, second, self.frame_index), f"Swap {first} and {second} from frame {self.frame_index}")
+
+    def delete_selected(self, start: int = 0, stop: int | None = None) -> None:
+        """Delete the selected tracks in frames [start, stop) (default: everywhere)."""
+        ids = self._need(1, "Delete")
+        where = "" if start == 0 and stop is None else f" in frames {start}-{(stop or self.num_frames) - 1}"
+        self.edit_group([edits.DeleteTrack(t, start, stop) for t in ids], f"Delete {', '.join(map(str, ids))}{where}")
+
+    def relabel_selected(self, category_id: int) -> None:
+        track_id = self._need(1, "Relabel")[0]
+        name = self.categories[category_id].name
+        self.edit(edits.RelabelTrack(track_id, category_id), f"Relabel {track_id} as {name}")
+
+    def toggle_locked(self) -> None:
+        ids = self._need(1, "Lock")
+        lock = not all(self.annotation.tracks[t].locked for t in ids)
+        self.edit_group([edits.SetTrackLocked(t, lock) for t in ids], f"{'Lock' if lock else 'Unlock'} {', '.join(map(str, ids))}")
+
+    def set_locked(self, track_id: int, locked: bool) -> None:
+        if self.annotation.tracks[track_id].locked != locked:
+            self.edit(edits.SetTrackLocked(track_id, locked), f"{'Lock' if locked else 'Unlock'} {track_id}")
+
+    def new_track(self, category_id: int) -> int:
+        """Add an empty track (to paint) and select it."""
+        op = edits.AddTrack(category_id)
+        self.edit(op, f"New {self.categories[category_id].name} track")
+        self.select(op.track_id)
+        return op.track_id
+
+    def paint(self, tool: str, points: list[tuple[int, int]], radius: int) -> None:
+        """Brush / fill the selected track, or erase, on the current frame."""
+        track_id = 0 if tool == "eraser" else self._need(1, tool.capitalize())[0]
+        op = edits.Paint(self.frame_index, track_id, tool, [[int(x), int(y)] for x, y in points], int(radius))
+        self.edit(op, f"{tool.capitalize()} {track_id or ''} on frame {self.frame_index}".replace("  ", " "))
+
+    def toggle_hidden_selected(self) -> None:
+        ids = self._need(1, "Hide")
+        hide = not all(t in self.display.hidden for t in ids)
+        for track_id in ids:
+            (self.display.hidden.add if hide else self.display.hidden.discard)(track_id)
+        self.display_changed.emit()
+
+    def jump_edge(self, direction: int) -> None:
+        """Alt+arrows: jump to the next / previous start or end of the selected track's spans."""
+        if self.selected is None:
+            return
+        edges = sorted({f for span in self.annotation.track_spans(self.selected) for f in span})
+        ahead = [f for f in edges if (f - self.frame_index) * direction > 0]
+        if ahead:
+            self.seek(ahead[0] if direction > 0 else ahead[-1])
+
+    def update_diagnostics(self) -> None:
+        from app.core.metrics import stability_diagnostics
+
+        self.diagnostics = list(stability_diagnostics(self.annotation))

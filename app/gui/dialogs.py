@@ -1,0 +1,181 @@
+"""Small dialogs: run settings, category picker, shortcuts list, export choice, evaluation results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.core.categories import CategoryTable
+from app.gui.inference import BUNDLED, PRESET_PREFIX, RunRequest
+
+PRESETS = ("r50_vipseg_online", "r50_vipseg_offline", "swinl_vipseg_online", "swinl_vipseg_offline", "bundled_small")
+RESOLUTIONS = (("Model default", None), ("360p (fast)", 360), ("480p", 480), ("720p", 720), ("1080p", 1080))
+
+
+def _buttons(dialog: QDialog) -> QDialogButtonBox:
+    box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    box.accepted.connect(dialog.accept)
+    box.rejected.connect(dialog.reject)
+    return box
+
+
+class RunDialog(QDialog):
+    """Model (bundled / checkpoint file / preset), online or offline, resolution and frame range."""
+
+    def __init__(self, video_path: Path, num_frames: int, current_frame: int = 0, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Run DVIS")
+        self._video_path = video_path
+        self.model = QComboBox()
+        self.model.addItem("Bundled model (CPU-friendly)", BUNDLED)
+        self.model.addItem("Checkpoint file…", "checkpoint")
+        for preset in PRESETS:
+            self.model.addItem(f"Preset {preset} (untrained weights, for testing)", PRESET_PREFIX + preset)
+        self.checkpoint = QLineEdit(placeholderText="official DVIS .pth or our checkpoint")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        checkpoint_row = QHBoxLayout()
+        checkpoint_row.addWidget(self.checkpoint)
+        checkpoint_row.addWidget(browse)
+        self.mode = QComboBox()
+        self.mode.addItem("Online (referring tracker, streams frames)", False)
+        self.mode.addItem("Offline (temporal refiner, more stable)", True)
+        self.resolution = QComboBox()
+        for text, value in RESOLUTIONS:
+            self.resolution.addItem(text, value)
+        self.start = QSpinBox(minimum=0, maximum=max(0, num_frames - 1), value=0)
+        self.stop = QSpinBox(minimum=1, maximum=max(1, num_frames), value=num_frames)
+        self.start.setToolTip(f"current frame: {current_frame}")
+        range_row = QHBoxLayout()
+        range_row.addWidget(self.start)
+        range_row.addWidget(QLabel("to (exclusive)"))
+        range_row.addWidget(self.stop)
+        form = QFormLayout(self)
+        form.addRow("Model", self.model)
+        form.addRow("Checkpoint", checkpoint_row)
+        form.addRow("Mode", self.mode)
+        form.addRow("Resolution", self.resolution)
+        form.addRow("Frames", range_row)
+        form.addRow(QLabel("Locked tracks are kept; new tracks that overlap them take their id."))
+        form.addRow(_buttons(self))
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", "", "Checkpoints (*.pth *.pt *.pkl);;All files (*)")
+        if path:
+            self.checkpoint.setText(path)
+            self.model.setCurrentIndex(self.model.findData("checkpoint"))
+
+    def request(self) -> RunRequest:
+        model = self.model.currentData()
+        if model == "checkpoint":
+            model = self.checkpoint.text().strip()
+        return RunRequest(
+            video_path=self._video_path,
+            model=model,
+            offline=bool(self.mode.currentData()),
+            short_edge=self.resolution.currentData(),
+            start=self.start.value(),
+            stop=max(self.stop.value(), self.start.value() + 1),
+        )
+
+
+class CategoryDialog(QDialog):
+    """Searchable list of the categories, for relabelling a track."""
+
+    def __init__(self, categories: CategoryTable, current: int | None = None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Relabel class")
+        self.search = QLineEdit(placeholderText="Type to search the categories…")
+        self.list = QListWidget()
+        for category in categories:
+            kind = "thing" if category.isthing else "stuff"
+            item = QListWidgetItem(f"{category.id:3d}  {category.name}  ({kind})")
+            item.setData(Qt.ItemDataRole.UserRole, category.id)
+            self.list.addItem(item)
+            if category.id == current:
+                self.list.setCurrentItem(item)
+        self.search.textChanged.connect(self._filter)
+        self.list.itemDoubleClicked.connect(self.accept)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.search)
+        layout.addWidget(self.list)
+        layout.addWidget(_buttons(self))
+        self.resize(360, 480)
+
+    def _filter(self, text: str) -> None:
+        text = text.lower()
+        first = None
+        for row in range(self.list.count()):
+            item = self.list.item(row)
+            hidden = text not in item.text().lower()
+            item.setHidden(hidden)
+            if not hidden and first is None:
+                first = item
+        if first is not None:
+            self.list.setCurrentItem(first)
+
+    def category_id(self) -> int | None:
+        item = self.list.currentItem()
+        return None if item is None or item.isHidden() else int(item.data(Qt.ItemDataRole.UserRole))
+
+
+class ShortcutsDialog(QDialog):
+    """Every action that has a keyboard shortcut, generated from the actions themselves."""
+
+    def __init__(self, actions: list[QAction], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Keyboard shortcuts")
+        rows = [(a.text().replace("&", ""), ", ".join(s.toString() for s in a.shortcuts())) for a in actions if a.shortcuts()]
+        self.table = QTableWidget(len(rows), 2)
+        self.table.setHorizontalHeaderLabels(["Action", "Shortcut"])
+        for row, (text, keys) in enumerate(rows):
+            self.table.setItem(row, 0, QTableWidgetItem(text))
+            self.table.setItem(row, 1, QTableWidgetItem(keys))
+        self.table.resizeColumnsToContents()
+        self.table.verticalHeader().hide()
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        box.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addWidget(box)
+        self.resize(460, 560)
+
+
+class ResultsDialog(QDialog):
+    """A two-column table of named numbers (evaluation results)."""
+
+    def __init__(self, title: str, rows: list[tuple[str, str]], parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle(title)
+        self.table = QTableWidget(len(rows), 2)
+        self.table.setHorizontalHeaderLabels(["Metric", "Value"])
+        for row, (name, value) in enumerate(rows):
+            self.table.setItem(row, 0, QTableWidgetItem(name))
+            self.table.setItem(row, 1, QTableWidgetItem(value))
+        self.table.resizeColumnsToContents()
+        self.table.verticalHeader().hide()
+        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        box.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.table)
+        layout.addWidget(box)

@@ -1,0 +1,64 @@
+"""The stability panel: objects per frame, track lengths, and diagnostics over time."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+
+from app.gui.controller import StudioController
+from app.gui.timeline import MARKER_SYMBOLS
+
+KIND_COLORS = {"switch": (255, 80, 80), "fragment": (255, 190, 60), "flicker": (120, 180, 255)}
+
+
+class StabilityPanel(QWidget):
+    """Three small plots that show how steady the tracking is."""
+
+    def __init__(self, controller: StudioController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._controller = controller
+        self.summary = QLabel()
+        self.summary.setWordWrap(True)
+        self.objects = pg.PlotWidget(title="objects per frame")
+        self.lengths = pg.PlotWidget(title="track lengths (frames)")
+        self.events = pg.PlotWidget(title="diagnostics over time")
+        self.events.addLegend(offset=(5, 5))
+        self.cursor = pg.InfiniteLine(angle=90, pen=pg.mkPen((255, 220, 0)))
+        self.objects.addItem(self.cursor)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(self.summary)
+        for plot in (self.objects, self.lengths, self.events):
+            plot.setMenuEnabled(False)
+            plot.setMinimumHeight(90)
+            layout.addWidget(plot)
+        controller.frame_changed.connect(self.cursor.setValue)
+
+    def refresh(self) -> None:
+        annotation = self._controller.annotation
+        if annotation is None:
+            return
+        counts = np.array([len(annotation.frame_track_ids(i)) for i in range(annotation.num_frames)])
+        self.objects.clear()
+        self.objects.addItem(self.cursor)
+        self.objects.plot(np.arange(len(counts)), counts, pen=pg.mkPen((120, 220, 160), width=2))
+        lengths = np.array([len(annotation.track_frames(t)) for t in annotation.tracks], dtype=float)
+        self.lengths.clear()
+        if len(lengths):
+            hist, edges = np.histogram(lengths, bins=min(30, max(1, len(np.unique(lengths)))))
+            self.lengths.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=hist, brush=(110, 150, 230)))
+        self.events.clear()
+        diagnostics = self._controller.diagnostics
+        by_kind: dict[str, list[int]] = {}
+        for diagnostic in diagnostics:
+            by_kind.setdefault(diagnostic.kind, []).append(diagnostic.frame)
+        for kind, frames in sorted(by_kind.items()):
+            per_frame = Counter(frames)
+            x = np.array(sorted(per_frame))
+            self.events.plot(x, [per_frame[f] for f in x], pen=None, symbol=MARKER_SYMBOLS.get(kind, "o"),
+                             symbolBrush=KIND_COLORS.get(kind, (200, 200, 200)), name=kind)
+        kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items())) or "no diagnostics yet"
+        self.summary.setText(f"{len(lengths)} tracks, {counts.mean() if len(counts) else 0:.1f} objects/frame; {kinds}")

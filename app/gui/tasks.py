@@ -1,0 +1,81 @@
+"""Run a plain-Python job (export, import, evaluation) on a QThread with progress and cancel.
+
+The job is a callable `job(progress, cancel) -> result` where `progress(done, total)` reports and
+`cancel()` returns True once the user cancelled; core functions take exactly these callables.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+
+class _JobWorker(QObject):
+    progress = Signal(int, int)
+    done = Signal(object)
+    failed = Signal(object)
+
+    def __init__(self, job: Callable):
+        super().__init__()
+        self._job = job
+        self.cancelled = threading.Event()
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self._job(lambda done, total: self.progress.emit(int(done), int(total)), self.cancelled.is_set)
+        except Exception as error:  # noqa: BLE001 - handed to the UI thread, which shows it
+            self.failed.emit(error)
+        else:
+            self.done.emit(result)
+
+
+class TaskRunner(QObject):
+    """One background job at a time; `finished(result)` or `failed(error)` arrive on the UI thread."""
+
+    progress = Signal(int, int)
+    finished = Signal(object)
+    failed = Signal(object)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._thread: QThread | None = None
+        self._worker: _JobWorker | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, job: Callable) -> None:
+        if self.running:
+            raise RuntimeError("a background job is already running")
+        thread, worker = QThread(), _JobWorker(job)
+        worker.moveToThread(thread)
+        thread.started.connect(worker.run)
+        worker.progress.connect(self.progress)
+        worker.done.connect(self._on_done)  # bound methods of this UI-thread object: queued connections
+        worker.failed.connect(self._on_failed)
+        self._thread, self._worker = thread, worker
+        thread.start()
+
+    def cancel(self) -> None:
+        if self._worker is not None:
+            self._worker.cancelled.set()
+
+    def wait(self, ms: int = 30000) -> bool:
+        return self._thread.wait(ms) if self._thread is not None else True
+
+    def _stop_thread(self) -> None:
+        thread, self._thread, self._worker = self._thread, None, None
+        thread.quit()
+        thread.wait()
+
+    def _on_done(self, result: object) -> None:
+        self._stop_thread()
+        self.finished.emit(result)
+
+    def _on_failed(self, error: object) -> None:
+        self._stop_thread()
+        self.failed.emit(error)

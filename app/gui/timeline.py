@@ -1,0 +1,143 @@
+"""The track timeline: one lane per track with the spans where it is present.
+
+All spans are drawn by one item that replays a QPicture (rebuilt only when the annotation changes),
+so thousands of frames x hundreds of tracks pan and zoom smoothly. Stability diagnostics are
+markers on the lanes; a movable line is the current frame; a click seeks and selects.
+"""
+
+from __future__ import annotations
+
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPainter, QPen, QPicture
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from app.core.colors import track_color
+from app.gui.controller import StudioController
+
+LANE_HEIGHT = 0.8
+MARKER_SYMBOLS = {"switch": "x", "fragment": "t", "flicker": "d"}  # diagnostic kind -> pyqtgraph symbol
+
+
+class SpansItem(pg.GraphicsObject):
+    """Paints every (lane, start, stop, colour) span from one cached QPicture."""
+
+    def __init__(self):
+        super().__init__()
+        self._picture = QPicture()
+        self._rect = QRectF()
+
+    def set_spans(self, spans: list[tuple[int, int, int, tuple[int, int, int]]], selected_lanes: set[int]) -> None:
+        """`spans`: (lane, first frame, last frame inclusive, colour)."""
+        picture = QPicture()
+        painter = QPainter(picture)
+        painter.setPen(Qt.PenStyle.NoPen)
+        for lane, start, stop, color in spans:
+            painter.setBrush(QColor(*color))
+            painter.drawRect(QRectF(start - 0.5, lane - LANE_HEIGHT / 2, stop - start + 1, LANE_HEIGHT))
+        outline = QPen(QColor(255, 255, 255))
+        outline.setCosmetic(True)
+        outline.setWidth(2)
+        painter.setPen(outline)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for lane, start, stop, _ in spans:
+            if lane in selected_lanes:
+                painter.drawRect(QRectF(start - 0.5, lane - LANE_HEIGHT / 2, stop - start + 1, LANE_HEIGHT))
+        painter.end()
+        self.prepareGeometryChange()
+        self._picture = picture
+        self._rect = QRectF(picture.boundingRect())
+        self.update()
+
+    def paint(self, painter, option, widget=None) -> None:
+        self._picture.play(painter)
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+
+class TimelineWidget(QWidget):
+    """pyqtgraph plot: x = frame, y = lane (tracks by first appearance)."""
+
+    track_clicked = Signal(int)
+
+    def __init__(self, controller: StudioController, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._controller = controller
+        self.lanes: list[int] = []  # lane -> track id
+        self.plot = pg.PlotWidget(background=(30, 30, 34))
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.showGrid(x=True, y=False, alpha=0.15)
+        self.plot.getViewBox().invertY(True)
+        self.plot.setLabel("bottom", "frame")
+        self.spans = SpansItem()
+        self.plot.addItem(self.spans)
+        self.markers = pg.ScatterPlotItem(size=11, pen=pg.mkPen("w"), brush=pg.mkBrush(255, 60, 60, 220), hoverable=True)
+        self.plot.addItem(self.markers)
+        self.cursor = pg.InfiniteLine(pos=0, angle=90, movable=True, pen=pg.mkPen((255, 220, 0), width=2))
+        self.plot.addItem(self.cursor)
+        self.cursor.sigPositionChanged.connect(self._on_cursor_dragged)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot)
+        controller.frame_changed.connect(self._on_frame)
+        controller.selection_changed.connect(self.refresh)
+
+    def refresh(self) -> None:
+        """Rebuild lanes, spans and markers from the annotation and diagnostics."""
+        annotation = self._controller.annotation
+        if annotation is None:
+            return
+        spans_by_track = {t: annotation.track_spans(t) for t in annotation.tracks}
+        present = {t: s for t, s in spans_by_track.items() if s}
+        self.lanes = sorted(present, key=lambda t: (present[t][0][0], t))
+        lane_of = {t: lane for lane, t in enumerate(self.lanes)}
+        spans = [(lane_of[t], start, stop, track_color(t)) for t in self.lanes for start, stop in present[t]]
+        selected = {lane_of[t] for t in self._controller.selection if t in lane_of}
+        self.spans.set_spans(spans, selected)
+        self._set_markers(lane_of)
+        axis = self.plot.getAxis("left")
+        step = max(1, len(self.lanes) // 40)
+        axis.setTicks([[(lane, str(t)) for lane, t in enumerate(self.lanes) if lane % step == 0], []])
+        frames = max(1, self._controller.num_frames)
+        self.plot.getViewBox().setLimits(xMin=-2, xMax=frames + 2, yMin=-1, yMax=max(len(self.lanes), 1),
+                                         minXRange=5, minYRange=3)
+
+    def _set_markers(self, lane_of: dict[int, int]) -> None:
+        points = []
+        for diagnostic in self._controller.diagnostics:
+            if diagnostic.track_id in lane_of:
+                points.append({"pos": (diagnostic.frame, lane_of[diagnostic.track_id]),
+                               "symbol": MARKER_SYMBOLS.get(diagnostic.kind, "o"),
+                               "data": f"{diagnostic.kind}: track {diagnostic.track_id} at frame {diagnostic.frame}"
+                                       f" — {diagnostic.detail}"})
+        self.markers.setData(points)
+        self.markers.setToolTip(None)
+
+    def fit(self) -> None:
+        self.plot.getViewBox().setRange(xRange=(-1, self._controller.num_frames), yRange=(-1, min(len(self.lanes), 30)),
+                                        padding=0)
+
+    def _on_frame(self, index: int) -> None:
+        self.cursor.blockSignals(True)
+        self.cursor.setValue(index)
+        self.cursor.blockSignals(False)
+
+    def _on_cursor_dragged(self) -> None:
+        self._controller.seek(round(self.cursor.value()))
+
+    def _on_click(self, event) -> None:
+        if event.button() != Qt.MouseButton.LeftButton:
+            return
+        point: QPointF = self.plot.getViewBox().mapSceneToView(event.scenePos())
+        self.click_at(point.x(), point.y(), add=bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier))
+
+    def click_at(self, frame: float, lane: float, add: bool = False) -> None:
+        """Seek to `frame` and select the track on `lane` (if any)."""
+        self._controller.seek(round(frame))
+        row = round(lane)
+        if 0 <= row < len(self.lanes) and abs(lane - row) <= LANE_HEIGHT / 2:
+            self._controller.select(self.lanes[row], add=add)
+            self.track_clicked.emit(self.lanes[row])
