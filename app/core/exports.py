@@ -1,0 +1,348 @@
+"""Exports for video editors: per-object masks, RGBA cut-outs, an alpha matte video, an overlay video.
+
+Every export takes the masks from any object with ``track_map(index) -> int32 (H, W)`` (the
+``Annotation``) and, where pixels are needed, a ``VideoSource``. Each export works on chosen tracks and
+chosen frames, reports ``progress(done, total)`` and stops early when ``cancel()`` returns True.
+
+Files appear atomically: PNGs through ``app.core.atomic``, videos are encoded into a temporary file in
+the destination folder and renamed over the target when complete, so an editor watching the folder
+never picks up half a file and a cancelled or failed export leaves no partial video behind.
+
+Videos are H.264 (yuv420p, BT.709, limited range: what every editor expects) at the source frame rate.
+4:2:0 needs even sizes, so an odd width or height is padded by one replicated pixel on the right or bottom.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Protocol
+
+import av
+import cv2
+import numpy as np
+
+from app.core import atomic
+from app.core.colors import OverlayMode, overlay, visible_mask
+from app.core.errors import StudioError
+from app.core.video import VideoSource
+
+Progress = Callable[[int, int], None]
+Cancel = Callable[[], bool]
+
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
+_VFR_TIME_BASE = Fraction(1, 90000)
+
+
+class ExportError(StudioError):
+    """An export cannot be written (bad choice of tracks/frames, unwritable folder, full disk...)."""
+
+
+class TrackMaps(Protocol):
+    """What exports need from an annotation."""
+
+    def track_map(self, index: int) -> np.ndarray: ...
+
+
+@dataclass
+class ExportResult:
+    """What an export wrote. ``cancelled``: stopped by the user; ``paths`` then lists the complete files only."""
+
+    paths: list[Path] = field(default_factory=list)
+    frames: int = 0
+    cancelled: bool = False
+
+
+# ---------------------------------------------------------------------------------------------
+# PNG sequences
+# ---------------------------------------------------------------------------------------------
+def export_track_masks(
+    annotation: TrackMaps,
+    track_ids: Collection[int],
+    frames: Iterable[int],
+    out_dir: str | Path,
+    *,
+    stems: Sequence[str] | None = None,
+    combine: bool = False,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> ExportResult:
+    """Binary masks (8-bit grey PNG, 0 outside / 255 inside) at the annotation's resolution.
+
+    Writes ``out_dir/track_<id>/<stem>.png`` per track, or with ``combine`` one ``out_dir/<stem>.png``
+    holding the union of the chosen tracks. ``stems`` name frame i (default: 8-digit index, like VIPSeg).
+    """
+    track_ids = _check_tracks(track_ids)
+    frames = _check_frames(frames, len(stems) if stems is not None else None)
+
+    def write(index: int, track_map: np.ndarray, stem: str, folders: dict[int | None, Path]) -> list[Path]:
+        written = []
+        for track_id, folder in folders.items():
+            mask = _mask(track_map, track_ids if track_id is None else [track_id])
+            written.append(_write_png(folder / f"{stem}.png", mask))
+        return written
+
+    return _png_sequence(annotation, None, track_ids, frames, Path(out_dir), stems, combine, write, progress, cancel)
+
+
+def export_cutouts(
+    annotation: TrackMaps,
+    source: VideoSource,
+    track_ids: Collection[int],
+    frames: Iterable[int],
+    out_dir: str | Path,
+    *,
+    combine: bool = False,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> ExportResult:
+    """RGBA PNGs at the video's resolution: the object's pixels, fully transparent elsewhere.
+
+    Writes ``out_dir/track_<id>/<stem>.png`` per track (stems of the source), or with ``combine`` one
+    ``out_dir/<stem>.png`` with all chosen tracks. Transparent pixels keep their colour (premultiplying
+    would darken edges when an editor scales the cut-out).
+    """
+    track_ids = _check_tracks(track_ids)
+    frames = _check_frames(frames, source.num_frames)
+
+    def write(index: int, track_map: np.ndarray, stem: str, folders: dict[int | None, Path]) -> list[Path]:
+        rgba = np.empty((source.height, source.width, 4), np.uint8)
+        rgba[..., :3] = source.frame(index)
+        written = []
+        for track_id, folder in folders.items():
+            rgba[..., 3] = _mask(track_map, track_ids if track_id is None else [track_id])
+            written.append(_write_png(folder / f"{stem}.png", rgba))
+        return written
+
+    return _png_sequence(annotation, source, track_ids, frames, Path(out_dir), source.stems, combine, write,
+                         progress, cancel)
+
+
+def _png_sequence(annotation, source, track_ids, frames, out_dir, stems, combine, write, progress, cancel):
+    folders: dict[int | None, Path] = (
+        {None: out_dir} if combine else {t: out_dir / f"track_{t:04d}" for t in track_ids})
+    for folder in folders.values():
+        _make_folder(folder)
+    result = ExportResult()
+    for done, index in enumerate(frames):
+        if cancel is not None and cancel():
+            result.cancelled = True
+            break
+        track_map = _track_map(annotation, index, source)
+        stem = stems[index] if stems is not None else f"{index:08d}"
+        result.paths.extend(write(index, track_map, stem, folders))
+        result.frames += 1
+        if progress is not None:
+            progress(done + 1, len(frames))
+    return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Videos
+# ---------------------------------------------------------------------------------------------
+def export_alpha_video(
+    annotation: TrackMaps,
+    source: VideoSource,
+    track_ids: Collection[int],
+    frames: Iterable[int],
+    out_path: str | Path,
+    *,
+    crf: int = 12,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> ExportResult:
+    """A black/white matte video (white = chosen tracks) to use as a track matte in an editor."""
+    track_ids = _check_tracks(track_ids)
+
+    def render(index: int, track_map: np.ndarray) -> np.ndarray:
+        return np.repeat(_mask(track_map, track_ids)[..., None], 3, axis=2)
+
+    return _encode_video(annotation, source, frames, Path(out_path), render, crf, progress, cancel)
+
+
+def export_overlay_video(
+    annotation: TrackMaps,
+    source: VideoSource,
+    track_ids: Collection[int] | None,
+    frames: Iterable[int],
+    out_path: str | Path,
+    *,
+    mode: OverlayMode = "fill_contour",
+    alpha: float = 0.5,
+    crf: int = 18,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> ExportResult:
+    """The video with the chosen tracks (None: all) drawn in their track colours (see ``colors.overlay``)."""
+    visible = None if track_ids is None else _check_tracks(track_ids)
+
+    def render(index: int, track_map: np.ndarray) -> np.ndarray:
+        return overlay(source.frame(index), track_map, alpha=alpha, mode=mode, visible=visible)
+
+    return _encode_video(annotation, source, frames, Path(out_path), render, crf, progress, cancel)
+
+
+def _encode_video(annotation, source, frames, out_path, render, crf, progress, cancel) -> ExportResult:
+    frames = _check_frames(frames, source.num_frames)
+    if out_path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ExportError(f"Cannot write {out_path}: use a {', '.join(VIDEO_SUFFIXES)} file name for an H.264 video.")
+    _make_folder(out_path.parent)
+    time_base, pts = _frame_timing(source, frames)
+    width, height = source.width + source.width % 2, source.height + source.height % 2
+    result = ExportResult()
+    temp = _temp_path(out_path)
+    try:
+        with av.open(str(temp), mode="w", format=_MUXERS[out_path.suffix.lower()]) as container:
+            stream = container.add_stream("libx264", rate=source.frame_rate.limit_denominator(1001))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.codec_context.time_base = time_base
+            stream.codec_context.options = {"crf": str(crf), "preset": "fast"}
+            stream.codec_context.colorspace = stream.codec_context.color_primaries = 1  # BT.709
+            stream.codec_context.color_trc = stream.codec_context.color_range = 1  # BT.709, limited range
+            for done, (index, timestamp) in enumerate(zip(frames, pts)):
+                if cancel is not None and cancel():
+                    result.cancelled = True
+                    break
+                rgb = _pad_even(render(index, _track_map(annotation, index, source)))
+                frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
+                    format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
+                frame.pts, frame.time_base = timestamp, time_base
+                container.mux(stream.encode(frame))
+                result.frames += 1
+                if progress is not None:
+                    progress(done + 1, len(frames))
+            container.mux(stream.encode(None))
+        if result.cancelled:
+            return result  # the temporary file is removed below
+        _fsync(temp)
+        os.replace(temp, out_path)
+        atomic.fsync_dir(out_path.parent)
+    except OSError as error:
+        raise _os_error(error, out_path) from error
+    except av.error.FFmpegError as error:  # encoder/muxer failures that are not plain OS errors
+        raise ExportError(f"Could not encode {out_path}: {error}.") from error
+    finally:
+        if temp.exists():
+            temp.unlink()
+    result.paths.append(out_path)
+    return result
+
+
+_MUXERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+def _frame_timing(source: VideoSource, frames: list[int]) -> tuple[Fraction, list[int]]:
+    """Time base and pts that keep the source timing (also for frame subsets with gaps).
+
+    Constant-rate sources keep their exact rate (pts = frames since the first exported one); variable-rate
+    sources keep each frame's own timestamp at 1/90000 s precision.
+    """
+    rate = source.frame_rate.limit_denominator(1001)
+    t0 = source.timestamps[frames[0]]
+    offsets = [source.timestamps[i] - t0 for i in frames]
+    steps = [o * rate for o in offsets]
+    if all(abs(s - round(s)) < 0.25 for s in steps):
+        pts = [round(s) for s in steps]
+        time_base = 1 / rate
+    else:
+        pts = [round(o / _VFR_TIME_BASE) for o in offsets]
+        time_base = _VFR_TIME_BASE
+    for i in range(1, len(pts)):  # strictly increasing, whatever rounding did
+        pts[i] = max(pts[i], pts[i - 1] + 1)
+    return time_base, pts
+
+
+def _pad_even(rgb: np.ndarray) -> np.ndarray:
+    pad_h, pad_w = rgb.shape[0] % 2, rgb.shape[1] % 2
+    if pad_h or pad_w:
+        rgb = cv2.copyMakeBorder(rgb, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+    return rgb
+
+
+# ---------------------------------------------------------------------------------------------
+# Shared checks and file handling
+# ---------------------------------------------------------------------------------------------
+def _check_tracks(track_ids: Collection[int]) -> list[int]:
+    ids = sorted({int(t) for t in track_ids})
+    if not ids:
+        raise ExportError("No tracks chosen: select at least one object to export.")
+    if ids[0] < 1:
+        raise ExportError(f"Track id {ids[0]} is not a track (ids start at 1; 0 is void).")
+    return ids
+
+
+def _check_frames(frames: Iterable[int], num_frames: int | None) -> list[int]:
+    frames = [int(i) for i in frames]
+    if not frames:
+        raise ExportError("No frames chosen: select a frame range to export.")
+    if sorted(set(frames)) != frames:
+        raise ExportError("Frames to export must be increasing and without repeats.")
+    if frames[0] < 0 or (num_frames is not None and frames[-1] >= num_frames):
+        raise ExportError(f"Frames {frames[0]}..{frames[-1]} are outside the video's 0..{(num_frames or 1) - 1}.")
+    return frames
+
+
+def _mask(track_map: np.ndarray, track_ids: list[int]) -> np.ndarray:
+    """uint8 mask, 255 on the given tracks, 0 elsewhere."""
+    inside = track_map == track_ids[0] if len(track_ids) == 1 else visible_mask(track_map, track_ids)
+    return inside.view(np.uint8) * np.uint8(255)
+
+
+def _track_map(annotation: TrackMaps, index: int, source: VideoSource | None) -> np.ndarray:
+    """The frame's track map, scaled (nearest) to the video size when the masks were made at another size."""
+    track_map = np.asarray(annotation.track_map(index))
+    if source is not None and track_map.shape != (source.height, source.width):
+        track_map = cv2.resize(track_map.astype(np.int32), (source.width, source.height),
+                               interpolation=cv2.INTER_NEAREST)
+    return track_map
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _os_error(error, folder) from error
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ExportError(f"Cannot write to {folder}: permission denied. Choose a folder you can write to.")
+
+
+def _write_png(path: Path, image: np.ndarray) -> Path:
+    try:
+        atomic.write_png(path, image)
+    except OSError as error:
+        raise _os_error(error, path) from error
+    return path
+
+
+def _temp_path(out_path: Path) -> Path:
+    try:
+        fd, name = tempfile.mkstemp(prefix=f".{out_path.stem}.", suffix=f"{out_path.suffix}{atomic.TEMP_SUFFIX}",
+                                    dir=out_path.parent)
+    except OSError as error:
+        raise _os_error(error, out_path) from error
+    os.close(fd)
+    return Path(name)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _os_error(error: OSError, path: Path) -> ExportError:
+    """A message that says what to do for the OS errors an export meets in practice."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ExportError(f"The disk is full while writing {path}. Free some space or export to another drive.")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ExportError(f"Cannot write {path}: permission denied or read-only. Choose a folder you can write to.")
+    if error.errno in (errno.ENOTDIR, errno.EEXIST):
+        return ExportError(f"Cannot create {path}: part of the path is a file, not a folder. Choose another folder.")
+    return ExportError(f"Cannot write {path}: {error.strerror or error}. Check the destination and try again.")
