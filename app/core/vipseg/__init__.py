@@ -4,6 +4,14 @@ Layers: ``layout`` (paths + the guard keeping everything inside the root), ``cod
 ``writer`` / ``reader`` (plain per-frame data), ``convert`` (Annotation / VideoSource adapters).
 """
 
+from app.core.vipseg.convert import (
+    ImportedVideo,
+    annotation_frames,
+    export_predictions,
+    export_vipseg,
+    import_predictions,
+    import_vipseg,
+)
 from app.core.vipseg.frames import PanopticFrame
 from app.core.vipseg.layout import DatasetError, DatasetLayout, ExportCancelled
 from app.core.vipseg.reader import DatasetVideo, read_ground_truth, read_predictions
@@ -14,9 +22,16 @@ __all__ = [
     "DatasetLayout",
     "DatasetVideo",
     "ExportCancelled",
+    "ImportedVideo",
     "PanopticFrame",
     "VideoToWrite",
+    "annotation_frames",
+    "export_predictions",
+    "export_vipseg",
+    "import_predictions",
+    "import_vipseg",
     "read_ground_truth",
     "read_predictions",
     "write_videos",
 ]
+

@@ -195,6 +195,7 @@ def write_videos(
     ids = [check_name(v.video_id, "video id", layout.root) for v in videos]
     if len(set(ids)) != len(ids):
         raise DatasetError(f"Video ids must be unique in one export; got {ids}.")
+    json_path = layout.pred_json() if predictions else layout.gt_json(split)  # checked before anything is written
     total = sum(v.num_frames for v in videos)
     done = 0
     json_videos, json_annotations = [], []
@@ -224,11 +225,9 @@ def write_videos(
         json_videos.append({"video_id": video.video_id, "images": images})
         json_annotations.append({"video_id": video.video_id, "annotations": annotations})
     if predictions:
-        path = layout.pred_json()
-        _write_json(path, {"annotations": json_annotations})
-        return path
+        _write_json(json_path, {"annotations": json_annotations})
+        return json_path
     table = categories.to_json()
     _write_json(layout.categories_json(), table)
-    path = layout.gt_json(split)
-    _write_json(path, {"videos": json_videos, "annotations": json_annotations, "categories": table})
-    return path
+    _write_json(json_path, {"videos": json_videos, "annotations": json_annotations, "categories": table})
+    return json_path

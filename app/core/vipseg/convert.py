@@ -1,0 +1,160 @@
+"""Adapters between the plain VIPSeg reader/writer and the app's Annotation / VideoSource.
+
+Import gives every panoptic id of a video one track (category from the JSON, provenance "imported"),
+numbered 1, 2, ... in order of first appearance, so re-exporting reproduces the same files byte for byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from app.core.annotation import Annotation, AnnotationError, Provenance
+from app.core.categories import CategoryTable
+from app.core.video import VideoSource
+from app.core.vipseg.frames import PanopticFrame, first_appearance
+from app.core.vipseg.layout import DatasetError, ExportCancelled
+from app.core.vipseg.reader import DatasetVideo, read_ground_truth, read_predictions
+from app.core.vipseg.writer import Cancel, Progress, VideoToWrite, write_videos
+
+
+class ImportedVideo(NamedTuple):
+    video_id: str
+    annotation: Annotation
+    image_paths: list[Path]  # images/<video>/<stem>.jpg (empty for predictions; a file may be absent)
+
+
+def annotation_frames(annotation: Annotation) -> Iterator[PanopticFrame]:
+    """An annotation as plain frames for the metrics: track ids are the segment ids.
+
+    Segments are listed in raster order of first appearance, as an export writes them, so metrics on an
+    annotation equal metrics on its exported files (STQ numbers instances in that order).
+    """
+    for index in range(annotation.num_frames):
+        track_map = annotation.track_map(index)
+        values, _, _, order = first_appearance(track_map)
+        yield PanopticFrame(track_map, {int(values[p]): annotation.tracks[int(values[p])].category_id for p in order})
+
+
+def _source_image_file(source: VideoSource, index: int) -> Path | None:
+    """The image file of an image-folder frame (copied verbatim when no resize is needed), else None."""
+    if not Path(source.path).is_dir():
+        return None
+    for suffix in (".jpg", ".jpeg", ".JPG", ".JPEG"):
+        candidate = Path(source.path) / (source.stems[index] + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _video_to_write(video_id: str, annotation: Annotation, source: VideoSource | None) -> VideoToWrite:
+    if source is not None:
+        if source.num_frames != annotation.num_frames or (source.width, source.height) != (annotation.width, annotation.height):
+            raise DatasetError(
+                f"Video {video_id!r}: the annotation has {annotation.num_frames} frames of {annotation.width}x{annotation.height} but "
+                f"{source.path} has {source.num_frames} of {source.width}x{source.height}; export needs the video it was made from."
+            )
+    return VideoToWrite(
+        video_id,
+        annotation.num_frames,
+        {t.id: t.category_id for t in annotation.tracks.values()},
+        annotation.track_map,
+        image=source.frame if source is not None else None,
+        image_file=(lambda i: _source_image_file(source, i)) if source is not None else None,
+        stems=source.stems if source is not None else None,
+    )
+
+
+def _shared_categories(annotations: Sequence[Annotation]) -> CategoryTable:
+    if not annotations:
+        raise DatasetError("Nothing to export: no videos were given.")
+    table = annotations[0].categories
+    if any(a.categories.to_json() != table.to_json() for a in annotations[1:]):
+        raise DatasetError("The videos use different category tables; export videos annotated with the same table together.")
+    return table
+
+
+def export_vipseg(
+    videos: Sequence[tuple[str, Annotation, VideoSource | None]],
+    root: str | Path,
+    split: str = "train",
+    resolution: int | None = None,
+    raw_panomasks: bool = True,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Path:
+    """Export annotated videos as a VIPSeg ground-truth dataset (``resolution=720`` for VIPSeg_720P); returns the JSON."""
+    table = _shared_categories([annotation for _, annotation, _ in videos])
+    plain = [_video_to_write(video_id, annotation, source) for video_id, annotation, source in videos]
+    return write_videos(plain, root, table, split=split, resolution=resolution, raw_panomasks=raw_panomasks, progress=progress, cancel=cancel)
+
+
+def export_predictions(
+    videos: Sequence[tuple[str, Annotation, VideoSource | None]],
+    root: str | Path,
+    resolution: int | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+) -> Path:
+    """Write ``pred.json`` + ``pan_pred/`` for the official evaluators; returns pred.json. Sources only give stems."""
+    table = _shared_categories([annotation for _, annotation, _ in videos])
+    plain = [_video_to_write(video_id, annotation, source) for video_id, annotation, source in videos]
+    for video in plain:
+        video.image = video.image_file = None
+    return write_videos(plain, root, table, resolution=resolution, predictions=True, progress=progress, cancel=cancel)
+
+
+def _to_annotation(video: DatasetVideo, categories: CategoryTable, tick) -> Annotation:
+    first = video.frame(0)
+    height, width = first.ids.shape
+    annotation = Annotation(video.num_frames, height, width, categories)
+    track_of: dict[int, int] = {}
+    for index in range(video.num_frames):
+        frame = first if index == 0 else video.frame(index)
+        values, _, inverse, order = first_appearance(frame.ids)
+        for position in order:
+            segment_id = int(values[position])
+            if segment_id in track_of:
+                continue
+            category_id = frame.segments[segment_id]
+            stuff_track = None if categories[category_id].isthing else annotation.stuff_track(category_id)
+            track_of[segment_id] = stuff_track or annotation.add_track(category_id, provenance=Provenance.IMPORTED).id
+        lut = np.array([track_of.get(int(v), 0) for v in values], dtype=np.int32)
+        try:
+            annotation.set_frame(index, lut[inverse])
+        except AnnotationError as error:
+            raise DatasetError(f"{video.png_paths[index]}: {error}") from None
+        tick()
+    return annotation
+
+
+def _import(categories: CategoryTable, videos: list[DatasetVideo], progress: Progress | None, cancel: Cancel | None) -> list[ImportedVideo]:
+    total = sum(v.num_frames for v in videos)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+        if cancel is not None and cancel():
+            raise ExportCancelled("Import cancelled.")
+
+    return [ImportedVideo(v.video_id, _to_annotation(v, categories, tick), list(v.image_paths)) for v in videos]
+
+
+def import_vipseg(root: str | Path, split: str | None = None, progress: Progress | None = None, cancel: Cancel | None = None) -> list[ImportedVideo]:
+    """Import a VIPSeg ground-truth dataset (one split, or every split file when ``split`` is None)."""
+    categories, videos = read_ground_truth(root, split)
+    return _import(categories, videos, progress, cancel)
+
+
+def import_predictions(
+    root: str | Path, categories: CategoryTable | None = None, progress: Progress | None = None, cancel: Cancel | None = None
+) -> list[ImportedVideo]:
+    """Import ``pred.json`` + ``pan_pred/`` (categories: given, else the folder's table, else VIPSeg's)."""
+    table, videos = read_predictions(root, categories)
+    return _import(table, videos, progress, cancel)
