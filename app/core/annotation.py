@@ -25,15 +25,10 @@ from typing import Callable, Iterable
 import numpy as np
 
 from app.core.categories import CategoryTable
-from app.core.errors import StudioError
-from app.core.mask_store import Loader, MaskStore
+from app.core.mask_store import AnnotationError, Loader, MaskStore
 
 #: Called after every change with (frames whose rendering changed, track ids whose row changed).
 Listener = Callable[[frozenset, frozenset], None]
-
-
-class AnnotationError(StudioError):
-    """An edit or an ingested frame would break the annotation (or a VIPSeg rule)."""
 
 
 class Provenance(str, Enum):
@@ -535,3 +530,6 @@ def __getattr__(name: str):
     if name in edits.__all__:
         return getattr(edits, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["Annotation", "AnnotationError", "Listener", "Provenance", "Track"]

@@ -14,9 +14,18 @@ import cv2
 import numpy as np
 
 from app.core.atomic import png_bytes
+from app.core.errors import StudioError
 
-#: Reads the stored PNG bytes of a frame from elsewhere (a project folder), or None when it has none.
-Loader = Callable[[int], "bytes | None"]
+#: Reads a frame's stored PNG bytes from elsewhere (a project folder) with a name for error messages
+#: (the file), or returns None when that frame has no stored map (all void).
+Loader = Callable[[int], "tuple[bytes, str] | None"]
+
+
+class AnnotationError(StudioError):
+    """An edit, an ingested frame or a stored mask would break the annotation (or a VIPSeg rule).
+
+    Defined here because the store is the bottom of the annotation area; import it from app.core.annotation.
+    """
 
 
 def encode_slots(slots: np.ndarray) -> bytes:
@@ -52,11 +61,15 @@ class MaskStore:
         if cached is not None:
             self._cache.move_to_end(index)
             return cached
-        data = self.blob(index)
-        if data is None:
+        found = self._find(index)
+        if found is None:
             slots = np.zeros((self.height, self.width), np.uint8)
         else:
-            slots = decode_slots(data, self.height, self.width, source=f"mask of frame {index}")
+            data, source = found
+            try:
+                slots = decode_slots(data, self.height, self.width, source=source)
+            except ValueError as error:
+                raise AnnotationError(f"{error}. The mask file is damaged: restore it from a backup or re-run inference on frame {index}.") from None
         slots.flags.writeable = False
         self._remember(index, slots)
         return slots
@@ -75,16 +88,23 @@ class MaskStore:
 
     def blob(self, index: int) -> bytes | None:
         """The PNG bytes of frame ``index``, or None when it was never written (all void)."""
+        found = self._find(index)
+        return None if found is None else found[0]
+
+    def _find(self, index: int) -> tuple[bytes, str] | None:
         if not 0 <= index < self.num_frames:
             raise IndexError(f"frame {index} is outside 0..{self.num_frames - 1}")
         data = self._blobs.get(index)
-        if data is None and self._loader is not None:
-            data = self._loader(index)
-        return data
+        if data is not None:
+            return data, f"mask of frame {index}"
+        return None if self._loader is None else self._loader(index)
 
-    def mark_saved(self, indices, loader: Loader) -> None:
-        """The project wrote ``indices``: forget their bytes (``loader`` re-reads them) and clear their dirty flag."""
+    def set_loader(self, loader: Loader | None) -> None:
+        """Where frames not held in memory are read from (the project's mask files)."""
         self._loader = loader
+
+    def mark_saved(self, indices) -> None:
+        """The project wrote ``indices``: forget their bytes (the loader re-reads them) and clear their dirty flag."""
         for index in indices:
             self.dirty.discard(index)
             self._blobs.pop(index, None)

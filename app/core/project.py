@@ -1,0 +1,574 @@
+"""A DVIS Studio project folder: video reference, model info, annotation and edit history.
+
+Layout (JSON + PNG + NPZ, never pickle)::
+
+    project.json                 manifest, written LAST (atomically): everything else is reached from it
+    project.lock                 {"pid", "hostname", "created"} while an instance has the project open
+    categories.json              the category table of the annotation (written once)
+    tables.g<N>.npz              slot -> key, slot areas, key -> track, mask generation per frame
+    tracks.g<N>.json             track table
+    masks/<frame 8 digits>.g<N>.png   slot map of a frame, N = the save generation that wrote it
+    history.jsonl                edit log, append only; the manifest says how many bytes are valid
+
+Why generations: a save writes new files under new names and only then replaces the manifest, so
+a crash (even ``kill -9``) at any moment leaves the previous manifest pointing at complete files:
+opening gives the last good state. Files the current manifest does not reference are garbage from
+an interrupted or superseded save and are deleted after the manifest switch (and on open).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import socket
+import time
+import zipfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from app import __version__
+from app.core import atomic
+from app.core.annotation import Annotation
+from app.core.categories import CategoryTable, vipseg_categories
+from app.core.errors import CategoryTableError, StudioError
+
+MANIFEST = "project.json"
+LOCK = "project.lock"
+CATEGORIES = "categories.json"
+HISTORY = "history.jsonl"
+MASKS = "masks"
+FORMAT = "dvis-studio-project"
+FORMAT_VERSION = 1
+FINGERPRINT_BYTES = 1 << 20
+
+#: Test hook: called with a step name between the files of a save ("masks", "tables", "history", "manifest").
+SaveHook = Callable[[str], None]
+
+
+class ProjectError(StudioError):
+    """A project folder cannot be created, opened, locked or saved; the message names the file."""
+
+
+# ---------------------------------------------------------------------------------- video reference
+
+
+def video_fingerprint(path: Path) -> dict:
+    """Size and SHA-256 of the first MiB: enough to recognise a moved video without reading all of it.
+
+    For an image folder: total size of its files and a hash of their names plus the first file's first MiB.
+    """
+    path = Path(path)
+    digest = hashlib.sha256()
+    try:
+        if path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+            size = sum(p.stat().st_size for p in files)
+            for file in files:
+                digest.update(file.name.encode("utf-8") + b"\0")
+            first = files[0] if files else None
+        else:
+            size = path.stat().st_size
+            first = path
+        if first is not None:
+            with open(first, "rb") as handle:
+                digest.update(handle.read(FINGERPRINT_BYTES))
+    except OSError as error:
+        raise ProjectError(f"Cannot read the video {path}: {error.strerror or error}.") from None
+    return {"size": size, "sha256_first_mib": digest.hexdigest()}
+
+
+# ---------------------------------------------------------------------------------- lock
+
+
+def _process_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
+        import ctypes
+
+        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+        if not handle:
+            return False
+        code = ctypes.c_ulong()
+        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+        ctypes.windll.kernel32.CloseHandle(handle)
+        return code.value == 259  # STILL_ACTIVE
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by another user
+    return True
+
+
+class ProjectLock:
+    """``project.lock`` holding pid + hostname; a lock whose process is gone (same host) is taken over."""
+
+    def __init__(self, folder: Path):
+        self.path = folder / LOCK
+        self.held = False
+
+    def acquire(self) -> None:
+        content = json.dumps({"pid": os.getpid(), "hostname": socket.gethostname(), "created": time.time()}).encode()
+        for _ in range(3):
+            if self._create(content):
+                self.held = True
+                return
+            owner = self._read_owner()
+            if owner is not None and not self._stale(owner):
+                raise ProjectError(
+                    f"The project {self.path.parent} is open in another DVIS Studio (process {owner['pid']} on "
+                    f"{owner['hostname']}). Close it there. If that program is no longer running, delete {self.path}."
+                )
+            try:  # stale: a crashed instance left it (or it is unreadable); take it over
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+        raise ProjectError(f"Could not lock the project {self.path.parent}: {self.path} keeps reappearing. Is another instance starting?")
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        owner = self._read_owner()
+        if owner is not None and owner.get("pid") == os.getpid() and owner.get("hostname") == socket.gethostname():
+            try:
+                self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _create(self, content: bytes) -> bool:
+        """Atomically create the lock with its content (link fails if it exists): never a half-written lock."""
+        temp = self.path.with_name(f".{LOCK}.{os.getpid()}{atomic.TEMP_SUFFIX}")
+        try:
+            temp.write_bytes(content)
+            os.link(temp, self.path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as error:
+            raise ProjectError(f"Cannot create the lock file {self.path}: {error.strerror or error}. Is the folder writable?") from None
+        finally:
+            try:
+                temp.unlink()
+            except FileNotFoundError:
+                pass
+
+    def _read_owner(self) -> dict | None:
+        """The lock's owner, or None when the lock is gone or unreadable (a crash mid-takeover)."""
+        try:
+            owner = json.loads(self.path.read_text(encoding="utf-8"))
+            return {"pid": int(owner["pid"]), "hostname": str(owner["hostname"])}
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    @staticmethod
+    def _stale(owner: dict) -> bool:
+        if owner["hostname"] != socket.gethostname():
+            return False  # cannot see processes of another machine: assume it is alive
+        if owner["pid"] == os.getpid():
+            return False  # this process has it open already
+        return not _process_alive(owner["pid"])
+
+
+# ---------------------------------------------------------------------------------- project
+
+
+class Project:
+    """An open project. Create with :meth:`create`, open with :meth:`open`; :meth:`close` releases the lock."""
+
+    def __init__(self, folder: Path, manifest: dict, annotation: Annotation, mask_gen: np.ndarray, lock: ProjectLock):
+        self.folder = folder
+        self.annotation = annotation
+        self.save_hook: SaveHook | None = None
+        self._manifest = manifest
+        self._mask_gen = mask_gen
+        self._lock = lock
+        self._pending_history: list[str] = []
+        self._meta_dirty = False
+        annotation.mask_store.set_loader(self._load_mask)
+
+    # -------------------------------------------------------------- create / open / close
+
+    @classmethod
+    def create(cls, folder: str | os.PathLike, video_path: str | os.PathLike, *, annotation: Annotation | None = None,
+               num_frames: int | None = None, height: int | None = None, width: int | None = None, fps: float | None = None,
+               categories: CategoryTable | None = None, model: dict | None = None) -> "Project":
+        """Start a project for a video. Sizes default to the video's (opened with ``VideoSource``) or ``annotation``'s."""
+        folder = Path(folder).absolute()
+        video_path = Path(video_path).absolute()
+        if (folder / MANIFEST).exists():
+            raise ProjectError(f"{folder} is already a DVIS Studio project; open it instead.")
+        if folder.exists() and any(folder.iterdir()):
+            raise ProjectError(f"{folder} is not empty. Choose a new or empty folder for the project.")
+        if annotation is None and None in (num_frames, height, width):
+            from app.core.video import VideoSource  # only when the caller did not give the sizes
+
+            with VideoSource.open(video_path) as video:
+                num_frames, height, width, fps = video.num_frames, video.height, video.width, video.fps
+        if annotation is None:
+            annotation = Annotation(num_frames, height, width, categories or vipseg_categories())
+        video = {"path": str(video_path), "relative_path": _relative(video_path, folder), "num_frames": annotation.num_frames,
+                 "width": annotation.width, "height": annotation.height, "fps": fps, **video_fingerprint(video_path)}
+        manifest = {"format": FORMAT, "version": FORMAT_VERSION, "generation": 0, "video": video, "model": model,
+                    "annotation": {"categories": CATEGORIES}, "history": {"file": HISTORY, "bytes": 0, "entries": 0}}
+        try:
+            (folder / MASKS).mkdir(parents=True, exist_ok=True)
+            atomic.write_json(folder / CATEGORIES, annotation.categories.to_json())
+            (folder / HISTORY).touch()
+        except OSError as error:
+            raise ProjectError(f"Cannot create the project in {folder}: {error.strerror or error}. Choose a writable folder.") from None
+        lock = ProjectLock(folder)
+        lock.acquire()
+        project = cls(folder, manifest, annotation, np.zeros(annotation.num_frames, np.int32), lock)
+        annotation.tables_dirty = True
+        try:
+            project.save()
+        except ProjectError:
+            lock.release()
+            raise
+        return project
+
+    @classmethod
+    def open(cls, folder: str | os.PathLike) -> "Project":
+        """Open a project (taking its lock). A missing video does not stop opening: see :meth:`check_video`."""
+        folder = Path(folder).absolute()
+        manifest_path = folder / MANIFEST
+        if not manifest_path.is_file():
+            raise ProjectError(f"{folder} is not a DVIS Studio project: {manifest_path} is missing.")
+        lock = ProjectLock(folder)
+        lock.acquire()
+        try:
+            manifest = _read_manifest(manifest_path)
+            annotation, mask_gen = _read_annotation(folder, manifest)
+            project = cls(folder, manifest, annotation, mask_gen, lock)
+            project._repair_history()
+            project._collect_garbage(full=True)
+        except BaseException:
+            lock.release()
+            raise
+        return project
+
+    def close(self) -> None:
+        """Release the lock. Unsaved changes are NOT saved: call :meth:`save` first if wanted."""
+        self._lock.release()
+
+    def __enter__(self) -> "Project":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- properties
+
+    @property
+    def video(self) -> dict:
+        """The video reference: path, relative_path, size, sha256_first_mib, num_frames, width, height, fps."""
+        return dict(self._manifest["video"])
+
+    @property
+    def video_path(self) -> Path:
+        """The video's path: as stored, or relative to the project when both moved together."""
+        stored = Path(self._manifest["video"]["path"])
+        if not stored.exists() and self._manifest["video"].get("relative_path"):
+            relative = (self.folder / self._manifest["video"]["relative_path"]).resolve()
+            if relative.exists():
+                return relative
+        return stored
+
+    @property
+    def model(self) -> dict | None:
+        return self._manifest.get("model")
+
+    @model.setter
+    def model(self, info: dict | None) -> None:
+        """Which model produced the annotation (preset, checkpoint path/hash...); saved with the next save."""
+        json.dumps(info, allow_nan=False)  # refuse what cannot be saved now, not at save time
+        self._manifest["model"] = info
+        self._meta_dirty = True
+
+    @property
+    def generation(self) -> int:
+        return int(self._manifest["generation"])
+
+    @property
+    def dirty(self) -> bool:
+        return bool(self.annotation.mask_store.dirty or self.annotation.tables_dirty or self._pending_history or self._meta_dirty)
+
+    # -------------------------------------------------------------- video
+
+    def check_video(self) -> Path:
+        """The video path if the video is there; else a ProjectError saying how to relink it."""
+        path = self.video_path
+        if not path.exists():
+            raise ProjectError(
+                f"The video of this project is missing: {self._manifest['video']['path']} (moved or renamed?). "
+                "Relink it (File > Relink video, or Project.relink_video(new_path)) to the file at its new location."
+            )
+        return path
+
+    def relink_video(self, path: str | os.PathLike, force: bool = False) -> None:
+        """Point the project at its video's new location; checks it is the same file (size + first-MiB hash)."""
+        path = Path(path).absolute()
+        if not path.exists():
+            raise ProjectError(f"{path} does not exist; choose the moved video file.")
+        fingerprint = video_fingerprint(path)
+        expected = {k: self._manifest["video"][k] for k in ("size", "sha256_first_mib")}
+        if fingerprint != expected and not force:
+            raise ProjectError(
+                f"{path} is not this project's video (size {fingerprint['size']} bytes, expected {expected['size']}; or its "
+                "content differs). Choose the original file; to use a re-encoded copy anyway, relink with force."
+            )
+        self._manifest["video"].update(path=str(path), relative_path=_relative(path, self.folder), **fingerprint)
+        self._meta_dirty = True
+        self.save()
+
+    # -------------------------------------------------------------- edits and history
+
+    def apply(self, edit, label: str = "") -> object:
+        """Apply an edit to the annotation and log it with its inverse; returns the inverse (apply it to undo)."""
+        inverse = self.annotation.apply(edit)
+        self.record(edit, inverse, label)
+        return inverse
+
+    def record(self, edit, inverse, label: str = "") -> None:
+        """Log an edit applied elsewhere (e.g. by a QUndoCommand calling ``annotation.apply``)."""
+        entry = {"time": time.time(), "label": label or edit.describe(), "edit": edit.to_json(), "inverse": inverse.to_json()}
+        self._pending_history.append(json.dumps(entry, allow_nan=False) + "\n")
+
+    def history(self) -> Iterator[dict]:
+        """Saved history entries then unsaved ones: {time, label, edit, inverse} (edits as JSON; Edit.from_json)."""
+        path = self.folder / HISTORY
+        valid = int(self._manifest["history"]["bytes"])
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read(valid)
+        except OSError as error:
+            raise ProjectError(f"Cannot read the edit history {path}: {error.strerror or error}.") from None
+        for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
+            try:
+                yield json.loads(line)
+            except json.JSONDecodeError:
+                raise ProjectError(f"{path}: line {number} is not valid JSON; the history is damaged (the annotation is not).") from None
+        for line in self._pending_history:
+            yield json.loads(line)
+
+    # -------------------------------------------------------------- saving
+
+    def autosave(self) -> bool:
+        """Save if anything changed (the GUI calls this on a timer); returns whether it saved."""
+        if not self.dirty:
+            return False
+        self.save()
+        return True
+
+    def save(self) -> None:
+        """Write changed frames, tables and history under a new generation, then switch the manifest to it."""
+        if not self._lock.held:
+            raise ProjectError(f"The project {self.folder} was closed; open it again to save.")
+        store = self.annotation.mask_store
+        generation = self.generation + 1
+        frames = sorted(store.dirty)
+        mask_gen = self._mask_gen.copy()
+        manifest = json.loads(json.dumps(self._manifest))
+        try:
+            for index in frames:
+                data = store.blob(index)
+                if data is None:
+                    mask_gen[index] = 0
+                    continue
+                atomic.write_bytes(self._mask_path(index, generation), data)
+                mask_gen[index] = generation
+            self._step("masks")
+            if frames or self.annotation.tables_dirty or "tables" not in manifest["annotation"]:
+                manifest["annotation"]["tables"] = f"tables.g{generation}.npz"
+                manifest["annotation"]["tracks"] = f"tracks.g{generation}.json"
+                atomic.write_bytes(self.folder / manifest["annotation"]["tables"], _npz_bytes({**self.annotation.table_arrays(), "mask_gen": mask_gen}))
+                atomic.write_json(self.folder / manifest["annotation"]["tracks"], self.annotation.tracks_json())
+            self._step("tables")
+            if self._pending_history:
+                manifest["history"] = self._append_history(manifest["history"])
+            self._step("history")
+            manifest.update(generation=generation, saved_at=time.time(), app_version=__version__)
+            manifest["annotation"].update(num_frames=self.annotation.num_frames, height=self.annotation.height, width=self.annotation.width)
+            atomic.write_json(self.folder / MANIFEST, manifest)
+            self._step("manifest")
+        except OSError as error:
+            raise ProjectError(
+                f"Saving the project {self.folder} failed: {error.strerror or error} ({getattr(error, 'filename', '') or 'a project file'}). "
+                "Free disk space or check permissions, then save again; the last saved state on disk is intact."
+            ) from None
+        previous, previous_mask_gen = self._manifest, self._mask_gen
+        self._manifest = manifest
+        self._mask_gen = mask_gen
+        self._pending_history.clear()
+        self._meta_dirty = False
+        self.annotation.tables_dirty = False
+        store.mark_saved(frames)
+        self._collect_garbage(full=False, previous=previous, previous_mask_gen=previous_mask_gen, frames=frames)
+
+    # -------------------------------------------------------------- internals
+
+    def _step(self, name: str) -> None:
+        if self.save_hook is not None:
+            self.save_hook(name)
+
+    def _mask_path(self, index: int, generation: int) -> Path:
+        return self.folder / MASKS / f"{index:08d}.g{generation}.png"
+
+    def _load_mask(self, index: int) -> tuple[bytes, str] | None:
+        generation = int(self._mask_gen[index])
+        if generation == 0:
+            return None
+        path = self._mask_path(index, generation)
+        try:
+            return path.read_bytes(), str(path)
+        except OSError as error:
+            raise ProjectError(f"Cannot read the mask file {path}: {error.strerror or error}. Restore the project folder from a backup.") from None
+
+    def _append_history(self, history: dict) -> dict:
+        data = "".join(self._pending_history).encode("utf-8")
+        path = self.folder / HISTORY
+        with open(path, "r+b" if path.exists() else "wb") as handle:
+            handle.seek(int(history["bytes"]))
+            handle.truncate()
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return {"file": HISTORY, "bytes": int(history["bytes"]) + len(data), "entries": int(history["entries"]) + len(self._pending_history)}
+
+    def _repair_history(self) -> None:
+        """Drop history bytes past what the manifest vouches for (an append whose save did not finish)."""
+        path = self.folder / HISTORY
+        valid = int(self._manifest["history"]["bytes"])
+        try:
+            if path.stat().st_size > valid:
+                with open(path, "r+b") as handle:
+                    handle.truncate(valid)
+        except FileNotFoundError:
+            if valid:
+                raise ProjectError(f"The edit history {path} is missing; the annotation is fine but its undo history is lost.") from None
+        except OSError as error:
+            raise ProjectError(f"Cannot repair the edit history {path}: {error.strerror or error}.") from None
+
+    def _collect_garbage(self, full: bool, previous: dict | None = None, previous_mask_gen: np.ndarray | None = None,
+                         frames: list[int] = ()) -> None:
+        """Delete files the manifest no longer references (failures are harmless: retried next time).
+
+        ``full`` (on open) scans the folder, and also checks every referenced mask file exists.
+        """
+        current = self._manifest["annotation"]
+        doomed: list[Path] = []
+        if full:
+            keep = {current.get("tables"), current.get("tracks")}
+            doomed += [p for p in self.folder.glob("tables.g*.npz") if p.name not in keep]
+            doomed += [p for p in self.folder.glob("tracks.g*.json") if p.name not in keep]
+            present = set()
+            for path in (self.folder / MASKS).glob("*.png"):
+                stem, _, generation = path.stem.partition(".g")
+                if stem.isdigit() and generation.isdigit() and int(stem) < len(self._mask_gen) and self._mask_gen[int(stem)] == int(generation):
+                    present.add(int(stem))
+                else:
+                    doomed.append(path)
+            missing = [int(i) for i in np.flatnonzero(self._mask_gen) if int(i) not in present]
+            if missing:
+                raise ProjectError(
+                    f"{len(missing)} mask file(s) of this project are missing, e.g. {self._mask_path(missing[0], int(self._mask_gen[missing[0]]))}. "
+                    "Restore the project folder from a backup."
+                )
+            atomic.remove_stale_temp_files(self.folder)
+            atomic.remove_stale_temp_files(self.folder / MASKS)
+        else:
+            old = previous["annotation"] if previous else {}
+            for name in ("tables", "tracks"):
+                if old.get(name) and old.get(name) != current.get(name):
+                    doomed.append(self.folder / old[name])
+            doomed += [self._mask_path(i, int(previous_mask_gen[i])) for i in frames
+                       if previous_mask_gen[i] and previous_mask_gen[i] != self._mask_gen[i]]
+        for path in doomed:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+
+    def __repr__(self) -> str:
+        return f"Project({str(self.folder)!r}, generation={self.generation})"
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def _relative(path: Path, folder: Path) -> str | None:
+    try:
+        return os.path.relpath(path, folder)
+    except ValueError:  # another drive on Windows
+        return None
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _read_manifest(path: Path) -> dict:
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ProjectError(f"Cannot read {path}: {error.strerror or error}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ProjectError(f"{path} is damaged (not valid JSON: {error}). Restore it from a backup.") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ProjectError(f"{path} is not a DVIS Studio project file.")
+    if int(manifest.get("version", 0)) > FORMAT_VERSION:
+        raise ProjectError(f"{path} was written by a newer DVIS Studio (format {manifest['version']}); update DVIS Studio to open it.")
+    try:
+        for key in ("generation", "video", "annotation", "history"):
+            manifest[key]
+        for key in ("path", "size", "sha256_first_mib", "num_frames", "width", "height"):
+            manifest["video"][key]
+        for key in ("categories", "tables", "tracks", "num_frames", "height", "width"):
+            manifest["annotation"][key]
+        int(manifest["history"]["bytes"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ProjectError(f"{path} is damaged: entry {error} is missing or malformed. Restore it from a backup.") from None
+    return manifest
+
+
+def _read_annotation(folder: Path, manifest: dict) -> tuple[Annotation, np.ndarray]:
+    meta = manifest["annotation"]
+    categories_path = folder / meta["categories"]
+    try:
+        categories = CategoryTable.load(categories_path)
+    except CategoryTableError as error:
+        raise ProjectError(f"The project's category table is damaged: {error}") from None
+    tables_path, tracks_path = folder / meta["tables"], folder / meta["tracks"]
+    try:
+        with np.load(tables_path, allow_pickle=False) as npz:
+            arrays = {name: npz[name] for name in ("seg", "area", "owner", "mask_gen")}
+    except FileNotFoundError:
+        raise ProjectError(f"{tables_path} is missing; the project folder is incomplete. Restore it from a backup.") from None
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise ProjectError(f"{tables_path} is damaged ({error}). Restore the project folder from a backup.") from None
+    try:
+        tracks = json.loads(tracks_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ProjectError(f"{tracks_path} is missing; the project folder is incomplete. Restore it from a backup.") from None
+    except (OSError, ValueError) as error:
+        raise ProjectError(f"{tracks_path} is damaged ({error}). Restore the project folder from a backup.") from None
+    mask_gen = arrays.pop("mask_gen").astype(np.int32)
+    num_frames, height, width = int(meta["num_frames"]), int(meta["height"]), int(meta["width"])
+    if mask_gen.shape != (num_frames,):
+        raise ProjectError(f"{tables_path} is damaged: it lists {mask_gen.shape} mask entries for {num_frames} frames.")
+    try:
+        annotation = Annotation.restore(num_frames, height, width, categories, tracks, arrays, loader=None)
+    except (ValueError, KeyError, TypeError) as error:
+        raise ProjectError(f"{tables_path} / {tracks_path} are damaged or disagree ({error}). Restore them from a backup.") from None
+    return annotation, mask_gen
