@@ -10,10 +10,10 @@ The generator is not imported here so that ``python -m dvis_models.data.syntheti
 """
 
 from dvis_models.data.transforms import AugmentationConfig, ClipTransform
-from dvis_models.data.vipseg_format import DatasetFormatError, default_label_to_category, load_categories
+from dvis_models.data.vipseg_format import DatasetFormatError, load_categories
 from dvis_models.data.vipseg_reader import ClipSample, VIPSegClipDataset, collate_clips, load_split
 
 __all__ = [
     "AugmentationConfig", "ClipSample", "ClipTransform", "DatasetFormatError", "VIPSegClipDataset",
-    "collate_clips", "default_label_to_category", "load_categories", "load_split",
+    "collate_clips", "load_categories", "load_split",
 ]

@@ -24,10 +24,9 @@ import cv2
 import numpy as np
 
 from dvis_models.errors import DVISError
+from dvis_models.presets import vipseg_categories
 
 CATEGORIES_FILE_NAME = "panoVIPSeg_categories.json"
-# resources/vipseg_categories.json of this repository: the 124 VIPSeg categories (id, name, isthing, color).
-VIPSEG_CATEGORIES_PATH = Path(__file__).resolve().parents[2] / "resources" / "vipseg_categories.json"
 
 
 class DatasetFormatError(DVISError, ValueError):
@@ -58,19 +57,13 @@ def rgb_mask_path(root: Path, video_id: str, stem: str) -> Path:
 
 
 def load_categories(path: Path | None = None) -> list[dict]:
-    """Category entries ``{id, name, isthing, color}`` from a JSON list (default: the bundled VIPSeg table)."""
-    path = Path(path) if path is not None else VIPSEG_CATEGORIES_PATH
+    """Category entries ``{id, name, isthing, color}`` from a JSON list (default: the 124 VIPSeg categories)."""
+    if path is None:
+        return vipseg_categories()
     entries = read_json(path)
     if not isinstance(entries, list) or not all(isinstance(e, dict) and {"id", "isthing", "color"} <= e.keys() for e in entries):
         raise DatasetFormatError(f"{path}: expected a JSON list of categories with id, name, isthing and color.")
     return entries
-
-
-def default_label_to_category(categories: list[dict]) -> list[int]:
-    """DVIS's classifier order: things sorted by id first, then stuff sorted by id (model label -> category id)."""
-    things = sorted(int(c["id"]) for c in categories if c["isthing"])
-    stuff = sorted(int(c["id"]) for c in categories if not c["isthing"])
-    return things + stuff
 
 
 # ----- id encodings -----------------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from dvis_models.data import vipseg_format as fmt
 from dvis_models.data.clips import STAGE_CLIP_LENGTHS, STAGE_REVERSE_PROBS, sample_clip_indices
 from dvis_models.data.transforms import OFFICIAL_CROP, AugmentationConfig, ClipTransform, sample_transform
 from dvis_models.data.vipseg_format import DatasetFormatError
+from dvis_models.presets import things_first_labels
 
 
 @dataclass(frozen=True)
@@ -164,7 +165,7 @@ class VIPSegClipDataset(Dataset):
         self.json_path = Path(json_path) if json_path is not None else self.root / fmt.split_json_name(split)
         self.videos, self.categories = load_split(self.root, split, self.json_path, check_files)
         if label_to_category is None:
-            label_to_category = fmt.default_label_to_category(self.categories)
+            label_to_category = things_first_labels(self.categories)
         self.label_to_category = [int(c) for c in label_to_category]
         self.category_to_label = {c: label for label, c in enumerate(self.label_to_category)}
         if len(self.category_to_label) != len(self.label_to_category):
