@@ -29,32 +29,39 @@ VOID_COLOR: RGB = (0, 0, 0)
 def track_color(track_id: int) -> RGB:
     """Distinct, deterministic RGB colour of a track; ``VOID_COLOR`` for id 0 (void).
 
-    Hue steps by the golden ratio so ids 1, 2, 3... are far apart on the wheel; saturation and value
-    cycle through three levels with different periods, so ids whose hues come close again differ in
-    brightness or saturation. Value never drops below 0.7: no near-black colour that would vanish
-    on dark footage or look like void.
+    Hue steps by the golden ratio so ids 1, 2, 3... are far apart on the wheel. Hues come close again
+    for ids that differ by a Fibonacci number (5, 8, 13, 21...): value alternates with the id's parity
+    and saturation cycles with period 3, so such pairs still differ in brightness or saturation.
+    Value never drops below 0.72: no near-black colour that would vanish on dark footage or look like void.
     """
     track_id = int(track_id)
     if track_id <= 0:
         return VOID_COLOR
     hue = (track_id * _GOLDEN) % 1.0
-    saturation = (0.95, 0.7, 0.85)[track_id % 3]
-    value = (1.0, 0.85, 0.7, 0.92, 0.78)[track_id % 5]
+    saturation = (0.95, 0.6, 0.8)[track_id % 3]
+    value = (1.0, 0.72)[track_id % 2]
     r, g, b = colorsys.hsv_to_rgb(hue, saturation, value)
     return (round(r * 255), round(g * 255), round(b * 255))
 
 
 class _ColorTable:
-    """Grow-only (N, 3) uint8 table with row i = track_color(i), so colouring a map is one gather."""
+    """Grow-only table with entry i = track_color(i), so colouring a map is one gather.
+
+    Kept both as (N, 3) uint8 and packed as one uint32 (R, G, B, 0 bytes) per id: gathering 4-byte
+    scalars with ``np.take`` is about 10x faster than gathering 3-byte rows.
+    """
 
     def __init__(self) -> None:
-        self._table = np.zeros((1, 3), np.uint8)
+        self.rgb = np.zeros((1, 3), np.uint8)
+        self.packed = np.zeros(1, np.uint32)
 
-    def get(self, max_id: int) -> np.ndarray:
-        if max_id >= len(self._table):
-            size = max(max_id + 1, 2 * len(self._table), 256)
-            self._table = np.array([track_color(i) for i in range(size)], np.uint8)
-        return self._table
+    def grow(self, max_id: int) -> None:
+        if max_id >= len(self.rgb):
+            size = max(max_id + 1, 2 * len(self.rgb), 256)
+            rgb = np.array([track_color(i) for i in range(size)], np.uint8)
+            packed = np.zeros(size, np.uint32)
+            packed.view(np.uint8).reshape(size, 4)[:, :3] = rgb
+            self.rgb, self.packed = rgb, packed  # replaced together: readers in other threads see a pair
 
 
 _COLOR_TABLE = _ColorTable()
@@ -62,7 +69,8 @@ _COLOR_TABLE = _ColorTable()
 
 def color_table(max_id: int) -> np.ndarray:
     """(N >= max_id + 1, 3) uint8 lookup table of track colours; row 0 is void (black). Read-only use."""
-    return _COLOR_TABLE.get(int(max_id))
+    _COLOR_TABLE.grow(int(max_id))
+    return _COLOR_TABLE.rgb
 
 
 def colorize(track_map: np.ndarray) -> np.ndarray:
@@ -72,7 +80,9 @@ def colorize(track_map: np.ndarray) -> np.ndarray:
 
 
 def _colorize(track_map: np.ndarray, max_id: int) -> np.ndarray:
-    return color_table(max_id)[track_map]
+    _COLOR_TABLE.grow(max_id)
+    rgbx = np.take(_COLOR_TABLE.packed, track_map).view(np.uint8).reshape(*track_map.shape, 4)
+    return cv2.cvtColor(rgbx, cv2.COLOR_RGBA2RGB)
 
 
 def visible_mask(
@@ -82,21 +92,20 @@ def visible_mask(
 ) -> np.ndarray:
     """(H, W) bool: pixels of tracks that are shown (in ``visible``, or any when None; not ``hidden``; not void)."""
     track_map = _check_map(track_map)
-    return _visible_mask(track_map, int(track_map.max(initial=0)), visible, hidden)
+    return _shown(track_map, int(track_map.max(initial=0)), visible, hidden).view(bool)
 
 
-def _visible_mask(
+def _shown(
     track_map: np.ndarray, max_id: int, visible: Collection[int] | None, hidden: Collection[int]
 ) -> np.ndarray:
-    shown = np.zeros(max_id + 1, bool)
+    """(H, W) uint8 0/1 mask of shown pixels (uint8 is what OpenCV masks take; ``.view(bool)`` is free)."""
+    shown = np.zeros(max_id + 1, np.uint8)
     if visible is None:
-        shown[1:] = True
+        shown[1:] = 1
     else:
-        ids = [i for i in visible if 0 < int(i) <= max_id]
-        shown[ids] = True
-    ids = [i for i in hidden if 0 < int(i) <= max_id]
-    shown[ids] = False
-    return shown[track_map]
+        shown[[int(i) for i in visible if 0 < int(i) <= max_id]] = 1
+    shown[[int(i) for i in hidden if 0 < int(i) <= max_id]] = 0
+    return np.take(shown, track_map)
 
 
 def boundary_mask(track_map: np.ndarray, width: int = 2) -> np.ndarray:
@@ -147,22 +156,22 @@ def overlay(
         raise ValueError(f"unknown overlay mode {mode!r}; use one of {', '.join(OVERLAY_MODES)}")
     alpha = float(np.clip(alpha, 0.0, 1.0))
     max_id = int(track_map.max(initial=0))
-    shown = _visible_mask(track_map, max_id, visible, hidden)
+    shown = _shown(track_map, max_id, visible, hidden)
     out = frame.copy()
 
     if mode in ("fill", "contour", "fill_contour"):
         colors = _colorize(track_map, max_id)
     if mode in ("fill", "fill_contour"):
-        np.copyto(out, cv2.addWeighted(frame, 1.0 - alpha, colors, alpha, 0.0), where=shown[..., None])
+        cv2.copyTo(cv2.addWeighted(frame, 1.0 - alpha, colors, alpha, 0.0), shown, out)
     if mode in ("contour", "fill_contour"):
-        edge = _boundary_mask(track_map, contour_width) & shown
+        edge = (_boundary_mask(track_map, contour_width) & shown.view(bool)).view(np.uint8)
         opacity = 1.0 if mode == "fill_contour" else alpha
-        np.copyto(out, cv2.addWeighted(frame, 1.0 - opacity, colors, opacity, 0.0), where=edge[..., None])
+        cv2.copyTo(cv2.addWeighted(frame, 1.0 - opacity, colors, opacity, 0.0), edge, out)
     if mode in ("fade", "cutout"):
         strength = 1.0 if mode == "cutout" else alpha
         flat = np.empty_like(frame)
         flat[...] = np.asarray(background, np.uint8)
-        np.copyto(out, cv2.addWeighted(frame, 1.0 - strength, flat, strength, 0.0), where=~shown[..., None])
+        cv2.copyTo(cv2.addWeighted(frame, 1.0 - strength, flat, strength, 0.0), 1 - shown, out)
     return out
 
 
