@@ -69,8 +69,8 @@ def _bundled_small() -> ModelConfig:
         enc_dim_feedforward=256,
         dec_layers=3,
         tracker_layers=2,
-        test_short_edge=360,
-        test_max_size=640,
+        test_short_edge=128,  # the scale it is trained at (synthetic 128x160 clips, short sides 112-144)
+        test_max_size=320,
     )
 
 
