@@ -16,12 +16,14 @@ from typing import Any
 
 import torch
 
+from dvis_models.errors import DVISError
+
 STATE_FORMAT = "dvis-studio-training-state"
 STATE_VERSION = 1
 STATE_FILE_NAME = "last.pth"
 
 
-class TrainingStateError(ValueError):
+class TrainingStateError(DVISError):
     """A training-state file is unreadable or belongs to another run; the message says what to do."""
 
 

@@ -144,6 +144,7 @@ class Trainer:
     def run(self) -> Path:
         """Train up to ``max_iter`` and export the model; returns the path of ``model_final.pth``."""
         config = self.config
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.iteration == 0:
             torch.manual_seed(config.seed + self.context.rank)
         network: nn.Module = self.stage
