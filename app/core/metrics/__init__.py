@@ -1,20 +1,25 @@
 """Metrics: VPQ and STQ exactly as VIPSeg's evaluators compute them, and tracking-stability diagnostics."""
 
 from app.core.metrics.common import MetricsError, VideoPair
+from app.core.metrics.diagnostics import Diagnostic, DiagnosticsConfig, diagnose, stability_diagnostics
 from app.core.metrics.evaluate import Evaluation, evaluate, evaluate_folders, folder_pairs
 from app.core.metrics.stq import STQResult, stq
 from app.core.metrics.vpq import VIPSEG_WINDOWS, VPQResult, vpq
 
 __all__ = [
     "VIPSEG_WINDOWS",
+    "Diagnostic",
+    "DiagnosticsConfig",
     "Evaluation",
     "MetricsError",
     "STQResult",
     "VPQResult",
     "VideoPair",
+    "diagnose",
     "evaluate",
     "evaluate_folders",
     "folder_pairs",
+    "stability_diagnostics",
     "stq",
     "vpq",
 ]
