@@ -253,14 +253,10 @@ class VIPSegClipDataset(Dataset):
             for segment_id, category_id in frame.segments.items():
                 if category_id in self.category_to_label:
                     categories.setdefault(segment_id, category_id)
-        present = set(torch.unique(ids).tolist())
-        kept = [segment_id for segment_id in categories if segment_id in present]
-        height, width = images.shape[-2:]
-        if kept:
-            id_tensor = torch.tensor(kept, dtype=torch.int64)
-            masks = ids.unsqueeze(0) == id_tensor.view(-1, 1, 1, 1)
-        else:
-            id_tensor = torch.zeros(0, dtype=torch.int64)
-            masks = torch.zeros((0, len(frame_indices), height, width), dtype=torch.bool)
-        labels = torch.tensor([self.category_to_label[categories[s]] for s in kept], dtype=torch.int64)
-        return ClipSample(images, masks, labels, id_tensor, video.video_id, frame_indices, transform)
+        listed = torch.tensor(list(categories), dtype=torch.int64)
+        masks = ids.unsqueeze(0) == listed.view(-1, 1, 1, 1)
+        present = masks.flatten(1).any(1)  # segments cropped away by the transform are dropped
+        if not bool(present.all()):
+            listed, masks = listed[present], masks[present]
+        labels = torch.tensor([self.category_to_label[categories[s]] for s in listed.tolist()], dtype=torch.int64)
+        return ClipSample(images, masks, labels, listed, video.video_id, frame_indices, transform)
