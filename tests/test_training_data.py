@@ -86,6 +86,13 @@ def test_unmapped_categories_are_an_error_unless_ignored(root):
         assert all(partial[label] == cats[i] for label, i in zip(clip.labels.tolist(), clip.ids.tolist()))
 
 
+def test_a_clip_without_mapped_segments_has_zero_targets(root):
+    dataset = VIPSegClipDataset(root, "train", label_to_category=[123], ignore_unmapped=True, augmentation=NO_AUG)
+    clip = dataset.load_clip(0, [0, 1])
+    assert clip.masks.shape == (0, 2, *SIZE) and clip.labels.shape == (0,) and clip.ids.shape == (0,)
+    assert clip.images.shape == (2, 3, *SIZE)
+
+
 def test_flip_is_applied_to_images_and_masks_alike(root):
     dataset = VIPSegClipDataset(root, "train", augmentation=NO_AUG)
     plain = dataset.load_clip(0, [1, 2])
