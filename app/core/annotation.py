@@ -285,32 +285,54 @@ class Annotation:
     def keys_of(self, track_id: int) -> np.ndarray:
         return self._keys_of(track_id)
 
-    def cut_keys(self, track_id: int, start: int, stop: int) -> np.ndarray:
-        """Keys of ``track_id`` covering exactly its frames in [start, stop).
+    def cut_keys(self, track_id: int, start: int, stop: int) -> tuple[list[int], list[list[int]]]:
+        """Keys of ``track_id`` covering exactly its frames in [start, stop), and the cuts made for that.
 
         A key present both inside and outside the range is cut in two: its rows inside the range get
-        a fresh key with the same owner (a table rewrite on those frames only, never pixels).
+        a fresh key with the same owner (a table rewrite on those frames only, never pixels). Each cut
+        is ``[key, new_key, start, stop]``; undo re-joins them (:meth:`join_key`) so that key lists stored
+        in older inverses stay valid.
         """
-        inside = []
+        inside, cuts = [], []
         for key in self._keys_of(track_id).tolist():
             bits = self._key_frames.get(key)
             if bits is None or not bits[start:stop].any():
                 continue
-            if not (bits[:start].any() or bits[stop:].any()):
-                inside.append(key)
-                continue
-            new_key = self._new_key(track_id)
-            new_bits = np.zeros(self.num_frames, bool)
-            new_bits[start:stop] = bits[start:stop]
-            bits[start:stop] = False
-            self._key_frames[new_key] = new_bits
-            rows = np.flatnonzero(new_bits)
-            block = self._seg[rows]
-            block[block == key] = new_key
-            self._seg[rows] = block
-            inside.append(new_key)
+            if bits[:start].any() or bits[stop:].any():
+                cut = [key, self._new_key(track_id), start, stop]
+                self.split_key(*cut)
+                cuts.append(cut)
+                key = cut[1]
+            inside.append(key)
+        return inside, cuts
+
+    def split_key(self, key: int, new_key: int, start: int, stop: int) -> None:
+        """Move ``key``'s rows in frames [start, stop) to ``new_key`` (same owner; created if needed)."""
+        if new_key >= self._num_keys:
+            while new_key >= len(self._owner):
+                self._owner = np.concatenate([self._owner, np.zeros(len(self._owner), np.int32)])
+            self._num_keys = new_key + 1
+        self._owner[new_key] = self._owner[key]
+        bits = self._key_frames[key]
+        new_bits = np.zeros(self.num_frames, bool)
+        new_bits[start:stop] = bits[start:stop]
+        bits[start:stop] = False
+        self._key_frames[new_key] = new_bits
+        self._rekey(key, new_key, np.flatnonzero(new_bits))
+
+    def join_key(self, key: int, new_key: int) -> None:
+        """Undo :meth:`split_key`: ``new_key``'s rows go back to ``key``; ``new_key`` is retired."""
+        new_bits = self._key_frames.pop(new_key, None)
+        if new_bits is not None:
+            self._rekey(new_key, key, np.flatnonzero(new_bits))
+            self._key_frames.setdefault(key, np.zeros(self.num_frames, bool))[:] |= new_bits
+        self._owner[new_key] = 0
+
+    def _rekey(self, key: int, new_key: int, rows: np.ndarray) -> None:
+        block = self._seg[rows]
+        block[block == key] = new_key
+        self._seg[rows] = block
         self.tables_dirty = True
-        return np.array(inside, np.int32)
 
     def set_owners(self, keys: Iterable[int], owners: Iterable[int]) -> None:
         keys = np.asarray(list(keys), np.int64)
@@ -503,24 +525,20 @@ class Annotation:
 
 
 def _slots_of(track_map: np.ndarray) -> tuple[np.ndarray, list[int], np.ndarray]:
-    """Slot map (slot i = i-th non-zero id), the ids, and their pixel counts."""
+    """Slot map (slot i = i-th non-zero id; uint8 unless a frame has 255+ segments), the ids, their pixel counts."""
     flat = track_map.ravel()
     top = int(flat.max(initial=0))
-    if top < (1 << 22):
+    if top < (1 << 22):  # small ids (the usual case): a lookup table is several times faster than np.unique
         counts = np.bincount(flat, minlength=top + 1)
-        ids = np.flatnonzero(counts)
-        ids = ids[ids > 0]
-        lut = np.zeros(top + 1, np.uint16)
+        ids = np.flatnonzero(counts[1:]) + 1
+        lut = np.zeros(top + 1, np.uint8 if len(ids) < 256 else np.uint16)
         lut[ids] = np.arange(1, len(ids) + 1)
-        slots = lut[track_map]
-        areas = counts[ids]
-    else:
-        unique, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
-        offset = 1 if unique[0] != 0 else 0
-        slots = (inverse + offset).astype(np.uint16).reshape(track_map.shape)
-        ids, areas = unique[unique > 0], counts[unique > 0]
-    dtype = np.uint8 if len(ids) < 256 else np.uint16
-    return slots.astype(dtype), [int(i) for i in ids], areas.astype(np.int64)
+        return lut[track_map], [int(i) for i in ids], counts[ids].astype(np.int64)
+    unique, inverse, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    offset = 0 if unique[0] == 0 else 1  # id 0 (void) must be slot 0
+    dtype = np.uint8 if len(unique) + offset <= 256 else np.uint16
+    slots = (inverse + offset).astype(dtype).reshape(track_map.shape)
+    return slots, [int(i) for i in unique[unique > 0]], counts[unique > 0].astype(np.int64)
 
 
 def __getattr__(name: str):

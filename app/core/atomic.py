@@ -13,7 +13,9 @@ import io
 import json
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Iterable
 
 import cv2
 import numpy as np
@@ -95,6 +97,28 @@ def png_bytes(image: np.ndarray, rgb: bool = True, compression: int = 1) -> byte
 def write_png(path: str | os.PathLike, image: np.ndarray, rgb: bool = True, compression: int = 1) -> None:
     """Atomically write ``image`` (uint8/uint16; 3-channel images are RGB unless ``rgb=False``) as PNG."""
     write_bytes(path, png_bytes(image, rgb=rgb, compression=compression))
+
+
+def write_new_files(files: Iterable[tuple[str | os.PathLike, bytes]], workers: int = 8) -> None:
+    """Durably write many files that nothing refers to yet (e.g. new-generation masks before their manifest).
+
+    No temp/rename dance is needed because no reader looks at these names until a manifest written
+    afterwards points at them; a crash leaves unreferenced garbage, never a torn file in use. The
+    fsyncs run on a thread pool: on SSDs that is an order of magnitude faster than one by one.
+    """
+
+    def write(item: tuple[str | os.PathLike, bytes]) -> Path:
+        path, data = Path(item[0]), item[1]
+        with open(path, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return path.parent
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        folders = set(pool.map(write, files))
+    for folder in folders:
+        fsync_dir(folder)
 
 
 def remove_stale_temp_files(folder: str | os.PathLike) -> int:

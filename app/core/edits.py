@@ -103,14 +103,19 @@ def _stuff_target(annotation: Annotation, category_id: int, except_track: int) -
 
 @dataclass
 class TrackTablePatch(Edit):
-    """Set key owners and put/remove track records: what every track-level edit reduces to."""
+    """What every track-level edit reduces to: cut keys at frames, set key owners, put/remove track
+    records, re-join keys. Applying it returns the patch that does the opposite, in reverse order."""
 
     kind: ClassVar[str] = "track_table_patch"
     owners: list[list[int]] = field(default_factory=list)  # [[key, track id or 0], ...]
     put: list[dict] = field(default_factory=list)  # track records (Track.to_json) to insert or replace
     remove: list[int] = field(default_factory=list)  # track ids to drop
+    cuts: list[list[int]] = field(default_factory=list)  # [[key, new_key, start, stop]], applied first
+    joins: list[list[int]] = field(default_factory=list)  # the same form, re-joined last (undo of cuts)
 
     def apply(self, annotation: Annotation) -> "TrackTablePatch":
+        for key, new_key, start, stop in self.cuts:
+            annotation.split_key(key, new_key, start, stop)
         keys = [int(k) for k, _ in self.owners]
         before_owners = annotation.table_arrays()["owner"][keys].tolist() if keys else []
         put_ids = [int(entry["id"]) for entry in self.put]
@@ -118,7 +123,17 @@ class TrackTablePatch(Edit):
         before_remove = [i for i in put_ids if i not in annotation.tracks]
         annotation.put_tracks([Track.from_json(entry) for entry in self.put], self.remove)
         annotation.set_owners(keys, [int(o) for _, o in self.owners])
-        return TrackTablePatch([[k, o] for k, o in zip(keys, before_owners)], before_put, before_remove)
+        for key, new_key, _, _ in reversed(self.joins):
+            annotation.join_key(key, new_key)
+        return TrackTablePatch([[k, o] for k, o in zip(keys, before_owners)], before_put, before_remove,
+                               cuts=self.joins, joins=self.cuts)
+
+
+def _apply_cut_patch(annotation: Annotation, cuts: list[list[int]], patch: TrackTablePatch) -> TrackTablePatch:
+    """Apply ``patch`` after the edit cut keys itself (``cuts``): the inverse also re-joins those keys."""
+    inverse = annotation.apply(patch)
+    inverse.joins = cuts
+    return inverse
 
 
 @dataclass
@@ -246,8 +261,8 @@ class SplitTrack(Edit):
             raise AnnotationError(f"Track {track.id} has no frames both before and from frame {self.frame}; there is nothing to split.")
         new = annotation.make_track(track.category_id, track.score, Provenance.EDITED, self.new_track_id)
         self.new_track_id = new.id
-        keys = annotation.cut_keys(track.id, self.frame, annotation.num_frames).tolist()
-        return annotation.apply(TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
+        keys, cuts = annotation.cut_keys(track.id, self.frame, annotation.num_frames)
+        return _apply_cut_patch(annotation, cuts, TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
 
 
 @dataclass
@@ -265,10 +280,10 @@ class SwapTracks(Edit):
             raise AnnotationError(f"Cannot swap track {self.first} with itself; pick two different tracks.")
         first, second = _editable(annotation, self.first), _editable(annotation, self.second)
         start, stop = _range(annotation, self.start, self.stop)
-        first_keys = annotation.cut_keys(first.id, start, stop).tolist()
-        second_keys = annotation.cut_keys(second.id, start, stop).tolist()
+        first_keys, first_cuts = annotation.cut_keys(first.id, start, stop)
+        second_keys, second_cuts = annotation.cut_keys(second.id, start, stop)
         owners = [[k, second.id] for k in first_keys] + [[k, first.id] for k in second_keys]
-        return annotation.apply(TrackTablePatch(owners, [_edited(first), _edited(second)]))
+        return _apply_cut_patch(annotation, first_cuts + second_cuts, TrackTablePatch(owners, [_edited(first), _edited(second)]))
 
 
 @dataclass
@@ -284,12 +299,11 @@ class DeleteTrack(Edit):
         track = _editable(annotation, self.track_id)
         start, stop = _range(annotation, self.start, self.stop)
         frames = annotation.presence(track.id)
-        keys = annotation.cut_keys(track.id, start, stop).tolist()
+        keys, cuts = annotation.cut_keys(track.id, start, stop)
         emptied = not np.any((frames < start) | (frames >= stop))
         owners = [[k, 0] for k in keys]
-        if emptied:
-            return annotation.apply(TrackTablePatch(owners, [], [track.id]))
-        return annotation.apply(TrackTablePatch(owners, [_edited(track)]))
+        patch = TrackTablePatch(owners, [], [track.id]) if emptied else TrackTablePatch(owners, [_edited(track)])
+        return _apply_cut_patch(annotation, cuts, patch)
 
 
 @dataclass
@@ -314,18 +328,18 @@ class RelabelTrack(Edit):
         merge_into = _stuff_target(annotation, self.category_id, track.id)
         frames = annotation.presence(track.id)
         whole = not np.any(frames < start)
-        keys = annotation.keys_of(track.id).tolist() if whole else annotation.cut_keys(track.id, start, stop).tolist()
+        keys, cuts = (annotation.keys_of(track.id).tolist(), []) if whole else annotation.cut_keys(track.id, start, stop)
         if merge_into is not None:
             remove = [track.id] if whole else []
             put = [_edited(merge_into)] + ([] if whole else [_edited(track)])
-            return annotation.apply(TrackTablePatch([[k, merge_into.id] for k in keys], put, remove))
+            return _apply_cut_patch(annotation, cuts, TrackTablePatch([[k, merge_into.id] for k in keys], put, remove))
         category = annotation.categories[self.category_id]
         if whole:
             relabelled = track.replace(category_id=category.id, isthing=category.isthing, provenance=Provenance.EDITED)
             return annotation.apply(TrackTablePatch(put=[relabelled.to_json()]))
         new = annotation.make_track(category.id, track.score, Provenance.EDITED, self.new_track_id)
         self.new_track_id = new.id
-        return annotation.apply(TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
+        return _apply_cut_patch(annotation, cuts, TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
 
 
 # ---------------------------------------------------------------------------------- painting
@@ -385,5 +399,5 @@ class Paint(Edit):
         for point in points:
             cv2.circle(canvas, point, radius, 1, thickness=-1)
         for a, b in zip(points, points[1:]):
-            cv2.line(canvas, a, b, 1, thickness=2 * radius + 1)
+            cv2.line(canvas, a, b, 1, thickness=max(2 * radius, 1))  # within the discs' envelope
         return canvas.astype(bool)

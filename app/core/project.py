@@ -379,13 +379,13 @@ class Project:
         mask_gen = self._mask_gen.copy()
         manifest = json.loads(json.dumps(self._manifest))
         try:
+            writes = []
             for index in frames:
                 data = store.blob(index)
-                if data is None:
-                    mask_gen[index] = 0
-                    continue
-                atomic.write_bytes(self._mask_path(index, generation), data)
-                mask_gen[index] = generation
+                mask_gen[index] = 0 if data is None else generation
+                if data is not None:
+                    writes.append((self._mask_path(index, generation), data))
+            atomic.write_new_files(writes)
             self._step("masks")
             if frames or self.annotation.tables_dirty or "tables" not in manifest["annotation"]:
                 manifest["annotation"]["tables"] = f"tables.g{generation}.npz"
