@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.core.errors import StudioError
-from app.core.vipseg.frames import PanopticFrame
+from app.core.vipseg.frames import PanopticFrame, compact
 
-OFFSET = 1 << 24  # panoptic ids are < 2^24 (RGB); pairs are encoded as gt * OFFSET + pred
+OFFSET = 1 << 24  # panoptic ids are < 2^24 (RGB); STQ encodes label pairs as gt * OFFSET + pred
 
 
 class MetricsError(StudioError):
@@ -43,10 +43,31 @@ def checked_frames(pair: VideoPair) -> Iterable[tuple[int, PanopticFrame, Panopt
         index += 1
 
 
-def pair_counts(gt_ids: np.ndarray, pred_ids: np.ndarray) -> dict[tuple[int, int], int]:
-    """Pixel counts of every (gt id, pred id) pair in one frame, void (0) included."""
-    keys, counts = np.unique(gt_ids.astype(np.int64).ravel() * OFFSET + pred_ids.astype(np.int64).ravel(), return_counts=True)
-    return {(int(k) // OFFSET, int(k) % OFFSET): int(c) for k, c in zip(keys, counts)}
+@dataclass
+class FramePair:
+    """One frame of ground truth and prediction reduced to a table: ``joint[i, j]`` = pixels with gt id
+    ``gt_values[i]`` and pred id ``pred_values[j]`` (void included as id 0). Both metrics read only this."""
+
+    gt_values: np.ndarray
+    pred_values: np.ndarray
+    joint: np.ndarray
+    gt_segments: dict[int, int]
+    pred_segments: dict[int, int]
+
+
+def frame_pair(video_id: str, index: int, gt: PanopticFrame, pred: PanopticFrame) -> FramePair:
+    gt_values, gt_inverse = compact(gt.ids)
+    pred_values, pred_inverse = compact(pred.ids)
+    check_segments(video_id, index, gt, "ground-truth", set(gt_values.tolist()) - {0})
+    check_segments(video_id, index, pred, "predicted", set(pred_values.tolist()) - {0})
+    size = len(gt_values) * len(pred_values)
+    joint = np.bincount((gt_inverse.astype(np.int64) * len(pred_values) + pred_inverse).ravel(), minlength=size)
+    return FramePair(gt_values, pred_values, joint.reshape(len(gt_values), len(pred_values)), gt.segments, pred.segments)
+
+
+def frame_pairs(pair: VideoPair) -> Iterable[FramePair]:
+    for index, gt, pred in checked_frames(pair):
+        yield frame_pair(pair.video_id, index, gt, pred)
 
 
 def check_segments(video_id: str, index: int, frame: PanopticFrame, role: str, present: set[int]) -> None:

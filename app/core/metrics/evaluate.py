@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.categories import CategoryTable
-from app.core.metrics.common import MetricsError, VideoPair, checked_frames
+from app.core.metrics.common import MetricsError, VideoPair, frame_pairs
 from app.core.metrics.stq import STQAccumulator, STQResult
 from app.core.metrics.vpq import VIPSEG_WINDOWS, VPQAccumulator, VPQResult
 from app.core.vipseg.reader import read_ground_truth, read_predictions
@@ -30,9 +30,9 @@ def evaluate(videos: Iterable[VideoPair], categories: CategoryTable, **options) 
     for pair in videos:
         vpq_acc.start_video(pair.video_id)
         stq_acc.start_video(pair.video_id)
-        for _, gt, pred in checked_frames(pair):
-            vpq_acc.add_frame(gt, pred)
-            stq_acc.add_frame(gt, pred)
+        for frame in frame_pairs(pair):
+            vpq_acc.add_frame(frame)
+            stq_acc.add_frame(frame)
     return Evaluation(vpq_acc.result(), stq_acc.result())
 
 

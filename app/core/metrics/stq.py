@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.core.categories import CategoryTable
-from app.core.metrics.common import OFFSET, VideoPair, check_segments, checked_frames
-from app.core.vipseg.frames import PanopticFrame
+from app.core.metrics.common import OFFSET, FramePair, VideoPair, frame_pairs
 
 IGNORE = 255
 BIT_SHIFT = 16
@@ -47,8 +46,7 @@ class STQResult:
     per_video: list[VideoSTQ]
 
 
-def _add_counts(stats: dict[int, int], values: np.ndarray) -> None:
-    keys, counts = np.unique(values, return_counts=True)
+def _add(stats: dict[int, int], keys: np.ndarray, counts: np.ndarray) -> None:
     for key, count in zip(keys.tolist(), counts.tolist()):
         stats[key] = stats.get(key, 0) + count
 
@@ -89,37 +87,37 @@ class STQAccumulator:
         size = self.num_classes + 1
         self.sequences.append(_Sequence(video_id, np.zeros((size, size), dtype=np.int64)))
 
-    def _encode(self, frame: PanopticFrame, instances: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """(semantic, panoptic label) maps; instances numbered by first appearance in the video."""
-        for segment_id in frame.segments:
+    def _labels(self, values: np.ndarray, segments: dict[int, int], instances: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(semantic, panoptic label) per distinct id; instances numbered by first appearance in the video."""
+        for segment_id in segments:
             instances.setdefault(segment_id, len(instances) + self.first_instance)
-        values, inverse = np.unique(frame.ids, return_inverse=True)
-        semantic_lut = np.array([frame.segments.get(int(v), IGNORE) if v else IGNORE for v in values], dtype=np.int64)
-        instance_lut = np.array([instances[int(v)] if v else IGNORE for v in values], dtype=np.int64)
-        inverse = inverse.reshape(frame.ids.shape)
-        semantic = semantic_lut[inverse]
-        return semantic, (semantic << BIT_SHIFT) + instance_lut[inverse]
+        ids = values.tolist()
+        semantic = np.array([segments[v] if v else IGNORE for v in ids], dtype=np.int64)
+        instance = np.array([instances[v] if v else IGNORE for v in ids], dtype=np.int64)
+        return semantic, (semantic << BIT_SHIFT) + instance
 
-    def add_frame(self, gt: PanopticFrame, pred: PanopticFrame) -> None:
+    def add_frame(self, pair: FramePair) -> None:
         sequence = self.sequences[-1]
-        index = sequence.num_frames
-        check_segments(sequence.video_id, index, gt, "ground-truth", set(np.unique(gt.ids).tolist()) - {0})
-        check_segments(sequence.video_id, index, pred, "predicted", set(np.unique(pred.ids).tolist()) - {0})
-        gt_semantic, gt_label = self._encode(gt, sequence.gt_instances)
-        pred_semantic, pred_label = self._encode(pred, sequence.pred_instances)
+        gt_semantic, gt_label = self._labels(pair.gt_values, pair.gt_segments, sequence.gt_instances)
+        pred_semantic, pred_label = self._labels(pair.pred_values, pair.pred_segments, sequence.pred_instances)
+        joint = pair.joint
         size = self.num_classes + 1
         rows = np.where(gt_semantic == IGNORE, self.num_classes, gt_semantic)
         cols = np.where(pred_semantic == IGNORE, self.num_classes, pred_semantic)
-        sequence.confusion += np.bincount((rows * size + cols).ravel(), minlength=size * size).reshape(size, size)
+        cells = (rows[:, None] * size + cols[None, :]).ravel()
+        sequence.confusion += np.bincount(cells, weights=joint.ravel(), minlength=size * size).astype(np.int64).reshape(size, size)
 
         gt_things = self.things[gt_semantic]
         crowd = gt_things & ((gt_label & 0xFFFF) == 0)
-        gt_mask = gt_things & ~crowd
-        pred_mask = self.things[pred_semantic] & ~crowd
-        _add_counts(sequence.gt_areas, gt_label[gt_mask])
-        _add_counts(sequence.pred_areas, pred_label[pred_mask])
-        both = gt_mask & pred_mask
-        _add_counts(sequence.intersections, gt_label[both] * OFFSET + pred_label[both])
+        gt_kept = gt_things & ~crowd
+        pred_things = self.things[pred_semantic]
+        pred_areas = joint[~crowd].sum(axis=0)  # predictions on crowd pixels are not counted
+        _add(sequence.gt_areas, gt_label[gt_kept], joint[gt_kept].sum(axis=1))
+        kept = pred_things & (pred_areas > 0)
+        _add(sequence.pred_areas, pred_label[kept], pred_areas[kept])
+        inner = joint[np.ix_(gt_kept, pred_things)]
+        rows_i, cols_i = np.nonzero(inner)
+        _add(sequence.intersections, gt_label[gt_kept][rows_i] * OFFSET + pred_label[pred_things][cols_i], inner[rows_i, cols_i])
         sequence.num_frames += 1
 
     def _mean_iou(self, confusion: np.ndarray) -> float:
@@ -156,6 +154,6 @@ def stq(videos: Iterable[VideoPair], categories: CategoryTable, crowd_quirk: boo
     accumulator = STQAccumulator(categories, crowd_quirk, void_column_quirk)
     for pair in videos:
         accumulator.start_video(pair.video_id)
-        for _, gt, pred in checked_frames(pair):
-            accumulator.add_frame(gt, pred)
+        for frame in frame_pairs(pair):
+            accumulator.add_frame(frame)
     return accumulator.result()

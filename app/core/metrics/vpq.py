@@ -9,7 +9,7 @@ Per class PQ = sum IoU / (TP + FP/2 + FN/2) over all windows of all videos; clas
 FN are left out of the means; the final VPQ is the plain mean over the window lengths.
 
 Implementation note: the evaluator re-reads and stacks the frames of every window; we count each frame's
-(gt id, pred id) pixel pairs once and sum those tables per window, which gives the same numbers.
+(gt id, pred id) pixel pairs once (``FramePair``) and sum those tables per window, which gives the same numbers.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.core.categories import CategoryTable
-from app.core.metrics.common import VideoPair, check_segments, checked_frames, pair_counts
-from app.core.vipseg.frames import PanopticFrame
+from app.core.metrics.common import FramePair, VideoPair, frame_pairs
 
 VIPSEG_WINDOWS = (1, 2, 4, 6, 8)
 
@@ -177,12 +176,10 @@ class VPQAccumulator:
         self._finish_video()
         self.video_id = video_id
 
-    def add_frame(self, gt: PanopticFrame, pred: PanopticFrame) -> None:
-        pairs = pair_counts(gt.ids, pred.ids)
-        index = len(self.frames)
-        check_segments(self.video_id, index, gt, "ground-truth", {g for g, _ in pairs} - {0})
-        check_segments(self.video_id, index, pred, "predicted", {p for _, p in pairs} - {0})
-        self.frames.append(_FrameStats(pairs, dict(gt.segments), dict(pred.segments)))
+    def add_frame(self, pair: FramePair) -> None:
+        rows, cols = np.nonzero(pair.joint)
+        keys = zip(pair.gt_values[rows].tolist(), pair.pred_values[cols].tolist())
+        self.frames.append(_FrameStats(dict(zip(keys, pair.joint[rows, cols].tolist())), dict(pair.gt_segments), dict(pair.pred_segments)))
 
     def _finish_video(self) -> None:
         for nframes, stat in self.stats.items():
@@ -211,6 +208,6 @@ def vpq(
     accumulator = VPQAccumulator(categories, windows, short_videos_as_one_window)
     for pair in videos:
         accumulator.start_video(pair.video_id)
-        for _, gt, pred in checked_frames(pair):
-            accumulator.add_frame(gt, pred)
+        for frame in frame_pairs(pair):
+            accumulator.add_frame(frame)
     return accumulator.result()

@@ -27,8 +27,8 @@ def rgb_to_id(rgb: np.ndarray) -> np.ndarray:
 
 def id_to_rgb(ids: np.ndarray) -> np.ndarray:
     """Inverse of ``rgb_to_id`` for ids < 2^24."""
-    ids = ids.astype(np.int64)
-    return np.stack([ids & 255, (ids >> 8) & 255, (ids >> 16) & 255], axis=-1).astype(np.uint8)
+    little_endian = np.ascontiguousarray(ids, dtype="<u4")
+    return np.ascontiguousarray(little_endian.view(np.uint8).reshape(*ids.shape, 4)[..., :3])
 
 
 def color_to_id(color: tuple[int, int, int]) -> int:

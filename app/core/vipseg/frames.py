@@ -17,6 +17,12 @@ class PanopticFrame(NamedTuple):
     segments: dict[int, int]
 
 
+def compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, per-pixel index into them). Much faster than ``np.unique(return_inverse=True)``."""
+    values = np.unique(labels)
+    return values, np.searchsorted(values, labels)
+
+
 def first_appearance(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Non-zero values of ``labels`` in raster order of first appearance, plus per-pixel index and counts.
 
@@ -24,7 +30,10 @@ def first_appearance(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     if present), ``inverse`` maps each pixel to its position in ``values``, ``order`` lists positions of
     the non-zero values sorted by where they first appear (a content-derived, id-independent order).
     """
-    values, first, inverse, counts = np.unique(labels.ravel(), return_index=True, return_inverse=True, return_counts=True)
+    values, inverse = compact(labels)
+    flat = inverse.ravel()
+    counts = np.bincount(flat, minlength=len(values))
+    first = np.full(len(values), flat.size, dtype=np.int64)
+    np.minimum.at(first, flat, np.arange(flat.size))
     order = np.argsort(first, kind="stable")
-    order = order[values[order] != 0]
-    return values, counts, inverse.reshape(labels.shape), order
+    return values, counts, inverse, order[values[order] != 0]

@@ -96,33 +96,34 @@ class _VideoEncoder:
         self.category_of_id[panoptic_id] = category_id
 
     def encode(self, track_map: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-        """(panoptic ids, raw values, segments_info) for one frame's track map."""
-        tracks, _, inverse, order = first_appearance(track_map)
+        """(panoptic ids, raw values, segments_info) for one frame's track map.
+
+        segments_info lists segments in raster order of first appearance; stuff tracks of one category
+        share their category's id, so their areas and boxes are merged.
+        """
+        tracks, counts, inverse, order = first_appearance(track_map)
         for position in order:
             if int(tracks[position]) not in self.panoptic:
                 self._allocate(int(tracks[position]))
         pan_lut = np.array([self.panoptic.get(int(t), 0) for t in tracks], dtype=np.int64)
         raw_lut = np.array([self.raw_values.get(int(t), 0) for t in tracks], dtype=np.int64)
-        panoptic = pan_lut[inverse]
-        return panoptic, raw_lut[inverse], self._segments(panoptic)
-
-    def _segments(self, panoptic: np.ndarray) -> list[dict]:
-        ids, counts, inverse, order = first_appearance(panoptic)
         boxes = ndimage.find_objects(inverse + 1)
-        segments = []
+        segments: dict[int, dict] = {}
         for position in order:
             rows, cols = boxes[position]
-            segment_id = int(ids[position])
-            segments.append(
-                {
-                    "id": segment_id,
-                    "category_id": self.category_of_id[segment_id],
-                    "iscrowd": 0,
-                    "area": int(counts[position]),
-                    "bbox": [cols.start, rows.start, cols.stop - cols.start, rows.stop - rows.start],
+            segment_id = int(pan_lut[position])
+            box = [cols.start, rows.start, cols.stop, rows.stop]
+            if segment_id in segments:
+                segment = segments[segment_id]
+                x0, y0, w, h = segment["bbox"]
+                box = [min(x0, box[0]), min(y0, box[1]), max(x0 + w, box[2]), max(y0 + h, box[3])]
+                segment["area"] += int(counts[position])
+            else:
+                segment = segments[segment_id] = {
+                    "id": segment_id, "category_id": self.category_of_id[segment_id], "iscrowd": 0, "area": int(counts[position]),
                 }
-            )
-        return segments
+            segment["bbox"] = [box[0], box[1], box[2] - box[0], box[3] - box[1]]
+        return pan_lut[inverse], raw_lut[inverse], list(segments.values())
 
 
 def _check_stuff_colors(categories: CategoryTable) -> None:
