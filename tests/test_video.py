@@ -64,6 +64,35 @@ def test_variable_frame_rate_timestamps(tmp_path):
         assert [read_index(source.frame(i)) for i in (7, 2, 5, 0, 3)] == [7, 2, 5, 0, 3]
 
 
+def test_duplicated_pts_get_distinct_indices_in_display_order(tmp_path):
+    """Remux an intra-only clip giving pairs of frames the same pts (Matroska accepts it)."""
+    source_path = make_video(tmp_path / "src.mkv", num_frames=6, codec="mjpeg")
+    path = tmp_path / "dup.mkv"
+    new_pts = [0, 40, 40, 80, 120, 120]
+    with av.open(str(source_path)) as src, av.open(str(path), "w") as dst:
+        in_stream = src.streams.video[0]
+        out_stream = dst.add_stream_from_template(in_stream)
+        packets = [p for p in src.demux(in_stream) if p.size]
+        for packet, pts in zip(packets, new_pts):
+            packet.stream, packet.time_base = out_stream, Fraction(1, 1000)
+            packet.pts = packet.dts = pts
+            dst.mux(packet)
+    assert demuxed_pts(path) == new_pts
+    with VideoSource.open(path, cache_bytes=0) as source:
+        assert source.num_frames == 6
+        assert source.timestamps == pytest.approx([0, 0.04, 0.04, 0.08, 0.12, 0.12])
+        assert [read_index(f) for _, f in source.iter_frames()] == list(range(6))
+        assert [read_index(source.frame(i)) for i in (5, 2, 1, 4, 3, 0)] == [5, 2, 1, 4, 3, 0]
+
+
+def test_stepping_backwards_frame_by_frame_is_exact(tmp_path):
+    """The GUI's "previous frame" key: every step lands on the exact frame, cache off."""
+    path = make_video(tmp_path / "clip.mp4", num_frames=40, gop=15)
+    with VideoSource.open(path, cache_bytes=0) as source:
+        assert [read_index(source.frame(i)) for i in range(39, -1, -1)] == list(range(39, -1, -1))
+        assert [read_index(source.frame(i)) for i in range(0, 40, 3)] == list(range(0, 40, 3))
+
+
 def test_sub_range_starting_between_keyframes(tmp_path):
     path = make_video(tmp_path / "clip.mp4", num_frames=30, gop=10)
     with VideoSource.open(path) as source:

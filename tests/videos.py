@@ -66,14 +66,12 @@ def read_index(frame: np.ndarray) -> int:
     height, width = frame.shape[:2]
     block_h = grid_height(height) // GRID_ROWS
     block_w = width // GRID_COLS
-    gray = frame.astype(np.float32).mean(axis=2)
     index = 0
     for bit in range(BITS):
         row, col = divmod(bit, GRID_COLS)
         # centre of the block only: edges bleed with chroma subsampling and DCT ringing
         y0, x0 = row * block_h + block_h // 4, col * block_w + block_w // 4
-        block = gray[y0:y0 + block_h // 2, x0:x0 + block_w // 2]
-        if block.mean() > 128:
+        if frame[y0:y0 + block_h // 2, x0:x0 + block_w // 2].mean() > 128:
             index |= 1 << bit
     return index
 

@@ -41,6 +41,7 @@ DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 DEFAULT_FOLDER_FPS = 24.0
 _NOT_VIDEO_FORMATS = {"tty"}
 _FORWARD_DECODE_LIMIT = 48  # frames: decoding on beats seeking back to a keyframe when the target is this close
+_RECENT_RAW_BYTES = 96 * 1024 * 1024  # decoded (YUV) frames kept from the last decode pass, for stepping back
 
 
 class VideoError(StudioError):
@@ -255,12 +256,11 @@ class _PtsIndex:
     keys: list[int]  # pts (dts when missing) per display index, ascending
     key_to_indices: dict[int, list[int]]  # several indices when pts are duplicated
     keyframes: list[int]  # display indices of keyframes, ascending
-    seek_targets: dict[int, int]  # keyframe display index -> timestamp to seek to (min of its pts, dts)
     seekable: bool  # False when packets had no timestamps at all: decode from the start
 
     @staticmethod
     def build(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> _PtsIndex:
-        packets: list[tuple[int, int | None, bool]] = []  # (key, dts, keyframe) in file order
+        packets: list[tuple[int, bool]] = []  # (key, keyframe) in file order
         seekable = True
         try:
             for packet in container.demux(stream):
@@ -270,7 +270,7 @@ class _PtsIndex:
                 if key is None:
                     seekable = False
                     key = packets[-1][0] + 1 if packets else 0
-                packets.append((key, packet.dts, packet.is_keyframe))
+                packets.append((key, packet.is_keyframe))
         except av.error.FFmpegError as error:  # truncated or damaged tail: keep what was readable
             log.warning("demuxing stopped early (%s); the rest of the file is unreadable", error)
         order = sorted(range(len(packets)), key=lambda i: (packets[i][0], i))
@@ -278,13 +278,8 @@ class _PtsIndex:
         key_to_indices: dict[int, list[int]] = {}
         for index, key in enumerate(keys):
             key_to_indices.setdefault(key, []).append(index)
-        keyframes, seek_targets = [], {}
-        for index, i in enumerate(order):
-            key, dts, is_key = packets[i]
-            if is_key:
-                keyframes.append(index)
-                seek_targets[index] = min(key, dts) if dts is not None else key
-        return _PtsIndex(keys, key_to_indices, keyframes, seek_targets, seekable)
+        keyframes = [index for index, i in enumerate(order) if packets[i][1]]
+        return _PtsIndex(keys, key_to_indices, keyframes, seekable)
 
     def keyframe_at_or_before(self, index: int) -> int:
         """Position in ``keyframes`` of the last keyframe with index <= ``index`` (-1: none)."""
@@ -350,10 +345,8 @@ class _Decoder:
             position -= 1
 
     def _seek(self, position: int) -> None:
-        if position >= 0:
-            timestamp = self.index.seek_targets[self.index.keyframes[position]]
-        else:  # the very beginning
-            timestamp = min(self.index.seek_targets.values(), default=self.index.keys[0])
+        # the keyframe's pts; a demuxer that seeks by dts lands later and frames_from steps back
+        timestamp = self.index.keys[self.index.keyframes[position] if position >= 0 else 0]
         try:
             self.container.seek(int(timestamp), stream=self.stream, backward=True)
         except av.error.FFmpegError:  # some files cannot seek at all: reopen and start over
@@ -421,7 +414,11 @@ class VideoFileSource(VideoSource):
         self._decoder = _Decoder(path, self._index)
         self._frames: Iterator[tuple[int, av.VideoFrame]] | None = None
         self._position = -1  # index of the last frame the random-access decoder produced
+        # Decoded frames passed on the way to a target (YUV, converted only if asked for): stepping back
+        # one frame at a time in the GUI then costs a colour conversion instead of a keyframe decode.
+        self._recent: OrderedDict[int, av.VideoFrame] = OrderedDict()
         self._probe()
+        self._recent_max = max(4, _RECENT_RAW_BYTES // (self.width * self.height * 3 // 2))
 
     def _probe(self) -> None:
         """Decode the first frame: proves the codec works and gives size and rotation."""
@@ -444,6 +441,7 @@ class VideoFileSource(VideoSource):
         with self._lock:
             super().close()
             self._frames = None
+            self._recent.clear()
             self._decoder.close()
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
@@ -453,7 +451,16 @@ class VideoFileSource(VideoSource):
             rgb = np.ascontiguousarray(np.rot90(rgb, self._quarter_turns))
         return rgb
 
+    def _keep(self, position: int, frame: av.VideoFrame) -> None:
+        self._recent[position] = frame
+        self._recent.move_to_end(position)
+        while len(self._recent) > self._recent_max:
+            self._recent.popitem(last=False)
+
     def _read(self, index: int) -> np.ndarray:
+        recent = self._recent.get(index)
+        if recent is not None:
+            return self._to_rgb(recent)
         keyframes = self._index.keyframes
         next_key = bisect.bisect_right(keyframes, self._position)
         can_continue = (self._frames is not None and self._position < index
@@ -467,6 +474,7 @@ class VideoFileSource(VideoSource):
             if position < self._position:
                 continue
             self._position = position
+            self._keep(position, frame)
             if position == index:
                 return self._to_rgb(frame)
             if position > index:
