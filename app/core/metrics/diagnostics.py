@@ -61,7 +61,6 @@ class _TrackState:
 @dataclass
 class _Analyzer:
     config: DiagnosticsConfig
-    frame_classes: Mapping[int, Mapping[int, int]] | None
     found: list[Diagnostic] = field(default_factory=list)
     tracks: dict[int, _TrackState] = field(default_factory=dict)
     small: dict[int, np.ndarray] = field(default_factory=dict)  # frame -> reduced map, last max_gap + 1 frames
@@ -70,7 +69,7 @@ class _Analyzer:
     def add(self, kind: str, track_id: int, frame: int, detail: str, severity: float, other: int | None = None) -> None:
         self.found.append(Diagnostic(kind, track_id, frame, detail, round(min(max(severity, 0.01), 1.0), 3), other))
 
-    def step(self, index: int, track_map: np.ndarray) -> None:
+    def step(self, index: int, track_map: np.ndarray, classes: Mapping[int, int] | None = None) -> None:
         ids, areas = np.unique(track_map, return_counts=True)
         area_of = {int(i): int(a) for i, a in zip(ids, areas) if i}
         current = sorted(area_of)
@@ -85,7 +84,7 @@ class _Analyzer:
             self._switches(index, current, iou, previous_set, current_set)
         self._fragments(index, current, previous_set, small)
         for track_id in current:
-            self._update(index, track_id, area_of[track_id], track_id in previous_set)
+            self._update(index, track_id, area_of[track_id], track_id in previous_set, classes)
         self.previous = current
 
     def _switches(self, index: int, current: list[int], iou: np.ndarray, previous_set: set, current_set: set) -> None:
@@ -133,7 +132,7 @@ class _Analyzer:
                          f"new track {track_id} starts where track {other} was last seen at frame {last} (IoU {score:.2f}); likely the same object",
                          score, other)
 
-    def _update(self, index: int, track_id: int, area: int, continuing: bool) -> None:
+    def _update(self, index: int, track_id: int, area: int, continuing: bool, classes: Mapping[int, int] | None) -> None:
         state = self.tracks.get(track_id)
         if state is None:
             state = self.tracks[track_id] = _TrackState(index, index, 0, area)
@@ -144,8 +143,8 @@ class _Analyzer:
                          math.log(ratio) / math.log(self.config.area_ratio * 4))
         state.last, state.area = index, area
         state.frames += 1
-        if self.frame_classes is not None:
-            category = self.frame_classes.get(index, {}).get(track_id)
+        if classes is not None:
+            category = classes.get(track_id)
             if category is not None:
                 if state.category is not None and category != state.category:
                     self.add("class_flicker", track_id, index, f"class changes from {state.category} to {category}", 0.8)
@@ -172,10 +171,21 @@ def diagnose(
 ) -> list[Diagnostic]:
     """Diagnostics over per-frame int track maps (0 void). ``frame_classes``: frame -> {track: class} as the
     model predicted it per frame (before a track is forced to one category), for class-flicker markers."""
-    analyzer = _Analyzer(config or DiagnosticsConfig(), frame_classes)
+    analyzer = _Analyzer(config or DiagnosticsConfig())
     count = 0
     for index, track_map in enumerate(track_maps):
-        analyzer.step(index, np.asarray(track_map))
+        analyzer.step(index, np.asarray(track_map), frame_classes.get(index) if frame_classes is not None else None)
+        count += 1
+    return analyzer.finish(count)
+
+
+def diagnose_results(results: Iterable, config: DiagnosticsConfig | None = None) -> list[Diagnostic]:
+    """Diagnostics of the pipeline's raw output (``FrameResult``s in frame order, before VIPSeg rules),
+    with class flicker taken from each frame's segments."""
+    analyzer = _Analyzer(config or DiagnosticsConfig())
+    count = 0
+    for result in results:
+        analyzer.step(result.index, np.asarray(result.track_map), {s.track_id: s.category_id for s in result.segments})
         count += 1
     return analyzer.finish(count)
 
