@@ -1,6 +1,7 @@
 """The synthetic VIPSeg generator: deterministic bytes, a valid layout, and scenes that really move."""
 
 import json
+from itertools import combinations
 from pathlib import Path
 
 import cv2
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from dvis_models.data import vipseg_format as fmt
-from dvis_models.data.synthetic import generate_dataset, main, render_video, video_rng
+from dvis_models.data.synthetic import SceneRenderer, generate_dataset, main, render_video, video_rng
 
 SIZE = (48, 64)
 
@@ -107,16 +108,20 @@ def test_objects_move_enter_leave_and_occlude():
     assert moved >= 6 and entered >= 2 and left >= 2 and occluded >= 2 and lookalike >= 2
 
 
-def test_look_alike_pair_shares_appearance():
-    video = render_video("v", video_rng(5, "train", 0), fmt.load_categories(), (96, 128), 12)
-    frame, ids = video.frames[0], video.id_masks[0]
-    by_category: dict[int, list[int]] = {}
-    for s in video.segments[0]:
-        by_category.setdefault(s["category_id"], []).append(s["id"])
-    pairs = [v for v in by_category.values() if len(v) >= 2]
-    assert pairs, "seed 5 should hold a look-alike pair"
-    a, b = (frame[ids == i].reshape(-1, 3).mean(0) for i in pairs[0][:2])
-    assert np.abs(a - b).max() < 25  # same texture and colours (differences from scale and occlusion only)
+def test_look_alike_pairs_share_a_texture_and_cross_paths():
+    categories = fmt.load_categories()
+    renderers = [SceneRenderer(video_rng(5, "train", i), categories, (96, 128), 16) for i in range(8)]
+    pairs = [(a, b) for r in renderers for a, b in combinations(r.objects, 2) if a.texture is b.texture]
+    assert len(pairs) >= 4
+    renderer = next(r for r in renderers if any(a.texture is b.texture for a, b in combinations(r.objects, 2)))
+    a, b = next((a, b) for a, b in combinations(renderer.objects, 2) if a.texture is b.texture)
+    assert a.category_id == b.category_id and a.segment_id != b.segment_id
+    order = []
+    for t in range(16):
+        ids = renderer.render(t)[2]
+        if (ids == a.segment_id).any() and (ids == b.segment_id).any():
+            order.append(np.nonzero(ids == a.segment_id)[1].mean() < np.nonzero(ids == b.segment_id)[1].mean())
+    assert order[0] != order[-1]  # they swapped sides: only motion tells them apart
 
 
 def test_cli_writes_a_split(tmp_path, capsys):

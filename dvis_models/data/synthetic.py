@@ -1,9 +1,10 @@
 """Procedural VIPSeg-format videos for training and testing the DVIS pipeline without the real dataset.
 
-Each video is a scene of textured *stuff* bands (sky over mountain over grass, wall over floor, sky over
-sea over sand, ...) with wavy boundaries and a slowly panning / tilting camera, plus 3-6 moving *thing*
-objects of VIPSeg thing categories (person, car, dog, ball, bottle_or_cup, box, parasol_or_umbrella, flag,
-sculpture) with a shape and texture per category. Objects have a depth: nearer ones are larger, lower in
+Each video is a scene (park, street, beach, lake, room, ...) of textured *stuff* bands (sky over mountain
+over grass, wall over floor, sky over sea over sand, ...) with wavy boundaries and a slowly panning /
+tilting camera, plus 3-6 moving *thing* objects of the VIPSeg thing categories that fit the scene (person,
+car, dog, ball, bottle_or_cup, box, parasol_or_umbrella, flag, sculpture, ship_or_boat) with a shape and
+texture per category. Objects have a depth: nearer ones are larger, lower in
 the frame and drawn on top, so they occlude farther ones. They enter from and leave through the frame
 edges, wander, bounce or approach the camera. Most videos hold a pair of look-alike objects (same
 category, same colours and texture) crossing each other's path, so identity can only be kept by tracking
@@ -119,18 +120,6 @@ STUFF_STYLES: dict[int, Style] = {
     13: Style((150, 105, 65), (110, 70, 40), lambda r, h, w: stripes(r, h, w, 10.0, 0.0)),  # floor (planks)
 }
 
-# Scene layouts: stuff bands from top to bottom with their nominal heights (fractions of the frame).
-LAYOUTS: list[list[tuple[int, float]]] = [
-    [(28, 0.35), (29, 0.15), (15, 0.5)],  # sky, mountain, grass
-    [(28, 0.4), (18, 0.6)],  # sky, road
-    [(28, 0.3), (21, 0.25), (18, 0.45)],  # sky, building, road
-    [(28, 0.35), (35, 0.25), (16, 0.4)],  # sky, sea, sand
-    [(28, 0.4), (39, 0.6)],  # sky, water
-    [(0, 0.5), (13, 0.5)],  # wall, floor
-    [(1, 0.15), (0, 0.4), (13, 0.45)],  # ceiling, wall, floor
-]
-
-
 # ----- things -----------------------------------------------------------------------------------------------
 
 def _mask(h: int, w: int) -> np.ndarray:
@@ -204,6 +193,12 @@ def shape_umbrella(h: int, w: int, phase: float) -> np.ndarray:
     return cv2.rectangle(mask, (w // 2 - max(1, w // 20), int(h * 0.4)), (w // 2 + max(1, w // 20), h - 1), 1, -1)
 
 
+def shape_boat(h: int, w: int, phase: float) -> np.ndarray:
+    mask = cv2.fillPoly(_mask(h, w), [_pts([(0.0, 0.6), (1.0, 0.6), (0.82, 1.0), (0.12, 1.0)], h, w)], 1)
+    mask = cv2.rectangle(mask, (int(w * 0.45), 0), (int(w * 0.45) + max(1, w // 25), int(h * 0.62)), 1, -1)
+    return cv2.fillPoly(mask, [_pts([(0.5, 0.02), (0.5, 0.55), (0.9 + 0.03 * np.sin(phase), 0.55)], h, w)], 1)
+
+
 @dataclass(frozen=True)
 class ThingKind:
     """How a thing category looks and moves: shape, style, height (fraction of frame at depth 1), w/h ratio."""
@@ -235,7 +230,34 @@ THING_KINDS: dict[int, ThingKind] = {
                   0.33, 1.1, gait=0.5),  # flag
     41: ThingKind(shape_star, Style((160, 160, 170), (90, 90, 100), lambda r, h, w: value_noise(r, h, w, 3.0)),
                   0.34, 1.0),  # sculpture
+    54: ThingKind(shape_boat, Style((150, 40, 30), (245, 240, 225), lambda r, h, w: (vertical_gradient(h, w) < 0.6).astype(np.float32)),
+                  0.36, 1.3, gait=0.4),  # ship_or_boat
 }
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A scene type: stuff bands from top to bottom with nominal heights (frame fractions), and its things."""
+
+    bands: tuple[tuple[int, float], ...]
+    things: tuple[int, ...]
+
+
+_STREET = (60, 48, 62, 74, 76, 43)
+_PARK = (60, 62, 74, 44, 43, 41)
+_BEACH = (60, 62, 74, 44, 84)
+_WATER = (54,)
+_ROOM = (60, 62, 74, 84, 76)
+LAYOUTS: tuple[Layout, ...] = (
+    Layout(((28, 0.35), (29, 0.15), (15, 0.5)), _PARK),  # sky, mountain, grass
+    Layout(((28, 0.4), (18, 0.6)), _STREET),  # sky, road
+    Layout(((28, 0.3), (21, 0.25), (18, 0.45)), _STREET),  # sky, building, road
+    Layout(((28, 0.35), (35, 0.25), (16, 0.4)), _BEACH),  # sky, sea, sand
+    Layout(((28, 0.4), (39, 0.6)), _WATER),  # sky, water
+    Layout(((29, 0.3), (39, 0.7)), _WATER),  # mountain, water (lake)
+    Layout(((0, 0.5), (13, 0.5)), _ROOM),  # wall, floor
+    Layout(((1, 0.15), (0, 0.4), (13, 0.45)), _ROOM),  # ceiling, wall, floor
+)
 
 # Every VIPSeg category the scenes can contain (e.g. to give a small model only these classes).
 SCENE_CATEGORY_IDS = tuple(sorted(set(STUFF_STYLES) | set(THING_KINDS)))
@@ -298,9 +320,10 @@ class SceneRenderer:
         self.num_frames = num_frames
         self.ids = fmt.SegmentIdAssigner(categories, rng)
         known = {int(c["id"]): bool(c["isthing"]) for c in categories}
-        self.layouts = [lay for lay in LAYOUTS if all(known.get(cat) is False for cat, _ in lay)]
-        self.thing_ids = [cat for cat in THING_KINDS if known.get(cat) is True]
-        if not self.layouts or not self.thing_ids:
+        usable = [Layout(lay.bands, tuple(c for c in lay.things if known.get(c) is True)) for lay in LAYOUTS
+                  if all(known.get(cat) is False for cat, _ in lay.bands)]
+        self.layouts = [lay for lay in usable if lay.things]
+        if not self.layouts:
             raise ValueError("The category table lacks the stuff/thing categories the synthetic scenes use "
                              f"(stuff {sorted(STUFF_STYLES)}, things {sorted(THING_KINDS)}).")
         self.instance_counts: dict[int, int] = {}
@@ -324,10 +347,11 @@ class SceneRenderer:
     def _build_stuff(self) -> None:
         rng, h = self.rng, self.height
         layout = self.layouts[int(rng.integers(len(self.layouts)))]
-        self.bands = [cat for cat, _ in layout]
+        self.thing_ids = layout.things
+        self.bands = [cat for cat, _ in layout.bands]
         self.band_ids = [self.ids.stuff_id(cat) for cat in self.bands]
         self.band_textures = [render_texture(rng, STUFF_STYLES[cat], h, self.world_width, 15) for cat in self.bands]
-        fractions = np.array([f for _, f in layout]) * rng.uniform(0.8, 1.2, size=len(layout))
+        fractions = np.array([f for _, f in layout.bands]) * rng.uniform(0.8, 1.2, size=len(layout.bands))
         edges = np.cumsum(fractions / fractions.sum())[:-1] * h
         xs = np.arange(self.world_width, dtype=np.float32)
         self.boundaries = []  # world-x profile of each band boundary (pixels from the top)
