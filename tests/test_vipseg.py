@@ -21,6 +21,7 @@ from app.core.vipseg import (
     export_vipseg,
     import_predictions,
     import_vipseg,
+    import_vipseg_raw,
     read_ground_truth,
 )
 from app.core.vipseg.codec import ColorAllocator, color_to_id, read_id_png, read_raw_png, resize_nearest, resized_size
@@ -344,3 +345,43 @@ def test_read_ground_truth_is_lazy_and_validates_each_frame(tmp_path):
     assert [(v.video_id, v.num_frames, v.width, v.height) for v in videos] == [("vid_a", 4, 32, 24), ("vid_b", 3, 28, 20)]
     frame = videos[0].frame(2)
     assert frame.ids.dtype == np.int32 and set(frame.segments) == set(np.unique(frame.ids)) - {0}
+
+
+# ---------------------------------------------------------------------------------------------- raw release
+
+
+def as_raw_release(root: Path) -> None:
+    """Turn an exported dataset into the raw release layout: imgs/ + panomasks/ + train.txt, no JSON, no RGB."""
+    (root / "images").rename(root / "imgs")
+    for path in [*root.glob("*.json"), *(root / "panomasksRGB").rglob("*.png")]:
+        path.unlink()
+    (root / "train.txt").write_text("vid_b\nvid_a\n")
+
+
+def test_raw_release_converts_to_the_same_dataset_as_a_direct_export(tmp_path):
+    direct, raw, converted = tmp_path / "direct", tmp_path / "raw", tmp_path / "converted"
+    write_dataset(direct)
+    write_dataset(raw)
+    as_raw_release(raw)
+    with pytest.raises(DatasetError, match="import it as raw VIPSeg"):
+        import_vipseg(raw)
+    imported = {v.video_id: v for v in import_vipseg_raw(raw, split="train")}
+    assert list(imported) == ["vid_b", "vid_a"] and imported["vid_a"].image_paths[0] == raw / "imgs/vid_a/00000000.jpg"
+    sources = [VideoSource.open(imported[v].image_paths[0].parent) for v in ("vid_a", "vid_b")]
+    export_vipseg([(v, imported[v].annotation, s) for v, s in zip(("vid_a", "vid_b"), sources)], converted)
+    for source in sources:
+        source.close()
+    assert files_of(converted) == files_of(direct)
+
+
+@pytest.mark.parametrize("value, message", [(12500, "unknown category 124"), (PERSON + 1, "is thing"), ((SKY + 1) * 100, "is stuff")])
+def test_raw_release_with_impossible_values_is_refused(tmp_path, value, message):
+    write_dataset(tmp_path)
+    as_raw_release(tmp_path)
+    path = tmp_path / "panomasks/vid_a/00000002.png"
+    raw = read_raw_png(path)
+    raw[0, 5] = value
+    cv2.imwrite(str(path), raw.astype(np.uint16))
+    with pytest.raises(DatasetError, match=message) as error:
+        import_vipseg_raw(tmp_path)
+    assert str(path) in str(error.value)

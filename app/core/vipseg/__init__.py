@@ -11,10 +11,11 @@ from app.core.vipseg.convert import (
     export_vipseg,
     import_predictions,
     import_vipseg,
+    import_vipseg_raw,
 )
 from app.core.vipseg.frames import PanopticFrame
 from app.core.vipseg.layout import DatasetError, DatasetLayout, ExportCancelled
-from app.core.vipseg.reader import DatasetVideo, read_ground_truth, read_predictions
+from app.core.vipseg.reader import DatasetVideo, RawVideo, read_ground_truth, read_predictions, read_raw_release
 from app.core.vipseg.writer import VideoToWrite, write_videos
 
 __all__ = [
@@ -24,14 +25,17 @@ __all__ = [
     "ExportCancelled",
     "ImportedVideo",
     "PanopticFrame",
+    "RawVideo",
     "VideoToWrite",
     "annotation_frames",
     "export_predictions",
     "export_vipseg",
     "import_predictions",
     "import_vipseg",
+    "import_vipseg_raw",
     "read_ground_truth",
     "read_predictions",
+    "read_raw_release",
     "write_videos",
 ]
 

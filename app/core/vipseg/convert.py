@@ -17,7 +17,7 @@ from app.core.categories import CategoryTable
 from app.core.video import VideoSource
 from app.core.vipseg.frames import PanopticFrame, first_appearance
 from app.core.vipseg.layout import DatasetError, ExportCancelled
-from app.core.vipseg.reader import DatasetVideo, read_ground_truth, read_predictions
+from app.core.vipseg.reader import DatasetVideo, RawVideo, read_ground_truth, read_predictions, read_raw_release
 from app.core.vipseg.writer import Cancel, Progress, VideoToWrite, write_videos
 
 
@@ -107,7 +107,7 @@ def export_predictions(
     return write_videos(plain, root, table, resolution=resolution, predictions=True, progress=progress, cancel=cancel)
 
 
-def _to_annotation(video: DatasetVideo, categories: CategoryTable, tick) -> Annotation:
+def _to_annotation(video: DatasetVideo | RawVideo, categories: CategoryTable, tick) -> Annotation:
     first = video.frame(0)
     height, width = first.ids.shape
     annotation = Annotation(video.num_frames, height, width, categories)
@@ -131,7 +131,7 @@ def _to_annotation(video: DatasetVideo, categories: CategoryTable, tick) -> Anno
     return annotation
 
 
-def _import(categories: CategoryTable, videos: list[DatasetVideo], progress: Progress | None, cancel: Cancel | None) -> list[ImportedVideo]:
+def _import(categories: CategoryTable, videos: list[DatasetVideo] | list[RawVideo], progress: Progress | None, cancel: Cancel | None) -> list[ImportedVideo]:
     total = sum(v.num_frames for v in videos)
     done = 0
 
@@ -158,3 +158,11 @@ def import_predictions(
     """Import ``pred.json`` + ``pan_pred/`` (categories: given, else the folder's table, else VIPSeg's)."""
     table, videos = read_predictions(root, categories)
     return _import(table, videos, progress, cancel)
+
+
+def import_vipseg_raw(
+    root: str | Path, split: str | None = None, progress: Progress | None = None, cancel: Cancel | None = None
+) -> list[ImportedVideo]:
+    """Import the raw VIPSeg release (``panomasks/`` raw values + ``imgs/``), e.g. to re-export it as VIPSeg_720P."""
+    categories, videos = read_raw_release(root, split)
+    return _import(categories, videos, progress, cancel)

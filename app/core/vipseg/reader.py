@@ -16,9 +16,9 @@ import numpy as np
 
 from app.core.categories import CategoryTable, vipseg_categories
 from app.core.errors import CategoryTableError
-from app.core.vipseg.codec import read_id_png
+from app.core.vipseg.codec import RAW_THING_MIN, raw_category, read_id_png, read_raw_png
 from app.core.vipseg.frames import PanopticFrame
-from app.core.vipseg.layout import DatasetError, DatasetLayout, check_name, gt_json_name, png_stem
+from app.core.vipseg.layout import IMAGES, PANOMASKS, DatasetError, DatasetLayout, check_name, gt_json_name, png_stem
 
 
 @dataclass
@@ -146,6 +146,9 @@ def _gt_files(layout: DatasetLayout, split: str | None) -> list[Path]:
     if split is not None:
         return [layout.gt_json(split)]
     files = sorted(p for p in layout.root.glob(gt_json_name("*")) if p.is_file())
+    if not files and not layout.gt_json(None).is_file():
+        raw = " It looks like the raw release (panomasks/ only): import it as raw VIPSeg." if layout.path(PANOMASKS).is_dir() else ""
+        raise DatasetError(f"{layout.root} has no panoptic_gt_VIPSeg_<split>.json or panoptic_gt_VIPSeg.json.{raw}")
     if not files:
         files = [layout.gt_json(None)]
     return [layout.path(p.name) for p in files]
@@ -234,4 +237,86 @@ def read_predictions(
         if one_category_per_id:
             _check_one_category(video_id, segments, stems, source)
         videos.append(DatasetVideo(video_id, stems, segments, [layout.pan_pred(video_id, s) for s in stems], [], source))
+    return categories, videos
+
+
+@dataclass
+class RawVideo:
+    """One video of the raw VIPSeg release (``panomasks/<video>/<stem>.png`` holding raw values, no JSON).
+
+    ``frame(i)`` gives the raw values as ids (the same value in two frames is the same object) with
+    categories decoded from them: stuff = category + 1, thing = (category + 1) * 100 + k.
+    """
+
+    video_id: str
+    stems: list[str]
+    png_paths: list[Path]
+    image_paths: list[Path]
+    categories_table: CategoryTable
+    width: int | None = None
+    height: int | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.stems)
+
+    def frame(self, index: int) -> PanopticFrame:
+        path = self.png_paths[index]
+        ids = read_raw_png(path)
+        height, width = ids.shape
+        if self.width is None:
+            self.width, self.height = width, height
+        if (width, height) != (self.width, self.height):
+            raise DatasetError(f"{path} is {width}x{height} but the video {self.video_id!r} is {self.width}x{self.height}.")
+        segments = {}
+        for value in np.unique(ids).tolist():
+            if value == 0:
+                continue
+            category_id = raw_category(value)
+            if category_id not in self.categories_table:
+                raise DatasetError(f"{path} holds raw value {value}, which decodes to unknown category {category_id}.")
+            if self.categories_table[category_id].isthing != (value >= RAW_THING_MIN):
+                kind = "thing" if self.categories_table[category_id].isthing else "stuff"
+                raise DatasetError(f"{path} holds raw value {value} but category {category_id} is {kind}; things are category*100+k.")
+            segments[value] = category_id
+        return PanopticFrame(ids, segments)
+
+    def frames(self) -> Iterator[PanopticFrame]:
+        for index in range(self.num_frames):
+            yield self.frame(index)
+
+
+def read_raw_release(root: str | Path, split: str | None = None, categories: CategoryTable | None = None) -> tuple[CategoryTable, list[RawVideo]]:
+    """Videos of the raw VIPSeg release: ``panomasks/`` (+ ``imgs/`` or ``images/``); ``split`` picks the videos
+    listed in ``<split>.txt``, else every folder of ``panomasks/``. Frames are the PNGs in name order."""
+    layout = DatasetLayout(root)
+    categories = categories or vipseg_categories()
+    masks = layout.path(PANOMASKS)
+    if split is not None:
+        listing = layout.path(f"{split}.txt")
+        try:
+            video_ids = [line.strip() for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except OSError as error:
+            raise DatasetError(f"Cannot read the video list {listing}: {error.strerror}.") from None
+        video_ids = [check_name(v, "video id", listing) for v in video_ids]
+    else:
+        if not masks.is_dir():
+            raise DatasetError(f"{masks} is missing; a raw VIPSeg release has panomasks/<video>/<frame>.png.")
+        video_ids = sorted(p.name for p in masks.iterdir() if p.is_dir() and not p.name.startswith("."))
+    images = IMAGES if layout.path(IMAGES).is_dir() or not layout.path("imgs").is_dir() else "imgs"
+    videos = []
+    for video_id in video_ids:
+        folder = layout.path(PANOMASKS, video_id)
+        stems = sorted(p.stem for p in folder.glob("*.png") if not p.name.startswith(".")) if folder.is_dir() else []
+        if not stems:
+            raise DatasetError(f"{folder} holds no PNG masks for video {video_id!r}.")
+        videos.append(
+            RawVideo(
+                video_id,
+                stems,
+                [layout.path(PANOMASKS, video_id, s + ".png") for s in stems],
+                [layout.path(images, video_id, s + ".jpg") for s in stems],
+                categories,
+            )
+        )
     return categories, videos
