@@ -17,7 +17,9 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -37,6 +39,7 @@ Cancel = Callable[[], bool]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 _VFR_TIME_BASE = Fraction(1, 90000)
+_PNG_WRITERS = min(4, os.cpu_count() or 1)
 
 
 class ExportError(StudioError):
@@ -80,14 +83,10 @@ def export_track_masks(
     track_ids = _check_tracks(track_ids)
     frames = _check_frames(frames, len(stems) if stems is not None else None)
 
-    def write(index: int, track_map: np.ndarray, stem: str, folders: dict[int | None, Path]) -> list[Path]:
-        written = []
-        for track_id, folder in folders.items():
-            mask = _mask(track_map, track_ids if track_id is None else [track_id])
-            written.append(_write_png(folder / f"{stem}.png", mask))
-        return written
+    def render(index: int, track_map: np.ndarray, ids: list[int]) -> np.ndarray:
+        return _mask(track_map, ids)
 
-    return _png_sequence(annotation, None, track_ids, frames, Path(out_dir), stems, combine, write, progress, cancel)
+    return _png_sequence(annotation, None, track_ids, frames, Path(out_dir), stems, combine, render, progress, cancel)
 
 
 def export_cutouts(
@@ -110,35 +109,53 @@ def export_cutouts(
     track_ids = _check_tracks(track_ids)
     frames = _check_frames(frames, source.num_frames)
 
-    def write(index: int, track_map: np.ndarray, stem: str, folders: dict[int | None, Path]) -> list[Path]:
+    def render(index: int, track_map: np.ndarray, ids: list[int]) -> np.ndarray:
         rgba = np.empty((source.height, source.width, 4), np.uint8)
         rgba[..., :3] = source.frame(index)
-        written = []
-        for track_id, folder in folders.items():
-            rgba[..., 3] = _mask(track_map, track_ids if track_id is None else [track_id])
-            written.append(_write_png(folder / f"{stem}.png", rgba))
-        return written
+        rgba[..., 3] = _mask(track_map, ids)
+        return rgba
 
-    return _png_sequence(annotation, source, track_ids, frames, Path(out_dir), source.stems, combine, write,
+    return _png_sequence(annotation, source, track_ids, frames, Path(out_dir), source.stems, combine, render,
                          progress, cancel)
 
 
-def _png_sequence(annotation, source, track_ids, frames, out_dir, stems, combine, write, progress, cancel):
-    folders: dict[int | None, Path] = (
-        {None: out_dir} if combine else {t: out_dir / f"track_{t:04d}" for t in track_ids})
+def _png_sequence(annotation, source, track_ids, frames, out_dir, stems, combine, render, progress, cancel):
+    """Render one image per (frame, track folder) and write them on a few threads.
+
+    PNG encoding and fsync release the GIL, so writer threads overlap them with rendering the next
+    frames; at most a few frames are in flight, which bounds memory. Frames complete in order.
+    """
+    folders: dict[tuple[int, ...], Path] = (
+        {tuple(track_ids): out_dir} if combine else {(t,): out_dir / f"track_{t:04d}" for t in track_ids})
     for folder in folders.values():
         _make_folder(folder)
     result = ExportResult()
-    for done, index in enumerate(frames):
-        if cancel is not None and cancel():
-            result.cancelled = True
-            break
-        track_map = _track_map(annotation, index, source)
-        stem = stems[index] if stems is not None else f"{index:08d}"
-        result.paths.extend(write(index, track_map, stem, folders))
+    in_flight: deque[list[Future]] = deque()
+
+    def finish_oldest() -> None:
+        result.paths.extend(future.result() for future in in_flight.popleft())
         result.frames += 1
         if progress is not None:
-            progress(done + 1, len(frames))
+            progress(result.frames, len(frames))
+
+    with ThreadPoolExecutor(max_workers=_PNG_WRITERS) as pool:
+        try:
+            for index in frames:
+                if cancel is not None and cancel():
+                    result.cancelled = True
+                    break
+                track_map = _track_map(annotation, index, source)
+                stem = stems[index] if stems is not None else f"{index:08d}"
+                in_flight.append([pool.submit(_write_png, folder / f"{stem}.png", render(index, track_map, list(ids)))
+                                  for ids, folder in folders.items()])
+                while len(in_flight) > 2 * _PNG_WRITERS:
+                    finish_oldest()
+            while in_flight:
+                finish_oldest()
+        finally:
+            for futures in in_flight:  # after an error: let queued writes go, wait for running ones
+                for future in futures:
+                    future.cancel()
     return result
 
 
