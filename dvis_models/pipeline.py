@@ -26,6 +26,7 @@ from dvis_models.errors import DVISError, InferenceCancelled
 from dvis_models.model import DVISModel
 from dvis_models.postprocess import PanopticSegment, video_panoptic
 from dvis_models.preprocess import PreparedFrames, prepare_frames
+from dvis_models.tracker import match_embeddings
 from dvis_models.types import FrameResult, Segment
 
 ProgressCallback = Callable[[int, "int | None"], None]
@@ -64,10 +65,6 @@ class _FrameBuffer:
         self.start = 0  # video index of the first buffered frame
         self._parts: dict[str, list[torch.Tensor]] = {}
 
-    def __len__(self) -> int:
-        parts = next(iter(self._parts.values()), [])
-        return sum(part.shape[0] for part in parts)
-
     def append(self, tensors: dict[str, torch.Tensor]) -> None:
         for name, tensor in tensors.items():
             self._parts.setdefault(name, []).append(tensor)
@@ -80,9 +77,9 @@ class _FrameBuffer:
     def drop_before(self, index: int) -> None:
         """Forget frames with video index < ``index``."""
         cut = index - self.start
-        for name in self._parts:
-            merged = torch.cat(self._parts[name])
-            self._parts[name] = [merged[cut:].clone()] if cut < merged.shape[0] else []
+        for name, parts in self._parts.items():
+            merged = torch.cat(parts) if parts else None
+            self._parts[name] = [merged[cut:].clone()] if merged is not None and cut < merged.shape[0] else []
         self.start = index
 
 
@@ -103,10 +100,12 @@ class VideoSegmenter:
         overlap_threshold: float | None = None,
         short_edge: int | None = None,
         max_size: int | None = None,
+        tta_short_edges: tuple[int, ...] = (),
     ):
         """``offline=None`` uses the refiner when the model has one. ``fp16=None``: autocast on CUDA only
         (the official evaluation setting; the pixel decoder stays fp32). Thresholds and the test resize
-        (``short_edge``/``max_size``, e.g. 480 for speed) default to the model config."""
+        (``short_edge``/``max_size``, e.g. 480 for speed) default to the model config.
+        ``tta_short_edges`` (e.g. ``(800,)``) adds segmenter passes at other scales, fused by ``fuse_scales``."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         config = model.config
@@ -124,6 +123,7 @@ class VideoSegmenter:
         self.overlap_threshold = config.overlap_threshold if overlap_threshold is None else overlap_threshold
         self.short_edge = short_edge or config.test_short_edge
         self.max_size = max_size or config.test_max_size
+        self.tta_short_edges = tuple(tta_short_edges)
 
     # ------------------------------------------------------------------------------------- public
 
@@ -142,9 +142,10 @@ class VideoSegmenter:
         seen = emitted = 0
         for batch in _batched(frames, self.segment_batch):
             _check_cancel(cancel)
-            prepared = self._prepare(batch)
+            prepared = self._prepare(batch, self.short_edge)
             geometry = self._check_geometry(geometry, prepared)
-            buffer.append(self._segment_and_track(prepared.images))
+            extra_scales = [self._prepare(batch, edge) for edge in self.tta_short_edges]
+            buffer.append(self._segment_and_track(prepared, extra_scales))
             seen += len(batch)
             unit = self._unit_length(geometry)
             while seen - buffer.start >= unit:
@@ -168,12 +169,12 @@ class VideoSegmenter:
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.float16) if self.fp16 and self.device.type == "cuda" else nullcontext()
 
-    def _prepare(self, batch: list[np.ndarray]) -> PreparedFrames:
+    def _prepare(self, batch: list[np.ndarray], short_edge: int) -> PreparedFrames:
         config = self.model.config
         for frame in batch:
             if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
                 raise DVISError(f"Frames must be RGB uint8 arrays of shape (H, W, 3); got {frame.dtype} {frame.shape}.")
-        return prepare_frames(batch, self.short_edge, self.max_size, config.pixel_mean,
+        return prepare_frames(batch, short_edge, self.max_size, config.pixel_mean,
                               config.pixel_std, config.size_divisibility, device=self.device)
 
     @staticmethod
@@ -185,16 +186,21 @@ class VideoSegmenter:
         return current
 
     @torch.no_grad()
-    def _segment_and_track(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Segmenter + tracker on a few frames; keeps only what the unit's finishing step needs."""
+    def _segment_and_track(self, prepared: PreparedFrames, extra_scales: list[PreparedFrames]) -> dict[str, torch.Tensor]:
+        """Segmenter (+ TTA scales) + tracker on a few frames; keeps only what the unit's finishing step needs."""
         with self._autocast():
-            segmented = self.model.segment(images)
-            tracked = self.model.tracker(segmented.pred_embds, None if self.offline else segmented.mask_features)
+            segmented = self.model.segment(prepared.images)
+            embeds, mask_features = segmented.pred_embds, segmented.mask_features
+            for other in extra_scales:
+                scaled = self.model.segment(other.images)
+                embeds, mask_features = fuse_scales(embeds, mask_features, prepared.resized_size,
+                                                    scaled.pred_embds, scaled.mask_features, other.resized_size)
+            tracked = self.model.tracker(embeds, None if self.offline else mask_features)
         kept = {"tracker_logits": tracked.pred_logits.float().cpu()}
         if self.offline:
-            kept["segmenter_embeds"] = segmented.pred_embds
+            kept["segmenter_embeds"] = embeds
             kept["tracker_embeds"] = tracked.pred_embds
-            kept["mask_features"] = segmented.mask_features.float().cpu()
+            kept["mask_features"] = mask_features.float().cpu()
         else:
             kept["mask_logits"] = tracked.pred_masks.float().cpu()
         return kept
@@ -256,6 +262,38 @@ class VideoSegmenter:
             for s in segments
         ]
         return FrameResult(index, track_map, results)
+
+
+def fuse_scales(
+    embeds: torch.Tensor,
+    mask_features: torch.Tensor,
+    resized_size: tuple[int, int],
+    other_embeds: torch.Tensor,
+    other_features: torch.Tensor,
+    other_resized_size: tuple[int, int],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Test-time augmentation: fuse a segmenter pass at another scale into the primary one.
+
+    Queries of the two passes are paired per frame by Hungarian matching on cosine similarity (the
+    tracker's matching, aligning form) and averaged, so the class and mask kernels the tracker and refiner
+    derive from them see both scales. The other pass's mask features are resized onto the primary grid
+    (content region only; the padding is cropped later anyway) and averaged. Mask logits are linear in
+    the mask features, so this equals averaging the two scales' mask logits for the same kernels.
+    """
+    aligned = torch.stack([
+        other[torch.as_tensor(match_embeddings(primary, other, official_matching=False), device=other.device)]
+        for primary, other in zip(embeds, other_embeds)
+    ])
+    fused_embeds = (embeds + aligned.to(embeds.dtype)) / 2
+    height, width = (-(-side // 4) for side in resized_size)  # content of the 1/4-resolution grid
+    other_height, other_width = (-(-side // 4) for side in other_resized_size)
+    resized = torch.nn.functional.interpolate(
+        other_features[..., :other_height, :other_width].float(), size=(height, width), mode="bilinear",
+        align_corners=False,
+    )
+    fused_features = mask_features.clone()
+    fused_features[..., :height, :width] = (mask_features[..., :height, :width] + resized.to(mask_features.dtype)) / 2
+    return fused_embeds, fused_features
 
 
 def _batched(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:

@@ -120,3 +120,12 @@ def test_track_ids_keep_one_category():
     assert changed != person
     wall = tracks.track_id(PanopticSegment(2, slot=1, label=58, isthing=False, score=0.9))
     assert tracks.track_id(PanopticSegment(3, slot=9, label=58, isthing=False, score=0.9)) == wall  # stuff: per class
+
+
+def test_tta_with_the_same_scale_changes_nothing_and_two_scales_run(model, frames):
+    plain = run(model, frames[:4], offline=True)
+    same_scale = run(model, frames[:4], offline=True, tta_short_edges=(SMALL["short_edge"],))
+    for a, b in zip(plain, same_scale, strict=True):
+        np.testing.assert_array_equal(a.track_map, b.track_map)
+    two_scales = run(model, frames[:4], offline=False, tta_short_edges=(128,))
+    check_invariants(two_scales, model.config.num_queries)
