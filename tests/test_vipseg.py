@@ -385,3 +385,14 @@ def test_raw_release_with_impossible_values_is_refused(tmp_path, value, message)
     with pytest.raises(DatasetError, match=message) as error:
         import_vipseg_raw(tmp_path)
     assert str(path) in str(error.value)
+
+
+def test_every_frame_has_an_entry_even_when_empty(tmp_path):
+    annotation = synthetic_annotation(3)
+    annotation.set_frame(1, np.zeros((24, 32), np.int32))
+    export_vipseg([("gaps", annotation, None)], tmp_path)
+    frames = json.loads((tmp_path / "panoptic_gt_VIPSeg_train.json").read_text())["annotations"][0]["annotations"]
+    assert [f["image_id"] for f in frames] == ["00000000", "00000001", "00000002"] and frames[1]["segments_info"] == []
+    assert not read_id_png(tmp_path / "panomasksRGB/gaps/00000001.png").any()
+    (imported,) = import_vipseg(tmp_path)
+    assert imported.annotation.frame_track_ids(1) == set() and len(imported.annotation.frame_track_ids(2)) == 5

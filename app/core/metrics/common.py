@@ -27,7 +27,7 @@ class VideoPair:
 
 
 def checked_frames(pair: VideoPair) -> Iterable[tuple[int, PanopticFrame, PanopticFrame]]:
-    """(index, gt, pred) per frame, checking equal lengths, equal sizes and that every id has a category."""
+    """(index, gt, pred) per frame, checking that both have the same number of frames of the same size."""
     gt_iter, pred_iter = iter(pair.gt), iter(pair.pred)
     index = 0
     while True:

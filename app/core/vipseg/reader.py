@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +33,6 @@ class DatasetVideo:
     source: Path  # the JSON file, for messages
     width: int | None = None
     height: int | None = None
-    _sizes_checked: set[int] = field(default_factory=set, repr=False)
 
     @property
     def num_frames(self) -> int:
