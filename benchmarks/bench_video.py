@@ -43,21 +43,39 @@ def source_fps(path: Path) -> float:
     return count / (time.perf_counter() - start)
 
 
-def seek_latency_ms(path: Path, seeks: int) -> tuple[float, float, float]:
-    """Random exact seeks with the frame cache off; returns (open ms, mean ms, p95 ms)."""
+def seek_latency_ms(path: Path, seeks: int, gop: int) -> tuple[float, dict[str, tuple[float, float]]]:
+    """Exact frame() latency with the RGB frame cache off; returns (open ms, {case: (mean ms, p95 ms)}).
+
+    * cold: random targets, each in another keyframe interval than the one decoded before, so every
+      read seeks and decodes from a keyframe (the decoded-frame buffer cannot help);
+    * step back: the GUI's "previous frame" key, stepping backwards through the clip;
+    * step forward: the "next frame" key.
+    """
     start = time.perf_counter()
     source = VideoSource.open(path, cache_bytes=0)
     open_ms = (time.perf_counter() - start) * 1000
-    order = random.Random(0).sample(range(source.num_frames), min(seeks, source.num_frames))
-    times = []
+    rng = random.Random(0)
+    cold, last_gop = [], -1
+    while len(cold) < seeks:
+        index = rng.randrange(source.num_frames)
+        if abs(index // gop - last_gop) >= 2:
+            cold.append(index)
+            last_gop = index // gop
+    n = min(seeks, source.num_frames)
+    cases = {"cold": cold, "step back": list(range(source.num_frames - 1, source.num_frames - 1 - n, -1)),
+             "step forward": list(range(n))}
+    results = {}
     with source:
-        for index in order:
-            start = time.perf_counter()
-            frame = source.frame(index)
-            times.append((time.perf_counter() - start) * 1000)
-            assert read_index(frame) == index
-    times.sort()
-    return open_ms, statistics.mean(times), times[int(0.95 * (len(times) - 1))]
+        for name, order in cases.items():
+            times = []
+            for index in order:
+                start = time.perf_counter()
+                frame = source.frame(index)
+                times.append((time.perf_counter() - start) * 1000)
+                assert read_index(frame) == index
+            times.sort()
+            results[name] = (statistics.mean(times), times[int(0.95 * (len(times) - 1))])
+    return open_ms, results
 
 
 def main() -> None:
@@ -72,12 +90,13 @@ def main() -> None:
                               gop=args.gop, crf=23)
             raw = raw_pyav_fps(path)
             ours = source_fps(path)
-            open_ms, mean_ms, p95_ms = seek_latency_ms(path, args.seeks)
+            open_ms, latency = seek_latency_ms(path, args.seeks, args.gop)
             print(f"{name}: H.264 B-frames gop {args.gop}, {args.frames} frames")
             print(f"  sequential decode: VideoSource.iter_frames {ours:7.1f} fps | raw PyAV {raw:7.1f} fps "
                   f"({ours / raw:.0%})")
             print(f"  open (pts index + probe): {open_ms:.1f} ms")
-            print(f"  exact random seek (cache off): mean {mean_ms:.1f} ms, p95 {p95_ms:.1f} ms")
+            for case, (mean_ms, p95_ms) in latency.items():
+                print(f"  exact frame() {case:12s} (cache off): mean {mean_ms:6.1f} ms, p95 {p95_ms:6.1f} ms")
 
 
 if __name__ == "__main__":
