@@ -76,13 +76,14 @@ class _Analyzer:
         stride = max(1, math.ceil(max(track_map.shape) / self.config.max_side))
         small = np.ascontiguousarray(track_map[::stride, ::stride])
         self.small[index] = small
-        self.small.pop(index - self.config.max_gap - 2, None)
+        for old in [k for k in self.small if k < index - self.config.max_gap - 1]:
+            del self.small[old]
 
         previous_set, current_set = set(self.previous), set(current)
         if self.previous and index - 1 in self.small:
             iou = pair_iou(small, self.small[index - 1], current, self.previous)
             self._switches(index, current, iou, previous_set, current_set)
-        self._fragments(index, current, previous_set, small)
+        self._fragments(index, current, small)
         for track_id in current:
             self._update(index, track_id, area_of[track_id], track_id in previous_set, classes)
         self.previous = current
@@ -110,7 +111,7 @@ class _Analyzer:
                     iou[i, j], other,
                 )
 
-    def _fragments(self, index: int, current: list[int], previous_set: set, small: np.ndarray) -> None:
+    def _fragments(self, index: int, current: list[int], small: np.ndarray) -> None:
         for track_id in current:
             state = self.tracks.get(track_id)
             if state is not None and state.last < index - 1:
