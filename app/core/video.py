@@ -90,6 +90,7 @@ class VideoSource:
     frame_rate: Fraction  # exact average rate; ``fps`` is its float
     stems: list[str]
     timestamps: list[float]  # seconds from the first frame, per index
+    rotation: int = 0  # degrees clockwise the stored picture was turned for display (metadata), already applied
 
     def __init__(self, cache_bytes: int) -> None:
         self._cache = _FrameCache(cache_bytes)
@@ -435,7 +436,7 @@ class VideoFileSource(VideoSource):
         self._quarter_turns = round((frame.rotation or 0) / 90) % 4  # counter-clockwise, like np.rot90
         self._stored_size = (frame.width, frame.height)
         self.width, self.height = (frame.height, frame.width) if self._quarter_turns % 2 else (frame.width, frame.height)
-        self.rotation = (-90 * self._quarter_turns) % 360  # degrees clockwise a player turns the stored picture
+        self.rotation = (-90 * self._quarter_turns) % 360
 
     def close(self) -> None:
         with self._lock:
