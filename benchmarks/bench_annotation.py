@@ -20,7 +20,7 @@ import numpy as np
 from app.core.annotation import Annotation
 from app.core.categories import vipseg_categories
 from app.core.edits import DeleteTrack, MergeTracks, Paint, RelabelTrack, SplitTrack, SwapTracks
-from app.core.mask_store import decode_slots, encode_slots
+from app.core.mask_store import decode_slots
 from app.core.project import Project
 
 THING_CATEGORIES = [c.id for c in vipseg_categories().things]
@@ -128,7 +128,7 @@ def bench_mask_store(frames: int = 30) -> None:
         start = time.perf_counter()
         decode_slots(data, 720, 1280)
         decode_ms.append((time.perf_counter() - start) * 1e3)
-    annotation.mask_store._cache.clear()
+    annotation.mask_store.clear_cache()
     for frame in range(frames):
         start = time.perf_counter()
         annotation.track_map(frame)

@@ -119,7 +119,7 @@ def test_frames_with_more_than_255_segments_use_uint16_slots():
         annotation.add_track(PERSON, track_id=track_id)
     frame = np.arange(400, dtype=np.int32).reshape(20, 20) % 301
     annotation.set_frame(0, frame)
-    annotation.mask_store._cache.clear()  # force a decode of the stored PNG
+    annotation.mask_store.clear_cache()  # force a decode of the stored PNG
     assert annotation.mask_store.get(0).dtype == np.uint16
     np.testing.assert_array_equal(annotation.track_map(0), frame)
 

@@ -128,14 +128,12 @@ class Annotation:
                     track_id = self.add_track(category.id, float(segment.score), provenance, track_id=wanted).id
                 self._ingest_ids[key] = track_id
             mapping[int(segment.track_id)] = track_id
-        track_map = np.asarray(track_map)
-        missing = sorted(set(np.unique(track_map).tolist()) - set(mapping) - {0})
+        slots, ids, _ = _slots_of(np.asarray(track_map))
+        missing = [i for i in ids if i not in mapping]
         if missing:
             raise AnnotationError(f"Frame {index}: ids {missing} appear in the mask but have no segment entry.")
-        if any(source != target for source, target in mapping.items()):
-            sources = np.array([0, *sorted(mapping)], np.int64)
-            targets = np.array([0, *(mapping[k] for k in sorted(mapping))], np.int32)
-            track_map = targets[np.searchsorted(sources, track_map)]
+        if any(mapping[i] != i for i in ids):
+            track_map = np.array([0, *(mapping[i] for i in ids)], np.int32)[slots]
         self.set_frame(index, track_map)
 
     def set_frame(self, index: int, track_map: np.ndarray) -> None:
@@ -193,7 +191,7 @@ class Annotation:
         """int32 (H, W): the track id of every pixel, 0 for void."""
         self._check_frame(index)
         lut = self._owner[self._seg[index]]
-        return lut[self.mask_store.get(index)]
+        return np.take(lut, self.mask_store.get(index))  # faster than lut[slots] for big frames
 
     def frame_track_ids(self, index: int) -> set[int]:
         self._check_frame(index)
@@ -334,13 +332,19 @@ class Annotation:
         self._seg[rows] = block
         self.tables_dirty = True
 
+    def owners_of(self, keys: Iterable[int]) -> list[int]:
+        """Track ids owning ``keys``; AnnotationError for keys this annotation does not have."""
+        keys = np.asarray(list(keys), np.int64)
+        if len(keys) and (int(keys.max()) >= self._num_keys or int(keys.min()) < 0):
+            raise AnnotationError("This edit refers to segment keys the annotation does not have; it was made for another state.")
+        return self._owner[keys].tolist()
+
     def set_owners(self, keys: Iterable[int], owners: Iterable[int]) -> None:
         keys = np.asarray(list(keys), np.int64)
         owners = np.asarray(list(owners), np.int32)
+        self.owners_of(keys)
         if len(keys) == 0:
             return
-        if int(keys.max()) >= self._num_keys:
-            raise AnnotationError("This edit refers to segment keys the annotation does not have; it belongs to another state.")
         touched = set(self._owner[keys].tolist()) | set(owners.tolist())
         self._owner[keys] = owners
         frames = np.zeros(self.num_frames, bool)
@@ -442,10 +446,14 @@ class Annotation:
         annotation._area = area.astype(np.int32, copy=True)
         annotation._owner = owner.astype(np.int32, copy=True)
         annotation._num_keys = len(owner)
-        live = annotation._area > 0
-        for key in np.unique(annotation._seg[live]).tolist():
-            if key:
-                annotation._key_frames[key] = ((annotation._seg == key) & live).any(axis=1)
+        rows, cols = np.nonzero((annotation._area > 0) & (annotation._seg > 0))
+        keys = annotation._seg[rows, cols]
+        order = np.argsort(keys, kind="stable")
+        keys, rows = keys[order], rows[order]
+        unique, starts = np.unique(keys, return_index=True)
+        for key, key_rows in zip(unique.tolist(), np.split(rows, starts[1:])):
+            bits = annotation._key_frames[key] = np.zeros(num_frames, bool)
+            bits[key_rows] = True
         return annotation
 
     # ------------------------------------------------------------------ internals

@@ -117,12 +117,12 @@ class TrackTablePatch(Edit):
         for key, new_key, start, stop in self.cuts:
             annotation.split_key(key, new_key, start, stop)
         keys = [int(k) for k, _ in self.owners]
-        before_owners = annotation.table_arrays()["owner"][keys].tolist() if keys else []
-        put_ids = [int(entry["id"]) for entry in self.put]
-        before_put = [annotation.tracks[i].to_json() for i in dict.fromkeys([*self.remove, *put_ids]) if i in annotation.tracks]
-        before_remove = [i for i in put_ids if i not in annotation.tracks]
-        annotation.put_tracks([Track.from_json(entry) for entry in self.put], self.remove)
+        before_owners = annotation.owners_of(keys)
+        put = [Track.from_json(entry) for entry in self.put]
+        before_put = [annotation.tracks[i].to_json() for i in dict.fromkeys([*self.remove, *(t.id for t in put)]) if i in annotation.tracks]
+        before_remove = [t.id for t in put if t.id not in annotation.tracks]
         annotation.set_owners(keys, [int(o) for _, o in self.owners])
+        annotation.put_tracks(put, self.remove)
         for key, new_key, _, _ in reversed(self.joins):
             annotation.join_key(key, new_key)
         return TrackTablePatch([[k, o] for k, o in zip(keys, before_owners)], before_put, before_remove,

@@ -99,6 +99,10 @@ class MaskStore:
             return data, f"mask of frame {index}"
         return None if self._loader is None else self._loader(index)
 
+    def clear_cache(self) -> None:
+        """Forget decoded frames (benchmarks and memory pressure); they are decoded again when needed."""
+        self._cache.clear()
+
     def set_loader(self, loader: Loader | None) -> None:
         """Where frames not held in memory are read from (the project's mask files)."""
         self._loader = loader

@@ -125,10 +125,7 @@ class ProjectLock:
                     f"The project {self.path.parent} is open in another DVIS Studio (process {owner['pid']} on "
                     f"{owner['hostname']}). Close it there. If that program is no longer running, delete {self.path}."
                 )
-            try:  # stale: a crashed instance left it (or it is unreadable); take it over
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
+            self._remove_stale(owner)
         raise ProjectError(f"Could not lock the project {self.path.parent}: {self.path} keeps reappearing. Is another instance starting?")
 
     def release(self) -> None:
@@ -159,10 +156,24 @@ class ProjectLock:
             except FileNotFoundError:
                 pass
 
-    def _read_owner(self) -> dict | None:
-        """The lock's owner, or None when the lock is gone or unreadable (a crash mid-takeover)."""
+    def _remove_stale(self, owner: dict | None) -> None:
+        """Take away a dead instance's lock without ever deleting a live one a racing instance just made."""
+        grabbed = self.path.with_name(f".{LOCK}.stale.{os.getpid()}")
         try:
-            owner = json.loads(self.path.read_text(encoding="utf-8"))
+            os.replace(self.path, grabbed)  # atomic: whatever lock is there now is ours to inspect
+        except FileNotFoundError:
+            return
+        if self._read_owner(grabbed) != owner:  # another instance took it over in between: put its lock back
+            try:
+                os.link(grabbed, self.path)
+            except FileExistsError:
+                pass
+        grabbed.unlink()
+
+    def _read_owner(self, path: Path | None = None) -> dict | None:
+        """The lock's owner, or None when the lock is gone or unreadable (not one of ours: we write it whole)."""
+        try:
+            owner = json.loads((path or self.path).read_text(encoding="utf-8"))
             return {"pid": int(owner["pid"]), "hostname": str(owner["hostname"])}
         except FileNotFoundError:
             return None
