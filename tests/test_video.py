@@ -17,6 +17,7 @@ from tests.videos import draw_frame, make_image_folder, make_video, read_index
 FORMATS = [
     ("mp4", "libx264", {}),
     ("mkv", "libx264", {"vfr": True}),
+    ("mov", "libx264", {"vfr": True}),
     ("avi", "mpeg4", {}),
     ("mov", "mjpeg", {}),
     ("webm", "libvpx-vp9", {}),

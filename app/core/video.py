@@ -265,8 +265,8 @@ class _PtsIndex:
         seekable = True
         try:
             for packet in container.demux(stream):
-                if packet.size == 0:
-                    continue
+                if packet.size == 0 or packet.is_discard:
+                    continue  # flush packets; pre-roll an edit list cuts (decoded for reference, never shown)
                 key = packet.pts if packet.pts is not None else packet.dts
                 if key is None:
                     seekable = False
@@ -319,7 +319,6 @@ class _Decoder:
         self.path = path
         self.container, self.stream = _open_container(path)
         self.index = index
-        self.damaged_packets = 0
 
     def close(self) -> None:
         self.container.close()
@@ -373,8 +372,7 @@ class _Decoder:
             for packet in self.container.demux(self.stream):
                 try:
                     decoded = self.stream.decode(packet)
-                except av.error.FFmpegError as error:
-                    self.damaged_packets += 1
+                except av.error.FFmpegError as error:  # its frame goes missing: reported as damaged by the reader
                     log.debug("skipping undecodable packet at pts %s: %s", packet.pts, error)
                     continue
                 yield from mapped(decoded)
