@@ -198,7 +198,18 @@ def _zero_frame_mp4(path):
     return path
 
 
-@pytest.mark.parametrize("kind", ["missing", "text", "random_bytes", "truncated_mp4", "zero_frames", "empty_folder"])
+def _audio_only(path):
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 8000, 0
+        container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path
+
+
+@pytest.mark.parametrize("kind", ["missing", "text", "random_bytes", "truncated_mp4", "zero_frames", "audio_only",
+                                  "empty_folder"])
 def test_unusable_inputs_raise_video_error(tmp_path, kind):
     path = tmp_path / "input.mp4"
     if kind == "text":
@@ -211,6 +222,8 @@ def test_unusable_inputs_raise_video_error(tmp_path, kind):
         path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     elif kind == "zero_frames":
         _zero_frame_mp4(path)
+    elif kind == "audio_only":
+        path = _audio_only(tmp_path / "sound.wav")
     elif kind == "empty_folder":
         path = tmp_path / "frames"
         path.mkdir()
