@@ -2,6 +2,7 @@
 really killed subprocess, damaged files, moved videos."""
 
 import errno
+import gc
 import json
 import os
 import signal
@@ -118,7 +119,7 @@ def test_round_trip_keeps_annotation_history_model_and_video(tmp_path, video):
         assert_state(expected, state(reopened.annotation))
         assert [entry["label"] for entry in reopened.history()] == ["split track", "relabel track", "paint"]
         assert reopened.model == {"preset": "r50_vipseg_online"}
-        assert reopened.video["size"] == 3000 and reopened.video_path == video
+        assert reopened.video_ref["size"] == 3000 and reopened.video_path == video
         assert reopened.annotation.categories.to_json() == vipseg_categories().to_json()
         assert not reopened.dirty
         # undo from the saved history restores the state before the paint
@@ -160,7 +161,8 @@ def test_create_reads_sizes_from_a_real_video(tmp_path):
     clip = make_video(tmp_path / "real.mp4", num_frames=5, size=(64, 48))
     with Project.create(tmp_path / "p", clip) as project:
         assert (project.annotation.num_frames, project.annotation.height, project.annotation.width) == (5, 48, 64)
-        assert project.video["num_frames"] == 5 and project.video["fps"] == pytest.approx(25)
+        assert project.video_ref["num_frames"] == 5 and project.video_ref["fps"] == pytest.approx(25)
+        assert project.video.num_frames == 5 and project.video.frame(4).shape == (48, 64, 3)
 
 
 def test_failed_save_keeps_last_saved_state_and_stays_dirty(project_dir, monkeypatch):
@@ -212,6 +214,18 @@ def test_lock_of_another_machine_is_respected(project_dir):
     (project_dir / LOCK).write_text(json.dumps({"pid": 1234, "hostname": "other-machine", "created": 0}))
     with pytest.raises(ProjectError, match=rf"process 1234 on other-machine.*delete {LOCK}|delete .*{LOCK}"):
         Project.open(project_dir)
+
+
+def test_unreadable_lock_is_replaced(project_dir):
+    (project_dir / LOCK).write_text("")  # we always write a lock whole, so this one is not a live instance's
+    Project.open(project_dir).close()
+
+
+def test_project_dropped_without_close_releases_its_lock(project_dir):
+    project = Project.open(project_dir)
+    del project
+    gc.collect()
+    Project.open(project_dir).close()
 
 
 # ---------------------------------------------------------------------------------- crash recovery
@@ -347,6 +361,8 @@ def test_moved_video_error_and_relink(project_dir, video, tmp_path):
     with Project.open(project_dir) as project:
         with pytest.raises(ProjectError, match=rf"missing: {video}.*[Rr]elink"):
             project.check_video()
+        with pytest.raises(ProjectError, match=rf"missing: {video}.*[Rr]elink"):
+            project.video
         impostor = tmp_path / "other.mp4"
         impostor.write_bytes(os.urandom(3000))
         with pytest.raises(ProjectError, match="is not this project's video"):
@@ -355,6 +371,16 @@ def test_moved_video_error_and_relink(project_dir, video, tmp_path):
         assert project.check_video() == moved
     with Project.open(project_dir) as project:
         assert project.check_video() == moved
+
+
+def test_video_of_other_size_is_refused(tmp_path):
+    from tests.videos import make_video
+
+    clip = make_video(tmp_path / "real.mp4", num_frames=4, size=(64, 48))
+    annotation = Annotation(7, 48, 64, vipseg_categories())
+    with Project.create(tmp_path / "p", clip, annotation=annotation) as project:
+        with pytest.raises(ProjectError, match="has 4 frames of 64x48, but this project annotates 7 frames"):
+            project.video
 
 
 def test_project_and_video_moved_together_still_find_it(tmp_path, video):

@@ -204,6 +204,7 @@ class Project:
         self._lock = lock
         self._pending_history: list[str] = []
         self._meta_dirty = False
+        self._video = None
         annotation.mask_store.set_loader(self._load_mask)
 
     # -------------------------------------------------------------- create / open / close
@@ -268,8 +269,20 @@ class Project:
         return project
 
     def close(self) -> None:
-        """Release the lock. Unsaved changes are NOT saved: call :meth:`save` first if wanted."""
+        """Release the lock (and the video). Unsaved changes are NOT saved: call :meth:`save` first if wanted."""
+        self._close_video()
         self._lock.release()
+
+    def __del__(self) -> None:
+        """A project dropped without close() (e.g. after an error while opening its video) must not stay locked."""
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
+
+    def _close_video(self) -> None:
+        if getattr(self, "_video", None) is not None:
+            self._video.close()
+            self._video = None
 
     def __enter__(self) -> "Project":
         return self
@@ -280,9 +293,26 @@ class Project:
     # -------------------------------------------------------------- properties
 
     @property
-    def video(self) -> dict:
+    def video_ref(self) -> dict:
         """The video reference: path, relative_path, size, sha256_first_mib, num_frames, width, height, fps."""
         return dict(self._manifest["video"])
+
+    @property
+    def video(self):
+        """The project's ``VideoSource``, opened on first use; ProjectError (with how to relink) if it moved."""
+        if self._video is None:
+            from app.core.video import VideoSource  # opening a project does not need the decoder
+
+            source = VideoSource.open(self.check_video())
+            annotation = self.annotation
+            if (source.num_frames, source.height, source.width) != (annotation.num_frames, annotation.height, annotation.width):
+                source.close()
+                raise ProjectError(
+                    f"The video {source.path} has {source.num_frames} frames of {source.width}x{source.height}, but this project "
+                    f"annotates {annotation.num_frames} frames of {annotation.width}x{annotation.height}. Relink the project to its original video."
+                )
+            self._video = source
+        return self._video
 
     @property
     def video_path(self) -> Path:
@@ -337,6 +367,7 @@ class Project:
                 f"{path} is not this project's video (size {fingerprint['size']} bytes, expected {expected['size']}; or its "
                 "content differs). Choose the original file; to use a re-encoded copy anyway, relink with force."
             )
+        self._close_video()
         self._manifest["video"].update(path=str(path), relative_path=_relative(path, self.folder), **fingerprint)
         self._meta_dirty = True
         self.save()
