@@ -140,6 +140,16 @@ class VideoSegmenter:
         buffer = _FrameBuffer()
         geometry: _Geometry | None = None
         seen = emitted = 0
+
+        def deliver(unit_end: int, final: bool) -> Iterator[FrameResult]:
+            nonlocal emitted
+            for result in self._finish_unit(buffer, unit_end, emitted, final, geometry, tracks):
+                _check_cancel(cancel)
+                emitted += 1
+                if progress is not None:
+                    progress(emitted, num_frames)
+                yield result
+
         for batch in _batched(frames, self.segment_batch):
             _check_cancel(cancel)
             prepared = self._prepare(batch, self.short_edge)
@@ -149,19 +159,9 @@ class VideoSegmenter:
             seen += len(batch)
             unit = self._unit_length(geometry)
             while seen - buffer.start >= unit:
-                for result in self._finish_unit(buffer, buffer.start + unit, emitted, False, geometry, tracks):
-                    _check_cancel(cancel)
-                    emitted += 1
-                    if progress is not None:
-                        progress(emitted, num_frames)
-                    yield result
+                yield from deliver(buffer.start + unit, final=False)
         if seen > emitted:
-            for result in self._finish_unit(buffer, seen, emitted, True, geometry, tracks):
-                _check_cancel(cancel)
-                emitted += 1
-                if progress is not None:
-                    progress(emitted, num_frames)
-                yield result
+            yield from deliver(seen, final=True)
         self.model.tracker.reset()
 
     # ---------------------------------------------------------------------------------- stages
