@@ -18,7 +18,8 @@ import errno
 import os
 import tempfile
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from contextlib import closing
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -40,6 +41,7 @@ Cancel = Callable[[], bool]
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 _VFR_TIME_BASE = Fraction(1, 90000)
 _PNG_WRITERS = min(4, os.cpu_count() or 1)
+_MAX_DECODE_GAP = 8  # frames
 
 
 class ExportError(StudioError):
@@ -83,7 +85,7 @@ def export_track_masks(
     track_ids = _check_tracks(track_ids)
     frames = _check_frames(frames, len(stems) if stems is not None else None)
 
-    def render(index: int, track_map: np.ndarray, ids: list[int]) -> np.ndarray:
+    def render(pixels: None, track_map: np.ndarray, ids: list[int]) -> np.ndarray:
         return _mask(track_map, ids)
 
     return _png_sequence(annotation, None, track_ids, frames, Path(out_dir), stems, combine, render, progress, cancel)
@@ -109,11 +111,8 @@ def export_cutouts(
     track_ids = _check_tracks(track_ids)
     frames = _check_frames(frames, source.num_frames)
 
-    def render(index: int, track_map: np.ndarray, ids: list[int]) -> np.ndarray:
-        rgba = np.empty((source.height, source.width, 4), np.uint8)
-        rgba[..., :3] = source.frame(index)
-        rgba[..., 3] = _mask(track_map, ids)
-        return rgba
+    def render(pixels: np.ndarray, track_map: np.ndarray, ids: list[int]) -> np.ndarray:
+        return np.dstack([pixels, _mask(track_map, ids)])
 
     return _png_sequence(annotation, source, track_ids, frames, Path(out_dir), source.stems, combine, render,
                          progress, cancel)
@@ -138,15 +137,15 @@ def _png_sequence(annotation, source, track_ids, frames, out_dir, stems, combine
         if progress is not None:
             progress(result.frames, len(frames))
 
-    with ThreadPoolExecutor(max_workers=_PNG_WRITERS) as pool:
+    with ThreadPoolExecutor(max_workers=_PNG_WRITERS) as pool, closing(_with_pixels(source, frames)) as inputs:
         try:
-            for index in frames:
+            for index, pixels in inputs:
                 if cancel is not None and cancel():
                     result.cancelled = True
                     break
                 track_map = _track_map(annotation, index, source)
                 stem = stems[index] if stems is not None else f"{index:08d}"
-                in_flight.append([pool.submit(_write_png, folder / f"{stem}.png", render(index, track_map, list(ids)))
+                in_flight.append([pool.submit(_write_png, folder / f"{stem}.png", render(pixels, track_map, list(ids)))
                                   for ids, folder in folders.items()])
                 while len(in_flight) > 2 * _PNG_WRITERS:
                     finish_oldest()
@@ -176,10 +175,10 @@ def export_alpha_video(
     """A black/white matte video (white = chosen tracks) to use as a track matte in an editor."""
     track_ids = _check_tracks(track_ids)
 
-    def render(index: int, track_map: np.ndarray) -> np.ndarray:
+    def render(pixels: None, track_map: np.ndarray) -> np.ndarray:
         return np.repeat(_mask(track_map, track_ids)[..., None], 3, axis=2)
 
-    return _encode_video(annotation, source, frames, Path(out_path), render, crf, progress, cancel)
+    return _encode_video(annotation, source, frames, Path(out_path), render, False, crf, progress, cancel)
 
 
 def export_overlay_video(
@@ -198,13 +197,13 @@ def export_overlay_video(
     """The video with the chosen tracks (None: all) drawn in their track colours (see ``colors.overlay``)."""
     visible = None if track_ids is None else _check_tracks(track_ids)
 
-    def render(index: int, track_map: np.ndarray) -> np.ndarray:
-        return overlay(source.frame(index), track_map, alpha=alpha, mode=mode, visible=visible)
+    def render(pixels: np.ndarray, track_map: np.ndarray) -> np.ndarray:
+        return overlay(pixels, track_map, alpha=alpha, mode=mode, visible=visible)
 
-    return _encode_video(annotation, source, frames, Path(out_path), render, crf, progress, cancel)
+    return _encode_video(annotation, source, frames, Path(out_path), render, True, crf, progress, cancel)
 
 
-def _encode_video(annotation, source, frames, out_path, render, crf, progress, cancel) -> ExportResult:
+def _encode_video(annotation, source, frames, out_path, render, needs_pixels, crf, progress, cancel) -> ExportResult:
     frames = _check_frames(frames, source.num_frames)
     if out_path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ExportError(f"Cannot write {out_path}: use a {', '.join(VIDEO_SUFFIXES)} file name for an H.264 video.")
@@ -214,18 +213,19 @@ def _encode_video(annotation, source, frames, out_path, render, crf, progress, c
     result = ExportResult()
     temp = _temp_path(out_path)
     try:
-        with av.open(str(temp), mode="w", format=_MUXERS[out_path.suffix.lower()]) as container:
+        with (av.open(str(temp), mode="w", format=_MUXERS[out_path.suffix.lower()]) as container,
+              closing(_with_pixels(source if needs_pixels else None, frames)) as inputs):
             stream = container.add_stream("libx264", rate=source.frame_rate.limit_denominator(1001))
             stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.codec_context.time_base = time_base
             stream.codec_context.options = {"crf": str(crf), "preset": "fast"}
             stream.codec_context.colorspace = stream.codec_context.color_primaries = 1  # BT.709
             stream.codec_context.color_trc = stream.codec_context.color_range = 1  # BT.709, limited range
-            for done, (index, timestamp) in enumerate(zip(frames, pts)):
+            for done, ((index, pixels), timestamp) in enumerate(zip(inputs, pts)):
                 if cancel is not None and cancel():
                     result.cancelled = True
                     break
-                rgb = _pad_even(render(index, _track_map(annotation, index, source)))
+                rgb = _pad_even(render(pixels, _track_map(annotation, index, source)))
                 frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
                     format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
                 frame.pts, frame.time_base = timestamp, time_base
@@ -251,6 +251,25 @@ def _encode_video(annotation, source, frames, out_path, render, crf, progress, c
 
 
 _MUXERS = {".mp4": "mp4", ".mov": "mov", ".mkv": "matroska"}
+
+
+def _with_pixels(source: VideoSource | None, frames: list[int]) -> Iterator[tuple[int, np.ndarray | None]]:
+    """``(index, RGB frame)`` for the chosen frames in order (pixels None without a source).
+
+    Reads with the source's sequential reader (its own decoder: no fight with the GUI's random access),
+    one pass per run of frames; gaps up to ``_MAX_DECODE_GAP`` are decoded through rather than re-seeked.
+    """
+    if source is None:
+        yield from ((index, None) for index in frames)
+        return
+    run_start = 0
+    for end in range(1, len(frames) + 1):
+        if end == len(frames) or frames[end] - frames[end - 1] > _MAX_DECODE_GAP:
+            wanted = set(frames[run_start:end])
+            for index, pixels in source.iter_frames(frames[run_start], frames[end - 1] + 1):
+                if index in wanted:
+                    yield index, pixels
+            run_start = end
 
 
 def _frame_timing(source: VideoSource, frames: list[int]) -> tuple[Fraction, list[int]]:
