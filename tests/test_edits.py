@@ -210,6 +210,18 @@ def test_paint_tools():
     assert (filled[12:20, 4:10] == 2).all() and (filled[21:, :4] == 1).all()
 
 
+def test_track_edit_records_stay_small_on_long_videos():
+    annotation = Annotation(3000, 4, 4, vipseg_categories())
+    first, second = annotation.add_track(PERSON), annotation.add_track(CAR)
+    frame = np.zeros((4, 4), np.int32)
+    frame[:2], frame[2:] = first.id, second.id
+    for index in range(3000):
+        annotation.set_frame(index, frame)
+    for edit in (SwapTracks(1, 2, start=1000), DeleteTrack(1, 500, 2500), SplitTrack(2, 1500), MergeTracks(1, 2)):
+        inverse = annotation.apply(edit)
+        assert len(json.dumps(edit.to_json())) < 200 and len(json.dumps(inverse.to_json())) < 600, edit
+
+
 def test_paint_undo_record_is_only_the_changed_box():
     annotation = Annotation(1, 480, 640, vipseg_categories())
     track = annotation.add_track(PERSON)

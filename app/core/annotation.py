@@ -137,7 +137,11 @@ class Annotation:
         self.set_frame(index, track_map)
 
     def set_frame(self, index: int, track_map: np.ndarray) -> None:
-        """Replace frame ``index`` with ``track_map`` (int (H, W): 0 void, else an existing track id)."""
+        """Replace frame ``index`` with ``track_map`` (int (H, W): 0 void, else an existing track id).
+
+        Not an undoable edit (it is how model or imported output comes in): inverses recorded before it
+        may no longer fit, so a GUI clears its undo stack after (re-)ingesting frames.
+        """
         self._check_frame(index)
         track_map = np.asarray(track_map)
         if track_map.shape != (self.height, self.width):
