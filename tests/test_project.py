@@ -216,6 +216,27 @@ def test_lock_of_another_machine_is_respected(project_dir):
         Project.open(project_dir)
 
 
+def test_read_only_open_works_beside_an_editor(project_dir):
+    with Project.open(project_dir) as editor:
+        with Project.open(project_dir, read_only=True) as reader:
+            assert_state(state(editor.annotation), state(reader.annotation))
+            reader.annotation.apply(MergeTracks(2, 1))
+            with pytest.raises(ProjectError, match="read-only"):
+                reader.save()
+        assert (project_dir / LOCK).exists()  # closing the reader leaves the editor's lock alone
+
+
+def test_lock_without_hard_links_falls_back_to_exclusive_create(project_dir, monkeypatch):
+    def no_links(*args):
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    with Project.open(project_dir):
+        assert json.loads((project_dir / LOCK).read_text())["pid"] == os.getpid()
+        with pytest.raises(ProjectError, match="open in another"):
+            Project.open(project_dir)
+
+
 def test_unreadable_lock_is_replaced(project_dir):
     (project_dir / LOCK).write_text("")  # we always write a lock whole, so this one is not a live instance's
     Project.open(project_dir).close()

@@ -148,13 +148,26 @@ class ProjectLock:
             return True
         except FileExistsError:
             return False
-        except OSError as error:
-            raise ProjectError(f"Cannot create the lock file {self.path}: {error.strerror or error}. Is the folder writable?") from None
+        except OSError:  # no hard links on this file system (FAT, some network shares)
+            return self._create_exclusive(content)
         finally:
             try:
                 temp.unlink()
             except FileNotFoundError:
                 pass
+
+    def _create_exclusive(self, content: bytes) -> bool:
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        except OSError as error:
+            raise ProjectError(f"Cannot create the lock file {self.path}: {error.strerror or error}. Is the folder writable?") from None
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True
 
     def _remove_stale(self, owner: dict | None) -> None:
         """Take away a dead instance's lock without ever deleting a live one a racing instance just made."""
@@ -168,6 +181,9 @@ class ProjectLock:
                 os.link(grabbed, self.path)
             except FileExistsError:
                 pass
+            except OSError:  # no hard links here: a plain rename back is the best we can do
+                os.replace(grabbed, self.path)
+                return
         grabbed.unlink()
 
     def _read_owner(self, path: Path | None = None) -> dict | None:
@@ -199,6 +215,7 @@ class Project:
         self.folder = folder
         self.annotation = annotation
         self.save_hook: SaveHook | None = None
+        self.read_only = False
         self._manifest = manifest
         self._mask_gen = mask_gen
         self._lock = lock
@@ -249,20 +266,28 @@ class Project:
         return project
 
     @classmethod
-    def open(cls, folder: str | os.PathLike) -> "Project":
-        """Open a project (taking its lock). A missing video does not stop opening: see :meth:`check_video`."""
+    def open(cls, folder: str | os.PathLike, read_only: bool = False) -> "Project":
+        """Open a project, taking its lock. A missing video does not stop opening: see :meth:`check_video`.
+
+        ``read_only`` (exports, evaluation from the CLI while the GUI has it open): no lock, no repair,
+        ``save`` refused. It reads the last saved state; a save by the other instance can make masks of
+        older generations vanish under it (a clear ProjectError then: open it again).
+        """
         folder = Path(folder).absolute()
         manifest_path = folder / MANIFEST
         if not manifest_path.is_file():
             raise ProjectError(f"{folder} is not a DVIS Studio project: {manifest_path} is missing.")
         lock = ProjectLock(folder)
-        lock.acquire()
+        if not read_only:
+            lock.acquire()
         try:
             manifest = _read_manifest(manifest_path)
             annotation, mask_gen = _read_annotation(folder, manifest)
             project = cls(folder, manifest, annotation, mask_gen, lock)
-            project._repair_history()
-            project._collect_garbage(full=True)
+            project.read_only = read_only
+            if not read_only:
+                project._repair_history()
+                project._collect_garbage(full=True)
         except BaseException:
             lock.release()
             raise
@@ -413,6 +438,8 @@ class Project:
 
     def save(self) -> None:
         """Write changed frames, tables and history under a new generation, then switch the manifest to it."""
+        if self.read_only:
+            raise ProjectError(f"The project {self.folder} was opened read-only; open it normally to save changes.")
         if not self._lock.held:
             raise ProjectError(f"The project {self.folder} was closed; open it again to save.")
         store = self.annotation.mask_store
