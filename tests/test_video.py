@@ -94,6 +94,17 @@ def test_stepping_backwards_frame_by_frame_is_exact(tmp_path):
         assert [read_index(source.frame(i)) for i in range(0, 40, 3)] == list(range(0, 40, 3))
 
 
+def test_raw_elementary_stream_without_timestamps(tmp_path):
+    """A raw .h264 stream has no pts/dts at all (and B-frames): decoded from the start, output order = index."""
+    path = make_video(tmp_path / "clip.h264", num_frames=16, gop=5)
+    assert set(demuxed_pts(path)) == {None}
+    with VideoSource.open(path, cache_bytes=0) as source:
+        assert source.num_frames == 16 and source.fps == pytest.approx(25)
+        assert source.timestamps[:3] == pytest.approx([0, 0.04, 0.08])
+        assert [read_index(f) for _, f in source.iter_frames(3, 9)] == list(range(3, 9))
+        assert [read_index(source.frame(i)) for i in (12, 2, 15, 0, 7)] == [12, 2, 15, 0, 7]
+
+
 def test_sub_range_starting_between_keyframes(tmp_path):
     path = make_video(tmp_path / "clip.mp4", num_frames=30, gop=10)
     with VideoSource.open(path) as source:

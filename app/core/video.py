@@ -257,7 +257,7 @@ class _PtsIndex:
     keys: list[int]  # pts (dts when missing) per display index, ascending
     key_to_indices: dict[int, list[int]]  # several indices when pts are duplicated
     keyframes: list[int]  # display indices of keyframes, ascending
-    seekable: bool  # False when packets had no timestamps at all: decode from the start
+    seekable: bool  # False when packets lack timestamps (raw .h264 / .hevc streams): always decode from the start
 
     @staticmethod
     def build(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> _PtsIndex:
@@ -345,21 +345,32 @@ class _Decoder:
             position -= 1
 
     def _seek(self, position: int) -> None:
-        # the keyframe's pts; a demuxer that seeks by dts lands later and frames_from steps back
-        timestamp = self.index.keys[self.index.keyframes[position] if position >= 0 else 0]
-        try:
-            self.container.seek(int(timestamp), stream=self.stream, backward=True)
-        except av.error.FFmpegError:  # some files cannot seek at all: reopen and start over
-            self.container.close()
-            self.container, self.stream = _open_container(self.path)
+        if self.index.seekable:
+            # the keyframe's pts; a demuxer that seeks by dts lands later and frames_from steps back
+            timestamp = self.index.keys[self.index.keyframes[position] if position >= 0 else 0]
+            try:
+                self.container.seek(int(timestamp), stream=self.stream, backward=True)
+                return
+            except av.error.FFmpegError:
+                pass  # this file cannot seek: start over
+        self.container.close()
+        self.container, self.stream = _open_container(self.path)
 
     def _decode(self) -> Iterator[tuple[int, av.VideoFrame]]:
         """Decode from the current position, skipping packets the decoder rejects."""
         seen: dict[int, int] = {}
         keys = self.index.key_to_indices
+        shown = 0
 
         def mapped(frames: list[av.VideoFrame]) -> Iterator[tuple[int, av.VideoFrame]]:
+            nonlocal shown
             for frame in frames:
+                if not self.index.seekable:
+                    # No timestamps to map by. Decoding always starts at the first packet here, and a
+                    # decoder outputs in display order, so the output position IS the display index.
+                    yield shown, frame
+                    shown += 1
+                    continue
                 key = frame.pts if frame.pts is not None else frame.dts
                 indices = keys.get(key) if key is not None else None
                 if not indices:
@@ -401,14 +412,15 @@ class VideoFileSource(VideoSource):
         self.num_frames = len(self._index.keys)
         if self.num_frames == 0:
             raise VideoError(f"{path} contains no video frames. Choose another file.")
-        first_key = self._index.keys[0]
-        self.timestamps = [float((key - first_key) * time_base) for key in self._index.keys]
         self.stems = [f"{i:08d}" for i in range(self.num_frames)]
+        first_key = self._index.keys[0]
         span = (self._index.keys[-1] - first_key) * time_base
-        if self.num_frames > 1 and span > 0:
+        if self._index.seekable and self.num_frames > 1 and span > 0:
+            self.timestamps = [float((key - first_key) * time_base) for key in self._index.keys]
             self.frame_rate = Fraction(self.num_frames - 1) / span
-        else:
-            self.frame_rate = Fraction(average_rate) if average_rate else Fraction(25)
+        else:  # one frame, or no timestamps in the file: the nominal rate is all there is
+            self.frame_rate = Fraction(average_rate).limit_denominator(1001) if average_rate else Fraction(25)
+            self.timestamps = [float(i / self.frame_rate) for i in range(self.num_frames)]
 
         self._decoder = _Decoder(path, self._index)
         self._frames: Iterator[tuple[int, av.VideoFrame]] | None = None
@@ -460,11 +472,12 @@ class VideoFileSource(VideoSource):
         recent = self._recent.get(index)
         if recent is not None:
             return self._to_rgb(recent)
-        keyframes = self._index.keyframes
-        next_key = bisect.bisect_right(keyframes, self._position)
-        can_continue = (self._frames is not None and self._position < index
-                        and index - self._position <= _FORWARD_DECODE_LIMIT
-                        and (next_key >= len(keyframes) or keyframes[next_key] > index))
+        can_continue = self._frames is not None and self._position < index
+        if can_continue and self._index.seekable:  # else "seeking" means decoding from the start: never better
+            keyframes = self._index.keyframes
+            next_key = bisect.bisect_right(keyframes, self._position)
+            can_continue = (index - self._position <= _FORWARD_DECODE_LIMIT
+                            and (next_key >= len(keyframes) or keyframes[next_key] > index))
         if not can_continue:
             self._frames = self._decoder.frames_from(index)
             self._position = -1
