@@ -40,7 +40,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 DEFAULT_FOLDER_FPS = 24.0
 _NOT_VIDEO_FORMATS = {"tty"}
-_FORWARD_DECODE_LIMIT = 48  # frames: decoding on beats seeking back to a keyframe when the target is this close
 _RECENT_RAW_BYTES = 96 * 1024 * 1024  # decoded (YUV) frames kept from the last decode pass, for stepping back
 
 
@@ -474,10 +473,10 @@ class VideoFileSource(VideoSource):
             return self._to_rgb(recent)
         can_continue = self._frames is not None and self._position < index
         if can_continue and self._index.seekable:  # else "seeking" means decoding from the start: never better
+            # decode on unless a keyframe lies between: seeking there skips decoding everything before it
             keyframes = self._index.keyframes
             next_key = bisect.bisect_right(keyframes, self._position)
-            can_continue = (index - self._position <= _FORWARD_DECODE_LIMIT
-                            and (next_key >= len(keyframes) or keyframes[next_key] > index))
+            can_continue = next_key >= len(keyframes) or keyframes[next_key] > index
         if not can_continue:
             self._frames = self._decoder.frames_from(index)
             self._position = -1
