@@ -146,6 +146,16 @@ def test_autosave_writes_only_what_changed(project_dir):
         assert masks_after == sorted([f"{i:08d}.g1.png" for i in range(F) if i != 4] + ["00000004.g3.png"])
 
 
+def test_save_as_copies_every_frame(project_dir, tmp_path, video):
+    with Project.open(project_dir) as original:
+        original.apply(Paint(2, 2, "brush", [[3, 3]], 2))
+        expected = state(original.annotation)
+        Project.create(tmp_path / "copy", video, annotation=original.annotation).close()
+    with Project.open(tmp_path / "copy") as copy:
+        assert_state(expected, state(copy.annotation))
+        assert len(os.listdir(tmp_path / "copy" / "masks")) == F
+
+
 def test_create_refuses_existing_or_non_empty_folders(tmp_path, video, project_dir):
     with pytest.raises(ProjectError, match="already a DVIS Studio project"):
         Project.create(project_dir, video, annotation=make_annotation())

@@ -103,6 +103,17 @@ class MaskStore:
         """Forget decoded frames (benchmarks and memory pressure); they are decoded again when needed."""
         self._cache.clear()
 
+    def hold_all(self) -> None:
+        """Read every stored frame into memory and mark it dirty, so the next save writes all of them.
+
+        Used when an annotation moves to a new project ("save as"): its frames on disk belong to the old one.
+        """
+        for index in range(self.num_frames):
+            found = self._find(index)
+            if found is not None:
+                self._blobs[index] = found[0]
+                self.dirty.add(index)
+
     def set_loader(self, loader: Loader | None) -> None:
         """Where frames not held in memory are read from (the project's mask files)."""
         self._loader = loader

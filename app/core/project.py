@@ -254,6 +254,7 @@ class Project:
             (folder / HISTORY).touch()
         except OSError as error:
             raise ProjectError(f"Cannot create the project in {folder}: {error.strerror or error}. Choose a writable folder.") from None
+        annotation.mask_store.hold_all()  # "save as": frames saved in another project must be written here too
         lock = ProjectLock(folder)
         lock.acquire()
         project = cls(folder, manifest, annotation, np.zeros(annotation.num_frames, np.int32), lock)
