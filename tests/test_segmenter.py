@@ -274,3 +274,15 @@ def test_swin_handles_sizes_that_are_not_window_multiples():
 def test_small_backbone_rejects_groups_that_do_not_divide_widths():
     with pytest.raises(ValueError, match="norm_groups"):
         SmallBackbone(channels=(24, 48, 96, 192), norm_groups=16)
+
+
+def test_swin_segmenter_runs_under_autocast():
+    torch.manual_seed(0)
+    swin = SwinTransformer(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=7).eval()
+    head = build_maskformer_head(swin.out_channels, num_classes=5, num_queries=6, hidden_dim=32, enc_layers=1,
+                                 dec_layers=3, nheads=4, dim_feedforward=32, enc_dim_feedforward=32,
+                                 mask_dim=32).eval()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = head(swin(torch.randn(1, 3, 70, 100)))
+    assert out.mask_features.dtype == torch.float32  # pixel decoder stays float32
+    assert out.pred_masks.shape == (1, 6, 18, 25) and torch.isfinite(out.pred_masks.float()).all()

@@ -86,7 +86,7 @@ class WindowAttention(nn.Module):
         bias = bias.view(n, n, self.num_heads).permute(2, 0, 1)  # (heads, N, N)
         if mask is not None:
             bias = bias[None] + mask[:, None]  # (nW, heads, N, N)
-        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias.to(x.dtype))
+        out = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=bias.to(qkv.dtype))
         return self.proj(out.transpose(2, 3).reshape(b, nw, n, c))
 
 
