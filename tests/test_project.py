@@ -19,7 +19,7 @@ import pytest
 from app.core import atomic
 from app.core.annotation import Annotation, AnnotationError
 from app.core.categories import vipseg_categories
-from app.core.edits import MergeTracks, Paint, RelabelTrack, SplitTrack
+from app.core.edits import AddTrack, MergeTracks, Paint, RelabelTrack, SplitTrack
 from app.core.paths import REPO_ROOT
 from app.core.project import LOCK, MANIFEST, Project, ProjectError
 
@@ -421,3 +421,17 @@ def test_project_and_video_moved_together_still_find_it(tmp_path, video):
     video.rename(tmp_path / "moved" / "clip.mp4")
     with Project.open(tmp_path / "moved" / "project") as project:
         assert project.check_video() == tmp_path / "moved" / "clip.mp4"
+
+
+def test_reopens_after_undoing_a_painted_new_track(project_dir):
+    """Undo leaves segment keys without pixels behind; they must not make the saved tables inconsistent."""
+    with Project.open(project_dir) as project:
+        add = AddTrack(62)
+        undo_add = project.apply(add)
+        undo_paint = project.apply(Paint(0, add.track_id, "brush", [[10, 3]], 2))
+        project.apply(undo_paint)
+        project.apply(undo_add)
+        expected = state(project.annotation)
+        project.save()
+    with Project.open(project_dir) as project:
+        assert_state(expected, state(project.annotation))
