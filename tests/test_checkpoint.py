@@ -21,7 +21,7 @@ def random_official_state(reference: str) -> dict[str, torch.Tensor]:
     generator = torch.Generator().manual_seed(0)
     state = {}
     for key, shape in official_shapes(reference).items():
-        positive = key.endswith(("norm.weight", "running_var")) or ".norm" in key and key.endswith("weight")
+        positive = key.endswith(("norm.weight", "running_var"))  # scales and variances stay > 0
         value = torch.rand(shape, generator=generator) * 0.5 + 0.5 if positive else torch.randn(shape, generator=generator) * 0.05
         state[key.replace("refiner.", "offline_tracker.", 1)] = value
     state["criterion.empty_weight"] = torch.ones(125)
@@ -55,8 +55,7 @@ def test_official_layout_loads_and_runs_end_to_end(official_offline_r50):
 
 
 def test_infers_online_variant_and_query_count(tmp_path):
-    state = {k: v for k, v in random_official_state("dvis_online_r50_vipseg").items()}
-    torch.save(state, tmp_path / "bare.pth")  # no "model" key
+    torch.save(random_official_state("dvis_online_r50_vipseg"), tmp_path / "bare.pth")  # no "model" key
     model = load_checkpoint(tmp_path / "bare.pth")
     assert model.config.mode == "online" and model.refiner is None
 
