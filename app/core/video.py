@@ -4,10 +4,13 @@ A frame index is the 0-based position in DISPLAY order. For video files the inde
 open by demuxing (no decoding): every packet's presentation timestamp (pts), sorted, gives the index;
 duplicated or missing pts still get distinct indices (ties keep file order; a missing pts falls back
 to the dts). Decoded frames are mapped back to indices by their pts, never by counting frames, so
-B-frames, variable frame rate and seeking cannot shift an index.
+B-frames, variable frame rate and seeking cannot shift an index. (Raw .h264/.hevc streams carry no
+timestamps at all: those are always decoded from their first packet, where output order is display order.)
 
 Random access (``frame``) seeks to the last keyframe at or before the target and decodes forward to
-the exact pts; short forward steps continue decoding without seeking, and an LRU keeps recent frames.
+the exact pts; forward steps within a keyframe interval continue decoding without seeking, the
+decoded frames passed on the way are kept (as YUV) so stepping back is cheap, and an LRU keeps
+recent RGB frames.
 Sequential reading (``iter_frames``) uses its own decoder, so inference in a worker thread and
 scrubbing in the GUI do not disturb each other.
 
