@@ -193,3 +193,12 @@ def test_bad_choices_are_rejected(clip, tmp_path, tracks, frames, name, message)
     source, annotation = clip
     with pytest.raises(ExportError, match=message):
         export_alpha_video(annotation, source, tracks, frames, tmp_path / name)
+
+
+def test_frames_beyond_the_annotation_are_rejected(clip, tmp_path):
+    source, _ = clip
+    shorter = make_annotation(6, 64, 96)
+    with pytest.raises(ExportError, match="outside"):
+        export_cutouts(shorter, source, [CAR], range(4, 8), tmp_path / "cut")
+    with pytest.raises(ExportError, match="outside"):
+        export_track_masks(shorter, [CAR], [6], tmp_path / "masks")

@@ -83,7 +83,7 @@ def export_track_masks(
     holding the union of the chosen tracks. ``stems`` name frame i (default: 8-digit index, like VIPSeg).
     """
     track_ids = _check_tracks(track_ids)
-    frames = _check_frames(frames, len(stems) if stems is not None else None)
+    frames = _check_frames(frames, annotation, len(stems) if stems is not None else None)
 
     def render(pixels: None, track_map: np.ndarray, ids: list[int]) -> np.ndarray:
         return _mask(track_map, ids)
@@ -109,7 +109,7 @@ def export_cutouts(
     would darken edges when an editor scales the cut-out).
     """
     track_ids = _check_tracks(track_ids)
-    frames = _check_frames(frames, source.num_frames)
+    frames = _check_frames(frames, annotation, source.num_frames)
 
     def render(pixels: np.ndarray, track_map: np.ndarray, ids: list[int]) -> np.ndarray:
         return np.dstack([pixels, _mask(track_map, ids)])
@@ -204,7 +204,7 @@ def export_overlay_video(
 
 
 def _encode_video(annotation, source, frames, out_path, render, needs_pixels, crf, progress, cancel) -> ExportResult:
-    frames = _check_frames(frames, source.num_frames)
+    frames = _check_frames(frames, annotation, source.num_frames)
     if out_path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ExportError(f"Cannot write {out_path}: use a {', '.join(VIDEO_SUFFIXES)} file name for an H.264 video.")
     _make_folder(out_path.parent)
@@ -312,14 +312,17 @@ def _check_tracks(track_ids: Collection[int]) -> list[int]:
     return ids
 
 
-def _check_frames(frames: Iterable[int], num_frames: int | None) -> list[int]:
+def _check_frames(frames: Iterable[int], annotation: TrackMaps, num_frames: int | None) -> list[int]:
+    """The frames as a list, checked against the video's and the annotation's length (when it has one)."""
     frames = [int(i) for i in frames]
     if not frames:
         raise ExportError("No frames chosen: select a frame range to export.")
     if sorted(set(frames)) != frames:
         raise ExportError("Frames to export must be increasing and without repeats.")
-    if frames[0] < 0 or (num_frames is not None and frames[-1] >= num_frames):
-        raise ExportError(f"Frames {frames[0]}..{frames[-1]} are outside the video's 0..{(num_frames or 1) - 1}.")
+    lengths = [n for n in (num_frames, getattr(annotation, "num_frames", None)) if n is not None]
+    if frames[0] < 0 or (lengths and frames[-1] >= min(lengths)):
+        limit = f"0..{min(lengths) - 1}" if lengths else "0.."
+        raise ExportError(f"Frames {frames[0]}..{frames[-1]} are outside the video's frames {limit}.")
     return frames
 
 
