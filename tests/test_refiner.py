@@ -1,5 +1,7 @@
 """Temporal refiner: temporal conv semantics, video-level class, chunked masks, slot equivariance."""
 
+from pathlib import Path
+
 import torch
 
 from dvis_models.refiner import TemporalRefiner, temporal_conv
@@ -64,3 +66,15 @@ def test_temporal_context_changes_the_result():
         whole = refiner(instance, frames).pred_embds[0]
         alone = refiner(instance[:1], frames[:1]).pred_embds[0]
     assert not torch.allclose(whole, alone, atol=1e-4)
+
+
+def test_matches_the_official_refiner_outputs():
+    """Fixture made by running the official DVIS TemporalRefiner (eval, windowed masks) on seeded weights."""
+    data = torch.load(Path(__file__).parent / "data" / "dvis_official_tracker_refiner.pt", weights_only=True)
+    refiner = TemporalRefiner(**data["config"]).eval()
+    refiner.load_state_dict(data["refiner_state"])
+    with torch.no_grad():
+        out = refiner(data["tracker_embeds"], data["frame_forward"], data["mask_features"])
+    torch.testing.assert_close(out.pred_logits, data["refiner_logits"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.pred_masks, data["refiner_masks"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.pred_embds, data["refiner_embeds"], atol=1e-5, rtol=1e-5)

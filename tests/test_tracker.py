@@ -1,5 +1,7 @@
 """Referring tracker: official pre-matching quirk, state across chunks, first-frame semantics."""
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -77,3 +79,23 @@ def test_aux_outputs_when_asked():
         out = tracker(torch.randn(2, 6, 32), torch.randn(2, 32, 3, 3), return_aux=True)
     assert len(out.aux_outputs) == 1
     assert out.aux_outputs[0]["pred_masks"].shape == (2, 6, 3, 3)
+
+
+OFFICIAL = Path(__file__).parent / "data" / "dvis_official_tracker_refiner.pt"
+
+
+def test_matches_the_official_tracker_outputs():
+    """Fixture made by running the official DVIS ReferringTracker (windows of 3, resume) on seeded weights."""
+    data = torch.load(OFFICIAL, weights_only=True)
+    tracker = ReferringTracker(**data["config"]).eval()
+    tracker.load_state_dict(data["tracker_state"])
+    embeds, features = data["frame_embeds"], data["mask_features"]
+    with torch.no_grad():
+        parts = [tracker(embeds[i:i + 4], features[i:i + 4]) for i in range(0, len(embeds), 4)]  # other chunking
+        frame_forward = tracker.frame_forward(embeds)
+    permutations = [index for part in parts for index in part.match_indices]
+    assert any((p[p] != np.arange(len(p))).any() for p in permutations), "fixture must exercise the inverse quirk"
+    torch.testing.assert_close(torch.cat([p.pred_logits for p in parts]), data["tracker_logits"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cat([p.pred_masks for p in parts]), data["tracker_masks"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(torch.cat([p.pred_embds for p in parts]), data["tracker_embeds"], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(frame_forward, data["frame_forward"], atol=1e-5, rtol=1e-5)
