@@ -7,6 +7,8 @@ Heavy modules (torch, the model, PyAV) are imported inside the command that need
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 from pathlib import Path
 
@@ -27,6 +29,303 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 608x608, got {text!r}") from None
     return height, width
+
+
+# ----- infer ---------------------------------------------------------------------------------------------------
+
+PARTS_DIR = ".dvis_parts"  # per-video JSON fragments: written last, so a fragment marks a complete video
+
+
+def _add_infer(commands) -> None:
+    parser = commands.add_parser(
+        "infer", help="segment and track videos, write VIPSeg folders",
+        description="Run DVIS on videos (files or image folders) and write one VIPSeg folder for all of them. "
+                    "Videos already complete in --out are skipped, so an interrupted run can simply be restarted. "
+                    "Under torchrun the videos are shared out over the processes (rank / world size).",
+    )
+    parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files or image folders")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled model)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--offline", action="store_true", help="use the temporal refiner (whole-video, best quality)")
+    mode.add_argument("--online", action="store_true", help="tracker only (streaming)")
+    parser.add_argument("--format", choices=("vipseg", "pred"), default="vipseg",
+                        help="vipseg: images + panomasks + JSON (a dataset); pred: pred.json + pan_pred/ (for dvis eval)")
+    parser.add_argument("--split", default="val", help="split name of the vipseg JSON (default val)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.set_defaults(handler=_infer)
+
+
+def _video_id(path: Path) -> str:
+    return path.name if path.is_dir() else path.stem
+
+
+class _StreamedTracks:
+    """Presents the pipeline's frame results as the random-access track maps the VIPSeg writer reads in order.
+
+    Only the current frame is held, so memory stays bounded on long videos; the track -> category table
+    fills as frames arrive (the writer looks a category up the first time a track appears).
+    """
+
+    def __init__(self, results):
+        self.results = iter(results)
+        self.categories: dict[int, int] = {}
+
+    def track_map(self, index: int):
+        result = next(self.results)
+        if result.index != index:
+            raise RuntimeError(f"frame results out of order: got {result.index}, expected {index}")
+        self.categories.update({segment.track_id: segment.category_id for segment in result.segments})
+        return result.track_map
+
+
+def _print_progress(video_id: str, done: int, total: int | None) -> None:
+    step = max(1, (total or 100) // 10)
+    if done == total or done % step == 0:
+        print(f"  {video_id}: {done}/{total if total else '?'} frames", flush=True)
+
+
+def _infer(args: argparse.Namespace) -> int:
+    import shutil
+
+    from app.core import atomic
+    from app.core.categories import CategoryTable
+    from app.core.errors import StudioError as _StudioError
+    from app.core.video import VideoSource
+    from app.core.vipseg import VideoToWrite, write_videos
+    from dvis_models import VideoSegmenter, load_checkpoint
+    from dvis_models.presets import BUNDLED_CHECKPOINT
+    from dvis_models.training.distributed import shard
+
+    ids = [_video_id(path) for path in args.videos]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise _StudioError(f"Several inputs are named {duplicates}; output folders are named after the video, "
+                           "so rename or infer them in separate runs.")
+    rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    parts = args.out / PARTS_DIR
+    parts.mkdir(parents=True, exist_ok=True)
+    todo = [(i, p) for i, p in shard(list(zip(ids, args.videos)), rank, world_size) if not (parts / f"{i}.json").exists()]
+    skipped = len(shard(ids, rank, world_size)) - len(todo)
+    if skipped:
+        print(f"skipping {skipped} video(s) already complete in {args.out}")
+    if todo:
+        checkpoint = args.checkpoint or BUNDLED_CHECKPOINT
+        model = load_checkpoint(checkpoint)
+        offline = True if args.offline else False if args.online else None
+        segmenter = VideoSegmenter(model, device=args.device, offline=offline)
+        categories = CategoryTable.from_json(model.config.categories, source=str(checkpoint))
+        print(f"model {model.config.name} ({'offline' if segmenter.offline else 'online'}) on {segmenter.device}")
+    for number, (video_id, path) in enumerate(todo, 1):
+        print(f"[{number}/{len(todo)}] {path}", flush=True)
+        staging = parts / f"{video_id}.staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        with VideoSource.open(path) as source:
+            frames = (frame for _, frame in source.iter_frames())
+            progress = lambda done, total, v=video_id: _print_progress(v, done, total)  # noqa: E731
+            stream = _StreamedTracks(segmenter.run(frames, num_frames=source.num_frames, progress=progress))
+            video = VideoToWrite(video_id, source.num_frames, stream.categories, stream.track_map,
+                                 image=source.frame if args.format == "vipseg" else None, stems=source.stems)
+            json_path = write_videos([video], staging, categories, split=args.split,
+                                     predictions=args.format == "pred", raw_panomasks=True)
+        for folder in ("images", "panomasks", "panomasksRGB", "pan_pred"):
+            produced = staging / folder / video_id
+            if produced.is_dir():
+                target = args.out / folder / video_id
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.rmtree(target, ignore_errors=True)
+                os.replace(produced, target)
+        atomic.write_json(parts / f"{video_id}.json", json.loads(json_path.read_text(encoding="utf-8")))
+        shutil.rmtree(staging, ignore_errors=True)
+    _merge_parts(args, ids, parts)
+    return 0
+
+
+def _merge_parts(args: argparse.Namespace, ids: list[str], parts: Path) -> None:
+    """Write the folder's JSON once every video's fragment exists (whichever process finishes last does it)."""
+    from app.core import atomic
+
+    fragments = [parts / f"{video_id}.json" for video_id in ids]
+    missing = [f.stem for f in fragments if not f.exists()]
+    if missing:
+        print(f"{len(missing)} video(s) still running in other processes; the last one writes the JSON")
+        return
+    loaded = [json.loads(f.read_text(encoding="utf-8")) for f in fragments]
+    annotations = [entry for data in loaded for entry in data["annotations"]]
+    if args.format == "pred":
+        json_path = args.out / "pred.json"
+        atomic.write_json(json_path, {"annotations": annotations})
+    else:
+        json_path = args.out / f"panoptic_gt_VIPSeg_{args.split}.json"
+        categories = loaded[0]["categories"]
+        atomic.write_json(args.out / "panoVIPSeg_categories.json", categories)
+        atomic.write_json(json_path, {"videos": [v for data in loaded for v in data["videos"]],
+                                      "annotations": annotations, "categories": categories})
+    print(f"wrote {json_path} ({len(ids)} videos)")
+
+
+# ----- eval ----------------------------------------------------------------------------------------------------
+
+def _add_eval(commands) -> None:
+    parser = commands.add_parser(
+        "eval", help="compute VPQ / STQ of predictions against ground truth",
+        description="VPQ (windows 1, 2, 4, 6, 8 frames) and STQ of a prediction folder (pred.json + pan_pred/, "
+                    "or a VIPSeg folder written by dvis infer) against a VIPSeg ground-truth folder.",
+    )
+    parser.add_argument("pred", type=Path, help="prediction folder")
+    parser.add_argument("gt", type=Path, help="ground-truth VIPSeg folder")
+    parser.add_argument("--split", help="ground-truth split (default: the only panoptic_gt_VIPSeg_*.json)")
+    parser.set_defaults(handler=_eval)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from app.core.metrics import evaluate
+
+    evaluation = evaluate(*_eval_pairs(args.pred, args.gt, args.split))
+    print(format_evaluation(evaluation))
+    return 0
+
+
+def _eval_pairs(pred: Path, gt: Path, split: str | None):
+    """(pairs, categories) for evaluate(); a VIPSeg-format prediction (from dvis infer) is read as ground truth."""
+    from app.core.metrics import VideoPair, folder_pairs
+    from app.core.metrics.common import MetricsError
+    from app.core.vipseg import read_ground_truth
+
+    if (pred / "pred.json").exists():
+        categories, pairs = folder_pairs(gt, pred, split)
+        return pairs, categories
+    categories, gt_videos = read_ground_truth(gt, split)
+    _, pred_videos = read_ground_truth(pred)
+    predicted = {video.video_id: video for video in pred_videos}
+    pairs = []
+    for video in gt_videos:
+        if video.video_id not in predicted:
+            raise MetricsError(f"{pred} has no prediction for video {video.video_id!r}; predict every ground-truth video.")
+        pairs.append(VideoPair(video.video_id, video.frames(), predicted[video.video_id].frames()))
+    return pairs, categories
+
+
+def format_evaluation(evaluation) -> str:
+    """The evaluators' numbers (x 100) as a small table."""
+    vpq, stq = evaluation.vpq, evaluation.stq
+    lines = [f"{'window':>8} {'VPQ':>7} {'things':>7} {'stuff':>7}"]
+    for window in vpq.windows:
+        lines.append(f"{window.nframes:>6}fr {100 * window.all.pq:7.2f} {100 * window.things.pq:7.2f} {100 * window.stuff.pq:7.2f}")
+    lines.append(f"{'mean':>8} {100 * vpq.all:7.2f} {100 * vpq.things:7.2f} {100 * vpq.stuff:7.2f}")
+    lines.append(f"STQ {100 * stq.stq:.2f}  (AQ {100 * stq.aq:.2f}, SQ {100 * stq.sq:.2f})")
+    return "\n".join(lines)
+
+
+def evaluate_model(model, gt_root: Path, split: str | None = None, offline: bool | None = None, device=None,
+                   max_videos: int | None = None):
+    """Run ``model`` on every video of a VIPSeg ground-truth folder and score it (VPQ / STQ), all in memory."""
+    from app.core.metrics import VideoPair, evaluate
+    from app.core.vipseg import PanopticFrame, read_ground_truth
+    from dvis_models import VideoSegmenter
+
+    import cv2
+
+    categories, videos = read_ground_truth(gt_root, split)
+    segmenter = VideoSegmenter(model, device=device, offline=offline)
+    pairs = []
+    for video in videos[:max_videos]:
+        frames = [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in video.image_paths]
+        predicted = [
+            PanopticFrame(result.track_map, {s.track_id: s.category_id for s in result.segments})
+            for result in segmenter.run(frames, num_frames=len(frames))
+        ]
+        pairs.append(VideoPair(video.video_id, video.frames(), predicted))
+    return evaluate(pairs, categories)
+
+
+def _add_eval_bundled(commands) -> None:
+    parser = commands.add_parser(
+        "eval-bundled", help="score the bundled model on held-out synthetic videos",
+        description="Generate the held-out synthetic split (the generator's 'val' videos, never used for training) "
+                    "and print the bundled model's VPQ / STQ online and offline. Deterministic: same numbers every run.",
+    )
+    parser.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled model)")
+    parser.add_argument("--videos", type=int, default=8, help="number of held-out videos (default 8)")
+    parser.add_argument("--frames", type=int, default=24, help="frames per video (default 24)")
+    parser.add_argument("--size", type=_size, default=(128, 160), help="frame size HxW (default 128x160)")
+    parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0, as in the README)")
+    parser.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    parser.set_defaults(handler=_eval_bundled)
+
+
+def _eval_bundled(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from dvis_models import load_checkpoint
+    from dvis_models.data.synthetic import generate_dataset
+    from dvis_models.presets import BUNDLED_CHECKPOINT
+
+    model = load_checkpoint(args.checkpoint or BUNDLED_CHECKPOINT)
+    with tempfile.TemporaryDirectory(prefix="dvis-heldout-") as root:
+        generate_dataset(Path(root), args.videos, args.frames, args.size, args.seed, split="val")
+        modes = [("online", False)] + ([("offline", True)] if model.refiner is not None else [])
+        for name, offline in modes:
+            evaluation = evaluate_model(model, Path(root), "val", offline=offline, device=args.device)
+            print(f"{model.config.name} {name}, {args.videos} held-out synthetic videos x {args.frames} frames:")
+            print(format_evaluation(evaluation))
+    return 0
+
+
+# ----- export --------------------------------------------------------------------------------------------------
+
+def _add_export(commands) -> None:
+    parser = commands.add_parser(
+        "export", help="export a project to VIPSeg or editor formats",
+        description="Export a DVIS Studio project: a VIPSeg dataset (for fine-tuning with dvis train), per-object "
+                    "mask PNGs, RGBA cut-outs, an alpha-matte video or an overlay video.",
+    )
+    parser.add_argument("project", type=Path, help="project folder")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (or video file for alpha/overlay)")
+    parser.add_argument("--format", choices=("vipseg", "masks", "cutouts", "alpha", "overlay"), default="vipseg")
+    parser.add_argument("--tracks", type=_int_list, help="track ids (default: all tracks)")
+    parser.add_argument("--frames", help="frame range FIRST-LAST, 0-based inclusive (default: all frames)")
+    parser.add_argument("--split", default="train", help="split name of the VIPSeg JSON (default train)")
+    parser.add_argument("--resolution", type=int, help="VIPSeg frame height, e.g. 720 (default: the video's)")
+    parser.set_defaults(handler=_export)
+
+
+def _frame_range(text: str | None, num_frames: int) -> range:
+    if text is None:
+        return range(num_frames)
+    try:
+        first, last = (int(part) for part in text.split("-"))
+    except ValueError:
+        raise StudioError(f"--frames must look like 10-250 (first-last, 0-based), got {text!r}.") from None
+    return range(first, last + 1)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from app.core import exports
+    from app.core.project import Project
+    from app.core.video import VideoSource
+    from app.core.vipseg import export_vipseg
+
+    with Project.open(args.project) as project, VideoSource.open(project.check_video()) as source:
+        annotation = project.annotation
+        tracks = list(args.tracks) if args.tracks else sorted(annotation.tracks)
+        frames = _frame_range(args.frames, annotation.num_frames)
+        progress = lambda done, total: _print_progress(args.format, done, total)  # noqa: E731
+        if args.format == "vipseg":
+            path = export_vipseg([(_video_id(project.video_path), annotation, source)], args.out, split=args.split,
+                                 resolution=args.resolution, progress=progress)
+            print(f"wrote {path}")
+            return 0
+        if args.format == "masks":
+            result = exports.export_track_masks(annotation, tracks, frames, args.out, stems=source.stems, progress=progress)
+        elif args.format == "cutouts":
+            result = exports.export_cutouts(annotation, source, tracks, frames, args.out, progress=progress)
+        elif args.format == "alpha":
+            result = exports.export_alpha_video(annotation, source, tracks, frames, args.out, progress=progress)
+        else:
+            result = exports.export_overlay_video(annotation, source, tracks, frames, args.out, progress=progress)
+    print(f"wrote {len(result.paths)} file(s) for {result.frames} frames under {args.out}")
+    return 0
 
 
 # ----- train ---------------------------------------------------------------------------------------------------
@@ -66,6 +365,7 @@ def _add_train(commands) -> None:
     parser.add_argument("--seed", type=int, default=42, help="training seed")
     parser.add_argument("--data-seed", type=int, default=0, help="clip sampling / augmentation seed")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--threads", type=int, help="CPU threads per process (1 is fastest on a busy machine)")
     parser.add_argument("--no-amp", action="store_true", help="train in float32 on CUDA")
     parser.add_argument("--fresh", action="store_true", help="refuse to resume an existing run in --out")
     parser.set_defaults(handler=_train)
@@ -73,9 +373,14 @@ def _add_train(commands) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from dvis_models.data.transforms import OFFICIAL_MAX_SIZE, OFFICIAL_SHORT_EDGES
+    import torch
+
     from dvis_models.training import launch
     from dvis_models.training.stages import LossConfig
     from dvis_models.training.trainer import TrainConfig
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     milestones = args.milestones if args.milestones is not None else (int(args.iters * 0.7),)
     config = TrainConfig(
@@ -101,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="dvis", description="DVIS Studio command line: video panoptic segmentation with DVIS.")
     parser.add_argument("--version", action="version", version=f"dvis-studio {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_infer(commands)
+    _add_eval(commands)
+    _add_export(commands)
+    _add_eval_bundled(commands)
     _add_train(commands)
     return parser
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -168,3 +172,148 @@ def test_training_state_round_trips_with_weights_only(tmp_path):
     restored.load_state_dict(loaded.optimizer)
     assert math.isclose(restored.param_groups[0]["lr"], 1e-3)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+# ----- real model, real synthetic data ---------------------------------------------------------------------------
+
+from dataclasses import replace  # noqa: E402
+import json  # noqa: E402
+
+from dvis_models.data.synthetic import generate_dataset  # noqa: E402
+from dvis_models.data.vipseg_reader import VIPSegClipDataset  # noqa: E402
+from dvis_models.presets import build_model, preset_config  # noqa: E402
+from dvis_models.training.data import DatasetClips  # noqa: E402
+from dvis_models.training.distributed import DistributedContext  # noqa: E402
+from dvis_models.training.stages import LossConfig  # noqa: E402
+from dvis_models.training.trainer import TrainConfig, Trainer  # noqa: E402
+
+
+def tiny_config():
+    """bundled_small's architecture shrunk to a size that trains in seconds."""
+    return replace(
+        preset_config("bundled_small"), name="tiny", num_queries=8, hidden_dim=32, mask_dim=32, nheads=4,
+        dim_feedforward=64, enc_layers=1, enc_dim_feedforward=64, dec_layers=2, tracker_layers=1, refiner_layers=1,
+        backbone_kwargs={"channels": [8, 16, 32, 64], "blocks": [1, 1, 1, 1], "norm_groups": 4},
+    )
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_dataset(root, num_videos=2, num_frames=6, size=(64, 64), seed=3, split="train")
+    return root
+
+
+def tiny_clips(root, frames: int, model, world_size: int = 1) -> DatasetClips:
+    dataset = VIPSegClipDataset(root, "train", label_to_category=model.config.label_to_category, num_frames=frames,
+                                augmentation=None, length=10_000)
+    return DatasetClips(dataset, world_size, model.config.pixel_mean, model.config.pixel_std)
+
+
+def run_trainer(model, stage: str, clips, out, iters: int, lr: float = 1e-3, **overrides) -> list[dict]:
+    config = TrainConfig(stage=stage, max_iter=iters, lr=lr, backbone_lr_multiplier=1.0, milestones=(), warmup_iters=0,
+                         log_period=1, checkpoint_period=1000, loss=LossConfig(num_points=256), **overrides)
+    trainer = Trainer(model, config, clips, out, DistributedContext(0, 1, 0, torch.device("cpu")),
+                      save_model=lambda m, path: torch.save(m.state_dict(), path), log=lambda line: None)
+    trainer.resume()
+    trainer.run()
+    return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _mean_loss(records: list[dict]) -> float:
+    return sum(r["loss"] for r in records) / len(records)
+
+
+def test_segmenter_training_overfits_one_clip(tiny_data, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(tiny_config())
+    clips = tiny_clips(tiny_data, 2, model)
+    fixed = clips(0, 0)
+    records = run_trainer(model, "segmenter", lambda iteration, rank: fixed, tmp_path, iters=30)
+    assert len(records) == 30
+    assert _mean_loss(records[-5:]) < 0.7 * _mean_loss(records[:5])
+    assert (tmp_path / "last.pth").exists() and (tmp_path / "model_final.pth").exists()
+
+
+@pytest.mark.parametrize("stage, trained, frozen", [
+    ("tracker", ("tracker",), ("backbone", "sem_seg_head", "refiner")),
+    ("refiner", ("refiner",), ("backbone", "sem_seg_head", "tracker")),
+])
+def test_video_stages_train_only_their_part(tiny_data, tmp_path, stage, trained, frozen):
+    torch.manual_seed(0)
+    model = build_model(tiny_config())
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    clips = tiny_clips(tiny_data, 4, model)
+    fixed = clips(0, 0)
+    records = run_trainer(model, stage, lambda iteration, rank: fixed, tmp_path, iters=16, match_switch_iter=8)
+    assert _mean_loss(records[-4:]) < _mean_loss(records[:4])
+    after = model.state_dict()
+    for key, value in before.items():
+        changed = not torch.equal(value, after[key])
+        if key.startswith(frozen):
+            assert not changed, f"{key} changed although {stage} training freezes it"
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith(trained))
+
+
+def test_resumed_run_equals_uninterrupted_run(tiny_data, tmp_path):
+    def fresh():
+        torch.manual_seed(0)
+        return build_model(tiny_config())
+
+    straight_model = fresh()
+    clips = tiny_clips(tiny_data, 2, straight_model)
+    run_trainer(straight_model, "segmenter", clips, tmp_path / "straight", iters=4)
+    interrupted = fresh()
+    run_trainer(interrupted, "segmenter", clips, tmp_path / "resumed", iters=2)  # stops at 2, state saved
+    resumed = fresh()  # a new process: weights come from last.pth
+    run_trainer(resumed, "segmenter", clips, tmp_path / "resumed", iters=4)
+    for key, value in straight_model.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[key]), key
+
+
+DDP_SCRIPT = """
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, {tests_dir!r})
+from test_training import tiny_clips, tiny_config
+
+from dvis_models.presets import build_model
+from dvis_models.training.distributed import setup, teardown
+from dvis_models.training.stages import LossConfig
+from dvis_models.training.trainer import TrainConfig, Trainer
+
+torch.set_num_threads(1)
+context = setup("cpu")
+torch.manual_seed(100 + context.rank)  # different initial weights: DDP must broadcast rank 0's
+model = build_model(tiny_config())
+clips = tiny_clips(Path(sys.argv[1]), 2, model, world_size=context.world_size)
+config = TrainConfig(stage="segmenter", max_iter=3, lr=1e-3, milestones=(), warmup_iters=0, log_period=1,
+                     loss=LossConfig(num_points=128))
+out = Path(sys.argv[2])
+Trainer(model, config, clips, out, context, save_model=lambda m, p: torch.save(m.state_dict(), p)).run()
+torch.save(model.state_dict(), out / f"rank{{context.rank}}.pth")
+teardown()
+"""
+
+
+def test_two_process_ddp_training_keeps_ranks_identical(tiny_data, tmp_path):
+    script = tmp_path / "ddp_train.py"
+    script.write_text(DDP_SCRIPT.format(tests_dir=str(Path(__file__).parent)))
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
+               str(script), str(tiny_data), str(out)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "[segmenter] it 3/3" in result.stdout  # rank 0 logs progress
+    rank0 = torch.load(out / "rank0.pth", weights_only=True)
+    rank1 = torch.load(out / "rank1.pth", weights_only=True)
+    torch.manual_seed(100)
+    initial = build_model(tiny_config()).state_dict()  # rank 0's starting weights
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key
+    assert any(not torch.equal(rank0[k], initial[k]) for k in rank0)
+    state = torch.load(out / "last.pth", weights_only=True)
+    assert state["iteration"] == 3 and len(state["rng"]) == 2  # every rank's RNG state is kept
