@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from dvis_models.backbones import FrozenBatchNorm2d, ResNet50, SmallBackbone, SwinTransformer
+from dvis_models.backbones.resnet import ConvNorm
 from dvis_models.backbones.swin import SwinTransformerBlock, relative_position_index, shifted_window_mask
 from dvis_models.mask_decoder import attention_mask_from_logits
 from dvis_models.ms_deform_attn import MSDeformAttn, ms_deform_attn_sample
@@ -214,6 +215,18 @@ def test_frozen_batchnorm_formula_and_buffers():
     torch.testing.assert_close(bn(x), expected)
     bn.train()  # frozen: training mode changes nothing
     torch.testing.assert_close(bn(x), expected)
+
+
+def test_conv_with_folded_frozen_batchnorm_equals_conv_then_batchnorm():
+    torch.manual_seed(0)
+    conv = ConvNorm(4, 6, 3, stride=2)
+    conv.norm.weight.uniform_(0.5, 2.0)
+    conv.norm.bias.normal_()
+    conv.norm.running_mean.normal_()
+    conv.norm.running_var.uniform_(0.1, 3.0)
+    x = torch.randn(2, 4, 9, 11)
+    expected = conv.norm(F.conv2d(x, conv.weight, None, stride=2, padding=1))
+    torch.testing.assert_close(conv(x), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_position_encoding_matches_cumsum_definition():
