@@ -302,3 +302,76 @@ def test_random_edit_sequences_match_reference_with_interleaved_undo():
     for inverse, _ in reversed(undo_stack):
         annotation.apply(inverse)
     assert_same(start, snapshot(annotation))
+
+
+def check_invariants(annotation: Annotation) -> Annotation:
+    """The tables agree with the pixels: areas, presence, owners of live keys; restore gives the same state
+    (returned, so a test can go on editing and undoing on it, as after reopening a project)."""
+    tables = annotation.table_arrays()
+    for index in range(annotation.num_frames):
+        slots = annotation.mask_store.get(index)
+        counts = np.bincount(slots.ravel(), minlength=tables["seg"].shape[1])
+        counts[0] = 0
+        np.testing.assert_array_equal(tables["area"][index], counts, err_msg=f"areas of frame {index}")
+        live = tables["seg"][index][counts > 0]
+        assert set(tables["owner"][live].tolist()) <= set(annotation.tracks) | {0}
+        assert annotation.frame_track_ids(index) == set(np.unique(annotation.track_map(index)).tolist()) - {0}
+    for track_id in annotation.tracks:
+        expected = [i for i in range(annotation.num_frames) if annotation.area(i, track_id) > 0]
+        assert annotation.track_frames(track_id) == expected
+    blobs = [annotation.mask_store.blob(i) for i in range(annotation.num_frames)]
+    restored = Annotation.restore(annotation.num_frames, annotation.height, annotation.width, annotation.categories,
+                                  json.loads(json.dumps(annotation.tracks_json())),
+                                  {k: v.copy() for k, v in tables.items()}, loader=lambda i: (blobs[i], "") if blobs[i] else None)
+    assert_same(snapshot(annotation), snapshot(restored))
+    return restored
+
+
+def random_edit(rng: np.random.Generator, annotation: Annotation) -> Edit:
+    tracks = list(annotation.tracks)
+    if len(tracks) < 2:
+        return AddTrack(PERSON)
+    a, b = (int(v) for v in rng.choice(tracks, 2, replace=False))
+    frame = int(rng.integers(0, F))
+    stop = int(rng.integers(frame + 1, F + 1))
+    point = [[int(rng.integers(0, W)), int(rng.integers(0, H))]]
+    category = int(rng.choice([PERSON, CAR, DOG, SKY, WALL, GRASS]))
+    choices = [
+        lambda: MergeTracks(a, b), lambda: SplitTrack(a, frame), lambda: SwapTracks(a, b, frame, stop),
+        lambda: DeleteTrack(a, frame, stop), lambda: RelabelTrack(a, category, start=frame), lambda: AddTrack(category),
+        lambda: SetTrackLocked(a, bool(rng.random() < 0.5)), lambda: Paint(frame, a, "brush", point, int(rng.integers(0, 4))),
+        lambda: Paint(frame, 0, "eraser", point, 2), lambda: Paint(frame, a, "fill", point),
+    ]
+    return choices[int(rng.integers(0, len(choices)))]()
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_random_mixed_edits_keep_invariants_and_undo_to_start(seed):
+    rng = np.random.default_rng(seed)
+    annotation = make_annotation()
+    start = snapshot(annotation)
+    undo_stack: list[tuple[Edit, dict]] = []
+    applied = 0
+    for step in range(150):
+        if undo_stack and rng.random() < 0.3:
+            inverse, expected = undo_stack.pop()
+            annotation.apply(inverse)
+            assert_same(expected, snapshot(annotation))
+            continue
+        before = snapshot(annotation)
+        try:
+            inverse = annotation.apply(random_edit(rng, annotation))
+        except AnnotationError:
+            assert_same(before, snapshot(annotation))  # a refused edit changes nothing
+            continue
+        undo_stack.append((inverse, before))
+        applied += 1
+        if step % 25 == 0:
+            annotation = check_invariants(annotation)  # continue on the saved-and-restored copy
+    assert applied > 50
+    check_invariants(annotation)
+    for inverse, expected in reversed(undo_stack):
+        annotation.apply(inverse)
+        assert_same(expected, snapshot(annotation))
+    assert_same(start, snapshot(annotation))
+    check_invariants(annotation)

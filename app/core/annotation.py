@@ -369,10 +369,6 @@ class Annotation:
             self.tracks.pop(track_id, None)
             self._presence.pop(track_id, None)
             changed.add(track_id)
-            for key in self._keys_of(track_id).tolist():  # keys left without pixels (e.g. by an undone paint)
-                bits = self._key_frames.get(key)
-                if bits is None or not bits.any():
-                    self._owner[key] = 0
         for track in tracks:
             self.tracks[track.id] = track
             self._next_track_id = max(self._next_track_id, track.id + 1)
@@ -450,7 +446,7 @@ class Annotation:
         stray = set(np.unique(owner[live_keys]).tolist()) - set(annotation.tracks) - {0}
         if stray:
             raise ValueError(f"pixels belong to tracks {sorted(stray)} that the track table does not list")
-        owner = np.where(np.isin(owner, list(annotation.tracks)), owner, 0)  # keys without pixels of gone tracks
+        # Keys without pixels may name removed tracks (left by undone paints): undoing further re-uses them.
         annotation._next_track_id = max(int(tracks["next_track_id"]), max(annotation.tracks, default=0) + 1)
         annotation._seg = seg.astype(np.int32, copy=True)
         annotation._area = area.astype(np.int32, copy=True)
