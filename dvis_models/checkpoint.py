@@ -252,15 +252,17 @@ def init_segmenter_from(model: DVISModel, path: str | os.PathLike) -> LoadReport
     return report
 
 
-def save_checkpoint(model: DVISModel, path: str | os.PathLike) -> None:
-    """Write our own format atomically (temp file in the same folder, fsync, rename)."""
+def save_checkpoint(model: DVISModel, path: str | os.PathLike, half: bool = False) -> None:
+    """Write our own format atomically (temp file in the same folder, fsync, rename).
+
+    ``half`` stores floating-point tensors as float16 (half the size, e.g. for the bundled model); loading
+    copies them back into the float32 model.
+    """
     path = Path(path)
-    payload = {
-        "format": FORMAT,
-        "version": FORMAT_VERSION,
-        "config": model.config.to_dict(),
-        "state_dict": {key: value.detach().cpu() for key, value in model.state_dict().items()},
-    }
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    if half:
+        state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
+    payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_dict(), "state_dict": state}
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

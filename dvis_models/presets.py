@@ -57,14 +57,17 @@ def _vipseg_config(name: str, backbone: str, num_queries: int, refiner_layers: i
 
 
 def _bundled_small() -> ModelConfig:
-    """Scaled-down DVIS for CPU use; the training helper trains exactly this config."""
+    """Scaled-down DVIS for CPU use; the training helper trains exactly this config.
+
+    About 3.8 M parameters: 14 MB in float32, 7 MB saved with ``save_checkpoint(..., half=True)``.
+    """
     return replace(
         _vipseg_config("bundled_small", "small", num_queries=30, refiner_layers=2),
-        backbone_kwargs={"channels": [32, 64, 128, 256], "blocks": [1, 1, 2, 1], "norm_groups": 8},
+        backbone_kwargs={"channels": [24, 48, 96, 192], "blocks": [1, 1, 2, 1], "norm_groups": 8},
         hidden_dim=128,
         mask_dim=128,
         nheads=8,
-        dim_feedforward=512,
+        dim_feedforward=256,
         enc_layers=2,
         enc_dim_feedforward=256,
         dec_layers=3,

@@ -98,6 +98,12 @@ def test_own_format_round_trip(tmp_path):
     assert loaded.config == model.config
     for key, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[key], value), key
+    save_checkpoint(model, tmp_path / "half.pth", half=True)
+    assert (tmp_path / "half.pth").stat().st_size < 0.6 * (tmp_path / "sub" / "mine.pth").stat().st_size
+    halved = load_checkpoint(tmp_path / "half.pth")
+    weight = "tracker.class_embed.weight"
+    assert halved.state_dict()[weight].dtype == torch.float32
+    torch.testing.assert_close(halved.state_dict()[weight], model.state_dict()[weight], atol=1e-3, rtol=1e-3)
 
 
 def test_segmenter_only_and_garbage_files_are_explained(tmp_path):
