@@ -14,6 +14,9 @@ Why generations: a save writes new files under new names and only then replaces 
 a crash (even ``kill -9``) at any moment leaves the previous manifest pointing at complete files:
 opening gives the last good state. Files the current manifest does not reference are garbage from
 an interrupted or superseded save and are deleted after the manifest switch (and on open).
+
+Other uses: ``Project.open(folder, read_only=True)`` reads without the lock (CLI exports beside the
+GUI); ``Project.create(new_folder, video, annotation=project.annotation)`` is "save as" (copies every frame).
 """
 
 from __future__ import annotations
