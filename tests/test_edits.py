@@ -346,17 +346,26 @@ def random_edit(rng: np.random.Generator, annotation: Annotation) -> Edit:
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_random_mixed_edits_keep_invariants_and_undo_to_start(seed):
+def test_random_mixed_edits_with_undo_redo_keep_invariants(seed):
+    """Random edits of every kind; undo applies the inverse, redo applies the inverse's inverse (as the GUI's
+    QUndoCommand does); states must match exactly, also after a save/restore in between."""
     rng = np.random.default_rng(seed)
     annotation = make_annotation()
     start = snapshot(annotation)
-    undo_stack: list[tuple[Edit, dict]] = []
+    undo: list[tuple[Edit, dict, dict]] = []
+    redo: list[tuple[Edit, dict, dict]] = []
     applied = 0
     for step in range(150):
-        if undo_stack and rng.random() < 0.3:
-            inverse, expected = undo_stack.pop()
-            annotation.apply(inverse)
-            assert_same(expected, snapshot(annotation))
+        roll = rng.random()
+        if undo and roll < 0.25:
+            inverse, before, after = undo.pop()
+            redo.append((annotation.apply(inverse), before, after))
+            assert_same(before, snapshot(annotation))
+            continue
+        if redo and roll < 0.4:
+            again, before, after = redo.pop()
+            undo.append((annotation.apply(again), before, after))
+            assert_same(after, snapshot(annotation))
             continue
         before = snapshot(annotation)
         try:
@@ -364,14 +373,14 @@ def test_random_mixed_edits_keep_invariants_and_undo_to_start(seed):
         except AnnotationError:
             assert_same(before, snapshot(annotation))  # a refused edit changes nothing
             continue
-        undo_stack.append((inverse, before))
+        undo.append((inverse, before, snapshot(annotation)))
+        redo.clear()
         applied += 1
         if step % 25 == 0:
             annotation = check_invariants(annotation)  # continue on the saved-and-restored copy
-    assert applied > 50
+    assert applied > 40
     check_invariants(annotation)
-    for inverse, expected in reversed(undo_stack):
+    for inverse, before, _ in reversed(undo):
         annotation.apply(inverse)
-        assert_same(expected, snapshot(annotation))
+        assert_same(before, snapshot(annotation))
     assert_same(start, snapshot(annotation))
-    check_invariants(annotation)
