@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dvis_models import build_model, load_checkpoint, save_checkpoint
-from dvis_models.checkpoint import FORMAT, init_segmenter_from, read_checkpoint
+from dvis_models.checkpoint import FORMAT, infer_config, init_segmenter_from, read_checkpoint
 from dvis_models.errors import CheckpointError
 from dvis_models.pipeline import VideoSegmenter
 from test_presets import official_shapes
@@ -54,10 +54,13 @@ def test_official_layout_loads_and_runs_end_to_end(official_offline_r50):
     assert any(r.segments for r in results)
 
 
-def test_infers_online_variant_and_query_count(tmp_path):
-    torch.save(random_official_state("dvis_online_r50_vipseg"), tmp_path / "bare.pth")  # no "model" key
-    model = load_checkpoint(tmp_path / "bare.pth")
-    assert model.config.mode == "online" and model.refiner is None
+def test_bare_state_dict_without_model_key_is_read(tmp_path):
+    state = {"backbone.stem.conv1.weight": torch.ones(2), "offline_tracker.class_embed.bias": torch.zeros(3),
+             "criterion.empty_weight": torch.ones(125)}
+    torch.save(state, tmp_path / "bare.pth")
+    read, config = read_checkpoint(tmp_path / "bare.pth")
+    assert config is None
+    assert set(read) == {"backbone.stem.conv1.weight", "refiner.class_embed.bias"}
 
 
 def test_malicious_pickles_are_refused_without_running_code(tmp_path):
@@ -130,3 +133,16 @@ def test_mask2former_pkl_initialises_segmenter_and_skips_class_head(tmp_path):
     np.testing.assert_allclose(model.sem_seg_head.predictor.query_feat.weight.detach().numpy(), query, rtol=1e-6)
     assert any("class_embed.weight" in note and "(81, 128)" in note for note in report.notes)
     assert all(key.startswith(("backbone.", "sem_seg_head.")) for key in report.missing)
+
+
+@pytest.mark.parametrize("reference, backbone, queries, refiner_layers", [
+    ("dvis_offline_swinl_vipseg", "swinl", 200, 6),
+    ("dvis_online_swinl_vipseg", "swinl", 200, 0),
+    ("dvis_online_r50_vipseg", "resnet50", 100, 0),
+])
+def test_infers_variant_from_keys(reference, backbone, queries, refiner_layers):
+    state = {key: torch.empty(shape, device="meta") for key, shape in official_shapes(reference).items()}
+    config = infer_config(state, reference)
+    assert (config.backbone, config.num_queries, config.refiner_layers) == (backbone, queries, refiner_layers)
+    assert config.tracker_layers == 6
+    assert build_model(config, device="meta").state_dict().keys() == state.keys()
