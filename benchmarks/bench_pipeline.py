@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pipeline.py                  # stage timings (R50, 480p + 720p, CPU and CUDA if any)
     python benchmarks/bench_pipeline.py --rss 50 500     # peak RSS of online runs (bundled_small, small frames)
+    add --threads 1 on a shared machine: idle OpenMP threads spinning against other processes distort timings
 
 Random weights are enough: the work per frame does not depend on the weight values, except post-processing,
 which is timed with every slot kept (thresholds 0), its worst case.
@@ -102,13 +103,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=3, help="frames per stage-timing run")
     parser.add_argument("--rss", type=int, nargs="*", help="measure peak RSS of online runs of these lengths")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (1 gives stable numbers on a shared machine)")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     if args.rss_child:
         online_peak_rss(args.rss_child)
     elif args.rss:
         for length in args.rss:  # a fresh process per length: peak RSS is per process
-            subprocess.run([sys.executable, __file__, "--rss-child", str(length)], check=True)
+            threads = ["--threads", str(args.threads)] if args.threads else []
+            subprocess.run([sys.executable, __file__, "--rss-child", str(length), *threads], check=True)
     else:
         run_stage_benchmark(args.frames)
 
