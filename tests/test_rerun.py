@@ -7,7 +7,7 @@ from app.core.categories import vipseg_categories
 from app.core.rerun import ResultMerger, pair_iou
 from dvis_models.types import FrameResult, Segment
 
-PERSON, CAR, SKY = 61, 63, 0  # thing, thing, stuff (VIPSeg ids)
+PERSON, CAR, SKY = 60, 48, 28  # thing, thing, stuff (VIPSeg ids)
 
 
 def result(index, boxes):

@@ -31,6 +31,8 @@ class RunRequest:
     start: int = 0
     stop: int | None = None  # exclusive; None: to the end
     device: str | None = None  # None: CUDA when available, else CPU
+    chunk_size: int = 8  # frames per segmenter batch: smaller shows results sooner, larger is faster
+    score_threshold: float | None = None  # minimum object score; None: the model's own (0.8 for DVIS)
     torch_threads: int | None = None
 
 
@@ -106,7 +108,8 @@ class InferenceWorker(QObject):
             torch.set_num_threads(request.torch_threads)
         model = load_model(request.model)
         device = request.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        segmenter = VideoSegmenter(model, device=device, offline=request.offline, short_edge=request.short_edge,
+        segmenter = VideoSegmenter(model, device=device, chunk_size=request.chunk_size, offline=request.offline,
+                                   object_mask_threshold=request.score_threshold, short_edge=request.short_edge,
                                    max_size=request.short_edge and round(request.short_edge * 1333 / 800))
         with VideoSource.open(request.video_path) as video:
             stop = video.num_frames if request.stop is None else min(request.stop, video.num_frames)

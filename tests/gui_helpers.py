@@ -1,0 +1,66 @@
+"""Shared fixtures for the GUI tests: a real window on a real encoded video, errors captured."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QSettings
+
+from app.core.categories import vipseg_categories
+from dvis_models.types import FrameResult, Segment
+
+PERSON, CAR, SKY = 60, 48, 28  # VIPSeg ids: two things and a stuff class
+SIZE = (96, 64)  # width, height of the test video
+FRAMES = 12
+
+
+@pytest.fixture
+def errors(monkeypatch):
+    """Every error dialog's (title, message) instead of a modal QMessageBox."""
+    shown: list[tuple[str, str]] = []
+    monkeypatch.setattr("app.gui.errors.show_error", lambda parent, title, message, details="": shown.append((title, message)))
+    return shown
+
+
+@pytest.fixture
+def video_path(tmp_path):
+    from tests.videos import make_video
+
+    path = tmp_path / "clip.mp4"
+    make_video(path, num_frames=FRAMES, size=SIZE)
+    return path
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, errors, monkeypatch):
+    from app.gui.main_window import MainWindow
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    win = MainWindow(settings=settings, cache_dir=tmp_path / "cache")
+    monkeypatch.setattr(win, "confirm_discard", lambda: True)  # pytest-qt closes the window after the test
+    qtbot.addWidget(win)
+    win.show()
+    return win
+
+
+def scripted_result(index: int) -> FrameResult:
+    """What a model could yield: a person moving right, a car, and sky on top (model ids 5, 6, 7)."""
+    width, height = SIZE
+    track_map = np.zeros((height, width), np.int32)
+    track_map[:12, :] = 7
+    x = 4 + 3 * index
+    track_map[30:50, x : x + 14] = 5
+    track_map[30:50, 60:80] = 6
+    categories = vipseg_categories()
+    segments = [Segment(i, c, categories[c].isthing, 0.9, int((track_map == i).sum())) for i, c in ((5, PERSON), (6, CAR), (7, SKY))]
+    return FrameResult(index, track_map, segments)
+
+
+def load_scripted(window) -> dict[int, int]:
+    """Open state: every frame filled like inference would; returns model id -> track id."""
+    from app.core.rerun import ResultMerger
+
+    merger = ResultMerger(window.controller.annotation)
+    for index in range(window.controller.num_frames):
+        merger.add(scripted_result(index))
+    return merger.mapping
