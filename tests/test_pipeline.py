@@ -91,6 +91,21 @@ def test_offline_whole_video_equals_the_official_computation(model, frames):
     id_bijection(results, [type(results[0])(i, m) for i, m in enumerate(expected_maps)])
 
 
+def test_online_single_unit_equals_the_official_computation(model, frames):
+    results = run(model, frames, offline=False, chunk_size=64)
+    with torch.no_grad():
+        prepared = prepare_frames(frames, SMALL["short_edge"], SMALL["max_size"])
+        segmented = model.segment(prepared.images)
+        model.tracker.reset()
+        tracked = model.tracker(segmented.pred_embds, segmented.mask_features)
+    expected = video_panoptic(tracked.pred_logits.mean(0), tracked.pred_masks.transpose(0, 1), prepared.padded_size,
+                              prepared.resized_size, prepared.original_size, model.config.num_thing_classes,
+                              overlap_threshold=0.0)
+    expected_maps = [id_map for id_map, _ in expected]
+    assert any(m.any() for m in expected_maps)
+    id_bijection(results, [type(results[0])(i, m) for i, m in enumerate(expected_maps)])
+
+
 def test_offline_windows_cover_every_frame_once_with_stable_ids(model, frames):
     results = run(model, frames, offline=True, memory_budget_mb=0, window_overlap=2)  # windows of 5 frames
     check_invariants(results, model.config.num_queries)
