@@ -47,6 +47,7 @@ def id_bijection(results_a, results_b) -> dict[int, int]:
         for id_a, id_b in pairs:
             assert mapping.setdefault(id_a, id_b) == id_b, "one id of run a covers two ids of run b"
     assert len(set(mapping.values())) == len(mapping), "two ids of run a are one id of run b"
+    assert mapping.get(0, 0) == 0, "void must stay void"
     return mapping
 
 
