@@ -196,14 +196,20 @@ class VideoSegmenter:
                 embeds, mask_features = fuse_scales(embeds, mask_features, prepared.resized_size,
                                                     scaled.pred_embds, scaled.mask_features, other.resized_size)
             tracked = self.model.tracker(embeds, None if self.offline else mask_features)
+        # Large per-frame tensors are kept in the precision the masks are computed in: under fp16 autocast the
+        # official code also multiplies fp16-cast mask features, so storing them as fp16 loses nothing.
         kept = {"tracker_logits": tracked.pred_logits.float().cpu()}
         if self.offline:
             kept["segmenter_embeds"] = embeds
             kept["tracker_embeds"] = tracked.pred_embds
-            kept["mask_features"] = mask_features.float().cpu()
+            kept["mask_features"] = mask_features.to(self._storage_dtype).cpu()
         else:
-            kept["mask_logits"] = tracked.pred_masks.float().cpu()
+            kept["mask_logits"] = tracked.pred_masks.to(self._storage_dtype).cpu()
         return kept
+
+    @property
+    def _storage_dtype(self) -> torch.dtype:
+        return torch.float16 if self.fp16 and self.device.type == "cuda" else torch.float32
 
     def _unit_length(self, geometry: _Geometry) -> int:
         """Frames per unit: ``chunk_size`` online; offline as many as ``memory_budget_mb`` holds."""
@@ -211,7 +217,8 @@ class VideoSegmenter:
             return self.chunk_size
         config = self.model.config
         height, width = (side // 4 for side in geometry.padded_size)
-        per_frame = (config.mask_dim + config.num_queries) * height * width * 4  # mask features + mask logits
+        feature_bytes = config.mask_dim * torch.finfo(self._storage_dtype).bits // 8
+        per_frame = (feature_bytes + config.num_queries * 4) * height * width  # mask features + float32 mask logits
         return max(self.memory_budget // per_frame, 2 * self.window_overlap + 1, 1)
 
     @torch.no_grad()
