@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QTimer
 
-from app.gui.inference import RunRequest, eta_text
+from app.gui.inference import CANCELLED, COMPLETED, RunRequest, eta_text
 from tests.gui_helpers import SIZE, errors, window  # noqa: F401
 
 FRAMES = 24
@@ -36,8 +36,9 @@ def filled_frames(annotation) -> list[int]:
 
 def test_frames_stream_in_while_the_event_loop_stays_responsive(window, long_video, qtbot, errors):
     window.open_path(long_video)
-    arrivals: list[tuple[int, bool]] = []  # (frames received so far, still running)
-    window.runner.frame_ready.connect(lambda result, offset: arrivals.append((len(arrivals) + 1, window.runner.running)))
+    arrivals: list[tuple[int, bool, bool]] = []  # (frame, has segments, still running)
+    window.runner.frame_ready.connect(
+        lambda result, offset: arrivals.append((result.index + offset, bool(result.segments), window.runner.running)))
     gaps: list[float] = []
     clock = {"last": None}
 
@@ -58,13 +59,14 @@ def test_frames_stream_in_while_the_event_loop_stays_responsive(window, long_vid
     with qtbot.waitSignal(window.runner.finished, timeout=120_000) as finished:
         window.start_inference(request(long_video))
     timer.stop()
-    assert finished.args == [False] and not errors
+    assert finished.args == [COMPLETED] and not errors
     assert len(arrivals) == FRAMES
-    assert arrivals[0][1], "the first frame must arrive while later ones are still computing"
+    assert arrivals[0][2], "the first frame must arrive while later ones are still computing"
     assert len(gaps) > 20
     assert max(gaps) < 0.1, f"event loop stalled {max(gaps) * 1000:.0f} ms while inference ran"
     annotation = window.controller.annotation
-    assert filled_frames(annotation) == list(range(FRAMES))
+    assert [i for i, _, _ in arrivals] == list(range(FRAMES))
+    assert filled_frames(annotation) == [i for i, has_segments, _ in arrivals if has_segments]
     window._refresh_panels()
     assert len(window.timeline.lanes) == len(annotation.tracks) > 0
     assert window.objects.model.rowCount() == len(annotation.tracks)
@@ -85,7 +87,7 @@ def test_pause_cancel_keep_done_frames_and_rerun_keeps_locked_tracks(window, lon
     assert len(received) == count < FRAMES  # paused: nothing more arrives
     with qtbot.waitSignal(runner.finished, timeout=30_000) as finished:
         window.actions["cancel"].trigger()
-    assert finished.args == [True]
+    assert finished.args == [CANCELLED]
     annotation = window.controller.annotation
     assert [i for i, _ in received] == list(range(count))
     assert filled_frames(annotation) == [i for i, has_segments in received if has_segments]
@@ -97,12 +99,15 @@ def test_pause_cancel_keep_done_frames_and_rerun_keeps_locked_tracks(window, lon
     window.controller.select(locked)
     window.actions["lock"].trigger()
     before = [annotation.track_map(i) == locked for i in range(8)]
+    received.clear()
     with qtbot.waitSignal(runner.finished, timeout=120_000):
         window.start_inference(request(long_video, start=0, stop=8))
+    assert [i for i, _ in received] == list(range(8))
     assert annotation.tracks[locked].locked
     for i in range(8):
         assert np.array_equal(annotation.track_map(i) == locked, before[i])
-    assert set(filled_frames(annotation)) >= set(range(8))
+    with_content = {i for i, has_segments in received if has_segments} | {i for i in range(8) if before[i].any()}
+    assert set(filled_frames(annotation)) & set(range(8)) == with_content
     assert not errors
 
 

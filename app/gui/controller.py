@@ -74,22 +74,40 @@ class StudioController(QObject):
     def open_project(self, folder: str | Path) -> None:
         from app.core.project import Project
 
+        if self.project is not None and self.project.folder == Path(folder).absolute():
+            self.project.close()  # reopening the open project: release our own lock first
+            self.project = None
         project = Project.open(Path(folder))
-        self._set_document(project.video, project.annotation, project)
+        try:
+            video = project.video
+        except StudioError:
+            project.close()
+            raise
+        self._set_document(video, project.annotation, project)
 
     def save_project(self, folder: str | Path | None = None) -> Path:
-        """Save to the open project, or create one in `folder` (first save / "save as")."""
+        """Save into the open project, or create one in `folder` (first save / "save as")."""
         from app.core.project import Project
 
-        if folder is not None or self.project is None:
-            if folder is None:
-                raise ValueError("a folder is needed for the first save")
-            project = Project.create(Path(folder), self.video.path, annotation=self.annotation)
+        if folder is not None:
+            project = Project.create(Path(folder), self.video.path, annotation=self.annotation)  # writes everything
+            if self.project is not None:
+                self.project.close()
             self.project = project
-        self.project.save()
+        elif self.project is None:
+            raise UserActionError("This video has no project yet; use File → Save Project As… to choose a folder.")
+        else:
+            self.project.save()
         self.undo_stack.setClean()
         self._dirty = False
         return self.project.folder
+
+    def autosave(self) -> bool:
+        """Save the project if anything changed (crash-safe generations, so this is the recovery point)."""
+        if self.project is None or not self.project.autosave():
+            return False
+        self._dirty = False
+        return True
 
     def open_vipseg_video(self, root: str | Path, video_id: str) -> None:
         """Open one video of a VIPSeg dataset with its masks, for correction."""
@@ -101,6 +119,8 @@ class StudioController(QObject):
     def _set_document(self, video, annotation, project) -> None:
         if self.annotation is not None and self._on_annotation_change in self.annotation.listeners:
             self.annotation.listeners.remove(self._on_annotation_change)
+        if self.project is not None and self.project is not project:
+            self.project.close()  # releases its lock
         if self.video is not None and self.video is not video:
             self.video.close()
         self.video, self.annotation, self.project = video, annotation, project
@@ -181,10 +201,15 @@ class StudioController(QObject):
 
     # ------------------------------------------------------------------ edits
     def edit(self, op: edits.Edit, text: str) -> None:
-        """Apply a core edit op and make it undoable (one undo step)."""
+        """Apply a core edit op and make it undoable (one undo step); the project logs it in its history."""
         inverse = self.annotation.apply(op)
-        self.undo_stack.push(EditCommand(self.annotation, op, inverse, text))
+        self._record(op, inverse, text)
+        self.undo_stack.push(EditCommand(self.annotation, op, inverse, text, self._record))
         self.select([t for t in self.selection if t in self.annotation.tracks])
+
+    def _record(self, op: edits.Edit, inverse: edits.Edit, text: str) -> None:
+        if self.project is not None:
+            self.project.record(op, inverse, text)
 
     def edit_group(self, ops: list[edits.Edit], text: str) -> None:
         """Several ops as one undo step; if one fails, none is applied (EditGroup rolls back)."""

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.categories import CategoryTable
+from app.gui.documents import EXPORTS, FILE_EXPORTS, ExportRequest
 from app.gui.inference import BUNDLED, PRESET_PREFIX, RunRequest
 
 PRESETS = ("r50_vipseg_online", "r50_vipseg_offline", "swinl_vipseg_online", "swinl_vipseg_offline", "bundled_small")
@@ -179,3 +180,71 @@ class ResultsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addWidget(box)
+
+
+class ExportDialog(QDialog):
+    """Format, tracks (all / selected), frame range, VIPSeg resolution and destination of an export."""
+
+    def __init__(self, num_frames: int, selected: list[int], start_dir: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Export")
+        self._start_dir = start_dir
+        self.kind = QComboBox()
+        for kind, text in EXPORTS.items():
+            self.kind.addItem(text, kind)
+        self.tracks = QComboBox()
+        self.tracks.addItem("All tracks", None)
+        if selected:
+            self.tracks.addItem(f"Selected tracks ({', '.join(map(str, selected))})", tuple(selected))
+            self.tracks.setCurrentIndex(1)
+        self.start = QSpinBox(minimum=0, maximum=max(0, num_frames - 1), value=0)
+        self.stop = QSpinBox(minimum=1, maximum=max(1, num_frames), value=num_frames)
+        range_row = QHBoxLayout()
+        range_row.addWidget(self.start)
+        range_row.addWidget(QLabel("to (exclusive)"))
+        range_row.addWidget(self.stop)
+        self.resolution = QComboBox()
+        self.resolution.addItem("Source size", None)
+        self.resolution.addItem("720p (VIPSeg_720P)", 720)
+        self.target = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        target_row = QHBoxLayout()
+        target_row.addWidget(self.target)
+        target_row.addWidget(browse)
+        form = QFormLayout(self)
+        form.addRow("Format", self.kind)
+        form.addRow("Tracks", self.tracks)
+        form.addRow("Frames", range_row)
+        form.addRow("VIPSeg size", self.resolution)
+        form.addRow("Destination", target_row)
+        form.addRow(_buttons(self))
+        self.kind.currentIndexChanged.connect(self._update)
+        self._update()
+
+    def _update(self) -> None:
+        kind = self.kind.currentData()
+        dataset = kind in ("vipseg", "predictions")
+        for widget in (self.tracks, self.start, self.stop):
+            widget.setEnabled(not dataset)  # a dataset holds every track of every frame
+        self.resolution.setEnabled(kind == "vipseg")
+
+    def _browse(self) -> None:
+        if self.kind.currentData() in FILE_EXPORTS:
+            path, _ = QFileDialog.getSaveFileName(self, "Export video", self._start_dir, "MP4 video (*.mp4)")
+        else:
+            path = QFileDialog.getExistingDirectory(self, "Export into folder", self._start_dir)
+        if path:
+            self.target.setText(path)
+
+    def request(self) -> ExportRequest:
+        kind = self.kind.currentData()
+        dataset = kind in ("vipseg", "predictions")
+        return ExportRequest(
+            kind=kind,
+            target=Path(self.target.text().strip()),
+            tracks=None if dataset else self.tracks.currentData(),
+            start=0 if dataset else self.start.value(),
+            stop=None if dataset else max(self.stop.value(), self.start.value() + 1),
+            resolution=self.resolution.currentData() if kind == "vipseg" else None,
+        )

@@ -6,17 +6,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.errors import StudioError
 
 EXPORTS = {
-    "vipseg": "VIPSeg dataset (images, panomasks, JSON)",
-    "predictions": "VIPSeg predictions for the evaluators (pred.json + pan_pred)",
+    "vipseg": "VIPSeg dataset (images, panomasks, JSON) into a folder",
+    "predictions": "VIPSeg predictions for the evaluators (pred.json + pan_pred) into a folder",
+    "masks": "Per-object mask PNGs into a folder",
+    "cutouts": "Per-object RGBA cut-out PNGs into a folder",
+    "alpha": "Alpha matte video (.mp4)",
+    "overlay": "Overlay video with coloured masks (.mp4)",
 }
+FILE_EXPORTS = ("alpha", "overlay")  # these write one file; the others fill a folder
 
-Job = Callable[[Callable[[int, int], None], Callable[[], bool]], object]
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """One export: `tracks` None = all tracks; frames [start, stop); `resolution` = VIPSeg target height."""
+
+    kind: str
+    target: Path
+    tracks: tuple[int, ...] | None = None
+    start: int = 0
+    stop: int | None = None
+    resolution: int | None = None
+
+
+Job = Callable[[Callable[[int, int], None], Callable[[], bool]], object]  # job(progress, cancel) -> result
 
 
 def kind_of(path: Path) -> str:
@@ -34,9 +53,9 @@ def kind_of(path: Path) -> str:
 
 
 def _is_project(path: Path) -> bool:
-    from app.core import project
+    from app.core.project import MANIFEST
 
-    return project.is_project(path)
+    return (path / MANIFEST).is_file()
 
 
 def vipseg_videos(root: Path) -> list[tuple[str, object]]:
@@ -49,22 +68,12 @@ def vipseg_videos(root: Path) -> list[tuple[str, object]]:
     return [(video.video_id, video) for video in videos]
 
 
-def annotation_frames(annotation) -> Iterator:
-    """The annotation as `PanopticFrame`s (track id -> category), the metrics' input."""
-    from app.core.vipseg import PanopticFrame
-
-    for index in range(annotation.num_frames):
-        ids = annotation.track_map(index)
-        present = annotation.frame_track_ids(index)
-        yield PanopticFrame(ids, {t: annotation.tracks[t].category_id for t in present})
-
-
 def evaluation_job(annotation, root: Path, video_id: str) -> Job:
     """VPQ / STQ of `annotation` against video `video_id` of the VIPSeg ground truth at `root`."""
 
     def job(progress, cancel) -> dict[str, float]:
         from app.core.metrics import MetricsError, VideoPair, evaluate
-        from app.core.vipseg import read_ground_truth
+        from app.core.vipseg import annotation_frames, read_ground_truth
 
         categories, videos = read_ground_truth(root)
         video = next((v for v in videos if v.video_id == video_id), None)
@@ -80,44 +89,50 @@ def evaluation_job(annotation, root: Path, video_id: str) -> Job:
     return job
 
 
-def export_job(controller, kind: str, folder: Path) -> Job:
-    """Export the open document (`kind` from EXPORTS) into `folder`."""
-    from app.core.vipseg import VideoToWrite, write_videos
+def export_job(controller, request: ExportRequest) -> Job:
+    """The export as a background job. It decodes with its own VideoSource: decoders are not shared across threads."""
+    from app.core import exports
+    from app.core.video import VideoSource
+    from app.core.vipseg import export_predictions, export_vipseg
 
-    annotation, video = controller.annotation, controller.video
-    video_id = Path(video.path).stem
-    categories = {t: track.category_id for t, track in annotation.tracks.items()}
-    to_write = VideoToWrite(video_id, annotation.num_frames, categories, annotation.track_map,
-                            image=video.frame, stems=video.stems)
+    if request.kind not in EXPORTS:
+        raise StudioError(f"Unknown export {request.kind!r}; choose one of {', '.join(EXPORTS)}.")
+    annotation, video_path = controller.annotation, Path(controller.video.path)
+    video_id = video_path.stem if video_path.is_file() else video_path.name
+    tracks = sorted(annotation.tracks) if request.tracks is None else list(request.tracks)
+    frames = range(request.start, annotation.num_frames if request.stop is None else request.stop)
 
-    def job(progress, cancel) -> Path:
-        return write_videos([to_write], folder, annotation.categories, predictions=(kind == "predictions"),
-                            progress=progress, cancel=cancel)
+    def job(progress, cancel):
+        with VideoSource.open(video_path) as source:
+            if request.kind == "vipseg":
+                return export_vipseg([(video_id, annotation, source)], request.target, resolution=request.resolution,
+                                     progress=progress, cancel=cancel)
+            if request.kind == "predictions":
+                return export_predictions([(video_id, annotation, source)], request.target, progress=progress, cancel=cancel)
+            if request.kind == "masks":
+                return exports.export_track_masks(annotation, tracks, frames, request.target, stems=source.stems,
+                                                  progress=progress, cancel=cancel)
+            if request.kind == "cutouts":
+                return exports.export_cutouts(annotation, source, tracks, frames, request.target, progress=progress, cancel=cancel)
+            if request.kind == "alpha":
+                return exports.export_alpha_video(annotation, source, tracks, frames, request.target, progress=progress, cancel=cancel)
+            return exports.export_overlay_video(annotation, source, request.tracks, frames, request.target,
+                                                progress=progress, cancel=cancel)
 
-    if kind not in EXPORTS:
-        raise StudioError(f"Unknown export {kind!r}; choose one of {', '.join(EXPORTS)}.")
     return job
 
 
 def import_vipseg_video(root: Path, video_id: str):
     """(VideoSource of the video's images, Annotation of its masks) for one video of a VIPSeg dataset."""
-    from app.core.annotation import Annotation, Provenance
     from app.core.video import VideoSource
-    from app.core.vipseg import DatasetError, read_ground_truth
-    from dvis_models.types import Segment
+    from app.core.vipseg import DatasetError, import_vipseg
 
-    categories, videos = read_ground_truth(root)
-    dataset_video = next((v for v in videos if v.video_id == video_id), None)
-    if dataset_video is None:
+    imported = next((v for v in import_vipseg(root) if v.video_id == video_id), None)
+    if imported is None:
         raise DatasetError(f"Video {video_id!r} is not listed in the dataset at {root}.")
-    if not dataset_video.image_paths:
+    if not imported.image_paths:
         raise DatasetError(f"Video {video_id!r} has no images under {root}/images/{video_id}; they are needed to show it.")
-    video = VideoSource.open(dataset_video.image_paths[0].parent)
-    annotation = Annotation(video.num_frames, video.height, video.width, categories)
-    for index, frame in enumerate(dataset_video.frames()):
-        segments = [Segment(i, c, categories[c].isthing, 1.0, 0) for i, c in frame.segments.items()]
-        annotation.ingest(index, frame.ids, segments, Provenance.IMPORTED)
-    return video, annotation
+    return VideoSource.open(imported.image_paths[0].parent), imported.annotation
 
 
 DEMO_VIDEO_ID = "syn_demo_0000"

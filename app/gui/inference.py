@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 BUNDLED = "bundled"
+COMPLETED, CANCELLED = "completed", "cancelled"
 PRESET_PREFIX = "preset:"
 
 
@@ -64,7 +65,9 @@ class InferenceWorker(QObject):
     frame_ready = Signal(object)  # dvis_models.types.FrameResult (index relative to request.start)
     progress = Signal(int, int)  # frames done, frames total
     status = Signal(str)
-    finished = Signal(bool)  # True when cancelled
+    # Outcomes travel as strings, never as Python bools: PySide6 6.12 drops a reference to True on every
+    # Python-side emit of True (the interpreter aborts after enough runs).
+    finished = Signal(str)  # COMPLETED or CANCELLED
     failed = Signal(object)  # the exception
 
     def __init__(self, request: RunRequest):
@@ -93,7 +96,7 @@ class InferenceWorker(QObject):
         except Exception as error:  # noqa: BLE001 - reported to the UI thread, which shows a dialog
             self.failed.emit(error)
         else:
-            self.finished.emit(cancelled)
+            self.finished.emit(CANCELLED if cancelled else COMPLETED)
 
     def _run(self) -> bool:
         request = self.request
@@ -144,8 +147,8 @@ class InferenceRunner(QObject):
 
     frame_ready = Signal(object, int)  # FrameResult, frame offset (request.start)
     progress_text = Signal(str, int, int)
-    running_changed = Signal(bool)
-    finished = Signal(bool)
+    running_changed = Signal()  # read `running`
+    finished = Signal(str)  # COMPLETED or CANCELLED
     failed = Signal(object)
 
     def __init__(self, parent: QObject | None = None):
@@ -178,7 +181,7 @@ class InferenceRunner(QObject):
         self._offset = request.start
         self.paused = False
         thread.start()
-        self.running_changed.emit(True)
+        self.running_changed.emit()
 
     def pause(self, paused: bool) -> None:
         if self._worker is not None:
@@ -209,11 +212,11 @@ class InferenceRunner(QObject):
         if thread is not None:
             thread.quit()
             thread.wait()
-        self.running_changed.emit(False)
+        self.running_changed.emit()
 
-    def _on_finished(self, cancelled: bool) -> None:
+    def _on_finished(self, outcome: str) -> None:
         self._stop_thread()
-        self.finished.emit(cancelled)
+        self.finished.emit(outcome)
 
     def _on_failed(self, error: object) -> None:
         self._stop_thread()

@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.gui import documents
 from app.gui.controller import StudioController, UserActionError
-from app.gui.dialogs import CategoryDialog, ResultsDialog, RunDialog, ShortcutsDialog
+from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
 from app.gui.errors import report_exception
-from app.gui.inference import InferenceRunner, RunRequest
+from app.gui.inference import CANCELLED, InferenceRunner, RunRequest
 from app.gui.object_list import ObjectList
 from app.gui.stability import StabilityPanel
 from app.gui.tasks import TaskRunner
@@ -313,6 +313,8 @@ class MainWindow(QMainWindow):
         """Open whatever `path` is: project folder, VIPSeg dataset, image folder or video file."""
         path = Path(path)
         kind = documents.kind_of(path)
+        if self.controller.modified and not self.confirm_discard():
+            return
         self._stop_work()
         if kind == "project":
             self.controller.open_project(path)
@@ -419,25 +421,25 @@ class MainWindow(QMainWindow):
 
     def autosave(self) -> None:
         """Autosave timer: quietly save edits to the project's recovery file."""
-        if self.controller.project is not None and self.controller.modified:
-            self._run_action("Autosave", self.controller.project.autosave)
+        if self._run_action("Autosave", self.controller.autosave):
+            self.status_label.setText(f"Autosaved {self.controller.project.folder}")
 
     def export_dialog(self) -> None:
-        if self.controller.video is None:
+        c = self.controller
+        if c.video is None:
             return
-        kinds = list(documents.EXPORTS)
-        label, ok = QInputDialog.getItem(self, "Export", "Export as:", [documents.EXPORTS[k] for k in kinds], 0, False)
-        if not ok:
-            return
-        kind = kinds[[documents.EXPORTS[k] for k in kinds].index(label)]
-        folder = QFileDialog.getExistingDirectory(self, "Export into folder", self._last_dir())
-        if folder:
-            self.start_export(kind, Path(folder))
+        dialog = ExportDialog(c.num_frames, c.selection, self._last_dir(), self)
+        if dialog.exec():
+            request = dialog.request()
+            if not str(request.target) or str(request.target) == ".":
+                raise UserActionError("Choose where to export (the Destination field).")
+            self.start_export(request)
 
-    def start_export(self, kind: str, folder: Path) -> None:
-        """Export in a worker thread; the result path appears in the status bar."""
-        job = documents.export_job(self.controller, kind, folder)
-        self._start_task(f"Exporting to {folder}…", job, lambda _: self.status_label.setText(f"Exported to {folder}"))
+    def start_export(self, request: documents.ExportRequest) -> None:
+        """Export in a worker thread; the status bar says where it went."""
+        job = documents.export_job(self.controller, request)
+        self._start_task(f"Exporting to {request.target}…", job,
+                         lambda _: self.status_label.setText(f"Exported to {request.target}"))
 
     # ===================================================== background jobs
     def _start_task(self, text: str, job, done: Callable[[object], None]) -> None:
@@ -495,13 +497,14 @@ class MainWindow(QMainWindow):
         self.progress.setRange(0, max(total, 0))
         self.progress.setValue(done)
 
-    def _on_running_changed(self, running: bool) -> None:
-        if not running:
+    def _on_running_changed(self) -> None:
+        if not self.runner.running:
             self.actions["pause"].setChecked(False)
             self.progress.setVisible(self.tasks.running)
         self._update_actions()
 
-    def _on_inference_finished(self, cancelled: bool) -> None:
+    def _on_inference_finished(self, outcome: str) -> None:
+        cancelled = outcome == CANCELLED
         self.status_label.setText("Cancelled; the finished frames are kept." if cancelled else "Inference finished.")
         self.merger = None
         self._demo_run = False

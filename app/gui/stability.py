@@ -9,9 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from app.gui.controller import StudioController
-from app.gui.timeline import MARKER_SYMBOLS
-
-KIND_COLORS = {"switch": (255, 80, 80), "fragment": (255, 190, 60), "flicker": (120, 180, 255)}
+from app.gui.timeline import KIND_COLORS, MARKER_SYMBOLS
 
 
 class StabilityPanel(QWidget):

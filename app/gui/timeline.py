@@ -16,7 +16,10 @@ from app.core.colors import track_color
 from app.gui.controller import StudioController
 
 LANE_HEIGHT = 0.8
-MARKER_SYMBOLS = {"switch": "x", "fragment": "t", "flicker": "d"}  # diagnostic kind -> pyqtgraph symbol
+# diagnostic kind (app.core.metrics.diagnostics.KINDS) -> pyqtgraph symbol
+MARKER_SYMBOLS = {"id_switch": "x", "fragment": "t", "class_flicker": "d", "area_jump": "s", "short_track": "o"}
+KIND_COLORS = {"id_switch": (255, 80, 80), "fragment": (255, 190, 60), "class_flicker": (120, 180, 255),
+               "area_jump": (200, 120, 255), "short_track": (180, 180, 180)}
 
 
 class SpansItem(pg.GraphicsObject):
@@ -73,7 +76,7 @@ class TimelineWidget(QWidget):
         self.plot.setLabel("bottom", "frame")
         self.spans = SpansItem()
         self.plot.addItem(self.spans)
-        self.markers = pg.ScatterPlotItem(size=11, pen=pg.mkPen("w"), brush=pg.mkBrush(255, 60, 60, 220), hoverable=True)
+        self.markers = pg.ScatterPlotItem(size=11, pen=pg.mkPen("w"), hoverable=True, tip=lambda x, y, data: data)
         self.plot.addItem(self.markers)
         self.cursor = pg.InfiniteLine(pos=0, angle=90, movable=True, pen=pg.mkPen((255, 220, 0), width=2))
         self.plot.addItem(self.cursor)
@@ -111,10 +114,10 @@ class TimelineWidget(QWidget):
             if diagnostic.track_id in lane_of:
                 points.append({"pos": (diagnostic.frame, lane_of[diagnostic.track_id]),
                                "symbol": MARKER_SYMBOLS.get(diagnostic.kind, "o"),
+                               "brush": pg.mkBrush(*KIND_COLORS.get(diagnostic.kind, (220, 220, 220))),
                                "data": f"{diagnostic.kind}: track {diagnostic.track_id} at frame {diagnostic.frame}"
                                        f" — {diagnostic.detail}"})
         self.markers.setData(points)
-        self.markers.setToolTip(None)
 
     def fit(self) -> None:
         self.plot.getViewBox().setRange(xRange=(-1, self._controller.num_frames), yRange=(-1, min(len(self.lanes), 30)),

@@ -1,0 +1,122 @@
+"""Files through the window: export in a worker and re-import, save / reopen / autosave a project,
+evaluate against a ground truth, diagnostics on the timeline, drag and drop, the shortcuts dialog."""
+
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from app.gui.documents import ExportRequest
+from tests.gui_helpers import FRAMES, errors, load_scripted, video_path, window  # noqa: F401
+
+
+def export(window, qtbot, request: ExportRequest):
+    with qtbot.waitSignal(window.tasks.finished, timeout=60_000) as done:
+        window.start_export(request)
+    return done.args[0]
+
+
+def same_partition(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two id maps describe the same segments (ids may be renumbered)."""
+    pairs = set(zip(a.ravel().tolist(), b.ravel().tolist()))
+    return len(pairs) == len({x for x, _ in pairs}) == len({y for _, y in pairs})
+
+
+def test_vipseg_export_in_worker_then_reimport(window, video_path, qtbot, tmp_path, errors):
+    window.open_path(video_path)
+    load_scripted(window)
+    original = window.controller.annotation
+    maps = [original.track_map(i) for i in range(FRAMES)]
+    categories = sorted(t.category_id for t in original.tracks.values())
+    root = tmp_path / "dataset"
+    export(window, qtbot, ExportRequest("vipseg", root))
+    assert (root / "panoVIPSeg_categories.json").is_file() and not errors
+
+    window.open_path(root)  # a dataset root opens its video for correction
+    imported = window.controller.annotation
+    assert imported is not original and window.controller.num_frames == FRAMES
+    assert sorted(t.category_id for t in imported.tracks.values()) == categories
+    for i in (0, 5, FRAMES - 1):
+        assert same_partition(imported.track_map(i), maps[i])
+
+
+def test_editor_exports(window, video_path, qtbot, tmp_path, errors):
+    window.open_path(video_path)
+    mapping = load_scripted(window)
+    person = mapping[5]
+    result = export(window, qtbot, ExportRequest("cutouts", tmp_path / "cut", tracks=(person,), start=2, stop=4))
+    assert len(result.paths) == 2 and not errors
+    overlay = export(window, qtbot, ExportRequest("overlay", tmp_path / "overlay.mp4"))
+    assert (tmp_path / "overlay.mp4").stat().st_size > 0 and overlay.frames == FRAMES
+
+
+def test_export_into_unwritable_place_is_a_dialog(window, video_path, qtbot, tmp_path, errors):
+    window.open_path(video_path)
+    load_scripted(window)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    with qtbot.waitSignal(window.tasks.failed, timeout=60_000):
+        window.start_export(ExportRequest("masks", blocker / "masks"))
+    assert len(errors) == 1 and "a_file" in errors[0][1]
+
+
+def test_save_reopen_autosave_project(window, video_path, qtbot, tmp_path, errors):
+    window.open_path(video_path)
+    mapping = load_scripted(window)
+    folder = tmp_path / "project"
+    window.controller.save_project(folder)
+    assert not window.controller.modified
+    window.controller.select([mapping[5], mapping[6]])
+    window.actions["merge"].trigger()
+    assert window.controller.modified and window.windowTitle().startswith("clip.mp4 *")
+    window.autosave()
+    assert not window.controller.modified and not errors
+    merged = window.controller.annotation.track_map(3)
+
+    window.open_path(folder)  # reopening the project (the previous one is closed: its lock released)
+    assert window.controller.project is not None
+    assert np.array_equal(window.controller.annotation.track_map(3), merged)
+    assert len(window.controller.annotation.tracks) == 2
+    labels = [entry["label"] for entry in window.controller.project.history()]
+    assert any(label.startswith("Merge") for label in labels)
+
+
+def test_evaluate_against_own_export_is_perfect(window, video_path, qtbot, tmp_path, errors):
+    window.open_path(video_path)
+    load_scripted(window)
+    root = tmp_path / "gt"
+    export(window, qtbot, ExportRequest("vipseg", root))
+    with qtbot.waitSignal(window.tasks.finished, timeout=60_000):
+        window.start_evaluation(root, "clip")
+    assert window.last_scores["VPQ"] == 1.0 and window.last_scores["STQ"] == 1.0 and not errors
+
+
+def test_diagnostics_become_timeline_markers(window, video_path):
+    window.open_path(video_path)
+    mapping = load_scripted(window)
+    window.controller.seek(6)
+    window.controller.select(mapping[5])
+    window.controller.split_selected()  # a split track = a fragment / switch the diagnostics must flag
+    window.actions["diagnose"].trigger()
+    kinds = {d.kind for d in window.controller.diagnostics}
+    assert kinds & {"fragment", "id_switch"}
+    assert len(window.timeline.markers.data) == len([d for d in window.controller.diagnostics
+                                                     if d.track_id in window.timeline.lanes])
+
+
+def test_drop_a_video_file_opens_it(window, video_path):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(video_path))])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    assert window.controller.num_frames == FRAMES
+
+
+def test_shortcuts_dialog_lists_the_edit_shortcuts(window):
+    from app.gui.dialogs import ShortcutsDialog
+
+    dialog = ShortcutsDialog(list(window.actions.values()), window)
+    rows = {dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())}
+    assert rows["Undo"] == "Ctrl+Z" and rows["Redo"].startswith("Ctrl+Shift+Z")
+    assert rows["Merge Selected Tracks"] == "M" and rows["Play / Pause"] == "Space"
