@@ -112,6 +112,7 @@ class MainWindow(QMainWindow):
         self.play_button = QPushButton("▶")
         self.play_button.setFixedWidth(36)
         self.play_button.setToolTip("Play / pause (Space)")
+        self.play_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space is the play shortcut, not a button press
         self.play_button.clicked.connect(lambda: self.actions["play"].trigger())
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.valueChanged.connect(self.controller.seek)
@@ -138,7 +139,7 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.objects_dock, self.stability_dock)
         self.objects_dock.raise_()
         self.timeline_dock = self._dock("Timeline", self.timeline, Qt.DockWidgetArea.BottomDockWidgetArea)
-        self.resizeDocks([self.objects_dock], [420], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.objects_dock], [500], Qt.Orientation.Horizontal)
         self.resizeDocks([self.timeline_dock], [260], Qt.Orientation.Vertical)
 
     def _dock(self, title: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -575,8 +576,7 @@ class MainWindow(QMainWindow):
         text, ok = QInputDialog.getText(self, "Delete in range", f"Frames to delete from track {c.selected} "
                                         f"(first-last, inclusive, 0-{last}):", text=f"{c.frame_index}-{last}")
         if ok:
-            first, _, end = text.partition("-")
-            c.delete_selected(int(first), int(end or first) + 1)
+            c.delete_selected(*parse_frame_range(text, c.num_frames))
 
     def _brush_size(self, delta: int) -> None:
         self.view.brush_radius = max(1, self.view.brush_radius + delta)
@@ -695,3 +695,15 @@ class MainWindow(QMainWindow):
             self._run_action("Save", self.save)
             return not self.controller.modified
         return answer == QMessageBox.StandardButton.Discard
+
+
+def parse_frame_range(text: str, num_frames: int) -> tuple[int, int]:
+    """'3-10' (inclusive) or '7' -> (start, stop exclusive); a UserActionError says what is wrong."""
+    first, _, last = text.replace(" ", "").partition("-")
+    try:
+        start, end = int(first), int(last or first)
+    except ValueError:
+        raise UserActionError(f"{text!r} is not a frame range; write it as first-last, e.g. 3-10.") from None
+    if not 0 <= start <= end < num_frames:
+        raise UserActionError(f"Frames {start}-{end} are not inside the video (0-{num_frames - 1}).")
+    return start, end + 1
