@@ -120,3 +120,31 @@ def test_shortcuts_dialog_lists_the_edit_shortcuts(window):
     rows = {dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())}
     assert rows["Undo"] == "Ctrl+Z" and rows["Redo"].startswith("Ctrl+Shift+Z")
     assert rows["Merge Selected Tracks"] == "M" and rows["Play / Pause"] == "Space"
+
+
+def test_moved_video_is_relinked_when_opening_a_project(window, video_path, tmp_path, monkeypatch, errors):
+    window.open_path(video_path)
+    load_scripted(window)
+    folder = tmp_path / "project"
+    window.controller.save_project(folder)
+    window.controller.project.close()
+    window.controller.project = None
+    moved = tmp_path / "elsewhere" / "clip.mp4"
+    moved.parent.mkdir()
+    video_path.rename(moved)
+    monkeypatch.setattr(window, "_locate_moved_video", lambda missing: moved)
+    window.open_path(folder)
+    assert not errors
+    assert window.controller.project.video_path == moved and window.controller.num_frames == FRAMES
+
+
+def test_no_edits_while_a_worker_uses_the_annotation(window, video_path, errors):
+    window.open_path(video_path)
+    mapping = load_scripted(window)
+    window.controller.busy = "An export is running"
+    window.controller.select([mapping[5], mapping[6]])
+    window._update_actions()
+    assert not window.actions["merge"].isEnabled()
+    window._run_action("Merge", window.controller.merge_selected)
+    assert errors and "export is running" in errors[0][1]
+    assert mapping[6] in window.controller.annotation.tracks

@@ -7,6 +7,7 @@ command; nothing here re-implements core logic.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,7 @@ class StudioController(QObject):
         self.display = DisplaySettings()
         self.undo_stack = QUndoStack(self)
         self.diagnostics: list = []
+        self.busy: str | None = None  # why edits are refused right now (a worker is using the annotation)
         self._dirty = False
 
     # ----------------------------------------------------------------- opening
@@ -71,7 +73,8 @@ class StudioController(QObject):
         annotation = Annotation(video.num_frames, video.height, video.width, vipseg_categories())
         self._set_document(video, annotation, project=None)
 
-    def open_project(self, folder: str | Path) -> None:
+    def open_project(self, folder: str | Path, locate_video: Callable[[Path], Path | None] | None = None) -> None:
+        """Open a project; if its video moved, `locate_video(old path)` may point to it (the project is relinked)."""
         from app.core.project import Project
 
         if self.project is not None and self.project.folder == Path(folder).absolute():
@@ -79,6 +82,10 @@ class StudioController(QObject):
             self.project = None
         project = Project.open(Path(folder))
         try:
+            if not project.video_path.exists() and locate_video is not None:
+                moved = locate_video(project.video_path)
+                if moved is not None:
+                    project.relink_video(moved)
             video = project.video
         except StudioError:
             project.close()
@@ -200,8 +207,23 @@ class StudioController(QObject):
         self.display_changed.emit()
 
     # ------------------------------------------------------------------ edits
+    def _check_idle(self) -> None:
+        if self.busy is not None:
+            raise UserActionError(f"{self.busy}; edits are possible again when it has finished (or cancel it).")
+
+    def undo(self) -> None:
+        self._check_idle()
+        self.undo_stack.undo()
+        self.select([t for t in self.selection if t in self.annotation.tracks])
+
+    def redo(self) -> None:
+        self._check_idle()
+        self.undo_stack.redo()
+        self.select([t for t in self.selection if t in self.annotation.tracks])
+
     def edit(self, op: edits.Edit, text: str) -> None:
         """Apply a core edit op and make it undoable (one undo step); the project logs it in its history."""
+        self._check_idle()
         inverse = self.annotation.apply(op)
         self._record(op, inverse, text)
         self.undo_stack.push(EditCommand(self.annotation, op, inverse, text, self._record))

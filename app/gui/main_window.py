@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self.tasks = TaskRunner(self)
         self.merger = None  # app.core.rerun.ResultMerger of the running inference
         self._demo_run = False
+        self._last_request: RunRequest | None = None
         self.cache_dir = cache_dir or Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation))
         self.actions: dict[str, QAction] = {}
 
@@ -181,13 +182,11 @@ class MainWindow(QMainWindow):
         a("export", "&Export…", self.export_dialog, "Ctrl+E")
         a("quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
-        undo = c.undo_stack.createUndoAction(self, "&Undo")
-        undo.setShortcuts([QKeySequence("Ctrl+Z")])
-        redo = c.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
-        for name, action in (("undo", undo), ("redo", redo)):
-            self.addAction(action)
-            self.actions[name] = action
+        undo = a("undo", "&Undo", c.undo, "Ctrl+Z")
+        redo = a("redo", "&Redo", c.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
+        c.undo_stack.undoTextChanged.connect(lambda text: undo.setStatusTip(f"Undo {text}"))
+        c.undo_stack.redoTextChanged.connect(lambda text: redo.setStatusTip(f"Redo {text}"))
+        c.undo_stack.indexChanged.connect(self._update_actions)
         a("merge", "&Merge Selected Tracks", c.merge_selected, "M", tip="Merge the selected tracks into the first one")
         a("split", "S&plit Track at Current Frame", c.split_selected, "S")
         a("swap", "S&wap Two Tracks from Current Frame", c.swap_selected, "W")
@@ -232,7 +231,7 @@ class MainWindow(QMainWindow):
 
         a("run", "&Run DVIS…", self.run_dialog, "Ctrl+R")
         a("pause", "&Pause Inference", self.toggle_pause, "Ctrl+P", checkable=True)
-        a("cancel", "&Cancel Inference", self.runner.cancel, "Ctrl+.")
+        a("cancel", "&Cancel Inference / Export", self.cancel_work, "Ctrl+.")
         a("diagnose", "Stability &Diagnostics", self.run_diagnostics, "Ctrl+D")
         a("evaluate", "&Evaluate against Ground Truth…", self.evaluate_dialog)
         a("shortcuts", "&Keyboard Shortcuts", self.show_shortcuts, "F1")
@@ -318,7 +317,7 @@ class MainWindow(QMainWindow):
             return
         self._stop_work()
         if kind == "project":
-            self.controller.open_project(path)
+            self.controller.open_project(path, locate_video=self._locate_moved_video)
         elif kind == "vipseg":
             self._open_vipseg(path)
         else:
@@ -337,6 +336,12 @@ class MainWindow(QMainWindow):
         self.controller.open_video(clip)
         self._demo_run = True  # a missing bundled model is a status message here, not an error dialog
         self.start_inference(RunRequest(clip))
+
+    def _locate_moved_video(self, missing: Path) -> Path | None:
+        """Ask where a project's video went (it was moved or renamed)."""
+        QMessageBox.information(self, "Video moved", f"The project's video {missing} is missing. Please locate it.")
+        path, _ = QFileDialog.getOpenFileName(self, f"Locate {missing.name}", str(missing.parent), VIDEO_FILTER)
+        return Path(path) if path else None
 
     def _open_vipseg(self, root: Path) -> None:
         videos = documents.vipseg_videos(root)
@@ -447,22 +452,28 @@ class MainWindow(QMainWindow):
         if self.tasks.running:
             raise UserActionError("Another export or evaluation is still running; wait for it to finish.")
         self._task_done = done
+        self.controller.busy = "An export or evaluation is running"
         self.status_label.setText(text)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.tasks.start(job)
+        self._update_actions()
 
     def _on_task_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
     def _on_task_finished(self, result: object) -> None:
+        self.controller.busy = None
+        self._update_actions()
         self.progress.setVisible(self.runner.running)
         done, self._task_done = self._task_done, None
         if done is not None:
             self._run_action("Finishing", lambda: done(result))
 
     def _on_task_failed(self, error: object) -> None:
+        self.controller.busy = None
+        self._update_actions()
         self.progress.setVisible(self.runner.running)
         self._task_done = None
         self.status_label.setText("Failed.")
@@ -483,8 +494,17 @@ class MainWindow(QMainWindow):
         from app.core.rerun import ResultMerger
 
         self.merger = ResultMerger(self.controller.annotation)
-        self.controller.undo_stack.clear()  # model output is not an undoable edit; keep undo history consistent
+        self.controller.undo_stack.clear()  # model output is not an undoable edit; older undo steps would not fit it
+        self._last_request = request
+        self.controller.busy = "DVIS is running"
         self.runner.start(request)
+
+    def cancel_work(self) -> None:
+        """Cancel the running inference (finished frames stay) or background export / evaluation."""
+        if self.runner.running:
+            self.runner.cancel()
+        elif self.tasks.running:
+            self.tasks.cancel()
 
     def toggle_pause(self) -> None:
         self.runner.pause(self.actions["pause"].isChecked())
@@ -500,6 +520,7 @@ class MainWindow(QMainWindow):
 
     def _on_running_changed(self) -> None:
         if not self.runner.running:
+            self.controller.busy = None
             self.actions["pause"].setChecked(False)
             self.progress.setVisible(self.tasks.running)
         self._update_actions()
@@ -509,6 +530,10 @@ class MainWindow(QMainWindow):
         self.status_label.setText("Cancelled; the finished frames are kept." if cancelled else "Inference finished.")
         self.merger = None
         self._demo_run = False
+        if self.controller.project is not None:
+            request = self._last_request
+            self.controller.project.model = {"model": str(request.model), "offline": request.offline,
+                                             "short_edge": request.short_edge, "frames": [request.start, request.stop]}
         self._run_action("Diagnostics", self.run_diagnostics)
 
     def _on_inference_failed(self, error: object) -> None:
@@ -659,11 +684,14 @@ class MainWindow(QMainWindow):
         c = self.controller
         has_video = c.video is not None
         count = len(c.selection)
+        idle = c.busy is None  # no edits while a worker reads or writes the annotation
         enabled = {
-            "save": has_video, "save_as": has_video, "export": has_video, "run": has_video and not self.runner.running,
-            "pause": self.runner.running, "cancel": self.runner.running, "merge": count >= 2, "swap": count == 2,
-            "split": count == 1, "delete": count >= 1, "delete_range": count == 1, "relabel": count == 1,
-            "lock": count >= 1, "hide": count >= 1, "new_track": has_video, "diagnose": has_video, "evaluate": has_video,
+            "save": has_video and idle, "save_as": has_video and idle, "export": has_video and idle,
+            "run": has_video and idle, "pause": self.runner.running, "cancel": self.runner.running or self.tasks.running,
+            "merge": idle and count >= 2, "swap": idle and count == 2, "split": idle and count == 1,
+            "delete": idle and count >= 1, "delete_range": idle and count == 1, "relabel": idle and count == 1,
+            "lock": idle and count >= 1, "hide": count >= 1, "new_track": idle and has_video, "diagnose": has_video,
+            "evaluate": has_video and idle, "undo": idle and c.undo_stack.canUndo(), "redo": idle and c.undo_stack.canRedo(),
         }
         for name, on in enabled.items():
             self.actions[name].setEnabled(on)
