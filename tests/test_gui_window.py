@@ -220,3 +220,34 @@ def test_frame_range_parsing():
     for bad in ("x", "5-3", "0-12"):
         with pytest.raises(UserActionError):
             parse_frame_range(bad, 12)
+
+
+def test_swap_fill_erase_and_delete_everywhere(window, video_path, qtbot, errors):
+    window.open_path(video_path)
+    mapping = load_scripted(window)
+    person, car, sky = mapping[5], mapping[6], mapping[7]
+    annotation = window.controller.annotation
+    controller = window.controller
+    controller.seek(4)
+    controller.select([person, car])
+    window.actions["swap"].trigger()
+    assert annotation.track_map(3)[40, 70] == car and annotation.track_map(4)[40, 70] == person
+
+    controller.select(sky)
+    window.actions["tool_fill"].trigger()
+    click_pixel(qtbot, window, 2, 30)  # void region below the sky on frame 4 becomes sky
+    assert annotation.track_map(4)[30, 2] == sky and annotation.track_map(3)[30, 2] == 0
+    window.actions["tool_eraser"].trigger()
+    window.view.brush_radius = 2
+    point = window.view.scene_point(50, 5)
+    qtbot.mousePress(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    qtbot.mouseRelease(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+    assert annotation.track_map(4)[5, 50] == 0
+
+    controller.select(car)
+    window.actions["delete"].trigger()
+    assert car not in annotation.tracks
+    for _ in range(4):
+        window.actions["undo"].trigger()
+    assert annotation.track_map(4)[40, 70] == car and annotation.track_map(4)[30, 2] == 0
+    assert not errors

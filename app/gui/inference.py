@@ -113,7 +113,7 @@ class InferenceWorker(QObject):
         device = request.device or ("cuda" if torch.cuda.is_available() else "cpu")
         segmenter = VideoSegmenter(model, device=device, chunk_size=request.chunk_size, offline=request.offline,
                                    object_mask_threshold=request.score_threshold, short_edge=request.short_edge,
-                                   max_size=request.short_edge and round(request.short_edge * 1333 / 800))
+                                   max_size=request.short_edge and round(request.short_edge * 1333 / 720))  # keep DVIS 720/1333
         with VideoSource.open(request.video_path) as video:
             stop = video.num_frames if request.stop is None else min(request.stop, video.num_frames)
             total = max(0, stop - request.start)

@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         c.annotation_changed.connect(self._on_annotation_changed)
         c.display_changed.connect(self.view.redraw)
         c.selection_changed.connect(self._update_actions)
+        c.selection_changed.connect(self.view.redraw)
         c.undo_stack.cleanChanged.connect(self._update_title)
         self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action(
             "Paint", lambda: self.controller.paint(tool, points, radius)))

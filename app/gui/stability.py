@@ -33,6 +33,8 @@ class StabilityPanel(QWidget):
             plot.setMenuEnabled(False)
             plot.setMinimumHeight(90)
             layout.addWidget(plot)
+        self.events.setXLink(self.objects)  # both are over frames: zoom one, the other follows
+        self.lengths.setLabel("left", "tracks")
         controller.frame_changed.connect(self.cursor.setValue)
 
     def refresh(self) -> None:
@@ -43,6 +45,7 @@ class StabilityPanel(QWidget):
         self.objects.clear()
         self.objects.addItem(self.cursor)
         self.objects.plot(np.arange(len(counts)), counts, pen=pg.mkPen((120, 220, 160), width=2))
+        self.objects.setXRange(0, max(1, annotation.num_frames - 1))
         lengths = np.array([len(annotation.track_frames(t)) for t in annotation.tracks], dtype=float)
         self.lengths.clear()
         if len(lengths):

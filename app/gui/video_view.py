@@ -11,7 +11,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
 
-from app.core.colors import overlay, track_color
+from app.core.colors import boundary_mask, overlay, track_color
 from app.gui.controller import StudioController
 
 TOOLS = ("select", "brush", "eraser", "fill")
@@ -79,6 +79,9 @@ class VideoView(QGraphicsView):
         track_map = controller.track_map()
         display = controller.display
         rendered = overlay(frame, track_map, alpha=display.opacity, mode=display.mode, hidden=display.hidden)
+        if controller.selection:  # selected tracks get a white outline
+            selected = np.isin(track_map, controller.selection).astype(np.int32)
+            rendered[boundary_mask(selected, width=max(1, track_map.shape[0] // 240)) & (selected > 0)] = 255
         self.last_rendered = rendered
         self.pixmap_item.setPixmap(QPixmap.fromImage(to_qimage(rendered)))
         self.scene().setSceneRect(self.pixmap_item.boundingRect())
