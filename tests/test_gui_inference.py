@@ -114,3 +114,13 @@ def test_pause_cancel_keep_done_frames_and_rerun_keeps_locked_tracks(window, lon
 def test_eta_text():
     assert eta_text(0, 10, 0.0) == "0/10 frames"
     assert eta_text(5, 10, 2.0) == "5/10 frames · 2.5 frames/s · ETA 0:02"
+
+
+def test_start_without_arguments_opens_the_demo_clip(window, qtbot, errors):
+    from app.gui.documents import DEMO_VIDEO_ID
+
+    window.open_initial(None)
+    assert window.controller.video.path.name == DEMO_VIDEO_ID and window.controller.num_frames == 48
+    window.runner.cancel()  # only the start-up matters here; the run itself is tested above
+    qtbot.waitUntil(lambda: not window.runner.running, timeout=60_000)
+    assert not errors  # a missing bundled model is a status-bar message at start-up, not a dialog

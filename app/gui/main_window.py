@@ -665,8 +665,8 @@ class MainWindow(QMainWindow):
     def _on_annotation_changed(self, frames, tracks) -> None:
         if frames is None or self.controller.frame_index in frames:
             self.view.redraw()
-        if not self._refresh_timer.isActive():
-            self._refresh_timer.start()  # panels refresh at most every 150 ms, however many frames arrive
+        if not self._refresh_timer.isActive():  # panels refresh at most every 150 ms (500 ms while frames stream in)
+            self._refresh_timer.start(500 if self.runner.running else 150)
         self._update_title()
 
     def _refresh_panels(self) -> None:

@@ -30,7 +30,7 @@ class TrackTableModel(QAbstractTableModel):
         self.beginResetModel()
         annotation = self._controller.annotation
         self._ids = sorted(annotation.tracks) if annotation is not None else []
-        self._frames = {t: len(annotation.track_frames(t)) for t in self._ids}
+        self._frames = {t: len(annotation.presence(t)) for t in self._ids}
         self.endResetModel()
 
     def track_id(self, row: int) -> int:
@@ -130,7 +130,8 @@ class ObjectList(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)  # no per-row measuring
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
         self.table.selectionModel().selectionChanged.connect(self._on_view_selection)
         layout = QVBoxLayout(self)
@@ -142,9 +143,12 @@ class ObjectList(QWidget):
         controller.display_changed.connect(self._repaint)
 
     def refresh(self) -> None:
+        first = self.model.rowCount() == 0
         self._syncing = True
         self.model.refresh()
         self._syncing = False
+        if first:  # size columns once; measuring every refresh costs more than the refresh itself
+            self.table.resizeColumnsToContents()
         self._on_controller_selection()
 
     def _repaint(self) -> None:
