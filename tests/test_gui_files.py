@@ -72,6 +72,7 @@ def test_save_reopen_autosave_project(window, video_path, qtbot, tmp_path, error
     assert window.controller.modified and window.windowTitle().startswith("clip.mp4 *")
     window.autosave()
     assert not window.controller.modified and not errors
+    assert window.windowTitle().startswith("clip.mp4 —")
     merged = window.controller.annotation.track_map(3)
 
     window.open_path(folder)  # reopening the project (the previous one is closed: its lock released)

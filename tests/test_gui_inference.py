@@ -124,3 +124,13 @@ def test_start_without_arguments_opens_the_demo_clip(window, qtbot, errors):
     window.runner.cancel()  # only the start-up matters here; the run itself is tested above
     qtbot.waitUntil(lambda: not window.runner.running, timeout=60_000)
     assert not errors  # a missing bundled model is a status-bar message at start-up, not a dialog
+
+
+def test_a_broken_checkpoint_is_an_error_dialog(window, long_video, tmp_path, qtbot, errors):
+    window.open_path(long_video)
+    broken = tmp_path / "model_final.pth"
+    broken.write_bytes(b"not a checkpoint")
+    with qtbot.waitSignal(window.runner.failed, timeout=60_000):
+        window.start_inference(request(long_video, model=str(broken)))
+    assert len(errors) == 1 and "model_final.pth" in errors[0][1]
+    assert window.actions["run"].isEnabled() and window.controller.busy is None

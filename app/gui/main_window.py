@@ -66,6 +66,7 @@ class MainWindow(QMainWindow):
         self.merger = None  # app.core.rerun.ResultMerger of the running inference
         self._demo_run = False
         self._last_request: RunRequest | None = None
+        self.last_scores: dict[str, float] = {}
         self.cache_dir = cache_dir or Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation))
         self.actions: dict[str, QAction] = {}
 
@@ -95,7 +96,6 @@ class MainWindow(QMainWindow):
         c.display_changed.connect(self.view.redraw)
         c.selection_changed.connect(self._update_actions)
         c.selection_changed.connect(self.view.redraw)
-        c.undo_stack.cleanChanged.connect(self._update_title)
         self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action(
             "Paint", lambda: self.controller.paint(tool, points, radius)))
         self.runner.frame_ready.connect(self._on_frame_result)
@@ -108,6 +108,8 @@ class MainWindow(QMainWindow):
         self._task_done: Callable[[object], None] | None = None
         self.tasks.finished.connect(self._on_task_finished)
         self._update_actions()
+        self.restoreGeometry(self.settings.value("window/geometry", b""))
+        self.restoreState(self.settings.value("window/state", b""))
 
     # ================================================================== layout
     def _build_central(self) -> None:
@@ -415,6 +417,7 @@ class MainWindow(QMainWindow):
             self.save_as()
             return
         self.controller.save_project()
+        self._update_title()
         self.status_label.setText(f"Saved {self.controller.project.folder}")
 
     def save_as(self) -> None:
@@ -423,12 +426,14 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project", self._last_dir())
         if folder:
             saved = self.controller.save_project(folder)
+            self._update_title()
             self._add_recent(saved)
             self.status_label.setText(f"Saved {saved}")
 
     def autosave(self) -> None:
         """Autosave timer: quietly save edits to the project's recovery file."""
         if self._run_action("Autosave", self.controller.autosave):
+            self._update_title()
             self.status_label.setText(f"Autosaved {self.controller.project.folder}")
 
     def export_dialog(self) -> None:
@@ -713,6 +718,8 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._stop_work()
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
         event.accept()
 
     def confirm_discard(self) -> bool:
