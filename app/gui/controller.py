@@ -21,7 +21,6 @@ from app.core.errors import StudioError
 from app.gui.commands import EditCommand
 
 
-
 class UserActionError(StudioError):
     """A GUI action was asked for in a state where it cannot run (e.g. nothing selected)."""
 
@@ -50,7 +49,6 @@ class StudioController(QObject):
         self.video = None  # app.core.video.VideoSource
         self.annotation = None  # app.core.annotation.Annotation
         self.project = None  # app.core.project.Project
-        self.ground_truth = None  # Annotation loaded for evaluation
         self.frame_index = 0
         self.selection: list[int] = []
         self.display = DisplaySettings()
@@ -132,7 +130,6 @@ class StudioController(QObject):
             self.video.close()
         self.video, self.annotation, self.project = video, annotation, project
         self.annotation.listeners.append(self._on_annotation_change)
-        self.ground_truth = None
         self.diagnostics = []
         self._dirty = False
         self.undo_stack.clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPicture
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
@@ -73,8 +73,6 @@ class OutlineItem(pg.GraphicsObject):
 
 class TimelineWidget(QWidget):
     """pyqtgraph plot: x = frame, y = lane (tracks by first appearance)."""
-
-    track_clicked = Signal(int)
 
     def __init__(self, controller: StudioController, parent: QWidget | None = None):
         super().__init__(parent)
@@ -161,4 +159,3 @@ class TimelineWidget(QWidget):
         row = round(lane)
         if 0 <= row < len(self.lanes) and abs(lane - row) <= LANE_HEIGHT / 2:
             self._controller.select(self.lanes[row], add=add)
-            self.track_clicked.emit(self.lanes[row])

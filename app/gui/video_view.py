@@ -14,9 +14,6 @@ from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPixmapItem, QGraphi
 from app.core.colors import boundary_mask, overlay, track_color
 from app.gui.controller import StudioController
 
-TOOLS = ("select", "brush", "eraser", "fill")
-
-
 def to_qimage(rgb: np.ndarray) -> QImage:
     """Deep-copied QImage of an (H, W, 3) uint8 RGB array."""
     rgb = np.ascontiguousarray(rgb)
@@ -137,6 +134,7 @@ class VideoView(QGraphicsView):
 
     # ------------------------------------------------------------ mouse tools
     def set_tool(self, tool: str) -> None:
+        """"select" (click selects, drag pans) or a paint tool of app.core.edits.PAINT_TOOLS."""
         self.tool = tool
         painting = tool in ("brush", "eraser")
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag if tool == "select" else QGraphicsView.DragMode.NoDrag)
