@@ -136,6 +136,7 @@ def test_timeline_lanes_click_and_object_list_search(window, video_path, qtbot):
     window.open_path(video_path)
     mapping = load_scripted(window)
     window._refresh_panels()
+    assert window.stability.summary.text().startswith("3 tracks, 3.0 objects/frame")
     timeline = window.timeline
     assert sorted(timeline.lanes) == sorted(mapping.values())
     lane = timeline.lanes.index(mapping[6])

@@ -41,12 +41,15 @@ class StabilityPanel(QWidget):
         annotation = self._controller.annotation
         if annotation is None:
             return
-        counts = np.array([len(annotation.frame_track_ids(i)) for i in range(annotation.num_frames)])
+        presence = [annotation.presence(t) for t in annotation.tracks]  # cached per track: no per-frame work
+        counts = np.zeros(annotation.num_frames, np.int64)
+        for frames in presence:
+            counts[frames] += 1
         self.objects.clear()
         self.objects.addItem(self.cursor)
         self.objects.plot(np.arange(len(counts)), counts, pen=pg.mkPen((120, 220, 160), width=2))
         self.objects.setXRange(0, max(1, annotation.num_frames - 1))
-        lengths = np.array([len(annotation.track_frames(t)) for t in annotation.tracks], dtype=float)
+        lengths = np.array([len(frames) for frames in presence], dtype=float)
         self.lengths.clear()
         if len(lengths):
             hist, edges = np.histogram(lengths, bins=min(30, max(1, len(np.unique(lengths)))))

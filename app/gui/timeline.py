@@ -23,20 +23,28 @@ KIND_COLORS = {"id_switch": (255, 80, 80), "fragment": (255, 190, 60), "class_fl
                "area_jump": (200, 120, 255), "short_track": (180, 180, 180)}
 
 
-def presence_image(rows: list[tuple[np.ndarray, tuple[int, int, int]]], num_frames: int) -> tuple[np.ndarray, int]:
-    """RGBA image (lanes * sub, frames, 4): lane i is opaque in its colour on the frames where it is present.
+MAX_IMAGE_COLUMNS = 16384  # longer videos: one image column covers several frames (present in any of them)
+MAX_IMAGE_BYTES = 64 * 2**20
 
-    Each lane takes `sub` image rows, the last one left transparent as a gap between lanes (dropped
-    when the image would get big: then lanes touch). Built with numpy, so thousands of frames x
+
+def presence_image(rows: list[tuple[np.ndarray, tuple[int, int, int]]], num_frames: int) -> tuple[np.ndarray, int, int]:
+    """(RGBA image (lanes * sub, columns, 4), sub, frames per column): lane i is opaque in its colour
+    where the track is present.
+
+    Each lane takes `sub` image rows, the last one left transparent as a gap between lanes (a single
+    row when the image would get big: then lanes touch). Built with numpy, so thousands of frames x
     hundreds of tracks take milliseconds, and the timeline is one image item however many spans.
     """
-    sub = 4 if len(rows) * num_frames <= 4_000_000 else 1
-    image = np.zeros((max(1, len(rows)) * sub, max(1, num_frames), 4), np.uint8)
+    frames_per_column = -(-max(1, num_frames) // MAX_IMAGE_COLUMNS)
+    columns = -(-max(1, num_frames) // frames_per_column)
+    sub = 4 if len(rows) * columns * 16 <= MAX_IMAGE_BYTES else 1
+    image = np.zeros((max(1, len(rows)) * sub, columns, 4), np.uint8)
     for lane, (frames, color) in enumerate(rows):
         band = image[lane * sub : lane * sub + max(1, sub - 1)]
-        band[:, frames, :3] = color
-        band[:, frames, 3] = 255
-    return image, sub
+        present = np.asarray(frames) // frames_per_column
+        band[:, present, :3] = color
+        band[:, present, 3] = 255
+    return image, sub, frames_per_column
 
 
 class OutlineItem(pg.GraphicsObject):
@@ -110,10 +118,10 @@ class TimelineWidget(QWidget):
         self.lanes = sorted(present, key=lambda t: (int(present[t][0]), t))
         lane_of = {t: lane for lane, t in enumerate(self.lanes)}
         frames = annotation.num_frames
-        image, sub = presence_image([(present[t], track_color(t)) for t in self.lanes], frames)
+        image, sub, per_column = presence_image([(present[t], track_color(t)) for t in self.lanes], frames)
         self.spans.setImage(image, autoLevels=False)
         top = -LANE_HEIGHT / 2 if sub > 1 else -0.5  # lane i's coloured rows cover i ± LANE_HEIGHT / 2
-        self.spans.setRect(QRectF(-0.5, top, frames, image.shape[0] / sub))
+        self.spans.setRect(QRectF(-0.5, top, image.shape[1] * per_column, image.shape[0] / sub))
         selected = [t for t in self._controller.selection if t in lane_of]
         self.outline.set_spans([(lane_of[t], a, b) for t in selected for a, b in annotation.track_spans(t)])
         self._set_markers(lane_of)
