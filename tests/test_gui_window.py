@@ -140,6 +140,8 @@ def test_timeline_lanes_click_and_object_list_search(window, video_path, qtbot):
     timeline = window.timeline
     assert sorted(timeline.lanes) == sorted(mapping.values())
     lane = timeline.lanes.index(mapping[6])
+    assert timeline.lane_text(lane - 0.2) == f"track {mapping[6]} · car · {FRAMES} frames"
+    assert timeline.lane_text(lane + 0.5) == ""
     timeline.click_at(7.2, lane + 0.1)
     assert window.controller.frame_index == 7
     assert window.controller.selection == [mapping[6]]
@@ -252,3 +254,18 @@ def test_swap_fill_erase_and_delete_everywhere(window, video_path, qtbot, errors
         window.actions["undo"].trigger()
     assert annotation.track_map(4)[40, 70] == car and annotation.track_map(4)[30, 2] == 0
     assert not errors
+
+
+def test_relabel_from_the_current_frame_and_hover_text(window, video_path, qtbot):
+    window.open_path(video_path)
+    mapping = load_scripted(window)
+    person = mapping[5]
+    annotation = window.controller.annotation
+    window.controller.seek(8)
+    window.controller.select(person)
+    window.controller.relabel_selected(CAR, from_current_frame=True)
+    assert annotation.tracks[person].category_id == PERSON and annotation.track_frames(person) == list(range(8))
+    new = annotation.track_map(8)[40, 4 + 3 * 8 + 1]
+    assert annotation.tracks[new].category_id == CAR
+    qtbot.mouseMove(window.view.viewport(), window.view.scene_point(70, 40))
+    assert window.hover_label.text() == f"(70, 40)  track {mapping[6]}: car"

@@ -262,10 +262,13 @@ class StudioController(QObject):
         where = "" if start == 0 and stop is None else f" in frames {start}-{(stop or self.num_frames) - 1}"
         self.edit_group([edits.DeleteTrack(t, start, stop) for t in ids], f"Delete {', '.join(map(str, ids))}{where}")
 
-    def relabel_selected(self, category_id: int) -> None:
+    def relabel_selected(self, category_id: int, from_current_frame: bool = False) -> None:
+        """Relabel the selected track, or only its part from the current frame on (a new track)."""
         track_id = self._need(1, "Relabel")[0]
         name = self.categories[category_id].name
-        self.edit(edits.RelabelTrack(track_id, category_id), f"Relabel {track_id} as {name}")
+        start = self.frame_index if from_current_frame else 0
+        where = f" from frame {start}" if from_current_frame else ""
+        self.edit(edits.RelabelTrack(track_id, category_id, start), f"Relabel {track_id} as {name}{where}")
 
     def toggle_locked(self) -> None:
         ids = self._need(1, "Lock")
@@ -288,6 +291,17 @@ class StudioController(QObject):
         track_id = 0 if tool == "eraser" else self._need(1, tool.capitalize())[0]
         op = edits.Paint(self.frame_index, track_id, tool, [[int(x), int(y)] for x, y in points], int(radius))
         self.edit(op, f"{tool.capitalize()} {track_id or ''} on frame {self.frame_index}".replace("  ", " "))
+
+    def describe_pixel(self, x: int, y: int) -> str:
+        """Status-bar text for the pixel under the mouse: position and the track there."""
+        if self.annotation is None:
+            return ""
+        track_id = self.annotation.track_at(self.frame_index, x, y)
+        if track_id is None:
+            return f"({x}, {y})"
+        track = self.annotation.tracks[track_id]
+        category = self.categories[track.category_id].name if track.category_id in self.categories else track.category_id
+        return f"({x}, {y})  track {track_id}: {category}{' (locked)' if track.locked else ''}"
 
     def toggle_hidden_selected(self) -> None:
         ids = self._need(1, "Hide")

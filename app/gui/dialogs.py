@@ -7,6 +7,7 @@ from pathlib import Path
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -103,9 +104,12 @@ class RunDialog(QDialog):
 class CategoryDialog(QDialog):
     """Searchable list of the categories, for relabelling a track."""
 
-    def __init__(self, categories: CategoryTable, current: int | None = None, parent: QWidget | None = None):
+    def __init__(self, categories: CategoryTable, current: int | None = None, parent: QWidget | None = None,
+                 from_frame: int | None = None):
         super().__init__(parent)
         self.setWindowTitle("Relabel class")
+        self.from_frame = QCheckBox(f"Only from frame {from_frame} on (that part becomes a new track)")
+        self.from_frame.setVisible(from_frame is not None)
         self.search = QLineEdit(placeholderText="Type to search the categories…")
         self.list = QListWidget()
         for category in categories:
@@ -120,8 +124,9 @@ class CategoryDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.search)
         layout.addWidget(self.list)
+        layout.addWidget(self.from_frame)
         layout.addWidget(_buttons(self))
-        self.resize(360, 480)
+        self.resize(380, 500)
 
     def _filter(self, text: str) -> None:
         text = text.lower()

@@ -96,6 +96,7 @@ class MainWindow(QMainWindow):
         c.display_changed.connect(self.view.redraw)
         c.selection_changed.connect(self._update_actions)
         c.selection_changed.connect(self.view.redraw)
+        self.view.hovered.connect(lambda x, y: self.hover_label.setText(self.controller.describe_pixel(x, y)))
         self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action(
             "Paint", lambda: self.controller.paint(tool, points, radius)))
         self.runner.frame_ready.connect(self._on_frame_result)
@@ -156,7 +157,9 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         self.status_label = QLabel("Open a video, an image folder, a VIPSeg dataset or a project (or drop one here).")
         self.progress = QProgressBar(maximumWidth=260, visible=False)
+        self.hover_label = QLabel()
         self.statusBar().addWidget(self.status_label, 1)
+        self.statusBar().addPermanentWidget(self.hover_label)
         self.statusBar().addPermanentWidget(self.progress)
 
     def _action(self, name: str, text: str, slot: Callable[[], object] | None, shortcut=None, checkable=False,
@@ -585,9 +588,9 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.selected is None:
             raise UserActionError("Select a track first (click its mask or its row in the object list).")
-        dialog = CategoryDialog(c.categories, c.annotation.tracks[c.selected].category_id, self)
+        dialog = CategoryDialog(c.categories, c.annotation.tracks[c.selected].category_id, self, from_frame=c.frame_index)
         if dialog.exec() and dialog.category_id() is not None:
-            c.relabel_selected(dialog.category_id())
+            c.relabel_selected(dialog.category_id(), dialog.from_frame.isChecked())
 
     def new_track_dialog(self) -> None:
         if self.controller.annotation is None:

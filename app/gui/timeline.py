@@ -102,6 +102,7 @@ class TimelineWidget(QWidget):
         self.plot.addItem(self.cursor)
         self.cursor.sigPositionChanged.connect(self._on_cursor_dragged)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
+        self.plot.scene().sigMouseMoved.connect(self._on_hover)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
@@ -160,6 +161,23 @@ class TimelineWidget(QWidget):
             return
         point: QPointF = self.plot.getViewBox().mapSceneToView(event.scenePos())
         self.click_at(point.x(), point.y(), add=bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier))
+
+    def lane_text(self, lane: float) -> str:
+        """'track 5 · ball · 30 frames' for the lane at view y `lane` ('' between lanes)."""
+        row = round(lane)
+        annotation = self._controller.annotation
+        if annotation is None or not 0 <= row < len(self.lanes) or abs(lane - row) > LANE_HEIGHT / 2:
+            return ""
+        track = annotation.tracks.get(self.lanes[row])
+        if track is None:
+            return ""
+        categories = self._controller.categories
+        name = categories[track.category_id].name if track.category_id in categories else str(track.category_id)
+        return f"track {track.id} · {name} · {len(annotation.presence(track.id))} frames"
+
+    def _on_hover(self, scene_pos) -> None:
+        point = self.plot.getViewBox().mapSceneToView(scene_pos)
+        self.plot.setToolTip(self.lane_text(point.y()))
 
     def click_at(self, frame: float, lane: float, add: bool = False) -> None:
         """Seek to `frame` and select the track on `lane` (if any)."""

@@ -42,6 +42,7 @@ class VideoView(QGraphicsView):
     """Shows `controller`'s current frame; emits `paint_stroke` for brush / eraser / fill tools."""
 
     paint_stroke = Signal(str, object, int)  # tool, list of (x, y) image points, radius
+    hovered = Signal(int, int)  # image pixel under the mouse
 
     def __init__(self, controller: StudioController, parent=None):
         super().__init__(parent)
@@ -51,6 +52,7 @@ class VideoView(QGraphicsView):
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
+        self.setMouseTracking(True)  # hover shows the track under the mouse
         self.setAcceptDrops(False)  # the main window takes dropped files
         self.pixmap_item = QGraphicsPixmapItem()
         self.scene().addItem(self.pixmap_item)
@@ -168,6 +170,9 @@ class VideoView(QGraphicsView):
         self._brush_cursor.setRect(x - r, y - r, 2 * r, 2 * r)
         if self._stroke:
             self._stroke.append((x, y))
+        video = self._controller.video
+        if video is not None and 0 <= x < video.width and 0 <= y < video.height:
+            self.hovered.emit(x, y)
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event) -> None:
