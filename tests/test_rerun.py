@@ -73,3 +73,14 @@ def test_rerun_new_object_and_stuff_reuse():
     assert again.mapping[8] == merger.mapping[1]  # one track per stuff category
     assert ann.tracks[again.mapping[9]].category_id == CAR
     assert again.mapping[9] not in merger.mapping.values()
+
+
+def test_finish_drops_model_tracks_left_empty():
+    ann = annotation()
+    first = ResultMerger(ann)
+    first.add(result(0, [(1, PERSON, 2, 10), (2, CAR, 20, 30)]))
+    car = first.mapping[2]
+    second = ResultMerger(ann)
+    second.add(result(0, [(5, PERSON, 2, 10)]))  # the car is gone from the only frame it had
+    assert second.finish() == [car]
+    assert car not in ann.tracks and len(ann.tracks) == 1

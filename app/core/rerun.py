@@ -65,6 +65,18 @@ class ResultMerger:
         merged = np.where(keep, old, new).astype(np.int32)
         self.annotation.set_frame(index, merged)
 
+    def finish(self) -> list[int]:
+        """Drop model tracks the run left without any frame (replaced in the re-run range); returns their ids.
+
+        Locked and user-made tracks stay even when empty.
+        """
+        annotation = self.annotation
+        empty = [t.id for t in annotation.tracks.values()
+                 if not t.locked and t.provenance == "model" and len(annotation.presence(t.id)) == 0]
+        if empty:
+            annotation.put_tracks(remove=empty)
+        return empty
+
     def _map_new_ids(self, result: FrameResult, old: np.ndarray) -> None:
         """Decide, for model ids first seen in this frame, which annotation track they are."""
         tracks = self.annotation.tracks

@@ -537,6 +537,7 @@ class MainWindow(QMainWindow):
     def _on_inference_finished(self, outcome: str) -> None:
         cancelled = outcome == CANCELLED
         self.status_label.setText("Cancelled; the finished frames are kept." if cancelled else "Inference finished.")
+        self._run_action("Inference result", self.merger.finish)
         self.merger = None
         self._demo_run = False
         if self.controller.project is not None:
