@@ -38,16 +38,18 @@ class ExportRequest:
 Job = Callable[[Callable[[int, int], None], Callable[[], bool]], object]  # job(progress, cancel) -> result
 
 
+class OpenError(StudioError):
+    """A path given to open does not exist."""
+
+
 def kind_of(path: Path) -> str:
     """'project', 'vipseg' or 'video' (a video file or an image folder)."""
-    from app.core.vipseg import DatasetLayout
-
     if not path.exists():
-        raise StudioError(f"{path} does not exist; check the path (or pick the file again from File → Open).")
+        raise OpenError(f"{path} does not exist; check the path (or pick the file again from File → Open).")
     if path.is_dir():
         if _is_project(path):
             return "project"
-        if any(DatasetLayout(path).root.glob("panoptic_gt_VIPSeg*.json")):
+        if any(path.glob("panoptic_gt_VIPSeg*.json")):
             return "vipseg"
     return "video"
 
@@ -58,14 +60,14 @@ def _is_project(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
-def vipseg_videos(root: Path) -> list[tuple[str, object]]:
-    """(video id, DatasetVideo) of every video in a VIPSeg dataset root."""
+def vipseg_video_ids(root: Path) -> list[str]:
+    """Ids of the videos of a VIPSeg dataset root."""
     from app.core.vipseg import DatasetError, read_ground_truth
 
     _, videos = read_ground_truth(root)
     if not videos:
         raise DatasetError(f"{root} holds no videos; a VIPSeg root has panoptic_gt_VIPSeg_<split>.json listing them.")
-    return [(video.video_id, video) for video in videos]
+    return [video.video_id for video in videos]
 
 
 def evaluation_job(annotation, root: Path, video_id: str) -> Job:

@@ -350,8 +350,7 @@ class MainWindow(QMainWindow):
         return Path(path) if path else None
 
     def _open_vipseg(self, root: Path) -> None:
-        videos = documents.vipseg_videos(root)
-        names = [name for name, _ in videos]
+        names = documents.vipseg_video_ids(root)
         name = names[0]
         if len(names) > 1:
             name, ok = QInputDialog.getItem(self, "Open VIPSeg video", f"{len(names)} videos in {root.name}:", names, 0, False)
@@ -566,7 +565,7 @@ class MainWindow(QMainWindow):
         root = QFileDialog.getExistingDirectory(self, "Ground truth: VIPSeg dataset root", self._last_dir())
         if not root:
             return
-        names = [name for name, _ in documents.vipseg_videos(Path(root))]
+        names = documents.vipseg_video_ids(Path(root))
         name = names[0]
         if len(names) > 1:
             name, ok = QInputDialog.getItem(self, "Ground-truth video", "Compare with:", names, 0, False)
