@@ -37,14 +37,17 @@ class RunRequest:
     torch_threads: int | None = None
 
 
-_model_cache: dict[str, object] = {}  # model source -> model; touched only by worker threads (one at a time)
+_model_cache: dict[tuple, object] = {}  # (source, file mtime) -> model; used by one worker thread at a time
 
 
 def load_model(source: str):
     """Build or load the model for `source` (cached, so re-runs start at once). Runs in the worker."""
-    if source in _model_cache:
-        return _model_cache[source]
     import dvis_models
+
+    path = None if source == BUNDLED or source.startswith(PRESET_PREFIX) else Path(source)
+    key = (source, path.stat().st_mtime if path is not None and path.exists() else None)
+    if key in _model_cache:
+        return _model_cache[key]
 
     if source == BUNDLED:
         from dvis_models.presets import BUNDLED_CHECKPOINT
@@ -53,9 +56,9 @@ def load_model(source: str):
     elif source.startswith(PRESET_PREFIX):
         model = dvis_models.build_model(source[len(PRESET_PREFIX):])
     else:
-        model = dvis_models.load_checkpoint(Path(source))
+        model = dvis_models.load_checkpoint(path)
     _model_cache.clear()
-    _model_cache[source] = model
+    _model_cache[key] = model
     return model
 
 

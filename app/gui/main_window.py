@@ -659,8 +659,9 @@ class MainWindow(QMainWindow):
         self.timeline.fit()
         self._update_title()
         self._update_actions()
+        hint = "" if c.annotation.tracks else " — Model → Run DVIS (Ctrl+R) to segment and track it"
         self.status_label.setText(f"{Path(c.video.path).name}: {c.num_frames} frames, {c.video.width}x{c.video.height}, "
-                                  f"{c.video.fps:.2f} fps")
+                                  f"{c.video.fps:.2f} fps{hint}")
 
     def _on_frame_changed(self, index: int) -> None:
         for widget in (self.slider, self.frame_spin):
