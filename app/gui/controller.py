@@ -109,8 +109,8 @@ class StudioController(QObject):
 
     def autosave(self) -> bool:
         """Save the project if anything changed (crash-safe generations, so this is the recovery point)."""
-        if self.project is None or self.busy is not None or not self.project.autosave():
-            return False  # while a worker reads the annotation, the next tick saves
+        if self.project is None or not self.project.autosave():
+            return False
         self._dirty = False
         return True
 

@@ -433,7 +433,9 @@ class MainWindow(QMainWindow):
             self.status_label.setText(f"Saved {saved}")
 
     def autosave(self) -> None:
-        """Autosave timer: quietly save edits to the project's recovery file."""
+        """Autosave timer: save changes into the project (crash-safe), except while an export reads the annotation."""
+        if self.tasks.running:
+            return  # the next tick saves
         if self._run_action("Autosave", self.controller.autosave):
             self._update_title()
             self.status_label.setText(f"Autosaved {self.controller.project.folder}")
