@@ -206,6 +206,8 @@ def test_relabel_and_run_dialogs(window, video_path):
     dialog = CategoryDialog(window.controller.categories, None, window)
     dialog.search.setText("umbrel")
     assert window.controller.categories[dialog.category_id()].name == "parasol_or_umbrella"
+    dialog.search.setText("pe")  # "pipeline" contains it, "person" starts with it
+    assert window.controller.categories[dialog.category_id()].name == "person"
     run = RunDialog(video_path, FRAMES, 3, window)
     run.start.setValue(3)
     run.stop.setValue(9)

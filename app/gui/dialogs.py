@@ -54,6 +54,8 @@ class RunDialog(QDialog):
         for preset in PRESETS:
             self.model.addItem(f"Preset {preset} (untrained weights, for testing)", PRESET_PREFIX + preset)
         self.checkpoint = QLineEdit(placeholderText="official DVIS .pth or our checkpoint")
+        self.model.currentIndexChanged.connect(lambda: self.checkpoint.setEnabled(self.model.currentData() == "checkpoint"))
+        self.checkpoint.setEnabled(False)
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
         checkpoint_row = QHBoxLayout()
@@ -129,16 +131,18 @@ class CategoryDialog(QDialog):
         self.resize(380, 500)
 
     def _filter(self, text: str) -> None:
-        text = text.lower()
-        first = None
+        """Show categories containing `text`; the current one is the first whose name starts with it."""
+        text = text.strip().lower()
+        shown = []
         for row in range(self.list.count()):
             item = self.list.item(row)
-            hidden = text not in item.text().lower()
-            item.setHidden(hidden)
-            if not hidden and first is None:
-                first = item
-        if first is not None:
-            self.list.setCurrentItem(first)
+            item.setHidden(text not in item.text().lower())
+            if not item.isHidden():
+                shown.append(item)
+        names = [item.text().split()[1].lower() for item in shown]
+        best = next((item for item, name in zip(shown, names) if name.startswith(text)), shown[0] if shown else None)
+        if best is not None:
+            self.list.setCurrentItem(best)
 
     def category_id(self) -> int | None:
         item = self.list.currentItem()
