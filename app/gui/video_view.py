@@ -65,6 +65,7 @@ class VideoView(QGraphicsView):
         self.tool = "select"
         self.brush_radius = 8
         self._stroke: list[tuple[int, int]] = []
+        self._pan_from = None  # QPointF while panning with the middle button
         self._fitted = False
         self.last_rendered: np.ndarray | None = None
 
@@ -148,6 +149,9 @@ class VideoView(QGraphicsView):
         return int(scene.x()), int(scene.y())
 
     def mousePressEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.MiddleButton:  # middle drag pans with every tool
+            self._pan_from = event.position()
+            return
         if event.button() != Qt.MouseButton.LeftButton or self._controller.video is None:
             super().mousePressEvent(event)
             return
@@ -165,6 +169,12 @@ class VideoView(QGraphicsView):
             self._stroke = [(x, y)]
 
     def mouseMoveEvent(self, event) -> None:
+        if self._pan_from is not None:
+            delta = event.position() - self._pan_from
+            self._pan_from = event.position()
+            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - round(delta.x()))
+            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(delta.y()))
+            return
         x, y = self.image_point(event.position().toPoint())
         r = self.brush_radius
         self._brush_cursor.setRect(x - r, y - r, 2 * r, 2 * r)
@@ -176,6 +186,9 @@ class VideoView(QGraphicsView):
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event) -> None:
+        if event.button() == Qt.MouseButton.MiddleButton:
+            self._pan_from = None
+            return
         if self._stroke and event.button() == Qt.MouseButton.LeftButton:
             stroke, self._stroke = self._stroke, []
             self.paint_stroke.emit(self.tool, stroke, self.brush_radius)
