@@ -234,6 +234,7 @@ class MainWindow(QMainWindow):
         a("prev_edge", "Previous Span Edge of Selected Track", lambda: c.jump_edge(-1), "Alt+Left")
         a("first", "First Frame", lambda: c.seek(0), "Home")
         a("last", "Last Frame", lambda: c.seek(c.num_frames - 1), "End")
+        a("goto", "&Go to Frame…", lambda: (self.frame_spin.setFocus(), self.frame_spin.selectAll()), "Ctrl+G")
 
         a("run", "&Run DVIS…", self.run_dialog, "Ctrl+R")
         a("pause", "&Pause Inference", self.toggle_pause, "Ctrl+P", checkable=True)
@@ -264,7 +265,7 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         for dock in (self.objects_dock, self.stability_dock, self.timeline_dock):
             view_menu.addAction(dock.toggleViewAction())
-        self._add(bar.addMenu("&Playback"), "play | next prev next10 prev10 next_edge prev_edge first last")
+        self._add(bar.addMenu("&Playback"), "play | next prev next10 prev10 next_edge prev_edge first last goto")
         self._add(bar.addMenu("&Model"), "run pause cancel")
         self._add(bar.addMenu("&Analyze"), "diagnose evaluate")
         self._add(bar.addMenu("&Help"), "shortcuts about")
