@@ -8,6 +8,7 @@ import pytest
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
+from app.gui.object_list import COLUMNS
 from tests.gui_helpers import CAR, FRAMES, PERSON, SIZE, errors, load_scripted, video_path, window  # noqa: F401
 
 
@@ -271,3 +272,19 @@ def test_relabel_from_the_current_frame_and_hover_text(window, video_path, qtbot
     assert annotation.tracks[new].category_id == CAR
     qtbot.mouseMove(window.view.viewport(), window.view.scene_point(70, 40))
     assert window.hover_label.text() == f"(70, 40)  track {mapping[6]}: car"
+
+
+def test_object_list_check_boxes_lock_and_hide(window, video_path):
+    window.open_path(video_path)
+    mapping = load_scripted(window)
+    window._refresh_panels()
+    model = window.objects.model
+    row = model.row_of(mapping[5])
+    locked = model.index(row, COLUMNS.index("Locked"))
+    shown = model.index(row, COLUMNS.index("Shown"))
+    assert model.setData(locked, Qt.CheckState.Checked.value, Qt.ItemDataRole.CheckStateRole)
+    assert window.controller.annotation.tracks[mapping[5]].locked
+    assert model.setData(shown, Qt.CheckState.Unchecked.value, Qt.ItemDataRole.CheckStateRole)
+    assert mapping[5] in window.controller.display.hidden
+    window.actions["undo"].trigger()
+    assert not window.controller.annotation.tracks[mapping[5]].locked
