@@ -88,6 +88,8 @@ def _print_progress(video_id: str, done: int, total: int | None) -> None:
 def _infer(args: argparse.Namespace) -> int:
     import shutil
 
+    import torch
+
     from app.core import atomic
     from app.core.categories import CategoryTable
     from app.core.errors import StudioError as _StudioError
@@ -113,7 +115,10 @@ def _infer(args: argparse.Namespace) -> int:
         checkpoint = args.checkpoint or BUNDLED_CHECKPOINT
         model = load_checkpoint(checkpoint)
         offline = True if args.offline else False if args.online else None
-        segmenter = VideoSegmenter(model, device=args.device, offline=offline)
+        device = args.device
+        if device is None and torch.cuda.is_available():
+            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # one GPU per torchrun process
+        segmenter = VideoSegmenter(model, device=device, offline=offline)
         categories = CategoryTable.from_json(model.config.categories, source=str(checkpoint))
         print(f"model {model.config.name} ({'offline' if segmenter.offline else 'online'}) on {segmenter.device}")
     for number, (video_id, path) in enumerate(todo, 1):

@@ -1,0 +1,120 @@
+"""`dvis` end to end with the bundled model: infer on real encoded videos, eval, export, user errors."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from app.cli import evaluate_model, main
+from app.core.categories import vipseg_categories
+from dvis_models.data.synthetic import generate_dataset
+from dvis_models.presets import BUNDLED_CHECKPOINT
+from videos import make_video
+
+# Measured VPQ of the bundled model on this one held-out clip is in the README; the bar sits a bit below it.
+HELD_OUT_VPQ_MIN = {"online": 0.40, "offline": 0.37}  # measured 0.478 / 0.443
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def held_out(tmp_path_factory):
+    """One synthetic video the bundled model never saw: the generator's 'val' split (train used 'train')."""
+    root = tmp_path_factory.mktemp("heldout")
+    generate_dataset(root, num_videos=1, num_frames=8, size=(128, 160), seed=7, split="val")
+    return root
+
+
+def test_infer_writes_a_vipseg_folder_that_eval_reads(tmp_path, capsys):
+    video = make_video(tmp_path / "street.mp4", num_frames=8, size=(160, 128))
+    out = tmp_path / "out"
+    code, stdout, _ = run(capsys, "infer", video, "--out", out, "--online")
+    assert code == 0, stdout
+    data = json.loads((out / "panoptic_gt_VIPSeg_val.json").read_text())
+    assert [v["video_id"] for v in data["videos"]] == ["street"]
+    assert len(data["annotations"][0]["annotations"]) == 8
+    assert len(list((out / "panomasksRGB" / "street").glob("*.png"))) == 8
+    assert len(list((out / "images" / "street").glob("*.jpg"))) == 8
+    code, stdout, _ = run(capsys, "eval", out, out)  # a prediction scored against itself
+    assert code == 0 and "STQ" in stdout
+
+
+def test_infer_shards_by_rank_and_resumes(tmp_path, capsys, monkeypatch):
+    videos = [make_video(tmp_path / f"clip{i}.mp4", num_frames=4, size=(96, 64)) for i in range(2)]
+    out = tmp_path / "out"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    code, stdout, _ = run(capsys, "infer", *videos, "--out", out, "--format", "pred")
+    assert code == 0 and "clip1.mp4" in stdout and "clip0.mp4" not in stdout
+    assert not (out / "pred.json").exists()  # rank 0 has not finished yet
+    monkeypatch.setenv("RANK", "0")
+    code, stdout, _ = run(capsys, "infer", *videos, "--out", out, "--format", "pred")
+    assert code == 0 and "clip0.mp4" in stdout
+    predicted = json.loads((out / "pred.json").read_text())
+    assert sorted(v["video_id"] for v in predicted["annotations"]) == ["clip0", "clip1"]
+    monkeypatch.delenv("WORLD_SIZE")
+    monkeypatch.delenv("RANK")
+    code, stdout, _ = run(capsys, "infer", *videos, "--out", out, "--format", "pred")
+    assert code == 0 and "skipping 2 video(s)" in stdout
+
+
+def test_bundled_model_vpq_on_held_out_clip(held_out, tmp_path, capsys):
+    """Through the CLI (image folder in, pred.json out, dvis eval) and through evaluate_model, both modes."""
+    pred = tmp_path / "pred"
+    frames = held_out / "images" / "syn_val_0000"
+    code, _, _ = run(capsys, "infer", frames, "--out", pred, "--format", "pred", "--offline")
+    assert code == 0
+    code, stdout, _ = run(capsys, "eval", pred, held_out, "--split", "val")
+    assert code == 0
+    vpq_cli = float(re.search(r"^\s*mean\s+([\d.]+)", stdout, re.MULTILINE).group(1)) / 100
+    from dvis_models import load_checkpoint
+
+    model = load_checkpoint(BUNDLED_CHECKPOINT)
+    for mode, offline in (("online", False), ("offline", True)):
+        evaluation = evaluate_model(model, held_out, "val", offline=offline)
+        assert evaluation.vpq.all >= HELD_OUT_VPQ_MIN[mode], (mode, evaluation.vpq.all)
+        if offline:
+            assert evaluation.vpq.all == pytest.approx(vpq_cli, abs=1e-4)
+
+
+def test_export_project_masks_and_vipseg(tmp_path, capsys):
+    from app.core.annotation import Annotation
+    from app.core.project import Project
+
+    video = make_video(tmp_path / "walk.mp4", num_frames=4, size=(64, 48))
+    annotation = Annotation(4, 48, 64, vipseg_categories())
+    person = annotation.add_track(vipseg_categories().by_name("person").id)
+    for index in range(4):
+        track_map = np.zeros((48, 64), np.int32)
+        track_map[10:30, 5 + 5 * index : 25 + 5 * index] = person.id
+        annotation.set_frame(index, track_map)
+    project = Project.create(tmp_path / "project", video, annotation=annotation)
+    project.save()
+    project.close()
+    code, stdout, _ = run(capsys, "export", tmp_path / "project", "--out", tmp_path / "masks", "--format", "masks",
+                          "--frames", "1-2")
+    assert code == 0, stdout
+    written = sorted((tmp_path / "masks" / f"track_{person.id:04d}").glob("*.png"))
+    assert [p.name for p in written] == ["00000001.png", "00000002.png"]
+    code, _, _ = run(capsys, "export", tmp_path / "project", "--out", tmp_path / "dataset")
+    assert code == 0
+    gt = json.loads((tmp_path / "dataset" / "panoptic_gt_VIPSeg_train.json").read_text())
+    assert len(gt["annotations"][0]["annotations"]) == 4
+
+
+def test_user_errors_print_a_message_and_exit_1(tmp_path, capsys):
+    code, _, err = run(capsys, "infer", tmp_path / "missing.mp4", "--out", tmp_path / "out")
+    assert code == 1 and err.startswith("error:") and "missing.mp4" in err
+    code, _, err = run(capsys, "train", "tracker", "--data", tmp_path, "--out", tmp_path / "run")
+    assert code == 1 and "--init" in err
+    code, _, err = run(capsys, "infer", tmp_path / "x.mp4", "--out", tmp_path / "o", "--checkpoint", tmp_path / "no.pth")
+    assert code == 1 and "error:" in err
+    code, _, err = run(capsys, "eval", tmp_path / "nothing", tmp_path / "nothing")
+    assert code == 1 and err.startswith("error:")
