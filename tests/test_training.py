@@ -317,3 +317,36 @@ def test_two_process_ddp_training_keeps_ranks_identical(tiny_data, tmp_path):
     assert any(not torch.equal(rank0[k], initial[k]) for k in rank0)
     state = torch.load(out / "last.pth", weights_only=True)
     assert state["iteration"] == 3 and len(state["rng"]) == 2  # every rank's RNG state is kept
+
+
+def _options(tmp_path, stage: str, init) -> "TrainOptions":
+    from dvis_models.training.launch import TrainOptions
+
+    return TrainOptions(stage=stage, data=tmp_path, out=tmp_path / "run", init=init)
+
+
+def test_refiner_stage_adds_a_refiner_to_an_online_model(tmp_path):
+    from dvis_models.checkpoint import save_checkpoint
+    from dvis_models.training.launch import build_initial_model
+
+    online = build_model(replace(tiny_config(), refiner_layers=0))
+    save_checkpoint(online, tmp_path / "online.pth")
+    model = build_initial_model(_options(tmp_path, "refiner", tmp_path / "online.pth"))
+    assert model.refiner is not None and model.config.refiner_layers == online.config.tracker_layers
+    for key, value in online.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value), key  # segmenter and tracker come from the file
+
+
+def test_stage_refuses_an_init_file_without_the_parts_it_freezes(tmp_path):
+    from dvis_models.checkpoint import FORMAT, FORMAT_VERSION
+    from dvis_models.errors import CheckpointError
+    from dvis_models.training.launch import build_initial_model
+
+    model = build_model(tiny_config())
+    tracker_only = {k: v for k, v in model.state_dict().items() if k.startswith("tracker.")}
+    torch.save({"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_dict(),
+                "state_dict": tracker_only}, tmp_path / "partial.pth")
+    with pytest.raises(CheckpointError, match="sem_seg_head|backbone"):
+        build_initial_model(_options(tmp_path, "refiner", tmp_path / "partial.pth"))
+    with pytest.raises(CheckpointError, match="--init"):
+        build_initial_model(_options(tmp_path, "tracker", None))

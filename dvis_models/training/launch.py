@@ -18,7 +18,7 @@ from dvis_models.data.transforms import OFFICIAL_MAX_SIZE, OFFICIAL_SHORT_EDGES,
 from dvis_models.data.vipseg_reader import VIPSegClipDataset
 from dvis_models.errors import CheckpointError
 from dvis_models.model import DVISModel, ModelConfig
-from dvis_models.presets import build_model
+from dvis_models.presets import build_model, preset_config
 from dvis_models.training import distributed
 from dvis_models.training.checkpointing import TrainingStateError
 from dvis_models.training.data import DatasetClips
@@ -69,9 +69,12 @@ def build_initial_model(options: TrainOptions) -> DVISModel:
         return model
     state_dict, config = read_checkpoint(options.init)
     if preset:
-        model = build_model(preset)
-    else:
-        model = build_model(config or _official_config(state_dict, options))
+        config = preset_config(preset)
+    elif config is None:
+        config = _official_config(state_dict, options)
+    if options.stage == "refiner" and config.refiner_layers == 0:
+        config = replace(config, refiner_layers=config.tracker_layers)  # a refiner on top of an online model
+    model = build_model(config)
     missing_needed = [k for k in model.state_dict() if k.startswith(PREREQUISITES[options.stage]) and k not in state_dict]
     if missing_needed:
         raise CheckpointError(
@@ -85,14 +88,11 @@ def build_initial_model(options: TrainOptions) -> DVISModel:
 
 
 def _official_config(state_dict: dict, options: TrainOptions) -> ModelConfig:
-    """The architecture of an official checkpoint; training a refiner on an online one adds the refiner."""
+    """The architecture of an official checkpoint, inferred from its keys."""
     try:
-        config = infer_config(state_dict, str(options.init))
+        return infer_config(state_dict, str(options.init))
     except CheckpointError as error:
         raise CheckpointError(f"{error}\nName the architecture to train with --preset (e.g. r50_vipseg_online).") from None
-    if options.stage == "refiner" and config.refiner_layers == 0:
-        config = replace(config, refiner_layers=6)
-    return config
 
 
 def build_dataset(options: TrainOptions, model: DVISModel, world_size: int) -> VIPSegClipDataset:
