@@ -314,6 +314,9 @@ def _export(args: argparse.Namespace) -> int:
     with Project.open(args.project) as project, VideoSource.open(project.check_video()) as source:
         annotation = project.annotation
         tracks = list(args.tracks) if args.tracks else sorted(annotation.tracks)
+        unknown = sorted(set(tracks) - set(annotation.tracks))
+        if unknown:
+            raise StudioError(f"{args.project} has no track {unknown}; its tracks are {sorted(annotation.tracks)}.")
         frames = _frame_range(args.frames, annotation.num_frames)
         progress = lambda done, total: _print_progress(args.format, done, total)  # noqa: E731
         if args.format == "vipseg":

@@ -103,6 +103,9 @@ def test_export_project_masks_and_vipseg(tmp_path, capsys):
     assert code == 0, stdout
     written = sorted((tmp_path / "masks" / f"track_{person.id:04d}").glob("*.png"))
     assert [p.name for p in written] == ["00000001.png", "00000002.png"]
+    code, _, err = run(capsys, "export", tmp_path / "project", "--out", tmp_path / "cut", "--format", "cutouts",
+                       "--tracks", "99")
+    assert code == 1 and "no track [99]" in err
     code, _, _ = run(capsys, "export", tmp_path / "project", "--out", tmp_path / "dataset")
     assert code == 0
     gt = json.loads((tmp_path / "dataset" / "panoptic_gt_VIPSeg_train.json").read_text())
