@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from dvis_models.training.criterion import Prediction, SetCriterion
 from dvis_models.training.distributed import average
-from dvis_models.training.matcher import HungarianMatcher, Match, Targets
+from dvis_models.training.matcher import HungarianMatcher, Targets
 
 STAGES = ("segmenter", "tracker", "refiner")
 
