@@ -140,15 +140,15 @@ def import_vipseg_video(root: Path, video_id: str):
 DEMO_VIDEO_ID = "syn_demo_0000"
 
 
-def demo_clip(cache_dir: Path, frames: int = 48, size: tuple[int, int] = (240, 320)) -> Path:
+def demo_clip(cache_dir: Path, frames: int = 48, size: tuple[int, int] = (360, 480)) -> Path:
     """The demo clip's image folder, generated once into `cache_dir` with the synthetic scene generator."""
-    folder = cache_dir / "demo" / "images" / DEMO_VIDEO_ID
+    folder = cache_dir / f"demo_{size[0]}x{size[1]}" / "images" / DEMO_VIDEO_ID
     if folder.is_dir() and len(list(folder.glob("*.jpg"))) == frames:
         return folder
     from dvis_models.data.synthetic import generate_dataset
 
     try:
-        generate_dataset(cache_dir / "demo", num_videos=1, num_frames=frames, size=size, seed=0, split="demo")
+        generate_dataset(folder.parent.parent, num_videos=1, num_frames=frames, size=size, seed=0, split="demo")
     except OSError as error:
         raise StudioError(f"Cannot write the demo clip into {cache_dir} ({error.strerror}); open a video instead.") from None
     return folder

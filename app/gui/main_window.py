@@ -537,8 +537,6 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _on_inference_finished(self, outcome: str) -> None:
-        cancelled = outcome == CANCELLED
-        self.status_label.setText("Cancelled; the finished frames are kept." if cancelled else "Inference finished.")
         self._run_action("Inference result", self.merger.finish)
         self.merger = None
         self._demo_run = False
@@ -547,6 +545,9 @@ class MainWindow(QMainWindow):
             self.controller.project.model = {"model": str(request.model), "offline": request.offline,
                                              "short_edge": request.short_edge, "frames": [request.start, request.stop]}
         self._run_action("Diagnostics", self.run_diagnostics)
+        done = "Cancelled; the finished frames are kept" if outcome == CANCELLED else "Inference finished"
+        c = self.controller
+        self.status_label.setText(f"{done}: {len(c.annotation.tracks)} tracks, {len(c.diagnostics)} stability markers.")
 
     def _on_inference_failed(self, error: object) -> None:
         self.merger = None

@@ -116,6 +116,7 @@ class TimelineWidget(QWidget):
             return
         present = {t: annotation.presence(t) for t in annotation.tracks}
         present = {t: frames for t, frames in present.items() if len(frames)}
+        lanes_before = len(self.lanes)
         self.lanes = sorted(present, key=lambda t: (int(present[t][0]), t))
         lane_of = {t: lane for lane, t in enumerate(self.lanes)}
         frames = annotation.num_frames
@@ -132,6 +133,8 @@ class TimelineWidget(QWidget):
         frames = max(1, self._controller.num_frames)
         self.plot.getViewBox().setLimits(xMin=-2, xMax=frames + 2, yMin=-1, yMax=max(len(self.lanes), 1),
                                          minXRange=5, minYRange=3)
+        if lanes_before < 30 and len(self.lanes) != lanes_before:  # new lanes while few: keep them all in view
+            self.plot.getViewBox().setYRange(-1, min(len(self.lanes), 30), padding=0)
 
     def _set_markers(self, lane_of: dict[int, int]) -> None:
         points = []
@@ -145,6 +148,7 @@ class TimelineWidget(QWidget):
         self.markers.setData(points)
 
     def fit(self) -> None:
+        """Show every frame and the first 30 lanes."""
         self.plot.getViewBox().setRange(xRange=(-1, self._controller.num_frames), yRange=(-1, min(len(self.lanes), 30)),
                                         padding=0)
 
