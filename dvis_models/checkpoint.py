@@ -14,13 +14,13 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from dvis_models import atomic
 from dvis_models.errors import CheckpointError, PresetError
 from dvis_models.model import DVISModel, ModelConfig
 from dvis_models.presets import build_model, preset_config
@@ -258,19 +258,8 @@ def save_checkpoint(model: DVISModel, path: str | os.PathLike, half: bool = Fals
     ``half`` stores floating-point tensors as float16 (half the size, e.g. for the bundled model); loading
     copies them back into the float32 model.
     """
-    path = Path(path)
     state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
     if half:
         state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
     payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_dict(), "state_dict": state}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(payload, stream)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    atomic.torch_save(payload, path)

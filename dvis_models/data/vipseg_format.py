@@ -16,13 +16,12 @@ dependency), which reads and writes 16-bit PNGs exactly and is fast.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from dvis_models import atomic
 from dvis_models.errors import DVISError
 from dvis_models.presets import vipseg_categories
 
@@ -152,21 +151,6 @@ def read_segment_ids(path: Path) -> np.ndarray:
     return rgb2id(cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB))
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
-
-
 def _encode(extension: str, image: np.ndarray, params: list[int] | None = None) -> bytes:
     ok, buffer = cv2.imencode(extension, image, params or [])
     if not ok:
@@ -175,18 +159,18 @@ def _encode(extension: str, image: np.ndarray, params: list[int] | None = None) 
 
 
 def write_json(path: Path, payload) -> None:
-    _atomic_write_bytes(path, json.dumps(payload, separators=(",", ":")).encode("utf-8"))
+    atomic.write_bytes(path, json.dumps(payload, separators=(",", ":")).encode("utf-8"))
 
 
 def write_jpeg(path: Path, rgb: np.ndarray, quality: int = 92) -> None:
-    _atomic_write_bytes(path, _encode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]))
+    atomic.write_bytes(path, _encode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality]))
 
 
 def write_raw_mask(path: Path, raw: np.ndarray) -> None:
     """A raw ``panomasks`` map as a single-channel 16-bit PNG."""
-    _atomic_write_bytes(path, _encode(".png", np.asarray(raw, dtype=np.uint16)))
+    atomic.write_bytes(path, _encode(".png", np.asarray(raw, dtype=np.uint16)))
 
 
 def write_rgb_mask(path: Path, ids: np.ndarray) -> None:
     """A segment id map as a ``panomasksRGB`` PNG."""
-    _atomic_write_bytes(path, _encode(".png", cv2.cvtColor(id2rgb(ids), cv2.COLOR_RGB2BGR)))
+    atomic.write_bytes(path, _encode(".png", cv2.cvtColor(id2rgb(ids), cv2.COLOR_RGB2BGR)))

@@ -7,15 +7,13 @@ the schedule, the iteration, the AMP scaler and every process's torch RNG state.
 
 from __future__ import annotations
 
-import io
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from dvis_models import atomic
 from dvis_models.errors import DVISError
 
 STATE_FORMAT = "dvis-studio-training-state"
@@ -40,27 +38,9 @@ class TrainingState:
     scaler: dict[str, Any] | None = None
 
 
-def atomic_torch_save(payload: Any, path: Path) -> None:
-    """``torch.save`` that leaves either the old file or the complete new one, never a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.BytesIO()
-    torch.save(payload, buffer)
-    fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buffer.getbuffer())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
 def save_state(state: TrainingState, path: Path) -> None:
     payload = {"format": STATE_FORMAT, "version": STATE_VERSION, **state.__dict__}
-    atomic_torch_save(payload, path)
+    atomic.torch_save(payload, path)
 
 
 def load_state(path: Path) -> TrainingState:
