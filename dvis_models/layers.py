@@ -6,9 +6,15 @@ official attribute names so checkpoints load key-for-key.
 
 from __future__ import annotations
 
-import torch
+from typing import Callable
+
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+
+def stack(num_layers: int, make: Callable[..., nn.Module], *args) -> nn.ModuleList:
+    """``num_layers`` independently initialised ``make(*args)`` modules (one per decoder layer)."""
+    return nn.ModuleList(make(*args) for _ in range(num_layers))
 
 
 def with_pos(tensor: Tensor, pos: Tensor | None) -> Tensor:

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from dvis_models.layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer
+from dvis_models.layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer, stack
 from dvis_models.position_encoding import PositionEmbeddingSine
 
 
@@ -66,15 +66,9 @@ class MaskedAttentionDecoder(nn.Module):
         self.num_layers = dec_layers
         self.num_feature_levels = num_feature_levels
         self.pe_layer = PositionEmbeddingSine(hidden_dim // 2)
-        self.transformer_self_attention_layers = nn.ModuleList(
-            SelfAttentionLayer(hidden_dim, nheads) for _ in range(dec_layers)
-        )
-        self.transformer_cross_attention_layers = nn.ModuleList(
-            CrossAttentionLayer(hidden_dim, nheads) for _ in range(dec_layers)
-        )
-        self.transformer_ffn_layers = nn.ModuleList(
-            FFNLayer(hidden_dim, dim_feedforward) for _ in range(dec_layers)
-        )
+        self.transformer_self_attention_layers = stack(dec_layers, SelfAttentionLayer, hidden_dim, nheads)
+        self.transformer_cross_attention_layers = stack(dec_layers, CrossAttentionLayer, hidden_dim, nheads)
+        self.transformer_ffn_layers = stack(dec_layers, FFNLayer, hidden_dim, dim_feedforward)
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.query_feat = nn.Embedding(num_queries, hidden_dim)
         self.query_embed = nn.Embedding(num_queries, hidden_dim)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from dvis_models.layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer
+from dvis_models.layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer, stack
 
 
 def temporal_conv(hidden_dim: int) -> nn.Sequential:
@@ -52,20 +52,12 @@ class TemporalRefiner(nn.Module):
         super().__init__()
         self.num_layers = num_layers
         self.mask_frame_chunk = mask_frame_chunk
-        self.transformer_time_self_attention_layers = nn.ModuleList(
-            SelfAttentionLayer(hidden_dim, nheads) for _ in range(num_layers)
-        )
-        self.conv_short_aggregate_layers = nn.ModuleList(temporal_conv(hidden_dim) for _ in range(num_layers))
-        self.conv_norms = nn.ModuleList(nn.LayerNorm(hidden_dim) for _ in range(num_layers))
-        self.transformer_obj_self_attention_layers = nn.ModuleList(
-            SelfAttentionLayer(hidden_dim, nheads) for _ in range(num_layers)
-        )
-        self.transformer_cross_attention_layers = nn.ModuleList(
-            CrossAttentionLayer(hidden_dim, nheads) for _ in range(num_layers)
-        )
-        self.transformer_ffn_layers = nn.ModuleList(
-            FFNLayer(hidden_dim, dim_feedforward) for _ in range(num_layers)
-        )
+        self.transformer_time_self_attention_layers = stack(num_layers, SelfAttentionLayer, hidden_dim, nheads)
+        self.conv_short_aggregate_layers = stack(num_layers, temporal_conv, hidden_dim)
+        self.conv_norms = stack(num_layers, nn.LayerNorm, hidden_dim)
+        self.transformer_obj_self_attention_layers = stack(num_layers, SelfAttentionLayer, hidden_dim, nheads)
+        self.transformer_cross_attention_layers = stack(num_layers, CrossAttentionLayer, hidden_dim, nheads)
+        self.transformer_ffn_layers = stack(num_layers, FFNLayer, hidden_dim, dim_feedforward)
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)

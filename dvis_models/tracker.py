@@ -14,21 +14,14 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
-from dvis_models.layers import MLP, FFNLayer, SelfAttentionLayer, _xavier_init
+from dvis_models.layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer, stack
 
 
-class ReferringCrossAttentionLayer(nn.Module):
+class ReferringCrossAttentionLayer(CrossAttentionLayer):
     """RCA: ``LayerNorm(identity + MHA(query, memory, memory))``, post-norm, no positional terms.
 
-    With ``identity is query`` this is an ordinary cross-attention layer.
+    Same parameters as a cross-attention layer; with ``identity is query`` it is one.
     """
-
-    def __init__(self, d_model: int, nhead: int, dropout: float = 0.0):
-        super().__init__()
-        self.multihead_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout)
-        self.norm = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
-        _xavier_init(self)
 
     def forward(self, identity: Tensor, query: Tensor, memory: Tensor) -> Tensor:
         attended = self.multihead_attn(query=query, key=memory, value=memory, need_weights=False)[0]
@@ -87,15 +80,9 @@ class ReferringTracker(nn.Module):
         super().__init__()
         self.num_layers = num_layers
         self.official_matching = official_matching
-        self.transformer_self_attention_layers = nn.ModuleList(
-            SelfAttentionLayer(hidden_dim, nheads) for _ in range(num_layers)
-        )
-        self.transformer_cross_attention_layers = nn.ModuleList(
-            ReferringCrossAttentionLayer(hidden_dim, nheads) for _ in range(num_layers)
-        )
-        self.transformer_ffn_layers = nn.ModuleList(
-            FFNLayer(hidden_dim, dim_feedforward) for _ in range(num_layers)
-        )
+        self.transformer_self_attention_layers = stack(num_layers, SelfAttentionLayer, hidden_dim, nheads)
+        self.transformer_cross_attention_layers = stack(num_layers, ReferringCrossAttentionLayer, hidden_dim, nheads)
+        self.transformer_ffn_layers = stack(num_layers, FFNLayer, hidden_dim, dim_feedforward)
         self.decoder_norm = nn.LayerNorm(hidden_dim)
         self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
@@ -118,23 +105,20 @@ class ReferringTracker(nn.Module):
 
     def _track_frame(self, embeds: Tensor) -> tuple[list[Tensor], np.ndarray]:
         """Run all layers on one frame's (Q, 1, C) embeddings; returns every layer's output."""
-        if self._last_output is None:
+        first_frame = self._last_output is None
+        if first_frame:
             index = np.arange(embeds.shape[0])
-            self._last_frame_embeds = embeds
-            identity, query = embeds, embeds
-            outputs = []
-            for j in range(self.num_layers):
-                identity = query = self._layer(j, identity, query, embeds)
-                outputs.append(identity)
+            reordered = embeds
         else:
             index = match_embeddings(self._last_frame_embeds[:, 0], embeds[:, 0], self.official_matching)
             reordered = embeds[torch.as_tensor(index, device=embeds.device)]
-            self._last_frame_embeds = reordered
-            identity, query = reordered, self._last_output
-            outputs = []
-            for j in range(self.num_layers):
-                identity = self._layer(j, identity, query, embeds)
-                outputs.append(identity)
+        self._last_frame_embeds = reordered
+        # A video's first frame refers to itself (query = identity, layer by layer); later frames refer
+        # to the previous frame's final output.
+        identity, outputs = reordered, []
+        for j in range(self.num_layers):
+            identity = self._layer(j, identity, identity if first_frame else self._last_output, embeds)
+            outputs.append(identity)
         self._last_output = outputs[-1]
         return outputs, index
 
@@ -152,9 +136,8 @@ class ReferringTracker(nn.Module):
             per_frame.append(torch.stack(layer_outputs)[:, :, 0])  # (L, Q, C)
             indices.append(index)
         outputs = self.decoder_norm(torch.stack(per_frame, dim=1))  # (L, T, Q, C)
-        heads = [self._predict(outputs[-1], mask_features)]
-        if return_aux or self.training:
-            heads = [self._predict(layer, mask_features) for layer in outputs]
+        supervised = outputs if return_aux or self.training else outputs[-1:]
+        heads = [self._predict(layer, mask_features) for layer in supervised]
         logits, masks = heads[-1]
         aux = [{"pred_logits": a, "pred_masks": b} for a, b in heads[:-1]]
         return TrackerOutput(logits, masks, outputs[-1], aux, indices)
