@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dvis_models.backbones.staged import StagedBackbone
+
 
 class FrozenBatchNorm2d(nn.Module):
     """Batch norm with fixed statistics and affine parameters, all stored as buffers.
@@ -84,7 +86,7 @@ class BottleneckBlock(nn.Module):
         return F.relu(out + identity)
 
 
-class ResNet50(nn.Module):
+class ResNet50(StagedBackbone):
     """ResNet-50 (detectron2 ``build_resnet_backbone`` with FrozenBN, no dilation) emitting res2..res5."""
 
     STAGE_BLOCKS = (3, 4, 6, 3)
@@ -93,7 +95,6 @@ class ResNet50(nn.Module):
         super().__init__()
         self.stem = BasicStem()
         in_ch, bottleneck, out_ch = 64, 64, 256
-        self.stage_names = ("res2", "res3", "res4", "res5")
         self.out_channels: dict[str, int] = {}
         for idx, (name, blocks) in enumerate(zip(self.stage_names, self.STAGE_BLOCKS)):
             first_stride = 1 if idx == 0 else 2
@@ -104,11 +105,3 @@ class ResNet50(nn.Module):
             self.add_module(name, stage)
             self.out_channels[name] = out_ch
             in_ch, bottleneck, out_ch = out_ch, bottleneck * 2, out_ch * 2
-
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        x = self.stem(x)
-        out = {}
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-            out[name] = x
-        return out

@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from dvis_models.backbones.staged import StagedBackbone
+
 
 def conv_gn_relu(in_channels: int, out_channels: int, stride: int, groups: int) -> nn.Sequential:
     """3x3 conv (no bias) -> GroupNorm -> ReLU."""
@@ -35,7 +37,7 @@ class ResidualBlock(nn.Module):
         return F.relu(x + self.norm2(self.conv2(out)))
 
 
-class SmallBackbone(nn.Module):
+class SmallBackbone(StagedBackbone):
     """Stem to stride 4, then four stages (res2..res5) at strides 4/8/16/32.
 
     Stage k >= 1 starts with a stride-2 conv; every stage then stacks ``blocks[k]`` residual blocks.
@@ -57,7 +59,6 @@ class SmallBackbone(nn.Module):
             conv_gn_relu(3, channels[0] // 2, 2, norm_groups // 2 or 1),
             conv_gn_relu(channels[0] // 2, channels[0], 2, norm_groups),
         )
-        self.stage_names = ("res2", "res3", "res4", "res5")
         self.out_channels: dict[str, int] = {}
         in_ch = channels[0]
         for idx, (name, ch, n) in enumerate(zip(self.stage_names, channels, blocks)):
@@ -68,11 +69,3 @@ class SmallBackbone(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        x = self.stem(x)
-        out = {}
-        for name in self.stage_names:
-            x = getattr(self, name)(x)
-            out[name] = x
-        return out
