@@ -140,10 +140,7 @@ class TrackerStage(TrainingStage):
     def forward(self, clip: Clip, iteration: int) -> dict[str, Tensor]:
         with torch.no_grad():
             segmented = self.model.segment(clip.images)
-        tracker = self.model.tracker
-        tracker.reset()  # every clip is a new video
-        output = tracker(segmented.pred_embds, segmented.mask_features, return_aux=True)
-        tracker.reset()
+        output = _track_clip(self.model.tracker, segmented, return_aux=True)
         targets = clip.frame_targets(present_only=False)
         matcher = self.loss.matcher()
         layers = layer_predictions(output)
@@ -166,11 +163,8 @@ class RefinerStage(TrainingStage):
     def forward(self, clip: Clip, iteration: int) -> dict[str, Tensor]:
         with torch.no_grad():
             segmented = self.model.segment(clip.images)
-            tracker = self.model.tracker
-            tracker.reset()
-            tracked = tracker(segmented.pred_embds, segmented.mask_features)
-            tracker.reset()
-            frame_embeds = tracker.frame_forward(segmented.pred_embds)
+            tracked = _track_clip(self.model.tracker, segmented)
+            frame_embeds = self.model.tracker.frame_forward(segmented.pred_embds)
         output = self.model.refiner(tracked.pred_embds, frame_embeds, segmented.mask_features, return_aux=True)
         frames = clip.images.shape[0]
         targets = [Targets(clip.labels, clip.masks.flatten(1, 2))]  # (N, T*H, W): one stacked image
@@ -183,6 +177,14 @@ class RefinerStage(TrainingStage):
             matches = [matcher(logits, masks, targets) for logits, masks in layers]
         num_masks = self.num_masks(len(clip.labels), clip.images.device)
         return self.loss.criterion(self.model.config.num_classes, frames)(layers, targets, matches, num_masks)
+
+
+def _track_clip(tracker: nn.Module, segmented, return_aux: bool = False):
+    """Track one clip as a new video: start from no state and leave none behind."""
+    tracker.reset()
+    output = tracker(segmented.pred_embds, segmented.mask_features, return_aux=return_aux)
+    tracker.reset()
+    return output
 
 
 def _reorder_by_frame(logits: Tensor, masks: Tensor, indices: list) -> tuple[Tensor, Tensor]:
