@@ -92,7 +92,6 @@ def _infer(args: argparse.Namespace) -> int:
 
     from app.core import atomic
     from app.core.categories import CategoryTable
-    from app.core.errors import StudioError as _StudioError
     from app.core.video import VideoSource
     from app.core.vipseg import VideoToWrite, write_videos
     from dvis_models import VideoSegmenter, load_checkpoint
@@ -102,7 +101,7 @@ def _infer(args: argparse.Namespace) -> int:
     ids = [_video_id(path) for path in args.videos]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
-        raise _StudioError(f"Several inputs are named {duplicates}; output folders are named after the video, "
+        raise StudioError(f"Several inputs are named {duplicates}; output folders are named after the video, "
                            "so rename or infer them in separate runs.")
     rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     parts = args.out / PARTS_DIR
@@ -184,31 +183,10 @@ def _add_eval(commands) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from app.core.metrics import evaluate
+    from app.core.metrics import evaluate_folders
 
-    evaluation = evaluate(*_eval_pairs(args.pred, args.gt, args.split))
-    print(format_evaluation(evaluation))
+    print(format_evaluation(evaluate_folders(args.gt, args.pred, args.split)))
     return 0
-
-
-def _eval_pairs(pred: Path, gt: Path, split: str | None):
-    """(pairs, categories) for evaluate(); a VIPSeg-format prediction (from dvis infer) is read as ground truth."""
-    from app.core.metrics import VideoPair, folder_pairs
-    from app.core.metrics.common import MetricsError
-    from app.core.vipseg import read_ground_truth
-
-    if (pred / "pred.json").exists():
-        categories, pairs = folder_pairs(gt, pred, split)
-        return pairs, categories
-    categories, gt_videos = read_ground_truth(gt, split)
-    _, pred_videos = read_ground_truth(pred)
-    predicted = {video.video_id: video for video in pred_videos}
-    pairs = []
-    for video in gt_videos:
-        if video.video_id not in predicted:
-            raise MetricsError(f"{pred} has no prediction for video {video.video_id!r}; predict every ground-truth video.")
-        pairs.append(VideoPair(video.video_id, video.frames(), predicted[video.video_id].frames()))
-    return pairs, categories
 
 
 def format_evaluation(evaluation) -> str:
@@ -426,10 +404,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message is meant for the user (StudioError, model and dataset errors)."""
     errors: list[type[BaseException]] = [StudioError]
     if "dvis_models" in sys.modules or "torch" in sys.modules:
-        from dvis_models.data.vipseg_format import DatasetFormatError
-        from dvis_models.errors import DVISError
+        from dvis_models.errors import DVISError  # DatasetFormatError, CheckpointError, ... derive from it
 
-        errors += [DVISError, DatasetFormatError]
+        errors.append(DVISError)
     return tuple(errors)
 
 

@@ -37,18 +37,22 @@ def evaluate(videos: Iterable[VideoPair], categories: CategoryTable, **options) 
 
 
 def folder_pairs(gt_root: str | Path, pred_root: str | Path, split: str | None = None) -> tuple[CategoryTable, list[VideoPair]]:
-    """Pairs of a VIPSeg ground-truth folder and an evaluator prediction folder, matched by video id and frame stem.
+    """Pairs of a VIPSeg ground-truth folder and a prediction folder, matched by video id and frame stem.
 
-    Like the evaluators, the prediction may not keep one category per id (its category is taken per window).
+    The prediction is evaluator output (``pred.json`` + ``pan_pred/``), which like the evaluators may not keep
+    one category per id (its category is taken per window), or a VIPSeg folder such as ``dvis infer`` writes.
     """
     categories, gt_videos = read_ground_truth(gt_root, split)
-    _, pred_videos = read_predictions(pred_root, categories, one_category_per_id=False)
+    if (Path(pred_root) / "pred.json").exists():
+        _, pred_videos = read_predictions(pred_root, categories, one_category_per_id=False)
+    else:
+        _, pred_videos = read_ground_truth(pred_root)
     predictions = {video.video_id: video for video in pred_videos}
     pairs = []
     for gt in gt_videos:
         pred = predictions.get(gt.video_id)
         if pred is None:
-            raise MetricsError(f"{Path(pred_root) / 'pred.json'} has no video {gt.video_id!r}; predict every ground-truth video.")
+            raise MetricsError(f"{pred_root} has no prediction for video {gt.video_id!r}; predict every ground-truth video.")
         if pred.stems != gt.stems:
             raise MetricsError(
                 f"Video {gt.video_id!r}: the prediction's frames ({len(pred.stems)}) differ from the ground truth's ({len(gt.stems)}); "
