@@ -70,6 +70,16 @@ def frame_pairs(pair: VideoPair) -> Iterable[FramePair]:
         yield frame_pair(pair.video_id, index, gt, pred)
 
 
+def accumulate(videos: Iterable[VideoPair], *accumulators) -> None:
+    """Feed every video's frame pairs to each accumulator (``start_video``, ``add_frame``); each frame is read once."""
+    for pair in videos:
+        for accumulator in accumulators:
+            accumulator.start_video(pair.video_id)
+        for frame in frame_pairs(pair):
+            for accumulator in accumulators:
+                accumulator.add_frame(frame)
+
+
 def check_segments(video_id: str, index: int, frame: PanopticFrame, role: str, present: set[int]) -> None:
     """Every id in the map has a category and every listed id is in the map (the evaluators' sanity checks)."""
     missing = present - frame.segments.keys()

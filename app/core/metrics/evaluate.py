@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.core.categories import CategoryTable
-from app.core.metrics.common import MetricsError, VideoPair, frame_pairs
+from app.core.metrics.common import MetricsError, VideoPair, accumulate
 from app.core.metrics.stq import STQAccumulator, STQResult
 from app.core.metrics.vpq import VIPSEG_WINDOWS, VPQAccumulator, VPQResult
 from app.core.vipseg.reader import read_ground_truth, read_predictions
@@ -27,12 +27,7 @@ def evaluate(videos: Iterable[VideoPair], categories: CategoryTable, **options) 
     stq_acc = STQAccumulator(categories, options.pop("crowd_quirk", True), options.pop("void_column_quirk", True))
     if options:
         raise TypeError(f"Unknown evaluation options {sorted(options)}")
-    for pair in videos:
-        vpq_acc.start_video(pair.video_id)
-        stq_acc.start_video(pair.video_id)
-        for frame in frame_pairs(pair):
-            vpq_acc.add_frame(frame)
-            stq_acc.add_frame(frame)
+    accumulate(videos, vpq_acc, stq_acc)
     return Evaluation(vpq_acc.result(), stq_acc.result())
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.core.categories import CategoryTable
-from app.core.metrics.common import OFFSET, FramePair, VideoPair, frame_pairs
+from app.core.metrics.common import OFFSET, FramePair, VideoPair, accumulate
 
 IGNORE = 255
 BIT_SHIFT = 16
@@ -152,8 +152,5 @@ class STQAccumulator:
 def stq(videos: Iterable[VideoPair], categories: CategoryTable, crowd_quirk: bool = True, void_column_quirk: bool = True) -> STQResult:
     """STQ over ``videos`` (defaults = the official VIPSeg evaluator's numbers)."""
     accumulator = STQAccumulator(categories, crowd_quirk, void_column_quirk)
-    for pair in videos:
-        accumulator.start_video(pair.video_id)
-        for frame in frame_pairs(pair):
-            accumulator.add_frame(frame)
+    accumulate(videos, accumulator)
     return accumulator.result()

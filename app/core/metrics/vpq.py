@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from app.core.categories import CategoryTable
-from app.core.metrics.common import FramePair, VideoPair, frame_pairs
+from app.core.metrics.common import FramePair, VideoPair, accumulate
 
 VIPSEG_WINDOWS = (1, 2, 4, 6, 8)
 
@@ -206,8 +206,5 @@ def vpq(
 ) -> VPQResult:
     """VPQ over ``videos`` (default windows and rules = VIPSeg's evaluator)."""
     accumulator = VPQAccumulator(categories, windows, short_videos_as_one_window)
-    for pair in videos:
-        accumulator.start_video(pair.video_id)
-        for frame in frame_pairs(pair):
-            accumulator.add_frame(frame)
+    accumulate(videos, accumulator)
     return accumulator.result()
