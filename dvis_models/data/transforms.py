@@ -40,10 +40,6 @@ class ClipTransform:
     crop_box: tuple[int, int, int, int] | None
     flip: bool
 
-    @property
-    def output_size(self) -> tuple[int, int]:
-        return (self.crop_box[2], self.crop_box[3]) if self.crop_box else self.size
-
     def apply_images(self, images: torch.Tensor) -> torch.Tensor:
         """(T, 3, H, W) float32 RGB 0..255 -> transformed, same layout."""
         if tuple(images.shape[-2:]) != self.size:
