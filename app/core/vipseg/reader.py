@@ -8,7 +8,7 @@ problem is a ``DatasetError`` naming the file.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +21,39 @@ from app.core.vipseg.frames import PanopticFrame
 from app.core.vipseg.layout import IMAGES, PANOMASKS, DatasetError, DatasetLayout, check_name, gt_json_name, png_stem
 
 
+class _LazyFrames:
+    """What both kinds of video share: PNGs read one frame at a time, each of the size of the first one read."""
+
+    video_id: str
+    stems: list[str]
+    png_paths: list[Path]
+    width: int | None
+    height: int | None
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.stems)
+
+    def frame(self, index: int) -> PanopticFrame:
+        raise NotImplementedError
+
+    def frames(self) -> Iterator[PanopticFrame]:
+        for index in range(self.num_frames):
+            yield self.frame(index)
+
+    def _read(self, index: int, read: Callable[[Path], np.ndarray]) -> tuple[Path, np.ndarray]:
+        path = self.png_paths[index]
+        ids = read(path)
+        height, width = ids.shape
+        if self.width is None:
+            self.width, self.height = width, height
+        if (width, height) != (self.width, self.height):
+            raise DatasetError(f"{path} is {width}x{height} but the video {self.video_id!r} is {self.width}x{self.height}.")
+        return path, ids
+
+
 @dataclass
-class DatasetVideo:
+class DatasetVideo(_LazyFrames):
     """One video of a dataset: JSON content in memory, PNGs read on demand by ``frame(i)``."""
 
     video_id: str
@@ -35,10 +66,6 @@ class DatasetVideo:
     height: int | None = None
 
     @property
-    def num_frames(self) -> int:
-        return len(self.stems)
-
-    @property
     def categories(self) -> dict[int, int]:
         """Every id of the video -> its category (checked to be the same in every frame)."""
         merged: dict[int, int] = {}
@@ -47,13 +74,7 @@ class DatasetVideo:
         return merged
 
     def frame(self, index: int) -> PanopticFrame:
-        path = self.png_paths[index]
-        ids = read_id_png(path)
-        height, width = ids.shape
-        if self.width is None:
-            self.width, self.height = width, height
-        if (width, height) != (self.width, self.height):
-            raise DatasetError(f"{path} is {width}x{height} but the video {self.video_id!r} is {self.width}x{self.height} ({self.source}).")
+        path, ids = self._read(index, read_id_png)
         listed = self.segments[index]
         present = set(int(v) for v in np.unique(ids)) - {0}
         if present - listed.keys():
@@ -61,10 +82,6 @@ class DatasetVideo:
         if listed.keys() - present:
             raise DatasetError(f"{self.source} lists segment ids {sorted(listed.keys() - present)} for {path.name} that the PNG {path} does not contain.")
         return PanopticFrame(ids, dict(listed))
-
-    def frames(self) -> Iterator[PanopticFrame]:
-        for index in range(self.num_frames):
-            yield self.frame(index)
 
 
 def _load_json(path: Path) -> object:
@@ -240,7 +257,7 @@ def read_predictions(
 
 
 @dataclass
-class RawVideo:
+class RawVideo(_LazyFrames):
     """One video of the raw VIPSeg release (``panomasks/<video>/<stem>.png`` holding raw values, no JSON).
 
     ``frame(i)`` gives the raw values as ids (the same value in two frames is the same object) with
@@ -255,18 +272,8 @@ class RawVideo:
     width: int | None = None
     height: int | None = None
 
-    @property
-    def num_frames(self) -> int:
-        return len(self.stems)
-
     def frame(self, index: int) -> PanopticFrame:
-        path = self.png_paths[index]
-        ids = read_raw_png(path)
-        height, width = ids.shape
-        if self.width is None:
-            self.width, self.height = width, height
-        if (width, height) != (self.width, self.height):
-            raise DatasetError(f"{path} is {width}x{height} but the video {self.video_id!r} is {self.width}x{self.height}.")
+        path, ids = self._read(index, read_raw_png)
         segments = {}
         for value in np.unique(ids).tolist():
             if value == 0:
@@ -279,10 +286,6 @@ class RawVideo:
                 raise DatasetError(f"{path} holds raw value {value} but category {category_id} is {kind}; things are category*100+k.")
             segments[value] = category_id
         return PanopticFrame(ids, segments)
-
-    def frames(self) -> Iterator[PanopticFrame]:
-        for index in range(self.num_frames):
-            yield self.frame(index)
 
 
 def read_raw_release(root: str | Path, split: str | None = None, categories: CategoryTable | None = None) -> tuple[CategoryTable, list[RawVideo]]:
