@@ -23,6 +23,16 @@ def _int_list(text: str) -> tuple[int, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def _size(text: str) -> tuple[int, int]:
     try:
         height, width = (int(part) for part in text.lower().split("x"))
@@ -229,8 +239,8 @@ def _add_eval_bundled(commands) -> None:
                     "and print the bundled model's VPQ / STQ online and offline. Deterministic: same numbers every run.",
     )
     parser.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled model)")
-    parser.add_argument("--videos", type=int, default=8, help="number of held-out videos (default 8)")
-    parser.add_argument("--frames", type=int, default=24, help="frames per video (default 24)")
+    parser.add_argument("--videos", type=_positive_int, default=8, help="number of held-out videos (default 8)")
+    parser.add_argument("--frames", type=_positive_int, default=24, help="frames per video (default 24)")
     parser.add_argument("--size", type=_size, default=(128, 160), help="frame size HxW (default 128x160)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0, as in the README)")
     parser.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
@@ -244,6 +254,8 @@ def _eval_bundled(args: argparse.Namespace) -> int:
     from dvis_models.data.synthetic import generate_dataset
     from dvis_models.presets import BUNDLED_CHECKPOINT
 
+    if min(args.size) < 16:
+        raise StudioError(f"--size {args.size[0]}x{args.size[1]} is too small; synthetic frames need at least 16x16 pixels.")
     model = load_checkpoint(args.checkpoint or BUNDLED_CHECKPOINT)
     with tempfile.TemporaryDirectory(prefix="dvis-heldout-") as root:
         generate_dataset(Path(root), args.videos, args.frames, args.size, args.seed, split="val")
@@ -346,8 +358,8 @@ def _add_train(commands) -> None:
     parser.add_argument("--num-points", type=int, default=12544, help="points per mask for matching and losses")
     parser.add_argument("--match-switch", type=int, help="iteration at which tracker/refiner matching switches to "
                                                          "their own outputs (default: half of --iters)")
-    parser.add_argument("--checkpoint-every", type=int, default=1000)
-    parser.add_argument("--log-every", type=int, default=20)
+    parser.add_argument("--checkpoint-every", type=_positive_int, default=1000)
+    parser.add_argument("--log-every", type=_positive_int, default=20)
     parser.add_argument("--seed", type=int, default=42, help="training seed")
     parser.add_argument("--data-seed", type=int, default=0, help="clip sampling / augmentation seed")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
