@@ -109,6 +109,8 @@ def _load_numpy_pickle(path: Path) -> dict[str, torch.Tensor]:
             data = _NumpyOnlyUnpickler(handle, encoding="latin1").load()
     except FileNotFoundError:
         raise CheckpointError(f"Weights file {path} does not exist; check the path.") from None
+    except OSError as error:
+        raise CheckpointError(f"Cannot read the weights file {path}: {error.strerror or error}.") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
         raise CheckpointError(
             f"{path} is not a plain pickle of numpy arrays ({error}); only Mask2Former/detectron2 .pkl weight "
