@@ -216,14 +216,13 @@ def evaluate_model(model, gt_root: Path, split: str | None = None, offline: bool
     from app.core.metrics import VideoPair, evaluate
     from app.core.vipseg import PanopticFrame, read_ground_truth
     from dvis_models import VideoSegmenter
-
-    import cv2
+    from dvis_models.data.vipseg_format import read_rgb_image
 
     categories, videos = read_ground_truth(gt_root, split)
     segmenter = VideoSegmenter(model, device=device, offline=offline)
     pairs = []
     for video in videos[:max_videos]:
-        frames = [cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB) for path in video.image_paths]
+        frames = [read_rgb_image(path) for path in video.image_paths]
         predicted = [
             PanopticFrame(result.track_map, {s.track_id: s.category_id for s in result.segments})
             for result in segmenter.run(frames, num_frames=len(frames))
