@@ -291,6 +291,8 @@ def _frame_range(text: str | None, num_frames: int) -> range:
         first, last = (int(part) for part in text.split("-"))
     except ValueError:
         raise StudioError(f"--frames must look like 10-250 (first-last, 0-based), got {text!r}.") from None
+    if not 0 <= first <= last < num_frames:
+        raise StudioError(f"--frames {text} is outside the video: use FIRST-LAST with 0 <= FIRST <= LAST <= {num_frames - 1}.")
     return range(first, last + 1)
 
 
@@ -300,6 +302,9 @@ def _export(args: argparse.Namespace) -> int:
     from app.core.video import VideoSource
     from app.core.vipseg import export_vipseg
 
+    if args.format == "vipseg" and (args.tracks or args.frames):
+        raise StudioError("A VIPSeg export holds whole videos with every object; --tracks and --frames apply to the "
+                          "masks, cutouts, alpha and overlay formats.")
     with Project.open(args.project) as project, VideoSource.open(project.check_video()) as source:
         annotation = project.annotation
         tracks = list(args.tracks) if args.tracks else sorted(annotation.tracks)

@@ -106,6 +106,11 @@ def test_export_project_masks_and_vipseg(tmp_path, capsys):
     code, _, err = run(capsys, "export", tmp_path / "project", "--out", tmp_path / "cut", "--format", "cutouts",
                        "--tracks", "99")
     assert code == 1 and "no track [99]" in err
+    code, _, err = run(capsys, "export", tmp_path / "project", "--out", tmp_path / "m2", "--format", "masks",
+                       "--frames", "2-9")
+    assert code == 1 and "outside the video" in err
+    code, _, err = run(capsys, "export", tmp_path / "project", "--out", tmp_path / "d2", "--frames", "0-1")
+    assert code == 1 and "whole videos" in err and not (tmp_path / "d2").exists()
     code, _, _ = run(capsys, "export", tmp_path / "project", "--out", tmp_path / "dataset")
     assert code == 0
     gt = json.loads((tmp_path / "dataset" / "panoptic_gt_VIPSeg_train.json").read_text())
