@@ -93,13 +93,14 @@ def test_evaluate_against_own_export_is_perfect(window, video_path, qtbot, tmp_p
     assert window.last_scores["VPQ"] == 1.0 and window.last_scores["STQ"] == 1.0 and not errors
 
 
-def test_diagnostics_become_timeline_markers(window, video_path):
+def test_diagnostics_become_timeline_markers(window, video_path, qtbot):
     window.open_path(video_path)
     mapping = load_scripted(window)
     window.controller.seek(6)
     window.controller.select(mapping[5])
     window.controller.split_selected()  # a split track = a fragment / switch the diagnostics must flag
-    window.actions["diagnose"].trigger()
+    with qtbot.waitSignal(window.diagnosis.finished, timeout=60_000):
+        window.actions["diagnose"].trigger()
     kinds = {d.kind for d in window.controller.diagnostics}
     assert kinds & {"fragment", "id_switch"}
     assert len(window.timeline.markers.data) == len([d for d in window.controller.diagnostics

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QTimer
 
 from app.gui.inference import CANCELLED, COMPLETED, RunRequest, eta_text
-from tests.gui_helpers import SIZE, errors, window  # noqa: F401
+from tests.gui_helpers import SIZE, errors, video_path, window  # noqa: F401
 
 FRAMES = 24
 
@@ -134,3 +134,19 @@ def test_a_broken_checkpoint_is_an_error_dialog(window, long_video, tmp_path, qt
         window.start_inference(request(long_video, model=str(broken)))
     assert len(errors) == 1 and "model_final.pth" in errors[0][1]
     assert window.actions["run"].isEnabled() and window.controller.busy is None
+
+
+def test_opening_another_video_stops_the_run_without_stale_frames(window, long_video, video_path, qtbot, errors):
+    import time as clock
+
+    window.open_path(long_video)
+    received = []
+    window.runner.frame_ready.connect(lambda result, offset: received.append(result.index))
+    window.start_inference(request(long_video))
+    qtbot.waitUntil(lambda: len(received) >= 1, timeout=120_000)
+    started = clock.monotonic()
+    window.open_path(video_path)  # a different, shorter video: the run is stopped first
+    assert clock.monotonic() - started < 10 and not window.runner.running
+    qtbot.wait(300)  # signals the stopped worker had queued are dropped
+    assert filled_frames(window.controller.annotation) == [] and not errors
+    assert window.actions["run"].isEnabled()

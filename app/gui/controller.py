@@ -318,8 +318,3 @@ class StudioController(QObject):
         ahead = [f for f in edges if (f - self.frame_index) * direction > 0]
         if ahead:
             self.seek(ahead[0] if direction > 0 else ahead[-1])
-
-    def update_diagnostics(self) -> None:
-        from app.core.metrics import stability_diagnostics
-
-        self.diagnostics = list(stability_diagnostics(self.annotation))

@@ -91,6 +91,17 @@ def evaluation_job(annotation, root: Path, video_id: str) -> Job:
     return job
 
 
+def diagnostics_job(annotation) -> Job:
+    """Tracking-stability diagnostics (ID switches, fragments, area jumps, ...) of the annotation."""
+
+    def job(progress, cancel) -> list:
+        from app.core.metrics import stability_diagnostics
+
+        return list(stability_diagnostics(annotation))
+
+    return job
+
+
 def export_job(controller, request: ExportRequest) -> Job:
     """The export as a background job. It decodes with its own VideoSource: decoders are not shared across threads."""
     from app.core import exports

@@ -35,17 +35,20 @@ class RunRequest:
     chunk_size: int = 8  # frames per segmenter batch: smaller shows results sooner, larger is faster
     score_threshold: float | None = None  # minimum object score; None: the model's own (0.8 for DVIS)
     torch_threads: int | None = None
+    seed: int = 0  # initialises a preset's fresh weights, so test runs are reproducible
 
 
 _model_cache: dict[tuple, object] = {}  # (source, file mtime) -> model; used by one worker thread at a time
 
 
-def load_model(source: str):
+def load_model(source: str, seed: int = 0):
     """Build or load the model for `source` (cached, so re-runs start at once). Runs in the worker."""
+    import torch
+
     import dvis_models
 
     path = None if source == BUNDLED or source.startswith(PRESET_PREFIX) else Path(source)
-    key = (source, path.stat().st_mtime if path is not None and path.exists() else None)
+    key = (source, path.stat().st_mtime if path is not None and path.exists() else seed)
     if key in _model_cache:
         return _model_cache[key]
 
@@ -54,6 +57,7 @@ def load_model(source: str):
 
         model = dvis_models.load_checkpoint(BUNDLED_CHECKPOINT)
     elif source.startswith(PRESET_PREFIX):
+        torch.manual_seed(seed)
         model = dvis_models.build_model(source[len(PRESET_PREFIX):])
     else:
         model = dvis_models.load_checkpoint(path)
@@ -100,6 +104,7 @@ class InferenceWorker(QObject):
             self.failed.emit(error)
         else:
             self.finished.emit(CANCELLED if cancelled else COMPLETED)
+        QThread.currentThread().quit()  # the thread ends with the run, so InferenceRunner.stop can wait for it
 
     def _run(self) -> bool:
         request = self.request
@@ -112,7 +117,7 @@ class InferenceWorker(QObject):
 
         if request.torch_threads:
             torch.set_num_threads(request.torch_threads)
-        model = load_model(request.model)
+        model = load_model(request.model, request.seed)
         device = request.device or ("cuda" if torch.cuda.is_available() else "cpu")
         segmenter = VideoSegmenter(model, device=device, chunk_size=request.chunk_size, offline=request.offline,
                                    object_mask_threshold=request.score_threshold, short_edge=request.short_edge,
@@ -195,17 +200,32 @@ class InferenceRunner(QObject):
         if self._worker is not None:
             self._worker.cancel()
 
-    def wait(self, ms: int = 30000) -> bool:
-        """Block until the worker thread ends (used on quit)."""
-        return self._thread.wait(ms) if self._thread is not None else True
+    def stop(self) -> None:
+        """Cancel and block until the worker thread has ended (closing, opening another video).
+
+        Signals the stopped worker still has queued are dropped: finished frames already shown stay.
+        """
+        if self._worker is None:
+            return
+        self._worker.cancel()
+        self._thread.wait()
+        self._stop_thread()
+
+    def _current(self) -> bool:
+        """Whether the signal being handled comes from the running worker (not from a stopped one)."""
+        return self._worker is not None and self.sender() is self._worker
 
     def _on_frame(self, result: object) -> None:
-        self.frame_ready.emit(result, self._offset)
+        if self._current():
+            self.frame_ready.emit(result, self._offset)
 
     def _on_status(self, text: str) -> None:
-        self.progress_text.emit(text, 0, 0)
+        if self._current():
+            self.progress_text.emit(text, 0, 0)
 
     def _on_progress(self, done: int, total: int) -> None:
+        if not self._current():
+            return
         if done == 0:
             self._started = time.monotonic()
         self.progress_text.emit(eta_text(done, total, time.monotonic() - self._started), done, total)
@@ -218,9 +238,11 @@ class InferenceRunner(QObject):
         self.running_changed.emit()
 
     def _on_finished(self, outcome: str) -> None:
-        self._stop_thread()
-        self.finished.emit(outcome)
+        if self._current():
+            self._stop_thread()
+            self.finished.emit(outcome)
 
     def _on_failed(self, error: object) -> None:
-        self._stop_thread()
-        self.failed.emit(error)
+        if self._current():
+            self._stop_thread()
+            self.failed.emit(error)

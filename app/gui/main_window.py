@@ -62,7 +62,9 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings("DVIS Studio", "DVIS Studio")
         self.controller = StudioController(self)
         self.runner = InferenceRunner(self)
-        self.tasks = TaskRunner(self)
+        self.tasks = TaskRunner(self)  # exports and evaluation (edits wait for them)
+        self.diagnosis = TaskRunner(self)  # stability diagnostics (edits go on; stale results are recomputed)
+        self._annotation_version = self._diagnosed_version = 0
         self.merger = None  # app.core.rerun.ResultMerger of the running inference
         self._demo_run = False
         self._last_request: RunRequest | None = None
@@ -108,6 +110,8 @@ class MainWindow(QMainWindow):
         self.tasks.failed.connect(self._on_task_failed)
         self._task_done: Callable[[object], None] | None = None
         self.tasks.finished.connect(self._on_task_finished)
+        self.diagnosis.finished.connect(self._on_diagnosed)
+        self.diagnosis.failed.connect(self._on_diagnosis_failed)
         self._update_actions()
         self.restoreGeometry(self.settings.value("window/geometry", b""))
         self.restoreState(self.settings.value("window/state", b""))
@@ -544,10 +548,8 @@ class MainWindow(QMainWindow):
             request = self._last_request
             self.controller.project.model = {"model": str(request.model), "offline": request.offline,
                                              "short_edge": request.short_edge, "frames": [request.start, request.stop]}
+        self.status_label.setText("Cancelled; the finished frames are kept." if outcome == CANCELLED else "Inference finished.")
         self._run_action("Diagnostics", self.run_diagnostics)
-        done = "Cancelled; the finished frames are kept" if outcome == CANCELLED else "Inference finished"
-        c = self.controller
-        self.status_label.setText(f"{done}: {len(c.annotation.tracks)} tracks, {len(c.diagnostics)} stability markers.")
 
     def _on_inference_failed(self, error: object) -> None:
         self.merger = None
@@ -559,9 +561,28 @@ class MainWindow(QMainWindow):
             report_exception(self, "Inference failed", error)
 
     def run_diagnostics(self) -> None:
-        if self.controller.annotation is not None:
-            self.controller.update_diagnostics()
-            self._refresh_panels()
+        """Stability diagnostics in their own worker (a long video takes seconds) without blocking edits:
+        a result computed while the annotation changed is stale, so it is recomputed instead of shown."""
+        if self.controller.annotation is None or self.diagnosis.running:
+            return
+        self._diagnosed_version = self._annotation_version
+        self.diagnosis.start(documents.diagnostics_job(self.controller.annotation))
+
+    def _on_diagnosed(self, diagnostics: list) -> None:
+        if self._diagnosed_version != self._annotation_version:
+            self.run_diagnostics()
+            return
+        c = self.controller
+        c.diagnostics = diagnostics
+        self._refresh_panels()
+        self.status_label.setText(f"{len(c.annotation.tracks)} tracks, {len(diagnostics)} stability markers "
+                                  "(timeline and Stability panel).")
+
+    def _on_diagnosis_failed(self, error: object) -> None:
+        if self._diagnosed_version != self._annotation_version:
+            self.run_diagnostics()  # the annotation changed under the reader: try again on the new state
+        else:
+            report_exception(self, "Stability diagnostics failed", error)
 
     def evaluate_dialog(self) -> None:
         if self.controller.annotation is None:
@@ -653,6 +674,7 @@ class MainWindow(QMainWindow):
 
     # ============================================================ refreshing
     def _on_loaded(self) -> None:
+        self._annotation_version += 1  # diagnostics of the previous document are stale
         c = self.controller
         self.view.reset_fit()
         for widget in (self.slider, self.frame_spin):
@@ -676,6 +698,7 @@ class MainWindow(QMainWindow):
         self._run_action("Show frame", self.view.redraw)
 
     def _on_annotation_changed(self, frames, tracks) -> None:
+        self._annotation_version += 1
         if frames is None or self.controller.frame_index in frames:
             self.view.redraw()
         if not self._refresh_timer.isActive():  # panels refresh at most every 150 ms (500 ms while frames stream in)
@@ -712,13 +735,13 @@ class MainWindow(QMainWindow):
 
     # ================================================================== close
     def _stop_work(self) -> None:
-        """Cancel inference / background jobs and wait for them (before replacing the document)."""
-        if self.runner.running:
-            self.runner.cancel()
-            self.runner.wait()
-        if self.tasks.running:
-            self.tasks.cancel()
-            self.tasks.wait()
+        """Stop inference and background jobs and wait for them (before replacing the document or closing)."""
+        for runner in (self.runner, self.tasks, self.diagnosis):
+            runner.stop()
+        self.merger = None
+        self.controller.busy = None
+        self.progress.setVisible(False)
+        self._update_actions()
 
     def closeEvent(self, event) -> None:
         c = self.controller

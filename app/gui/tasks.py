@@ -30,6 +30,7 @@ class _JobWorker(QObject):
             self.failed.emit(error)
         else:
             self.done.emit(result)
+        QThread.currentThread().quit()  # the thread ends with the job, so TaskRunner.stop can wait for it
 
 
 class TaskRunner(QObject):
@@ -54,7 +55,7 @@ class TaskRunner(QObject):
         thread, worker = QThread(), _JobWorker(job)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        worker.progress.connect(self.progress)
+        worker.progress.connect(self._on_progress)
         worker.done.connect(self._on_done)  # bound methods of this UI-thread object: queued connections
         worker.failed.connect(self._on_failed)
         self._thread, self._worker = thread, worker
@@ -64,18 +65,32 @@ class TaskRunner(QObject):
         if self._worker is not None:
             self._worker.cancelled.set()
 
-    def wait(self, ms: int = 30000) -> bool:
-        return self._thread.wait(ms) if self._thread is not None else True
+    def stop(self) -> None:
+        """Cancel and block until the job's thread has ended; its queued signals are dropped."""
+        if self._worker is not None:
+            self._worker.cancelled.set()
+            self._thread.wait()
+            self._stop_thread()
+
+    def _current(self) -> bool:
+        """Whether the signal being handled comes from the running job (not from a stopped one)."""
+        return self._worker is not None and self.sender() is self._worker
 
     def _stop_thread(self) -> None:
         thread, self._thread, self._worker = self._thread, None, None
         thread.quit()
         thread.wait()
 
+    def _on_progress(self, done: int, total: int) -> None:
+        if self._current():
+            self.progress.emit(done, total)
+
     def _on_done(self, result: object) -> None:
-        self._stop_thread()
-        self.finished.emit(result)
+        if self._current():
+            self._stop_thread()
+            self.finished.emit(result)
 
     def _on_failed(self, error: object) -> None:
-        self._stop_thread()
-        self.failed.emit(error)
+        if self._current():
+            self._stop_thread()
+            self.failed.emit(error)
