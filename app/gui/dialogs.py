@@ -149,36 +149,15 @@ class CategoryDialog(QDialog):
         return None if item is None or item.isHidden() else int(item.data(Qt.ItemDataRole.UserRole))
 
 
-class ShortcutsDialog(QDialog):
-    """Every action that has a keyboard shortcut, generated from the actions themselves."""
-
-    def __init__(self, actions: list[QAction], parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setWindowTitle("Keyboard shortcuts")
-        rows = [(a.text().replace("&", ""), ", ".join(s.toString() for s in a.shortcuts())) for a in actions if a.shortcuts()]
-        self.table = QTableWidget(len(rows), 2)
-        self.table.setHorizontalHeaderLabels(["Action", "Shortcut"])
-        for row, (text, keys) in enumerate(rows):
-            self.table.setItem(row, 0, QTableWidgetItem(text))
-            self.table.setItem(row, 1, QTableWidgetItem(keys))
-        self.table.resizeColumnsToContents()
-        self.table.verticalHeader().hide()
-        box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
-        box.rejected.connect(self.reject)
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.table)
-        layout.addWidget(box)
-        self.resize(460, 560)
-
-
 class ResultsDialog(QDialog):
-    """A two-column table of named numbers (evaluation results)."""
+    """A read-only two-column table (evaluation results, shortcuts)."""
 
-    def __init__(self, title: str, rows: list[tuple[str, str]], parent: QWidget | None = None):
+    def __init__(self, title: str, rows: list[tuple[str, str]], parent: QWidget | None = None,
+                 headers: tuple[str, str] = ("Metric", "Value")):
         super().__init__(parent)
         self.setWindowTitle(title)
         self.table = QTableWidget(len(rows), 2)
-        self.table.setHorizontalHeaderLabels(["Metric", "Value"])
+        self.table.setHorizontalHeaderLabels(list(headers))
         for row, (name, value) in enumerate(rows):
             self.table.setItem(row, 0, QTableWidgetItem(name))
             self.table.setItem(row, 1, QTableWidgetItem(value))
@@ -189,6 +168,15 @@ class ResultsDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(self.table)
         layout.addWidget(box)
+
+
+class ShortcutsDialog(ResultsDialog):
+    """Every action that has a keyboard shortcut, generated from the actions themselves."""
+
+    def __init__(self, actions: list[QAction], parent: QWidget | None = None):
+        rows = [(a.text().replace("&", ""), ", ".join(s.toString() for s in a.shortcuts())) for a in actions if a.shortcuts()]
+        super().__init__("Keyboard shortcuts", rows, parent, headers=("Action", "Shortcut"))
+        self.resize(460, 560)
 
 
 class ExportDialog(QDialog):
