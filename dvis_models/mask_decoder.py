@@ -23,7 +23,7 @@ class SegmenterOutput:
     """Per-frame segmenter predictions (N = frames, Q = queries, K = classes, C = hidden, h, w = H/4, W/4)."""
 
     pred_logits: Tensor  # (N, Q, K+1), last entry = "no object"
-    pred_masks: Tensor  # (N, Q, h, w) logits
+    pred_masks: Tensor | None  # (N, Q, h, w) logits; None when asked for ``with_masks=False``
     pred_embds: Tensor  # (N, Q, C), after decoder_norm
     mask_features: Tensor  # (N, mask_dim, h, w)
     aux_outputs: list[dict[str, Tensor]] = field(default_factory=list)  # earlier layers: pred_logits, pred_masks
@@ -46,7 +46,9 @@ class MaskedAttentionDecoder(nn.Module):
 
     ``forward(multi_scale_features [1/32, 1/16, 1/8], mask_features) -> SegmenterOutput``. Prediction heads run on
     the learnable queries and after each of the ``dec_layers`` layers; ``aux_outputs`` holds every prediction but
-    the last (deep supervision) and is filled when training or when ``return_aux=True``.
+    the last (deep supervision) and is filled when training or when ``return_aux=True``. ``with_masks=False``
+    skips the last layer's mask logits (a full-resolution einsum per query) for callers that only need the
+    embeddings, like video inference, where the tracker computes its own masks.
     """
 
     def __init__(
@@ -82,7 +84,7 @@ class MaskedAttentionDecoder(nn.Module):
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
 
     def forward(self, multi_scale_features: list[Tensor], mask_features: Tensor,
-                return_aux: bool | None = None) -> SegmenterOutput:
+                return_aux: bool | None = None, with_masks: bool = True) -> SegmenterOutput:
         if len(multi_scale_features) != self.num_feature_levels:
             raise ValueError(f"expected {self.num_feature_levels} feature levels, got {len(multi_scale_features)}")
         want_aux = self.training if return_aux is None else return_aux
@@ -107,7 +109,7 @@ class MaskedAttentionDecoder(nn.Module):
             decoded = self.decoder_norm(output).transpose(0, 1)  # (N, Q, C)
             embed = self.mask_embed(decoded)
             if want_aux or last:
-                masks = torch.einsum("nqc,nchw->nqhw", embed, mask_features)
+                masks = torch.einsum("nqc,nchw->nqhw", embed, mask_features) if want_aux or with_masks else None
                 predictions.append({"pred_logits": self.class_embed(decoded), "pred_masks": masks})
             if last:
                 break

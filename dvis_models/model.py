@@ -112,6 +112,8 @@ class DVISModel(nn.Module):
         self.refiner = refiner
         self.config = config
 
-    def segment(self, images: Tensor):
-        """Per-frame Mask2Former on normalised, padded images (T, 3, Hp, Wp) -> ``SegmenterOutput``."""
-        return self.sem_seg_head(self.backbone(images))
+    def segment(self, images: Tensor, with_masks: bool = True):
+        """Per-frame Mask2Former on normalised, padded images (T, 3, Hp, Wp) -> ``SegmenterOutput``.
+
+        ``with_masks=False`` leaves out the last layer's ``pred_masks`` (video inference never uses them)."""
+        return self.sem_seg_head(self.backbone(images), with_masks=with_masks)

@@ -189,10 +189,10 @@ class VideoSegmenter:
     def _segment_and_track(self, prepared: PreparedFrames, extra_scales: list[PreparedFrames]) -> dict[str, torch.Tensor]:
         """Segmenter (+ TTA scales) + tracker on a few frames; keeps only what the unit's finishing step needs."""
         with self._autocast():
-            segmented = self.model.segment(prepared.images)
+            segmented = self.model.segment(prepared.images, with_masks=False)
             embeds, mask_features = segmented.pred_embds, segmented.mask_features
             for other in extra_scales:
-                scaled = self.model.segment(other.images)
+                scaled = self.model.segment(other.images, with_masks=False)
                 embeds, mask_features = fuse_scales(embeds, mask_features, prepared.resized_size,
                                                     scaled.pred_embds, scaled.mask_features, other.resized_size)
             tracked = self.model.tracker(embeds, None if self.offline else mask_features)

@@ -18,9 +18,10 @@ class MaskFormerHead(nn.Module):
         self.pixel_decoder = pixel_decoder
         self.predictor = predictor
 
-    def forward(self, features: dict[str, Tensor], return_aux: bool | None = None) -> SegmenterOutput:
+    def forward(self, features: dict[str, Tensor], return_aux: bool | None = None,
+                with_masks: bool = True) -> SegmenterOutput:
         mask_features, multi_scale_features = self.pixel_decoder(features)
-        return self.predictor(multi_scale_features, mask_features, return_aux=return_aux)
+        return self.predictor(multi_scale_features, mask_features, return_aux=return_aux, with_masks=with_masks)
 
 
 def build_maskformer_head(

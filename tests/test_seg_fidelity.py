@@ -43,6 +43,7 @@ def test_tiny_swin_segmenter_matches_official_outputs():
         features = model.backbone(torch.from_numpy(data["input.images"]))
         out = model.sem_seg_head(features)
         out_aux = model.sem_seg_head(features, return_aux=True)
+        out_no_masks = model.sem_seg_head(features, with_masks=False)
     for level in ("res2", "res3", "res4", "res5"):
         torch.testing.assert_close(features[level], expected(f"backbone.{level}"), rtol=1e-4, atol=1e-4)
     torch.testing.assert_close(out.mask_features, expected("mask_features"), rtol=1e-4, atol=1e-4)
@@ -50,3 +51,7 @@ def test_tiny_swin_segmenter_matches_official_outputs():
         torch.testing.assert_close(result.pred_logits, expected("pred_logits"), rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(result.pred_masks, expected("pred_masks"), rtol=1e-4, atol=1e-4)
         torch.testing.assert_close(result.pred_embds, expected("pred_embds"), rtol=1e-4, atol=1e-4)
+    # Video inference skips the last layer's masks: everything else is unchanged, bit for bit.
+    assert out_no_masks.pred_masks is None
+    torch.testing.assert_close(out_no_masks.pred_logits, out.pred_logits, rtol=0, atol=0)
+    torch.testing.assert_close(out_no_masks.pred_embds, out.pred_embds, rtol=0, atol=0)
