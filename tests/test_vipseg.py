@@ -174,6 +174,17 @@ def test_progress_and_cancel(tmp_path):
         import_vipseg(tmp_path / "ok", cancel=lambda: True)
 
 
+def test_import_chosen_videos_only(tmp_path):
+    """Opening one video of a dataset decodes only that video's PNGs (progress counts its frames only)."""
+    write_dataset(tmp_path)
+    seen = []
+    (imported,) = import_vipseg(tmp_path, video_ids=["vid_b"], progress=lambda done, total: seen.append(total))
+    assert imported.video_id == "vid_b" and imported.annotation.num_frames == 3 and set(seen) == {3}
+    assert [v.video_id for v in import_vipseg(tmp_path, video_ids=["vid_b", "vid_a"])] == ["vid_b", "vid_a"]
+    with pytest.raises(DatasetError, match="'vid_c'.*not listed"):
+        import_vipseg(tmp_path, video_ids=["vid_c"])
+
+
 def test_too_many_instances_for_raw_panomasks(tmp_path):
     annotation = Annotation(1, 10, 12, CATS)
     track_map = np.zeros((10, 12), np.int32)

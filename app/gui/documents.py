@@ -140,9 +140,7 @@ def import_vipseg_video(root: Path, video_id: str):
     from app.core.video import VideoSource
     from app.core.vipseg import DatasetError, import_vipseg
 
-    imported = next((v for v in import_vipseg(root) if v.video_id == video_id), None)
-    if imported is None:
-        raise DatasetError(f"Video {video_id!r} is not listed in the dataset at {root}.")
+    imported, = import_vipseg(root, video_ids=[video_id])
     if not imported.image_paths:
         raise DatasetError(f"Video {video_id!r} has no images under {root}/images/{video_id}; they are needed to show it.")
     return VideoSource.open(imported.image_paths[0].parent), imported.annotation

@@ -146,9 +146,24 @@ def _import(categories: CategoryTable, videos: list[DatasetVideo] | list[RawVide
     return [ImportedVideo(v.video_id, _to_annotation(v, categories, tick), list(v.image_paths)) for v in videos]
 
 
-def import_vipseg(root: str | Path, split: str | None = None, progress: Progress | None = None, cancel: Cancel | None = None) -> list[ImportedVideo]:
-    """Import a VIPSeg ground-truth dataset (one split, or every split file when ``split`` is None)."""
+def import_vipseg(
+    root: str | Path,
+    split: str | None = None,
+    progress: Progress | None = None,
+    cancel: Cancel | None = None,
+    video_ids: Sequence[str] | None = None,
+) -> list[ImportedVideo]:
+    """Import a VIPSeg ground-truth dataset (one split, or every split file when ``split`` is None).
+
+    ``video_ids`` imports only those videos, in that order (opening one video must not decode the whole dataset).
+    """
     categories, videos = read_ground_truth(root, split)
+    if video_ids is not None:
+        by_id = {v.video_id: v for v in videos}
+        missing = [v for v in video_ids if v not in by_id]
+        if missing:
+            raise DatasetError(f"Videos {missing} are not listed in the dataset at {root}; pick one of {sorted(by_id)[:10]}.")
+        videos = [by_id[v] for v in video_ids]
     return _import(categories, videos, progress, cancel)
 
 
