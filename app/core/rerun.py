@@ -13,10 +13,13 @@ shown while later ones are still being computed.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from dvis_models.types import FrameResult
+if TYPE_CHECKING:  # app/core imports dvis_models only where inference runs; results arrive duck-typed
+    from dvis_models.types import FrameResult
 
 
 def pair_iou(new_map: np.ndarray, old_map: np.ndarray, new_ids: list[int], old_ids: list[int]) -> np.ndarray:
