@@ -139,6 +139,7 @@ class VideoSegmenter:
         tracks = TrackIdAssigner()
         buffer = _FrameBuffer()
         geometry: _Geometry | None = None
+        first_shape: tuple[int, ...] | None = None
         seen = emitted = 0
 
         def deliver(unit_end: int, final: bool) -> Iterator[FrameResult]:
@@ -152,8 +153,10 @@ class VideoSegmenter:
 
         for batch in _batched(frames, self.segment_batch):
             _check_cancel(cancel)
+            first_shape = first_shape or batch[0].shape
+            _check_frames(batch, first_shape)
             prepared = self._prepare(batch, self.short_edge)
-            geometry = self._check_geometry(geometry, prepared)
+            geometry = _Geometry(prepared.padded_size, prepared.resized_size, prepared.original_size)
             extra_scales = [self._prepare(batch, edge) for edge in self.tta_short_edges]
             buffer.append(self._segment_and_track(prepared, extra_scales))
             seen += len(batch)
@@ -171,19 +174,8 @@ class VideoSegmenter:
 
     def _prepare(self, batch: list[np.ndarray], short_edge: int) -> PreparedFrames:
         config = self.model.config
-        for frame in batch:
-            if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
-                raise DVISError(f"Frames must be RGB uint8 arrays of shape (H, W, 3); got {frame.dtype} {frame.shape}.")
         return prepare_frames(batch, short_edge, self.max_size, config.pixel_mean,
                               config.pixel_std, config.size_divisibility, device=self.device)
-
-    @staticmethod
-    def _check_geometry(geometry: _Geometry | None, prepared: PreparedFrames) -> _Geometry:
-        current = _Geometry(prepared.padded_size, prepared.resized_size, prepared.original_size)
-        if geometry is not None and geometry != current:
-            raise DVISError(f"All frames of a video must have the same size; got {current.original_size} "
-                            f"after {geometry.original_size}.")
-        return current
 
     @torch.no_grad()
     def _segment_and_track(self, prepared: PreparedFrames, extra_scales: list[PreparedFrames]) -> dict[str, torch.Tensor]:
@@ -312,6 +304,16 @@ def _batched(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarra
             batch = []
     if batch:
         yield batch
+
+
+def _check_frames(batch: list[np.ndarray], first_shape: tuple[int, ...]) -> None:
+    """Every frame must be RGB uint8 (H, W, 3) and the size of the video's first frame."""
+    for frame in batch:
+        if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+            raise DVISError(f"Frames must be RGB uint8 arrays of shape (H, W, 3); got {frame.dtype} {frame.shape}.")
+        if frame.shape != first_shape:
+            raise DVISError(f"All frames of a video must have the same size; got {frame.shape[:2]} "
+                            f"after {first_shape[:2]}.")
 
 
 def _check_cancel(cancel: CancelCallback | None) -> None:

@@ -123,9 +123,10 @@ def test_progress_and_cancel(model, frames):
 
 
 def test_frames_of_different_sizes_are_refused(model, frames):
-    mixed = frames[:3] + [np.zeros((40, 80, 3), np.uint8)]
-    with pytest.raises(DVISError, match="same size"):
-        run(model, mixed, offline=False)
+    odd = np.zeros((40, 80, 3), np.uint8)
+    for mixed in (frames[:3] + [odd], frames[:1] + [odd]):  # in a later batch, in the first batch
+        with pytest.raises(DVISError, match="same size"):
+            run(model, mixed, offline=False)
 
 
 def test_track_ids_keep_one_category():
