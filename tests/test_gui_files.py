@@ -150,3 +150,25 @@ def test_no_edits_while_a_worker_uses_the_annotation(window, video_path, errors)
     window._run_action("Merge", window.controller.merge_selected)
     assert errors and "export is running" in errors[0][1]
     assert mapping[6] in window.controller.annotation.tracks
+
+
+def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_path, monkeypatch, errors):
+    import cv2
+
+    window.open_path(video_path)
+    load_scripted(window)
+    original = window.controller.annotation
+    assert window.controller.modified
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(folder / f"{i:08d}.jpg"), np.zeros((16, 24, 3), np.uint8))
+    asked = []
+    monkeypatch.setattr(window, "confirm_discard", lambda: asked.append(1) or False)
+    monkeypatch.setattr("app.gui.main_window.QFileDialog.getExistingDirectory", lambda *args: str(folder))
+    window.open_folder_dialog()
+    window.open_vipseg_dialog()
+    assert len(asked) == 2 and window.controller.annotation is original  # "Cancel" keeps the edits
+    monkeypatch.setattr(window, "confirm_discard", lambda: True)
+    window.open_folder_dialog()
+    assert window.controller.num_frames == 3 and not errors

@@ -320,10 +320,11 @@ class MainWindow(QMainWindow):
             return None
 
     # ================================================================ opening
-    def open_path(self, path: str | Path) -> None:
-        """Open whatever `path` is: project folder, VIPSeg dataset, image folder or video file."""
+    def open_path(self, path: str | Path, kind: str | None = None) -> None:
+        """Open whatever `path` is (`kind`: as `documents.kind_of` says, unless the menu item chose it): project
+        folder, VIPSeg dataset, image folder or video file. Unsaved edits are asked about, running work stopped."""
         path = Path(path)
-        kind = documents.kind_of(path)
+        kind = kind or documents.kind_of(path)
         if self.controller.modified and not self.confirm_discard():
             return
         self._stop_work()
@@ -371,14 +372,12 @@ class MainWindow(QMainWindow):
     def open_folder_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open image folder", self._last_dir())
         if path:
-            self.controller.open_video(path)
-            self._add_recent(Path(path))
+            self.open_path(path, kind="video")
 
     def open_vipseg_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open VIPSeg dataset root", self._last_dir())
         if path:
-            self._open_vipseg(Path(path))
-            self._add_recent(Path(path))
+            self.open_path(path, kind="vipseg")
 
     def open_project_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open project folder", self._last_dir())
