@@ -118,7 +118,7 @@ class VideoSegmenter:
         self.memory_budget = memory_budget_mb * 2**20
         self.window_overlap = max(0, window_overlap)
         self.segment_batch = max(1, segment_batch)
-        self.fp16 = (self.device.type == "cuda") if fp16 is None else fp16
+        self.fp16 = self.device.type == "cuda" and (fp16 is None or fp16)  # autocast exists for CUDA only here
         self.object_mask_threshold = config.object_mask_threshold if object_mask_threshold is None else object_mask_threshold
         self.overlap_threshold = config.overlap_threshold if overlap_threshold is None else overlap_threshold
         self.short_edge = short_edge or config.test_short_edge
@@ -136,6 +136,15 @@ class VideoSegmenter:
     ) -> Iterator[FrameResult]:
         """Yield one ``FrameResult`` per input frame, in order. Raises ``InferenceCancelled`` when ``cancel()``."""
         self.model.tracker.reset()
+        try:
+            yield from self._results(frames, num_frames, progress, cancel)
+        finally:  # a cancelled, failed or abandoned run leaves no tracker state behind
+            self.model.tracker.reset()
+
+    def _results(
+        self, frames: Iterable[np.ndarray], num_frames: int | None, progress: ProgressCallback | None,
+        cancel: CancelCallback | None,
+    ) -> Iterator[FrameResult]:
         tracks = TrackIdAssigner()
         buffer = _FrameBuffer()
         geometry: _Geometry | None = None
@@ -165,12 +174,11 @@ class VideoSegmenter:
                 yield from deliver(buffer.start + unit, final=False)
         if seen > emitted:
             yield from deliver(seen, final=True)
-        self.model.tracker.reset()
 
     # ---------------------------------------------------------------------------------- stages
 
     def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.float16) if self.fp16 and self.device.type == "cuda" else nullcontext()
+        return torch.autocast("cuda", dtype=torch.float16) if self.fp16 else nullcontext()
 
     def _prepare(self, batch: list[np.ndarray], short_edge: int) -> PreparedFrames:
         config = self.model.config
@@ -201,7 +209,7 @@ class VideoSegmenter:
 
     @property
     def _storage_dtype(self) -> torch.dtype:
-        return torch.float16 if self.fp16 and self.device.type == "cuda" else torch.float32
+        return torch.float16 if self.fp16 else torch.float32
 
     def _unit_length(self, geometry: _Geometry) -> int:
         """Frames per unit: ``chunk_size`` online; offline as many as ``memory_budget_mb`` holds."""

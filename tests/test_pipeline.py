@@ -120,6 +120,13 @@ def test_progress_and_cancel(model, frames):
                                cancel=lambda: len(calls) >= 3):
             pass
     assert calls == [(1, 7), (2, 7), (3, 7)]
+    assert not model.tracker.has_state  # the next video starts fresh even if nobody calls run() again
+
+    abandoned = segmenter.run(frames)
+    next(abandoned)
+    assert model.tracker.has_state
+    abandoned.close()
+    assert not model.tracker.has_state
 
 
 def test_frames_of_different_sizes_are_refused(model, frames):
