@@ -146,12 +146,14 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], M
     config = None
     if data.get("format") == FORMAT:
         try:
-            config = ModelConfig.from_dict(data["config"])
-        except (KeyError, TypeError, PresetError) as error:
+            config = ModelConfig.from_dict(data.get("config"))
+        except PresetError as error:
             raise CheckpointError(f"{path}: the stored model configuration is unusable ({error}).") from None
-        data = data.get("state_dict", {})
+        data = data.get("state_dict")
     elif isinstance(data.get("model"), dict):
         data = data["model"]
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{path} has no dictionary of weights under 'state_dict'; the file is damaged.")
     tensors = {key: value for key, value in data.items() if isinstance(value, torch.Tensor)}
     if not tensors:
         raise CheckpointError(f"{path} contains no weight tensors; it is not a DVIS checkpoint.")

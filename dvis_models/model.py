@@ -80,17 +80,24 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
-        """Rebuild from ``to_dict`` output; unknown keys are an error so a newer file is not half-read."""
+        """Rebuild from ``to_dict`` output; unknown keys are an error so a newer file is not half-read.
+
+        Any malformed value (wrong type, missing category id) is a ``PresetError``, never a bare TypeError."""
+        if not isinstance(data, dict):
+            raise PresetError(f"Model config must be a dictionary, not {type(data).__name__}.")
         names = {f.name for f in fields(cls)}
         extra = sorted(set(data) - names)
         if extra:
             raise PresetError(f"Model config has unknown fields {extra}; this file needs a newer DVIS Studio.")
-        values = dict(data)
-        for key in ("pixel_mean", "pixel_std"):
-            if key in values:
-                values[key] = tuple(float(v) for v in values[key])
-        config = cls(**values)
-        config.validate()
+        try:
+            values = dict(data)
+            for key in ("pixel_mean", "pixel_std"):
+                if key in values:
+                    values[key] = tuple(float(v) for v in values[key])
+            config = cls(**values)
+            config.validate()
+        except (KeyError, TypeError, ValueError) as error:
+            raise PresetError(f"Model config is malformed ({type(error).__name__}: {error}).") from None
         return config
 
 

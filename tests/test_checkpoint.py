@@ -146,3 +146,22 @@ def test_infers_variant_from_keys(reference, backbone, queries, refiner_layers):
     assert (config.backbone, config.num_queries, config.refiner_layers) == (backbone, queries, refiner_layers)
     assert config.tracker_layers == 6
     assert build_model(config, device="meta").state_dict().keys() == state.keys()
+
+
+@pytest.mark.parametrize("damage", [
+    {"config": None},
+    {"pixel_mean": ["x", 1, 2]},
+    {"categories": [{"id": "a"}]},
+    {"state_dict": [1, 2]},
+])
+def test_damaged_own_format_files_are_explained(tmp_path, damage):
+    config = build_model("bundled_small").config.to_dict()
+    payload = {"format": FORMAT, "version": 1, "config": config, "state_dict": {}}
+    for key, value in damage.items():
+        if key in payload:
+            payload[key] = value
+        else:
+            config[key] = value
+    torch.save(payload, tmp_path / "damaged.pth")
+    with pytest.raises(CheckpointError, match="damaged.pth"):
+        read_checkpoint(tmp_path / "damaged.pth")
