@@ -299,14 +299,14 @@ def _frame_range(text: str | None, num_frames: int) -> range:
 def _export(args: argparse.Namespace) -> int:
     from app.core import exports
     from app.core.project import Project
-    from app.core.video import VideoSource
     from app.core.vipseg import export_vipseg
 
     if args.format == "vipseg" and (args.tracks or args.frames):
         raise StudioError("A VIPSeg export holds whole videos with every object; --tracks and --frames apply to the "
                           "masks, cutouts, alpha and overlay formats.")
-    with Project.open(args.project) as project, VideoSource.open(project.check_video()) as source:
-        annotation = project.annotation
+    # read-only: no lock, so a project open in the GUI exports as last saved; project.video checks the video fits
+    with Project.open(args.project, read_only=True) as project:
+        annotation, source = project.annotation, project.video
         tracks = list(args.tracks) if args.tracks else sorted(annotation.tracks)
         unknown = sorted(set(tracks) - set(annotation.tracks))
         if unknown:

@@ -97,9 +97,10 @@ def test_export_project_masks_and_vipseg(tmp_path, capsys):
         annotation.set_frame(index, track_map)
     project = Project.create(tmp_path / "project", video, annotation=annotation)
     project.save()
-    project.close()
+    # exporting reads the last saved state, also while the project is open (locked) in the GUI
     code, stdout, _ = run(capsys, "export", tmp_path / "project", "--out", tmp_path / "masks", "--format", "masks",
                           "--frames", "1-2")
+    project.close()
     assert code == 0, stdout
     written = sorted((tmp_path / "masks" / f"track_{person.id:04d}").glob("*.png"))
     assert [p.name for p in written] == ["00000001.png", "00000002.png"]
