@@ -7,6 +7,7 @@ tracks: a slot map is just a small integer image whose meaning lives in the anno
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Callable
 
@@ -53,14 +54,16 @@ class MaskStore:
         self._blobs: dict[int, bytes] = {}
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._cache_frames = cache_frames
+        self._cache_lock = threading.Lock()  # a GUI worker (diagnostics) reads frames while the UI thread shows them
         self.dirty: set[int] = set()  # frames changed since the last save (the project writes only these)
 
     def get(self, index: int) -> np.ndarray:
         """The slot map of frame ``index`` (read-only: copy it before changing pixels)."""
-        cached = self._cache.get(index)
-        if cached is not None:
-            self._cache.move_to_end(index)
-            return cached
+        with self._cache_lock:
+            cached = self._cache.get(index)
+            if cached is not None:
+                self._cache.move_to_end(index)
+                return cached
         found = self._find(index)
         if found is None:
             slots = np.zeros((self.height, self.width), np.uint8)
@@ -101,7 +104,8 @@ class MaskStore:
 
     def clear_cache(self) -> None:
         """Forget decoded frames (benchmarks and memory pressure); they are decoded again when needed."""
-        self._cache.clear()
+        with self._cache_lock:
+            self._cache.clear()
 
     def hold_all(self) -> None:
         """Read every stored frame into memory and mark it dirty, so the next save writes all of them.
@@ -125,7 +129,8 @@ class MaskStore:
             self._blobs.pop(index, None)
 
     def _remember(self, index: int, slots: np.ndarray) -> None:
-        self._cache[index] = slots
-        self._cache.move_to_end(index)
-        while len(self._cache) > self._cache_frames:
-            self._cache.popitem(last=False)
+        with self._cache_lock:
+            self._cache[index] = slots
+            self._cache.move_to_end(index)
+            while len(self._cache) > self._cache_frames:
+                self._cache.popitem(last=False)
