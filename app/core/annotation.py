@@ -555,13 +555,4 @@ def _slots_of(track_map: np.ndarray) -> tuple[np.ndarray, list[int], np.ndarray]
     return slots, [int(i) for i in unique[unique > 0]], counts[unique > 0].astype(np.int64)
 
 
-def __getattr__(name: str):
-    """``from app.core.annotation import MergeTracks`` works: the edit classes live in app.core.edits."""
-    from app.core import edits
-
-    if name in edits.__all__:
-        return getattr(edits, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 __all__ = ["Annotation", "AnnotationError", "Listener", "Provenance", "Track"]
