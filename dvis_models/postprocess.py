@@ -85,6 +85,8 @@ def video_panoptic(
     kept_scores = scores[kept].to(kept_logits.device).view(-1, 1, 1, 1)
     chunks = list(_frame_chunks(num_frames, kept.numel() * height * width * 4, max_chunk_bytes))
 
+    count = kept.numel()
+
     def winners(chunk: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per pixel: the winning slot (index into ``kept``), whether its own mask covers the pixel, and all probabilities."""
         probs = _full_resolution_probs(kept_logits[:, chunk], padded_size, resized_size, original_size)
@@ -92,16 +94,25 @@ def video_panoptic(
         covered = torch.gather(probs, 0, winner.unsqueeze(0)).squeeze(0) >= 0.5
         return winner, covered, probs
 
-    # Pass 1: the three per-slot areas the official filter looks at, summed over the whole video.
-    count = kept.numel()
+    def painted(winner: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
+        """Index into ``segment_of_kept`` per pixel: the winner, or ``count`` (void) where it does not cover."""
+        return torch.where(covered, winner, torch.full_like(winner, count)).to(torch.int16).cpu()
+
+    # Pass 1: the three per-slot areas the official filter looks at, summed over the whole video. The painted
+    # maps (2 bytes a pixel) are kept while they fit the chunk budget, so pass 2 need not recompute them.
     won_area = torch.zeros(count, dtype=torch.long)
     own_area = torch.zeros(count, dtype=torch.long)
     final_area = torch.zeros(count, dtype=torch.long)
+    kept_maps: list[torch.Tensor] = []
+    kept_bytes = 0
     for chunk in chunks:
         winner, covered, probs = winners(chunk)
         won_area += torch.bincount(winner.flatten(), minlength=count).cpu()
         final_area += torch.bincount(winner[covered], minlength=count).cpu()
         own_area += (probs >= 0.5).flatten(1).sum(1).cpu()
+        kept_bytes += winner.numel() * 2
+        if kept_bytes <= max_chunk_bytes:
+            kept_maps.append(painted(winner, covered))
 
     # Decide each kept slot's segment id (0 = dropped), merging later stuff slots of a class into the first.
     segment_of_kept = torch.zeros(count + 1, dtype=torch.int32)  # last entry: "not covered" -> void
@@ -124,10 +135,9 @@ def video_panoptic(
         segment_of_kept[index] = segment_id
 
     # Pass 2: paint.
-    for chunk in chunks:
-        winner, covered, _ = winners(chunk)
-        painted = torch.where(covered, winner, torch.full_like(winner, count))
-        id_maps = segment_of_kept[painted.cpu()].numpy()
+    for index, chunk in enumerate(chunks):
+        slots = kept_maps[index] if index < len(kept_maps) else painted(*winners(chunk)[:2])
+        id_maps = segment_of_kept[slots.long()].numpy()
         for id_map in id_maps:
             present = set(np.unique(id_map).tolist())
             yield id_map, [segment for segment in segments if segment.id in present]
