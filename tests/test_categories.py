@@ -59,3 +59,9 @@ def test_malformed_table_names_the_problem(tmp_path):
 def test_unknown_id_is_a_clear_error():
     with pytest.raises(CategoryTableError, match="Unknown category id 500"):
         vipseg_categories()[500]
+
+
+def test_display_name_falls_back_to_the_id():
+    table = vipseg_categories()
+    assert table.name(table.by_name("person").id) == "person"
+    assert table.name(999) == "999"

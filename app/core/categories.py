@@ -52,6 +52,11 @@ class CategoryTable:
         except KeyError:
             raise CategoryTableError(f"Unknown category id {category_id}; valid ids are listed in the category table.") from None
 
+    def name(self, category_id: int) -> str:
+        """The category's name for display; the bare id when the table lacks it (a project made with another table)."""
+        category = self._by_id.get(category_id)
+        return category.name if category is not None else str(category_id)
+
     def by_name(self, name: str) -> Category:
         for category in self.categories:
             if category.name == name:

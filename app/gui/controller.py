@@ -300,7 +300,7 @@ class StudioController(QObject):
         if track_id is None:
             return f"({x}, {y})"
         track = self.annotation.tracks[track_id]
-        category = self.categories[track.category_id].name if track.category_id in self.categories else track.category_id
+        category = self.categories.name(track.category_id)
         return f"({x}, {y})  track {track_id}: {category}{' (locked)' if track.locked else ''}"
 
     def toggle_hidden_selected(self) -> None:

@@ -84,7 +84,7 @@ class TrackTableModel(QAbstractTableModel):
         if column == "ID":
             return track_id
         if column == "Class":
-            return categories[track.category_id].name if track.category_id in categories else str(track.category_id)
+            return categories.name(track.category_id)
         if column == "Kind":
             return "thing" if track.isthing else "stuff"
         if column == "Frames":

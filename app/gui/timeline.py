@@ -175,8 +175,7 @@ class TimelineWidget(QWidget):
         track = annotation.tracks.get(self.lanes[row])
         if track is None:
             return ""
-        categories = self._controller.categories
-        name = categories[track.category_id].name if track.category_id in categories else str(track.category_id)
+        name = self._controller.categories.name(track.category_id)
         return f"track {track.id} · {name} · {len(annotation.presence(track.id))} frames"
 
     def _on_hover(self, scene_pos) -> None:

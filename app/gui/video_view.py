@@ -103,9 +103,7 @@ class VideoView(QGraphicsView):
         font.setPixelSize(max(10, track_map.shape[0] // 40))
         font.setBold(True)
         for track_id, (x, y) in label_positions(track_map, ids).items():
-            category = tracks[track_id].category_id
-            name = categories[category].name if category in categories else str(category)
-            item = QGraphicsSimpleTextItem(f"{name} #{track_id}")
+            item = QGraphicsSimpleTextItem(f"{categories.name(tracks[track_id].category_id)} #{track_id}")
             item.setFont(font)
             item.setBrush(QBrush(QColor(255, 255, 255)))
             item.setPen(QPen(QColor(*track_color(track_id)).darker(250), 0))
