@@ -36,13 +36,15 @@ def match_embeddings(reference: Tensor, current: Tensor, official_matching: bool
     aligning permutation whenever the permutation is not an involution (e.g. a 3-cycle). The released
     weights were trained with it, so it is the default. ``False`` gives the aligning permutation:
     ``current[index][r]`` is the object matched to reference slot ``r``.
-    Inputs are (Q, C); computed in float32 so fp16 autocast cannot flip near-ties.
+    Inputs are (Q, C); computed in float32 so fp16 autocast cannot flip near-ties (autocast is switched off:
+    under it the matmul would run in half precision even on float32 inputs).
     """
-    ref = reference.detach().float()
-    cur = current.detach().float()
-    ref = ref / (ref.norm(dim=1, keepdim=True) + 1e-6)
-    cur = cur / (cur.norm(dim=1, keepdim=True) + 1e-6)
-    cost = (1.0 - ref @ cur.t()).cpu()
+    with torch.autocast(reference.device.type, enabled=False):
+        ref = reference.detach().float()
+        cur = current.detach().float()
+        ref = ref / (ref.norm(dim=1, keepdim=True) + 1e-6)
+        cur = cur / (cur.norm(dim=1, keepdim=True) + 1e-6)
+        cost = (1.0 - ref @ cur.t()).cpu()
     cost = torch.nan_to_num(cost, nan=0.0).numpy()
     if official_matching:
         return linear_sum_assignment(cost.T)[1]

@@ -99,3 +99,12 @@ def test_matches_the_official_tracker_outputs():
     torch.testing.assert_close(torch.cat([p.pred_masks for p in parts]), data["tracker_masks"], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(torch.cat([p.pred_embds for p in parts]), data["tracker_embeds"], atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(frame_forward, data["frame_forward"], atol=1e-5, rtol=1e-5)
+
+
+def test_matching_runs_in_float32_under_autocast():
+    generator = torch.Generator().manual_seed(5)
+    reference = torch.randn(30, 64, generator=generator)
+    current = reference[torch.randperm(30, generator=generator)] + 0.3 * torch.randn(30, 64, generator=generator)
+    expected = match_embeddings(reference, current)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # stands in for CUDA fp16: matmuls would run in half
+        np.testing.assert_array_equal(match_embeddings(reference, current), expected)
