@@ -50,6 +50,17 @@ def test_matcher_recovers_the_query_of_each_object():
     assert dict(zip(cols.tolist(), rows.tolist())) == {0: 4, 1: 0, 2: 2}
 
 
+def test_matcher_costs_are_float32_under_autocast():
+    targets = Targets(torch.tensor([1, 3, 3]), _square_masks(3))
+    logits, masks = _predictions_for(targets, [4, 0, 2], num_queries=6)
+    matcher = HungarianMatcher(num_points=256)
+    torch.manual_seed(0)
+    expected = matcher.cost(logits, masks, targets)
+    torch.manual_seed(0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # stands in for CUDA fp16, whose matmul sums overflow
+        torch.testing.assert_close(matcher.cost(logits, masks, targets), expected, rtol=0, atol=0)
+
+
 def test_matcher_without_targets_matches_nothing():
     empty = Targets(torch.zeros(0, dtype=torch.long), torch.zeros(0, 16, 16))
     logits, masks = torch.randn(4, NUM_CLASSES + 1), torch.randn(4, 16, 16)

@@ -61,17 +61,21 @@ class HungarianMatcher:
 
     @torch.no_grad()
     def cost(self, logits: Tensor, masks: Tensor, targets: Targets) -> Tensor:
-        """Cost matrix (Q, N) for one image, float32 on the CPU."""
-        probs = logits.float().softmax(-1)
-        class_cost = -probs[:, targets.labels.long()]
-        coords = torch.rand(1, self.num_points, 2, device=masks.device)
-        pred_points = point_sample(masks[None].float(), coords)[0]  # (Q, P)
-        tgt_points = point_sample(targets.masks[None].to(masks.device).float(), coords)[0]  # (N, P)
-        cost = (
-            self.class_weight * class_cost
-            + self.mask_weight * pairwise_bce(pred_points, tgt_points)
-            + self.dice_weight * pairwise_dice(pred_points, tgt_points)
-        )
+        """Cost matrix (Q, N) for one image, float32 on the CPU.
+
+        Autocast is off: under fp16 the BCE matmul sums over ``num_points`` points and overflows to inf.
+        """
+        with torch.autocast(masks.device.type, enabled=False):
+            probs = logits.float().softmax(-1)
+            class_cost = -probs[:, targets.labels.long()]
+            coords = torch.rand(1, self.num_points, 2, device=masks.device)
+            pred_points = point_sample(masks[None].float(), coords)[0]  # (Q, P)
+            tgt_points = point_sample(targets.masks[None].to(masks.device).float(), coords)[0]  # (N, P)
+            cost = (
+                self.class_weight * class_cost
+                + self.mask_weight * pairwise_bce(pred_points, tgt_points)
+                + self.dice_weight * pairwise_dice(pred_points, tgt_points)
+            )
         return torch.nan_to_num(cost.cpu(), nan=_FORBIDDEN)
 
     def match_image(self, logits: Tensor, masks: Tensor, targets: Targets) -> Match:
