@@ -11,8 +11,9 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
 
-from app.core.colors import boundary_mask, overlay, track_color
+from app.core.colors import boundary_mask, overlay, track_color, visible_mask
 from app.gui.controller import StudioController
+
 
 def to_qimage(rgb: np.ndarray) -> QImage:
     """Deep-copied QImage of an (H, W, 3) uint8 RGB array."""
@@ -80,7 +81,7 @@ class VideoView(QGraphicsView):
         display = controller.display
         rendered = overlay(frame, track_map, alpha=display.opacity, mode=display.mode, hidden=display.hidden)
         if controller.selection:  # selected tracks get a white outline
-            selected = np.isin(track_map, controller.selection).astype(np.int32)
+            selected = visible_mask(track_map, controller.selection).astype(np.int32)
             rendered[boundary_mask(selected, width=max(1, track_map.shape[0] // 240)) & (selected > 0)] = 255
         self.last_rendered = rendered
         self.pixmap_item.setPixmap(QPixmap.fromImage(to_qimage(rendered)))
