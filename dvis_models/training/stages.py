@@ -162,7 +162,7 @@ class RefinerStage(TrainingStage):
 
     def forward(self, clip: Clip, iteration: int) -> dict[str, Tensor]:
         with torch.no_grad():
-            segmented = self.model.segment(clip.images)
+            segmented = self.model.segment(clip.images, with_masks=False)  # the refiner makes its own masks
             tracked = _track_clip(self.model.tracker, segmented)
             frame_embeds = self.model.tracker.frame_forward(segmented.pred_embds)
         output = self.model.refiner(tracked.pred_embds, frame_embeds, segmented.mask_features, return_aux=True)
