@@ -103,7 +103,7 @@ def _infer(args: argparse.Namespace) -> int:
     from app.core import atomic
     from app.core.categories import CategoryTable
     from app.core.video import VideoSource
-    from app.core.vipseg import VideoToWrite, write_videos
+    from app.core.vipseg import VideoToWrite, source_image_file, write_videos
     from dvis_models import VideoSegmenter, load_checkpoint
     from dvis_models.presets import BUNDLED_CHECKPOINT
     from dvis_models.training.distributed import shard
@@ -138,8 +138,11 @@ def _infer(args: argparse.Namespace) -> int:
             frames = (frame for _, frame in source.iter_frames())
             progress = lambda done, total, v=video_id: _print_progress(v, done, total)  # noqa: E731
             stream = _StreamedTracks(segmenter.run(frames, num_frames=source.num_frames, progress=progress))
+            images = args.format == "vipseg"  # an image folder's JPEGs are copied, not decoded and re-encoded
             video = VideoToWrite(video_id, source.num_frames, stream.categories, stream.track_map,
-                                 image=source.frame if args.format == "vipseg" else None, stems=source.stems)
+                                 image=source.frame if images else None,
+                                 image_file=(lambda i, s=source: source_image_file(s, i)) if images else None,
+                                 stems=source.stems)
             json_path = write_videos([video], staging, categories, split=args.split,
                                      predictions=args.format == "pred", raw_panomasks=True)
         for folder in ("images", "panomasks", "panomasksRGB", "pan_pred"):

@@ -46,6 +46,17 @@ def test_infer_writes_a_vipseg_folder_that_eval_reads(tmp_path, capsys):
     assert code == 0 and "STQ" in stdout
 
 
+def test_infer_on_an_image_folder_copies_its_jpegs(held_out, tmp_path, capsys):
+    (folder,) = (held_out / "images").iterdir()
+    out = tmp_path / "out"
+    code, stdout, _ = run(capsys, "infer", folder, "--out", out, "--online")
+    assert code == 0, stdout
+    sources = sorted(folder.glob("*.jpg"))
+    written = sorted((out / "images" / folder.name).glob("*.jpg"))
+    assert [p.name for p in written] == [p.name for p in sources]
+    assert all(a.read_bytes() == b.read_bytes() for a, b in zip(sources, written))  # no re-encoding loss
+
+
 def test_infer_shards_by_rank_and_resumes(tmp_path, capsys, monkeypatch):
     videos = [make_video(tmp_path / f"clip{i}.mp4", num_frames=4, size=(96, 64)) for i in range(2)]
     out = tmp_path / "out"

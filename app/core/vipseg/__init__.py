@@ -12,6 +12,7 @@ from app.core.vipseg.convert import (
     import_predictions,
     import_vipseg,
     import_vipseg_raw,
+    source_image_file,
 )
 from app.core.vipseg.frames import PanopticFrame
 from app.core.vipseg.layout import DatasetError, DatasetLayout, ExportCancelled
@@ -36,6 +37,7 @@ __all__ = [
     "read_ground_truth",
     "read_predictions",
     "read_raw_release",
+    "source_image_file",
     "write_videos",
 ]
 

@@ -39,8 +39,8 @@ def annotation_frames(annotation: Annotation) -> Iterator[PanopticFrame]:
         yield PanopticFrame(track_map, {int(values[p]): annotation.tracks[int(values[p])].category_id for p in order})
 
 
-def _source_image_file(source: VideoSource, index: int) -> Path | None:
-    """The image file of an image-folder frame (copied verbatim when no resize is needed), else None."""
+def source_image_file(source: VideoSource, index: int) -> Path | None:
+    """The JPEG of an image-folder frame (``VideoToWrite.image_file``: copied verbatim when no resize is needed), else None."""
     if not Path(source.path).is_dir():
         return None
     for suffix in (".jpg", ".jpeg", ".JPG", ".JPEG"):
@@ -63,7 +63,7 @@ def _video_to_write(video_id: str, annotation: Annotation, source: VideoSource |
         {t.id: t.category_id for t in annotation.tracks.values()},
         annotation.track_map,
         image=source.frame if source is not None else None,
-        image_file=(lambda i: _source_image_file(source, i)) if source is not None else None,
+        image_file=(lambda i: source_image_file(source, i)) if source is not None else None,
         stems=source.stems if source is not None else None,
     )
 
