@@ -172,21 +172,24 @@ def diagnose(
 ) -> list[Diagnostic]:
     """Diagnostics over per-frame int track maps (0 void). ``frame_classes``: frame -> {track: class} as the
     model predicted it per frame (before a track is forced to one category), for class-flicker markers."""
-    analyzer = _Analyzer(config or DiagnosticsConfig())
-    count = 0
-    for index, track_map in enumerate(track_maps):
-        analyzer.step(index, np.asarray(track_map), frame_classes.get(index) if frame_classes is not None else None)
-        count += 1
-    return analyzer.finish(count)
+    frames = ((index, track_map, frame_classes.get(index) if frame_classes is not None else None)
+              for index, track_map in enumerate(track_maps))
+    return _analyze(frames, config)
 
 
 def diagnose_results(results: Iterable, config: DiagnosticsConfig | None = None) -> list[Diagnostic]:
     """Diagnostics of the pipeline's raw output (``FrameResult``s in frame order, before VIPSeg rules),
     with class flicker taken from each frame's segments."""
+    frames = ((r.index, r.track_map, {s.track_id: s.category_id for s in r.segments}) for r in results)
+    return _analyze(frames, config)
+
+
+def _analyze(frames: Iterable[tuple[int, np.ndarray, Mapping[int, int] | None]], config: DiagnosticsConfig | None) -> list[Diagnostic]:
+    """Feed (index, track map, classes or None) in frame order to one analyzer."""
     analyzer = _Analyzer(config or DiagnosticsConfig())
     count = 0
-    for result in results:
-        analyzer.step(result.index, np.asarray(result.track_map), {s.track_id: s.category_id for s in result.segments})
+    for index, track_map, classes in frames:
+        analyzer.step(index, np.asarray(track_map), classes)
         count += 1
     return analyzer.finish(count)
 
