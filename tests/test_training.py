@@ -185,6 +185,16 @@ def test_training_state_round_trips_with_weights_only(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))
 
 
+def test_training_state_that_needs_code_is_refused(tmp_path):
+    from fractions import Fraction
+
+    from dvis_models.training.checkpointing import TrainingStateError
+
+    torch.save({"format": "dvis-studio-training-state", "iteration": Fraction(1, 3)}, tmp_path / "last.pth")
+    with pytest.raises(TrainingStateError, match="last.pth"):
+        load_state(tmp_path / "last.pth")
+
+
 # ----- real model, real synthetic data ---------------------------------------------------------------------------
 
 from dataclasses import replace  # noqa: E402

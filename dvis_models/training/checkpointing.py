@@ -7,6 +7,7 @@ the schedule, the iteration, the AMP scaler and every process's torch RNG state.
 
 from __future__ import annotations
 
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def save_state(state: TrainingState, path: Path) -> None:
 def load_state(path: Path) -> TrainingState:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as error:  # torch reports corrupt archives as RuntimeError
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:  # corrupt archive: RuntimeError
         raise TrainingStateError(
             f"Cannot read the training state {path}: {error}. Delete it to start the run again."
         ) from error

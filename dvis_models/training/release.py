@@ -21,7 +21,7 @@ def release(source: Path, target: Path, object_mask_threshold: float | None = No
     model = load_checkpoint(source)
     if object_mask_threshold is not None:
         model.config = replace(model.config, object_mask_threshold=object_mask_threshold)
-    save_checkpoint(model.half(), target)
+    save_checkpoint(model, target, half=True)
 
 
 def main(argv: list[str] | None = None) -> int:
