@@ -55,7 +55,7 @@ def stage_times(model, frames: list[np.ndarray], short_edge: int, device: torch.
     with autocast:
         features = timed("backbone", lambda: model.backbone(prepared.images))
         mask_features, multi_scale = timed("pixel decoder", lambda: model.sem_seg_head.pixel_decoder(features))
-        segmented = timed("decoder", lambda: model.sem_seg_head.predictor(multi_scale, mask_features))
+        segmented = timed("decoder", lambda: model.sem_seg_head.predictor(multi_scale, mask_features, with_masks=False))
         tracked = timed("tracker", lambda: model.tracker(segmented.pred_embds, segmented.mask_features))
         refined = timed("refiner", lambda: model.refiner(
             tracked.pred_embds, model.tracker.frame_forward(segmented.pred_embds), segmented.mask_features,
