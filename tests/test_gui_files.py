@@ -172,3 +172,24 @@ def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_pa
     monkeypatch.setattr(window, "confirm_discard", lambda: True)
     window.open_folder_dialog()
     assert window.controller.num_frames == 3 and not errors
+
+
+
+def test_cancelled_exports_say_so_without_an_error_dialog(window, video_path, tmp_path, monkeypatch, errors):
+    window.open_path(video_path)
+    load_scripted(window)
+
+    def run_here(job) -> None:
+        """What TaskRunner does, on this thread (no race with a worker) and with Cancel already pressed."""
+        try:
+            result = job(lambda done, total: None, lambda: True)
+        except Exception as error:  # noqa: BLE001
+            window._on_task_failed(error)
+        else:
+            window._on_task_finished(result)
+
+    monkeypatch.setattr(window.tasks, "start", run_here)
+    window.start_export(ExportRequest("masks", tmp_path / "masks"))  # returns ExportResult(cancelled=True)
+    assert "cancelled" in window.status_label.text()
+    window.start_export(ExportRequest("vipseg", tmp_path / "dataset"))  # raises ExportCancelled
+    assert window.status_label.text().startswith("Cancelled") and not errors

@@ -458,8 +458,13 @@ class MainWindow(QMainWindow):
     def start_export(self, request: documents.ExportRequest) -> None:
         """Export in a worker thread; the status bar says where it went."""
         job = documents.export_job(self.controller, request)
-        self._start_task(f"Exporting to {request.target}…", job,
-                         lambda _: self.status_label.setText(f"Exported to {request.target}"))
+
+        def done(result) -> None:  # editor exports return an ExportResult, cancelled or not
+            cancelled = getattr(result, "cancelled", False)
+            self.status_label.setText(f"Export cancelled; the files in {request.target} so far are complete." if cancelled
+                                      else f"Exported to {request.target}")
+
+        self._start_task(f"Exporting to {request.target}…", job, done)
 
     # ===================================================== background jobs
     def _start_task(self, text: str, job, done: Callable[[object], None]) -> None:
@@ -490,6 +495,11 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.progress.setVisible(self.runner.running)
         self._task_done = None
+        from app.core.vipseg import ExportCancelled  # a VIPSeg export stops by raising it: not a failure
+
+        if isinstance(error, ExportCancelled):
+            self.status_label.setText(f"Cancelled. {error}")
+            return
         self.status_label.setText("Failed.")
         report_exception(self, "Background job failed", error)
 
