@@ -291,6 +291,12 @@ def test_resumed_run_equals_uninterrupted_run(tiny_data, tmp_path):
     for key, value in straight_model.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
 
+    from dvis_models.training.checkpointing import TrainingStateError
+
+    wider = build_model(replace(tiny_config(), num_queries=9))  # same folder, another model: explained, not a traceback
+    with pytest.raises(TrainingStateError, match="another model"):
+        run_trainer(wider, "segmenter", clips, tmp_path / "resumed", iters=6)
+
 
 DDP_SCRIPT = """
 import sys

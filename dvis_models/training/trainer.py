@@ -109,10 +109,16 @@ class Trainer:
             raise TrainingStateError(
                 f"{self.state_path} is a {state.stage!r} run, not {self.config.stage!r}; use another output folder."
             )
-        self.stage.model.load_state_dict(state.model)
-        self.optimizer.load_state_dict(state.optimizer)
-        if state.scaler:
-            self.scaler.load_state_dict(state.scaler)
+        try:
+            self.stage.model.load_state_dict(state.model)
+            self.optimizer.load_state_dict(state.optimizer)
+            if state.scaler:
+                self.scaler.load_state_dict(state.scaler)
+        except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as error:
+            raise TrainingStateError(
+                f"{self.state_path} belongs to a run of another model or optimizer ({str(error).splitlines()[0]}); "
+                "train with the same options as that run, or choose another output folder."
+            ) from None
         if len(state.rng) == self.context.world_size:
             checkpointing.restore_rng(state.rng[self.context.rank])
         self.iteration = state.iteration
