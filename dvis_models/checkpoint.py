@@ -266,4 +266,8 @@ def save_checkpoint(model: DVISModel, path: str | os.PathLike, half: bool = Fals
     if half:
         state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
     payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_dict(), "state_dict": state}
-    atomic.torch_save(payload, path)
+    try:
+        atomic.torch_save(payload, path)
+    except OSError as error:
+        raise CheckpointError(f"Cannot write the checkpoint {path}: {error.strerror or error}. "
+                              "Free some disk space or choose another folder; any previous file there is unchanged.") from None

@@ -165,3 +165,9 @@ def test_damaged_own_format_files_are_explained(tmp_path, damage):
     torch.save(payload, tmp_path / "damaged.pth")
     with pytest.raises(CheckpointError, match="damaged.pth"):
         read_checkpoint(tmp_path / "damaged.pth")
+
+
+def test_unwritable_destination_is_a_checkpoint_error(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CheckpointError, match="Cannot write"):
+        save_checkpoint(build_model("bundled_small"), tmp_path / "file" / "model.pth")  # parent is a file
