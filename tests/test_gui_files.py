@@ -7,6 +7,7 @@ import numpy as np
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from app.gui import documents
 from app.gui.documents import ExportRequest
 from tests.gui_helpers import FRAMES, errors, load_scripted, video_path, window  # noqa: F401
 
@@ -91,6 +92,11 @@ def test_evaluate_against_own_export_is_perfect(window, video_path, qtbot, tmp_p
     with qtbot.waitSignal(window.tasks.finished, timeout=60_000):
         window.start_evaluation(root, "clip")
     assert window.last_scores["VPQ"] == 1.0 and window.last_scores["STQ"] == 1.0 and not errors
+    job = documents.evaluation_job(window.controller.annotation, root, "clip")
+    seen = []
+    assert job(lambda done, total: seen.append((done, total)), lambda: False)["VPQ"] == 1.0
+    assert seen == [(i, FRAMES) for i in range(1, FRAMES + 1)]
+    assert job(lambda done, total: None, lambda: True) is None  # Cancel stops it; the window says so
 
 
 def test_diagnostics_become_timeline_markers(window, video_path, qtbot):

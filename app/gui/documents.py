@@ -70,10 +70,14 @@ def vipseg_video_ids(root: Path) -> list[str]:
     return [video.video_id for video in videos]
 
 
-def evaluation_job(annotation, root: Path, video_id: str) -> Job:
-    """VPQ / STQ of `annotation` against video `video_id` of the VIPSeg ground truth at `root`."""
+class _Cancelled(Exception):
+    """Raised inside a job's frame loop when the user pressed Cancel; the job then returns None."""
 
-    def job(progress, cancel) -> dict[str, float]:
+
+def evaluation_job(annotation, root: Path, video_id: str) -> Job:
+    """VPQ / STQ of `annotation` against video `video_id` of the VIPSeg ground truth at `root` (None if cancelled)."""
+
+    def job(progress, cancel) -> dict[str, float] | None:
         from app.core.metrics import MetricsError, VideoPair, evaluate
         from app.core.vipseg import annotation_frames, read_ground_truth
 
@@ -84,7 +88,17 @@ def evaluation_job(annotation, root: Path, video_id: str) -> Job:
         if video.num_frames != annotation.num_frames:
             raise MetricsError(f"Ground truth {video_id!r} has {video.num_frames} frames, the open video has "
                                f"{annotation.num_frames}; open the video the ground truth belongs to.")
-        result = evaluate([VideoPair(video_id, video.frames(), annotation_frames(annotation))], categories)
+        def predicted():
+            for done, frame in enumerate(annotation_frames(annotation), 1):
+                if cancel():
+                    raise _Cancelled
+                yield frame
+                progress(done, annotation.num_frames)
+
+        try:
+            result = evaluate([VideoPair(video_id, video.frames(), predicted())], categories)
+        except _Cancelled:
+            return None
         return {"VPQ": result.vpq.all, "VPQ things": result.vpq.things, "VPQ stuff": result.vpq.stuff,
                 "STQ": result.stq.stq, "AQ": result.stq.aq, "SQ": result.stq.sq}
 

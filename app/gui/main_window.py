@@ -611,7 +611,10 @@ class MainWindow(QMainWindow):
         job = documents.evaluation_job(self.controller.annotation, root, video_id)
         self._start_task("Evaluating…", job, self._show_scores)
 
-    def _show_scores(self, scores: dict) -> None:
+    def _show_scores(self, scores: dict | None) -> None:
+        if scores is None:
+            self.status_label.setText("Evaluation cancelled.")
+            return
         self.last_scores = scores
         rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in scores.items()]
         self.status_label.setText("  ".join(f"{n} {v}" for n, v in rows[:3]))
