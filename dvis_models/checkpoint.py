@@ -232,7 +232,10 @@ def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu",
     state_dict, config = read_checkpoint(path)
     if config is None:
         config = infer_config(state_dict, str(path))
-    model = build_model(config)
+    try:
+        model = build_model(config)
+    except (TypeError, ValueError) as error:  # e.g. backbone_kwargs or widths the modules reject
+        raise CheckpointError(f"{path}: its stored model configuration cannot be built ({error}).") from None
     load_state(model, state_dict, str(path), strict=strict)
     return model.to(device).eval()
 

@@ -167,6 +167,14 @@ def test_damaged_own_format_files_are_explained(tmp_path, damage):
         read_checkpoint(tmp_path / "damaged.pth")
 
 
+def test_unbuildable_stored_config_is_explained(tmp_path):
+    model = build_model("bundled_small")
+    model.config.backbone_kwargs = {**model.config.backbone_kwargs, "norm_groups": 7}  # does not divide the widths
+    save_checkpoint(model, tmp_path / "odd.pth")
+    with pytest.raises(CheckpointError, match="odd.pth"):
+        load_checkpoint(tmp_path / "odd.pth")
+
+
 def test_unwritable_destination_is_a_checkpoint_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(CheckpointError, match="Cannot write"):
