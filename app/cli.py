@@ -287,20 +287,9 @@ def _add_export(commands) -> None:
     parser.set_defaults(handler=_export)
 
 
-def _frame_range(text: str | None, num_frames: int) -> range:
-    if text is None:
-        return range(num_frames)
-    try:
-        first, last = (int(part) for part in text.split("-"))
-    except ValueError:
-        raise StudioError(f"--frames must look like 10-250 (first-last, 0-based), got {text!r}.") from None
-    if not 0 <= first <= last < num_frames:
-        raise StudioError(f"--frames {text} is outside the video: use FIRST-LAST with 0 <= FIRST <= LAST <= {num_frames - 1}.")
-    return range(first, last + 1)
-
-
 def _export(args: argparse.Namespace) -> int:
     from app.core import exports
+    from app.core.frame_range import parse_frame_range
     from app.core.project import Project
     from app.core.vipseg import export_vipseg
 
@@ -314,7 +303,7 @@ def _export(args: argparse.Namespace) -> int:
         unknown = sorted(set(tracks) - set(annotation.tracks))
         if unknown:
             raise StudioError(f"{args.project} has no track {unknown}; its tracks are {sorted(annotation.tracks)}.")
-        frames = _frame_range(args.frames, annotation.num_frames)
+        frames = range(annotation.num_frames) if args.frames is None else parse_frame_range(args.frames, annotation.num_frames)
         progress = lambda done, total: _print_progress(args.format, done, total)  # noqa: E731
         if args.format == "vipseg":
             path = export_vipseg([(_video_id(project.video_path), annotation, source)], args.out, split=args.split,

@@ -217,17 +217,6 @@ def test_relabel_and_run_dialogs(window, video_path):
     assert (request.start, request.stop, request.offline, request.model) == (3, 9, True, "bundled")
 
 
-def test_frame_range_parsing():
-    from app.gui.controller import UserActionError
-    from app.gui.main_window import parse_frame_range
-
-    assert parse_frame_range("3-10", 12) == (3, 11)
-    assert parse_frame_range(" 7 ", 12) == (7, 8)
-    for bad in ("x", "5-3", "0-12"):
-        with pytest.raises(UserActionError):
-            parse_frame_range(bad, 12)
-
-
 def test_swap_fill_erase_and_delete_everywhere(window, video_path, qtbot, errors):
     window.open_path(video_path)
     mapping = load_scripted(window)

@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.core.frame_range import parse_frame_range
 from app.gui import documents
 from app.gui.controller import StudioController, UserActionError
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
@@ -647,7 +648,8 @@ class MainWindow(QMainWindow):
         text, ok = QInputDialog.getText(self, "Delete in range", f"Frames to delete from track {c.selected} "
                                         f"(first-last, inclusive, 0-{last}):", text=f"{c.frame_index}-{last}")
         if ok:
-            c.delete_selected(*parse_frame_range(text, c.num_frames))
+            frames = parse_frame_range(text, c.num_frames)
+            c.delete_selected(frames.start, frames.stop)
 
     def _brush_size(self, delta: int) -> None:
         self.view.brush_radius = max(1, self.view.brush_radius + delta)
@@ -774,15 +776,3 @@ class MainWindow(QMainWindow):
             self._run_action("Save", self.save)
             return not self.controller.modified
         return answer == QMessageBox.StandardButton.Discard
-
-
-def parse_frame_range(text: str, num_frames: int) -> tuple[int, int]:
-    """'3-10' (inclusive) or '7' -> (start, stop exclusive); a UserActionError says what is wrong."""
-    first, _, last = text.replace(" ", "").partition("-")
-    try:
-        start, end = int(first), int(last or first)
-    except ValueError:
-        raise UserActionError(f"{text!r} is not a frame range; write it as first-last, e.g. 3-10.") from None
-    if not 0 <= start <= end < num_frames:
-        raise UserActionError(f"Frames {start}-{end} are not inside the video (0-{num_frames - 1}).")
-    return start, end + 1
