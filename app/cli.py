@@ -66,10 +66,6 @@ def _add_infer(commands) -> None:
     parser.set_defaults(handler=_infer)
 
 
-def _video_id(path: Path) -> str:
-    return path.name if path.is_dir() else path.stem
-
-
 class _StreamedTracks:
     """Presents the pipeline's frame results as the random-access track maps the VIPSeg writer reads in order.
 
@@ -103,12 +99,12 @@ def _infer(args: argparse.Namespace) -> int:
     from app.core import atomic
     from app.core.categories import CategoryTable
     from app.core.video import VideoSource
-    from app.core.vipseg import VideoToWrite, source_image_file, write_videos
+    from app.core.vipseg import VideoToWrite, source_image_file, video_id_for, write_videos
     from dvis_models import VideoSegmenter, load_checkpoint
     from dvis_models.presets import BUNDLED_CHECKPOINT
     from dvis_models.training.distributed import shard
 
-    ids = [_video_id(path) for path in args.videos]
+    ids = [video_id_for(path) for path in args.videos]
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise StudioError(f"Several inputs are named {duplicates}; output folders are named after the video, "
@@ -291,7 +287,7 @@ def _export(args: argparse.Namespace) -> int:
     from app.core import exports
     from app.core.frame_range import parse_frame_range
     from app.core.project import Project
-    from app.core.vipseg import export_vipseg
+    from app.core.vipseg import export_vipseg, video_id_for
 
     if args.format == "vipseg" and (args.tracks or args.frames):
         raise StudioError("A VIPSeg export holds whole videos with every object; --tracks and --frames apply to the "
@@ -306,7 +302,7 @@ def _export(args: argparse.Namespace) -> int:
         frames = range(annotation.num_frames) if args.frames is None else parse_frame_range(args.frames, annotation.num_frames)
         progress = lambda done, total: _print_progress(args.format, done, total)  # noqa: E731
         if args.format == "vipseg":
-            path = export_vipseg([(_video_id(project.video_path), annotation, source)], args.out, split=args.split,
+            path = export_vipseg([(video_id_for(project.video_path), annotation, source)], args.out, split=args.split,
                                  resolution=args.resolution, progress=progress)
             print(f"wrote {path}")
             return 0

@@ -120,12 +120,12 @@ def export_job(controller, request: ExportRequest) -> Job:
     """The export as a background job. It decodes with its own VideoSource: decoders are not shared across threads."""
     from app.core import exports
     from app.core.video import VideoSource
-    from app.core.vipseg import export_predictions, export_vipseg
+    from app.core.vipseg import export_predictions, export_vipseg, video_id_for
 
     if request.kind not in EXPORTS:
         raise StudioError(f"Unknown export {request.kind!r}; choose one of {', '.join(EXPORTS)}.")
     annotation, video_path = controller.annotation, Path(controller.video.path)
-    video_id = video_path.stem if video_path.is_file() else video_path.name
+    video_id = video_id_for(video_path)
     tracks = sorted(annotation.tracks) if request.tracks is None else list(request.tracks)
     frames = range(request.start, annotation.num_frames if request.stop is None else request.stop)
 

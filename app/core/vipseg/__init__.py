@@ -15,7 +15,7 @@ from app.core.vipseg.convert import (
     source_image_file,
 )
 from app.core.vipseg.frames import PanopticFrame
-from app.core.vipseg.layout import DatasetError, DatasetLayout, ExportCancelled
+from app.core.vipseg.layout import DatasetError, DatasetLayout, ExportCancelled, video_id_for
 from app.core.vipseg.reader import DatasetVideo, RawVideo, read_ground_truth, read_predictions, read_raw_release
 from app.core.vipseg.writer import VideoToWrite, write_videos
 
@@ -38,6 +38,7 @@ __all__ = [
     "read_predictions",
     "read_raw_release",
     "source_image_file",
+    "video_id_for",
     "write_videos",
 ]
 

@@ -25,6 +25,11 @@ class ExportCancelled(DatasetError):
     """The user cancelled an export or import; files already written are complete, the JSON is not updated."""
 
 
+def video_id_for(path: Path) -> str:
+    """The VIPSeg video id of a source: an image folder's name, a video file's stem."""
+    return path.name if path.is_dir() else path.stem
+
+
 def gt_json_name(split: str | None) -> str:
     return "panoptic_gt_VIPSeg.json" if split is None else f"panoptic_gt_VIPSeg_{split}.json"
 
