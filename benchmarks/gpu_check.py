@@ -147,9 +147,9 @@ def track_agreement(reference: list[FrameResult], other: list[FrameResult]) -> d
 def correctness(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     cpu_model = build_model("r50_vipseg_offline")
-    device_model = copy.deepcopy(cpu_model)  # VideoSegmenter moves its model: two copies of the same weights
-    frames = moving_scene(args.frames, args.height, args.width)
     cpu, device = torch.device("cpu"), torch.device(args.device)
+    device_model = copy.deepcopy(cpu_model).to(device)  # two copies of the same weights, one per device
+    frames = moving_scene(args.frames, args.height, args.width)
     reference, tested = raw_logits(cpu_model, frames, args.height, cpu), raw_logits(device_model, frames, args.height, device)
     result: dict = {"preset": "r50_vipseg_offline (random weights, seed 0)", "frames": args.frames,
                     "size": f"{args.width}x{args.height}", "device_precision": "fp16 autocast" if device.type == "cuda" else "fp32",
