@@ -269,6 +269,20 @@ def two_categories(root):
     return "panoptic_gt_VIPSeg_train.json"
 
 
+def crowd_in_one_frame_only(root):
+    data = _gt(root)
+    _frame(data, frame=2)["segments_info"][0]["iscrowd"] = 1
+    _save(root, data)
+    return "one iscrowd for the whole video"
+
+
+def iscrowd_not_0_or_1(root):
+    data = _gt(root)
+    _frame(data)["segments_info"][0]["iscrowd"] = 2
+    _save(root, data)
+    return "it must be 0 or 1"
+
+
 def dotdot_file_name(root):
     data = _gt(root)
     data["videos"][0]["images"][0]["file_name"] = "../../secret.png"
@@ -321,7 +335,7 @@ def symlink_escape(root):
 
 MALFORMED = [
     drop_segment, extra_segment, size_mismatch, mixed_sizes, missing_frame_entry, missing_png, unknown_category, two_categories,
-    dotdot_file_name, absolute_file_name, dotdot_video_id, unreadable_png, grey_png, broken_json, segment_listed_twice,
+    crowd_in_one_frame_only, iscrowd_not_0_or_1, dotdot_file_name, absolute_file_name, dotdot_video_id, unreadable_png, grey_png, broken_json, segment_listed_twice,
     symlink_escape,
 ]
 
@@ -335,6 +349,24 @@ def test_malformed_dataset_raises_dataset_error_naming_the_file(tmp_path, corrup
     with pytest.raises(DatasetError) as error:
         import_vipseg(root)
     assert expected in str(error.value)
+
+
+def test_stuff_with_crowd_and_plain_segments_cannot_become_one_track(tmp_path):
+    from app.core import atomic
+    from app.core.vipseg.codec import id_to_rgb
+
+    root = tmp_path / "dataset"
+    write_dataset(root)
+    data = _gt(root)
+    png = root / "panomasksRGB/vid_a/00000000.png"
+    ids = read_id_png(png)
+    sky = next(s for s in _frame(data, frame=0)["segments_info"] if s["category_id"] == SKY)
+    ids[0, ids[0] == sky["id"]] = 999  # a second sky segment (row 0), marked crowd
+    png.write_bytes(atomic.png_bytes(id_to_rgb(ids)))
+    _frame(data, frame=0)["segments_info"].append({"id": 999, "category_id": SKY, "iscrowd": 1, "area": 1})
+    _save(root, data)
+    with pytest.raises(DatasetError, match="both crowd and non-crowd segments"):
+        import_vipseg(root)
 
 
 def test_export_refuses_paths_outside_the_root(tmp_path):

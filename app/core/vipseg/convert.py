@@ -36,7 +36,8 @@ def annotation_frames(annotation: Annotation) -> Iterator[PanopticFrame]:
     for index in range(annotation.num_frames):
         track_map = annotation.track_map(index)
         values, _, _, order = first_appearance(track_map)
-        yield PanopticFrame(track_map, {int(values[p]): annotation.tracks[int(values[p])].category_id for p in order})
+        tracks = [annotation.tracks[int(values[p])] for p in order]
+        yield PanopticFrame(track_map, {t.id: t.category_id for t in tracks}, frozenset(t.id for t in tracks if t.crowd))
 
 
 def source_image_file(source: VideoSource, index: int) -> Path | None:
@@ -62,6 +63,7 @@ def _video_to_write(video_id: str, annotation: Annotation, source: VideoSource |
         annotation.num_frames,
         {t.id: t.category_id for t in annotation.tracks.values()},
         annotation.track_map,
+        crowd_tracks=frozenset(t.id for t in annotation.tracks.values() if t.crowd),
         image=source.frame if source is not None else None,
         image_file=(lambda i: source_image_file(source, i)) if source is not None else None,
         stems=source.stems if source is not None else None,
@@ -107,6 +109,22 @@ def export_predictions(
     return write_videos(plain, root, table, resolution=resolution, predictions=True, progress=progress, cancel=cancel)
 
 
+def _track_for(annotation: Annotation, category_id: int, crowd: bool, where: Path) -> int:
+    """The track of a newly seen segment id: a new imported track, or the video's track of a stuff category."""
+    stuff_track = None if annotation.categories[category_id].isthing else annotation.stuff_track(category_id)
+    if stuff_track is None:
+        track = annotation.make_track(category_id, provenance=Provenance.IMPORTED).replace(crowd=crowd)
+        annotation.put_tracks([track])
+        return track.id
+    if annotation.tracks[stuff_track].crowd != crowd:
+        name = annotation.categories[category_id].name
+        raise DatasetError(
+            f"{where}: stuff category {name!r} has both crowd and non-crowd segments in this video; the app keeps one track "
+            "per stuff category, so give its segments one iscrowd value."
+        )
+    return stuff_track
+
+
 def _to_annotation(video: DatasetVideo | RawVideo, categories: CategoryTable, tick) -> Annotation:
     first = video.frame(0)
     height, width = first.ids.shape
@@ -117,11 +135,8 @@ def _to_annotation(video: DatasetVideo | RawVideo, categories: CategoryTable, ti
         values, _, inverse, order = first_appearance(frame.ids)
         for position in order:
             segment_id = int(values[position])
-            if segment_id in track_of:
-                continue
-            category_id = frame.segments[segment_id]
-            stuff_track = None if categories[category_id].isthing else annotation.stuff_track(category_id)
-            track_of[segment_id] = stuff_track or annotation.add_track(category_id, provenance=Provenance.IMPORTED).id
+            if segment_id not in track_of:
+                track_of[segment_id] = _track_for(annotation, frame.segments[segment_id], segment_id in frame.crowd, video.png_paths[index])
         lut = np.array([track_of.get(int(v), 0) for v in values], dtype=np.int32)
         try:
             annotation.set_frame(index, lut[inverse])

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -58,7 +59,7 @@ class DatasetVideo(_LazyFrames):
 
     video_id: str
     stems: list[str]
-    segments: list[dict[int, int]]
+    segments: list[_FrameEntry]
     png_paths: list[Path]
     image_paths: list[Path]
     source: Path  # the JSON file, for messages
@@ -70,18 +71,18 @@ class DatasetVideo(_LazyFrames):
         """Every id of the video -> its category (checked to be the same in every frame)."""
         merged: dict[int, int] = {}
         for frame in self.segments:
-            merged.update(frame)
+            merged.update(frame.segments)
         return merged
 
     def frame(self, index: int) -> PanopticFrame:
         path, ids = self._read(index, read_id_png)
-        listed = self.segments[index]
+        listed, crowd = self.segments[index]
         present = set(int(v) for v in np.unique(ids)) - {0}
         if present - listed.keys():
             raise DatasetError(f"{path} has segment ids {sorted(present - listed.keys())} that are not in the frame's segments_info in {self.source}.")
         if listed.keys() - present:
             raise DatasetError(f"{self.source} lists segment ids {sorted(listed.keys() - present)} for {path.name} that the PNG {path} does not contain.")
-        return PanopticFrame(ids, dict(listed))
+        return PanopticFrame(ids, dict(listed), crowd)
 
 
 def _load_json(path: Path) -> object:
@@ -101,8 +102,16 @@ def _expect(value: object, kind: type, what: str, source: Path):
     return value
 
 
-def _segments(entry: dict, categories: CategoryTable, where: str, source: Path) -> dict[int, int]:
+class _FrameEntry(NamedTuple):
+    """One frame's ``segments_info``: id -> category in listed order, and the ids marked ``iscrowd``."""
+
+    segments: dict[int, int]
+    crowd: frozenset[int]
+
+
+def _segments(entry: dict, categories: CategoryTable, where: str, source: Path) -> _FrameEntry:
     segments: dict[int, int] = {}
+    crowd: set[int] = set()
     for segment in _expect(entry.get("segments_info"), list, f"{where} segments_info", source):
         _expect(segment, dict, f"{where} segment", source)
         segment_id = _expect(segment.get("id"), int, f"{where} segment id", source)
@@ -113,19 +122,31 @@ def _segments(entry: dict, categories: CategoryTable, where: str, source: Path) 
             raise DatasetError(f"{source}: {where} segment {segment_id} has unknown category_id {category_id}.")
         if segment_id in segments:
             raise DatasetError(f"{source}: {where} lists segment id {segment_id} twice.")
+        iscrowd = segment.get("iscrowd", 0)
+        if iscrowd not in (0, 1):
+            raise DatasetError(f"{source}: {where} segment {segment_id} has iscrowd {iscrowd!r}; it must be 0 or 1.")
         segments[segment_id] = category_id
-    return segments
+        if iscrowd == 1:
+            crowd.add(segment_id)
+    return _FrameEntry(segments, frozenset(crowd))
 
 
-def _check_one_category(video_id: str, frames: list[dict[int, int]], stems: list[str], source: Path) -> None:
-    first: dict[int, tuple[int, str]] = {}
-    for stem, segments in zip(stems, frames):
-        for segment_id, category_id in segments.items():
-            seen = first.setdefault(segment_id, (category_id, stem))
+def _check_one_category(video_id: str, frames: list[_FrameEntry], stems: list[str], source: Path) -> None:
+    """An id keeps one category and one ``iscrowd`` for the whole video (it is one object)."""
+    first: dict[int, tuple[int, bool, str]] = {}
+    for stem, frame in zip(stems, frames):
+        for segment_id, category_id in frame.segments.items():
+            crowd = segment_id in frame.crowd
+            seen = first.setdefault(segment_id, (category_id, crowd, stem))
             if seen[0] != category_id:
                 raise DatasetError(
-                    f"{source}: in video {video_id!r} segment id {segment_id} is category {seen[0]} in frame {seen[1]} and "
+                    f"{source}: in video {video_id!r} segment id {segment_id} is category {seen[0]} in frame {seen[2]} and "
                     f"{category_id} in frame {stem}; an id must keep one category for the whole video."
+                )
+            if seen[1] != crowd:
+                raise DatasetError(
+                    f"{source}: in video {video_id!r} segment id {segment_id} has iscrowd {int(seen[1])} in frame {seen[2]} and "
+                    f"{int(crowd)} in frame {stem}; an id must keep one iscrowd for the whole video."
                 )
 
 
@@ -140,8 +161,8 @@ def _annotation_entries(annotations: object, source: Path) -> dict[str, list]:
     return by_video
 
 
-def _frames_by_stem(video_id: str, entries: list, categories: CategoryTable, source: Path) -> dict[str, dict[int, int]]:
-    frames: dict[str, dict[int, int]] = {}
+def _frames_by_stem(video_id: str, entries: list, categories: CategoryTable, source: Path) -> dict[str, _FrameEntry]:
+    frames: dict[str, _FrameEntry] = {}
     for entry in entries:
         _expect(entry, dict, f"a frame entry of video {video_id!r}", source)
         stem = png_stem(entry.get("file_name"), source)

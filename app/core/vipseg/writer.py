@@ -7,7 +7,7 @@ the colour jitter is seeded by the video id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +42,8 @@ Cancel = Callable[[], bool]
 
 @dataclass
 class VideoToWrite:
-    """One video as plain data. ``track_map(i)`` is an (H, W) int map of track ids (0 void) for frame i."""
+    """One video as plain data. ``track_map(i)`` is an (H, W) int map of track ids (0 void) for frame i;
+    tracks in ``crowd_tracks`` are written with ``iscrowd: 1``."""
 
     video_id: str
     num_frames: int
@@ -51,6 +52,7 @@ class VideoToWrite:
     image: Callable[[int], np.ndarray] | None = None
     image_file: Callable[[int], Path | None] | None = None
     stems: Sequence[str] | None = None
+    crowd_tracks: Collection[int] = frozenset()
 
     def frame_stems(self) -> list[str]:
         """The source stems when they are all 8-digit frame names, else 00000000, 00000001, ..."""
@@ -71,6 +73,7 @@ class _VideoEncoder:
         self.panoptic: dict[int, int] = {}  # track id -> panoptic id
         self.raw_values: dict[int, int] = {}  # track id -> raw panomask value
         self.category_of_id: dict[int, int] = {}  # panoptic id -> category
+        self.crowd_ids: set[int] = set()  # panoptic ids of crowd tracks
         self.instances: dict[int, int] = {}  # thing category -> next k
 
     def _allocate(self, track_id: int) -> None:
@@ -94,6 +97,8 @@ class _VideoEncoder:
         self.panoptic[track_id] = panoptic_id
         self.raw_values[track_id] = raw_value(category_id, category.isthing, k)
         self.category_of_id[panoptic_id] = category_id
+        if track_id in self.video.crowd_tracks:
+            self.crowd_ids.add(panoptic_id)
 
     def encode(self, track_map: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict]]:
         """(panoptic ids, raw values, segments_info) for one frame's track map.
@@ -120,7 +125,8 @@ class _VideoEncoder:
                 segment["area"] += int(counts[position])
             else:
                 segment = segments[segment_id] = {
-                    "id": segment_id, "category_id": self.category_of_id[segment_id], "iscrowd": 0, "area": int(counts[position]),
+                    "id": segment_id, "category_id": self.category_of_id[segment_id], "iscrowd": int(segment_id in self.crowd_ids),
+                    "area": int(counts[position]),
                 }
             segment["bbox"] = [box[0], box[1], box[2] - box[0], box[3] - box[1]]
         return pan_lut[inverse], raw_lut[inverse], list(segments.values())
