@@ -142,7 +142,7 @@ def test_resized_export_round_trips_byte_identically(tmp_path):
 def test_predictions_round_trip_and_match_ground_truth(tmp_path):
     annotation = synthetic_annotation()
     pred_root = tmp_path / "pred"
-    path = export_predictions([("vid", annotation, None)], pred_root)
+    path = export_predictions([("vid", annotation, None)], pred_root).json_path
     assert path == pred_root / "pred.json"
     data = json.loads(path.read_text())
     assert set(data) == {"annotations"} and data["annotations"][0]["video_id"] == "vid"
@@ -367,6 +367,44 @@ def test_stuff_with_crowd_and_plain_segments_cannot_become_one_track(tmp_path):
     _save(root, data)
     with pytest.raises(DatasetError, match="both crowd and non-crowd segments"):
         import_vipseg(root)
+
+
+def test_exports_into_one_folder_merge_into_its_json(tmp_path):
+    from app.core.categories import CategoryTable
+
+    root = tmp_path / "dataset"
+    first = export_vipseg([("clip_a", synthetic_annotation(4), None)], root, split="train")
+    second = export_vipseg([("clip_b", synthetic_annotation(3, 20, 28), None)], root, split="train")
+    assert (first.videos, first.replaced) == (["clip_a"], [])
+    assert (second.videos, second.replaced) == (["clip_a", "clip_b"], []) and "(2 videos)" in second.summary()
+    _, videos = read_ground_truth(root, "train")
+    assert [(v.video_id, v.num_frames) for v in videos] == [("clip_a", 4), ("clip_b", 3)]
+    assert [len(i.annotation.tracks) for i in import_vipseg(root, "train")] == [5, 5]  # every frame's PNG is there
+
+    # Exporting clip_a again (now 2 frames) replaces its entry in place and removes its stale mask PNGs.
+    clip_b_files = {k: v for k, v in files_of(root).items() if "clip_b" in k}
+    again = export_vipseg([("clip_a", synthetic_annotation(2), None)], root, split="train")
+    assert (again.videos, again.replaced) == (["clip_a", "clip_b"], ["clip_a"]) and "replaced the earlier version of 'clip_a'" in again.summary()
+    _, videos = read_ground_truth(root, "train")
+    assert [(v.video_id, v.num_frames) for v in videos] == [("clip_a", 2), ("clip_b", 3)]
+    assert sorted(p.name for p in (root / "panomasksRGB/clip_a").iterdir()) == ["00000000.png", "00000001.png"]
+    assert sorted(p.name for p in (root / "panomasks/clip_a").iterdir()) == ["00000000.png", "00000001.png"]
+    assert {k: v for k, v in files_of(root).items() if "clip_b" in k} == clip_b_files
+
+    # Another category table: refused before any file is touched.
+    entries = CATS.to_json()
+    entries[0] = dict(entries[0], name="renamed")
+    other = Annotation(2, 24, 32, CategoryTable.from_json(entries))
+    before = files_of(root)
+    with pytest.raises(DatasetError, match="different category table"):
+        export_vipseg([("clip_c", other, None)], root, split="train")
+    assert files_of(root) == before
+
+    # Predictions merge the same way.
+    export_predictions([("clip_a", synthetic_annotation(2), None)], tmp_path / "pred")
+    merged = export_predictions([("clip_b", synthetic_annotation(3, 20, 28), None)], tmp_path / "pred")
+    assert merged.videos == ["clip_a", "clip_b"]
+    assert [a["video_id"] for a in json.loads(merged.json_path.read_text())["annotations"]] == ["clip_a", "clip_b"]
 
 
 def test_export_refuses_paths_outside_the_root(tmp_path):

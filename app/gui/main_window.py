@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.core.frame_range import parse_frame_range
+from app.core.vipseg.merge import WrittenDataset
 from app.gui import documents
 from app.gui.controller import StudioController, UserActionError
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
@@ -460,10 +461,11 @@ class MainWindow(QMainWindow):
         """Export in a worker thread; the status bar says where it went."""
         job = documents.export_job(self.controller, request)
 
-        def done(result) -> None:  # editor exports return an ExportResult, cancelled or not
+        def done(result) -> None:  # editor exports return an ExportResult, cancelled or not; VIPSeg a WrittenDataset
             cancelled = getattr(result, "cancelled", False)
+            where = result.summary() if isinstance(result, WrittenDataset) else request.target
             self.status_label.setText(f"Export cancelled; the files in {request.target} so far are complete." if cancelled
-                                      else f"Exported to {request.target}")
+                                      else f"Exported to {where}")
 
         self._start_task(f"Exporting to {request.target}…", job, done)
 

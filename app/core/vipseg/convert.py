@@ -17,6 +17,7 @@ from app.core.categories import CategoryTable
 from app.core.video import VideoSource
 from app.core.vipseg.frames import PanopticFrame, first_appearance
 from app.core.vipseg.layout import DatasetError, ExportCancelled
+from app.core.vipseg.merge import WrittenDataset
 from app.core.vipseg.reader import DatasetVideo, RawVideo, read_ground_truth, read_predictions, read_raw_release
 from app.core.vipseg.writer import Cancel, Progress, VideoToWrite, write_videos
 
@@ -87,8 +88,9 @@ def export_vipseg(
     raw_panomasks: bool = True,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
-) -> Path:
-    """Export annotated videos as a VIPSeg ground-truth dataset (``resolution=720`` for VIPSeg_720P); returns the JSON."""
+) -> WrittenDataset:
+    """Export annotated videos as a VIPSeg ground-truth dataset (``resolution=720`` for VIPSeg_720P), merged into
+    the folder's JSON if it has one; returns the JSON and the videos it lists."""
     table = _shared_categories([annotation for _, annotation, _ in videos])
     plain = [_video_to_write(video_id, annotation, source) for video_id, annotation, source in videos]
     return write_videos(plain, root, table, split=split, resolution=resolution, raw_panomasks=raw_panomasks, progress=progress, cancel=cancel)
@@ -100,8 +102,9 @@ def export_predictions(
     resolution: int | None = None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
-) -> Path:
-    """Write ``pred.json`` + ``pan_pred/`` for the official evaluators; returns pred.json. Sources only give stems."""
+) -> WrittenDataset:
+    """Write ``pred.json`` + ``pan_pred/`` for the official evaluators (merged into a pred.json already there).
+    Sources only give stems."""
     table = _shared_categories([annotation for _, annotation, _ in videos])
     plain = [_video_to_write(video_id, annotation, source) for video_id, annotation, source in videos]
     for video in plain:

@@ -85,7 +85,7 @@ class DatasetVideo(_LazyFrames):
         return PanopticFrame(ids, dict(listed), crowd)
 
 
-def _load_json(path: Path) -> object:
+def load_json(path: Path) -> object:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -198,7 +198,7 @@ def read_ground_truth(root: str | Path, split: str | None = None) -> tuple[Categ
     videos: list[DatasetVideo] = []
     seen: set[str] = set()
     for source in _gt_files(layout, split):
-        data = _expect(_load_json(source), dict, "the top level", source)
+        data = _expect(load_json(source), dict, "the top level", source)
         file_table = categories_from_json(data.get("categories"), source)
         if table is not None and file_table.to_json() != table.to_json():
             raise DatasetError(f"{source} has a different category table from the other split files of {layout.root}.")
@@ -261,9 +261,9 @@ def read_predictions(
     layout = DatasetLayout(root)
     if categories is None:
         table_file = layout.categories_json()
-        categories = categories_from_json(_load_json(table_file), table_file) if table_file.is_file() else vipseg_categories()
+        categories = categories_from_json(load_json(table_file), table_file) if table_file.is_file() else vipseg_categories()
     source = layout.pred_json()
-    data = _expect(_load_json(source), dict, "the top level", source)
+    data = _expect(load_json(source), dict, "the top level", source)
     videos = []
     for video_id, entries in _annotation_entries(data.get("annotations"), source).items():
         frames = _frames_by_stem(video_id, entries, categories, source)

@@ -28,6 +28,7 @@ from app.core.vipseg.codec import (
     resized_size,
 )
 from app.core.vipseg.frames import first_appearance
+from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json
 from app.core.vipseg.layout import (
     STEM_RE,
     DatasetError,
@@ -151,14 +152,6 @@ def _write(path: Path, data: bytes) -> None:
         raise DatasetError(f"Cannot write {path}: {error.strerror}. Check free disk space and folder permissions.") from None
 
 
-def _write_json(path: Path, obj: object) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_json(path, obj, indent=None)
-    except OSError as error:
-        raise DatasetError(f"Cannot write {path}: {error.strerror}. Check free disk space and folder permissions.") from None
-
-
 def _write_image(layout: DatasetLayout, video: VideoToWrite, index: int, stem: str, size: tuple[int, int], resized: bool) -> None:
     """The frame JPEG: the source JPEG's bytes when no resize is needed (no generational loss), else encoded."""
     target = layout.image(video.video_id, stem)
@@ -188,14 +181,15 @@ def write_videos(
     raw_panomasks: bool = True,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
-) -> Path:
-    """Write ``videos`` under ``root``; returns the JSON written.
+) -> WrittenDataset:
+    """Write ``videos`` under ``root``; returns the JSON written and the videos it lists.
 
     Ground truth (``predictions=False``): images/, panomasks/ (raw 16-bit, if ``raw_panomasks``),
-    panomasksRGB/, panoVIPSeg_categories.json and panoptic_gt_VIPSeg_<split>.json (replaced as a whole).
-    Predictions: pan_pred/ + pred.json. ``resolution``: target height (e.g. 720) or None for the source
-    size. The JSON is written last, so a cancelled or failed export never leaves a JSON pointing at
-    missing PNGs.
+    panomasksRGB/, panoVIPSeg_categories.json and panoptic_gt_VIPSeg_<split>.json. Predictions: pan_pred/ +
+    pred.json. A JSON already there keeps its other videos (``merge_into_json``); a folder with another
+    category table is refused before anything is written. ``resolution``: target height (e.g. 720) or None
+    for the source size. The JSON is written last, so a cancelled or failed export never leaves a JSON
+    pointing at missing PNGs.
     """
     layout = DatasetLayout(root)
     _check_stuff_colors(categories)
@@ -203,6 +197,8 @@ def write_videos(
     if len(set(ids)) != len(ids):
         raise DatasetError(f"Video ids must be unique in one export; got {ids}.")
     json_path = layout.pred_json() if predictions else layout.gt_json(split)  # checked before anything is written
+    if not predictions:
+        check_categories(layout, json_path, categories)
     total = sum(v.num_frames for v in videos)
     done = 0
     json_videos, json_annotations = [], []
@@ -231,10 +227,4 @@ def write_videos(
                 progress(done, total)
         json_videos.append({"video_id": video.video_id, "images": images})
         json_annotations.append({"video_id": video.video_id, "annotations": annotations})
-    if predictions:
-        _write_json(json_path, {"annotations": json_annotations})
-        return json_path
-    table = categories.to_json()
-    _write_json(layout.categories_json(), table)
-    _write_json(json_path, {"videos": json_videos, "annotations": json_annotations, "categories": table})
-    return json_path
+    return merge_into_json(layout, json_path, categories, json_videos, json_annotations, predictions)
