@@ -15,11 +15,12 @@ import numpy as np
 from app.core.annotation import Annotation, AnnotationError, Provenance
 from app.core.categories import CategoryTable
 from app.core.video import VideoSource
+from app.core.vipseg.codec import jpeg_size
 from app.core.vipseg.frames import PanopticFrame, first_appearance
-from app.core.vipseg.layout import DatasetError, ExportCancelled
+from app.core.vipseg.layout import Cancel, DatasetError, ExportCancelled, Progress
 from app.core.vipseg.merge import WrittenDataset
 from app.core.vipseg.reader import DatasetVideo, RawVideo, read_ground_truth, read_predictions, read_raw_release
-from app.core.vipseg.writer import Cancel, Progress, VideoToWrite, write_videos
+from app.core.vipseg.writer import VideoToWrite, write_videos
 
 
 class ImportedVideo(NamedTuple):
@@ -183,6 +184,52 @@ def import_vipseg(
             raise DatasetError(f"Videos {missing} are not listed in the dataset at {root}; pick one of {sorted(by_id)[:10]}.")
         videos = [by_id[v] for v in video_ids]
     return _import(categories, videos, progress, cancel)
+
+
+def import_dataset_video(
+    categories: CategoryTable, video: DatasetVideo, progress: Progress | None = None, cancel: Cancel | None = None
+) -> ImportedVideo:
+    """Import one video of a dataset already read with ``read_ground_truth`` (a large JSON is parsed once)."""
+    (imported,) = _import(categories, [video], progress, cancel)
+    return imported
+
+
+def _few(items: Sequence[str], limit: int = 8) -> str:
+    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def check_frame_images(imported: ImportedVideo, shown_stems: Sequence[str]) -> None:
+    """Refuse an images/ folder that does not match the JSON frame for frame.
+
+    ``shown_stems``: the image stems a ``VideoSource`` of that folder shows, in order. A missing or extra image
+    would put every later mask on the wrong frame, and an image of another size would not fit its mask, so
+    the DatasetError names the frames that differ.
+    """
+    folder = imported.image_paths[0].parent
+    listed = [path.stem for path in imported.image_paths]
+    shown, known = set(shown_stems), set(listed)
+    problems = []
+    missing = [stem for stem in listed if stem not in shown]
+    extra = [stem for stem in shown_stems if stem not in known]
+    if missing:
+        problems.append(f"frames {_few(missing)} have no image")
+    if extra:
+        problems.append(f"images {_few(extra)} are not frames of the JSON")
+    if not missing and not extra and list(shown_stems) != listed:
+        problems.append("the JSON lists the frames in another order than their file names")
+    size = (imported.annotation.width, imported.annotation.height)
+    wrong = []
+    for path in imported.image_paths:
+        declared = jpeg_size(path) if path.stem in shown else None  # read from the header, nothing decoded
+        if declared is not None and declared != size:
+            wrong.append(f"{path.stem} ({declared[0]}x{declared[1]})")
+    if wrong:
+        problems.append(f"frames {_few(wrong)} are not {size[0]}x{size[1]} like their masks")
+    if problems:
+        raise DatasetError(
+            f"{folder} does not match the dataset's JSON: {'; '.join(problems)}. The masks would be shown on the wrong "
+            "frames; restore the images (or re-export the dataset)."
+        )
 
 
 def import_predictions(

@@ -8,6 +8,7 @@ problem is a ``DatasetError`` naming the file.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,9 +18,13 @@ import numpy as np
 
 from app.core.categories import CategoryTable, vipseg_categories
 from app.core.errors import CategoryTableError
-from app.core.vipseg.codec import RAW_THING_MIN, raw_category, read_id_png, read_raw_png
+from app.core.vipseg.codec import RAW_THING_MIN, png_size, raw_category, read_id_png, read_raw_png
 from app.core.vipseg.frames import PanopticFrame
-from app.core.vipseg.layout import IMAGES, PANOMASKS, DatasetError, DatasetLayout, check_name, gt_json_name, png_stem
+from app.core.vipseg.layout import IMAGES, PANOMASKS, DatasetError, DatasetLayout, Progress, check_name, gt_json_name, png_stem
+
+
+JSON_CHUNK = 8 << 20  # bytes read between progress reports
+MAX_FRAME_PIXELS = 1 << 26  # 67 MP, twice 8K UHD: a mask declaring more is refused when no size is known
 
 
 class _LazyFrames:
@@ -44,6 +49,7 @@ class _LazyFrames:
 
     def _read(self, index: int, read: Callable[[Path], np.ndarray]) -> tuple[Path, np.ndarray]:
         path = self.png_paths[index]
+        self._check_declared_size(path)
         ids = read(path)
         height, width = ids.shape
         if self.width is None:
@@ -51,6 +57,24 @@ class _LazyFrames:
         if (width, height) != (self.width, self.height):
             raise DatasetError(f"{path} is {width}x{height} but the video {self.video_id!r} is {self.width}x{self.height}.")
         return path, ids
+
+    def _check_declared_size(self, path: Path) -> None:
+        """Refuse, before decoding, a PNG whose header declares another size than the video's (or, while the
+        size is not known yet, an absurd one): a small damaged or hostile file could otherwise take gigabytes."""
+        declared = png_size(path)
+        if declared is None:
+            return  # missing or not a PNG: decoding says which
+        width, height = declared
+        if self.width is not None and declared != (self.width, self.height):
+            raise DatasetError(
+                f"{path} declares {width}x{height} pixels but the video {self.video_id!r} is {self.width}x{self.height}; "
+                "it was not decoded. Replace the file with the right mask (damaged or from another dataset?)."
+            )
+        if self.width is None and width * height > MAX_FRAME_PIXELS:
+            raise DatasetError(
+                f"{path} declares {width}x{height} pixels, more than any video frame ({MAX_FRAME_PIXELS // 10**6} MP); "
+                "it was not decoded. Replace the file with the right mask."
+            )
 
 
 @dataclass
@@ -85,15 +109,26 @@ class DatasetVideo(_LazyFrames):
         return PanopticFrame(ids, dict(listed), crowd)
 
 
-def load_json(path: Path) -> object:
+def load_json(path: Path, progress: Progress | None = None) -> object:
+    """The parsed JSON file; every failure is a DatasetError naming it. ``progress(bytes read, size)`` while reading."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            chunks, done = [], 0
+            while chunk := handle.read(JSON_CHUNK):
+                chunks.append(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, size)
+        return json.loads(b"".join(chunks))
     except FileNotFoundError:
         raise DatasetError(f"{path} is missing.") from None
     except OSError as error:
         raise DatasetError(f"Cannot read {path}: {error.strerror}.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path} is not valid JSON ({error}).") from None
+    except RecursionError:
+        raise DatasetError(f"{path} nests lists or objects too deeply to be a VIPSeg JSON (damaged or not a dataset file).") from None
 
 
 def _expect(value: object, kind: type, what: str, source: Path):
@@ -191,20 +226,26 @@ def _gt_files(layout: DatasetLayout, split: str | None) -> list[Path]:
     return [layout.path(p.name) for p in files]
 
 
-def read_ground_truth(root: str | Path, split: str | None = None) -> tuple[CategoryTable, list[DatasetVideo]]:
-    """Videos of ``panoptic_gt_VIPSeg_<split>.json`` (``split=None``: every split file, or the all-in-one JSON)."""
+def read_ground_truth(root: str | Path, split: str | None = None, progress: Progress | None = None) -> tuple[CategoryTable, list[DatasetVideo]]:
+    """Videos of ``panoptic_gt_VIPSeg_<split>.json`` (``split=None``: every split file, or the all-in-one JSON).
+
+    ``progress(done, total)`` reports the bytes of each JSON read, then the videos of that file checked.
+    """
     layout = DatasetLayout(root)
     table: CategoryTable | None = None
     videos: list[DatasetVideo] = []
     seen: set[str] = set()
     for source in _gt_files(layout, split):
-        data = _expect(load_json(source), dict, "the top level", source)
+        data = _expect(load_json(source, progress), dict, "the top level", source)
         file_table = categories_from_json(data.get("categories"), source)
         if table is not None and file_table.to_json() != table.to_json():
             raise DatasetError(f"{source} has a different category table from the other split files of {layout.root}.")
         table = file_table
         annotations = _annotation_entries(data.get("annotations"), source)
-        for video in _expect(data.get("videos"), list, "'videos'", source):
+        entries = _expect(data.get("videos"), list, "'videos'", source)
+        for number, video in enumerate(entries, 1):
+            if progress is not None:
+                progress(number, len(entries))
             _expect(video, dict, "a 'videos' entry", source)
             video_id = check_name(video.get("video_id"), "video_id", source)
             if video_id in seen:

@@ -28,17 +28,16 @@ from app.core.vipseg.codec import (
     resized_size,
 )
 from app.core.vipseg.frames import first_appearance
-from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json
 from app.core.vipseg.layout import (
     STEM_RE,
+    Cancel,
     DatasetError,
     DatasetLayout,
     ExportCancelled,
+    Progress,
     check_name,
 )
-
-Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool]
+from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json
 
 
 @dataclass
