@@ -69,7 +69,7 @@ def test_opening_a_dataset_reads_its_json_once_in_a_worker_and_checks_the_images
     with qtbot.waitSignal(window.tasks.failed, timeout=60_000):  # reading succeeds, the import is refused
         window.open_path(root)
     assert window.controller.num_frames == 3  # vid_b stays open
-    assert len(errors) == 1 and "frames 00000002 have no image" in errors[0][1]
+    assert len(errors) == 1 and "frame 00000002 has no image" in errors[0][1]
 
 
 def test_editor_exports(window, video_path, qtbot, tmp_path, errors):

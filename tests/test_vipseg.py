@@ -414,15 +414,16 @@ def test_images_folder_that_disagrees_with_the_json_names_the_frames(tmp_path):
 
     check()  # as written: one image per frame, same size
     (folder / "00000001.jpg").unlink()  # every later mask would be shown one frame early
-    with pytest.raises(DatasetError, match="frames 00000001 have no image"):
+    with pytest.raises(DatasetError, match="frame 00000001 has no image"):
         check()
     cv2.imwrite(str(folder / "00000001.jpg"), np.zeros((24, 32, 3), np.uint8))
     cv2.imwrite(str(folder / "00000002.jpg"), np.zeros((10, 12, 3), np.uint8))
+    cv2.imwrite(str(folder / "00000003.jpg"), np.zeros((10, 12, 3), np.uint8))
     cv2.imwrite(str(folder / "00000009.jpg"), np.zeros((24, 32, 3), np.uint8))
     with pytest.raises(DatasetError) as error:
         check()
-    assert "images 00000009 are not frames of the JSON" in str(error.value)
-    assert "frames 00000002 (12x10) are not 32x24 like their masks" in str(error.value)
+    assert "image 00000009 is not listed in the JSON" in str(error.value)
+    assert "frames 00000002 (12x10), 00000003 (12x10) are not 32x24 like the masks" in str(error.value)
 
 
 def test_stuff_with_crowd_and_plain_segments_cannot_become_one_track(tmp_path):

@@ -357,7 +357,7 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, f"Locate {missing.name}", str(missing.parent), VIDEO_FILTER)
         return Path(path) if path else None
 
-    def _pick_vipseg_video(self, root: Path, title: str, label: str, then: Callable[[object, object], None]) -> None:
+    def _pick_vipseg_video(self, root: Path, title: str, then: Callable[[object, object], None]) -> None:
         """Read the dataset's JSON once in the background, ask which video, then call `then(categories, video)`."""
 
         def chosen(dataset) -> None:
@@ -365,7 +365,7 @@ class MainWindow(QMainWindow):
             names = [video.video_id for video in videos]
             name = names[0]
             if len(names) > 1:
-                name, ok = QInputDialog.getItem(self, title, label, names, 0, False)
+                name, ok = QInputDialog.getItem(self, title, f"{len(names)} videos in {root.name}:", names, 0, False)
                 if not ok:
                     self.status_label.setText("Ready.")
                     return
@@ -381,7 +381,7 @@ class MainWindow(QMainWindow):
 
             self._start_task(f"Importing {video.video_id}…", documents.import_vipseg_job(categories, video), opened)
 
-        self._pick_vipseg_video(root, "Open VIPSeg video", "Videos in the dataset:", import_video)
+        self._pick_vipseg_video(root, "Open VIPSeg video", import_video)
 
     def open_video_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open video", self._last_dir(), VIDEO_FILTER)
@@ -619,7 +619,7 @@ class MainWindow(QMainWindow):
         root = QFileDialog.getExistingDirectory(self, "Ground truth: VIPSeg dataset root", self._last_dir())
         if not root:
             return
-        self._pick_vipseg_video(Path(root), "Ground-truth video", "Compare with:", self.start_evaluation)
+        self._pick_vipseg_video(Path(root), "Ground-truth video to compare with", self.start_evaluation)
 
     def start_evaluation(self, categories, video) -> None:
         """Score the annotation against `video` of a ground truth read by `documents.read_vipseg_job`."""

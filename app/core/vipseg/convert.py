@@ -194,8 +194,10 @@ def import_dataset_video(
     return imported
 
 
-def _few(items: Sequence[str], limit: int = 8) -> str:
-    return ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+def _few(noun: str, items: Sequence[str], limit: int = 8) -> str:
+    """E.g. "frame 00000003" or "frames 00000003, 00000004 and 2 more"."""
+    listed = ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+    return f"{noun}{'s' if len(items) > 1 else ''} {listed}"
 
 
 def check_frame_images(imported: ImportedVideo, shown_stems: Sequence[str]) -> None:
@@ -212,9 +214,9 @@ def check_frame_images(imported: ImportedVideo, shown_stems: Sequence[str]) -> N
     missing = [stem for stem in listed if stem not in shown]
     extra = [stem for stem in shown_stems if stem not in known]
     if missing:
-        problems.append(f"frames {_few(missing)} have no image")
+        problems.append(f"{_few('frame', missing)} {'have' if len(missing) > 1 else 'has'} no image")
     if extra:
-        problems.append(f"images {_few(extra)} are not frames of the JSON")
+        problems.append(f"{_few('image', extra)} {'are' if len(extra) > 1 else 'is'} not listed in the JSON")
     if not missing and not extra and list(shown_stems) != listed:
         problems.append("the JSON lists the frames in another order than their file names")
     size = (imported.annotation.width, imported.annotation.height)
@@ -224,7 +226,7 @@ def check_frame_images(imported: ImportedVideo, shown_stems: Sequence[str]) -> N
         if declared is not None and declared != size:
             wrong.append(f"{path.stem} ({declared[0]}x{declared[1]})")
     if wrong:
-        problems.append(f"frames {_few(wrong)} are not {size[0]}x{size[1]} like their masks")
+        problems.append(f"{_few('frame', wrong)} {'are' if len(wrong) > 1 else 'is'} not {size[0]}x{size[1]} like the masks")
     if problems:
         raise DatasetError(
             f"{folder} does not match the dataset's JSON: {'; '.join(problems)}. The masks would be shown on the wrong "
