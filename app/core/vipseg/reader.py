@@ -1,7 +1,8 @@
 """Read a VIPSeg ground-truth dataset or an evaluator prediction folder into plain, lazily loaded videos.
 
-The JSON is checked completely when it is read (names, categories, one category per id, one entry per
-frame); a frame's PNG is read and checked against its JSON entry when that frame is loaded. Every
+The JSON is checked completely when it is read (names, categories, one category and one ``iscrowd`` per
+id, one entry per frame); a frame's PNG is read and checked against its JSON entry when that frame is
+loaded, its declared size first (from the header, so a decompression bomb is never decoded). Every
 problem is a ``DatasetError`` naming the file.
 """
 
