@@ -114,11 +114,8 @@ class StudioController(QObject):
         self._dirty = False
         return True
 
-    def open_vipseg_video(self, root: str | Path, video_id: str) -> None:
-        """Open one video of a VIPSeg dataset with its masks, for correction."""
-        from app.gui.documents import import_vipseg_video
-
-        video, annotation = import_vipseg_video(Path(root), video_id)
+    def open_imported(self, video, annotation) -> None:
+        """Show a video imported from a VIPSeg dataset (`documents.import_vipseg_job`) with its masks, for correction."""
         self._set_document(video, annotation, project=None)
 
     def _set_document(self, video, annotation, project) -> None:

@@ -33,6 +33,7 @@ from PySide6.QtWidgets import (
 
 from app import __version__
 from app.core.frame_range import parse_frame_range
+from app.core.vipseg.merge import WrittenDataset
 from app.gui import documents
 from app.gui.controller import StudioController, UserActionError
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
@@ -356,14 +357,31 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, f"Locate {missing.name}", str(missing.parent), VIDEO_FILTER)
         return Path(path) if path else None
 
+    def _pick_vipseg_video(self, root: Path, title: str, then: Callable[[object, object], None]) -> None:
+        """Read the dataset's JSON once in the background, ask which video, then call `then(categories, video)`."""
+
+        def chosen(dataset) -> None:
+            categories, videos = dataset
+            names = [video.video_id for video in videos]
+            name = names[0]
+            if len(names) > 1:
+                name, ok = QInputDialog.getItem(self, title, f"{len(names)} videos in {root.name}:", names, 0, False)
+                if not ok:
+                    self.status_label.setText("Ready.")
+                    return
+            then(categories, videos[names.index(name)])
+
+        self._start_task(f"Reading {root}…", documents.read_vipseg_job(root), chosen)
+
     def _open_vipseg(self, root: Path) -> None:
-        names = documents.vipseg_video_ids(root)
-        name = names[0]
-        if len(names) > 1:
-            name, ok = QInputDialog.getItem(self, "Open VIPSeg video", f"{len(names)} videos in {root.name}:", names, 0, False)
-            if not ok:
-                return
-        self.controller.open_vipseg_video(root, name)
+        def import_video(categories, video) -> None:
+            def opened(document) -> None:
+                self.controller.open_imported(*document)
+                self.status_label.setText(f"Opened {video.video_id} from {root}")
+
+            self._start_task(f"Importing {video.video_id}…", documents.import_vipseg_job(categories, video), opened)
+
+        self._pick_vipseg_video(root, "Open VIPSeg video", import_video)
 
     def open_video_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open video", self._last_dir(), VIDEO_FILTER)
@@ -460,10 +478,11 @@ class MainWindow(QMainWindow):
         """Export in a worker thread; the status bar says where it went."""
         job = documents.export_job(self.controller, request)
 
-        def done(result) -> None:  # editor exports return an ExportResult, cancelled or not
+        def done(result) -> None:  # editor exports return an ExportResult, cancelled or not; VIPSeg a WrittenDataset
             cancelled = getattr(result, "cancelled", False)
+            where = result.summary() if isinstance(result, WrittenDataset) else request.target
             self.status_label.setText(f"Export cancelled; the files in {request.target} so far are complete." if cancelled
-                                      else f"Exported to {request.target}")
+                                      else f"Exported to {where}")
 
         self._start_task(f"Exporting to {request.target}…", job, done)
 
@@ -600,16 +619,11 @@ class MainWindow(QMainWindow):
         root = QFileDialog.getExistingDirectory(self, "Ground truth: VIPSeg dataset root", self._last_dir())
         if not root:
             return
-        names = documents.vipseg_video_ids(Path(root))
-        name = names[0]
-        if len(names) > 1:
-            name, ok = QInputDialog.getItem(self, "Ground-truth video", "Compare with:", names, 0, False)
-            if not ok:
-                return
-        self.start_evaluation(Path(root), name)
+        self._pick_vipseg_video(Path(root), "Ground-truth video to compare with", self.start_evaluation)
 
-    def start_evaluation(self, root: Path, video_id: str) -> None:
-        job = documents.evaluation_job(self.controller.annotation, root, video_id)
+    def start_evaluation(self, categories, video) -> None:
+        """Score the annotation against `video` of a ground truth read by `documents.read_vipseg_job`."""
+        job = documents.evaluation_job(self.controller.annotation, categories, video)
         self._start_task("Evaluating…", job, self._show_scores)
 
     def _show_scores(self, scores: dict | None) -> None:
