@@ -9,7 +9,9 @@
 ``correctness`` runs the same seeded random weights (official-structure R50) on the CPU in fp32 and on the device
 the way the app does (fp16 autocast on CUDA) and reports how far the logits drift and how well track ids and
 masks agree. ``bench`` times whole online and offline runs through ``VideoSegmenter`` (frames/s, peak GPU memory)
-and each stage with ``bench_pipeline.stage_times``. Random weights are enough for timing; thresholds are 0 so
+and each stage with ``bench_pipeline.stage_times``. ``bundled`` scores the bundled (trained) model on the held-out
+synthetic videos on the CPU in fp32 and on the device, so a precision change shows as a VPQ change on decisive
+scores, where random weights' near-ties make ids differ for no fault of the device. Random weights are enough for timing; thresholds are 0 so
 post-processing keeps every slot (its worst case). Every subcommand prints its result as one JSON line last.
 """
 
@@ -165,6 +167,28 @@ def correctness(args: argparse.Namespace) -> dict:
     return result
 
 
+def bundled(args: argparse.Namespace) -> dict:
+    """VPQ / STQ of the bundled model on the held-out synthetic split: CPU fp32 against the device as the app runs it."""
+    import tempfile
+
+    from app.cli import evaluate_model
+    from dvis_models import load_checkpoint
+    from dvis_models.data.synthetic import generate_dataset
+    from dvis_models.presets import BUNDLED_CHECKPOINT
+
+    result: dict = {"videos": args.videos, "frames": args.frames}
+    with tempfile.TemporaryDirectory(prefix="gpu-check-heldout-") as root:
+        generate_dataset(Path(root), args.videos, args.frames, (128, 160), seed=0, split="val")
+        for mode, offline in (("online", False), ("offline", True)):
+            for label, where in (("cpu_fp32", "cpu"), ("device", args.device)):
+                model = load_checkpoint(BUNDLED_CHECKPOINT)  # a fresh copy per device: VideoSegmenter moves it
+                evaluation = evaluate_model(model, Path(root), "val", offline=offline, device=where)
+                result.setdefault(mode, {}).update({f"vpq_{label}": round(100 * evaluation.vpq.all, 2),
+                                                    f"stq_{label}": round(100 * evaluation.stq.stq, 2)})
+            print(f"bundled {mode}: {result[mode]}", flush=True)
+    return result
+
+
 # --------------------------------------------------------------------------------------------- bench
 
 def timed_run(segmenter: VideoSegmenter, frames: list[np.ndarray], device: torch.device) -> tuple[float, int | None]:
@@ -206,10 +230,11 @@ def bench(args: argparse.Namespace, out: Path | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("section", choices=["env", "correctness", "bench", "summary"])
+    parser.add_argument("section", choices=["env", "correctness", "bundled", "bench", "summary"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--preset", choices=list(PRESETS), default="r50")
     parser.add_argument("--frames", type=int, default=24, help="timed (bench) or compared (correctness) frames")
+    parser.add_argument("--videos", type=int, default=8, help="bundled: held-out synthetic videos")
     parser.add_argument("--warmup", type=int, default=3, help="bench: frames of an untimed run first")
     parser.add_argument("--stage-frames", type=int, default=6, help="bench: frames of the per-stage timing window")
     parser.add_argument("--height", type=int, default=720)
@@ -224,6 +249,8 @@ def main() -> None:
         print(line)
     elif args.section == "correctness":
         emit(correctness(args), "fp16_vs_fp32", args.out)
+    elif args.section == "bundled":
+        emit(bundled(args), "bundled_model_vpq", args.out)
     else:
         bench(args, args.out)
 

@@ -23,11 +23,13 @@ if [ "${1:-}" = "--cpu-smoke" ]; then
     DEVICE=cpu
     SLOWER=5  # time limits x5: a shared CPU builds and runs these models far slower than the GPU machine
     CORRECTNESS=(--frames 2 --height 64 --width 96)
+    BUNDLED=(--videos 1 --frames 12)  # fewer frames leave VPQ's longer windows empty
     BENCH=(--frames 1 --warmup 1 --stage-frames 1 --height 64 --width 96)
 else
     DEVICE=cuda
     SLOWER=1
     CORRECTNESS=(--frames 6 --height 480 --width 854)
+    BUNDLED=(--videos 8 --frames 24)  # the held-out split of dvis eval-bundled and the README's table
     BENCH=(--frames 24 --warmup 3 --stage-frames 6 --height 720 --width 1280)
 fi
 MODEL_TESTS=(tests/test_pipeline.py tests/test_postprocess.py tests/test_tracker.py tests/test_refiner.py
@@ -58,6 +60,7 @@ section env 60 "$PY" "$CHECK" env --out "$OUT"
 section tests 120 env DVIS_TEST_DEVICE="$DEVICE" "$PY" -m pytest -q -p no:cacheprovider -o timeout=100 \
     --junitxml="$OUT/tests.xml" "${MODEL_TESTS[@]}"
 section correctness 100 "$PY" "$CHECK" correctness --device "$DEVICE" "${CORRECTNESS[@]}" --out "$OUT"
+section bundled 90 "$PY" "$CHECK" bundled --device "$DEVICE" "${BUNDLED[@]}" --out "$OUT"
 section bench_r50 80 "$PY" "$CHECK" bench --preset r50 --device "$DEVICE" "${BENCH[@]}" --out "$OUT"
 section bench_swinl 110 "$PY" "$CHECK" bench --preset swinl --device "$DEVICE" "${BENCH[@]}" --out "$OUT"
 "$PY" "$CHECK" summary --out "$OUT"  # last line: every number as one JSON object (also $OUT/results.json)
