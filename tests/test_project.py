@@ -21,7 +21,7 @@ from app.core.annotation import Annotation, AnnotationError
 from app.core.categories import vipseg_categories
 from app.core.edits import AddTrack, MergeTracks, Paint, RelabelTrack, SplitTrack
 from app.core.paths import REPO_ROOT
-from app.core.project import LOCK, MANIFEST, Project, ProjectError
+from app.core.project import LOCK, MANIFEST, Project, ProjectChangedError, ProjectError
 
 PERSON, CAR, SKY = 60, 48, 28
 F, H, W = 6, 16, 20
@@ -138,12 +138,21 @@ def test_autosave_writes_only_what_changed(project_dir):
         project.apply(MergeTracks(2, 1))  # table-only edit: no mask file is rewritten
         assert project.autosave() is True
         assert sorted(os.listdir(project_dir / "masks")) == masks_before
-        assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g2.npz"}  # old generation removed
+        # the previous generation stays as the fallback (project.prev.json names it)
+        assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g1.npz", "tables.g2.npz"}
+        assert json.loads((project_dir / "project.prev.json").read_text())["generation"] == 1
 
         project.apply(Paint(4, 1, "brush", [[2, 2]], 1))
         assert project.autosave() is True
         masks_after = sorted(os.listdir(project_dir / "masks"))
-        assert masks_after == sorted([f"{i:08d}.g1.png" for i in range(F) if i != 4] + ["00000004.g3.png"])
+        assert masks_after == sorted([f"{i:08d}.g1.png" for i in range(F)] + ["00000004.g3.png"])
+        assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g2.npz", "tables.g3.npz"}  # g1 superseded
+
+        project.apply(Paint(4, 1, "brush", [[3, 3]], 1))
+        project.apply(MergeTracks(3, 1))
+        assert project.autosave() is True  # g4 rewrites frame 4 again: g1's frame 4 is named by nobody now
+        assert sorted(os.listdir(project_dir / "masks")) == sorted(
+            [f"{i:08d}.g1.png" for i in range(F) if i != 4] + ["00000004.g3.png", "00000004.g4.png"])
 
 
 def test_save_as_copies_every_frame(project_dir, tmp_path, video):
@@ -345,7 +354,7 @@ def test_manifest_missing_an_entry_names_it(project_dir):
     manifest = json.loads((project_dir / MANIFEST).read_text())
     del manifest["annotation"]["tracks"]
     (project_dir / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ProjectError, match=r"project.json is damaged: entry 'tracks'"):
+    with pytest.raises(ProjectError, match=r"project.json is damaged: entry 'annotation.tracks' is missing"):
         Project.open(project_dir)
 
 
@@ -362,16 +371,160 @@ def test_damaged_tables_and_tracks_name_the_file(project_dir):
         Project.open(project_dir)
 
 
-def test_missing_or_damaged_mask_file_is_named(project_dir):
-    mask = project_dir / "masks" / "00000003.g1.png"
-    data = mask.read_bytes()
-    mask.unlink()
-    with pytest.raises(ProjectError, match="00000003.g1.png"):
-        Project.open(project_dir)
-    mask.write_bytes(data[:40])
+def test_lost_or_damaged_mask_files_mark_only_their_frames(project_dir):
+    saved = state(make_annotation())
+    masks = project_dir / "masks"
+    (masks / "00000003.g1.png").unlink()
+    (masks / "00000002.g1.png").write_bytes(b"")  # 0 bytes: OpenCV raised on this before
+    body_cut = masks / "00000005.g1.png"
+    body_cut.write_bytes(body_cut.read_bytes()[:40])  # header intact, pixels gone: found when the frame is read
+    beyond = np.full((H, W), 200, np.uint8)  # slot values far past the frame's table
+    (masks / "00000001.g1.png").write_bytes(atomic.png_bytes(beyond, rgb=False))
     with Project.open(project_dir) as project:
-        with pytest.raises(AnnotationError, match="00000003.g1.png"):
-            project.annotation.track_map(3)
+        annotation = project.annotation
+        assert annotation.damaged_frames == {2, 3}  # seen at open from the files' headers
+        assert any("frames 2, 3" in problem for problem in project.problems)
+        maps = [annotation.track_map(i) for i in range(F)]
+        assert annotation.damaged_frames == {1, 2, 3, 5}
+        for index in (1, 2, 3, 5):
+            assert not maps[index].any()  # shown empty
+        for index in (0, 4):
+            np.testing.assert_array_equal(maps[index], saved["maps"][index])
+        annotation.set_frame(3, saved["maps"][3])  # written again (a re-run): whole again
+        assert annotation.damaged_frames == {1, 2, 5}
+        project.save()
+    with Project.open(project_dir) as project:
+        np.testing.assert_array_equal(project.annotation.track_map(3), saved["maps"][3])
+        assert project.annotation.damaged_frames == {2}  # 1 and 5 are found again when read
+
+
+def test_lost_history_only_loses_the_log(project_dir):
+    with Project.open(project_dir) as project:
+        project.apply(MergeTracks(2, 1))
+        project.save()
+    (project_dir / "history.jsonl").unlink()
+    with Project.open(project_dir) as project:
+        assert 2 not in project.annotation.tracks
+        assert list(project.history()) == []
+        assert any("history" in problem and "missing" in problem for problem in project.problems)
+        project.apply(MergeTracks(3, 1))
+        project.save()
+    with Project.open(project_dir) as project:
+        assert [entry["label"] for entry in project.history()] == ["merge tracks"] and project.problems == []
+
+
+def _saved_twice(project_dir: Path) -> dict:
+    """Save a second generation (the first becomes project.prev.json); returns the first generation's state."""
+    first = state(make_annotation())
+    with Project.open(project_dir) as project:
+        project.apply(MergeTracks(2, 1))
+        project.apply(Paint(4, 1, "brush", [[2, 2]], 2))
+        project.save()
+    return first
+
+
+@pytest.mark.parametrize("damage", ["garbage", "zeroed", "truncated", "wrong types", "deleted", "tables lost"])
+def test_damaged_manifest_falls_back_to_the_previous_save(project_dir, damage):
+    first = _saved_twice(project_dir)
+    manifest = project_dir / MANIFEST
+    text = manifest.read_text()
+    if damage == "garbage":
+        manifest.write_bytes(os.urandom(len(text)))
+    elif damage == "zeroed":
+        manifest.write_bytes(bytes(len(text)))
+    elif damage == "truncated":
+        manifest.write_text(text[: len(text) // 2])
+    elif damage == "wrong types":
+        manifest.write_text(text.replace('"generation": 2', '"generation": "two"'))
+    elif damage == "deleted":
+        manifest.unlink()
+    else:
+        (project_dir / "tables.g2.npz").unlink()
+    with Project.open(project_dir) as project:
+        assert project.generation == 1
+        assert_state(first, state(project.annotation))
+        assert any("previous save" in problem for problem in project.problems)
+        project.apply(SplitTrack(1, 3))
+        project.save()
+    with Project.open(project_dir) as project:
+        assert project.problems == [] and project.generation == 2 and len(project.annotation.tracks) == 4
+
+
+@pytest.mark.parametrize("content", ['{"format": "dvis-studio-project", "version": 1, "generation": -1}', "[1, 2]",
+                                     "\u0000" * 40])
+def test_damaged_manifest_without_a_backup_is_a_clear_error(project_dir, content):
+    (project_dir / MANIFEST).write_text(content)
+    with pytest.raises(ProjectError, match=rf"{MANIFEST} (is damaged|is not a DVIS Studio project file)"):
+        Project.open(project_dir)
+    assert not (project_dir / LOCK).exists()
+
+
+def test_manifest_with_wrong_types_names_the_entry(project_dir):
+    manifest = json.loads((project_dir / MANIFEST).read_text())
+    manifest["video"]["num_frames"] = "6"
+    manifest["annotation"]["tables"] = "../../elsewhere.npz"
+    (project_dir / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ProjectError, match=r"entry 'video.num_frames' is not a whole number \('6'\)"):
+        Project.open(project_dir)
+
+
+def test_full_disk_while_locking_leaves_no_lock(project_dir, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(ProjectError, match="Free some disk space"):
+        Project.open(project_dir)
+    monkeypatch.undo()
+    monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError(errno.EPERM, "no hard links")))
+    monkeypatch.setattr(os, "fsync", full)  # the exclusive-create fallback fills the disk on its write
+    with pytest.raises(ProjectError, match="Free some disk space"):
+        Project.open(project_dir)
+    monkeypatch.undo()
+    assert sorted(p.name for p in project_dir.iterdir() if "lock" in p.name) == []
+    Project.open(project_dir).close()
+
+
+def test_full_disk_during_save_as_leaves_nothing_and_a_retry_works(project_dir, tmp_path, video, monkeypatch):
+    with Project.open(project_dir) as original:
+        original.apply(Paint(2, 2, "brush", [[3, 3]], 2))
+        expected = state(original.annotation)
+        real = atomic.write_new_files
+
+        def full(files, *args, **kwargs):
+            files = list(files)
+            real(files[:2])  # some masks made it before the disk filled up
+            raise OSError(errno.ENOSPC, "No space left on device", str(files[2][0]))
+
+        monkeypatch.setattr(atomic, "write_new_files", full)
+        target = tmp_path / "copy"
+        with pytest.raises(ProjectError) as failure:
+            Project.create(target, video, annotation=original.annotation)
+        assert "Nothing was written there" in str(failure.value) and "intact" not in str(failure.value)
+        assert "No space left on device" in str(failure.value)
+        assert not target.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".copy")] == []
+        monkeypatch.undo()
+        original.save()  # the open project is unharmed by the failed "save as"
+        target.mkdir()  # an empty folder made in the file dialog is fine
+        Project.create(target, video, annotation=original.annotation).close()
+    with Project.open(target) as copy:
+        assert_state(expected, state(copy.annotation))
+        assert copy.check_video() == video
+    with Project.open(project_dir) as original:
+        assert_state(expected, state(original.annotation))
+
+
+def test_read_only_reader_beside_two_saves_is_told_to_try_again(project_dir):
+    reader = Project.open(project_dir, read_only=True)
+    with Project.open(project_dir) as writer:
+        for step in range(2):  # two saves that rewrite every frame: generation 1's masks are gone
+            for index in range(F):
+                writer.apply(Paint(index, 1, "brush", [[2 + step, 2]], 1))
+            writer.save()
+    with pytest.raises(ProjectChangedError, match="was saved by another DVIS Studio while it was being read.*try again"):
+        reader.annotation.track_map(0)
+    assert reader.annotation.damaged_frames == set()
+    reader.close()
 
 
 def test_newer_format_is_refused_with_advice(project_dir):
