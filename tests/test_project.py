@@ -588,3 +588,68 @@ def test_reopens_after_undoing_a_painted_new_track(project_dir):
         project.save()
     with Project.open(project_dir) as project:
         assert_state(expected, state(project.annotation))
+
+
+# ---------------------------------------------------------------------------------- check / repair / exports
+
+
+def _damage(project_dir: Path) -> None:
+    """Two saves (history logged), then: mask 3 lost, mask 5's pixels cut off, history deleted, project.json garbage."""
+    _saved_twice(project_dir)
+    masks = project_dir / "masks"
+    (masks / "00000003.g1.png").unlink()
+    cut = masks / "00000005.g1.png"
+    cut.write_bytes(cut.read_bytes()[:40])
+    (project_dir / "history.jsonl").unlink()
+    (project_dir / MANIFEST).write_bytes(os.urandom(200))
+
+
+def test_project_check_and_repair_commands(project_dir, capsys):
+    from app.cli import main
+
+    assert main(["project", "check", str(project_dir)]) == 0
+    assert "healthy" in capsys.readouterr().out
+    _damage(project_dir)
+    assert main(["project", "check", str(project_dir)]) == 2
+    out = capsys.readouterr().out
+    assert "previous save" in out and "frames 3, 5" in out
+    assert (project_dir / MANIFEST).read_bytes()[:1] != b"{"  # check changes nothing
+    assert main(["project", "repair", str(project_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("repaired:") == 2 and "healthy" in out.splitlines()[-1]
+    assert main(["project", "check", str(project_dir)]) == 0
+    first = state(make_annotation())
+    with Project.open(project_dir) as project:
+        maps = [project.annotation.track_map(i) for i in range(F)]
+        assert project.problems == [] and project.annotation.damaged_frames == set()
+    for index in range(F):
+        if index in (3, 5):
+            assert not maps[index].any()  # lost frames are empty now, on purpose
+        else:
+            np.testing.assert_array_equal(maps[index], first["maps"][index])
+
+
+def test_project_check_of_an_unopenable_folder_says_why(tmp_path, capsys):
+    from app.cli import main
+
+    (tmp_path / MANIFEST).write_text("garbage")
+    assert main(["project", "check", str(tmp_path)]) == 1
+    assert "project.json is damaged" in capsys.readouterr().err
+
+
+def test_exports_leave_out_damaged_frames(project_dir, tmp_path):
+    from app.core.exports import export_track_masks
+    from app.core.vipseg import export_vipseg
+
+    masks = project_dir / "masks"
+    (masks / "00000003.g1.png").unlink()
+    cut = masks / "00000005.g1.png"
+    cut.write_bytes(cut.read_bytes()[:40])  # found only while exporting
+    with Project.open(project_dir, read_only=True) as project:
+        gt = json.loads(export_vipseg([("clip", project.annotation, None)], tmp_path / "vipseg").read_text())
+        assert [image["id"] for image in gt["videos"][0]["images"]] == ["00000000", "00000001", "00000002", "00000004"]
+        result = export_track_masks(project.annotation, [1], range(F), tmp_path / "masks")
+        folder, = (tmp_path / "masks").iterdir()  # the one track's folder
+        assert sorted(p.name for p in folder.iterdir()) == [
+            f"{i:08d}.png" for i in (0, 1, 2, 4)]
+        assert result.frames == 4

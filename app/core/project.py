@@ -371,6 +371,9 @@ class Project:
                 "changes of the last save are lost.")
         else:
             project._backup = _read_backup(folder, len(mask_gen))
+            if project._backup is None and (folder / BACKUP_MANIFEST).exists():
+                project.notes.append(f"The previous save's manifest {folder / BACKUP_MANIFEST} is damaged; the next save "
+                                     "replaces it (until then there is no fallback).")
         project._check_history()
         unreferenced = project._inspect_masks()
         if not read_only:

@@ -7,7 +7,7 @@ the colour jitter is seeded by the video id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,6 +51,7 @@ class VideoToWrite:
     image: Callable[[int], np.ndarray] | None = None
     image_file: Callable[[int], Path | None] | None = None
     stems: Sequence[str] | None = None
+    damaged: Container[int] = frozenset()  # frames whose masks are lost (checked after reading each): left out
 
     def frame_stems(self) -> list[str]:
         """The source stems when they are all 8-digit frame names, else 00000000, 00000001, ..."""
@@ -207,6 +208,9 @@ def write_videos(
             if cancel is not None and cancel():
                 raise ExportCancelled(f"Export to {layout.root} cancelled; the JSON was not updated.")
             track_map = np.asarray(video.track_map(index))
+            if index in video.damaged:
+                done += 1
+                continue
             width, height = resized_size(track_map.shape[1], track_map.shape[0], resolution)
             panoptic, raw, segments = encoder.encode(resize_nearest(track_map, width, height))
             file_name = stem + ".png"
