@@ -142,11 +142,15 @@ class MaskStore:
         """Where frames not held in memory are read from (the project's mask files)."""
         self._loader = loader
 
-    def mark_saved(self, indices) -> None:
-        """The project wrote ``indices``: forget their bytes (the loader re-reads them) and clear their dirty flag."""
-        for index in indices:
-            self.dirty.discard(index)
-            self._blobs.pop(index, None)
+    def mark_saved(self, saved: dict[int, bytes | None]) -> None:
+        """The project wrote these frames' bytes: forget them (the loader re-reads them) and clear their dirty flag.
+
+        A frame changed again since (its bytes are not the ones saved) stays in memory and dirty.
+        """
+        for index, data in saved.items():
+            if self._blobs.get(index) is data:
+                self.dirty.discard(index)
+                self._blobs.pop(index, None)
 
     def _remember(self, index: int, slots: np.ndarray) -> None:
         with self._cache_lock:

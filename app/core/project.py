@@ -37,6 +37,7 @@ import shutil
 import socket
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -72,6 +73,19 @@ class ProjectChangedError(ProjectError):
     """A read-only reader lost a file because another instance saved the project meanwhile: read it again."""
 
 
+@dataclass
+class SavePlan:
+    """What one save writes, snapshotted by ``Project.prepare_save`` so the writing can run on another thread."""
+
+    generation: int
+    blobs: dict[int, bytes | None]  # frame -> PNG of its slot map (None: all void)
+    mask_gen: np.ndarray  # per frame, the generation whose mask file holds it
+    manifest: dict
+    tables: dict[str, np.ndarray] | None  # copies of the annotation tables (None: unchanged since the last save)
+    tracks: dict | None
+    history: list[str]  # edit log lines to append
+
+
 # ---------------------------------------------------------------------------------- video reference
 
 
@@ -103,7 +117,8 @@ def video_fingerprint(path: Path) -> dict:
 # ---------------------------------------------------------------------------------- lock
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (locks and crash-recovery folders of dead processes are stale)."""
     if pid <= 0:
         return False
     if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
@@ -232,7 +247,7 @@ class ProjectLock:
             return False  # cannot see processes of another machine: assume it is alive
         if owner["pid"] == os.getpid():
             return False  # this process has it open already
-        return not _process_alive(owner["pid"])
+        return not process_alive(owner["pid"])
 
 
 # ---------------------------------------------------------------------------------- project
@@ -253,6 +268,7 @@ class Project:
         self._disk_manifest: dict | None = None  # the manifest as last read or written (None before the first save)
         self._backup: tuple[dict, np.ndarray] | None = None  # project.prev.json and its mask generations, when usable
         self._lock = lock
+        self._saving = False  # between prepare_save and finish_save / abandon_save
         self._pending_history: list[str] = []
         self._meta_dirty = False
         self._video = None
@@ -296,7 +312,13 @@ class Project:
             lock.acquire()
             project = cls(staging, manifest, annotation, np.zeros(annotation.num_frames, np.int32), lock)
             annotation.tables_dirty = True
-            project._save()
+            plan = project.prepare_save()
+            try:
+                project._write(plan)
+            except OSError:
+                project.abandon_save(plan)  # the frames and tables stay unsaved for the project they came from
+                raise
+            project.finish_save(plan)
             if folder.exists():
                 folder.rmdir()  # empty (checked above): the rename needs its place
             os.rename(staging, folder)
@@ -524,7 +546,7 @@ class Project:
     # -------------------------------------------------------------- saving
 
     def autosave(self) -> bool:
-        """Save if anything changed (the GUI calls this on a timer); returns whether it saved."""
+        """Save if anything changed; returns whether it saved."""
         if not self.dirty:
             return False
         self.save()
@@ -532,59 +554,111 @@ class Project:
 
     def save(self) -> None:
         """Write changed frames, tables and history under a new generation, then switch the manifest to it."""
+        plan = self.prepare_save()
+        try:
+            self.write_save(plan)
+        except ProjectError:
+            self.abandon_save(plan)
+            raise
+        self.finish_save(plan)
+
+    def prepare_save(self) -> "SavePlan":
+        """First step of a save, on the thread that edits: snapshot what changed (no file is touched).
+
+        Then :meth:`write_save` (any thread: all the file writing and fsyncs) and :meth:`finish_save` or, when
+        writing failed, :meth:`abandon_save` (back on the editing thread). Edits may go on meanwhile; they are
+        saved by the next save. One save at a time.
+        """
         if self.read_only:
             raise ProjectError(f"The project {self.folder} was opened read-only; open it normally to save changes.")
         if not self._lock.held:
             raise ProjectError(f"The project {self.folder} was closed; open it again to save.")
+        if self._saving:
+            raise ProjectError(f"The project {self.folder} is being saved already; save again when that has finished.")
+        annotation, store = self.annotation, self.annotation.mask_store
+        generation = self.generation + 1
+        blobs = {index: store.blob(index) for index in sorted(store.dirty)}
+        mask_gen = self._mask_gen.copy()
+        for index, data in blobs.items():
+            mask_gen[index] = 0 if data is None else generation
+        manifest = json.loads(json.dumps(self._manifest))
+        tables = tracks = None
+        if blobs or annotation.tables_dirty or "tables" not in manifest["annotation"]:
+            manifest["annotation"]["tables"] = f"tables.g{generation}.npz"
+            manifest["annotation"]["tracks"] = f"tracks.g{generation}.json"
+            tables = {name: array.copy() for name, array in annotation.table_arrays().items()}
+            tracks = annotation.tracks_json()
+        manifest.update(generation=generation, app_version=__version__)
+        manifest["annotation"].update(num_frames=annotation.num_frames, height=annotation.height, width=annotation.width)
+        annotation.tables_dirty = False  # edits from now on set it again: they belong to the next save
+        self._meta_dirty = False
+        self._saving = True
+        return SavePlan(generation, blobs, mask_gen, manifest, tables, tracks, list(self._pending_history))
+
+    def write_save(self, plan: "SavePlan") -> None:
+        """Write a prepared save (safe on a worker thread: touches files and ``plan`` only); ProjectError on failure."""
         try:
-            self._save()
+            self._write(plan)
         except OSError as error:
             raise ProjectError(
                 f"Saving the project {self.folder} failed: {_why(error)}. "
                 "Free disk space or check permissions, then save again; the last saved state on disk is intact."
             ) from None
 
-    def _save(self) -> None:
-        """The save itself; an OSError leaves the files the current manifest names untouched."""
-        store = self.annotation.mask_store
-        generation = self.generation + 1
-        frames = sorted(store.dirty)
-        mask_gen = self._mask_gen.copy()
-        manifest = json.loads(json.dumps(self._manifest))
-        writes = []
-        for index in frames:
-            data = store.blob(index)
-            mask_gen[index] = 0 if data is None else generation
-            if data is not None:
-                writes.append((self._mask_path(index, generation), data))
-        atomic.write_new_files(writes)
+    def _write(self, plan: "SavePlan") -> None:
+        """The writing itself; an OSError leaves every file the current manifest names untouched."""
+        atomic.write_new_files([(self._mask_path(i, plan.generation), data) for i, data in plan.blobs.items() if data is not None])
         self._step("masks")
-        if frames or self.annotation.tables_dirty or "tables" not in manifest["annotation"]:
-            manifest["annotation"]["tables"] = f"tables.g{generation}.npz"
-            manifest["annotation"]["tracks"] = f"tracks.g{generation}.json"
-            atomic.write_bytes(self.folder / manifest["annotation"]["tables"], _npz_bytes({**self.annotation.table_arrays(), "mask_gen": mask_gen}))
-            atomic.write_json(self.folder / manifest["annotation"]["tracks"], self.annotation.tracks_json())
+        if plan.tables is not None:
+            annotation = plan.manifest["annotation"]
+            atomic.write_bytes(self.folder / annotation["tables"], _npz_bytes({**plan.tables, "mask_gen": plan.mask_gen}))
+            atomic.write_json(self.folder / annotation["tracks"], plan.tracks)
         self._step("tables")
-        if self._pending_history:
-            manifest["history"] = self._append_history(manifest["history"])
+        if plan.history:
+            plan.manifest["history"] = self._append_history(plan.manifest["history"], plan.history)
         self._step("history")
-        manifest.update(generation=generation, saved_at=time.time(), app_version=__version__)
-        manifest["annotation"].update(num_frames=self.annotation.num_frames, height=self.annotation.height, width=self.annotation.width)
+        plan.manifest["saved_at"] = time.time()
         if self._disk_manifest is not None:
             atomic.write_json(self.folder / BACKUP_MANIFEST, self._disk_manifest)  # the fallback if project.json is damaged
-        atomic.write_json(self.folder / MANIFEST, manifest)
+        atomic.write_json(self.folder / MANIFEST, plan.manifest)
         self._step("manifest")
+
+    def finish_save(self, plan: "SavePlan") -> None:
+        """The written generation is now the project's state: forget what it saved and delete superseded files."""
         superseded = self._backup
         if self._disk_manifest is not None:
             self._backup = (self._disk_manifest, self._mask_gen)
-        self._manifest, self._disk_manifest = manifest, json.loads(json.dumps(manifest))
-        self._mask_gen = mask_gen
-        self._pending_history.clear()
-        self._meta_dirty = False
-        self.annotation.tables_dirty = False
-        store.mark_saved(frames)
+        # model / video changed since the snapshot stay in memory (and dirty) for the next save
+        self._manifest = {**plan.manifest, "model": self._manifest.get("model"), "video": self._manifest["video"]}
+        self._disk_manifest = plan.manifest
+        self._mask_gen = plan.mask_gen
+        del self._pending_history[: len(plan.history)]
+        self.annotation.mask_store.mark_saved(plan.blobs)
+        self._saving = False
         if superseded is not None:
             self._collect_garbage(self._superseded_files(*superseded))
+
+    def abandon_save(self, plan: "SavePlan") -> None:
+        """Writing failed: what the plan held is unsaved again (files it wrote are named by no manifest)."""
+        if plan.tables is not None:
+            self.annotation.tables_dirty = True
+        self._meta_dirty = True
+        self._saving = False
+
+    def adopt(self, annotation: Annotation) -> None:
+        """Save ``annotation`` (of the same size) here from now on, in place of the project's own.
+
+        How unsaved work gets its crash-recovery copy: the empty project is created off the editing
+        thread, then takes over the live annotation; the next save writes all of it.
+        """
+        own = self.annotation
+        if (annotation.num_frames, annotation.height, annotation.width) != (own.num_frames, own.height, own.width):
+            raise ProjectError(f"The project {self.folder} is for {own.num_frames} frames of {own.width}x{own.height}, "
+                               f"not {annotation.num_frames} frames of {annotation.width}x{annotation.height}.")
+        annotation.mask_store.hold_all()  # frames read from elsewhere so far are written here
+        annotation.mask_store.set_loader(self._load_mask)
+        annotation.tables_dirty = True
+        self.annotation = annotation
 
     # -------------------------------------------------------------- internals
 
@@ -612,8 +686,8 @@ class Project:
         except OSError as error:
             raise ProjectError(f"Cannot read the mask file {path}: {error.strerror or error}. Check the disk, then try again.") from None
 
-    def _append_history(self, history: dict) -> dict:
-        data = "".join(self._pending_history).encode("utf-8")
+    def _append_history(self, history: dict, lines: list[str]) -> dict:
+        data = "".join(lines).encode("utf-8")
         path = self.folder / HISTORY
         with open(path, "r+b" if path.exists() else "wb") as handle:
             handle.seek(int(history["bytes"]))
@@ -621,7 +695,7 @@ class Project:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        return {"file": HISTORY, "bytes": int(history["bytes"]) + len(data), "entries": int(history["entries"]) + len(self._pending_history)}
+        return {"file": HISTORY, "bytes": int(history["bytes"]) + len(data), "entries": int(history["entries"]) + len(lines)}
 
     def _check_history(self) -> None:
         """Make the edit history agree with the manifest: it is optional, so a lost or cut file only loses undo.
@@ -868,5 +942,5 @@ def _remove_dead_staging(folder: Path) -> None:
     """Remove hidden "save as" folders for ``folder`` left by a process that died while writing them."""
     for staging in folder.parent.glob(f".{folder.name}{STAGING_SUFFIX}*"):
         pid = staging.name.rpartition(STAGING_SUFFIX)[2]
-        if pid.isdigit() and int(pid) != os.getpid() and not _process_alive(int(pid)):
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
             shutil.rmtree(staging, ignore_errors=True)
