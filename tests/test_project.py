@@ -653,3 +653,44 @@ def test_exports_leave_out_damaged_frames(project_dir, tmp_path):
         assert sorted(p.name for p in folder.iterdir()) == [
             f"{i:08d}.png" for i in (0, 1, 2, 4)]
         assert result.frames == 4
+
+
+def test_dvis_export_reads_again_after_a_concurrent_save(monkeypatch, capsys, tmp_path):
+    import app.cli as cli
+
+    calls = []
+
+    def export_once(args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise ProjectChangedError("saved meanwhile")
+        return 0
+
+    monkeypatch.setattr(cli, "_export_once", export_once)
+    assert cli.main(["export", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert len(calls) == 2 and "saved meanwhile; exporting again" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_export_once", lambda args: (_ for _ in ()).throw(ProjectChangedError("again")))
+    assert cli.main(["export", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "export again when the app is idle" in err and "backup" not in err
+
+
+def test_read_only_open_beside_a_save_reads_the_new_state(project_dir, monkeypatch):
+    import app.core.project as project_module
+
+    real = project_module._read_annotation
+    calls = []
+
+    def racing(folder, manifest):
+        calls.append(manifest["generation"])
+        if len(calls) == 1:  # the app saves twice between our reading project.json and its tables
+            with Project.open(project_dir) as writer:
+                for _ in range(2):
+                    writer.apply(Paint(0, 1, "brush", [[2, 2]], 1))
+                    writer.save()
+            raise ProjectError(f"{folder}/tables.g1.npz is missing; the project folder is incomplete. Restore it from a backup.")
+        return real(folder, manifest)
+
+    monkeypatch.setattr(project_module, "_read_annotation", racing)
+    with Project.open(project_dir, read_only=True) as reader:
+        assert reader.generation == 3 and calls[-1] == 3 and reader.problems == []  # read again, no fallback

@@ -374,12 +374,15 @@ class Project:
                 if name == MANIFEST:
                     failures.append(ProjectError(f"{folder / MANIFEST} is missing."))
                 continue
+            manifest = None
             try:
                 manifest = _read_manifest(folder / name)
                 annotation, mask_gen = _read_annotation(folder, manifest)
                 opened = name
                 break
             except ProjectError as error:
+                if manifest is not None and name == MANIFEST and _disk_generation(folder) != manifest["generation"]:
+                    raise  # saved meanwhile by another instance (a read-only reader's race), not damaged: read again
                 failures.append(error)
         if opened is None:
             if len(failures) == 1:
