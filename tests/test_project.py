@@ -694,3 +694,43 @@ def test_read_only_open_beside_a_save_reads_the_new_state(project_dir, monkeypat
     monkeypatch.setattr(project_module, "_read_annotation", racing)
     with Project.open(project_dir, read_only=True) as reader:
         assert reader.generation == 3 and calls[-1] == 3 and reader.problems == []  # read again, no fallback
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 512 KiB file system (tmpfs; needs root), to fill up for real."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill ``disk`` until about ``leave`` bytes are free; returns the filler file."""
+    filler = disk / "filler"
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    filler.write_bytes(b"\0" * max(0, free - leave))
+    return filler
+
+
+def test_really_full_disk_during_save_as_and_open(small_disk, video):
+    noise = Annotation(F, 64, 64, vipseg_categories())  # frames that do not compress: they cannot fit
+    rng = np.random.default_rng(0)
+    ids = [noise.add_track(PERSON).id for _ in range(40)]
+    for index in range(F):
+        noise.set_frame(index, rng.choice([0, *ids], size=(64, 64)))
+    filler = fill(small_disk, 48 * 1024)
+    target = small_disk / "project"
+    with pytest.raises(ProjectError, match="No space left on device.*Nothing was written there"):
+        Project.create(target, video, annotation=noise)
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no half-written folder
+    filler.unlink()
+    Project.create(target, video, annotation=noise).close()  # the retry works
+    fill(small_disk, 0)
+    with pytest.raises(ProjectError, match="Free some disk space"):
+        Project.open(target)
+    assert not (target / LOCK).exists()
