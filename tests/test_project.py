@@ -129,28 +129,30 @@ def test_round_trip_keeps_annotation_history_model_and_video(tmp_path, video):
         assert reopened.annotation.track_at(4, 10, 10) == before_paint != 3
 
 
-def test_autosave_writes_only_what_changed(project_dir):
+def test_save_writes_only_what_changed(project_dir):
     with Project.open(project_dir) as project:
         masks_before = sorted(os.listdir(project_dir / "masks"))
         assert masks_before == [f"{i:08d}.g1.png" for i in range(F)]
-        assert project.autosave() is False  # nothing changed
+        assert not project.dirty  # nothing changed
 
         project.apply(MergeTracks(2, 1))  # table-only edit: no mask file is rewritten
-        assert project.autosave() is True
+        assert project.dirty
+        project.save()
         assert sorted(os.listdir(project_dir / "masks")) == masks_before
         # the previous generation stays as the fallback (project.prev.json names it)
         assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g1.npz", "tables.g2.npz"}
         assert json.loads((project_dir / "project.prev.json").read_text())["generation"] == 1
 
         project.apply(Paint(4, 1, "brush", [[2, 2]], 1))
-        assert project.autosave() is True
+        assert project.dirty
+        project.save()
         masks_after = sorted(os.listdir(project_dir / "masks"))
         assert masks_after == sorted([f"{i:08d}.g1.png" for i in range(F)] + ["00000004.g3.png"])
         assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g2.npz", "tables.g3.npz"}  # g1 superseded
 
         project.apply(Paint(4, 1, "brush", [[3, 3]], 1))
         project.apply(MergeTracks(3, 1))
-        assert project.autosave() is True  # g4 rewrites frame 4 again: g1's frame 4 is named by nobody now
+        project.save()  # g4 rewrites frame 4 again: g1's frame 4 is named by nobody now
         assert sorted(os.listdir(project_dir / "masks")) == sorted(
             [f"{i:08d}.g1.png" for i in range(F) if i != 4] + ["00000004.g3.png", "00000004.g4.png"])
 

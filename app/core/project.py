@@ -340,8 +340,11 @@ class Project:
         """Open a project, taking its lock. A missing video does not stop opening: see :meth:`check_video`.
 
         ``read_only`` (exports, evaluation from the CLI while the GUI has it open): no lock, no repair,
-        ``save`` refused. It reads the last saved state; a save by the other instance can make masks of
-        older generations vanish under it (a clear ProjectError then: open it again).
+        ``save`` refused. It reads the last saved state; when the other instance saves meanwhile, opening
+        reads the new state, and a mask read later that a save made vanish is a ProjectChangedError
+        (read again), never taken for damage.
+
+        Damage does not stop opening: see :attr:`problems` for what was found and worked around.
         """
         folder = Path(folder).absolute()
         if not (folder / MANIFEST).is_file() and not (folder / BACKUP_MANIFEST).is_file():
@@ -353,7 +356,7 @@ class Project:
             for attempt in range(3):
                 generation = _disk_generation(folder)
                 try:
-                    return cls._open_locked(folder, lock, read_only)
+                    return cls._read(folder, lock, read_only)
                 except ProjectError:
                     # A read-only reader beside a saving instance can lose files between reading the manifest and
                     # reading what it names: that is a concurrent save, not damage. Read the new state.
@@ -365,7 +368,7 @@ class Project:
             raise
 
     @classmethod
-    def _open_locked(cls, folder: Path, lock: ProjectLock, read_only: bool) -> "Project":
+    def _read(cls, folder: Path, lock: ProjectLock, read_only: bool) -> "Project":
         """Open from project.json, or from project.prev.json when project.json or its files are damaged."""
         failures: list[ProjectError] = []
         opened = None
@@ -547,13 +550,6 @@ class Project:
             yield json.loads(line)
 
     # -------------------------------------------------------------- saving
-
-    def autosave(self) -> bool:
-        """Save if anything changed; returns whether it saved."""
-        if not self.dirty:
-            return False
-        self.save()
-        return True
 
     def save(self) -> None:
         """Write changed frames, tables and history under a new generation, then switch the manifest to it."""
