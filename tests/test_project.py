@@ -415,6 +415,22 @@ def test_lost_history_only_loses_the_log(project_dir):
         assert [entry["label"] for entry in project.history()] == ["merge tracks"] and project.problems == []
 
 
+def test_cut_history_keeps_its_whole_entries(project_dir):
+    with Project.open(project_dir) as project:
+        project.apply(MergeTracks(2, 1))
+        project.apply(Paint(1, 1, "brush", [[2, 2]], 1))
+        project.save()
+    history = project_dir / "history.jsonl"
+    history.write_bytes(history.read_bytes()[:-20])  # the second entry is cut in the middle
+    with Project.open(project_dir) as project:
+        assert [entry["label"] for entry in project.history()] == ["merge tracks"]
+        assert any("shorter than saved" in problem for problem in project.problems)
+        project.apply(MergeTracks(3, 1))
+        project.save()
+    with Project.open(project_dir) as project:
+        assert [entry["label"] for entry in project.history()] == ["merge tracks", "merge tracks"] and project.problems == []
+
+
 def _saved_twice(project_dir: Path) -> dict:
     """Save a second generation (the first becomes project.prev.json); returns the first generation's state."""
     first = state(make_annotation())

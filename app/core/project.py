@@ -707,10 +707,10 @@ class Project:
         try:
             size = path.stat().st_size
             if size < valid:
-                with open(path, "rb") as handle:
-                    kept = handle.read().rfind(b"\n") + 1  # whole entries only
+                data = path.read_bytes()
+                data = data[: data.rfind(b"\n") + 1]  # whole entries only
                 self.notes.append(f"The edit history {path} is shorter than saved; its last entries are lost (the annotation is not).")
-                self._manifest["history"] = {**history, "bytes": kept, "entries": min(int(history["entries"]), kept)}
+                self._manifest["history"] = {**history, "bytes": len(data), "entries": data.count(b"\n")}
             if not self.read_only and size > int(self._manifest["history"]["bytes"]):
                 with open(path, "r+b") as handle:
                     handle.truncate(int(self._manifest["history"]["bytes"]))
