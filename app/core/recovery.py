@@ -23,7 +23,8 @@ from pathlib import Path
 from app.core import atomic
 from app.core.errors import StudioError
 from app.core.paths import data_dir
-from app.core.project import Project, ProjectError, process_alive
+from app.core.annotation import Annotation
+from app.core.project import MANIFEST, Project, ProjectError, process_alive
 
 SESSION = "session.json"
 RECOVERY_PROJECT = "project"
@@ -100,6 +101,7 @@ class RecoverySession:
             raise RecoveryError(f"Cannot keep a recovery copy in {self.folder}: {error}") from None
 
     def drop_project(self) -> None:
+        """Close and delete the recovery copy (the work was saved into a project, or is gone with its document)."""
         if self.project is not None:
             self.project.close()
             self.project = None
@@ -107,9 +109,7 @@ class RecoverySession:
 
     def discard(self) -> None:
         """A clean exit: nothing to recover."""
-        if self.project is not None:
-            self.project.close()
-            self.project = None
+        self.drop_project()
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def _write(self) -> None:
@@ -134,7 +134,7 @@ class CrashedSession:
     def recovery_project(self) -> Path | None:
         """The autosaved copy of unsaved work, when there is one."""
         folder = self.folder / RECOVERY_PROJECT
-        return folder if self.project is None and (folder / "project.json").is_file() else None
+        return folder if self.project is None and (folder / MANIFEST).is_file() else None
 
     @property
     def recoverable(self) -> bool:
@@ -154,21 +154,22 @@ def crashed_sessions(root: Path | None = None) -> list[CrashedSession]:
         try:
             info = json.loads((folder / SESSION).read_text(encoding="utf-8"))
             pid, host = int(info["pid"]), str(info["hostname"])
-            session = CrashedSession(folder, float(info["started"]), info.get("autosaved"),
+            autosaved = float(info["autosaved"]) if info.get("autosaved") is not None else None
+            session = CrashedSession(folder, float(info["started"]), autosaved,
                                      Path(info["video"]) if info.get("video") else None,
                                      Path(info["project"]) if info.get("project") else None)
         except (OSError, ValueError, KeyError, TypeError):
             continue  # being written right now, or not ours
-        if host == socket.gethostname() and (pid == os.getpid() or process_alive(pid)):
-            continue  # a running session (this one or another window)
+        if host != socket.gethostname() or pid == os.getpid() or process_alive(pid):
+            continue  # running (this window or another), or on another machine sharing this folder: not ours to judge
         if session.recoverable:
             found.append(session)
-        elif host == socket.gethostname():
+        else:
             shutil.rmtree(folder, ignore_errors=True)
     return sorted(found, key=lambda s: s.autosaved or s.started, reverse=True)
 
 
-def recover_unsaved(session: CrashedSession):
+def recover_unsaved(session: CrashedSession) -> Annotation:
     """The annotation autosaved from unsaved work, held in memory (the copy can then be discarded)."""
     if session.recovery_project is None:
         raise RecoveryError(f"{session.folder} holds no recovery copy of unsaved work.")
@@ -180,4 +181,5 @@ def recover_unsaved(session: CrashedSession):
 
 
 def discard(session: CrashedSession) -> None:
+    """Delete what a crashed session left (recovered, or the user chose to throw it away)."""
     shutil.rmtree(session.folder, ignore_errors=True)
