@@ -446,9 +446,9 @@ class MainWindow(QMainWindow):
     def save_as(self) -> None:
         if self.controller.video is None:
             return
-        self.autosaver.flush()
         folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project", self._last_dir())
         if folder:
+            self.autosaver.flush()  # one save at a time (the autosave timer runs while the dialog is open)
             saved = self.controller.save_project(folder)
             self._update_title()
             self._add_recent(saved)
