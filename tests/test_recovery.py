@@ -191,3 +191,22 @@ def test_discarded_crash_is_not_offered_again(tmp_path):
     crashed, = crashed_sessions()
     discard(crashed)
     assert crashed_sessions() == []
+
+
+def test_saving_unsaved_work_as_a_project_drops_the_recovery_copy(window, video_path, tmp_path, errors):
+    window.open_path(video_path)
+    track = window.controller.new_track(PERSON)
+    window.controller.paint("brush", [(10, 10)], 4)
+    window.autosave()
+    session = window.autosaver.session.folder
+    assert (session / "project" / "project.json").is_file()
+    window.controller.save_project(tmp_path / "mine")
+    window.controller.paint("brush", [(30, 30)], 4)
+    window.autosave()  # into the user's project now; the recovery copy goes
+    assert not (session / "project").exists()
+    assert json.loads((session / "session.json").read_text())["project"] == str(tmp_path / "mine")
+    assert window.controller.annotation.track_at(0, 10, 10) == track  # frames read from the new project
+    assert not window.controller.modified
+    with Project.open(tmp_path / "mine", read_only=True) as saved:
+        assert saved.annotation.track_at(0, 30, 30) == track
+    assert not errors
