@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from app.core import atomic
-from app.core.annotation import Annotation, AnnotationError
+from app.core.annotation import Annotation
 from app.core.categories import vipseg_categories
 from app.core.edits import AddTrack, MergeTracks, Paint, RelabelTrack, SplitTrack
 from app.core.paths import REPO_ROOT

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QMessageBox
 from app.core.edits import MergeTracks, Paint
 from app.core.paths import REPO_ROOT, data_dir
 from app.core.project import Project
-from app.core.recovery import AutosaveSchedule, crashed_sessions, recover_unsaved, recovery_root
+from app.core.recovery import AutosaveSchedule, crashed_sessions, recovery_root
 from tests.gui_helpers import PERSON, errors, video_path, window  # noqa: F401 - fixtures
 from tests.test_project import project_dir, video  # noqa: F401 - fixtures
 
