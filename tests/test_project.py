@@ -379,7 +379,7 @@ def test_lost_or_damaged_mask_files_mark_only_their_frames(project_dir):
     (masks / "00000003.g1.png").unlink()
     (masks / "00000002.g1.png").write_bytes(b"")  # 0 bytes: OpenCV raised on this before
     body_cut = masks / "00000005.g1.png"
-    body_cut.write_bytes(body_cut.read_bytes()[:40])  # header intact, pixels gone: found when the frame is read
+    body_cut.write_bytes(body_cut.read_bytes()[:80])  # header intact, pixels cut: found when the frame is read
     beyond = np.full((H, W), 200, np.uint8)  # slot values far past the frame's table
     (masks / "00000001.g1.png").write_bytes(atomic.png_bytes(beyond, rgb=False))
     with Project.open(project_dir) as project:
@@ -617,7 +617,7 @@ def _damage(project_dir: Path) -> None:
     masks = project_dir / "masks"
     (masks / "00000003.g1.png").unlink()
     cut = masks / "00000005.g1.png"
-    cut.write_bytes(cut.read_bytes()[:40])
+    cut.write_bytes(cut.read_bytes()[:80])
     (project_dir / "history.jsonl").unlink()
     (project_dir / MANIFEST).write_bytes(os.urandom(200))
 
@@ -662,7 +662,7 @@ def test_exports_leave_out_damaged_frames(project_dir, tmp_path):
     masks = project_dir / "masks"
     (masks / "00000003.g1.png").unlink()
     cut = masks / "00000005.g1.png"
-    cut.write_bytes(cut.read_bytes()[:40])  # found only while exporting
+    cut.write_bytes(cut.read_bytes()[:80])  # found only while exporting
     with Project.open(project_dir, read_only=True) as project:
         export_vipseg([("clip", project.annotation, None)], tmp_path / "vipseg")
         gt = json.loads((tmp_path / "vipseg" / "panoptic_gt_VIPSeg_train.json").read_text())

@@ -58,7 +58,7 @@ MASKS = "masks"
 FORMAT = "dvis-studio-project"
 FORMAT_VERSION = 1
 FINGERPRINT_BYTES = 1 << 20
-PNG_HEADER = b"\x89PNG\r\n\x1a\n"
+MIN_PNG_BYTES = 67  # signature, IHDR, one IDAT and IEND: anything shorter is not a whole PNG
 STAGING_SUFFIX = ".saving-"  # "save as" writes into .<name>.saving-<pid> beside the destination, then renames it
 
 #: Test hook: called with a step name between the files of a save ("masks", "tables", "history", "manifest").
@@ -731,11 +731,12 @@ class Project:
             pass  # the next save creates it (a save that cannot write it fails clearly there)
 
     def _inspect_masks(self) -> list[Path]:
-        """Mark frames whose mask file is missing or not a PNG of the frame size damaged; return files nobody names.
+        """Mark frames whose mask file is missing or too short to be a PNG damaged; return files nobody names.
 
-        Checks only each file's header, so opening stays quick; ``app.core.project_check`` decodes every frame.
+        Only lists the folder, so opening stays quick on long videos; a mask that is damaged inside is found
+        when its frame is read, and ``app.core.project_check`` reads every frame.
         """
-        present: dict[int, Path] = {}
+        present: dict[int, int] = {}  # frame -> size of its mask file
         unreferenced: list[Path] = []
         backup_gen = self._backup[1] if self._backup is not None else None
         try:
@@ -749,13 +750,12 @@ class Project:
             if entry.name.endswith(".png") and stem.isdigit() and generation.isdigit() and int(stem) < len(self._mask_gen):
                 index, generation = int(stem), int(generation)
                 if generation == self._mask_gen[index]:
-                    present[index] = Path(entry.path)
+                    present[index] = entry.stat().st_size
                     continue
                 if backup_gen is not None and generation == backup_gen[index]:
                     continue
             unreferenced.append(Path(entry.path))
-        damaged = [int(i) for i in np.flatnonzero(self._mask_gen)
-                   if int(i) not in present or not _png_header_fits(present[int(i)], self.annotation.width, self.annotation.height)]
+        damaged = [int(i) for i in np.flatnonzero(self._mask_gen) if int(i) not in present or present[int(i)] < MIN_PNG_BYTES]
         self.annotation.damaged_frames.update(damaged)
         return unreferenced
 
@@ -919,17 +919,6 @@ def _disk_generation(folder: Path) -> int | None:
     except (OSError, ValueError, AttributeError):
         return None
     return generation if isinstance(generation, int) else None
-
-
-def _png_header_fits(path: Path, width: int, height: int) -> bool:
-    """Whether ``path`` starts like a PNG of ``width`` x ``height`` (signature and IHDR), without decoding it."""
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(24)
-    except OSError:
-        return False
-    return (len(head) == 24 and head[:8] == PNG_HEADER and head[12:16] == b"IHDR"
-            and int.from_bytes(head[16:20], "big") == width and int.from_bytes(head[20:24], "big") == height)
 
 
 def _why(error: OSError) -> str:
