@@ -329,8 +329,8 @@ class Project:
             shutil.rmtree(staging, ignore_errors=True)
             reason = str(error) if isinstance(error, ProjectError) else _why(error)
             raise ProjectError(
-                f"Could not save the project into {folder}: {reason}. Nothing was written there; your work is still open "
-                "in the window. Free disk space (or choose another folder), then save again."
+                f"Could not save the project into {folder}: {reason}. Nothing was written there and the work being saved is unchanged "
+                "(still open, not saved). Free disk space (or choose another folder), then save again."
             ) from None
         project.folder, lock.path = folder, folder / LOCK
         return project
