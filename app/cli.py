@@ -286,15 +286,32 @@ def _add_export(commands) -> None:
     parser.set_defaults(handler=_export)
 
 
+EXPORT_ATTEMPTS = 3
+
+
 def _export(args: argparse.Namespace) -> int:
+    from app.core.project import ProjectChangedError
+
+    if args.format == "vipseg" and (args.tracks or args.frames):
+        raise StudioError("A VIPSeg export holds whole videos with every object; --tracks and --frames apply to the "
+                          "masks, cutouts, alpha and overlay formats.")
+    for attempt in range(1, EXPORT_ATTEMPTS + 1):
+        try:
+            return _export_once(args)
+        except ProjectChangedError:  # the app saved the project while we read it: read the new state
+            if attempt == EXPORT_ATTEMPTS:
+                raise StudioError(f"{args.project} was saved by DVIS Studio {EXPORT_ATTEMPTS} times while it was being "
+                                  "exported; export again when the app is idle (nothing is damaged).") from None
+            print(f"{args.project} was saved meanwhile; exporting again", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
+def _export_once(args: argparse.Namespace) -> int:
     from app.core import exports
     from app.core.frame_range import parse_frame_range
     from app.core.project import Project
     from app.core.vipseg import export_vipseg, video_id_for
 
-    if args.format == "vipseg" and (args.tracks or args.frames):
-        raise StudioError("A VIPSeg export holds whole videos with every object; --tracks and --frames apply to the "
-                          "masks, cutouts, alpha and overlay formats.")
     # read-only: no lock, so a project open in the GUI exports as last saved; project.video checks the video fits
     with Project.open(args.project, read_only=True) as project:
         annotation, source = project.annotation, project.video
@@ -307,18 +324,58 @@ def _export(args: argparse.Namespace) -> int:
         if args.format == "vipseg":
             written = export_vipseg([(video_id_for(project.video_path), annotation, source)], args.out, split=args.split,
                                     resolution=args.resolution, progress=progress)
-            print(f"wrote {written.summary()}")
-            return 0
-        if args.format == "masks":
-            result = exports.export_track_masks(annotation, tracks, frames, args.out, stems=source.stems, progress=progress)
-        elif args.format == "cutouts":
-            result = exports.export_cutouts(annotation, source, tracks, frames, args.out, progress=progress)
-        elif args.format == "alpha":
-            result = exports.export_alpha_video(annotation, source, tracks, frames, args.out, progress=progress)
+            summary = f"wrote {written.summary()}"
         else:
-            result = exports.export_overlay_video(annotation, source, tracks, frames, args.out, progress=progress)
-    print(f"wrote {len(result.paths)} file(s) for {result.frames} frames under {args.out}")
+            if args.format == "masks":
+                result = exports.export_track_masks(annotation, tracks, frames, args.out, stems=source.stems, progress=progress)
+            elif args.format == "cutouts":
+                result = exports.export_cutouts(annotation, source, tracks, frames, args.out, progress=progress)
+            elif args.format == "alpha":
+                result = exports.export_alpha_video(annotation, source, tracks, frames, args.out, progress=progress)
+            else:
+                result = exports.export_overlay_video(annotation, source, tracks, frames, args.out, progress=progress)
+            summary = f"wrote {len(result.paths)} file(s) for {result.frames} frames under {args.out}"
+        for problem in project.problems:  # damaged frames were left out: say which, and what to do
+            print(f"warning: {problem}", file=sys.stderr)
+    print(summary)
     return 0
+
+
+# ----- project -------------------------------------------------------------------------------------------------
+
+PROBLEMS_FOUND = 2  # exit status of `dvis project check|repair` when problems are (still) there; 1 is "cannot open"
+
+
+def _add_project(commands) -> None:
+    parser = commands.add_parser(
+        "project", help="check or repair a project folder",
+        description="check: read every file of a project and list what is damaged (exit 0 healthy, 2 problems found, "
+                    "1 cannot be opened at all). repair: keep what is intact, clear frames whose masks are lost, "
+                    "rewrite a damaged manifest from the previous save, start a lost edit history afresh, and save "
+                    "(exit 0 when healthy afterwards, 2 when problems remain that need you, such as a moved video).",
+    )
+    parser.add_argument("action", choices=("check", "repair"))
+    parser.add_argument("project", type=Path, help="project folder")
+    parser.set_defaults(handler=_project)
+
+
+def _project(args: argparse.Namespace) -> int:
+    from app.core.project_check import check_project, repair_project
+
+    if args.action == "check":
+        problems = check_project(args.project)
+        for problem in problems:
+            print(f"problem: {problem}")
+        print(f"{args.project}: {'healthy' if not problems else f'{len(problems)} problem(s)'}")
+        return PROBLEMS_FOUND if problems else 0
+    found, left = repair_project(args.project)
+    for problem in found:
+        print(f"{'left' if problem in left else 'repaired'}: {problem}")
+    for problem in left:
+        if problem not in found:
+            print(f"left: {problem}")
+    print(f"{args.project}: {'healthy' if not left else f'{len(left)} problem(s) left'}")
+    return PROBLEMS_FOUND if left else 0
 
 
 # ----- train ---------------------------------------------------------------------------------------------------
@@ -402,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_infer(commands)
     _add_eval(commands)
     _add_export(commands)
+    _add_project(commands)
     _add_eval_bundled(commands)
     _add_train(commands)
     return parser

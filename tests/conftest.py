@@ -23,3 +23,9 @@ def device():
         torch.backends.cuda.matmul.allow_tf32 = False  # fp32 references compared bit for bit
         torch.backends.cudnn.allow_tf32 = False
     return torch.device(name)
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(tmp_path, monkeypatch):
+    """Crash-recovery copies go into the test's folder, never the user's data folder."""
+    monkeypatch.setenv("DVIS_STUDIO_DATA_DIR", str(tmp_path / "data"))

@@ -151,13 +151,18 @@ def test_mask_store_compresses_caches_and_protects_frames():
     assert store.get(50).max() == 0 and store.blob(50) is None
 
 
-def test_damaged_stored_mask_raises_annotation_error():
-    store = MaskStore(2, 8, 8, loader=lambda index: (b"not a png", f"/somewhere/{index}.png"))
-    with pytest.raises(AnnotationError, match="/somewhere/1.png"):
-        store.get(1)
+def test_damaged_stored_mask_marks_its_frame_damaged():
+    store = MaskStore(3, 8, 8, loader=lambda index: (b"" if index == 2 else b"not a png", f"/somewhere/{index}.png"))
+    assert not store.get(1).any() and not store.get(2).any()  # shown void, no raw OpenCV error for 0 bytes
+    assert store.damaged == {1, 2}
+    store.put(1, np.ones((8, 8), np.uint8))
+    assert store.damaged == {2}  # written again: whole
     wrong_size = MaskStore(1, 8, 8, loader=lambda index: (encode_slots(np.zeros((4, 4), np.uint8)), "x.png"))
-    with pytest.raises(AnnotationError, match="x.png: expected a 8x8"):
-        wrong_size.get(0)
+    wrong_size.get(0)
+    assert wrong_size.damaged == {0}
+    beyond = MaskStore(1, 8, 8, loader=lambda index: (encode_slots(np.full((8, 8), 9, np.uint8)), "x.png"), slot_limit=lambda: 4)
+    beyond.get(0)
+    assert beyond.damaged == {0}
 
 
 def test_tables_round_trip_through_restore(annotation):

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from app.core import atomic
-from app.core.annotation import Annotation, AnnotationError
+from app.core.annotation import Annotation
 from app.core.categories import vipseg_categories
 from app.core.edits import AddTrack, MergeTracks, Paint, RelabelTrack, SplitTrack
 from app.core.paths import REPO_ROOT
-from app.core.project import LOCK, MANIFEST, Project, ProjectError
+from app.core.project import LOCK, MANIFEST, Project, ProjectChangedError, ProjectError
 
 PERSON, CAR, SKY = 60, 48, 28
 F, H, W = 6, 16, 20
@@ -129,21 +129,32 @@ def test_round_trip_keeps_annotation_history_model_and_video(tmp_path, video):
         assert reopened.annotation.track_at(4, 10, 10) == before_paint != 3
 
 
-def test_autosave_writes_only_what_changed(project_dir):
+def test_save_writes_only_what_changed(project_dir):
     with Project.open(project_dir) as project:
         masks_before = sorted(os.listdir(project_dir / "masks"))
         assert masks_before == [f"{i:08d}.g1.png" for i in range(F)]
-        assert project.autosave() is False  # nothing changed
+        assert not project.dirty  # nothing changed
 
         project.apply(MergeTracks(2, 1))  # table-only edit: no mask file is rewritten
-        assert project.autosave() is True
+        assert project.dirty
+        project.save()
         assert sorted(os.listdir(project_dir / "masks")) == masks_before
-        assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g2.npz"}  # old generation removed
+        # the previous generation stays as the fallback (project.prev.json names it)
+        assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g1.npz", "tables.g2.npz"}
+        assert json.loads((project_dir / "project.prev.json").read_text())["generation"] == 1
 
         project.apply(Paint(4, 1, "brush", [[2, 2]], 1))
-        assert project.autosave() is True
+        assert project.dirty
+        project.save()
         masks_after = sorted(os.listdir(project_dir / "masks"))
-        assert masks_after == sorted([f"{i:08d}.g1.png" for i in range(F) if i != 4] + ["00000004.g3.png"])
+        assert masks_after == sorted([f"{i:08d}.g1.png" for i in range(F)] + ["00000004.g3.png"])
+        assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g2.npz", "tables.g3.npz"}  # g1 superseded
+
+        project.apply(Paint(4, 1, "brush", [[3, 3]], 1))
+        project.apply(MergeTracks(3, 1))
+        project.save()  # g4 rewrites frame 4 again: g1's frame 4 is named by nobody now
+        assert sorted(os.listdir(project_dir / "masks")) == sorted(
+            [f"{i:08d}.g1.png" for i in range(F) if i != 4] + ["00000004.g3.png", "00000004.g4.png"])
 
 
 def test_save_as_copies_every_frame(project_dir, tmp_path, video):
@@ -345,7 +356,7 @@ def test_manifest_missing_an_entry_names_it(project_dir):
     manifest = json.loads((project_dir / MANIFEST).read_text())
     del manifest["annotation"]["tracks"]
     (project_dir / MANIFEST).write_text(json.dumps(manifest))
-    with pytest.raises(ProjectError, match=r"project.json is damaged: entry 'tracks'"):
+    with pytest.raises(ProjectError, match=r"project.json is damaged: entry 'annotation.tracks' is missing"):
         Project.open(project_dir)
 
 
@@ -362,16 +373,176 @@ def test_damaged_tables_and_tracks_name_the_file(project_dir):
         Project.open(project_dir)
 
 
-def test_missing_or_damaged_mask_file_is_named(project_dir):
-    mask = project_dir / "masks" / "00000003.g1.png"
-    data = mask.read_bytes()
-    mask.unlink()
-    with pytest.raises(ProjectError, match="00000003.g1.png"):
-        Project.open(project_dir)
-    mask.write_bytes(data[:40])
+def test_lost_or_damaged_mask_files_mark_only_their_frames(project_dir):
+    saved = state(make_annotation())
+    masks = project_dir / "masks"
+    (masks / "00000003.g1.png").unlink()
+    (masks / "00000002.g1.png").write_bytes(b"")  # 0 bytes: OpenCV raised on this before
+    body_cut = masks / "00000005.g1.png"
+    body_cut.write_bytes(body_cut.read_bytes()[:80])  # header intact, pixels cut: found when the frame is read
+    beyond = np.full((H, W), 200, np.uint8)  # slot values far past the frame's table
+    (masks / "00000001.g1.png").write_bytes(atomic.png_bytes(beyond, rgb=False))
     with Project.open(project_dir) as project:
-        with pytest.raises(AnnotationError, match="00000003.g1.png"):
-            project.annotation.track_map(3)
+        annotation = project.annotation
+        assert annotation.damaged_frames == {2, 3}  # seen at open from the files' headers
+        assert any("frames 2, 3" in problem for problem in project.problems)
+        maps = [annotation.track_map(i) for i in range(F)]
+        assert annotation.damaged_frames == {1, 2, 3, 5}
+        for index in (1, 2, 3, 5):
+            assert not maps[index].any()  # shown empty
+        for index in (0, 4):
+            np.testing.assert_array_equal(maps[index], saved["maps"][index])
+        annotation.set_frame(3, saved["maps"][3])  # written again (a re-run): whole again
+        assert annotation.damaged_frames == {1, 2, 5}
+        project.save()
+    with Project.open(project_dir) as project:
+        np.testing.assert_array_equal(project.annotation.track_map(3), saved["maps"][3])
+        assert project.annotation.damaged_frames == {2}  # 1 and 5 are found again when read
+
+
+def test_lost_history_only_loses_the_log(project_dir):
+    with Project.open(project_dir) as project:
+        project.apply(MergeTracks(2, 1))
+        project.save()
+    (project_dir / "history.jsonl").unlink()
+    with Project.open(project_dir) as project:
+        assert 2 not in project.annotation.tracks
+        assert list(project.history()) == []
+        assert any("history" in problem and "missing" in problem for problem in project.problems)
+        project.apply(MergeTracks(3, 1))
+        project.save()
+    with Project.open(project_dir) as project:
+        assert [entry["label"] for entry in project.history()] == ["merge tracks"] and project.problems == []
+
+
+def test_cut_history_keeps_its_whole_entries(project_dir):
+    with Project.open(project_dir) as project:
+        project.apply(MergeTracks(2, 1))
+        project.apply(Paint(1, 1, "brush", [[2, 2]], 1))
+        project.save()
+    history = project_dir / "history.jsonl"
+    history.write_bytes(history.read_bytes()[:-20])  # the second entry is cut in the middle
+    with Project.open(project_dir) as project:
+        assert [entry["label"] for entry in project.history()] == ["merge tracks"]
+        assert any("shorter than saved" in problem for problem in project.problems)
+        project.apply(MergeTracks(3, 1))
+        project.save()
+    with Project.open(project_dir) as project:
+        assert [entry["label"] for entry in project.history()] == ["merge tracks", "merge tracks"] and project.problems == []
+
+
+def _saved_twice(project_dir: Path) -> dict:
+    """Save a second generation (the first becomes project.prev.json); returns the first generation's state."""
+    first = state(make_annotation())
+    with Project.open(project_dir) as project:
+        project.apply(MergeTracks(2, 1))
+        project.apply(Paint(4, 1, "brush", [[2, 2]], 2))
+        project.save()
+    return first
+
+
+@pytest.mark.parametrize("damage", ["garbage", "zeroed", "truncated", "wrong types", "deleted", "tables lost"])
+def test_damaged_manifest_falls_back_to_the_previous_save(project_dir, damage):
+    first = _saved_twice(project_dir)
+    manifest = project_dir / MANIFEST
+    text = manifest.read_text()
+    if damage == "garbage":
+        manifest.write_bytes(os.urandom(len(text)))
+    elif damage == "zeroed":
+        manifest.write_bytes(bytes(len(text)))
+    elif damage == "truncated":
+        manifest.write_text(text[: len(text) // 2])
+    elif damage == "wrong types":
+        manifest.write_text(text.replace('"generation": 2', '"generation": "two"'))
+    elif damage == "deleted":
+        manifest.unlink()
+    else:
+        (project_dir / "tables.g2.npz").unlink()
+    with Project.open(project_dir) as project:
+        assert project.generation == 1
+        assert_state(first, state(project.annotation))
+        assert any("previous save" in problem for problem in project.problems)
+        project.apply(SplitTrack(1, 3))
+        project.save()
+    with Project.open(project_dir) as project:
+        assert project.problems == [] and project.generation == 2 and len(project.annotation.tracks) == 4
+
+
+@pytest.mark.parametrize("content", ['{"format": "dvis-studio-project", "version": 1, "generation": -1}', "[1, 2]",
+                                     "\u0000" * 40])
+def test_damaged_manifest_without_a_backup_is_a_clear_error(project_dir, content):
+    (project_dir / MANIFEST).write_text(content)
+    with pytest.raises(ProjectError, match=rf"{MANIFEST} (is damaged|is not a DVIS Studio project file)"):
+        Project.open(project_dir)
+    assert not (project_dir / LOCK).exists()
+
+
+def test_manifest_with_wrong_types_names_the_entry(project_dir):
+    manifest = json.loads((project_dir / MANIFEST).read_text())
+    manifest["video"]["num_frames"] = "6"
+    manifest["annotation"]["tables"] = "../../elsewhere.npz"
+    (project_dir / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(ProjectError, match=r"entry 'video.num_frames' is not a whole number \('6'\)"):
+        Project.open(project_dir)
+
+
+def test_full_disk_while_locking_leaves_no_lock(project_dir, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_bytes", full)
+    with pytest.raises(ProjectError, match="Free some disk space"):
+        Project.open(project_dir)
+    monkeypatch.undo()
+    monkeypatch.setattr(os, "link", lambda *a: (_ for _ in ()).throw(OSError(errno.EPERM, "no hard links")))
+    monkeypatch.setattr(os, "fsync", full)  # the exclusive-create fallback fills the disk on its write
+    with pytest.raises(ProjectError, match="Free some disk space"):
+        Project.open(project_dir)
+    monkeypatch.undo()
+    assert sorted(p.name for p in project_dir.iterdir() if "lock" in p.name) == []
+    Project.open(project_dir).close()
+
+
+def test_full_disk_during_save_as_leaves_nothing_and_a_retry_works(project_dir, tmp_path, video, monkeypatch):
+    with Project.open(project_dir) as original:
+        original.apply(Paint(2, 2, "brush", [[3, 3]], 2))
+        expected = state(original.annotation)
+        real = atomic.write_new_files
+
+        def full(files, *args, **kwargs):
+            files = list(files)
+            real(files[:2])  # some masks made it before the disk filled up
+            raise OSError(errno.ENOSPC, "No space left on device", str(files[2][0]))
+
+        monkeypatch.setattr(atomic, "write_new_files", full)
+        target = tmp_path / "copy"
+        with pytest.raises(ProjectError) as failure:
+            Project.create(target, video, annotation=original.annotation)
+        assert "Nothing was written there" in str(failure.value) and "intact" not in str(failure.value)
+        assert "No space left on device" in str(failure.value)
+        assert not target.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".copy")] == []
+        monkeypatch.undo()
+        original.save()  # the open project is unharmed by the failed "save as"
+        target.mkdir()  # an empty folder made in the file dialog is fine
+        Project.create(target, video, annotation=original.annotation).close()
+    with Project.open(target) as copy:
+        assert_state(expected, state(copy.annotation))
+        assert copy.check_video() == video
+    with Project.open(project_dir) as original:
+        assert_state(expected, state(original.annotation))
+
+
+def test_read_only_reader_beside_two_saves_is_told_to_try_again(project_dir):
+    reader = Project.open(project_dir, read_only=True)
+    with Project.open(project_dir) as writer:
+        for step in range(2):  # two saves that rewrite every frame: generation 1's masks are gone
+            for index in range(F):
+                writer.apply(Paint(index, 1, "brush", [[2 + step, 2]], 1))
+            writer.save()
+    with pytest.raises(ProjectChangedError, match="was saved by another DVIS Studio while it was being read.*try again"):
+        reader.annotation.track_map(0)
+    assert reader.annotation.damaged_frames == set()
+    reader.close()
 
 
 def test_newer_format_is_refused_with_advice(project_dir):
@@ -435,3 +606,150 @@ def test_reopens_after_undoing_a_painted_new_track(project_dir):
         project.save()
     with Project.open(project_dir) as project:
         assert_state(expected, state(project.annotation))
+
+
+# ---------------------------------------------------------------------------------- check / repair / exports
+
+
+def _damage(project_dir: Path) -> None:
+    """Two saves (history logged), then: mask 3 lost, mask 5's pixels cut off, history deleted, project.json garbage."""
+    _saved_twice(project_dir)
+    masks = project_dir / "masks"
+    (masks / "00000003.g1.png").unlink()
+    cut = masks / "00000005.g1.png"
+    cut.write_bytes(cut.read_bytes()[:80])
+    (project_dir / "history.jsonl").unlink()
+    (project_dir / MANIFEST).write_bytes(os.urandom(200))
+
+
+def test_project_check_and_repair_commands(project_dir, capsys):
+    from app.cli import main
+
+    assert main(["project", "check", str(project_dir)]) == 0
+    assert "healthy" in capsys.readouterr().out
+    _damage(project_dir)
+    assert main(["project", "check", str(project_dir)]) == 2
+    out = capsys.readouterr().out
+    assert "previous save" in out and "frames 3, 5" in out
+    assert (project_dir / MANIFEST).read_bytes()[:1] != b"{"  # check changes nothing
+    assert main(["project", "repair", str(project_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("repaired:") == 2 and "healthy" in out.splitlines()[-1]
+    assert main(["project", "check", str(project_dir)]) == 0
+    first = state(make_annotation())
+    with Project.open(project_dir) as project:
+        maps = [project.annotation.track_map(i) for i in range(F)]
+        assert project.problems == [] and project.annotation.damaged_frames == set()
+    for index in range(F):
+        if index in (3, 5):
+            assert not maps[index].any()  # lost frames are empty now, on purpose
+        else:
+            np.testing.assert_array_equal(maps[index], first["maps"][index])
+
+
+def test_project_check_of_an_unopenable_folder_says_why(tmp_path, capsys):
+    from app.cli import main
+
+    (tmp_path / MANIFEST).write_text("garbage")
+    assert main(["project", "check", str(tmp_path)]) == 1
+    assert "project.json is damaged" in capsys.readouterr().err
+
+
+def test_exports_leave_out_damaged_frames(project_dir, tmp_path):
+    from app.core.exports import export_track_masks
+    from app.core.vipseg import export_vipseg
+
+    masks = project_dir / "masks"
+    (masks / "00000003.g1.png").unlink()
+    cut = masks / "00000005.g1.png"
+    cut.write_bytes(cut.read_bytes()[:80])  # found only while exporting
+    with Project.open(project_dir, read_only=True) as project:
+        export_vipseg([("clip", project.annotation, None)], tmp_path / "vipseg")
+        gt = json.loads((tmp_path / "vipseg" / "panoptic_gt_VIPSeg_train.json").read_text())
+        assert [image["id"] for image in gt["videos"][0]["images"]] == ["00000000", "00000001", "00000002", "00000004"]
+        result = export_track_masks(project.annotation, [1], range(F), tmp_path / "masks")
+        folder, = (tmp_path / "masks").iterdir()  # the one track's folder
+        assert sorted(p.name for p in folder.iterdir()) == [
+            f"{i:08d}.png" for i in (0, 1, 2, 4)]
+        assert result.frames == 4
+
+
+def test_dvis_export_reads_again_after_a_concurrent_save(monkeypatch, capsys, tmp_path):
+    import app.cli as cli
+
+    calls = []
+
+    def export_once(args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise ProjectChangedError("saved meanwhile")
+        return 0
+
+    monkeypatch.setattr(cli, "_export_once", export_once)
+    assert cli.main(["export", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
+    assert len(calls) == 2 and "saved meanwhile; exporting again" in capsys.readouterr().err
+    monkeypatch.setattr(cli, "_export_once", lambda args: (_ for _ in ()).throw(ProjectChangedError("again")))
+    assert cli.main(["export", str(tmp_path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "export again when the app is idle" in err and "backup" not in err
+
+
+def test_read_only_open_beside_a_save_reads_the_new_state(project_dir, monkeypatch):
+    import app.core.project as project_module
+
+    real = project_module._read_annotation
+    calls = []
+
+    def racing(folder, manifest):
+        calls.append(manifest["generation"])
+        if len(calls) == 1:  # the app saves twice between our reading project.json and its tables
+            with Project.open(project_dir) as writer:
+                for _ in range(2):
+                    writer.apply(Paint(0, 1, "brush", [[2, 2]], 1))
+                    writer.save()
+            raise ProjectError(f"{folder}/tables.g1.npz is missing; the project folder is incomplete. Restore it from a backup.")
+        return real(folder, manifest)
+
+    monkeypatch.setattr(project_module, "_read_annotation", racing)
+    with Project.open(project_dir, read_only=True) as reader:
+        assert reader.generation == 3 and calls[-1] == 3 and reader.problems == []  # read again, no fallback
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 512 KiB file system (tmpfs; needs root), to fill up for real."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def fill(disk: Path, leave: int) -> Path:
+    """Fill ``disk`` until about ``leave`` bytes are free; returns the filler file."""
+    filler = disk / "filler"
+    free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+    filler.write_bytes(b"\0" * max(0, free - leave))
+    return filler
+
+
+def test_really_full_disk_during_save_as_and_open(small_disk, video):
+    noise = Annotation(F, 64, 64, vipseg_categories())  # frames that do not compress: they cannot fit
+    rng = np.random.default_rng(0)
+    ids = [noise.add_track(PERSON).id for _ in range(40)]
+    for index in range(F):
+        noise.set_frame(index, rng.choice([0, *ids], size=(64, 64)))
+    filler = fill(small_disk, 48 * 1024)
+    target = small_disk / "project"
+    with pytest.raises(ProjectError, match="No space left on device.*Nothing was written there"):
+        Project.create(target, video, annotation=noise)
+    assert sorted(p.name for p in small_disk.iterdir()) == ["filler"]  # no half-written folder
+    filler.unlink()
+    Project.create(target, video, annotation=noise).close()  # the retry works
+    fill(small_disk, 0)
+    with pytest.raises(ProjectError, match="Free some disk space"):
+        Project.open(target)
+    assert not (target / LOCK).exists()

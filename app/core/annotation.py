@@ -92,7 +92,7 @@ class Annotation:
         self.categories = categories
         self.tracks: dict[int, Track] = {}
         self.listeners: list[Listener] = []
-        self.mask_store = MaskStore(num_frames, height, width, loader=loader)
+        self.mask_store = MaskStore(num_frames, height, width, loader=loader, slot_limit=lambda: self._seg.shape[1])
         self.tables_dirty = False  # set by any table change; the project clears it after saving
         self._next_track_id = 1
         self._seg = np.zeros((num_frames, 8), np.int32)
@@ -197,6 +197,11 @@ class Annotation:
         return Track(track_id, category.id, category.isthing, float(score), Provenance(provenance), locked)
 
     # ------------------------------------------------------------------ queries
+
+    @property
+    def damaged_frames(self) -> set[int]:
+        """Frames whose stored mask is lost or unreadable: shown void and left out of exports until written again."""
+        return self.mask_store.damaged
 
     def track_map(self, index: int) -> np.ndarray:
         """int32 (H, W): the track id of every pixel, 0 for void."""

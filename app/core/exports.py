@@ -144,6 +144,8 @@ def _png_sequence(annotation, source, track_ids, frames, out_dir, stems, combine
                     result.cancelled = True
                     break
                 track_map = _track_map(annotation, index, source)
+                if index in getattr(annotation, "damaged_frames", ()):  # found damaged only now, when read
+                    continue
                 stem = stems[index] if stems is not None else f"{index:08d}"
                 in_flight.append([pool.submit(_write_png, folder / f"{stem}.png", render(pixels, track_map, list(ids)))
                                   for ids, folder in folders.items()])
@@ -313,8 +315,15 @@ def _check_tracks(track_ids: Collection[int]) -> list[int]:
 
 
 def _check_frames(frames: Iterable[int], annotation: TrackMaps, num_frames: int | None) -> list[int]:
-    """The frames as a list, checked against the video's and the annotation's length (when it has one)."""
-    frames = [int(i) for i in frames]
+    """The frames as a list, checked against the video's and the annotation's length (when it has one).
+
+    Frames known to be damaged (their masks are lost) are left out.
+    """
+    damaged = getattr(annotation, "damaged_frames", ())
+    chosen = [int(i) for i in frames]
+    frames = [i for i in chosen if i not in damaged]
+    if chosen and not frames:
+        raise ExportError("Every chosen frame is damaged (its mask is lost); repair the project or choose other frames.")
     if not frames:
         raise ExportError("No frames chosen: select a frame range to export.")
     if sorted(set(frames)) != frames:

@@ -36,7 +36,10 @@ def encode_slots(slots: np.ndarray) -> bytes:
 
 def decode_slots(data: bytes, height: int, width: int, source: str = "slot map") -> np.ndarray:
     """Inverse of :func:`encode_slots`; raises ValueError naming ``source`` when the bytes are not a valid map."""
-    slots = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:  # OpenCV raises (rather than returning None) on an empty buffer
+        slots = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    except cv2.error:
+        slots = None
     if slots is None or slots.ndim != 2 or slots.shape != (height, width) or slots.dtype not in (np.uint8, np.uint16):
         got = "undecodable data" if slots is None else f"{slots.shape} {slots.dtype}"
         raise ValueError(f"{source}: expected a {height}x{width} uint8/uint16 PNG, got {got}")
@@ -46,7 +49,8 @@ def decode_slots(data: bytes, height: int, width: int, source: str = "slot map")
 class MaskStore:
     """Slot maps of ``num_frames`` frames; frames never written are all 0 (void)."""
 
-    def __init__(self, num_frames: int, height: int, width: int, loader: Loader | None = None, cache_frames: int = 48):
+    def __init__(self, num_frames: int, height: int, width: int, loader: Loader | None = None, cache_frames: int = 48,
+                 slot_limit: Callable[[], int] | None = None):
         self.num_frames = num_frames
         self.height = height
         self.width = width
@@ -56,6 +60,9 @@ class MaskStore:
         self._cache_frames = cache_frames
         self._cache_lock = threading.Lock()  # a GUI worker (diagnostics) reads frames while the UI thread shows them
         self.dirty: set[int] = set()  # frames changed since the last save (the project writes only these)
+        # Stored frames whose map is lost or unreadable: shown void, left out of exports until written again.
+        self.damaged: set[int] = set()
+        self._slot_limit = slot_limit  # slot values must stay below this (the width of the annotation's slot table)
 
     def get(self, index: int) -> np.ndarray:
         """The slot map of frame ``index`` (read-only: copy it before changing pixels)."""
@@ -64,17 +71,25 @@ class MaskStore:
             if cached is not None:
                 self._cache.move_to_end(index)
                 return cached
-        found = self._find(index)
-        if found is None:
+        found = None if index in self.damaged else self._find(index)
+        slots = None if found is None else self._decode(index, found[0])
+        if slots is None:
             slots = np.zeros((self.height, self.width), np.uint8)
-        else:
-            data, source = found
-            try:
-                slots = decode_slots(data, self.height, self.width, source=source)
-            except ValueError as error:
-                raise AnnotationError(f"{error}. The mask file is damaged: restore it from a backup or re-run inference on frame {index}.") from None
         slots.flags.writeable = False
         self._remember(index, slots)
+        return slots
+
+    def _decode(self, index: int, data: bytes) -> np.ndarray | None:
+        """The frame's slot map, or None after marking it damaged when the stored map is unreadable or out of range."""
+        try:
+            slots = decode_slots(data, self.height, self.width)
+        except ValueError:
+            self.damaged.add(index)
+            return None
+        limit = self._slot_limit() if self._slot_limit is not None else None
+        if limit is not None and int(slots.max(initial=0)) >= limit:  # the map disagrees with its table
+            self.damaged.add(index)
+            return None
         return slots
 
     def put(self, index: int, slots: np.ndarray) -> None:
@@ -87,6 +102,7 @@ class MaskStore:
         slots.flags.writeable = False
         self._blobs[index] = encode_slots(slots)
         self.dirty.add(index)
+        self.damaged.discard(index)  # written again (re-run, import, paint): the frame is whole
         self._remember(index, slots)
 
     def blob(self, index: int) -> bytes | None:
@@ -113,20 +129,28 @@ class MaskStore:
         Used when an annotation moves to a new project ("save as"): its frames on disk belong to the old one.
         """
         for index in range(self.num_frames):
-            found = self._find(index)
+            found = None if index in self.damaged else self._find(index)
             if found is not None:
                 self._blobs[index] = found[0]
                 self.dirty.add(index)
+
+    @property
+    def loader(self) -> Loader | None:
+        return self._loader
 
     def set_loader(self, loader: Loader | None) -> None:
         """Where frames not held in memory are read from (the project's mask files)."""
         self._loader = loader
 
-    def mark_saved(self, indices) -> None:
-        """The project wrote ``indices``: forget their bytes (the loader re-reads them) and clear their dirty flag."""
-        for index in indices:
-            self.dirty.discard(index)
-            self._blobs.pop(index, None)
+    def mark_saved(self, saved: dict[int, bytes | None]) -> None:
+        """The project wrote these frames' bytes: forget them (the loader re-reads them) and clear their dirty flag.
+
+        A frame changed again since (its bytes are not the ones saved) stays in memory and dirty.
+        """
+        for index, data in saved.items():
+            if self._blobs.get(index) is data:
+                self.dirty.discard(index)
+                self._blobs.pop(index, None)
 
     def _remember(self, index: int, slots: np.ndarray) -> None:
         with self._cache_lock:

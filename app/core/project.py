@@ -3,6 +3,7 @@
 Layout (JSON + PNG + NPZ, never pickle)::
 
     project.json                 manifest, written LAST (atomically): everything else is reached from it
+    project.prev.json            the previous save's manifest: opened instead when project.json is damaged
     project.lock                 {"pid", "hostname", "created"} while an instance has the project open
     categories.json              the category table of the annotation (written once)
     tables.g<N>.npz              slot -> key, slot areas, key -> track, mask generation per frame
@@ -12,8 +13,14 @@ Layout (JSON + PNG + NPZ, never pickle)::
 
 Why generations: a save writes new files under new names and only then replaces the manifest, so
 a crash (even ``kill -9``) at any moment leaves the previous manifest pointing at complete files:
-opening gives the last good state. Files the current manifest does not reference are garbage from
-an interrupted or superseded save and are deleted after the manifest switch (and on open).
+opening gives the last good state. Files that neither the current nor the previous manifest
+references are garbage from an interrupted or superseded save and are deleted after the manifest
+switch (and on open).
+
+A damaged project opens with what is intact: a damaged manifest falls back to the previous one,
+a lost or unreadable mask file marks its frame damaged (shown void, left out of exports, listed in
+``Project.problems``), and a lost edit history only loses undo. ``app.core.project_check`` reports
+and repairs the rest.
 
 Other uses: ``Project.open(folder, read_only=True)`` reads without the lock (CLI exports beside the
 GUI); ``Project.create(new_folder, video, annotation=project.annotation)`` is "save as" (copies every frame).
@@ -21,13 +28,16 @@ GUI); ``Project.create(new_folder, video, annotation=project.annotation)`` is "s
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
 import os
+import shutil
 import socket
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -35,11 +45,12 @@ import numpy as np
 
 from app import __version__
 from app.core import atomic
-from app.core.annotation import Annotation
+from app.core.annotation import Annotation, AnnotationError
 from app.core.categories import CategoryTable, vipseg_categories
 from app.core.errors import CategoryTableError, StudioError
 
 MANIFEST = "project.json"
+BACKUP_MANIFEST = "project.prev.json"
 LOCK = "project.lock"
 CATEGORIES = "categories.json"
 HISTORY = "history.jsonl"
@@ -47,6 +58,8 @@ MASKS = "masks"
 FORMAT = "dvis-studio-project"
 FORMAT_VERSION = 1
 FINGERPRINT_BYTES = 1 << 20
+MIN_PNG_BYTES = 67  # signature, IHDR, one IDAT and IEND: anything shorter is not a whole PNG
+STAGING_SUFFIX = ".saving-"  # "save as" writes into .<name>.saving-<pid> beside the destination, then renames it
 
 #: Test hook: called with a step name between the files of a save ("masks", "tables", "history", "manifest").
 SaveHook = Callable[[str], None]
@@ -54,6 +67,23 @@ SaveHook = Callable[[str], None]
 
 class ProjectError(StudioError):
     """A project folder cannot be created, opened, locked or saved; the message names the file."""
+
+
+class ProjectChangedError(ProjectError):
+    """A read-only reader lost a file because another instance saved the project meanwhile: read it again."""
+
+
+@dataclass
+class SavePlan:
+    """What one save writes, snapshotted by ``Project.prepare_save`` so the writing can run on another thread."""
+
+    generation: int
+    blobs: dict[int, bytes | None]  # frame -> PNG of its slot map (None: all void)
+    mask_gen: np.ndarray  # per frame, the generation whose mask file holds it
+    manifest: dict
+    tables: dict[str, np.ndarray] | None  # copies of the annotation tables (None: unchanged since the last save)
+    tracks: dict | None
+    history: list[str]  # edit log lines to append
 
 
 # ---------------------------------------------------------------------------------- video reference
@@ -87,7 +117,8 @@ def video_fingerprint(path: Path) -> dict:
 # ---------------------------------------------------------------------------------- lock
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this machine (locks and crash-recovery folders of dead processes are stale)."""
     if pid <= 0:
         return False
     if os.name == "nt":  # os.kill(pid, 0) would terminate the process on Windows
@@ -146,7 +177,10 @@ class ProjectLock:
         """Atomically create the lock with its content (link fails if it exists): never a half-written lock."""
         temp = self.path.with_name(f".{LOCK}.{os.getpid()}{atomic.TEMP_SUFFIX}")
         try:
-            temp.write_bytes(content)
+            try:
+                temp.write_bytes(content)
+            except OSError as error:  # a ProjectError is not an OSError: it passes the handlers below
+                raise self._cannot_create(error) from None
             os.link(temp, self.path)
             return True
         except FileExistsError:
@@ -165,12 +199,20 @@ class ProjectLock:
         except FileExistsError:
             return False
         except OSError as error:
-            raise ProjectError(f"Cannot create the lock file {self.path}: {error.strerror or error}. Is the folder writable?") from None
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
+            raise self._cannot_create(error) from None
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as error:
+            self.path.unlink(missing_ok=True)  # never leave an empty lock behind
+            raise self._cannot_create(error) from None
         return True
+
+    def _cannot_create(self, error: OSError) -> ProjectError:
+        advice = "Free some disk space" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "Check that the folder is writable"
+        return ProjectError(f"Cannot create the lock file {self.path}: {error.strerror or error}. {advice}, then open the project again.")
 
     def _remove_stale(self, owner: dict | None) -> None:
         """Take away a dead instance's lock without ever deleting a live one a racing instance just made."""
@@ -205,7 +247,7 @@ class ProjectLock:
             return False  # cannot see processes of another machine: assume it is alive
         if owner["pid"] == os.getpid():
             return False  # this process has it open already
-        return not _process_alive(owner["pid"])
+        return not process_alive(owner["pid"])
 
 
 # ---------------------------------------------------------------------------------- project
@@ -214,14 +256,19 @@ class ProjectLock:
 class Project:
     """An open project. Create with :meth:`create`, open with :meth:`open`; :meth:`close` releases the lock."""
 
-    def __init__(self, folder: Path, manifest: dict, annotation: Annotation, mask_gen: np.ndarray, lock: ProjectLock):
+    def __init__(self, folder: Path, manifest: dict, annotation: Annotation, mask_gen: np.ndarray, lock: ProjectLock,
+                 read_only: bool = False):
         self.folder = folder
         self.annotation = annotation
         self.save_hook: SaveHook | None = None
-        self.read_only = False
+        self.read_only = read_only
+        self.notes: list[str] = []  # what opening found damaged and worked around (see ``problems``)
         self._manifest = manifest
         self._mask_gen = mask_gen
+        self._disk_manifest: dict | None = None  # the manifest as last read or written (None before the first save)
+        self._backup: tuple[dict, np.ndarray] | None = None  # project.prev.json and its mask generations, when usable
         self._lock = lock
+        self._saving = False  # between prepare_save and finish_save / abandon_save
         self._pending_history: list[str] = []
         self._meta_dirty = False
         self._video = None
@@ -251,22 +298,41 @@ class Project:
                  "width": annotation.width, "height": annotation.height, "fps": fps, **video_fingerprint(video_path)}
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "generation": 0, "video": video, "model": model,
                     "annotation": {"categories": CATEGORIES}, "history": {"file": HISTORY, "bytes": 0, "entries": 0}}
+        # Everything is written into a hidden sibling folder that is renamed into place at the end: a failure
+        # (a full disk) leaves nothing at the destination, so trying again works.
+        staging = folder.with_name(f".{folder.name}{STAGING_SUFFIX}{os.getpid()}")
+        _remove_dead_staging(folder)
+        lock = ProjectLock(staging)
+        previous_loader = annotation.mask_store.loader
         try:
-            (folder / MASKS).mkdir(parents=True, exist_ok=True)
-            atomic.write_json(folder / CATEGORIES, annotation.categories.to_json())
-            (folder / HISTORY).touch()
-        except OSError as error:
-            raise ProjectError(f"Cannot create the project in {folder}: {error.strerror or error}. Choose a writable folder.") from None
-        annotation.mask_store.hold_all()  # "save as": frames saved in another project must be written here too
-        lock = ProjectLock(folder)
-        lock.acquire()
-        project = cls(folder, manifest, annotation, np.zeros(annotation.num_frames, np.int32), lock)
-        annotation.tables_dirty = True
-        try:
-            project.save()
-        except ProjectError:
+            (staging / MASKS).mkdir(parents=True)
+            atomic.write_json(staging / CATEGORIES, annotation.categories.to_json())
+            (staging / HISTORY).touch()
+            annotation.mask_store.hold_all()  # "save as": frames saved in another project must be written here too
+            lock.acquire()
+            project = cls(staging, manifest, annotation, np.zeros(annotation.num_frames, np.int32), lock)
+            annotation.tables_dirty = True
+            plan = project.prepare_save()
+            try:
+                project._write(plan)
+            except OSError:
+                project.abandon_save(plan)  # the frames and tables stay unsaved for the project they came from
+                raise
+            project.finish_save(plan)
+            if folder.exists():
+                folder.rmdir()  # empty (checked above): the rename needs its place
+            os.rename(staging, folder)
+            atomic.fsync_dir(folder.parent)
+        except (OSError, ProjectError) as error:
             lock.release()
-            raise
+            annotation.mask_store.set_loader(previous_loader)
+            shutil.rmtree(staging, ignore_errors=True)
+            reason = str(error) if isinstance(error, ProjectError) else _why(error)
+            raise ProjectError(
+                f"Could not save the project into {folder}: {reason}. Nothing was written there and the work being saved is unchanged "
+                "(still open, not saved). Free disk space (or choose another folder), then save again."
+            ) from None
+        project.folder, lock.path = folder, folder / LOCK
         return project
 
     @classmethod
@@ -274,27 +340,77 @@ class Project:
         """Open a project, taking its lock. A missing video does not stop opening: see :meth:`check_video`.
 
         ``read_only`` (exports, evaluation from the CLI while the GUI has it open): no lock, no repair,
-        ``save`` refused. It reads the last saved state; a save by the other instance can make masks of
-        older generations vanish under it (a clear ProjectError then: open it again).
+        ``save`` refused. It reads the last saved state; when the other instance saves meanwhile, opening
+        reads the new state, and a mask read later that a save made vanish is a ProjectChangedError
+        (read again), never taken for damage.
+
+        Damage does not stop opening: see :attr:`problems` for what was found and worked around.
         """
         folder = Path(folder).absolute()
-        manifest_path = folder / MANIFEST
-        if not manifest_path.is_file():
-            raise ProjectError(f"{folder} is not a DVIS Studio project: {manifest_path} is missing.")
+        if not (folder / MANIFEST).is_file() and not (folder / BACKUP_MANIFEST).is_file():
+            raise ProjectError(f"{folder} is not a DVIS Studio project: {folder / MANIFEST} is missing.")
         lock = ProjectLock(folder)
         if not read_only:
             lock.acquire()
         try:
-            manifest = _read_manifest(manifest_path)
-            annotation, mask_gen = _read_annotation(folder, manifest)
-            project = cls(folder, manifest, annotation, mask_gen, lock)
-            project.read_only = read_only
-            if not read_only:
-                project._repair_history()
-                project._collect_garbage(full=True)
+            for attempt in range(3):
+                generation = _disk_generation(folder)
+                try:
+                    return cls._read(folder, lock, read_only)
+                except ProjectError:
+                    # A read-only reader beside a saving instance can lose files between reading the manifest and
+                    # reading what it names: that is a concurrent save, not damage. Read the new state.
+                    if not read_only or _disk_generation(folder) == generation or attempt == 2:
+                        raise
+            raise AssertionError("unreachable")
         except BaseException:
             lock.release()
             raise
+
+    @classmethod
+    def _read(cls, folder: Path, lock: ProjectLock, read_only: bool) -> "Project":
+        """Open from project.json, or from project.prev.json when project.json or its files are damaged."""
+        failures: list[ProjectError] = []
+        opened = None
+        for name in (MANIFEST, BACKUP_MANIFEST):
+            if not (folder / name).is_file():
+                if name == MANIFEST:
+                    failures.append(ProjectError(f"{folder / MANIFEST} is missing."))
+                continue
+            manifest = None
+            try:
+                manifest = _read_manifest(folder / name)
+                annotation, mask_gen = _read_annotation(folder, manifest)
+                opened = name
+                break
+            except ProjectError as error:
+                if manifest is not None and name == MANIFEST and _disk_generation(folder) != manifest["generation"]:
+                    raise  # saved meanwhile by another instance (a read-only reader's race), not damaged: read again
+                failures.append(error)
+        if opened is None:
+            if len(failures) == 1:
+                raise failures[0]
+            raise ProjectError(f"{failures[0]} The previous save ({BACKUP_MANIFEST}) cannot be used either: {failures[1]}")
+        project = cls(folder, manifest, annotation, mask_gen, lock, read_only=read_only)
+        project._disk_manifest = json.loads(json.dumps(manifest))
+        if failures:
+            project.notes.append(
+                f"{failures[0]} Opened the previous save instead ({BACKUP_MANIFEST}, generation {project.generation}); "
+                "changes of the last save are lost.")
+        else:
+            project._backup = _read_backup(folder, len(mask_gen))
+            if project._backup is None and (folder / BACKUP_MANIFEST).exists():
+                project.notes.append(f"The previous save's manifest {folder / BACKUP_MANIFEST} is damaged; the next save "
+                                     "replaces it (until then there is no fallback).")
+        project._check_history()
+        unreferenced = project._inspect_masks()
+        if not read_only:
+            named = project._named_tables()
+            unreferenced += [p for pattern in ("tables.g*.npz", "tracks.g*.json") for p in folder.glob(pattern) if p.name not in named]
+            project._collect_garbage(unreferenced)
+            for place in (folder, folder / MASKS):
+                if place.is_dir():
+                    atomic.remove_stale_temp_files(place)
         return project
 
     def close(self) -> None:
@@ -421,6 +537,8 @@ class Project:
         try:
             with open(path, "rb") as handle:
                 data = handle.read(valid)
+        except FileNotFoundError:
+            data = b""  # lost: opening said so (``problems``); the annotation does not need it
         except OSError as error:
             raise ProjectError(f"Cannot read the edit history {path}: {error.strerror or error}.") from None
         for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
@@ -433,59 +551,113 @@ class Project:
 
     # -------------------------------------------------------------- saving
 
-    def autosave(self) -> bool:
-        """Save if anything changed (the GUI calls this on a timer); returns whether it saved."""
-        if not self.dirty:
-            return False
-        self.save()
-        return True
-
     def save(self) -> None:
         """Write changed frames, tables and history under a new generation, then switch the manifest to it."""
+        plan = self.prepare_save()
+        try:
+            self.write_save(plan)
+        except ProjectError:
+            self.abandon_save(plan)
+            raise
+        self.finish_save(plan)
+
+    def prepare_save(self) -> "SavePlan":
+        """First step of a save, on the thread that edits: snapshot what changed (no file is touched).
+
+        Then :meth:`write_save` (any thread: all the file writing and fsyncs) and :meth:`finish_save` or, when
+        writing failed, :meth:`abandon_save` (back on the editing thread). Edits may go on meanwhile; they are
+        saved by the next save. One save at a time.
+        """
         if self.read_only:
             raise ProjectError(f"The project {self.folder} was opened read-only; open it normally to save changes.")
         if not self._lock.held:
             raise ProjectError(f"The project {self.folder} was closed; open it again to save.")
-        store = self.annotation.mask_store
+        if self._saving:
+            raise ProjectError(f"The project {self.folder} is being saved already; save again when that has finished.")
+        annotation, store = self.annotation, self.annotation.mask_store
         generation = self.generation + 1
-        frames = sorted(store.dirty)
+        blobs = {index: store.blob(index) for index in sorted(store.dirty)}
         mask_gen = self._mask_gen.copy()
+        for index, data in blobs.items():
+            mask_gen[index] = 0 if data is None else generation
         manifest = json.loads(json.dumps(self._manifest))
+        tables = tracks = None
+        if blobs or annotation.tables_dirty or "tables" not in manifest["annotation"]:
+            manifest["annotation"]["tables"] = f"tables.g{generation}.npz"
+            manifest["annotation"]["tracks"] = f"tracks.g{generation}.json"
+            tables = {name: array.copy() for name, array in annotation.table_arrays().items()}
+            tracks = annotation.tracks_json()
+        manifest.update(generation=generation, app_version=__version__)
+        manifest["annotation"].update(num_frames=annotation.num_frames, height=annotation.height, width=annotation.width)
+        annotation.tables_dirty = False  # edits from now on set it again: they belong to the next save
+        self._meta_dirty = False
+        self._saving = True
+        return SavePlan(generation, blobs, mask_gen, manifest, tables, tracks, list(self._pending_history))
+
+    def write_save(self, plan: "SavePlan") -> None:
+        """Write a prepared save (safe on a worker thread: touches files and ``plan`` only); ProjectError on failure."""
         try:
-            writes = []
-            for index in frames:
-                data = store.blob(index)
-                mask_gen[index] = 0 if data is None else generation
-                if data is not None:
-                    writes.append((self._mask_path(index, generation), data))
-            atomic.write_new_files(writes)
-            self._step("masks")
-            if frames or self.annotation.tables_dirty or "tables" not in manifest["annotation"]:
-                manifest["annotation"]["tables"] = f"tables.g{generation}.npz"
-                manifest["annotation"]["tracks"] = f"tracks.g{generation}.json"
-                atomic.write_bytes(self.folder / manifest["annotation"]["tables"], _npz_bytes({**self.annotation.table_arrays(), "mask_gen": mask_gen}))
-                atomic.write_json(self.folder / manifest["annotation"]["tracks"], self.annotation.tracks_json())
-            self._step("tables")
-            if self._pending_history:
-                manifest["history"] = self._append_history(manifest["history"])
-            self._step("history")
-            manifest.update(generation=generation, saved_at=time.time(), app_version=__version__)
-            manifest["annotation"].update(num_frames=self.annotation.num_frames, height=self.annotation.height, width=self.annotation.width)
-            atomic.write_json(self.folder / MANIFEST, manifest)
-            self._step("manifest")
+            self._write(plan)
         except OSError as error:
             raise ProjectError(
-                f"Saving the project {self.folder} failed: {error.strerror or error} ({getattr(error, 'filename', '') or 'a project file'}). "
+                f"Saving the project {self.folder} failed: {_why(error)}. "
                 "Free disk space or check permissions, then save again; the last saved state on disk is intact."
             ) from None
-        previous, previous_mask_gen = self._manifest, self._mask_gen
-        self._manifest = manifest
-        self._mask_gen = mask_gen
-        self._pending_history.clear()
-        self._meta_dirty = False
-        self.annotation.tables_dirty = False
-        store.mark_saved(frames)
-        self._collect_garbage(full=False, previous=previous, previous_mask_gen=previous_mask_gen, frames=frames)
+
+    def _write(self, plan: "SavePlan") -> None:
+        """The writing itself; an OSError leaves every file the current manifest names untouched."""
+        atomic.write_new_files([(self._mask_path(i, plan.generation), data) for i, data in plan.blobs.items() if data is not None])
+        self._step("masks")
+        if plan.tables is not None:
+            annotation = plan.manifest["annotation"]
+            atomic.write_bytes(self.folder / annotation["tables"], _npz_bytes({**plan.tables, "mask_gen": plan.mask_gen}))
+            atomic.write_json(self.folder / annotation["tracks"], plan.tracks)
+        self._step("tables")
+        if plan.history:
+            plan.manifest["history"] = self._append_history(plan.manifest["history"], plan.history)
+        self._step("history")
+        plan.manifest["saved_at"] = time.time()
+        if self._disk_manifest is not None:
+            atomic.write_json(self.folder / BACKUP_MANIFEST, self._disk_manifest)  # the fallback if project.json is damaged
+        atomic.write_json(self.folder / MANIFEST, plan.manifest)
+        self._step("manifest")
+
+    def finish_save(self, plan: "SavePlan") -> None:
+        """The written generation is now the project's state: forget what it saved and delete superseded files."""
+        superseded = self._backup
+        if self._disk_manifest is not None:
+            self._backup = (self._disk_manifest, self._mask_gen)
+        # model / video changed since the snapshot stay in memory (and dirty) for the next save
+        self._manifest = {**plan.manifest, "model": self._manifest.get("model"), "video": self._manifest["video"]}
+        self._disk_manifest = plan.manifest
+        self._mask_gen = plan.mask_gen
+        del self._pending_history[: len(plan.history)]
+        self.annotation.mask_store.mark_saved(plan.blobs)
+        self._saving = False
+        if superseded is not None:
+            self._collect_garbage(self._superseded_files(*superseded))
+
+    def abandon_save(self, plan: "SavePlan") -> None:
+        """Writing failed: what the plan held is unsaved again (files it wrote are named by no manifest)."""
+        if plan.tables is not None:
+            self.annotation.tables_dirty = True
+        self._meta_dirty = True
+        self._saving = False
+
+    def adopt(self, annotation: Annotation) -> None:
+        """Save ``annotation`` (of the same size) here from now on, in place of the project's own.
+
+        How unsaved work gets its crash-recovery copy: the empty project is created off the editing
+        thread, then takes over the live annotation; the next save writes all of it.
+        """
+        own = self.annotation
+        if (annotation.num_frames, annotation.height, annotation.width) != (own.num_frames, own.height, own.width):
+            raise ProjectError(f"The project {self.folder} is for {own.num_frames} frames of {own.width}x{own.height}, "
+                               f"not {annotation.num_frames} frames of {annotation.width}x{annotation.height}.")
+        annotation.mask_store.hold_all()  # frames read from elsewhere so far are written here
+        annotation.mask_store.set_loader(self._load_mask)
+        annotation.tables_dirty = True
+        self.annotation = annotation
 
     # -------------------------------------------------------------- internals
 
@@ -503,11 +675,18 @@ class Project:
         path = self._mask_path(index, generation)
         try:
             return path.read_bytes(), str(path)
+        except FileNotFoundError:
+            if self.read_only and _disk_generation(self.folder) != self.generation:
+                raise ProjectChangedError(
+                    f"The project {self.folder} was saved by another DVIS Studio while it was being read (nothing is "
+                    "damaged); try again.") from None
+            self.annotation.damaged_frames.add(index)  # shown void and left out of exports; ``problems`` lists it
+            return None
         except OSError as error:
-            raise ProjectError(f"Cannot read the mask file {path}: {error.strerror or error}. Restore the project folder from a backup.") from None
+            raise ProjectError(f"Cannot read the mask file {path}: {error.strerror or error}. Check the disk, then try again.") from None
 
-    def _append_history(self, history: dict) -> dict:
-        data = "".join(self._pending_history).encode("utf-8")
+    def _append_history(self, history: dict, lines: list[str]) -> dict:
+        data = "".join(lines).encode("utf-8")
         path = self.folder / HISTORY
         with open(path, "r+b" if path.exists() else "wb") as handle:
             handle.seek(int(history["bytes"]))
@@ -515,56 +694,100 @@ class Project:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        return {"file": HISTORY, "bytes": int(history["bytes"]) + len(data), "entries": int(history["entries"]) + len(self._pending_history)}
+        return {"file": HISTORY, "bytes": int(history["bytes"]) + len(data), "entries": int(history["entries"]) + len(lines)}
 
-    def _repair_history(self) -> None:
-        """Drop history bytes past what the manifest vouches for (an append whose save did not finish)."""
+    def _check_history(self) -> None:
+        """Make the edit history agree with the manifest: it is optional, so a lost or cut file only loses undo.
+
+        Bytes past what the manifest vouches for (an append whose save did not finish) are cut off.
+        """
         path = self.folder / HISTORY
-        valid = int(self._manifest["history"]["bytes"])
+        history = self._manifest["history"]
+        valid = int(history["bytes"])
         try:
-            if path.stat().st_size > valid:
+            size = path.stat().st_size
+            if size < valid:
+                data = path.read_bytes()
+                data = data[: data.rfind(b"\n") + 1]  # whole entries only
+                self.notes.append(f"The edit history {path} is shorter than saved; its last entries are lost (the annotation is not).")
+                self._manifest["history"] = {**history, "bytes": len(data), "entries": data.count(b"\n")}
+            if not self.read_only and size > int(self._manifest["history"]["bytes"]):
                 with open(path, "r+b") as handle:
-                    handle.truncate(valid)
+                    handle.truncate(int(self._manifest["history"]["bytes"]))
         except FileNotFoundError:
             if valid:
-                raise ProjectError(f"The edit history {path} is missing; the annotation is fine but its undo history is lost.") from None
+                self.notes.append(f"The edit history {path} is missing; the annotation is fine but its logged edits are lost.")
+            self._manifest["history"] = {**history, "bytes": 0, "entries": 0}
+            if not self.read_only:
+                self._create_history(path)
         except OSError as error:
-            raise ProjectError(f"Cannot repair the edit history {path}: {error.strerror or error}.") from None
+            raise ProjectError(f"Cannot read the edit history {path}: {error.strerror or error}.") from None
 
-    def _collect_garbage(self, full: bool, previous: dict | None = None, previous_mask_gen: np.ndarray | None = None,
-                         frames: list[int] = ()) -> None:
-        """Delete files the manifest no longer references (failures are harmless: retried next time).
+    @staticmethod
+    def _create_history(path: Path) -> None:
+        try:
+            path.touch()
+        except OSError:
+            pass  # the next save creates it (a save that cannot write it fails clearly there)
 
-        ``full`` (on open) scans the folder, and also checks every referenced mask file exists.
+    def _inspect_masks(self) -> list[Path]:
+        """Mark frames whose mask file is missing or too short to be a PNG damaged; return files nobody names.
+
+        Only lists the folder, so opening stays quick on long videos; a mask that is damaged inside is found
+        when its frame is read, and ``app.core.project_check`` reads every frame.
         """
-        current = self._manifest["annotation"]
-        doomed: list[Path] = []
-        if full:
-            keep = {current.get("tables"), current.get("tracks")}
-            doomed += [p for p in self.folder.glob("tables.g*.npz") if p.name not in keep]
-            doomed += [p for p in self.folder.glob("tracks.g*.json") if p.name not in keep]
-            present = set()
-            for path in (self.folder / MASKS).glob("*.png"):
-                stem, _, generation = path.stem.partition(".g")
-                if stem.isdigit() and generation.isdigit() and int(stem) < len(self._mask_gen) and self._mask_gen[int(stem)] == int(generation):
-                    present.add(int(stem))
-                else:
-                    doomed.append(path)
-            missing = [int(i) for i in np.flatnonzero(self._mask_gen) if int(i) not in present]
-            if missing:
-                raise ProjectError(
-                    f"{len(missing)} mask file(s) of this project are missing, e.g. {self._mask_path(missing[0], int(self._mask_gen[missing[0]]))}. "
-                    "Restore the project folder from a backup."
-                )
-            atomic.remove_stale_temp_files(self.folder)
-            atomic.remove_stale_temp_files(self.folder / MASKS)
-        else:
-            old = previous["annotation"] if previous else {}
-            for name in ("tables", "tracks"):
-                if old.get(name) and old.get(name) != current.get(name):
-                    doomed.append(self.folder / old[name])
-            doomed += [self._mask_path(i, int(previous_mask_gen[i])) for i in frames
-                       if previous_mask_gen[i] and previous_mask_gen[i] != self._mask_gen[i]]
+        present: dict[int, int] = {}  # frame -> size of its mask file
+        unreferenced: list[Path] = []
+        backup_gen = self._backup[1] if self._backup is not None else None
+        try:
+            entries = list(os.scandir(self.folder / MASKS))
+        except FileNotFoundError:
+            entries = []
+        except OSError as error:
+            raise ProjectError(f"Cannot list {self.folder / MASKS}: {error.strerror or error}.") from None
+        for entry in entries:
+            stem, _, generation = entry.name.removesuffix(".png").partition(".g")
+            if entry.name.endswith(".png") and stem.isdigit() and generation.isdigit() and int(stem) < len(self._mask_gen):
+                index, generation = int(stem), int(generation)
+                if generation == self._mask_gen[index]:
+                    present[index] = entry.stat().st_size
+                    continue
+                if backup_gen is not None and generation == backup_gen[index]:
+                    continue
+            unreferenced.append(Path(entry.path))
+        damaged = [int(i) for i in np.flatnonzero(self._mask_gen) if int(i) not in present or present[int(i)] < MIN_PNG_BYTES]
+        self.annotation.damaged_frames.update(damaged)
+        return unreferenced
+
+    @property
+    def problems(self) -> list[str]:
+        """What is damaged in this project, in words (empty when it is healthy as far as it has been read)."""
+        problems = list(self.notes)
+        damaged = sorted(self.annotation.damaged_frames)
+        if damaged:
+            listed = ", ".join(map(str, damaged[:10])) + (", ..." if len(damaged) > 10 else "")
+            problems.append(
+                f"{len(damaged)} frame(s) have a missing or unreadable mask (frames {listed}): they are shown empty and left "
+                "out of exports. Restore the mask files from a backup, run the model on those frames again, or run "
+                "`dvis project repair` to accept them as empty.")
+        return problems
+
+    def _superseded_files(self, manifest: dict, mask_gen: np.ndarray) -> list[Path]:
+        """Files of a generation that neither the current manifest nor its backup names any more."""
+        keep = self._named_tables()
+        files = [self.folder / manifest["annotation"][n] for n in ("tables", "tracks")
+                 if manifest["annotation"].get(n) and manifest["annotation"][n] not in keep]
+        kept_gen = self._backup[1] if self._backup is not None else self._mask_gen
+        stale = (mask_gen > 0) & (mask_gen != self._mask_gen) & (mask_gen != kept_gen)
+        return files + [self._mask_path(int(i), int(mask_gen[i])) for i in np.flatnonzero(stale)]
+
+    def _named_tables(self) -> set[str]:
+        """Table and track files the current manifest or its backup names."""
+        manifests = [self._manifest] + ([self._backup[0]] if self._backup is not None else [])
+        return {m["annotation"].get(n) for m in manifests for n in ("tables", "tracks")}
+
+    def _collect_garbage(self, doomed: list[Path]) -> None:
+        """Delete files no manifest references (failures are harmless: retried on open)."""
         for path in doomed:
             try:
                 path.unlink()
@@ -600,19 +823,45 @@ def _read_manifest(path: Path) -> dict:
         raise ProjectError(f"{path} is damaged (not valid JSON: {error}). Restore it from a backup.") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise ProjectError(f"{path} is not a DVIS Studio project file.")
-    if int(manifest.get("version", 0)) > FORMAT_VERSION:
+    version = manifest.get("version", 0)
+    if isinstance(version, int) and version > FORMAT_VERSION:
         raise ProjectError(f"{path} was written by a newer DVIS Studio (format {manifest['version']}); update DVIS Studio to open it.")
-    try:
-        for key in ("generation", "video", "annotation", "history"):
-            manifest[key]
-        for key in ("path", "size", "sha256_first_mib", "num_frames", "width", "height"):
-            manifest["video"][key]
-        for key in ("categories", "tables", "tracks", "num_frames", "height", "width"):
-            manifest["annotation"][key]
-        int(manifest["history"]["bytes"])
-    except (KeyError, TypeError, ValueError) as error:
-        raise ProjectError(f"{path} is damaged: entry {error} is missing or malformed. Restore it from a backup.") from None
+    problem = _schema_problem(manifest, MANIFEST_SCHEMA)
+    if problem is not None:
+        raise ProjectError(f"{path} is damaged: entry {problem}. Restore it from a backup.")
     return manifest
+
+
+#: What a manifest must hold: ``int`` entries are whole numbers >= 0, ``FILE_NAME`` a plain name inside the project.
+FILE_NAME = "file name"
+MANIFEST_SCHEMA = {
+    "version": int, "generation": int,
+    "video": {"path": str, "size": int, "sha256_first_mib": str, "num_frames": int, "width": int, "height": int},
+    "annotation": {"categories": FILE_NAME, "tables": FILE_NAME, "tracks": FILE_NAME, "num_frames": int, "height": int, "width": int},
+    "history": {"bytes": int, "entries": int},
+}
+
+
+def _schema_problem(value: object, schema: object, name: str = "") -> str | None:
+    """Why ``value`` does not fit ``schema`` (e.g. "'video.size' is not a whole number"), or None when it fits."""
+    if isinstance(schema, dict):
+        if not isinstance(value, dict):
+            return f"'{name}' is not an object" if name else "the file is not a JSON object"
+        for key, part in schema.items():
+            path = f"{name}.{key}" if name else key
+            if key not in value:
+                return f"'{path}' is missing"
+            problem = _schema_problem(value[key], part, path)
+            if problem is not None:
+                return problem
+        return None
+    if schema is int and (type(value) is not int or value < 0):
+        return f"'{name}' is not a whole number ({value!r})"
+    if schema is str and not isinstance(value, str):
+        return f"'{name}' is not a text ({value!r})"
+    if schema is FILE_NAME and (not isinstance(value, str) or not value or Path(value).name != value or value.startswith(".")):
+        return f"'{name}' is not a file name in the project folder ({value!r})"
+    return None
 
 
 def _read_annotation(folder: Path, manifest: dict) -> tuple[Annotation, np.ndarray]:
@@ -642,6 +891,44 @@ def _read_annotation(folder: Path, manifest: dict) -> tuple[Annotation, np.ndarr
         raise ProjectError(f"{tables_path} is damaged: it lists {mask_gen.shape} mask entries for {num_frames} frames.")
     try:
         annotation = Annotation.restore(num_frames, height, width, categories, tracks, arrays, loader=None)
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, AnnotationError) as error:
         raise ProjectError(f"{tables_path} / {tracks_path} are damaged or disagree ({error}). Restore them from a backup.") from None
+    if mask_gen.size and int(mask_gen.min()) < 0:
+        raise ProjectError(f"{tables_path} is damaged: negative mask generations. Restore it from a backup.")
     return annotation, mask_gen
+
+
+def _read_backup(folder: Path, num_frames: int) -> tuple[dict, np.ndarray] | None:
+    """The previous save's manifest and mask generations, or None when there is none or it is unusable."""
+    path = folder / BACKUP_MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = _read_manifest(path)
+        with np.load(folder / manifest["annotation"]["tables"], allow_pickle=False) as npz:
+            mask_gen = npz["mask_gen"].astype(np.int32)
+    except (ProjectError, OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError):
+        return None
+    return (manifest, mask_gen) if mask_gen.shape == (num_frames,) else None
+
+
+def _disk_generation(folder: Path) -> int | None:
+    """The generation project.json names now (None when unreadable): tells a concurrent save from damage."""
+    try:
+        generation = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("generation")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return generation if isinstance(generation, int) else None
+
+
+def _why(error: OSError) -> str:
+    """An OSError in words with the file it concerns."""
+    return f"{error.strerror or error} ({getattr(error, 'filename', '') or 'a project file'})"
+
+
+def _remove_dead_staging(folder: Path) -> None:
+    """Remove hidden "save as" folders for ``folder`` left by a process that died while writing them."""
+    for staging in folder.parent.glob(f".{folder.name}{STAGING_SUFFIX}*"):
+        pid = staging.name.rpartition(STAGING_SUFFIX)[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not process_alive(int(pid)):
+            shutil.rmtree(staging, ignore_errors=True)

@@ -107,12 +107,16 @@ class StudioController(QObject):
         self._dirty = False
         return self.project.folder
 
-    def autosave(self) -> bool:
-        """Save the project if anything changed (crash-safe generations, so this is the recovery point)."""
-        if self.project is None or not self.project.autosave():
-            return False
+    def mark_saved(self) -> None:
+        """The project was saved in the background (an autosave) with no edit since: nothing is unsaved."""
         self._dirty = False
-        return True
+
+    def open_recovered(self, video_path: Path, annotation) -> None:
+        """Show work recovered after a crash: the video with the autosaved annotation, unsaved until saved as a project."""
+        from app.core.video import VideoSource
+
+        self._set_document(VideoSource.open(Path(video_path)), annotation, project=None)
+        self._dirty = True
 
     def open_imported(self, video, annotation) -> None:
         """Show a video imported from a VIPSeg dataset (`documents.import_vipseg_job`) with its masks, for correction."""

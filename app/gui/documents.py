@@ -55,9 +55,9 @@ def kind_of(path: Path) -> str:
 
 
 def _is_project(path: Path) -> bool:
-    from app.core.project import MANIFEST
+    from app.core.project import BACKUP_MANIFEST, MANIFEST
 
-    return (path / MANIFEST).is_file()
+    return (path / MANIFEST).is_file() or (path / BACKUP_MANIFEST).is_file()  # the backup opens a damaged project
 
 
 def read_vipseg_job(root: Path) -> Job:

@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
 
     window = MainWindow()
     window.show()
-    window.open_initial(args.path)
+    if not window.offer_recovery():
+        window.open_initial(args.path)
     return app.exec()
 
 

@@ -35,6 +35,7 @@ from app import __version__
 from app.core.frame_range import parse_frame_range
 from app.core.vipseg.merge import WrittenDataset
 from app.gui import documents
+from app.gui.autosave import Autosaver, offer_recovery
 from app.gui.controller import StudioController, UserActionError
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
 from app.gui.errors import report_exception
@@ -47,7 +48,6 @@ from app.gui.video_view import VideoView
 
 RECENT_KEY = "recent_files"
 MAX_RECENT = 10
-AUTOSAVE_MS = 60_000
 MODE_NAMES = {"fill": "Fill", "contour": "Contour", "fill_contour": "Fill + contour", "fade": "Fade background",
               "cutout": "Cut-out"}
 VIDEO_FILTER = "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v);;All files (*)"
@@ -89,9 +89,10 @@ class MainWindow(QMainWindow):
         self._refresh_timer.timeout.connect(self._refresh_panels)
         self._play_timer = QTimer(self)
         self._play_timer.timeout.connect(self._play_tick)
-        self._autosave_timer = QTimer(self, interval=AUTOSAVE_MS)
-        self._autosave_timer.timeout.connect(self.autosave)
-        self._autosave_timer.start()
+        # after each burst of edits, off the UI thread; unsaved work into a crash-recovery copy
+        self.autosaver = Autosaver(self.controller, can_save=lambda: not self.tasks.running, parent=self)
+        self.autosaver.saved.connect(self._on_autosaved)
+        self.autosaver.failed.connect(self.status_label.setText)
 
         c = self.controller
         c.loaded.connect(self._on_loaded)
@@ -332,11 +333,25 @@ class MainWindow(QMainWindow):
         self._stop_work()
         if kind == "project":
             self.controller.open_project(path, locate_video=self._locate_moved_video)
+            self._report_damage()
         elif kind == "vipseg":
             self._open_vipseg(path)
         else:
             self.controller.open_video(path)
         self._add_recent(path)
+
+    def _report_damage(self) -> None:
+        """A project opened with damaged parts: say what (the intact rest is open)."""
+        problems = self.controller.project.problems
+        if problems:
+            damaged = len(self.controller.annotation.damaged_frames)
+            self.status_label.setText(f"Opened with problems: {damaged} damaged frame(s) shown empty" if damaged
+                                      else "Opened with problems (see the message)")
+            QMessageBox.warning(self, "Project opened with problems", "\n\n".join(problems))
+
+    def offer_recovery(self) -> bool:
+        """Start-up: offer what a crashed session left; True when it was recovered (then open nothing else)."""
+        return bool(self._run_action("Recover", lambda: offer_recovery(self)))
 
     def open_initial(self, path: str | None) -> None:
         """Start-up: open `path`, or the demo clip and run the bundled model on it."""
@@ -438,6 +453,7 @@ class MainWindow(QMainWindow):
     def save(self) -> None:
         if self.controller.video is None:
             return
+        self.autosaver.flush()  # one save at a time
         if self.controller.project is None:
             self.save_as()
             return
@@ -450,18 +466,19 @@ class MainWindow(QMainWindow):
             return
         folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project", self._last_dir())
         if folder:
+            self.autosaver.flush()  # one save at a time (the autosave timer runs while the dialog is open)
             saved = self.controller.save_project(folder)
             self._update_title()
             self._add_recent(saved)
             self.status_label.setText(f"Saved {saved}")
 
     def autosave(self) -> None:
-        """Autosave timer: save changes into the project (crash-safe), except while an export reads the annotation."""
-        if self.tasks.running:
-            return  # the next tick saves
-        if self._run_action("Autosave", self.controller.autosave):
-            self._update_title()
-            self.status_label.setText(f"Autosaved {self.controller.project.folder}")
+        """Save now what the autosave timer would, and wait for it."""
+        self.autosaver.save_now()
+
+    def _on_autosaved(self, text: str) -> None:
+        self._update_title()
+        self.status_label.setText(text)
 
     def export_dialog(self) -> None:
         c = self.controller
@@ -766,6 +783,7 @@ class MainWindow(QMainWindow):
         """Stop inference and background jobs and wait for them (before replacing the document or closing)."""
         for runner in (self.runner, self.tasks, self.diagnosis):
             runner.stop()
+        self.autosaver.flush()
         self.merger = None
         self.controller.busy = None
         self.progress.setVisible(False)
@@ -779,6 +797,7 @@ class MainWindow(QMainWindow):
         self._stop_work()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
+        self.autosaver.finish_session()  # a clean exit leaves nothing to recover
         event.accept()
 
     def confirm_discard(self) -> bool:

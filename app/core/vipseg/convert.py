@@ -69,6 +69,7 @@ def _video_to_write(video_id: str, annotation: Annotation, source: VideoSource |
         image=source.frame if source is not None else None,
         image_file=(lambda i: source_image_file(source, i)) if source is not None else None,
         stems=source.stems if source is not None else None,
+        damaged=annotation.damaged_frames,
     )
 
 

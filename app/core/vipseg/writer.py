@@ -7,7 +7,7 @@ the colour jitter is seeded by the video id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Container, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +53,7 @@ class VideoToWrite:
     image_file: Callable[[int], Path | None] | None = None
     stems: Sequence[str] | None = None
     crowd_tracks: Collection[int] = frozenset()
+    damaged: Container[int] = frozenset()  # frames whose masks are lost (checked after reading each): left out
 
     def frame_stems(self) -> list[str]:
         """The source stems when they are all 8-digit frame names, else 00000000, 00000001, ..."""
@@ -208,6 +209,9 @@ def write_videos(
             if cancel is not None and cancel():
                 raise ExportCancelled(f"Export to {layout.root} cancelled; the JSON was not updated.")
             track_map = np.asarray(video.track_map(index))
+            if index in video.damaged:
+                done += 1
+                continue
             width, height = resized_size(track_map.shape[1], track_map.shape[0], resolution)
             panoptic, raw, segments = encoder.encode(resize_nearest(track_map, width, height))
             file_name = stem + ".png"

@@ -1,0 +1,211 @@
+"""Autosave and crash recovery in the window: a timer, one writer thread and the recovery prompt.
+
+The decisions live in `app.core.recovery` (schedule, recovery folder) and `app.core.project`
+(a save snapshotted on the UI thread, written elsewhere): here only the wiring. Saves are written
+on a worker thread, so no fsync runs on the UI thread.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from app.core.errors import StudioError
+from app.core.recovery import (
+    AutosaveSchedule,
+    CrashedSession,
+    RecoveryError,
+    RecoverySession,
+    crashed_sessions,
+    discard,
+    recover_unsaved,
+)
+
+TICK_MS = 250
+
+
+class Autosaver(QObject):
+    """Saves the open document after edit bursts: into its project, or into a recovery copy when it has none."""
+
+    saved = Signal(str)  # status text
+    failed = Signal(str)
+
+    def __init__(self, controller, can_save: Callable[[], bool], root: Path | None = None, parent: QObject | None = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.session = RecoverySession(root)
+        self.schedule = AutosaveSchedule()
+        self._can_save = can_save
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
+        self._job: tuple[Future, Callable[[object], None], Callable[[BaseException], None]] | None = None
+        self._document: tuple[object, object] = (None, None)
+        self._edits = 0  # edits seen, to know whether a finished save still covers everything
+        controller.annotation_changed.connect(self._on_edit)
+        self._timer = QTimer(self, interval=TICK_MS)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    # ------------------------------------------------------------------ scheduling
+    def _on_edit(self, *_) -> None:
+        self._edits += 1
+        self.schedule.changed(time.monotonic())
+
+    def _tick(self) -> None:
+        self._collect(wait=False)
+        if self._job is None and not self._follow_document():
+            if self.controller.video is not None and self.schedule.due(time.monotonic()) and self._can_save():
+                self._guarded(self._start)
+
+    def save_now(self) -> None:
+        """Autosave at once and wait for it (after recovering a crash: the old copy may go only when this one exists)."""
+        self.flush()
+        self._follow_document()
+        self.flush()
+        self._guarded(self._start)
+        self.flush()
+
+    def flush(self) -> None:
+        """Wait for a save being written and finish it (before a manual save, opening another document, closing)."""
+        while self._job is not None:
+            self._collect(wait=True)
+
+    def finish_session(self) -> None:
+        """A clean exit: finish writing, then delete the recovery folder (nothing to recover)."""
+        self._timer.stop()
+        self.flush()
+        self.session.discard()
+        self._pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ saving
+    def _follow_document(self) -> bool:
+        """A new document, or unsaved work saved into a project: the recovery notes follow (old copy dropped).
+
+        Returns whether that started a job (it writes files, so it runs on the worker like the saves).
+        """
+        c = self.controller
+        if self._document[0] is c.video and self._document[1] is c.project:
+            return False
+        self._document = (c.video, c.project)
+        video, project = Path(c.video.path) if c.video is not None else None, c.project.folder if c.project else None
+        self._run(lambda: self.session.track(video, project), lambda _: None, lambda error: None)
+        return True
+
+    def _start(self) -> None:
+        c = self.controller
+        if c.project is not None:
+            target = c.project
+        elif not c.modified:
+            target = None  # nothing that is not on disk already
+        elif self.session.project is None:
+            self._create_recovery_copy()
+            return
+        else:
+            target = self.session.project
+        if target is None or not target.dirty:
+            self.schedule.started()
+            return
+        plan = target.prepare_save()
+        self.schedule.started()
+        edits = self._edits
+        folder = target.folder if target is c.project else None  # None: the recovery copy
+
+        def write() -> RecoveryError | None:
+            target.write_save(plan)
+            try:
+                self.session.autosaved(folder)
+            except RecoveryError as error:  # the save itself is done: finish it, then say what is missing
+                return error
+            return None
+
+        self._run(write, lambda note: self._saved(target, plan, edits, note), lambda error: target.abandon_save(plan))
+
+    def _create_recovery_copy(self) -> None:
+        """The first autosave of unsaved work: create the recovery project on the worker, then save into it."""
+        c = self.controller
+        annotation, video = c.annotation, Path(c.video.path)
+        size = (annotation.num_frames, annotation.height, annotation.width)
+
+        def adopt(project) -> None:
+            if c.annotation is not annotation or c.project is not None:  # the document changed meanwhile
+                project.close()
+                self.session.drop_project()
+                return
+            project.adopt(annotation)
+            self.session.project = project
+            self._guarded(self._start)
+
+        self._run(lambda: self.session.create_project(video, *size, annotation.categories), adopt, lambda error: None)
+
+    def _saved(self, target, plan, edits: int, note: RecoveryError | None) -> None:
+        target.finish_save(plan)
+        c = self.controller
+        if target is c.project:
+            if edits == self._edits:
+                c.mark_saved()
+            self.saved.emit(f"Autosaved {target.folder}")
+        else:
+            self.saved.emit("Autosaved a recovery copy (not yet saved as a project)")
+        if note is not None:
+            self.failed.emit(str(note))
+
+    def _run(self, work: Callable[[], object], done: Callable[[object], None], undo: Callable[[BaseException], None]) -> None:
+        self._job = (self._pool.submit(work), done, undo)
+
+    def _collect(self, wait: bool) -> None:
+        if self._job is None or not (wait or self._job[0].done()):
+            return
+        future, done, undo = self._job
+        self._job = None
+        try:
+            result = future.result()
+        except StudioError as error:
+            undo(error)
+            self._failed(error)
+            return
+        self._guarded(lambda: done(result))
+
+    def _guarded(self, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except StudioError as error:
+            self._failed(error)
+
+    def _failed(self, error: BaseException) -> None:
+        self.schedule.failed(time.monotonic())
+        self.failed.emit(f"Autosave failed: {error}")
+
+
+# ---------------------------------------------------------------------- recovery prompt
+def ask_to_recover(parent: QWidget, session: CrashedSession) -> QMessageBox.StandardButton:
+    """Recover (Yes), throw away (Discard) or decide next time (Cancel)."""
+    box = QMessageBox(QMessageBox.Icon.Warning, "Recover work", "DVIS Studio did not close properly last time.",
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+                      parent)
+    box.setInformativeText(f"It had {session.describe()}.\n\nRecover it now?")
+    box.button(QMessageBox.StandardButton.Yes).setText("Recover")
+    box.button(QMessageBox.StandardButton.Cancel).setText("Ask Next Time")
+    box.setDefaultButton(QMessageBox.StandardButton.Yes)
+    return QMessageBox.StandardButton(box.exec())
+
+
+def offer_recovery(window, root: Path | None = None,
+                   ask: Callable[[QWidget, CrashedSession], QMessageBox.StandardButton] = ask_to_recover) -> bool:
+    """On start: offer what crashed sessions left (newest first); True when something was recovered into `window`."""
+    for session in crashed_sessions(root):
+        answer = ask(window, session)
+        if answer == QMessageBox.StandardButton.Discard:
+            discard(session)
+        elif answer == QMessageBox.StandardButton.Yes:
+            if session.project is not None:
+                window.open_path(session.project, kind="project")
+            else:
+                window.controller.open_recovered(session.video, recover_unsaved(session))
+                window.autosaver.save_now()  # this session's copy exists before the old one goes
+            discard(session)
+            return True
+    return False
