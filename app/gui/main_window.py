@@ -42,7 +42,7 @@ from app.gui.object_list import ObjectList
 from app.gui.stability import StabilityPanel
 from app.gui.tasks import TaskRunner
 from app.gui.timeline import TimelineWidget
-from app.gui.video_view import VideoView
+from app.gui.video_view import WHEEL_STEP, VideoView
 
 RECENT_KEY = "recent_files"
 MAX_RECENT = 10
@@ -99,6 +99,7 @@ class MainWindow(QMainWindow):
         c.display_changed.connect(self.view.redraw)
         c.selection_changed.connect(self._update_actions)
         c.selection_changed.connect(self.view.redraw)
+        self.view.space_tapped.connect(self.actions["play"].trigger)
         self.view.hovered.connect(lambda x, y: self.hover_label.setText(self.controller.describe_pixel(x, y)))
         self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action(
             "Paint", lambda: self.controller.paint(tool, points, radius)))
@@ -225,8 +226,8 @@ class MainWindow(QMainWindow):
           checkable=True).setChecked(True)
         a("hide", "&Hide / Show Selected", c.toggle_hidden_selected, "H")
         a("show_all", "Show &All Tracks", lambda: c.set_display(hidden=set()), "Shift+H")
-        a("zoom_in", "Zoom &In", lambda: self.view.zoom(1.25), QKeySequence.StandardKey.ZoomIn)
-        a("zoom_out", "Zoom &Out", lambda: self.view.zoom(0.8), QKeySequence.StandardKey.ZoomOut)
+        a("zoom_in", "Zoom &In", lambda: self.view.zoom(WHEEL_STEP), ["Ctrl++", "Ctrl+="])
+        a("zoom_out", "Zoom &Out", lambda: self.view.zoom(1 / WHEEL_STEP), "Ctrl+-")
         a("fit", "&Fit to Window", self.view.fit, "F")
         a("fit_timeline", "Fit &Timeline", self.timeline.fit, "Shift+F")
 
