@@ -9,7 +9,7 @@ from PySide6.QtGui import QDropEvent
 
 from app.gui import documents
 from app.gui.documents import ExportRequest
-from tests.gui_helpers import FRAMES, errors, load_scripted, video_path, window  # noqa: F401
+from tests.gui_helpers import FRAMES, answer_message_box, errors, load_scripted, video_path, window  # noqa: F401
 
 
 def export(window, qtbot, request: ExportRequest):
@@ -69,6 +69,7 @@ def test_save_reopen_autosave_project(window, video_path, qtbot, tmp_path, error
     window.controller.save_project(folder)
     assert not window.controller.modified
     window.controller.select([mapping[5], mapping[6]])
+    answer_message_box("Merge Anyway")
     window.actions["merge"].trigger()
     assert window.controller.modified and window.windowTitle().startswith("clip.mp4 *")
     window.autosave()

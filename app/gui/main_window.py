@@ -12,8 +12,10 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
@@ -32,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.core import edits
 from app.core.frame_range import parse_frame_range
 from app.gui import documents
 from app.gui.controller import StudioController, UserActionError
@@ -47,6 +50,7 @@ from app.gui.video_view import WHEEL_STEP, VideoView
 RECENT_KEY = "recent_files"
 MAX_RECENT = 10
 AUTOSAVE_MS = 60_000
+MAX_LISTED_FRAMES = 8  # frames named in a message; the rest is "…"
 MODE_NAMES = {"fill": "Fill", "contour": "Contour", "fill_contour": "Fill + contour", "fade": "Fade background",
               "cutout": "Cut-out"}
 VIDEO_FILTER = "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v);;All files (*)"
@@ -178,7 +182,7 @@ class MainWindow(QMainWindow):
         if tip:
             action.setStatusTip(tip)
         if slot is not None:
-            action.triggered.connect(lambda *_: self._run_action(text.replace("&", "").rstrip("…"), slot))
+            action.triggered.connect(lambda *_: self._trigger(text.replace("&", "").rstrip("…"), slot))
         self.addAction(action)  # shortcuts work even while the menu bar is hidden
         self.actions[name] = action
         return action
@@ -199,7 +203,7 @@ class MainWindow(QMainWindow):
         c.undo_stack.undoTextChanged.connect(lambda text: undo.setStatusTip(f"Undo {text}"))
         c.undo_stack.redoTextChanged.connect(lambda text: redo.setStatusTip(f"Redo {text}"))
         c.undo_stack.indexChanged.connect(self._update_actions)
-        a("merge", "&Merge Selected Tracks", c.merge_selected, "M", tip="Merge the selected tracks into the first one")
+        a("merge", "&Merge Selected Tracks", self.merge_selected, "M", tip="Merge the selected tracks into the first one")
         a("split", "S&plit Track at Current Frame", c.split_selected, "S")
         a("swap", "S&wap Two Tracks from Current Frame", c.swap_selected, "W")
         a("delete", "&Delete Track", c.delete_selected, QKeySequence.StandardKey.Delete)
@@ -313,6 +317,17 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.labels_box)
 
     # ============================================================ the boundary
+    def _trigger(self, title: str, slot: Callable[[], object]) -> None:
+        """A menu item, toolbar button or shortcut: run it, then take the keyboard focus back if a dialog it
+        showed left no window active (without a window manager, or with some, focus stays nowhere until a
+        click, so the next shortcut, e.g. Ctrl+Z, would be lost)."""
+        self._run_action(title, slot)
+        self._take_focus_back()
+
+    def _take_focus_back(self) -> None:
+        if self.isVisible() and QApplication.activeWindow() is None:
+            self.activateWindow()
+
     def _run_action(self, title: str, action: Callable[[], object]) -> object:
         """Run a user action; any error becomes a dialog and the app keeps going."""
         try:
@@ -620,9 +635,31 @@ class MainWindow(QMainWindow):
         self.last_scores = scores
         rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in scores.items()]
         self.status_label.setText("  ".join(f"{n} {v}" for n, v in rows[:3]))
-        ResultsDialog("Evaluation", rows, self).open()
+        self._open_window_modal(ResultsDialog("Evaluation", rows, self))
 
     # ================================================================== edits
+    def merge_selected(self) -> None:
+        """Merge the selected tracks; if they are present in the same frames, ask first (one id would own two objects)."""
+        c = self.controller
+        shared = edits.shared_frames(c.annotation, c.selection) if c.annotation is not None else []
+        if shared and not self._confirm_overlapping_merge(c.selection, shared):
+            return
+        c.merge_selected()
+
+    def _confirm_overlapping_merge(self, track_ids: list[int], shared: list[int]) -> bool:
+        names = ", ".join(map(str, track_ids[:-1])) + f" and {track_ids[-1]}"
+        listed = ", ".join(map(str, shared[:MAX_LISTED_FRAMES])) + (", …" if len(shared) > MAX_LISTED_FRAMES else "")
+        both = "both" if len(track_ids) == 2 else "two or more of them"
+        box = QMessageBox(QMessageBox.Icon.Warning, "Merge tracks present in the same frames",
+                          f"Tracks {names} are {both} present in {len(shared)} frame{'s' if len(shared) > 1 else ''} "
+                          f"({listed}). Merged, one id would own two separate objects in "
+                          f"{'each of those frames' if len(shared) > 1 else 'that frame'}.\n\nMerge anyway?",
+                          QMessageBox.StandardButton.Cancel, self)
+        merge = box.addButton("Merge Anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is merge
+
     def relabel_dialog(self) -> None:
         c = self.controller
         if c.selected is None:
@@ -668,7 +705,13 @@ class MainWindow(QMainWindow):
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def show_shortcuts(self) -> None:
-        ShortcutsDialog(list(self.actions.values()), self).open()
+        self._open_window_modal(ShortcutsDialog(list(self.actions.values()), self))
+
+    def _open_window_modal(self, dialog: QDialog) -> None:
+        """Show a dialog without blocking; when it closes, the window gets the keyboard back."""
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.finished.connect(self._take_focus_back)
+        dialog.open()
 
     # ================================================================ playback
     def toggle_play(self) -> None:
