@@ -67,3 +67,73 @@ def test_ctrl_z_right_after_a_dialog_closed_undoes(window, video_path, qtbot):
     assert QApplication.focusWidget() is window.view  # the keyboard is back where it was
     qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert window.controller.annotation.tracks[mapping[5]].category_id == 60  # person again
+
+
+def test_status_bar_counts_follow_edits_undo_and_redo(window, video_path, qtbot):
+    window.open_path(video_path)
+    mapping = load_scripted(window)
+    qtbot.waitUntil(lambda: window.counts_label.text().startswith("3 tracks · 0 stability markers"), timeout=10_000)
+    window.controller.select(mapping[6])
+    window.actions["delete"].trigger()
+    qtbot.waitUntil(lambda: window.counts_label.text().startswith("2 tracks · "), timeout=2000)
+    window.actions["undo"].trigger()
+    qtbot.waitUntil(lambda: window.counts_label.text().startswith("3 tracks · "), timeout=2000)
+    window.actions["redo"].trigger()
+    qtbot.waitUntil(lambda: window.counts_label.text().startswith("2 tracks · "), timeout=2000)
+
+    window.controller.select(mapping[5])  # person: cut it out of frames 4-5, a fragment the diagnostics mark
+    window.controller.delete_selected(4, 6)
+    qtbot.waitUntil(lambda: "updating" not in window.counts_label.text() and bool(window.controller.diagnostics),
+                    timeout=10_000)
+    markers = len(window.controller.diagnostics)
+    assert window.counts_label.text() == f"2 tracks · {markers} stability markers"
+    window.actions["undo"].trigger()
+    qtbot.waitUntil(lambda: window.counts_label.text() == "2 tracks · 0 stability markers", timeout=10_000)
+
+
+def test_mask_mode_box_and_labels_box_follow_keys_and_menu(window, video_path, qtbot):
+    window.open_path(video_path)
+    window.activateWindow()
+    window.view.setFocus()
+    qtbot.waitUntil(window.view.hasFocus)
+    qtbot.keyClick(window.view, Qt.Key.Key_2)
+    assert window.controller.display.mode == "contour" and window.mode_combo.currentData() == "contour"
+    window.actions["mode_cutout"].trigger()  # View menu
+    assert window.mode_combo.currentData() == "cutout"
+    window.mode_combo.setCurrentIndex(window.mode_combo.findData("fade"))  # the box itself
+    assert window.controller.display.mode == "fade" and window.actions["mode_fade"].isChecked()
+    qtbot.keyClick(window.view, Qt.Key.Key_T)
+    assert not window.controller.display.labels and not window.labels_box.isChecked()
+    window.labels_box.click()
+    assert window.controller.display.labels and window.actions["labels"].isChecked()
+
+
+def test_object_list_columns_fit_ids_over_ten_and_long_class_names(window, video_path, qtbot):
+    window.open_path(video_path)
+    load_scripted(window)
+    window._refresh_panels()  # columns sized for ids 1-3
+    annotation = window.controller.annotation
+    for track_id, category in ((10, 75), (123, 77)):  # cupboard_or_showcase_or_storage_rack, traveling_case_...
+        track_map = annotation.track_map(0).copy()
+        track_map[52:60, track_id % 90:track_id % 90 + 4] = track_id
+        annotation.add_track(category, track_id=track_id)
+        annotation.set_frame(0, track_map)
+    window._refresh_panels()
+    table, header = window.objects.table, window.objects.table.horizontalHeader()
+    model = table.model()
+    assert model.rowCount() == 5
+    for row in range(model.rowCount()):
+        for column in range(model.columnCount()):
+            needed = table.sizeHintForIndex(model.index(row, column)).width()
+            assert header.sectionSize(column) >= needed, (row, column, model.index(row, column).data())
+    widest_id = table.fontMetrics().horizontalAdvance("123")
+    assert header.sectionSize(0) > widest_id + table.iconSize().width()
+
+
+def test_shortcut_rows_have_distinct_names(window):
+    from app.gui.dialogs import ShortcutsDialog
+
+    dialog = ShortcutsDialog(list(window.actions.values()), window)
+    names = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert "Fill Region" in names and "Filled Masks" in names

@@ -51,8 +51,8 @@ RECENT_KEY = "recent_files"
 MAX_RECENT = 10
 AUTOSAVE_MS = 60_000
 MAX_LISTED_FRAMES = 8  # frames named in a message; the rest is "…"
-MODE_NAMES = {"fill": "Fill", "contour": "Contour", "fill_contour": "Fill + contour", "fade": "Fade background",
-              "cutout": "Cut-out"}
+MODE_NAMES = {"fill": "Filled Masks", "contour": "Contours", "fill_contour": "Filled Masks + Contours",
+              "fade": "Fade Background", "cutout": "Cut-Out"}
 VIDEO_FILTER = "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v);;All files (*)"
 
 
@@ -101,6 +101,7 @@ class MainWindow(QMainWindow):
         c.frame_changed.connect(self._on_frame_changed)
         c.annotation_changed.connect(self._on_annotation_changed)
         c.display_changed.connect(self.view.redraw)
+        c.display_changed.connect(self._sync_display_controls)
         c.selection_changed.connect(self._update_actions)
         c.selection_changed.connect(self.view.redraw)
         self.view.space_tapped.connect(self.actions["play"].trigger)
@@ -168,8 +169,10 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel("Open a video, an image folder, a VIPSeg dataset or a project (or drop one here).")
         self.progress = QProgressBar(maximumWidth=260, visible=False)
         self.hover_label = QLabel()
+        self.counts_label = QLabel()  # tracks and stability markers of the current state
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.hover_label)
+        self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.progress)
 
     def _action(self, name: str, text: str, slot: Callable[[], object] | None, shortcut=None, checkable=False,
@@ -214,7 +217,7 @@ class MainWindow(QMainWindow):
         a("select_none", "Clear Selection", lambda: c.select(None), "Esc")
         tools = QActionGroup(self)
         for name, text, key in (("select", "Select / Pan", "V"), ("brush", "Brush", "B"), ("eraser", "Eraser", "E"),
-                                ("fill", "Fill", "G")):
+                                ("fill", "Fill Region", "G")):
             action = a(f"tool_{name}", text, lambda name=name: self.view.set_tool(name), key, checkable=True)
             tools.addAction(action)
         self.actions["tool_select"].setChecked(True)
@@ -312,8 +315,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel(" Opacity "))
         bar.addWidget(self.opacity)
         self.labels_box = QCheckBox("Labels", checked=True)
-        self.labels_box.toggled.connect(lambda on: self.actions["labels"].setChecked(on) or
-                                        self.controller.set_display(labels=on))
+        self.labels_box.toggled.connect(lambda on: self.controller.set_display(labels=on))
         bar.addWidget(self.labels_box)
 
     # ============================================================ the boundary
@@ -598,11 +600,8 @@ class MainWindow(QMainWindow):
         if self._diagnosed_version != self._annotation_version:
             self.run_diagnostics()
             return
-        c = self.controller
-        c.diagnostics = diagnostics
+        self.controller.diagnostics = diagnostics
         self._refresh_panels()
-        self.status_label.setText(f"{len(c.annotation.tracks)} tracks, {len(diagnostics)} stability markers "
-                                  "(timeline and Stability panel).")
 
     def _on_diagnosis_failed(self, error: object) -> None:
         if self._diagnosed_version != self._annotation_version:
@@ -764,10 +763,36 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _refresh_panels(self) -> None:
+        """After edits, undo / redo, new frames or diagnostics: panels and counts show the current state, and
+        diagnostics of an edited annotation are recomputed (in their worker; inference recomputes them at its end)."""
         self.timeline.refresh()
         self.objects.refresh()
         if self.stability_dock.isVisible() or not self.runner.running:
             self.stability.refresh()
+        if self._diagnosed_version != self._annotation_version and not self.runner.running:
+            self._run_action("Diagnostics", self.run_diagnostics)
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        c = self.controller
+        if c.annotation is None:
+            return
+        current = self._diagnosed_version == self._annotation_version and not self.diagnosis.running
+        markers = f"{len(c.diagnostics)} stability markers" if current else "stability markers: updating…"
+        self.counts_label.setText(f"{len(c.annotation.tracks)} tracks · {markers}")
+
+    def _sync_display_controls(self) -> None:
+        """Toolbar and menu show the display settings however they were changed (key, menu or toolbar)."""
+        display = self.controller.display
+        for widget in (self.mode_combo, self.labels_box, self.opacity):
+            widget.blockSignals(True)
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData(display.mode))
+        self.labels_box.setChecked(display.labels)
+        self.opacity.setValue(round(display.opacity * 100))
+        for widget in (self.mode_combo, self.labels_box, self.opacity):
+            widget.blockSignals(False)
+        self.actions[f"mode_{display.mode}"].setChecked(True)
+        self.actions["labels"].setChecked(display.labels)
 
     def _update_title(self) -> None:
         c = self.controller
