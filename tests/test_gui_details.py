@@ -137,3 +137,33 @@ def test_shortcut_rows_have_distinct_names(window):
     names = [dialog.table.item(r, 0).text() for r in range(dialog.table.rowCount())]
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
     assert "Fill Region" in names and "Filled Masks" in names
+
+
+def test_opening_checks_the_file_before_asking_about_unsaved_edits(window, video_path, tmp_path, monkeypatch, errors):
+    window.open_path(video_path)
+    mapping = load_scripted(window)  # unsaved model results
+    asked: list[str] = []
+
+    def decline() -> bool:
+        asked.append(window.controller.video.path.name)
+        return False
+
+    monkeypatch.setattr(window, "confirm_discard", decline)
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(video_path.read_bytes()[:300])  # an interrupted copy
+    window.open_initial(str(damaged))
+    assert not asked  # nothing to ask about: the file does not open
+    assert len(errors) == 1 and "damaged.mp4" in errors[0][1]
+    assert "not a video FFmpeg can read, or the file is damaged" in errors[0][1] and "Errno" not in errors[0][1]
+    assert window.controller.modified and mapping[5] in window.controller.annotation.tracks  # work kept
+
+    other = tmp_path / "other.mp4"
+    other.write_bytes(video_path.read_bytes())
+    window.open_path(other)  # opens fine: now the user is asked, declines, and keeps the open document
+    assert asked == ["clip.mp4"]
+    assert window.controller.video.path.name == "clip.mp4" and window.controller.modified
+    assert str(other.resolve()) not in window.recent_files()
+
+    monkeypatch.setattr(window, "confirm_discard", lambda: True)
+    window.open_path(other)
+    assert window.controller.video.path.name == "other.mp4" and not window.controller.modified

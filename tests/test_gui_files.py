@@ -174,11 +174,12 @@ def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_pa
     monkeypatch.setattr(window, "confirm_discard", lambda: asked.append(1) or False)
     monkeypatch.setattr("app.gui.main_window.QFileDialog.getExistingDirectory", lambda *args: str(folder))
     window.open_folder_dialog()
-    window.open_vipseg_dialog()
-    assert len(asked) == 2 and window.controller.annotation is original  # "Cancel" keeps the edits
+    assert len(asked) == 1 and window.controller.annotation is original  # "Cancel" keeps the edits
+    window.actions["open_vipseg"].trigger()  # not a VIPSeg dataset: an error, and nobody is asked about edits
+    assert len(asked) == 1 and len(errors) == 1 and window.controller.annotation is original
     monkeypatch.setattr(window, "confirm_discard", lambda: True)
     window.open_folder_dialog()
-    assert window.controller.num_frames == 3 and not errors
+    assert window.controller.num_frames == 3 and len(errors) == 1
 
 
 

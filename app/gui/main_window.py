@@ -341,19 +341,25 @@ class MainWindow(QMainWindow):
     # ================================================================ opening
     def open_path(self, path: str | Path, kind: str | None = None) -> None:
         """Open whatever `path` is (`kind`: as `documents.kind_of` says, unless the menu item chose it): project
-        folder, VIPSeg dataset, image folder or video file. Unsaved edits are asked about, running work stopped."""
+        folder, VIPSeg dataset, image folder or video file. The file is read first (an unreadable one is an error
+        and the open document stays); then unsaved edits are asked about and running work is stopped."""
         path = Path(path)
         kind = kind or documents.kind_of(path)
-        if self.controller.modified and not self.confirm_discard():
-            return
-        self._stop_work()
         if kind == "project":
-            self.controller.open_project(path, locate_video=self._locate_moved_video)
+            opened = self.controller.open_project(path, locate_video=self._locate_moved_video, confirm=self._may_replace)
         elif kind == "vipseg":
-            self._open_vipseg(path)
+            opened = self._open_vipseg(path)
         else:
-            self.controller.open_video(path)
-        self._add_recent(path)
+            opened = self.controller.open_video(path, confirm=self._may_replace)
+        if opened:
+            self._add_recent(path)
+
+    def _may_replace(self) -> bool:
+        """The new document has loaded: ask about unsaved edits, then stop the work on the open one."""
+        if self.controller.modified and not self.confirm_discard():
+            return False
+        self._stop_work()
+        return True
 
     def open_initial(self, path: str | None) -> None:
         """Start-up: open `path`, or the demo clip and run the bundled model on it."""
@@ -374,14 +380,14 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, f"Locate {missing.name}", str(missing.parent), VIDEO_FILTER)
         return Path(path) if path else None
 
-    def _open_vipseg(self, root: Path) -> None:
+    def _open_vipseg(self, root: Path) -> bool:
         names = documents.vipseg_video_ids(root)
         name = names[0]
         if len(names) > 1:
             name, ok = QInputDialog.getItem(self, "Open VIPSeg video", f"{len(names)} videos in {root.name}:", names, 0, False)
             if not ok:
-                return
-        self.controller.open_vipseg_video(root, name)
+                return False
+        return self.controller.open_vipseg_video(root, name, confirm=self._may_replace)
 
     def open_video_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open video", self._last_dir(), VIDEO_FILTER)
