@@ -153,3 +153,33 @@ def test_middle_drag_space_drag_and_scroll_bars_pan(window, video_path, qtbot):
     settle(qtbot)
     assert abs((scene_at(view, QPointF(center)).x() - left) * scale - 25) <= 1
     assert view.transform().m11() == scale  # panning is not zooming
+
+
+def space(view, press: bool) -> None:
+    """A plain Space press or release that the platform did not mark as key repeat (as X11 may deliver them)."""
+    from PySide6.QtGui import QKeyEvent
+
+    kind = QKeyEvent.Type.KeyPress if press else QKeyEvent.Type.KeyRelease
+    QApplication.sendEvent(view, QKeyEvent(kind, Qt.Key.Key_Space, Qt.KeyboardModifier.NoModifier, " ", False, 1))
+
+
+def test_holding_space_through_key_repeat_pans_without_playing(window, video_path, qtbot):
+    view = opened(window, video_path, qtbot)
+    center = view.viewport().rect().center()
+    wheel(view, QPointF(center), 4)
+    settle(qtbot)
+    start = scene_at(view, QPointF(center))
+    space(view, True)
+    qtbot.wait(500)  # held past the key-repeat delay: the repeats arrive as release + press pairs
+    for _ in range(3):
+        space(view, False)
+        space(view, True)
+        qtbot.wait(30)
+    drag(qtbot, view, Qt.MouseButton.LeftButton, center, center + QPoint(0, 40))
+    space(view, False)
+    settle(qtbot)
+    assert not window._play_timer.isActive()
+    assert abs((start.y() - scene_at(view, QPointF(center)).y()) * view.transform().m11() - 40) <= 1
+    space(view, True)  # a short tap is still play / pause
+    space(view, False)
+    assert window._play_timer.isActive()

@@ -6,6 +6,9 @@ places class + id labels, and maps mouse positions to image pixels for the contr
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap
@@ -17,6 +20,17 @@ from app.gui.controller import StudioController
 
 MIN_SCALE, MAX_SCALE = 0.02, 64.0  # view pixels per image pixel
 WHEEL_STEP = 1.25  # zoom factor per wheel notch
+TAP_S = 0.4  # a Space press shorter than this, without panning, is play / pause (key repeat starts later)
+REPEAT_GAP_S = 0.08  # a press this soon after a release is key repeat (some platforms do not mark it)
+
+
+@dataclass
+class _SpaceHold:
+    """One press of Space in the view, through any key repeat, until its release."""
+
+    since: float
+    panned: bool = False
+    released_at: float | None = None
 
 
 def _is_plain_space(event) -> bool:
@@ -76,7 +90,7 @@ class VideoView(QGraphicsView):
         self.brush_radius = 8
         self._stroke: list[tuple[int, int]] = []
         self._pan_from = None  # QPointF while panning (middle button, or Space + left button)
-        self._space: str | None = None  # "held" while Space is down, "panned" once it was used to pan
+        self._space: _SpaceHold | None = None  # the last Space press (hold to pan, tap to play)
         self._fitted = True  # fit-to-window mode: every resize refits, until the user zooms
         self.last_rendered: np.ndarray | None = None
 
@@ -187,20 +201,29 @@ class VideoView(QGraphicsView):
     def keyPressEvent(self, event) -> None:
         if _is_plain_space(event):
             if not event.isAutoRepeat():
-                self._space = "held"
+                now = time.monotonic()
+                hold = self._space
+                if hold is not None and hold.released_at is not None and now - hold.released_at < REPEAT_GAP_S:
+                    hold.released_at = None  # key repeat the platform did not mark: the same hold goes on
+                else:
+                    self._space = _SpaceHold(since=now)
                 self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             return
         super().keyPressEvent(event)
 
     def keyReleaseEvent(self, event) -> None:
         if _is_plain_space(event):
-            if not event.isAutoRepeat():
-                tapped, self._space = self._space == "held", None
+            hold = self._space
+            if not event.isAutoRepeat() and hold is not None and hold.released_at is None:
+                hold.released_at = time.monotonic()
                 self._update_cursor()
-                if tapped:  # pressed and released without panning: the ordinary Space key
+                if not hold.panned and hold.released_at - hold.since < TAP_S:  # a short press: the ordinary Space
                     self.space_tapped.emit()
             return
         super().keyReleaseEvent(event)
+
+    def _space_held(self) -> bool:
+        return self._space is not None and self._space.released_at is None
 
     # ------------------------------------------------------------ mouse tools
     def set_tool(self, tool: str) -> None:
@@ -219,10 +242,11 @@ class VideoView(QGraphicsView):
         return int(scene.x()), int(scene.y())
 
     def mousePressEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.MiddleButton or (event.button() == Qt.MouseButton.LeftButton and self._space):
+        space = self._space_held()
+        if event.button() == Qt.MouseButton.MiddleButton or (event.button() == Qt.MouseButton.LeftButton and space):
             self._pan_from = event.position()  # middle drag or Space + drag pans with every tool
-            if self._space:
-                self._space = "panned"
+            if space:
+                self._space.panned = True
                 self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             return
         if event.button() != Qt.MouseButton.LeftButton or self._controller.video is None:
@@ -260,7 +284,7 @@ class VideoView(QGraphicsView):
     def mouseReleaseEvent(self, event) -> None:
         if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
             self._pan_from = None
-            if self._space:
+            if self._space_held():
                 self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             return
         if self._stroke and event.button() == Qt.MouseButton.LeftButton:
