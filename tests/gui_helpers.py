@@ -66,6 +66,16 @@ def load_scripted(window) -> dict[int, int]:
     return merger.mapping
 
 
+def open_focused(window, path, qtbot) -> dict[int, int]:
+    """Open `path` with scripted model results (see `load_scripted`) and give the frame view the keyboard."""
+    window.open_path(path)
+    mapping = load_scripted(window)
+    window.activateWindow()
+    window.view.setFocus()
+    qtbot.waitUntil(window.view.hasFocus)
+    return mapping
+
+
 def answer_message_box(button_text: str) -> list[str]:
     """Click `button_text` on the modal QMessageBox (a real one, shown with exec) that the next action opens;
     returns [its text] once seen, [] if no box was open when the event loop next ran."""

@@ -6,7 +6,8 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from app.core import edits
-from tests.gui_helpers import answer_message_box, errors, load_scripted, video_path, window  # noqa: F401
+from tests.gui_helpers import (answer_message_box, errors, load_scripted, open_focused, video_path,  # noqa: F401
+                               window)
 
 
 def test_merging_tracks_present_in_the_same_frames_asks_first(window, video_path, qtbot):
@@ -45,11 +46,7 @@ def test_ctrl_z_right_after_a_dialog_closed_undoes(window, video_path, qtbot):
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    window.open_path(video_path)
-    mapping = load_scripted(window)
-    window.activateWindow()
-    window.view.setFocus()
-    qtbot.waitUntil(window.view.hasFocus)
+    mapping = open_focused(window, video_path, qtbot)
     window.controller.select(mapping[5])
 
     def choose_car() -> None:  # typed into the real relabel dialog, closed with Enter
@@ -92,10 +89,7 @@ def test_status_bar_counts_follow_edits_undo_and_redo(window, video_path, qtbot)
 
 
 def test_mask_mode_box_and_labels_box_follow_keys_and_menu(window, video_path, qtbot):
-    window.open_path(video_path)
-    window.activateWindow()
-    window.view.setFocus()
-    qtbot.waitUntil(window.view.hasFocus)
+    open_focused(window, video_path, qtbot)
     qtbot.keyClick(window.view, Qt.Key.Key_2)
     assert window.controller.display.mode == "contour" and window.mode_combo.currentData() == "contour"
     window.actions["mode_cutout"].trigger()  # View menu
