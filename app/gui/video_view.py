@@ -151,9 +151,10 @@ class VideoView(QGraphicsView):
         Zooming leaves fit-to-window mode, so resizes and redraws keep the chosen scale until `fit` is asked for.
         """
         scale = self.transform().m11()
-        factor = min(max(factor, MIN_SCALE / scale), MAX_SCALE / scale)
-        if factor == 1.0:
+        wanted = min(max(scale * factor, MIN_SCALE), MAX_SCALE)
+        if (wanted - scale) * (factor - 1) <= 0:  # at a limit already (a tiny image may fit beyond MAX_SCALE)
             return
+        factor = wanted / scale
         self._fitted = False
         anchor = QPointF(self.viewport().rect().center()) if anchor is None else anchor
         fixed = self._to_scene(anchor)
