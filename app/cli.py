@@ -99,7 +99,7 @@ def _infer(args: argparse.Namespace) -> int:
     from app.core import atomic
     from app.core.categories import CategoryTable
     from app.core.video import VideoSource
-    from app.core.vipseg import VideoToWrite, source_image_file, video_id_for, write_videos
+    from app.core.vipseg import DatasetLayout, VideoToWrite, check_categories, source_image_file, video_id_for, write_videos
     from dvis_models import VideoSegmenter, load_checkpoint
     from dvis_models.presets import BUNDLED_CHECKPOINT
     from dvis_models.training.distributed import shard
@@ -111,7 +111,6 @@ def _infer(args: argparse.Namespace) -> int:
                            "so rename or infer them in separate runs.")
     rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     parts = args.out / PARTS_DIR
-    parts.mkdir(parents=True, exist_ok=True)
     todo = [(i, p) for i, p in shard(list(zip(ids, args.videos)), rank, world_size) if not (parts / f"{i}.json").exists()]
     skipped = len(shard(ids, rank, world_size)) - len(todo)
     if skipped:
@@ -125,6 +124,10 @@ def _infer(args: argparse.Namespace) -> int:
             device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # one GPU per torchrun process
         segmenter = VideoSegmenter(model, device=device, offline=offline)
         categories = CategoryTable.from_json(model.config.categories, source=str(checkpoint))
+        if args.format == "vipseg":  # a folder of another table is refused before the model runs
+            layout = DatasetLayout(args.out)
+            check_categories(layout, layout.gt_json(args.split), categories)
+        parts.mkdir(parents=True, exist_ok=True)
         print(f"model {model.config.name} ({'offline' if segmenter.offline else 'online'}) on {segmenter.device}")
     for number, (video_id, path) in enumerate(todo, 1):
         print(f"[{number}/{len(todo)}] {path}", flush=True)
@@ -140,7 +143,7 @@ def _infer(args: argparse.Namespace) -> int:
                                  image_file=(lambda i, s=source: source_image_file(s, i)) if images else None,
                                  stems=source.stems)
             json_path = write_videos([video], staging, categories, split=args.split,
-                                     predictions=args.format == "pred", raw_panomasks=True)
+                                     predictions=args.format == "pred", raw_panomasks=True).json_path
         for folder in ("images", "panomasks", "panomasksRGB", "pan_pred"):
             produced = staging / folder / video_id
             if produced.is_dir():
@@ -155,8 +158,10 @@ def _infer(args: argparse.Namespace) -> int:
 
 
 def _merge_parts(args: argparse.Namespace, ids: list[str], parts: Path) -> None:
-    """Write the folder's JSON once every video's fragment exists (whichever process finishes last does it)."""
-    from app.core import atomic
+    """Merge every video's fragment into the folder's JSON once they all exist (whichever process finishes last
+    does it); videos of earlier runs in the JSON stay, a video inferred again replaces its entry."""
+    from app.core.categories import CategoryTable
+    from app.core.vipseg import DatasetLayout, merge_into_json
 
     fragments = [parts / f"{video_id}.json" for video_id in ids]
     missing = [f.stem for f in fragments if not f.exists()]
@@ -165,16 +170,14 @@ def _merge_parts(args: argparse.Namespace, ids: list[str], parts: Path) -> None:
         return
     loaded = [json.loads(f.read_text(encoding="utf-8")) for f in fragments]
     annotations = [entry for data in loaded for entry in data["annotations"]]
+    layout = DatasetLayout(args.out)
     if args.format == "pred":
-        json_path = args.out / "pred.json"
-        atomic.write_json(json_path, {"annotations": annotations})
+        written = merge_into_json(layout, layout.pred_json(), None, [], annotations, predictions=True)
     else:
-        json_path = args.out / f"panoptic_gt_VIPSeg_{args.split}.json"
-        categories = loaded[0]["categories"]
-        atomic.write_json(args.out / "panoVIPSeg_categories.json", categories)
-        atomic.write_json(json_path, {"videos": [v for data in loaded for v in data["videos"]],
-                                      "annotations": annotations, "categories": categories})
-    print(f"wrote {json_path} ({len(ids)} videos)")
+        table = CategoryTable.from_json(loaded[0]["categories"], source=str(fragments[0]))
+        videos = [v for data in loaded for v in data["videos"]]
+        written = merge_into_json(layout, layout.gt_json(args.split), table, videos, annotations, predictions=False)
+    print(f"wrote {written.summary()}")
 
 
 # ----- eval ----------------------------------------------------------------------------------------------------
@@ -305,9 +308,9 @@ def _export(args: argparse.Namespace) -> int:
         frames = range(annotation.num_frames) if args.frames is None else parse_frame_range(args.frames, annotation.num_frames)
         progress = lambda done, total: _print_progress(args.format, done, total)  # noqa: E731
         if args.format == "vipseg":
-            path = export_vipseg([(video_id_for(project.video_path), annotation, source)], args.out, split=args.split,
-                                 resolution=args.resolution, progress=progress)
-            print(f"wrote {path}")
+            written = export_vipseg([(video_id_for(project.video_path), annotation, source)], args.out, split=args.split,
+                                    resolution=args.resolution, progress=progress)
+            print(f"wrote {written.summary()}")
             return 0
         per_track = {"class_names": exports.class_names(annotation), "all_frames": args.all_frames}
         if args.format == "masks":

@@ -63,7 +63,8 @@ def stage_times(model, frames: list[np.ndarray], short_edge: int, device: torch.
     timed("post-processing", lambda: list(video_panoptic(
         refined.pred_logits.float().cpu(), refined.pred_masks.transpose(0, 1), prepared.padded_size,
         prepared.resized_size, prepared.original_size, config.num_thing_classes,
-        aux_cls=tracked.pred_logits.float().mean(0).cpu(), object_mask_threshold=0.0, overlap_threshold=0.0)))
+        aux_cls=tracked.pred_logits.float().mean(0).cpu(), object_mask_threshold=0.0, overlap_threshold=0.0,
+        device=device)))
     return times
 
 

@@ -5,14 +5,17 @@
 OFFICIAL_DIR holds the unmodified ``eval_vpq_vspw.py`` and ``segmentation_and_tracking_quality.py`` from
 github.com/VIPSeg-Dataset/VIPSeg-Dataset (ClipPanoFCN/). They are imported as they are; only their file
 readers are pointed at in-memory arrays (PIL/tqdm are replaced by stubs) and NumPy >= 1.24's removed
-``np.bool`` is restored for them. Random videos include void, id switches, class flicker and short videos.
-Prints the largest absolute difference per quantity; everything should be ~1e-15.
+``np.bool`` is restored for them. Random videos include void, id switches, class flicker, short videos and,
+in half of the trials, ground-truth segments marked ``iscrowd`` (the VPQ script ignores them and does not
+count predictions lying mostly on them; VIPSeg's STQ script does not read ``iscrowd``). Prints the largest
+absolute difference per quantity; everything should be ~1e-15. The last line is one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import math
 import sys
 import types
@@ -40,9 +43,10 @@ def load_official(folder: str):
     return importlib.import_module("eval_vpq_vspw"), importlib.import_module("segmentation_and_tracking_quality")
 
 
-def random_video(rng, num_frames: int, categories: list[int], flicker: bool) -> list[PanopticFrame]:
+def random_video(rng, num_frames: int, categories: list[int], flicker: bool, crowd: bool = False) -> list[PanopticFrame]:
     ids = rng.integers(1, 1 << 24, size=6)
     category_of = {int(i): int(rng.choice(categories)) for i in ids}
+    crowd_ids = frozenset(int(i) for i in ids if crowd and rng.random() < 0.3)
     base = rng.integers(0, 7, size=(4, 4))
     frames = []
     for _ in range(num_frames):
@@ -56,7 +60,7 @@ def random_video(rng, num_frames: int, categories: list[int], flicker: bool) -> 
             if value:
                 flip = flicker and rng.random() < 0.2
                 segments[value] = int(rng.choice(categories)) if flip else category_of[value]
-        frames.append(PanopticFrame(id_map, segments))
+        frames.append(PanopticFrame(id_map, segments, crowd_ids & segments.keys()))
     return frames
 
 
@@ -69,7 +73,8 @@ def official_vpq(vpq_module, videos, categories) -> dict[int, tuple[float, float
             window_input = []
             for t, (g, p) in enumerate(zip(gt, pred)):
                 ARRAYS[video_id, "gt", t], ARRAYS[video_id, "pred", t] = id_to_rgb(g.ids), id_to_rgb(p.ids)
-                gt_json = {"segments_info": [{"id": i, "category_id": c, "iscrowd": 0, "area": int((g.ids == i).sum())} for i, c in g.segments.items()]}
+                gt_json = {"segments_info": [{"id": i, "category_id": c, "iscrowd": int(i in g.crowd), "area": int((g.ids == i).sum())}
+                                             for i, c in g.segments.items()]}
                 pred_json = {"segments_info": [{"id": i, "category_id": c, "iscrowd": 0} for i, c in p.segments.items()]}
                 window_input.append((gt_json, pred_json, (video_id, "gt", t), (video_id, "pred", t), None))
             stat += vpq_module.vpq_compute_single_core(table, nframes, window_input)
@@ -113,13 +118,17 @@ def main() -> None:
     vpq_module, stq_module = load_official(args.official_dir)
     categories = vipseg_categories()
     choices = [2, 4, 60, 48, 0, 28, 14]  # things and stuff
-    worst = {"vpq": 0.0, "stq": 0.0, "aq": 0.0, "sq": 0.0}
+    worst = {"vpq": 0.0, "stq": 0.0, "aq": 0.0, "sq": 0.0, "vpq_crowd": 0.0}
+    crowd_trials, crowd_segments = 0, 0
     rng = np.random.default_rng(0)
-    for _ in range(args.trials):
+    for trial in range(args.trials):
+        with_crowd = trial % 2 == 1
+        crowd_trials += with_crowd
         videos = []
         for v in range(3):
             num_frames = int(rng.integers(1, 10))
-            gt = random_video(rng, num_frames, choices, flicker=False)
+            gt = random_video(rng, num_frames, choices, flicker=False, crowd=with_crowd)
+            crowd_segments += sum(len(g.crowd) for g in gt)
             pred = random_video(rng, num_frames, choices, flicker=True)
             pred = [g if rng.random() < 0.5 else p for g, p in zip(gt, pred)]
             videos.append((f"v{v}", gt, pred))
@@ -128,14 +137,16 @@ def main() -> None:
         for window in ours.vpq.windows:
             for a, b in zip((window.all.pq, window.things.pq, window.stuff.pq), theirs[window.nframes]):
                 if not (math.isnan(a) and math.isnan(b)):
-                    worst["vpq"] = max(worst["vpq"], abs(a - b))
+                    key = "vpq_crowd" if with_crowd else "vpq"
+                    worst[key] = max(worst[key], abs(a - b))
         reference = official_stq(stq_module, videos, categories)
         worst["stq"] = max(worst["stq"], abs(reference["STQ"] - ours.stq.stq))
         worst["aq"] = max(worst["aq"], abs(reference["AQ"] - ours.stq.aq))
         worst["sq"] = max(worst["sq"], abs(reference["IoU"] - ours.stq.sq))
-    print(f"{args.trials} random trials, largest |ours - official|:")
+    print(f"{args.trials} random trials ({crowd_trials} with {crowd_segments} crowd ground-truth segments), largest |ours - official|:")
     for name, value in worst.items():
-        print(f"  {name:4s} {value:.3g}")
+        print(f"  {name:9s} {value:.3g}")
+    print(json.dumps({"trials": args.trials, "crowd_trials": crowd_trials, "crowd_segments": crowd_segments, "max_abs_diff": worst}))
 
 
 if __name__ == "__main__":

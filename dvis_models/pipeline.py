@@ -238,6 +238,7 @@ class VideoSegmenter:
             pred_cls, mask_logits.transpose(0, 1), geometry.padded_size, geometry.resized_size,
             geometry.original_size, self.model.config.num_thing_classes, aux_cls=aux_cls,
             object_mask_threshold=self.object_mask_threshold, overlap_threshold=self.overlap_threshold,
+            device=self.device,
         )
         for offset, (id_map, segments) in enumerate(panoptic):
             yield self._frame_result(emitted + offset, id_map, segments, tracks)

@@ -65,11 +65,14 @@ def video_panoptic(
     object_mask_threshold: float = 0.8,
     overlap_threshold: float = 0.8,
     max_chunk_bytes: int = 256 * 2**20,
+    device: torch.device | str | None = None,
 ) -> Iterator[tuple[np.ndarray, list[PanopticSegment]]]:
     """Yield, per frame, an int32 (H, W) map of segment ids (0 = void) and the segments present in that frame.
 
     ``pred_cls`` (Q, K+1) are class logits, ``mask_logits`` (Q, T, h4, w4) mask logits at 1/4 of the padded input.
     Segment ids are consistent over the T frames. Identical to the one-volume official computation.
+    The full-resolution work runs on ``device`` (default: where ``mask_logits`` are), one frame chunk of at most
+    ``max_chunk_bytes`` at a time, so logits kept on the CPU are post-processed on the model's GPU.
     """
     num_classes = pred_cls.shape[-1] - 1
     scores, labels = fuse_class_probabilities(pred_cls, aux_cls).max(-1)
@@ -81,15 +84,16 @@ def video_panoptic(
             yield np.zeros((height, width), np.int32), []
         return
 
-    kept_logits = mask_logits[kept]
-    kept_scores = scores[kept].to(kept_logits.device).view(-1, 1, 1, 1)
+    device = torch.device(device) if device is not None else mask_logits.device
+    kept_logits = mask_logits[kept.to(mask_logits.device)]
+    kept_scores = scores[kept].to(device).view(-1, 1, 1, 1)
     chunks = list(_frame_chunks(num_frames, kept.numel() * height * width * 4, max_chunk_bytes))
 
     count = kept.numel()
 
     def winners(chunk: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per pixel: the winning slot (index into ``kept``), whether its own mask covers the pixel, and all probabilities."""
-        probs = _full_resolution_probs(kept_logits[:, chunk], padded_size, resized_size, original_size)
+        probs = _full_resolution_probs(kept_logits[:, chunk].to(device), padded_size, resized_size, original_size)
         winner = (kept_scores * probs).argmax(0)
         covered = torch.gather(probs, 0, winner.unsqueeze(0)).squeeze(0) >= 0.5
         return winner, covered, probs

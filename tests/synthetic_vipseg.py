@@ -42,4 +42,4 @@ def video(video_id: str = "vid_a", num_frames: int = 4, height: int = 24, width:
 def write_dataset(root: Path, videos: list[VideoToWrite] | None = None, split: str = "train", **options) -> Path:
     """Write ``videos`` (default: two synthetic videos) as a VIPSeg dataset; returns the split JSON."""
     videos = videos if videos is not None else [video("vid_a", 4), video("vid_b", 3, 20, 28)]
-    return write_videos(videos, root, vipseg_categories(), split=split, **options)
+    return write_videos(videos, root, vipseg_categories(), split=split, **options).json_path

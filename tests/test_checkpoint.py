@@ -35,7 +35,7 @@ def official_offline_r50(tmp_path_factory) -> str:
     return str(path)
 
 
-def test_official_layout_loads_and_runs_end_to_end(official_offline_r50):
+def test_official_layout_loads_and_runs_end_to_end(official_offline_r50, device):
     model = load_checkpoint(official_offline_r50)
     assert model.config.backbone == "resnet50" and model.config.mode == "offline"
     assert model.config.num_queries == 100
@@ -44,7 +44,7 @@ def test_official_layout_loads_and_runs_end_to_end(official_offline_r50):
     torch.testing.assert_close(model.backbone.stem.conv1.norm.running_var, file_state["backbone.stem.conv1.norm.running_var"])
 
     frames = [np.random.default_rng(i).integers(0, 255, (40, 56, 3), dtype=np.uint8) for i in range(3)]
-    segmenter = VideoSegmenter(model, device="cpu", short_edge=64, max_size=96,
+    segmenter = VideoSegmenter(model, device=device, short_edge=64, max_size=96,
                                object_mask_threshold=0.0, overlap_threshold=0.0)
     results = list(segmenter.run(frames, num_frames=3))
     assert [r.index for r in results] == [0, 1, 2]

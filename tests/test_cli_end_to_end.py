@@ -76,6 +76,38 @@ def test_infer_shards_by_rank_and_resumes(tmp_path, capsys, monkeypatch):
     assert code == 0 and "skipping 2 video(s)" in stdout
 
 
+def test_infer_runs_into_one_folder_merge_into_its_json(tmp_path, capsys):
+    from app.core.annotation import Annotation
+    from app.core.categories import CategoryTable
+    from app.core.vipseg import export_vipseg
+
+    clips = [make_video(tmp_path / f"clip{i}.mp4", num_frames=4, size=(96, 64)) for i in range(3)]
+    out = tmp_path / "out"
+    export_vipseg([("clip0", Annotation(2, 64, 96, vipseg_categories()), None)], out, split="val")  # an earlier clip0
+    code, stdout, _ = run(capsys, "infer", clips[0], "--out", out, "--online")
+    assert code == 0 and "(1 video; replaced the earlier version of 'clip0')" in stdout, stdout
+    code, stdout, _ = run(capsys, "infer", clips[1], "--out", out, "--online")
+    assert code == 0 and "(2 videos)" in stdout, stdout
+    data = json.loads((out / "panoptic_gt_VIPSeg_val.json").read_text())
+    assert [v["video_id"] for v in data["videos"]] == [a["video_id"] for a in data["annotations"]] == ["clip0", "clip1"]
+    assert [len(v["images"]) for v in data["videos"]] == [4, 4]  # clip0 inferred (4 frames) replaced the 2-frame one
+
+    for clip in clips[:2]:
+        code, stdout, _ = run(capsys, "infer", clip, "--out", tmp_path / "pred", "--format", "pred", "--online")
+        assert code == 0, stdout
+    predicted = json.loads((tmp_path / "pred" / "pred.json").read_text())
+    assert [a["video_id"] for a in predicted["annotations"]] == ["clip0", "clip1"]
+
+    entries = vipseg_categories().to_json()
+    entries[0] = dict(entries[0], name="renamed")
+    other = tmp_path / "other"
+    export_vipseg([("mine", Annotation(2, 64, 96, CategoryTable.from_json(entries)), None)], other, split="val")
+    before = {p: p.read_bytes() if p.is_file() else None for p in other.rglob("*")}
+    code, stdout, err = run(capsys, "infer", clips[2], "--out", other, "--online")
+    assert code != 0 and "different category table" in err and "Traceback" not in err
+    assert {p: p.read_bytes() if p.is_file() else None for p in other.rglob("*")} == before  # not even a folder added
+
+
 def test_bundled_model_vpq_on_held_out_clip(held_out, tmp_path, capsys):
     """Through the CLI (image folder in, pred.json out, dvis eval) and through evaluate_model, both modes."""
     pred = tmp_path / "pred"

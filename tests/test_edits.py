@@ -148,6 +148,17 @@ def test_merge_split_swap_delete_semantics():
     assert annotation.area(3, 1) == 0 and annotation.track_at(3, 3, 14) is None
 
 
+def test_parts_split_or_relabelled_off_a_crowd_track_stay_crowd():
+    annotation = make_annotation()
+    annotation.put_tracks([annotation.tracks[1].replace(crowd=True)])
+    split = SplitTrack(1, 3)
+    annotation.apply(split)
+    relabel = RelabelTrack(1, DOG, start=1)
+    annotation.apply(relabel)
+    assert annotation.tracks[split.new_track_id].crowd and annotation.tracks[relabel.new_track_id].crowd
+    assert annotation.tracks[1].crowd and not annotation.tracks[2].crowd
+
+
 def test_relabel_keeps_one_category_per_track_and_one_track_per_stuff():
     annotation = make_annotation()
     relabel = RelabelTrack(1, DOG, start=5)

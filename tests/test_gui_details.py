@@ -161,3 +161,23 @@ def test_opening_checks_the_file_before_asking_about_unsaved_edits(window, video
     monkeypatch.setattr(window, "confirm_discard", lambda: True)
     window.open_path(other)
     assert window.controller.video.path.name == "other.mp4" and not window.controller.modified
+
+
+def test_a_vipseg_dataset_is_imported_before_asking_about_unsaved_edits(window, video_path, tmp_path, qtbot,
+                                                                         monkeypatch, errors):
+    from app.gui.documents import ExportRequest
+
+    window.open_path(video_path)
+    load_scripted(window)
+    original = window.controller.annotation
+    root = tmp_path / "dataset"
+    with qtbot.waitSignal(window.tasks.finished, timeout=60_000):
+        window.start_export(ExportRequest("vipseg", root))
+    asked: list[bool] = []
+    monkeypatch.setattr(window, "confirm_discard", lambda: asked.append(window.tasks.running) or False)
+    window.open_path(root)
+    assert not asked  # reading and importing first, in the background
+    qtbot.waitUntil(lambda: bool(asked), timeout=60_000)
+    assert asked == [False]  # asked once the import had finished; declined
+    assert window.controller.annotation is original and window.controller.busy is None and not errors
+    assert str(root.resolve()) not in window.recent_files()

@@ -7,6 +7,7 @@ import numpy as np
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from app.core.vipseg import read_ground_truth
 from app.gui import documents
 from app.gui.documents import ExportRequest
 from tests.gui_helpers import FRAMES, answer_message_box, errors, load_scripted, video_path, window  # noqa: F401
@@ -34,12 +35,41 @@ def test_vipseg_export_in_worker_then_reimport(window, video_path, qtbot, tmp_pa
     export(window, qtbot, ExportRequest("vipseg", root))
     assert (root / "panoVIPSeg_categories.json").is_file() and not errors
 
-    window.open_path(root)  # a dataset root opens its video for correction
+    window.open_path(root)  # a dataset root opens its video for correction, read and imported in a worker
+    qtbot.waitUntil(lambda: window.controller.annotation is not original, timeout=60_000)
     imported = window.controller.annotation
     assert imported is not original and window.controller.num_frames == FRAMES
     assert sorted(t.category_id for t in imported.tracks.values()) == categories
     for i in (0, 5, FRAMES - 1):
         assert same_partition(imported.track_map(i), maps[i])
+
+
+def test_opening_a_dataset_reads_its_json_once_in_a_worker_and_checks_the_images(window, qtbot, tmp_path, monkeypatch, errors):
+    import threading
+
+    from app.core.vipseg import reader
+    from synthetic_vipseg import write_dataset
+
+    root = tmp_path / "dataset"
+    write_dataset(root)  # vid_a (4 frames), vid_b (3 frames)
+    threads = []
+    real_load = reader.load_json
+    monkeypatch.setattr(reader, "load_json", lambda *args: threads.append(threading.current_thread()) or real_load(*args))
+    monkeypatch.setattr("app.gui.main_window.QInputDialog.getItem", lambda *args: ("vid_b", True))
+    reports = []
+    window.tasks.progress.connect(lambda done, total: reports.append((done, total)))
+    window.open_path(root)
+    assert window.controller.video is None  # the UI thread returned at once; reading goes on in the worker
+    qtbot.waitUntil(lambda: window.controller.num_frames == 3, timeout=60_000)
+    assert len(threads) == 1 and threads[0] is not threading.main_thread()  # parsed once, off the UI thread
+    assert reports and reports[-1] == (3, 3) and "Opened vid_b" in window.status_label.text() and not errors
+
+    (root / "images/vid_a/00000002.jpg").unlink()  # vid_a's masks from frame 2 on would be shown a frame early
+    monkeypatch.setattr("app.gui.main_window.QInputDialog.getItem", lambda *args: ("vid_a", True))
+    with qtbot.waitSignal(window.tasks.failed, timeout=60_000):  # reading succeeds, the import is refused
+        window.open_path(root)
+    assert window.controller.num_frames == 3  # vid_b stays open
+    assert len(errors) == 1 and "frame 00000002 has no image" in errors[0][1]
 
 
 def test_editor_exports(window, video_path, qtbot, tmp_path, errors):
@@ -90,10 +120,11 @@ def test_evaluate_against_own_export_is_perfect(window, video_path, qtbot, tmp_p
     load_scripted(window)
     root = tmp_path / "gt"
     export(window, qtbot, ExportRequest("vipseg", root))
+    categories, (video,) = read_ground_truth(root)
     with qtbot.waitSignal(window.tasks.finished, timeout=60_000):
-        window.start_evaluation(root, "clip")
+        window.start_evaluation(categories, video)
     assert window.last_scores["VPQ"] == 1.0 and window.last_scores["STQ"] == 1.0 and not errors
-    job = documents.evaluation_job(window.controller.annotation, root, "clip")
+    job = documents.evaluation_job(window.controller.annotation, categories, video)
     seen = []
     assert job(lambda done, total: seen.append((done, total)), lambda: False)["VPQ"] == 1.0
     assert seen == [(i, FRAMES) for i in range(1, FRAMES + 1)]
@@ -159,7 +190,7 @@ def test_no_edits_while_a_worker_uses_the_annotation(window, video_path, errors)
     assert mapping[6] in window.controller.annotation.tracks
 
 
-def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_path, monkeypatch, errors):
+def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_path, monkeypatch, errors, qtbot):
     import cv2
 
     window.open_path(video_path)
@@ -175,8 +206,9 @@ def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_pa
     monkeypatch.setattr("app.gui.main_window.QFileDialog.getExistingDirectory", lambda *args: str(folder))
     window.open_folder_dialog()
     assert len(asked) == 1 and window.controller.annotation is original  # "Cancel" keeps the edits
-    window.actions["open_vipseg"].trigger()  # not a VIPSeg dataset: an error, and nobody is asked about edits
-    assert len(asked) == 1 and len(errors) == 1 and window.controller.annotation is original
+    with qtbot.waitSignal(window.tasks.failed, timeout=10_000):  # not a VIPSeg dataset: read in the background
+        window.actions["open_vipseg"].trigger()
+    assert len(asked) == 1 and len(errors) == 1 and window.controller.annotation is original  # nobody was asked
     monkeypatch.setattr(window, "confirm_discard", lambda: True)
     window.open_folder_dialog()
     assert window.controller.num_frames == 3 and len(errors) == 1

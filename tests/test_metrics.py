@@ -119,6 +119,88 @@ def test_tube_category_comes_from_the_first_frame_of_the_window():
     assert two.all.pq == 1.0 and two.all.n == 1
 
 
+C, D, R = 55, 66, 77  # crowd ground-truth segments C, D; another prediction R
+
+
+def crowd_case(crowd: frozenset) -> tuple[PanopticFrame, PanopticFrame]:
+    """4x4, one frame. GT: person A on the left half, person C on the right half (crowd when in ``crowd``).
+    Prediction: P = A exactly; person Q on rows 0-2 of the right half (6 px, all on C); car R on row 3 of it (2 px)."""
+    pred = halves(P, Q)
+    pred[3, 2:] = R
+    return frame(halves(A, C), {A: PERSON, C: PERSON})._replace(crowd=crowd), frame(pred, {P: PERSON, Q: PERSON, R: CAR})
+
+
+def test_crowd_ground_truth_is_not_matched_and_covers_predictions_of_its_category():
+    # Official (eval_vpq_vspw.py / panopticapi): crowd C is skipped in matching and not an FN; Q is unmatched
+    # but 6/6 of it lies on C (same category) -> not an FP; R lies on C too but is a car -> an FP.
+    # person: TP 1 (A-P, IoU 1) -> PQ 1; car: FP 1 -> PQ 0. VPQ = things = (1 + 0) / 2 = 0.5.
+    gt, pred = crowd_case(frozenset({C}))
+    result = vpq(one_video([gt], [pred]), CATS, windows=(1,))
+    person, car = result.windows[0].per_class[PERSON], result.windows[0].per_class[CAR]
+    assert (person.tp, person.fp, person.fn, person.iou) == (1, 0, 0, 1.0) and (car.tp, car.fp, car.fn) == (0, 1, 0)
+    assert (result.all, result.things) == (0.5, 0.5)
+    # The same masks without iscrowd: Q matches C (IoU 6 / (6 + 8 - 6) = 0.75) -> person (1 + 0.75) / 2 = 0.875;
+    # car still 0 -> VPQ 0.4375. Ignoring iscrowd scores this case 6.25 points lower.
+    plain = vpq(one_video([crowd_case(frozenset())[0]], [pred]), CATS, windows=(1,))
+    assert plain.windows[0].per_class[PERSON].tp == 2 and plain.all == 0.4375
+
+
+def test_prediction_on_void_plus_crowd_is_ignored_only_above_half():
+    # GT: person A left half; crowd person C rows 0-1 of the right half; rows 2-3 of the right half void.
+    gt_ids = halves(A, C)
+    gt_ids[2:, 2:] = 0
+    gt = frame(gt_ids, {A: PERSON, C: PERSON})._replace(crowd=frozenset({C}))
+    # Q = column 2: 2 px on C + 2 px on void -> (2 + 2) / 4 > 0.5 -> ignored (void or crowd alone is only 0.5).
+    pred_ids = halves(P, 0)
+    pred_ids[:, 2] = Q
+    result = vpq(one_video([gt], [frame(pred_ids, {P: PERSON, Q: PERSON})]), CATS, windows=(1,))
+    assert result.windows[0].per_class[PERSON].fp == 0 and result.all == 1.0
+    # Q also takes 1 px of A (row 3, column 1): 4 of its 5 px on void or crowd -> still ignored.
+    pred_ids[3, 1] = Q
+    result = vpq(one_video([gt], [frame(pred_ids, {P: PERSON, Q: PERSON})]), CATS, windows=(1,))
+    assert result.windows[0].per_class[PERSON].fp == 0
+    # Q = 2 px on C + 2 px on A: exactly half -> an FP. P (A minus 2 px): IoU 6 / (6 + 8 - 6) = 0.75 -> TP.
+    pred_ids = halves(P, 0)
+    pred_ids[:2, 2], pred_ids[:2, 1] = Q, Q
+    result = vpq(one_video([gt], [frame(pred_ids, {P: PERSON, Q: PERSON})]), CATS, windows=(1,))
+    person = result.windows[0].per_class[PERSON]
+    assert (person.tp, person.fp, person.fn) == (1, 1, 0) and result.all == pytest.approx(0.75 / 1.5)
+
+
+def test_only_the_last_listed_crowd_segment_of_a_category_covers_predictions():
+    # panopticapi keeps one crowd id per category (crowd_labels_dict[category] = id, the last one listed).
+    # GT: A left half, crowd persons C (right half, rows 0-1) then D (rows 2-3). Q lies on C only.
+    gt_ids = halves(A, C)
+    gt_ids[2:, 2:] = D
+    pred_ids = halves(P, 0)
+    pred_ids[:2, 2:] = Q
+    pred = frame(pred_ids, {P: PERSON, Q: PERSON})
+    c_last = frame(gt_ids, {A: PERSON, D: PERSON, C: PERSON})._replace(crowd=frozenset({C, D}))
+    d_last = frame(gt_ids, {A: PERSON, C: PERSON, D: PERSON})._replace(crowd=frozenset({C, D}))
+    assert vpq(one_video([c_last], [pred]), CATS, windows=(1,)).windows[0].per_class[PERSON].fp == 0
+    assert vpq(one_video([d_last], [pred]), CATS, windows=(1,)).windows[0].per_class[PERSON].fp == 1
+
+
+def test_crowd_tracks_survive_export_and_import_and_score_like_plain_data(tmp_path):
+    from app.core.vipseg import import_vipseg, read_ground_truth
+
+    gt, pred = crowd_case(frozenset({C}))
+    annotation = _annotation([np.where(gt.ids == A, 1, np.where(gt.ids == C, 2, 0))], {1: PERSON, 2: PERSON})
+    annotation.put_tracks([annotation.tracks[2].replace(crowd=True)])
+    assert list(annotation_frames(annotation))[0].crowd == {2}
+    export_vipseg([("clip", annotation, None)], tmp_path / "gt", split="val")
+    _, (video,) = read_ground_truth(tmp_path / "gt", "val")
+    assert len(video.frame(0).crowd) == 1
+    (imported,) = import_vipseg(tmp_path / "gt", "val")
+    assert sorted(t.crowd for t in imported.annotation.tracks.values()) == [False, True]
+    pred_annotation = _annotation([np.where(pred.ids == P, 1, np.where(pred.ids == Q, 2, np.where(pred.ids == R, 3, 0)))],
+                                  {1: PERSON, 2: PERSON, 3: CAR})
+    export_predictions([("clip", pred_annotation, None)], tmp_path / "pred")
+    from_files = evaluate_folders(tmp_path / "gt", tmp_path / "pred", split="val", windows=(1,))
+    from_annotation = evaluate(one_video(annotation_frames(imported.annotation), annotation_frames(pred_annotation)), CATS, windows=(1,))
+    assert from_files.vpq.all == from_annotation.vpq.all == 0.5
+
+
 # ------------------------------------------------------------------------------------------------------------ STQ
 
 

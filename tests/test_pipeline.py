@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from dvis_models import build_model
+from dvis_models import postprocess
 from dvis_models.errors import DVISError, InferenceCancelled
 from dvis_models.pipeline import TrackIdAssigner, VideoSegmenter
 from dvis_models.postprocess import PanopticSegment, video_panoptic
@@ -33,10 +34,10 @@ def frames():
     return [np.roll(base, 3 * t, axis=1) for t in range(7)]  # a moving scene
 
 
-def run(model, frames, **options):
+def run(model, frames, device, **options):
     options.setdefault("overlap_threshold", 0.0)
     options.update(SMALL)
-    return list(VideoSegmenter(model, device="cpu", **options).run(iter(frames), num_frames=len(frames)))
+    return list(VideoSegmenter(model, device=device, **options).run(iter(frames), num_frames=len(frames)))
 
 
 def id_bijection(results_a, results_b) -> dict[int, int]:
@@ -63,20 +64,20 @@ def check_invariants(results, num_queries):
     assert 0 < len(category_of) <= num_queries  # one forced class: never more than one id per slot
 
 
-def test_online_chunks_give_the_same_tracks_as_one_chunk(model, frames):
-    whole = run(model, frames, offline=False, chunk_size=64)
-    chunked = run(model, frames, offline=False, chunk_size=2)
+def test_online_chunks_give_the_same_tracks_as_one_chunk(model, frames, device):
+    whole = run(model, frames, device, offline=False, chunk_size=64)
+    chunked = run(model, frames, device, offline=False, chunk_size=2)
     check_invariants(whole, model.config.num_queries)
     check_invariants(chunked, model.config.num_queries)
     mapping = id_bijection(whole, chunked)
     assert len(mapping) > 2 and all(s.category_id == PERSON_ID for r in chunked for s in r.segments)
 
 
-def test_offline_whole_video_equals_the_official_computation(model, frames):
-    results = run(model, frames, offline=True)
+def test_offline_whole_video_equals_the_official_computation(model, frames, device):
+    results = run(model, frames, device, offline=True, fp16=False)
     config = model.config
     with torch.no_grad():
-        prepared = prepare_frames(frames, SMALL["short_edge"], SMALL["max_size"])
+        prepared = prepare_frames(frames, SMALL["short_edge"], SMALL["max_size"], device=device)
         segmented = model.segment(prepared.images)
         model.tracker.reset()
         tracked = model.tracker(segmented.pred_embds)
@@ -92,10 +93,10 @@ def test_offline_whole_video_equals_the_official_computation(model, frames):
     id_bijection(results, [type(results[0])(i, m) for i, m in enumerate(expected_maps)])
 
 
-def test_online_single_unit_equals_the_official_computation(model, frames):
-    results = run(model, frames, offline=False, chunk_size=64)
+def test_online_single_unit_equals_the_official_computation(model, frames, device):
+    results = run(model, frames, device, offline=False, chunk_size=64, fp16=False)
     with torch.no_grad():
-        prepared = prepare_frames(frames, SMALL["short_edge"], SMALL["max_size"])
+        prepared = prepare_frames(frames, SMALL["short_edge"], SMALL["max_size"], device=device)
         segmented = model.segment(prepared.images)
         model.tracker.reset()
         tracked = model.tracker(segmented.pred_embds, segmented.mask_features)
@@ -107,14 +108,14 @@ def test_online_single_unit_equals_the_official_computation(model, frames):
     id_bijection(results, [type(results[0])(i, m) for i, m in enumerate(expected_maps)])
 
 
-def test_offline_windows_cover_every_frame_once_with_stable_ids(model, frames):
-    results = run(model, frames, offline=True, memory_budget_mb=0, window_overlap=2)  # windows of 5 frames
+def test_offline_windows_cover_every_frame_once_with_stable_ids(model, frames, device):
+    results = run(model, frames, device, offline=True, memory_budget_mb=0, window_overlap=2)  # windows of 5 frames
     check_invariants(results, model.config.num_queries)
 
 
-def test_progress_and_cancel(model, frames):
+def test_progress_and_cancel(model, frames, device):
     calls = []
-    segmenter = VideoSegmenter(model, device="cpu", offline=False, chunk_size=2, **SMALL)
+    segmenter = VideoSegmenter(model, device=device, offline=False, chunk_size=2, **SMALL)
     with pytest.raises(InferenceCancelled):
         for _ in segmenter.run(frames, num_frames=7, progress=lambda done, total: calls.append((done, total)),
                                cancel=lambda: len(calls) >= 3):
@@ -129,11 +130,11 @@ def test_progress_and_cancel(model, frames):
     assert not model.tracker.has_state
 
 
-def test_frames_of_different_sizes_are_refused(model, frames):
+def test_frames_of_different_sizes_are_refused(model, frames, device):
     odd = np.zeros((40, 80, 3), np.uint8)
     for mixed in (frames[:3] + [odd], frames[:1] + [odd]):  # in a later batch, in the first batch
         with pytest.raises(DVISError, match="same size"):
-            run(model, mixed, offline=False)
+            run(model, mixed, device, offline=False)
 
 
 def test_track_ids_keep_one_category():
@@ -146,10 +147,27 @@ def test_track_ids_keep_one_category():
     assert tracks.track_id(PanopticSegment(3, slot=9, label=58, isthing=False, score=0.9)) == wall  # stuff: per class
 
 
-def test_tta_with_the_same_scale_changes_nothing_and_two_scales_run(model, frames):
-    plain = run(model, frames[:4], offline=True)
-    same_scale = run(model, frames[:4], offline=True, tta_short_edges=(SMALL["short_edge"],))
+def test_tta_with_the_same_scale_changes_nothing_and_two_scales_run(model, frames, device):
+    plain = run(model, frames[:4], device, offline=True)
+    same_scale = run(model, frames[:4], device, offline=True, tta_short_edges=(SMALL["short_edge"],))
     for a, b in zip(plain, same_scale, strict=True):
         np.testing.assert_array_equal(a.track_map, b.track_map)
-    two_scales = run(model, frames[:4], offline=False, tta_short_edges=(128,))
+    two_scales = run(model, frames[:4], device, offline=False, tta_short_edges=(128,))
     check_invariants(two_scales, model.config.num_queries)
+
+
+def test_post_processing_runs_on_the_model_device(model, frames, device, monkeypatch):
+    """Mask logits are kept on the CPU between frames; the full-resolution post-processing runs where the model does."""
+    seen = []
+    upsample = postprocess._full_resolution_probs
+
+    def recording(mask_logits, *sizes):
+        seen.append(mask_logits.device)
+        return upsample(mask_logits, *sizes)
+
+    monkeypatch.setattr(postprocess, "_full_resolution_probs", recording)
+    for offline in (False, True):
+        seen.clear()
+        results = run(model, frames[:4], device, offline=offline)
+        assert results and seen and all(d.type == device.type for d in seen)
+        assert all(isinstance(r.track_map, np.ndarray) for r in results)  # the app gets numpy maps

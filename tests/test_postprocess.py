@@ -50,12 +50,12 @@ def make_case(seed, queries=12, classes=6, frames=5):
 
 @pytest.mark.parametrize("seed", range(6))
 @pytest.mark.parametrize("chunk_bytes", [1, 10_000, 2**30])
-def test_chunked_equals_one_volume(seed, chunk_bytes):
+def test_chunked_equals_one_volume(seed, chunk_bytes, device):
     pred_cls, masks = make_case(seed)
     padded, resized, original = (24, 40), (21, 37), (30, 47)
     expected_maps, expected_segments = one_volume_reference(pred_cls, masks, padded, resized, original, num_things=3)
-    results = list(video_panoptic(pred_cls, masks, padded, resized, original, num_thing_classes=3,
-                                  max_chunk_bytes=chunk_bytes))
+    results = list(video_panoptic(pred_cls.to(device), masks.to(device), padded, resized, original,
+                                  num_thing_classes=3, max_chunk_bytes=chunk_bytes))
     assert len(results) == masks.shape[1]
     maps = np.stack([id_map for id_map, _ in results])
     np.testing.assert_array_equal(maps, expected_maps.numpy())

@@ -26,13 +26,13 @@ def test_temporal_conv_uses_replicate_padding_and_keeps_length():
     torch.testing.assert_close(y, torch.nn.functional.conv1d(first, conv[2].weight, conv[2].bias))
 
 
-def test_output_shapes_and_chunked_masks_equal_direct_einsum():
-    refiner = small_refiner(mask_frame_chunk=2)
-    instance, frames = torch.randn(5, 6, 32), torch.randn(5, 6, 32)
-    features = torch.randn(5, 32, 4, 3)
+def test_output_shapes_and_chunked_masks_equal_direct_einsum(device):
+    refiner = small_refiner(mask_frame_chunk=2).to(device)
+    instance, frames = torch.randn(5, 6, 32, device=device), torch.randn(5, 6, 32, device=device)
+    features = torch.randn(5, 32, 4, 3)  # mask features may stay on the CPU; masks come back there
     with torch.no_grad():
         out = refiner(instance, frames, features, mask_device="cpu")
-        direct = torch.einsum("tqc,tchw->tqhw", refiner.mask_embed(out.pred_embds), features)
+        direct = torch.einsum("tqc,tchw->tqhw", refiner.mask_embed(out.pred_embds).cpu(), features)
     assert out.pred_logits.shape == (6, 6)
     assert out.pred_masks.shape == (5, 6, 4, 3)
     torch.testing.assert_close(out.pred_masks, direct)

@@ -96,6 +96,9 @@ def test_r50_and_small_segmenters_forward_shapes():
         assert all(torch.isfinite(t).all() for t in (out.pred_logits, out.pred_masks, out.pred_embds))
 
 
+AUTOCAST_DTYPE = {"cpu": torch.bfloat16, "cuda": torch.float16}  # what inference autocasts to on each device
+
+
 def small_head(dec_layers: int = 3):
     torch.manual_seed(0)
     backbone = SmallBackbone(channels=(16, 32, 64, 128), blocks=(1, 1, 1, 1), norm_groups=8)
@@ -105,10 +108,10 @@ def small_head(dec_layers: int = 3):
     return backbone.eval(), head.eval()
 
 
-def test_fast_attention_masks_equal_deep_supervision_path():
-    backbone, head = small_head(dec_layers=6)
+def test_fast_attention_masks_equal_deep_supervision_path(device):
+    backbone, head = (module.to(device) for module in small_head(dec_layers=6))
     with torch.no_grad():
-        features = backbone(torch.randn(2, 3, 96, 128))
+        features = backbone(torch.randn(2, 3, 96, 128, device=device))
         fast = head(features)
         full = head(features, return_aux=True)
     assert len(full.aux_outputs) == 6  # learnable queries + layers 0..4; the last layer is the main output
@@ -153,21 +156,22 @@ def test_attention_mask_rule_blocks_low_probability_and_unblocks_empty_rows():
         assert mask[head, 1].tolist() == [False, False, False, False]
 
 
-def test_pixel_decoder_stays_float32_under_autocast():
-    backbone, head = small_head()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        mask_features, maps = head.pixel_decoder(backbone(torch.randn(1, 3, 64, 64)))
+def test_pixel_decoder_stays_float32_under_autocast(device):
+    backbone, head = (module.to(device) for module in small_head())
+    with torch.no_grad(), torch.autocast(device.type, dtype=AUTOCAST_DTYPE[device.type]):
+        mask_features, maps = head.pixel_decoder(backbone(torch.randn(1, 3, 64, 64, device=device)))
     assert mask_features.dtype == torch.float32 and all(m.dtype == torch.float32 for m in maps)
 
 
 @pytest.mark.parametrize("frames", [1, 2])
-def test_ms_deform_attn_sampling_equals_straightforward_formulation(frames):
+def test_ms_deform_attn_sampling_equals_straightforward_formulation(frames, device):
     gen = torch.Generator().manual_seed(frames)
     shapes = [(7, 9), (4, 5), (2, 3)]
     total = sum(h * w for h, w in shapes)
     value = torch.randn(frames, total, 4, 8, generator=gen)
     locations = torch.rand(frames, 11, 4, 3, 5, 2, generator=gen) * 1.4 - 0.2  # some outside the map
     weights = torch.rand(frames, 11, 4, 3, 5, generator=gen)
+    value, locations, weights = (tensor.to(device) for tensor in (value, locations, weights))
     fast = ms_deform_attn_sample(value, shapes, locations, weights)
     assert fast.shape == (frames, 11, 32)
     torch.testing.assert_close(fast, reference_ms_deform_attn_sample(value, shapes, locations, weights),
@@ -289,13 +293,14 @@ def test_small_backbone_rejects_groups_that_do_not_divide_widths():
         SmallBackbone(channels=(24, 48, 96, 192), norm_groups=16)
 
 
-def test_swin_segmenter_runs_under_autocast():
+def test_swin_segmenter_runs_under_autocast(device):
     torch.manual_seed(0)
     swin = SwinTransformer(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=7).eval()
     head = build_maskformer_head(swin.out_channels, num_classes=5, num_queries=6, hidden_dim=32, enc_layers=1,
                                  dec_layers=3, nheads=4, dim_feedforward=32, enc_dim_feedforward=32,
                                  mask_dim=32).eval()
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-        out = head(swin(torch.randn(1, 3, 70, 100)))
+    swin, head = swin.to(device), head.to(device)
+    with torch.no_grad(), torch.autocast(device.type, dtype=AUTOCAST_DTYPE[device.type]):
+        out = head(swin(torch.randn(1, 3, 70, 100, device=device)))
     assert out.mask_features.dtype == torch.float32  # pixel decoder stays float32
     assert out.pred_masks.shape == (1, 6, 18, 25) and torch.isfinite(out.pred_masks.float()).all()

@@ -36,10 +36,10 @@ def test_swap_is_the_same_for_both_matchings():
     np.testing.assert_array_equal(match_embeddings(reference, current, True), match_embeddings(reference, current, False))
 
 
-def test_chunked_calls_equal_one_call():
-    tracker = small_tracker()
-    embeds = torch.randn(7, 6, 32)
-    features = torch.randn(7, 32, 4, 5)
+def test_chunked_calls_equal_one_call(device):
+    tracker = small_tracker().to(device)
+    embeds = torch.randn(7, 6, 32, device=device)
+    features = torch.randn(7, 32, 4, 5, device=device)
     with torch.no_grad():
         whole = tracker(embeds, features)
         tracker.reset()

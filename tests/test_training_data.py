@@ -248,6 +248,9 @@ def test_missing_files_and_bad_json_are_reported(copy):
     (copy / "panoptic_gt_VIPSeg_train.json").write_text("{not json")
     with pytest.raises(DatasetFormatError, match="not valid JSON"):
         VIPSegClipDataset(copy, "train")
+    (copy / "panoptic_gt_VIPSeg_train.json").write_text('{"videos": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    with pytest.raises(DatasetFormatError, match="nests lists or objects too deeply"):
+        VIPSegClipDataset(copy, "train")
     with pytest.raises(DatasetFormatError, match="does not exist"):
         VIPSegClipDataset(copy, "nosuchsplit")
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -23,6 +26,7 @@ from app.core.vipseg import (
     import_vipseg,
     import_vipseg_raw,
     read_ground_truth,
+    read_predictions,
 )
 from app.core.vipseg.codec import ColorAllocator, color_to_id, read_id_png, read_raw_png, resize_nearest, resized_size
 from synthetic_vipseg import CAR, GROUND, PERSON, SKY, track_maps, write_dataset
@@ -142,7 +146,7 @@ def test_resized_export_round_trips_byte_identically(tmp_path):
 def test_predictions_round_trip_and_match_ground_truth(tmp_path):
     annotation = synthetic_annotation()
     pred_root = tmp_path / "pred"
-    path = export_predictions([("vid", annotation, None)], pred_root)
+    path = export_predictions([("vid", annotation, None)], pred_root).json_path
     assert path == pred_root / "pred.json"
     data = json.loads(path.read_text())
     assert set(data) == {"annotations"} and data["annotations"][0]["video_id"] == "vid"
@@ -269,6 +273,20 @@ def two_categories(root):
     return "panoptic_gt_VIPSeg_train.json"
 
 
+def crowd_in_one_frame_only(root):
+    data = _gt(root)
+    _frame(data, frame=2)["segments_info"][0]["iscrowd"] = 1
+    _save(root, data)
+    return "one iscrowd for the whole video"
+
+
+def iscrowd_not_0_or_1(root):
+    data = _gt(root)
+    _frame(data)["segments_info"][0]["iscrowd"] = 2
+    _save(root, data)
+    return "it must be 0 or 1"
+
+
 def dotdot_file_name(root):
     data = _gt(root)
     data["videos"][0]["images"][0]["file_name"] = "../../secret.png"
@@ -312,6 +330,28 @@ def segment_listed_twice(root):
     return "panoptic_gt_VIPSeg_train.json"
 
 
+def png_bomb(path: Path, width: int, height: int) -> None:
+    """A valid 1-bit PNG declaring ``width`` x ``height`` pixels: a few hundred KB that decode to width*height bytes."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = bytes(1 + (width + 7) // 8) * 1000
+    compressor = zlib.compressobj(1)
+    data = b"".join(compressor.compress(rows) for _ in range(height // 1000)) + compressor.flush()
+    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", data) + chunk(b"IEND", b""))
+
+
+def decompression_bomb(root):
+    png_bomb(root / "panomasksRGB/vid_a/00000001.png", 30000, 30000)
+    return "panomasksRGB/vid_a/00000001.png declares 30000x30000 pixels but the video 'vid_a' is 32x24"
+
+
+def deeply_nested_json(root):
+    (root / "panoptic_gt_VIPSeg_train.json").write_text('{"videos": ' + "[" * 200_000 + "]" * 200_000 + "}")
+    return "panoptic_gt_VIPSeg_train.json nests lists or objects too deeply"
+
+
 def symlink_escape(root):
     outside = root.parent / "outside"
     (root / "panomasksRGB/vid_b").rename(outside)
@@ -321,8 +361,8 @@ def symlink_escape(root):
 
 MALFORMED = [
     drop_segment, extra_segment, size_mismatch, mixed_sizes, missing_frame_entry, missing_png, unknown_category, two_categories,
-    dotdot_file_name, absolute_file_name, dotdot_video_id, unreadable_png, grey_png, broken_json, segment_listed_twice,
-    symlink_escape,
+    crowd_in_one_frame_only, iscrowd_not_0_or_1, dotdot_file_name, absolute_file_name, dotdot_video_id, unreadable_png, grey_png, broken_json, segment_listed_twice,
+    symlink_escape, decompression_bomb, deeply_nested_json,
 ]
 
 
@@ -332,9 +372,114 @@ def test_malformed_dataset_raises_dataset_error_naming_the_file(tmp_path, corrup
     write_dataset(root)
     import_vipseg(root)  # valid before the corruption
     expected = corrupt(root)
+    start = time.perf_counter()
     with pytest.raises(DatasetError) as error:
         import_vipseg(root)
     assert expected in str(error.value)
+    assert time.perf_counter() - start < 5  # refused up front: a bomb decoded would take ~1 GB and many seconds
+
+
+def test_prediction_png_declaring_a_huge_frame_is_not_decoded(tmp_path):
+    root = tmp_path / "pred"
+    export_predictions([("vid", synthetic_annotation(), None)], root)
+    png_bomb(root / "pan_pred/vid/00000000.png", 30000, 30000)  # the first frame: no size is known yet
+    _, (video,) = read_predictions(root)
+    with pytest.raises(DatasetError, match="declares 30000x30000 pixels, more than any video frame"):
+        video.frame(0)
+
+
+def test_png_and_jpeg_sizes_come_from_their_headers(tmp_path):
+    from app.core.vipseg.codec import jpeg_size, png_size
+
+    image = np.random.default_rng(0).integers(0, 255, (23, 37, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "a.png"), image)
+    cv2.imwrite(str(tmp_path / "a.jpg"), image)
+    cv2.imwrite(str(tmp_path / "p.jpg"), image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    assert png_size(tmp_path / "a.png") == jpeg_size(tmp_path / "a.jpg") == jpeg_size(tmp_path / "p.jpg") == (37, 23)
+    assert png_size(tmp_path / "a.jpg") is None and jpeg_size(tmp_path / "a.png") is None and jpeg_size(tmp_path / "no.jpg") is None
+
+
+def test_images_folder_that_disagrees_with_the_json_names_the_frames(tmp_path):
+    from app.core.vipseg import check_frame_images, import_dataset_video
+
+    root = tmp_path / "dataset"
+    write_dataset(root)
+    categories, videos = read_ground_truth(root)
+    imported = import_dataset_video(categories, videos[0])
+    folder = root / "images/vid_a"
+
+    def check() -> None:
+        with VideoSource.open(folder) as source:
+            check_frame_images(imported, source.stems)
+
+    check()  # as written: one image per frame, same size
+    (folder / "00000001.jpg").unlink()  # every later mask would be shown one frame early
+    with pytest.raises(DatasetError, match="frame 00000001 has no image"):
+        check()
+    cv2.imwrite(str(folder / "00000001.jpg"), np.zeros((24, 32, 3), np.uint8))
+    cv2.imwrite(str(folder / "00000002.jpg"), np.zeros((10, 12, 3), np.uint8))
+    cv2.imwrite(str(folder / "00000003.jpg"), np.zeros((10, 12, 3), np.uint8))
+    cv2.imwrite(str(folder / "00000009.jpg"), np.zeros((24, 32, 3), np.uint8))
+    with pytest.raises(DatasetError) as error:
+        check()
+    assert "image 00000009 is not listed in the JSON" in str(error.value)
+    assert "frames 00000002 (12x10), 00000003 (12x10) are not 32x24 like the masks" in str(error.value)
+
+
+def test_stuff_with_crowd_and_plain_segments_cannot_become_one_track(tmp_path):
+    from app.core import atomic
+    from app.core.vipseg.codec import id_to_rgb
+
+    root = tmp_path / "dataset"
+    write_dataset(root)
+    data = _gt(root)
+    png = root / "panomasksRGB/vid_a/00000000.png"
+    ids = read_id_png(png)
+    sky = next(s for s in _frame(data, frame=0)["segments_info"] if s["category_id"] == SKY)
+    ids[0, ids[0] == sky["id"]] = 999  # a second sky segment (row 0), marked crowd
+    png.write_bytes(atomic.png_bytes(id_to_rgb(ids)))
+    _frame(data, frame=0)["segments_info"].append({"id": 999, "category_id": SKY, "iscrowd": 1, "area": 1})
+    _save(root, data)
+    with pytest.raises(DatasetError, match="both crowd and non-crowd segments"):
+        import_vipseg(root)
+
+
+def test_exports_into_one_folder_merge_into_its_json(tmp_path):
+    from app.core.categories import CategoryTable
+
+    root = tmp_path / "dataset"
+    first = export_vipseg([("clip_a", synthetic_annotation(4), None)], root, split="train")
+    second = export_vipseg([("clip_b", synthetic_annotation(3, 20, 28), None)], root, split="train")
+    assert (first.videos, first.replaced) == (["clip_a"], [])
+    assert (second.videos, second.replaced) == (["clip_a", "clip_b"], []) and "(2 videos)" in second.summary()
+    _, videos = read_ground_truth(root, "train")
+    assert [(v.video_id, v.num_frames) for v in videos] == [("clip_a", 4), ("clip_b", 3)]
+    assert [len(i.annotation.tracks) for i in import_vipseg(root, "train")] == [5, 5]  # every frame's PNG is there
+
+    # Exporting clip_a again (now 2 frames) replaces its entry in place and removes its stale mask PNGs.
+    clip_b_files = {k: v for k, v in files_of(root).items() if "clip_b" in k}
+    again = export_vipseg([("clip_a", synthetic_annotation(2), None)], root, split="train")
+    assert (again.videos, again.replaced) == (["clip_a", "clip_b"], ["clip_a"]) and "replaced the earlier version of 'clip_a'" in again.summary()
+    _, videos = read_ground_truth(root, "train")
+    assert [(v.video_id, v.num_frames) for v in videos] == [("clip_a", 2), ("clip_b", 3)]
+    assert sorted(p.name for p in (root / "panomasksRGB/clip_a").iterdir()) == ["00000000.png", "00000001.png"]
+    assert sorted(p.name for p in (root / "panomasks/clip_a").iterdir()) == ["00000000.png", "00000001.png"]
+    assert {k: v for k, v in files_of(root).items() if "clip_b" in k} == clip_b_files
+
+    # Another category table: refused before any file is touched.
+    entries = CATS.to_json()
+    entries[0] = dict(entries[0], name="renamed")
+    other = Annotation(2, 24, 32, CategoryTable.from_json(entries))
+    before = files_of(root)
+    with pytest.raises(DatasetError, match="different category table"):
+        export_vipseg([("clip_c", other, None)], root, split="train")
+    assert files_of(root) == before
+
+    # Predictions merge the same way.
+    export_predictions([("clip_a", synthetic_annotation(2), None)], tmp_path / "pred")
+    merged = export_predictions([("clip_b", synthetic_annotation(3, 20, 28), None)], tmp_path / "pred")
+    assert merged.videos == ["clip_a", "clip_b"]
+    assert [a["video_id"] for a in json.loads(merged.json_path.read_text())["annotations"]] == ["clip_a", "clip_b"]
 
 
 def test_export_refuses_paths_outside_the_root(tmp_path):

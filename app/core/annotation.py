@@ -39,7 +39,11 @@ class Provenance(str, Enum):
 
 @dataclass(frozen=True)
 class Track:
-    """One object over time. Immutable: edits put a changed copy into ``Annotation.tracks``."""
+    """One object over time. Immutable: edits put a changed copy into ``Annotation.tracks``.
+
+    ``crowd``: a crowd region (VIPSeg / COCO ``iscrowd``), kept from an import and written on export; as
+    ground truth the metrics neither match nor count it.
+    """
 
     id: int
     category_id: int
@@ -47,6 +51,7 @@ class Track:
     score: float = 1.0
     provenance: Provenance = Provenance.MODEL
     locked: bool = False
+    crowd: bool = False
 
     def replace(self, **changes) -> "Track":
         return dataclasses.replace(self, **changes)
@@ -59,6 +64,7 @@ class Track:
             "score": self.score,
             "provenance": self.provenance.value,
             "locked": self.locked,
+            "crowd": self.crowd,
         }
 
     @classmethod
@@ -70,6 +76,7 @@ class Track:
             score=float(entry["score"]),
             provenance=Provenance(entry["provenance"]),
             locked=bool(entry["locked"]),
+            crowd=bool(entry.get("crowd", False)),  # absent in projects saved before crowd tracks existed
         )
 
 

@@ -267,7 +267,7 @@ class SplitTrack(Edit):
         frames = annotation.presence(track.id)
         if not (len(frames) and frames[0] < self.frame <= frames[-1]):
             raise AnnotationError(f"Track {track.id} has no frames both before and from frame {self.frame}; there is nothing to split.")
-        new = annotation.make_track(track.category_id, track.score, Provenance.EDITED, self.new_track_id)
+        new = annotation.make_track(track.category_id, track.score, Provenance.EDITED, self.new_track_id).replace(crowd=track.crowd)
         self.new_track_id = new.id
         keys, cuts = annotation.cut_keys(track.id, self.frame, annotation.num_frames)
         return _apply_cut_patch(annotation, cuts, TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
@@ -345,7 +345,7 @@ class RelabelTrack(Edit):
         if whole:
             relabelled = track.replace(category_id=category.id, isthing=category.isthing, provenance=Provenance.EDITED)
             return annotation.apply(TrackTablePatch(put=[relabelled.to_json()]))
-        new = annotation.make_track(category.id, track.score, Provenance.EDITED, self.new_track_id)
+        new = annotation.make_track(category.id, track.score, Provenance.EDITED, self.new_track_id).replace(crowd=track.crowd)
         self.new_track_id = new.id
         return _apply_cut_patch(annotation, cuts, TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
 

@@ -126,11 +126,9 @@ class StudioController(QObject):
         self._dirty = False
         return True
 
-    def open_vipseg_video(self, root: str | Path, video_id: str, confirm: Confirm | None = None) -> bool:
-        """Open one video of a VIPSeg dataset with its masks, for correction (`confirm` as for `open_video`)."""
-        from app.gui.documents import import_vipseg_video
-
-        video, annotation = import_vipseg_video(Path(root), video_id)
+    def open_imported(self, video, annotation, confirm: Confirm | None = None) -> bool:
+        """Show a video imported from a VIPSeg dataset (`documents.import_vipseg_job`) with its masks, for
+        correction (`confirm` as for `open_video`)."""
         return self._replace_document(video, annotation, None, confirm)
 
     def _replace_document(self, video, annotation, project, confirm: Confirm | None) -> bool:

@@ -60,31 +60,32 @@ def _is_project(path: Path) -> bool:
     return (path / MANIFEST).is_file()
 
 
-def vipseg_video_ids(root: Path) -> list[str]:
-    """Ids of the videos of a VIPSeg dataset root."""
-    from app.core.vipseg import DatasetError, read_ground_truth
+def read_vipseg_job(root: Path) -> Job:
+    """(categories, videos) of a VIPSeg dataset: its JSON read once, with progress (a large one takes a minute)."""
 
-    _, videos = read_ground_truth(root)
-    if not videos:
-        raise DatasetError(f"{root} holds no videos; a VIPSeg root has panoptic_gt_VIPSeg_<split>.json listing them.")
-    return [video.video_id for video in videos]
+    def job(progress, cancel):
+        from app.core.vipseg import DatasetError, read_ground_truth
+
+        categories, videos = read_ground_truth(root, progress=progress)
+        if not videos:
+            raise DatasetError(f"{root} holds no videos; a VIPSeg root has panoptic_gt_VIPSeg_<split>.json listing them.")
+        return categories, videos
+
+    return job
 
 
 class _Cancelled(Exception):
     """Raised inside a job's frame loop when the user pressed Cancel; the job then returns None."""
 
 
-def evaluation_job(annotation, root: Path, video_id: str) -> Job:
-    """VPQ / STQ of `annotation` against video `video_id` of the VIPSeg ground truth at `root` (None if cancelled)."""
+def evaluation_job(annotation, categories, video) -> Job:
+    """VPQ / STQ of `annotation` against `video`, a ground-truth video read by `read_vipseg_job` (None if cancelled)."""
+    video_id = video.video_id
 
     def job(progress, cancel) -> dict[str, float] | None:
         from app.core.metrics import MetricsError, VideoPair, evaluate
-        from app.core.vipseg import annotation_frames, read_ground_truth
+        from app.core.vipseg import annotation_frames
 
-        categories, videos = read_ground_truth(root)
-        video = next((v for v in videos if v.video_id == video_id), None)
-        if video is None:
-            raise MetricsError(f"Video {video_id!r} is not in the ground truth at {root}.")
         if video.num_frames != annotation.num_frames:
             raise MetricsError(f"Ground truth {video_id!r} has {video.num_frames} frames, the open video has "
                                f"{annotation.num_frames}; open the video the ground truth belongs to.")
@@ -151,15 +152,27 @@ def export_job(controller, request: ExportRequest) -> Job:
     return job
 
 
-def import_vipseg_video(root: Path, video_id: str):
-    """(VideoSource of the video's images, Annotation of its masks) for one video of a VIPSeg dataset."""
-    from app.core.video import VideoSource
-    from app.core.vipseg import DatasetError, import_vipseg
+def import_vipseg_job(categories, video) -> Job:
+    """(VideoSource of its images, Annotation of its masks) of one video of a dataset read by `read_vipseg_job`,
+    its images checked against the JSON frame by frame."""
 
-    imported, = import_vipseg(root, video_ids=[video_id])
-    if not imported.image_paths:
-        raise DatasetError(f"Video {video_id!r} has no images under {root}/images/{video_id}; they are needed to show it.")
-    return VideoSource.open(imported.image_paths[0].parent), imported.annotation
+    def job(progress, cancel):
+        from app.core.video import VideoSource
+        from app.core.vipseg import DatasetError, check_frame_images, import_dataset_video
+
+        imported = import_dataset_video(categories, video, progress, cancel)
+        folder = imported.image_paths[0].parent
+        if not folder.is_dir():
+            raise DatasetError(f"Video {video.video_id!r} has no images in {folder}; they are needed to show it.")
+        source = VideoSource.open(folder)
+        try:
+            check_frame_images(imported, source.stems)
+        except DatasetError:
+            source.close()
+            raise
+        return source, imported.annotation
+
+    return job
 
 
 DEMO_VIDEO_ID = "syn_demo_0000"

@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.core import edits
 from app.core.frame_range import parse_frame_range
+from app.core.vipseg.merge import WrittenDataset
 from app.gui import documents
 from app.gui.controller import StudioController, UserActionError
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
@@ -50,6 +51,7 @@ from app.gui.video_view import WHEEL_STEP, VideoView
 RECENT_KEY = "recent_files"
 MAX_RECENT = 10
 AUTOSAVE_MS = 60_000
+BUSY_INFERENCE, BUSY_TASK = "DVIS is running", "An export or evaluation is running"  # why edits wait
 MAX_LISTED_FRAMES = 8  # frames named in a message; the rest is "…"
 MODE_NAMES = {"fill": "Filled Masks", "contour": "Contours", "fill_contour": "Filled Masks + Contours",
               "fade": "Fade Background", "cutout": "Cut-Out"}
@@ -345,10 +347,11 @@ class MainWindow(QMainWindow):
         and the open document stays); then unsaved edits are asked about and running work is stopped."""
         path = Path(path)
         kind = kind or documents.kind_of(path)
+        if kind == "vipseg":
+            self._open_vipseg(path)  # in the background; it asks and adds to the recent files once imported
+            return
         if kind == "project":
             opened = self.controller.open_project(path, locate_video=self._locate_moved_video, confirm=self._may_replace)
-        elif kind == "vipseg":
-            opened = self._open_vipseg(path)
         else:
             opened = self.controller.open_video(path, confirm=self._may_replace)
         if opened:
@@ -380,14 +383,35 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getOpenFileName(self, f"Locate {missing.name}", str(missing.parent), VIDEO_FILTER)
         return Path(path) if path else None
 
-    def _open_vipseg(self, root: Path) -> bool:
-        names = documents.vipseg_video_ids(root)
-        name = names[0]
-        if len(names) > 1:
-            name, ok = QInputDialog.getItem(self, "Open VIPSeg video", f"{len(names)} videos in {root.name}:", names, 0, False)
-            if not ok:
-                return False
-        return self.controller.open_vipseg_video(root, name, confirm=self._may_replace)
+    def _pick_vipseg_video(self, root: Path, title: str, then: Callable[[object, object], None]) -> None:
+        """Read the dataset's JSON once in the background, ask which video, then call `then(categories, video)`."""
+
+        def chosen(dataset) -> None:
+            categories, videos = dataset
+            names = [video.video_id for video in videos]
+            name = names[0]
+            if len(names) > 1:
+                name, ok = QInputDialog.getItem(self, title, f"{len(names)} videos in {root.name}:", names, 0, False)
+                if not ok:
+                    self.status_label.setText("Ready.")
+                    return
+            then(categories, videos[names.index(name)])
+
+        self._start_task(f"Reading {root}…", documents.read_vipseg_job(root), chosen)
+
+    def _open_vipseg(self, root: Path) -> None:
+        """Read and import in the background; once imported, ask about unsaved edits and show it."""
+        def import_video(categories, video) -> None:
+            def opened(document) -> None:
+                if self.controller.open_imported(*document, confirm=self._may_replace):
+                    self._add_recent(root)
+                    self.status_label.setText(f"Opened {video.video_id} from {root}")
+                else:
+                    self.status_label.setText("Ready.")
+
+            self._start_task(f"Importing {video.video_id}…", documents.import_vipseg_job(categories, video), opened)
+
+        self._pick_vipseg_video(root, "Open VIPSeg video", import_video)
 
     def open_video_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open video", self._last_dir(), VIDEO_FILTER)
@@ -484,10 +508,11 @@ class MainWindow(QMainWindow):
         """Export in a worker thread; the status bar says where it went."""
         job = documents.export_job(self.controller, request)
 
-        def done(result) -> None:  # editor exports return an ExportResult, cancelled or not
+        def done(result) -> None:  # editor exports return an ExportResult, cancelled or not; VIPSeg a WrittenDataset
             cancelled = getattr(result, "cancelled", False)
+            where = result.summary() if isinstance(result, WrittenDataset) else request.target
             self.status_label.setText(f"Export cancelled; the files in {request.target} so far are complete." if cancelled
-                                      else f"Exported to {request.target}")
+                                      else f"Exported to {where}")
 
         self._start_task(f"Exporting to {request.target}…", job, done)
 
@@ -496,19 +521,24 @@ class MainWindow(QMainWindow):
         if self.tasks.running:
             raise UserActionError("Another export or evaluation is still running; wait for it to finish.")
         self._task_done = done
-        self.controller.busy = "An export or evaluation is running"
+        self.controller.busy = BUSY_TASK
         self.status_label.setText(text)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.tasks.start(job)
         self._update_actions()
 
+    def _update_busy(self) -> None:
+        """A worker ended: edits wait for the other one if it still runs (a VIPSeg import may read while DVIS runs)."""
+        self.controller.busy = (BUSY_INFERENCE if self.runner.running
+                                else BUSY_TASK if self.tasks.running else None)
+
     def _on_task_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
     def _on_task_finished(self, result: object) -> None:
-        self.controller.busy = None
+        self._update_busy()
         self._update_actions()
         self.progress.setVisible(self.runner.running)
         done, self._task_done = self._task_done, None
@@ -516,7 +546,7 @@ class MainWindow(QMainWindow):
             self._run_action("Finishing", lambda: done(result))
 
     def _on_task_failed(self, error: object) -> None:
-        self.controller.busy = None
+        self._update_busy()
         self._update_actions()
         self.progress.setVisible(self.runner.running)
         self._task_done = None
@@ -545,7 +575,7 @@ class MainWindow(QMainWindow):
         self.merger = ResultMerger(self.controller.annotation)
         self.controller.undo_stack.clear()  # model output is not an undoable edit; older undo steps would not fit it
         self._last_request = request
-        self.controller.busy = "DVIS is running"
+        self.controller.busy = BUSY_INFERENCE
         self.runner.start(request)
 
     def cancel_work(self) -> None:
@@ -569,7 +599,7 @@ class MainWindow(QMainWindow):
 
     def _on_running_changed(self) -> None:
         if not self.runner.running:
-            self.controller.busy = None
+            self._update_busy()
             self.actions["pause"].setChecked(False)
             self.progress.setVisible(self.tasks.running)
         self._update_actions()
@@ -621,16 +651,11 @@ class MainWindow(QMainWindow):
         root = QFileDialog.getExistingDirectory(self, "Ground truth: VIPSeg dataset root", self._last_dir())
         if not root:
             return
-        names = documents.vipseg_video_ids(Path(root))
-        name = names[0]
-        if len(names) > 1:
-            name, ok = QInputDialog.getItem(self, "Ground-truth video", "Compare with:", names, 0, False)
-            if not ok:
-                return
-        self.start_evaluation(Path(root), name)
+        self._pick_vipseg_video(Path(root), "Ground-truth video to compare with", self.start_evaluation)
 
-    def start_evaluation(self, root: Path, video_id: str) -> None:
-        job = documents.evaluation_job(self.controller.annotation, root, video_id)
+    def start_evaluation(self, categories, video) -> None:
+        """Score the annotation against `video` of a ground truth read by `documents.read_vipseg_job`."""
+        job = documents.evaluation_job(self.controller.annotation, categories, video)
         self._start_task("Evaluating…", job, self._show_scores)
 
     def _show_scores(self, scores: dict | None) -> None:

@@ -129,6 +129,8 @@ def read_json(path: Path):
         raise DatasetFormatError(f"Cannot read {path}: {error.strerror}.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DatasetFormatError(f"{path} is not valid JSON ({error}); re-export the dataset.") from None
+    except RecursionError:
+        raise DatasetFormatError(f"{path} nests lists or objects too deeply to be a VIPSeg JSON; re-export the dataset.") from None
 
 
 def read_rgb_image(path: Path) -> np.ndarray:

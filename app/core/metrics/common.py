@@ -53,6 +53,7 @@ class FramePair:
     joint: np.ndarray
     gt_segments: dict[int, int]
     pred_segments: dict[int, int]
+    gt_crowd: frozenset[int] = frozenset()
 
 
 def frame_pair(video_id: str, index: int, gt: PanopticFrame, pred: PanopticFrame) -> FramePair:
@@ -62,7 +63,7 @@ def frame_pair(video_id: str, index: int, gt: PanopticFrame, pred: PanopticFrame
     check_segments(video_id, index, pred, "predicted", set(pred_values.tolist()) - {0})
     size = len(gt_values) * len(pred_values)
     joint = np.bincount((gt_inverse.astype(np.int64) * len(pred_values) + pred_inverse).ravel(), minlength=size)
-    return FramePair(gt_values, pred_values, joint.reshape(len(gt_values), len(pred_values)), gt.segments, pred.segments)
+    return FramePair(gt_values, pred_values, joint.reshape(len(gt_values), len(pred_values)), gt.segments, pred.segments, gt.crowd)
 
 
 def frame_pairs(pair: VideoPair) -> Iterable[FramePair]:

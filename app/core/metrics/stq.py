@@ -5,6 +5,7 @@ segment id in the video's order of first appearance (frame order, then ``segment
 category 255 (ignored). AQ (things only, whole videos, no windows): per video
 ``sum_gt 1/|gt| sum_pred |gt & pred| * IoU(gt, pred)`` over the number of GT tubes. SQ: mean class IoU
 from a confusion matrix over all frames, where predictions on GT void are ignored. STQ = sqrt(AQ * SQ).
+``iscrowd`` is not read: VIPSeg's STQ script never looks at it, so crowd segments count as ordinary tubes.
 
 Two behaviours of the official code are kept by default and can be switched off:
 - ``crowd_quirk``: instance numbers start at 0, and DeepLab2 treats thing pixels with instance 0 as crowd,

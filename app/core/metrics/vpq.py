@@ -2,9 +2,12 @@
 
 For each window length (1, 2, 4, 6, 8 annotated frames) a window starts at every frame index where it
 fits. Inside a window, ids are tubes: areas and intersections are summed over the window's frames, and a
-tube's category is the one it has in the first frame of the window where it appears. A GT and a predicted
-tube of the same category with IoU > 0.5 are a TP, where union = pred + gt - intersection - (pred on void).
-Unmatched GT tubes are FNs; unmatched predicted tubes are FPs unless more than half of them lies on void.
+tube's category (and ``iscrowd``) is the one it has in the first frame of the window where it appears. A
+non-crowd GT and a predicted tube of the same category with IoU > 0.5 are a TP, where union = pred + gt -
+intersection - (pred on void). Unmatched non-crowd GT tubes are FNs; crowd GT tubes are never matched nor
+counted. An unmatched predicted tube is an FP unless more than half of it lies on void plus the crowd tube of
+its category (panopticapi's ``crowd_labels_dict``: one crowd tube per category, the last one listed in the
+window, in frame order then ``segments_info`` order).
 Per class PQ = sum IoU / (TP + FP/2 + FN/2) over all windows of all videos; classes without any TP, FP or
 FN are left out of the means; the final VPQ is the plain mean over the window lengths.
 
@@ -77,6 +80,7 @@ class _FrameStats:
     pairs: dict[tuple[int, int], int]
     gt_category: dict[int, int]
     pred_category: dict[int, int]
+    gt_crowd: frozenset[int]
 
 
 @dataclass
@@ -99,6 +103,7 @@ class _Stats:
         pred_area: Counter = Counter()
         gt_category: dict[int, int] = {}
         pred_category: dict[int, int] = {}
+        crowd: dict[int, bool] = {}
         for frame in frames:
             for (gt_id, pred_id), count in frame.pairs.items():
                 pairs[gt_id, pred_id] += count
@@ -106,12 +111,13 @@ class _Stats:
                 pred_area[pred_id] += count
             for segment_id, category in frame.gt_category.items():
                 gt_category.setdefault(segment_id, category)
+                crowd.setdefault(segment_id, segment_id in frame.gt_crowd)
             for segment_id, category in frame.pred_category.items():
                 pred_category.setdefault(segment_id, category)
 
         gt_matched, pred_matched = set(), set()
         for (gt_id, pred_id), intersection in pairs.items():
-            if gt_id == 0 or pred_id == 0 or gt_category[gt_id] != pred_category[pred_id]:
+            if gt_id == 0 or pred_id == 0 or crowd[gt_id] or gt_category[gt_id] != pred_category[pred_id]:
                 continue
             union = pred_area[pred_id] + gt_area[gt_id] - intersection - pairs.get((0, pred_id), 0)
             iou = intersection / union
@@ -121,11 +127,19 @@ class _Stats:
                 stat.iou += iou
                 gt_matched.add(gt_id)
                 pred_matched.add(pred_id)
+        crowd_of_category: dict[int, int] = {}
         for gt_id, category in gt_category.items():
-            if gt_id not in gt_matched:
+            if crowd[gt_id]:
+                crowd_of_category[category] = gt_id
+            elif gt_id not in gt_matched:
                 self.per_class[category].fn += 1
         for pred_id, category in pred_category.items():
-            if pred_id not in pred_matched and pairs.get((0, pred_id), 0) / pred_area[pred_id] <= 0.5:
+            if pred_id in pred_matched:
+                continue
+            ignored = pairs.get((0, pred_id), 0)
+            if category in crowd_of_category:
+                ignored += pairs.get((crowd_of_category[category], pred_id), 0)
+            if ignored / pred_area[pred_id] <= 0.5:
                 self.per_class[category].fp += 1
 
     def summarize(self, nframes: int, categories: CategoryTable) -> WindowResult:
@@ -179,7 +193,8 @@ class VPQAccumulator:
     def add_frame(self, pair: FramePair) -> None:
         rows, cols = np.nonzero(pair.joint)
         keys = zip(pair.gt_values[rows].tolist(), pair.pred_values[cols].tolist())
-        self.frames.append(_FrameStats(dict(zip(keys, pair.joint[rows, cols].tolist())), dict(pair.gt_segments), dict(pair.pred_segments)))
+        pairs = dict(zip(keys, pair.joint[rows, cols].tolist()))
+        self.frames.append(_FrameStats(pairs, dict(pair.gt_segments), dict(pair.pred_segments), pair.gt_crowd))
 
     def _finish_video(self) -> None:
         for nframes, stat in self.stats.items():

@@ -1,14 +1,17 @@
 """VIPSeg dataset format: export annotations as a VIPSeg dataset / evaluator predictions, and import them back.
 
 Layers: ``layout`` (paths + the guard keeping everything inside the root), ``codec`` (pixel encodings),
-``writer`` / ``reader`` (plain per-frame data), ``convert`` (Annotation / VideoSource adapters).
+``writer`` / ``reader`` (plain per-frame data), ``merge`` (adding videos to a folder's JSON), ``convert``
+(Annotation / VideoSource adapters).
 """
 
 from app.core.vipseg.convert import (
     ImportedVideo,
     annotation_frames,
+    check_frame_images,
     export_predictions,
     export_vipseg,
+    import_dataset_video,
     import_predictions,
     import_vipseg,
     import_vipseg_raw,
@@ -16,6 +19,7 @@ from app.core.vipseg.convert import (
 )
 from app.core.vipseg.frames import PanopticFrame
 from app.core.vipseg.layout import DatasetError, DatasetLayout, ExportCancelled, video_id_for
+from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json
 from app.core.vipseg.reader import DatasetVideo, RawVideo, read_ground_truth, read_predictions, read_raw_release
 from app.core.vipseg.writer import VideoToWrite, write_videos
 
@@ -28,12 +32,17 @@ __all__ = [
     "PanopticFrame",
     "RawVideo",
     "VideoToWrite",
+    "WrittenDataset",
+    "check_categories",
     "annotation_frames",
+    "check_frame_images",
     "export_predictions",
     "export_vipseg",
+    "import_dataset_video",
     "import_predictions",
     "import_vipseg",
     "import_vipseg_raw",
+    "merge_into_json",
     "read_ground_truth",
     "read_predictions",
     "read_raw_release",

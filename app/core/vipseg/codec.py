@@ -107,6 +107,54 @@ def jpeg_bytes(image: np.ndarray, quality: int = 95) -> bytes:
     return encoded.tobytes()
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_FRAME_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # SOFn
+
+
+def png_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) a PNG declares in its IHDR header, read without decoding; None if it is not a PNG.
+
+    Checked before decoding so a small file declaring a huge image (a decompression bomb) is refused cheaply.
+    """
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(24)
+    except OSError:
+        return None
+    if len(header) < 24 or header[:8] != PNG_SIGNATURE or header[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(header[16:20], "big"), int.from_bytes(header[20:24], "big")
+
+
+def jpeg_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from a JPEG's frame header (SOFn marker), read without decoding; None if unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            if handle.read(2) != b"\xff\xd8":
+                return None
+            while True:
+                marker = handle.read(2)
+                if len(marker) < 2 or marker[0] != 0xFF:
+                    return None
+                code = marker[1]
+                while code == 0xFF:  # fill bytes before a marker
+                    next_byte = handle.read(1)
+                    if not next_byte:
+                        return None
+                    code = next_byte[0]
+                if code == 0x01 or 0xD0 <= code <= 0xD7:  # markers without a length
+                    continue
+                length = int.from_bytes(handle.read(2), "big")
+                if length < 2:
+                    return None
+                if code in _JPEG_FRAME_MARKERS:
+                    frame = handle.read(5)
+                    return (int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")) if len(frame) == 5 else None
+                handle.seek(length - 2, 1)
+    except OSError:
+        return None
+
+
 def _decode(path: Path) -> np.ndarray:
     try:
         data = np.fromfile(path, dtype=np.uint8)

@@ -15,10 +15,12 @@ import numpy as np
 from app.core.annotation import Annotation, AnnotationError, Provenance
 from app.core.categories import CategoryTable
 from app.core.video import VideoSource
+from app.core.vipseg.codec import jpeg_size
 from app.core.vipseg.frames import PanopticFrame, first_appearance
-from app.core.vipseg.layout import DatasetError, ExportCancelled
+from app.core.vipseg.layout import Cancel, DatasetError, ExportCancelled, Progress
+from app.core.vipseg.merge import WrittenDataset
 from app.core.vipseg.reader import DatasetVideo, RawVideo, read_ground_truth, read_predictions, read_raw_release
-from app.core.vipseg.writer import Cancel, Progress, VideoToWrite, write_videos
+from app.core.vipseg.writer import VideoToWrite, write_videos
 
 
 class ImportedVideo(NamedTuple):
@@ -36,7 +38,8 @@ def annotation_frames(annotation: Annotation) -> Iterator[PanopticFrame]:
     for index in range(annotation.num_frames):
         track_map = annotation.track_map(index)
         values, _, _, order = first_appearance(track_map)
-        yield PanopticFrame(track_map, {int(values[p]): annotation.tracks[int(values[p])].category_id for p in order})
+        tracks = [annotation.tracks[int(values[p])] for p in order]
+        yield PanopticFrame(track_map, {t.id: t.category_id for t in tracks}, frozenset(t.id for t in tracks if t.crowd))
 
 
 def source_image_file(source: VideoSource, index: int) -> Path | None:
@@ -62,6 +65,7 @@ def _video_to_write(video_id: str, annotation: Annotation, source: VideoSource |
         annotation.num_frames,
         {t.id: t.category_id for t in annotation.tracks.values()},
         annotation.track_map,
+        crowd_tracks=frozenset(t.id for t in annotation.tracks.values() if t.crowd),
         image=source.frame if source is not None else None,
         image_file=(lambda i: source_image_file(source, i)) if source is not None else None,
         stems=source.stems if source is not None else None,
@@ -85,8 +89,9 @@ def export_vipseg(
     raw_panomasks: bool = True,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
-) -> Path:
-    """Export annotated videos as a VIPSeg ground-truth dataset (``resolution=720`` for VIPSeg_720P); returns the JSON."""
+) -> WrittenDataset:
+    """Export annotated videos as a VIPSeg ground-truth dataset (``resolution=720`` for VIPSeg_720P), merged into
+    the folder's JSON if it has one; returns the JSON and the videos it lists."""
     table = _shared_categories([annotation for _, annotation, _ in videos])
     plain = [_video_to_write(video_id, annotation, source) for video_id, annotation, source in videos]
     return write_videos(plain, root, table, split=split, resolution=resolution, raw_panomasks=raw_panomasks, progress=progress, cancel=cancel)
@@ -98,13 +103,30 @@ def export_predictions(
     resolution: int | None = None,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
-) -> Path:
-    """Write ``pred.json`` + ``pan_pred/`` for the official evaluators; returns pred.json. Sources only give stems."""
+) -> WrittenDataset:
+    """Write ``pred.json`` + ``pan_pred/`` for the official evaluators (merged into a pred.json already there).
+    Sources only give stems."""
     table = _shared_categories([annotation for _, annotation, _ in videos])
     plain = [_video_to_write(video_id, annotation, source) for video_id, annotation, source in videos]
     for video in plain:
         video.image = video.image_file = None
     return write_videos(plain, root, table, resolution=resolution, predictions=True, progress=progress, cancel=cancel)
+
+
+def _track_for(annotation: Annotation, category_id: int, crowd: bool, where: Path) -> int:
+    """The track of a newly seen segment id: a new imported track, or the video's track of a stuff category."""
+    stuff_track = None if annotation.categories[category_id].isthing else annotation.stuff_track(category_id)
+    if stuff_track is None:
+        track = annotation.make_track(category_id, provenance=Provenance.IMPORTED).replace(crowd=crowd)
+        annotation.put_tracks([track])
+        return track.id
+    if annotation.tracks[stuff_track].crowd != crowd:
+        name = annotation.categories[category_id].name
+        raise DatasetError(
+            f"{where}: stuff category {name!r} has both crowd and non-crowd segments in this video; the app keeps one track "
+            "per stuff category, so give its segments one iscrowd value."
+        )
+    return stuff_track
 
 
 def _to_annotation(video: DatasetVideo | RawVideo, categories: CategoryTable, tick) -> Annotation:
@@ -117,11 +139,8 @@ def _to_annotation(video: DatasetVideo | RawVideo, categories: CategoryTable, ti
         values, _, inverse, order = first_appearance(frame.ids)
         for position in order:
             segment_id = int(values[position])
-            if segment_id in track_of:
-                continue
-            category_id = frame.segments[segment_id]
-            stuff_track = None if categories[category_id].isthing else annotation.stuff_track(category_id)
-            track_of[segment_id] = stuff_track or annotation.add_track(category_id, provenance=Provenance.IMPORTED).id
+            if segment_id not in track_of:
+                track_of[segment_id] = _track_for(annotation, frame.segments[segment_id], segment_id in frame.crowd, video.png_paths[index])
         lut = np.array([track_of.get(int(v), 0) for v in values], dtype=np.int32)
         try:
             annotation.set_frame(index, lut[inverse])
@@ -165,6 +184,54 @@ def import_vipseg(
             raise DatasetError(f"Videos {missing} are not listed in the dataset at {root}; pick one of {sorted(by_id)[:10]}.")
         videos = [by_id[v] for v in video_ids]
     return _import(categories, videos, progress, cancel)
+
+
+def import_dataset_video(
+    categories: CategoryTable, video: DatasetVideo, progress: Progress | None = None, cancel: Cancel | None = None
+) -> ImportedVideo:
+    """Import one video of a dataset already read with ``read_ground_truth`` (a large JSON is parsed once)."""
+    (imported,) = _import(categories, [video], progress, cancel)
+    return imported
+
+
+def _few(noun: str, items: Sequence[str], limit: int = 8) -> str:
+    """E.g. "frame 00000003" or "frames 00000003, 00000004 and 2 more"."""
+    listed = ", ".join(items[:limit]) + (f" and {len(items) - limit} more" if len(items) > limit else "")
+    return f"{noun}{'s' if len(items) > 1 else ''} {listed}"
+
+
+def check_frame_images(imported: ImportedVideo, shown_stems: Sequence[str]) -> None:
+    """Refuse an images/ folder that does not match the JSON frame for frame.
+
+    ``shown_stems``: the image stems a ``VideoSource`` of that folder shows, in order. A missing or extra image
+    would put every later mask on the wrong frame, and an image of another size would not fit its mask, so
+    the DatasetError names the frames that differ.
+    """
+    folder = imported.image_paths[0].parent
+    listed = [path.stem for path in imported.image_paths]
+    shown, known = set(shown_stems), set(listed)
+    problems = []
+    missing = [stem for stem in listed if stem not in shown]
+    extra = [stem for stem in shown_stems if stem not in known]
+    if missing:
+        problems.append(f"{_few('frame', missing)} {'have' if len(missing) > 1 else 'has'} no image")
+    if extra:
+        problems.append(f"{_few('image', extra)} {'are' if len(extra) > 1 else 'is'} not listed in the JSON")
+    if not missing and not extra and list(shown_stems) != listed:
+        problems.append("the JSON lists the frames in another order than their file names")
+    size = (imported.annotation.width, imported.annotation.height)
+    wrong = []
+    for path in imported.image_paths:
+        declared = jpeg_size(path) if path.stem in shown else None  # read from the header, nothing decoded
+        if declared is not None and declared != size:
+            wrong.append(f"{path.stem} ({declared[0]}x{declared[1]})")
+    if wrong:
+        problems.append(f"{_few('frame', wrong)} {'are' if len(wrong) > 1 else 'is'} not {size[0]}x{size[1]} like the masks")
+    if problems:
+        raise DatasetError(
+            f"{folder} does not match the dataset's JSON: {'; '.join(problems)}. The masks would be shown on the wrong "
+            "frames; restore the images (or re-export the dataset)."
+        )
 
 
 def import_predictions(

@@ -8,13 +8,15 @@ import numpy as np
 
 
 class PanopticFrame(NamedTuple):
-    """``ids``: int32 (H, W), 0 = void; ``segments``: every non-zero id of ``ids`` -> json category id.
+    """``ids``: int32 (H, W), 0 = void; ``segments``: every non-zero id of ``ids`` -> json category id, in
+    ``segments_info`` order; ``crowd``: the ids marked ``iscrowd`` (ground truth the metrics ignore).
 
     The same id in two frames of one video is the same object (track / tube).
     """
 
     ids: np.ndarray
     segments: dict[int, int]
+    crowd: frozenset[int] = frozenset()
 
 
 def compact(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

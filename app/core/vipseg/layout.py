@@ -7,6 +7,7 @@ refuses anything that is not a plain name or that resolves (symlinks included) o
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from app.core.errors import StudioError
@@ -15,6 +16,9 @@ CATEGORIES_FILE = "panoVIPSeg_categories.json"
 PRED_JSON = "pred.json"
 IMAGES, PANOMASKS, PANOMASKS_RGB, PAN_PRED = "images", "panomasks", "panomasksRGB", "pan_pred"
 STEM_RE = re.compile(r"^\d{8}$")
+
+Progress = Callable[[int, int], None]  # progress(done, total) of a long read or write
+Cancel = Callable[[], bool]  # True once the user asked to stop
 
 
 class DatasetError(StudioError):

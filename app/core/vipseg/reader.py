@@ -1,24 +1,31 @@
 """Read a VIPSeg ground-truth dataset or an evaluator prediction folder into plain, lazily loaded videos.
 
-The JSON is checked completely when it is read (names, categories, one category per id, one entry per
-frame); a frame's PNG is read and checked against its JSON entry when that frame is loaded. Every
+The JSON is checked completely when it is read (names, categories, one category and one ``iscrowd`` per
+id, one entry per frame); a frame's PNG is read and checked against its JSON entry when that frame is
+loaded, its declared size first (from the header, so a decompression bomb is never decoded). Every
 problem is a ``DatasetError`` naming the file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from app.core.categories import CategoryTable, vipseg_categories
 from app.core.errors import CategoryTableError
-from app.core.vipseg.codec import RAW_THING_MIN, raw_category, read_id_png, read_raw_png
+from app.core.vipseg.codec import RAW_THING_MIN, png_size, raw_category, read_id_png, read_raw_png
 from app.core.vipseg.frames import PanopticFrame
-from app.core.vipseg.layout import IMAGES, PANOMASKS, DatasetError, DatasetLayout, check_name, gt_json_name, png_stem
+from app.core.vipseg.layout import IMAGES, PANOMASKS, DatasetError, DatasetLayout, Progress, check_name, gt_json_name, png_stem
+
+
+JSON_CHUNK = 8 << 20  # bytes read between progress reports
+MAX_FRAME_PIXELS = 1 << 26  # 67 MP, twice 8K UHD: a mask declaring more is refused when no size is known
 
 
 class _LazyFrames:
@@ -43,6 +50,7 @@ class _LazyFrames:
 
     def _read(self, index: int, read: Callable[[Path], np.ndarray]) -> tuple[Path, np.ndarray]:
         path = self.png_paths[index]
+        self._check_declared_size(path)
         ids = read(path)
         height, width = ids.shape
         if self.width is None:
@@ -51,6 +59,24 @@ class _LazyFrames:
             raise DatasetError(f"{path} is {width}x{height} but the video {self.video_id!r} is {self.width}x{self.height}.")
         return path, ids
 
+    def _check_declared_size(self, path: Path) -> None:
+        """Refuse, before decoding, a PNG whose header declares another size than the video's (or, while the
+        size is not known yet, an absurd one): a small damaged or hostile file could otherwise take gigabytes."""
+        declared = png_size(path)
+        if declared is None:
+            return  # missing or not a PNG: decoding says which
+        width, height = declared
+        if self.width is not None and declared != (self.width, self.height):
+            raise DatasetError(
+                f"{path} declares {width}x{height} pixels but the video {self.video_id!r} is {self.width}x{self.height}; "
+                "it was not decoded. Replace the file with the right mask (damaged or from another dataset?)."
+            )
+        if self.width is None and width * height > MAX_FRAME_PIXELS:
+            raise DatasetError(
+                f"{path} declares {width}x{height} pixels, more than any video frame ({MAX_FRAME_PIXELS // 10**6} MP); "
+                "it was not decoded. Replace the file with the right mask."
+            )
+
 
 @dataclass
 class DatasetVideo(_LazyFrames):
@@ -58,7 +84,7 @@ class DatasetVideo(_LazyFrames):
 
     video_id: str
     stems: list[str]
-    segments: list[dict[int, int]]
+    segments: list[_FrameEntry]
     png_paths: list[Path]
     image_paths: list[Path]
     source: Path  # the JSON file, for messages
@@ -70,29 +96,40 @@ class DatasetVideo(_LazyFrames):
         """Every id of the video -> its category (checked to be the same in every frame)."""
         merged: dict[int, int] = {}
         for frame in self.segments:
-            merged.update(frame)
+            merged.update(frame.segments)
         return merged
 
     def frame(self, index: int) -> PanopticFrame:
         path, ids = self._read(index, read_id_png)
-        listed = self.segments[index]
+        listed, crowd = self.segments[index]
         present = set(int(v) for v in np.unique(ids)) - {0}
         if present - listed.keys():
             raise DatasetError(f"{path} has segment ids {sorted(present - listed.keys())} that are not in the frame's segments_info in {self.source}.")
         if listed.keys() - present:
             raise DatasetError(f"{self.source} lists segment ids {sorted(listed.keys() - present)} for {path.name} that the PNG {path} does not contain.")
-        return PanopticFrame(ids, dict(listed))
+        return PanopticFrame(ids, dict(listed), crowd)
 
 
-def _load_json(path: Path) -> object:
+def load_json(path: Path, progress: Progress | None = None) -> object:
+    """The parsed JSON file; every failure is a DatasetError naming it. ``progress(bytes read, size)`` while reading."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            chunks, done = [], 0
+            while chunk := handle.read(JSON_CHUNK):
+                chunks.append(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, size)
+        return json.loads(b"".join(chunks))
     except FileNotFoundError:
         raise DatasetError(f"{path} is missing.") from None
     except OSError as error:
         raise DatasetError(f"Cannot read {path}: {error.strerror}.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path} is not valid JSON ({error}).") from None
+    except RecursionError:
+        raise DatasetError(f"{path} nests lists or objects too deeply to be a VIPSeg JSON (damaged or not a dataset file).") from None
 
 
 def _expect(value: object, kind: type, what: str, source: Path):
@@ -101,8 +138,16 @@ def _expect(value: object, kind: type, what: str, source: Path):
     return value
 
 
-def _segments(entry: dict, categories: CategoryTable, where: str, source: Path) -> dict[int, int]:
+class _FrameEntry(NamedTuple):
+    """One frame's ``segments_info``: id -> category in listed order, and the ids marked ``iscrowd``."""
+
+    segments: dict[int, int]
+    crowd: frozenset[int]
+
+
+def _segments(entry: dict, categories: CategoryTable, where: str, source: Path) -> _FrameEntry:
     segments: dict[int, int] = {}
+    crowd: set[int] = set()
     for segment in _expect(entry.get("segments_info"), list, f"{where} segments_info", source):
         _expect(segment, dict, f"{where} segment", source)
         segment_id = _expect(segment.get("id"), int, f"{where} segment id", source)
@@ -113,19 +158,31 @@ def _segments(entry: dict, categories: CategoryTable, where: str, source: Path) 
             raise DatasetError(f"{source}: {where} segment {segment_id} has unknown category_id {category_id}.")
         if segment_id in segments:
             raise DatasetError(f"{source}: {where} lists segment id {segment_id} twice.")
+        iscrowd = segment.get("iscrowd", 0)
+        if iscrowd not in (0, 1):
+            raise DatasetError(f"{source}: {where} segment {segment_id} has iscrowd {iscrowd!r}; it must be 0 or 1.")
         segments[segment_id] = category_id
-    return segments
+        if iscrowd == 1:
+            crowd.add(segment_id)
+    return _FrameEntry(segments, frozenset(crowd))
 
 
-def _check_one_category(video_id: str, frames: list[dict[int, int]], stems: list[str], source: Path) -> None:
-    first: dict[int, tuple[int, str]] = {}
-    for stem, segments in zip(stems, frames):
-        for segment_id, category_id in segments.items():
-            seen = first.setdefault(segment_id, (category_id, stem))
+def _check_one_category(video_id: str, frames: list[_FrameEntry], stems: list[str], source: Path) -> None:
+    """An id keeps one category and one ``iscrowd`` for the whole video (it is one object)."""
+    first: dict[int, tuple[int, bool, str]] = {}
+    for stem, frame in zip(stems, frames):
+        for segment_id, category_id in frame.segments.items():
+            crowd = segment_id in frame.crowd
+            seen = first.setdefault(segment_id, (category_id, crowd, stem))
             if seen[0] != category_id:
                 raise DatasetError(
-                    f"{source}: in video {video_id!r} segment id {segment_id} is category {seen[0]} in frame {seen[1]} and "
+                    f"{source}: in video {video_id!r} segment id {segment_id} is category {seen[0]} in frame {seen[2]} and "
                     f"{category_id} in frame {stem}; an id must keep one category for the whole video."
+                )
+            if seen[1] != crowd:
+                raise DatasetError(
+                    f"{source}: in video {video_id!r} segment id {segment_id} has iscrowd {int(seen[1])} in frame {seen[2]} and "
+                    f"{int(crowd)} in frame {stem}; an id must keep one iscrowd for the whole video."
                 )
 
 
@@ -140,8 +197,8 @@ def _annotation_entries(annotations: object, source: Path) -> dict[str, list]:
     return by_video
 
 
-def _frames_by_stem(video_id: str, entries: list, categories: CategoryTable, source: Path) -> dict[str, dict[int, int]]:
-    frames: dict[str, dict[int, int]] = {}
+def _frames_by_stem(video_id: str, entries: list, categories: CategoryTable, source: Path) -> dict[str, _FrameEntry]:
+    frames: dict[str, _FrameEntry] = {}
     for entry in entries:
         _expect(entry, dict, f"a frame entry of video {video_id!r}", source)
         stem = png_stem(entry.get("file_name"), source)
@@ -170,20 +227,26 @@ def _gt_files(layout: DatasetLayout, split: str | None) -> list[Path]:
     return [layout.path(p.name) for p in files]
 
 
-def read_ground_truth(root: str | Path, split: str | None = None) -> tuple[CategoryTable, list[DatasetVideo]]:
-    """Videos of ``panoptic_gt_VIPSeg_<split>.json`` (``split=None``: every split file, or the all-in-one JSON)."""
+def read_ground_truth(root: str | Path, split: str | None = None, progress: Progress | None = None) -> tuple[CategoryTable, list[DatasetVideo]]:
+    """Videos of ``panoptic_gt_VIPSeg_<split>.json`` (``split=None``: every split file, or the all-in-one JSON).
+
+    ``progress(done, total)`` reports the bytes of each JSON read, then the videos of that file checked.
+    """
     layout = DatasetLayout(root)
     table: CategoryTable | None = None
     videos: list[DatasetVideo] = []
     seen: set[str] = set()
     for source in _gt_files(layout, split):
-        data = _expect(_load_json(source), dict, "the top level", source)
+        data = _expect(load_json(source, progress), dict, "the top level", source)
         file_table = categories_from_json(data.get("categories"), source)
         if table is not None and file_table.to_json() != table.to_json():
             raise DatasetError(f"{source} has a different category table from the other split files of {layout.root}.")
         table = file_table
         annotations = _annotation_entries(data.get("annotations"), source)
-        for video in _expect(data.get("videos"), list, "'videos'", source):
+        entries = _expect(data.get("videos"), list, "'videos'", source)
+        for number, video in enumerate(entries, 1):
+            if progress is not None:
+                progress(number, len(entries))
             _expect(video, dict, "a 'videos' entry", source)
             video_id = check_name(video.get("video_id"), "video_id", source)
             if video_id in seen:
@@ -240,9 +303,9 @@ def read_predictions(
     layout = DatasetLayout(root)
     if categories is None:
         table_file = layout.categories_json()
-        categories = categories_from_json(_load_json(table_file), table_file) if table_file.is_file() else vipseg_categories()
+        categories = categories_from_json(load_json(table_file), table_file) if table_file.is_file() else vipseg_categories()
     source = layout.pred_json()
-    data = _expect(_load_json(source), dict, "the top level", source)
+    data = _expect(load_json(source), dict, "the top level", source)
     videos = []
     for video_id, entries in _annotation_entries(data.get("annotations"), source).items():
         frames = _frames_by_stem(video_id, entries, categories, source)

@@ -7,7 +7,7 @@ the colour jitter is seeded by the video id.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,19 +30,20 @@ from app.core.vipseg.codec import (
 from app.core.vipseg.frames import first_appearance
 from app.core.vipseg.layout import (
     STEM_RE,
+    Cancel,
     DatasetError,
     DatasetLayout,
     ExportCancelled,
+    Progress,
     check_name,
 )
-
-Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool]
+from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json
 
 
 @dataclass
 class VideoToWrite:
-    """One video as plain data. ``track_map(i)`` is an (H, W) int map of track ids (0 void) for frame i."""
+    """One video as plain data. ``track_map(i)`` is an (H, W) int map of track ids (0 void) for frame i;
+    tracks in ``crowd_tracks`` are written with ``iscrowd: 1``."""
 
     video_id: str
     num_frames: int
@@ -51,6 +52,7 @@ class VideoToWrite:
     image: Callable[[int], np.ndarray] | None = None
     image_file: Callable[[int], Path | None] | None = None
     stems: Sequence[str] | None = None
+    crowd_tracks: Collection[int] = frozenset()
 
     def frame_stems(self) -> list[str]:
         """The source stems when they are all 8-digit frame names, else 00000000, 00000001, ..."""
@@ -71,6 +73,7 @@ class _VideoEncoder:
         self.panoptic: dict[int, int] = {}  # track id -> panoptic id
         self.raw_values: dict[int, int] = {}  # track id -> raw panomask value
         self.category_of_id: dict[int, int] = {}  # panoptic id -> category
+        self.crowd_ids: set[int] = set()  # panoptic ids of crowd tracks
         self.instances: dict[int, int] = {}  # thing category -> next k
 
     def _allocate(self, track_id: int) -> None:
@@ -94,6 +97,8 @@ class _VideoEncoder:
         self.panoptic[track_id] = panoptic_id
         self.raw_values[track_id] = raw_value(category_id, category.isthing, k)
         self.category_of_id[panoptic_id] = category_id
+        if track_id in self.video.crowd_tracks:
+            self.crowd_ids.add(panoptic_id)
 
     def encode(self, track_map: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[dict]]:
         """(panoptic ids, raw values, segments_info) for one frame's track map.
@@ -120,7 +125,8 @@ class _VideoEncoder:
                 segment["area"] += int(counts[position])
             else:
                 segment = segments[segment_id] = {
-                    "id": segment_id, "category_id": self.category_of_id[segment_id], "iscrowd": 0, "area": int(counts[position]),
+                    "id": segment_id, "category_id": self.category_of_id[segment_id], "iscrowd": int(segment_id in self.crowd_ids),
+                    "area": int(counts[position]),
                 }
             segment["bbox"] = [box[0], box[1], box[2] - box[0], box[3] - box[1]]
         return pan_lut[inverse], raw_lut[inverse], list(segments.values())
@@ -141,14 +147,6 @@ def _write(path: Path, data: bytes) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(path, data)
-    except OSError as error:
-        raise DatasetError(f"Cannot write {path}: {error.strerror}. Check free disk space and folder permissions.") from None
-
-
-def _write_json(path: Path, obj: object) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        atomic.write_json(path, obj, indent=None)
     except OSError as error:
         raise DatasetError(f"Cannot write {path}: {error.strerror}. Check free disk space and folder permissions.") from None
 
@@ -182,14 +180,15 @@ def write_videos(
     raw_panomasks: bool = True,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
-) -> Path:
-    """Write ``videos`` under ``root``; returns the JSON written.
+) -> WrittenDataset:
+    """Write ``videos`` under ``root``; returns the JSON written and the videos it lists.
 
     Ground truth (``predictions=False``): images/, panomasks/ (raw 16-bit, if ``raw_panomasks``),
-    panomasksRGB/, panoVIPSeg_categories.json and panoptic_gt_VIPSeg_<split>.json (replaced as a whole).
-    Predictions: pan_pred/ + pred.json. ``resolution``: target height (e.g. 720) or None for the source
-    size. The JSON is written last, so a cancelled or failed export never leaves a JSON pointing at
-    missing PNGs.
+    panomasksRGB/, panoVIPSeg_categories.json and panoptic_gt_VIPSeg_<split>.json. Predictions: pan_pred/ +
+    pred.json. A JSON already there keeps its other videos (``merge_into_json``); a folder with another
+    category table is refused before anything is written. ``resolution``: target height (e.g. 720) or None
+    for the source size. The JSON is written last, so a cancelled or failed export never leaves a JSON
+    pointing at missing PNGs.
     """
     layout = DatasetLayout(root)
     _check_stuff_colors(categories)
@@ -197,6 +196,8 @@ def write_videos(
     if len(set(ids)) != len(ids):
         raise DatasetError(f"Video ids must be unique in one export; got {ids}.")
     json_path = layout.pred_json() if predictions else layout.gt_json(split)  # checked before anything is written
+    if not predictions:
+        check_categories(layout, json_path, categories)
     total = sum(v.num_frames for v in videos)
     done = 0
     json_videos, json_annotations = [], []
@@ -225,10 +226,4 @@ def write_videos(
                 progress(done, total)
         json_videos.append({"video_id": video.video_id, "images": images})
         json_annotations.append({"video_id": video.video_id, "annotations": annotations})
-    if predictions:
-        _write_json(json_path, {"annotations": json_annotations})
-        return json_path
-    table = categories.to_json()
-    _write_json(layout.categories_json(), table)
-    _write_json(json_path, {"videos": json_videos, "annotations": json_annotations, "categories": table})
-    return json_path
+    return merge_into_json(layout, json_path, categories, json_videos, json_annotations, predictions)

@@ -1,0 +1,232 @@
+"""GPU readiness checks, one subcommand per section of ``benchmarks/gpu_check.sh`` (each runs in its own process).
+
+    python benchmarks/gpu_check.py env
+    python benchmarks/gpu_check.py correctness --frames 6 --height 480 --width 854
+    python benchmarks/gpu_check.py bench --preset r50 --frames 24 --height 720 --width 1280
+    python benchmarks/gpu_check.py summary --out DIR    # DIR/*.json and DIR/tests.xml as one line, also DIR/results.json
+    add --device cpu (and small sizes) to run a section without a GPU; --out DIR writes each result as DIR/<key>.json
+
+``correctness`` runs the same seeded random weights (official-structure R50) on the CPU in fp32 and on the device
+the way the app does (fp16 autocast on CUDA) and reports how far the logits drift and how well track ids and
+masks agree. ``bench`` times whole online and offline runs through ``VideoSegmenter`` (frames/s, peak GPU memory)
+and each stage with ``bench_pipeline.stage_times``. Random weights are enough for timing; thresholds are 0 so
+post-processing keeps every slot (its worst case). Every subcommand prints its result as one JSON line last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import json
+import sys
+import time
+import xml.etree.ElementTree as ElementTree
+from contextlib import nullcontext
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_pipeline, run as a script from anywhere
+from bench_pipeline import stage_times  # noqa: E402
+
+from dvis_models import VideoSegmenter, build_model  # noqa: E402
+from dvis_models.preprocess import prepare_frames  # noqa: E402
+from dvis_models.types import FrameResult  # noqa: E402
+
+RESULTS_FILE = "results.json"  # the summary of all sections
+PRESETS = {"r50": "r50_vipseg_offline", "swinl": "swinl_vipseg_offline"}  # online runs use the same model, offline=False
+
+
+def moving_scene(num_frames: int, height: int, width: int) -> list[np.ndarray]:
+    """A textured scene panning sideways: consecutive frames are related, as in a real video."""
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 255, (height, width + 4 * num_frames, 3), dtype=np.uint8)
+    return [np.ascontiguousarray(base[:, 4 * t: 4 * t + width]) for t in range(num_frames)]
+
+
+def emit(result: dict, key: str, out: Path | None) -> None:
+    """Print the section's JSON line (last) and keep a copy as ``out/key.json`` for the summary."""
+    line = json.dumps({key: result})
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{key}.json").write_text(line + "\n")
+    print(line, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------- env
+
+def environment() -> dict:
+    info = {"torch": torch.__version__, "cuda_build": torch.version.cuda, "cuda_available": torch.cuda.is_available()}
+    if torch.cuda.is_available():
+        properties = torch.cuda.get_device_properties(0)
+        info.update(device=properties.name, capability=".".join(map(str, torch.cuda.get_device_capability(0))),
+                    memory_gb=round(properties.total_memory / 2**30, 1), cudnn=torch.backends.cudnn.version())
+    else:
+        info["device"] = "cpu"
+    info["modules_missing"] = [name for name in ("av", "cv2", "scipy", "PIL") if importlib.util.find_spec(name) is None]
+    return info
+
+
+def summary(out: Path) -> dict:
+    """All sections' results in one object: test counts from pytest's JUnit XML, exit codes, the speed aims."""
+    result: dict = {}
+    for path in sorted(out.glob("*.json")):
+        if path.name != RESULTS_FILE:
+            result.update(json.loads(path.read_text()))
+    result["device"] = result.get("environment", {}).get("device", "unknown")
+    junit = out / "tests.xml"
+    if junit.exists():
+        suite = ElementTree.parse(junit).getroot()
+        suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
+        counts = {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}
+        result["tests"] = {"passed": counts["tests"] - counts["failures"] - counts["errors"] - counts["skipped"],
+                           "failed": counts["failures"] + counts["errors"], "skipped": counts["skipped"]}
+    else:
+        result["tests"] = {"passed": 0, "failed": None, "note": "no tests.xml: the test section did not finish"}
+    result["section_exit_codes"] = {path.stem: int(path.read_text() or -1) for path in sorted(out.glob("*.rc"))}
+    aims = {"r50_online_720p": 20.0, "swinl_online_720p": 8.0}  # frames/s on one H100, end to end
+    result["aims_met"] = {f"{key} >= {fps:g} fps": result[key]["fps"] >= fps for key, fps in aims.items() if key in result}
+    return result
+
+
+# --------------------------------------------------------------------------------------- correctness
+
+@torch.no_grad()
+def raw_logits(model, frames: list[np.ndarray], short_edge: int, device: torch.device) -> dict[str, torch.Tensor]:
+    """Segmenter, tracker and refiner class logits and tracker mask logits of one window, on the CPU as float32."""
+    autocast = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
+    prepared = prepare_frames(frames, short_edge, model.config.test_max_size, device=device)
+    model.tracker.reset()
+    with autocast:
+        segmented = model.segment(prepared.images, with_masks=False)
+        tracked = model.tracker(segmented.pred_embds, segmented.mask_features)
+        refined = model.refiner(tracked.pred_embds, model.tracker.frame_forward(segmented.pred_embds))
+    model.tracker.reset()
+    outputs = {"segmenter_logits": segmented.pred_logits, "tracker_logits": tracked.pred_logits,
+               "refiner_logits": refined.pred_logits, "tracker_mask_logits": tracked.pred_masks}
+    return {name: tensor.float().cpu() for name, tensor in outputs.items()}
+
+
+def track_agreement(reference: list[FrameResult], other: list[FrameResult]) -> dict:
+    """How well two runs' panoptic maps agree, after pairing their track ids by best IoU (Hungarian).
+
+    ``same_ids``: fraction of reference tracks whose partner has the same id number (the app shows ids);
+    ``pixel_agreement``: fraction of pixels whose reference id maps to the other run's id there.
+    """
+    ref_ids = sorted({s.track_id for r in reference for s in r.segments})
+    other_ids = sorted({s.track_id for r in other for s in r.segments})
+    ref_keys, other_keys = np.array([0] + ref_ids), np.array([0] + other_ids)  # row/column 0: void
+    overlap = np.zeros((ref_keys.size, other_keys.size), np.int64)  # pixel counts over the whole clip
+    for a, b in zip(reference, other, strict=True):
+        rows = np.searchsorted(ref_keys, a.track_map.ravel())
+        cols = np.searchsorted(other_keys, b.track_map.ravel())
+        np.add.at(overlap, (rows, cols), 1)
+    area_ref, area_other = overlap.sum(1, keepdims=True), overlap.sum(0, keepdims=True)
+    iou = overlap / np.maximum(area_ref + area_other - overlap, 1)
+    rows, cols = linear_sum_assignment(-iou[1:, 1:]) if ref_ids and other_ids else ([], [])
+    partner = {ref_ids[r]: other_ids[c] for r, c in zip(rows, cols)}
+    track_iou = [float(iou[r + 1, c + 1]) for r, c in zip(rows, cols)] + [0.0] * (len(ref_ids) - len(rows))
+    agreeing = overlap[0, 0] + sum(overlap[r + 1, c + 1] for r, c in zip(rows, cols))
+    ref_category = {s.track_id: s.category_id for r in reference for s in r.segments}
+    other_category = {s.track_id: s.category_id for r in other for s in r.segments}
+    return {
+        "tracks_cpu": len(ref_ids), "tracks_device": len(other_ids),
+        "same_ids": round(sum(partner.get(i) == i for i in ref_ids) / max(len(ref_ids), 1), 4),
+        "same_category": round(sum(other_category.get(partner.get(i)) == ref_category[i] for i in ref_ids)
+                               / max(len(ref_ids), 1), 4),
+        "mean_track_iou": round(float(np.mean(track_iou)) if track_iou else 1.0, 4),
+        "min_track_iou": round(float(np.min(track_iou)) if track_iou else 1.0, 4),
+        "pixel_agreement": round(float(agreeing / overlap.sum()), 5),
+        "identical_maps": all(np.array_equal(a.track_map, b.track_map) for a, b in zip(reference, other)),
+    }
+
+
+def correctness(args: argparse.Namespace) -> dict:
+    torch.manual_seed(0)
+    cpu_model = build_model("r50_vipseg_offline")
+    cpu, device = torch.device("cpu"), torch.device(args.device)
+    device_model = copy.deepcopy(cpu_model).to(device)  # two copies of the same weights, one per device
+    frames = moving_scene(args.frames, args.height, args.width)
+    reference, tested = raw_logits(cpu_model, frames, args.height, cpu), raw_logits(device_model, frames, args.height, device)
+    result: dict = {"preset": "r50_vipseg_offline (random weights, seed 0)", "frames": args.frames,
+                    "size": f"{args.width}x{args.height}", "device_precision": "fp16 autocast" if device.type == "cuda" else "fp32",
+                    "max_abs_drift": {name: round(float((tested[name] - value).abs().max()), 5) for name, value in reference.items()},
+                    "logit_scale": {name: round(float(value.abs().max()), 3) for name, value in reference.items()}}
+    options = dict(short_edge=args.height, object_mask_threshold=0.0, overlap_threshold=0.0)
+    for mode, offline in (("online", False), ("offline", True)):
+        runs = [list(VideoSegmenter(model, device=where, offline=offline, **options).run(frames))
+                for model, where in ((cpu_model, cpu), (device_model, device))]
+        result[mode] = track_agreement(*runs)
+        print(f"{mode}: {result[mode]}", flush=True)
+    print(f"max |logit drift| device vs CPU fp32: {result['max_abs_drift']} (scale {result['logit_scale']})", flush=True)
+    return result
+
+
+# --------------------------------------------------------------------------------------------- bench
+
+def timed_run(segmenter: VideoSegmenter, frames: list[np.ndarray], device: torch.device) -> tuple[float, int | None]:
+    """(frames per second end to end, peak GPU MB or None on the CPU) of one run, its results consumed one by one."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    count = sum(1 for _ in segmenter.run(iter(frames), num_frames=len(frames)))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - start
+    peak = round(torch.cuda.max_memory_allocated() / 2**20) if device.type == "cuda" else None
+    return count / elapsed, peak
+
+
+def bench(args: argparse.Namespace, out: Path | None) -> None:
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = build_model(PRESETS[args.preset], device=device)  # initialised where it runs: Swin-L is quick to build on a GPU
+    frames = moving_scene(args.warmup + args.frames, args.height, args.width)
+    stage_frames = frames[: args.stage_frames]
+    stage_times(model, stage_frames[:1], args.height, device)  # warm-up: allocator, kernels
+    stages = {name: round(seconds * 1000, 2) for name, seconds in stage_times(model, stage_frames, args.height, device).items()}
+    label = f"{args.height}p" if args.height in (480, 720, 1080) else f"{args.width}x{args.height}"
+    for mode, offline in (("online", False), ("offline", True)):
+        segmenter = VideoSegmenter(model, device=device, offline=offline, short_edge=args.height,
+                                   object_mask_threshold=0.0, overlap_threshold=0.0)
+        timed_run(segmenter, frames[: args.warmup], device)
+        fps, peak = timed_run(segmenter, frames[args.warmup:], device)
+        mode_stages = {name: ms for name, ms in stages.items() if offline or name != "refiner"}
+        result = {"fps": round(fps, 2), "ms_per_frame": round(1000 / fps, 1), "peak_mb": peak,
+                  "frames": args.frames, "ms_per_stage": mode_stages,
+                  "precision": "fp16 autocast" if device.type == "cuda" else "fp32"}
+        print(f"{args.preset} {mode} {label} on {device.type}: {fps:.2f} frames/s, peak {peak} MB; "
+              f"stages (ms/frame, {len(stage_frames)}-frame window): {mode_stages}", flush=True)
+        emit(result, f"{args.preset}_{mode}_{label}", out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("section", choices=["env", "correctness", "bench", "summary"])
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--preset", choices=list(PRESETS), default="r50")
+    parser.add_argument("--frames", type=int, default=24, help="timed (bench) or compared (correctness) frames")
+    parser.add_argument("--warmup", type=int, default=3, help="bench: frames of an untimed run first")
+    parser.add_argument("--stage-frames", type=int, default=6, help="bench: frames of the per-stage timing window")
+    parser.add_argument("--height", type=int, default=720)
+    parser.add_argument("--width", type=int, default=1280)
+    parser.add_argument("--out", type=Path, help="also write each result as OUT/<key>.json")
+    args = parser.parse_args()
+    if args.section == "env":
+        emit(environment(), "environment", args.out)
+    elif args.section == "summary":
+        line = json.dumps(summary(args.out))
+        (args.out / RESULTS_FILE).write_text(line + "\n")
+        print(line)
+    elif args.section == "correctness":
+        emit(correctness(args), "fp16_vs_fp32", args.out)
+    else:
+        bench(args, args.out)
+
+
+if __name__ == "__main__":
+    main()
