@@ -283,6 +283,9 @@ def _add_export(commands) -> None:
     parser.add_argument("--frames", help="frame range FIRST-LAST, 0-based inclusive (default: all frames)")
     parser.add_argument("--split", default="train", help="split name of the VIPSeg JSON (default train)")
     parser.add_argument("--resolution", type=int, help="VIPSeg frame height, e.g. 720 (default: the video's)")
+    parser.add_argument("--all-frames", action="store_true",
+                        help="masks/cutouts: also write empty images for frames where a track is absent "
+                             "(default: only frames where it is present)")
     parser.set_defaults(handler=_export)
 
 
@@ -326,10 +329,13 @@ def _export_once(args: argparse.Namespace) -> int:
                                     resolution=args.resolution, progress=progress)
             summary = f"wrote {written.summary()}"
         else:
+            per_track = {"class_names": exports.class_names(annotation), "all_frames": args.all_frames}
             if args.format == "masks":
-                result = exports.export_track_masks(annotation, tracks, frames, args.out, stems=source.stems, progress=progress)
+                result = exports.export_track_masks(annotation, tracks, frames, args.out, stems=source.stems,
+                                                    progress=progress, **per_track)
             elif args.format == "cutouts":
-                result = exports.export_cutouts(annotation, source, tracks, frames, args.out, progress=progress)
+                result = exports.export_cutouts(annotation, source, tracks, frames, args.out, progress=progress,
+                                                **per_track)
             elif args.format == "alpha":
                 result = exports.export_alpha_video(annotation, source, tracks, frames, args.out, progress=progress)
             else:

@@ -64,3 +64,31 @@ def load_scripted(window) -> dict[int, int]:
     for index in range(window.controller.num_frames):
         merger.add(scripted_result(index))
     return merger.mapping
+
+
+def open_focused(window, path, qtbot) -> dict[int, int]:
+    """Open `path` with scripted model results (see `load_scripted`) and give the frame view the keyboard."""
+    window.open_path(path)
+    mapping = load_scripted(window)
+    window.activateWindow()
+    window.view.setFocus()
+    qtbot.waitUntil(window.view.hasFocus)
+    return mapping
+
+
+def answer_message_box(button_text: str) -> list[str]:
+    """Click `button_text` on the modal QMessageBox (a real one, shown with exec) that the next action opens;
+    returns [its text] once seen, [] if no box was open when the event loop next ran."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    seen: list[str] = []
+
+    def click() -> None:
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            seen.append(box.text())
+            next(b for b in box.buttons() if b.text().replace("&", "") == button_text).click()
+
+    QTimer.singleShot(0, click)
+    return seen

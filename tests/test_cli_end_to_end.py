@@ -145,7 +145,7 @@ def test_export_project_masks_and_vipseg(tmp_path, capsys):
                           "--frames", "1-2")
     project.close()
     assert code == 0, stdout
-    written = sorted((tmp_path / "masks" / f"track_{person.id:04d}").glob("*.png"))
+    written = sorted((tmp_path / "masks" / f"track_{person.id:04d}_person").glob("*.png"))
     assert [p.name for p in written] == ["00000001.png", "00000002.png"]
     code, _, err = run(capsys, "export", tmp_path / "project", "--out", tmp_path / "cut", "--format", "cutouts",
                        "--tracks", "99")

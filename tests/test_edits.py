@@ -9,7 +9,7 @@ import pytest
 from app.core.annotation import Annotation, AnnotationError, Provenance
 from app.core.categories import vipseg_categories
 from app.core.edits import (AddTrack, DeleteTrack, Edit, EditGroup, MergeTracks, Paint, RelabelTrack, SetTrackLocked,
-                            SplitTrack, SwapTracks)
+                            SplitTrack, SwapTracks, shared_frames)
 
 PERSON, CAR, DOG, SKY, WALL, GRASS = 60, 48, 62, 28, 0, 15
 F, H, W = 8, 24, 32
@@ -106,6 +106,16 @@ def test_track_edits_touch_no_pixels(name):
     annotation.apply(EDITS[name]())
     assert annotation.mask_store.dirty == set()
     assert all(annotation.mask_store.blob(i) is blob for i, blob in enumerate(blobs))
+
+
+def test_shared_frames_are_where_tracks_to_merge_coexist():
+    annotation = make_annotation()
+    assert shared_frames(annotation, [2, 3]) == [2, 3, 4, 5]  # car 0-5, person 3 from 2 on
+    assert shared_frames(annotation, [5, 3]) == [2, 3]
+    assert shared_frames(annotation, [2, 5, 3]) == [0, 1, 2, 3, 4, 5]  # any two of them
+    annotation.apply(DeleteTrack(3, 0, 6))
+    assert shared_frames(annotation, [2, 3]) == []  # one after the other: a clean merge
+    assert shared_frames(annotation, [2, 2]) == []
 
 
 def test_merge_split_swap_delete_semantics():

@@ -14,8 +14,10 @@ from app.core import atomic
 from app.core.annotation import Annotation
 from app.core.categories import vipseg_categories
 from app.core.colors import overlay
+from app.core.edits import DeleteTrack
 from app.core.exports import (
     ExportError,
+    class_names,
     export_alpha_video,
     export_cutouts,
     export_overlay_video,
@@ -72,6 +74,29 @@ def test_track_masks_are_exact_binary_pngs(clip, tmp_path):
                              cv2.IMREAD_UNCHANGED)
             assert png.dtype == np.uint8 and png.ndim == 2
             np.testing.assert_array_equal(png, (annotation.track_map(index) == track_id) * 255)
+
+
+def test_per_track_folders_name_the_class_and_hold_only_frames_where_the_track_is(clip, tmp_path):
+    _, annotation = clip
+    annotation.apply(DeleteTrack(CAR, 3, 6))  # the car is absent in frames 3-5
+    names = class_names(annotation) | {PERSON: "traffic light/sign"}  # made safe for a folder name
+    result = export_track_masks(annotation, [CAR, PERSON], range(10), tmp_path / "masks", class_names=names)
+    car_class = annotation.categories.name(annotation.tracks[CAR].category_id)
+    car, person = tmp_path / "masks" / f"track_0007_{car_class}", tmp_path / "masks" / "track_0003_traffic_light_sign"
+    assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == sorted([car.name, person.name])
+    assert sorted(p.name for p in car.iterdir()) == [f"{i:08d}.png" for i in (0, 1, 2, 6, 7, 8, 9)]
+    assert len(list(person.iterdir())) == 10 and result.frames == 10 and len(result.paths) == 17
+
+    every = export_track_masks(annotation, [CAR], range(10), tmp_path / "all", all_frames=True)
+    assert len(every.paths) == 10
+    assert not cv2.imread(str(tmp_path / "all" / "track_0007" / "00000004.png"), cv2.IMREAD_UNCHANGED).any()
+
+
+def test_cutouts_skip_frames_where_the_track_is_absent(clip, tmp_path):
+    source, annotation = clip
+    annotation.apply(DeleteTrack(PERSON, 0, 8))
+    export_cutouts(annotation, source, [PERSON], range(10), tmp_path / "cut")
+    assert sorted(p.name for p in (tmp_path / "cut" / "track_0003").iterdir()) == ["00000008.png", "00000009.png"]
 
 
 def test_combined_masks_hold_the_union_and_use_given_stems(clip, tmp_path):

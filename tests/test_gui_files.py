@@ -10,7 +10,7 @@ from PySide6.QtGui import QDropEvent
 from app.core.vipseg import read_ground_truth
 from app.gui import documents
 from app.gui.documents import ExportRequest
-from tests.gui_helpers import FRAMES, errors, load_scripted, video_path, window  # noqa: F401
+from tests.gui_helpers import FRAMES, answer_message_box, errors, load_scripted, video_path, window  # noqa: F401
 
 
 def export(window, qtbot, request: ExportRequest):
@@ -99,6 +99,7 @@ def test_save_reopen_autosave_project(window, video_path, qtbot, tmp_path, error
     window.controller.save_project(folder)
     assert not window.controller.modified
     window.controller.select([mapping[5], mapping[6]])
+    answer_message_box("Merge Anyway")
     window.actions["merge"].trigger()
     assert window.controller.modified and window.windowTitle().startswith("clip.mp4 *")
     window.autosave()
@@ -189,7 +190,7 @@ def test_no_edits_while_a_worker_uses_the_annotation(window, video_path, errors)
     assert mapping[6] in window.controller.annotation.tracks
 
 
-def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_path, monkeypatch, errors):
+def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_path, monkeypatch, errors, qtbot):
     import cv2
 
     window.open_path(video_path)
@@ -204,11 +205,13 @@ def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_pa
     monkeypatch.setattr(window, "confirm_discard", lambda: asked.append(1) or False)
     monkeypatch.setattr("app.gui.main_window.QFileDialog.getExistingDirectory", lambda *args: str(folder))
     window.open_folder_dialog()
-    window.open_vipseg_dialog()
-    assert len(asked) == 2 and window.controller.annotation is original  # "Cancel" keeps the edits
+    assert len(asked) == 1 and window.controller.annotation is original  # "Cancel" keeps the edits
+    with qtbot.waitSignal(window.tasks.failed, timeout=10_000):  # not a VIPSeg dataset: read in the background
+        window.actions["open_vipseg"].trigger()
+    assert len(asked) == 1 and len(errors) == 1 and window.controller.annotation is original  # nobody was asked
     monkeypatch.setattr(window, "confirm_discard", lambda: True)
     window.open_folder_dialog()
-    assert window.controller.num_frames == 3 and not errors
+    assert window.controller.num_frames == 3 and len(errors) == 1
 
 
 

@@ -9,7 +9,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.gui.object_list import COLUMNS
-from tests.gui_helpers import CAR, FRAMES, PERSON, SIZE, errors, load_scripted, video_path, window  # noqa: F401
+from tests.gui_helpers import (CAR, FRAMES, PERSON, SIZE, answer_message_box, errors, load_scripted,  # noqa: F401
+                               video_path, window)
 
 
 def click_pixel(qtbot, window, x, y, modifier=Qt.KeyboardModifier.NoModifier):
@@ -60,8 +61,9 @@ def test_click_selects_then_merge_split_and_undo_through_the_ui(window, video_pa
     click_pixel(qtbot, window, 70, 40, Qt.KeyboardModifier.ControlModifier)
     assert window.controller.selection == [person, car]
     assert window.actions["merge"].isEnabled()
+    warned = answer_message_box("Merge Anyway")  # both are in every frame
     window.actions["merge"].trigger()
-    assert car not in annotation.tracks
+    assert warned and car not in annotation.tracks
     assert annotation.track_map(0)[40, 70] == person
 
     window.actions["undo"].trigger()
@@ -173,8 +175,10 @@ def test_keyboard_shortcuts(window, video_path, qtbot):
     assert window.controller.frame_index == 10
     qtbot.keyClick(window.view, Qt.Key.Key_Home)
     window.controller.select([mapping[5], mapping[6]])
+    answer_message_box("Merge Anyway")
     qtbot.keyClick(window.view, Qt.Key.Key_M)
     assert mapping[6] not in window.controller.annotation.tracks
+    qtbot.waitUntil(lambda: QApplication.activeWindow() is window)  # the warning closed: keys reach the window
     qtbot.keyClick(window.view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert mapping[6] in window.controller.annotation.tracks
     qtbot.keyClick(window.view, Qt.Key.Key_Space)

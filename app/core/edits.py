@@ -29,7 +29,7 @@ from app.core.mask_store import decode_slots, encode_slots
 
 __all__ = [
     "Edit", "TrackTablePatch", "PixelPatch", "EditGroup", "AddTrack", "SetTrackLocked", "MergeTracks",
-    "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PAINT_TOOLS",
+    "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PAINT_TOOLS", "shared_frames",
 ]
 
 PAINT_TOOLS = ("brush", "eraser", "fill")
@@ -238,6 +238,14 @@ class MergeTracks(Edit):
         target = _editable(annotation, self.target)
         keys = annotation.keys_of(self.source).tolist()
         return annotation.apply(TrackTablePatch([[k, self.target] for k in keys], [_edited(target)], [self.source]))
+
+
+def shared_frames(annotation: Annotation, track_ids: list[int]) -> list[int]:
+    """Frames where two or more of ``track_ids`` are present: merging them would give one id two objects there."""
+    counts = np.zeros(annotation.num_frames, np.int32)
+    for track_id in set(track_ids):
+        counts[annotation.presence(track_id)] += 1
+    return np.flatnonzero(counts > 1).tolist()
 
 
 @dataclass

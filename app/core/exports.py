@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import tempfile
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ import cv2
 import numpy as np
 
 from app.core import atomic
+from app.core.annotation import Annotation
 from app.core.colors import OverlayMode, overlay, visible_mask
 from app.core.errors import StudioError
 from app.core.video import VideoSource
@@ -74,21 +76,27 @@ def export_track_masks(
     *,
     stems: Sequence[str] | None = None,
     combine: bool = False,
+    class_names: Mapping[int, str] | None = None,
+    all_frames: bool = False,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
 ) -> ExportResult:
     """Binary masks (8-bit grey PNG, 0 outside / 255 inside) at the annotation's resolution.
 
-    Writes ``out_dir/track_<id>/<stem>.png`` per track, or with ``combine`` one ``out_dir/<stem>.png``
+    Writes ``out_dir/track_<id>_<class>/<stem>.png`` per track (see ``track_folder``; ``class_names`` maps
+    id -> class name, e.g. ``class_names(annotation)``), or with ``combine`` one ``out_dir/<stem>.png``
     holding the union of the chosen tracks. ``stems`` name frame i (default: 8-digit index, like VIPSeg).
+    Only frames where the track (or, combined, any chosen track) is present get a file, unless ``all_frames``
+    asks for an empty mask in the others too.
     """
     track_ids = _check_tracks(track_ids)
     frames = _check_frames(frames, annotation, len(stems) if stems is not None else None)
 
-    def render(pixels: None, track_map: np.ndarray, ids: list[int]) -> np.ndarray:
-        return _mask(track_map, ids)
+    def render(pixels: None, mask: np.ndarray) -> np.ndarray:
+        return mask
 
-    return _png_sequence(annotation, None, track_ids, frames, Path(out_dir), stems, combine, render, progress, cancel)
+    return _png_sequence(annotation, None, track_ids, frames, Path(out_dir), stems, combine, render, progress, cancel,
+                         class_names, all_frames)
 
 
 def export_cutouts(
@@ -99,33 +107,49 @@ def export_cutouts(
     out_dir: str | Path,
     *,
     combine: bool = False,
+    class_names: Mapping[int, str] | None = None,
+    all_frames: bool = False,
     progress: Progress | None = None,
     cancel: Cancel | None = None,
 ) -> ExportResult:
     """RGBA PNGs at the video's resolution: the object's pixels, fully transparent elsewhere.
 
-    Writes ``out_dir/track_<id>/<stem>.png`` per track (stems of the source), or with ``combine`` one
-    ``out_dir/<stem>.png`` with all chosen tracks. Transparent pixels keep their colour (premultiplying
-    would darken edges when an editor scales the cut-out).
+    Writes ``out_dir/track_<id>_<class>/<stem>.png`` per track (stems of the source), or with ``combine`` one
+    ``out_dir/<stem>.png`` with all chosen tracks; folders and frames as in ``export_track_masks``.
+    Transparent pixels keep their colour (premultiplying would darken edges when an editor scales the cut-out).
     """
     track_ids = _check_tracks(track_ids)
     frames = _check_frames(frames, annotation, source.num_frames)
 
-    def render(pixels: np.ndarray, track_map: np.ndarray, ids: list[int]) -> np.ndarray:
-        return np.dstack([pixels, _mask(track_map, ids)])
+    def render(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return np.dstack([pixels, mask])
 
     return _png_sequence(annotation, source, track_ids, frames, Path(out_dir), source.stems, combine, render,
-                         progress, cancel)
+                         progress, cancel, class_names, all_frames)
 
 
-def _png_sequence(annotation, source, track_ids, frames, out_dir, stems, combine, render, progress, cancel):
+def class_names(annotation: Annotation) -> dict[int, str]:
+    """Track id -> class name, for ``track_folder``."""
+    return {t: annotation.categories.name(track.category_id) for t, track in annotation.tracks.items()}
+
+
+def track_folder(track_id: int, class_name: str | None = None) -> str:
+    """``track_0012_person``: the id (zero-padded, so folders sort by id) and the class, made safe for any file system."""
+    safe = re.sub(r"[^0-9A-Za-z]+", "_", class_name or "").strip("_")
+    return f"track_{track_id:04d}" + (f"_{safe}" if safe else "")
+
+
+def _png_sequence(annotation, source, track_ids, frames, out_dir, stems, combine, render, progress, cancel,
+                  class_names, all_frames):
     """Render one image per (frame, track folder) and write them on a few threads.
 
     PNG encoding and fsync release the GIL, so writer threads overlap them with rendering the next
     frames; at most a few frames are in flight, which bounds memory. Frames complete in order.
     """
+    names = class_names or {}
     folders: dict[tuple[int, ...], Path] = (
-        {tuple(track_ids): out_dir} if combine else {(t,): out_dir / f"track_{t:04d}" for t in track_ids})
+        {tuple(track_ids): out_dir} if combine
+        else {(t,): out_dir / track_folder(t, names.get(t)) for t in track_ids})
     for folder in folders.values():
         _make_folder(folder)
     result = ExportResult()
@@ -147,8 +171,9 @@ def _png_sequence(annotation, source, track_ids, frames, out_dir, stems, combine
                 if index in getattr(annotation, "damaged_frames", ()):  # found damaged only now, when read
                     continue
                 stem = stems[index] if stems is not None else f"{index:08d}"
-                in_flight.append([pool.submit(_write_png, folder / f"{stem}.png", render(pixels, track_map, list(ids)))
-                                  for ids, folder in folders.items()])
+                masks = {ids: _mask(track_map, list(ids)) for ids in folders}
+                in_flight.append([pool.submit(_write_png, folders[ids] / f"{stem}.png", render(pixels, mask))
+                                  for ids, mask in masks.items() if all_frames or mask.any()])
                 while len(in_flight) > 2 * _PNG_WRITERS:
                     finish_oldest()
             while in_flight:

@@ -293,8 +293,9 @@ def _open_container(path: Path) -> tuple[av.container.InputContainer, av.video.s
     try:
         container = av.open(str(path), mode="r")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as error:
-        raise VideoError(f"{path} cannot be opened as a video ({error}). It may be damaged, incomplete "
-                         "(an interrupted copy or recording) or not a video; try another file.") from error
+        reason = getattr(error, "strerror", None) or str(error)  # FFmpeg's words, without its errno
+        raise VideoError(f"{path} is not a video FFmpeg can read, or the file is damaged or incomplete (an "
+                         f"interrupted copy or recording); try another file. FFmpeg said: {reason}.") from error
     if container.format.name in _NOT_VIDEO_FORMATS:  # FFmpeg renders text files as "ANSI art" video
         container.close()
         raise VideoError(f"{path} is not a video (FFmpeg reads it as {container.format.name!r}). "

@@ -21,6 +21,9 @@ from app.core.errors import StudioError
 from app.gui.commands import EditCommand
 
 
+Confirm = Callable[[], bool]
+
+
 class UserActionError(StudioError):
     """A GUI action was asked for in a state where it cannot run (e.g. nothing selected)."""
 
@@ -62,21 +65,30 @@ class StudioController(QObject):
     def categories(self) -> CategoryTable:
         return self.annotation.categories if self.annotation is not None else vipseg_categories()
 
-    def open_video(self, path: str | Path) -> None:
-        """Open a video file or an image folder with an empty annotation."""
+    def open_video(self, path: str | Path, confirm: Confirm | None = None) -> bool:
+        """Open a video file or an image folder with an empty annotation.
+
+        `confirm()` is asked once the file has opened, before the open document is replaced (unsaved edits);
+        an unreadable file raises before anyone is asked. Returns whether the new document was shown.
+        """
         from app.core.annotation import Annotation
         from app.core.video import VideoSource
 
         video = VideoSource.open(Path(path))
         annotation = Annotation(video.num_frames, video.height, video.width, vipseg_categories())
-        self._set_document(video, annotation, project=None)
+        return self._replace_document(video, annotation, None, confirm)
 
-    def open_project(self, folder: str | Path, locate_video: Callable[[Path], Path | None] | None = None) -> None:
-        """Open a project; if its video moved, `locate_video(old path)` may point to it (the project is relinked)."""
+    def open_project(self, folder: str | Path, locate_video: Callable[[Path], Path | None] | None = None,
+                     confirm: Confirm | None = None) -> bool:
+        """Open a project; if its video moved, `locate_video(old path)` may point to it (the project is relinked).
+        `confirm` as for `open_video`."""
         from app.core.project import Project
 
         if self.project is not None and self.project.folder == Path(folder).absolute():
-            self.project.close()  # reopening the open project: release our own lock first
+            if confirm is not None and not confirm():  # reopening the open project: ask before releasing our lock
+                return False
+            confirm = None
+            self.project.close()
             self.project = None
         project = Project.open(Path(folder))
         try:
@@ -88,7 +100,7 @@ class StudioController(QObject):
         except StudioError:
             project.close()
             raise
-        self._set_document(video, project.annotation, project)
+        return self._replace_document(video, project.annotation, project, confirm)
 
     def save_project(self, folder: str | Path | None = None) -> Path:
         """Save into the open project, or create one in `folder` (first save / "save as")."""
@@ -118,9 +130,18 @@ class StudioController(QObject):
         self._set_document(VideoSource.open(Path(video_path)), annotation, project=None)
         self._dirty = True
 
-    def open_imported(self, video, annotation) -> None:
-        """Show a video imported from a VIPSeg dataset (`documents.import_vipseg_job`) with its masks, for correction."""
-        self._set_document(video, annotation, project=None)
+    def open_imported(self, video, annotation, confirm: Confirm | None = None) -> bool:
+        """Show a video imported from a VIPSeg dataset (`documents.import_vipseg_job`) with its masks, for
+        correction (`confirm` as for `open_video`)."""
+        return self._replace_document(video, annotation, None, confirm)
+
+    def _replace_document(self, video, annotation, project, confirm: Confirm | None) -> bool:
+        """Show a loaded document if `confirm` allows; otherwise release it and keep the open one."""
+        if confirm is not None and not confirm():
+            (project or video).close()  # a project closes its video
+            return False
+        self._set_document(video, annotation, project)
+        return True
 
     def _set_document(self, video, annotation, project) -> None:
         if self.annotation is not None and self._on_annotation_change in self.annotation.listeners:

@@ -137,11 +137,13 @@ def export_job(controller, request: ExportRequest) -> Job:
                                      progress=progress, cancel=cancel)
             if request.kind == "predictions":
                 return export_predictions([(video_id, annotation, source)], request.target, progress=progress, cancel=cancel)
+            names = exports.class_names(annotation)
             if request.kind == "masks":
                 return exports.export_track_masks(annotation, tracks, frames, request.target, stems=source.stems,
-                                                  progress=progress, cancel=cancel)
+                                                  class_names=names, progress=progress, cancel=cancel)
             if request.kind == "cutouts":
-                return exports.export_cutouts(annotation, source, tracks, frames, request.target, progress=progress, cancel=cancel)
+                return exports.export_cutouts(annotation, source, tracks, frames, request.target, class_names=names,
+                                              progress=progress, cancel=cancel)
             if request.kind == "alpha":
                 return exports.export_alpha_video(annotation, source, tracks, frames, request.target, progress=progress, cancel=cancel)
             return exports.export_overlay_video(annotation, source, request.tracks, frames, request.target,

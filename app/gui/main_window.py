@@ -12,8 +12,10 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
+    QApplication,
     QCheckBox,
     QComboBox,
+    QDialog,
     QDockWidget,
     QFileDialog,
     QHBoxLayout,
@@ -32,6 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
+from app.core import edits
 from app.core.frame_range import parse_frame_range
 from app.core.vipseg.merge import WrittenDataset
 from app.gui import documents
@@ -44,12 +47,14 @@ from app.gui.object_list import ObjectList
 from app.gui.stability import StabilityPanel
 from app.gui.tasks import TaskRunner
 from app.gui.timeline import TimelineWidget
-from app.gui.video_view import VideoView
+from app.gui.video_view import WHEEL_STEP, VideoView
 
 RECENT_KEY = "recent_files"
 MAX_RECENT = 10
-MODE_NAMES = {"fill": "Fill", "contour": "Contour", "fill_contour": "Fill + contour", "fade": "Fade background",
-              "cutout": "Cut-out"}
+BUSY_INFERENCE, BUSY_TASK = "DVIS is running", "An export or evaluation is running"  # why edits wait
+MAX_LISTED_FRAMES = 8  # frames named in a message; the rest is "…"
+MODE_NAMES = {"fill": "Filled Masks", "contour": "Contours", "fill_contour": "Filled Masks + Contours",
+              "fade": "Fade Background", "cutout": "Cut-Out"}
 VIDEO_FILTER = "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v);;All files (*)"
 
 
@@ -99,8 +104,10 @@ class MainWindow(QMainWindow):
         c.frame_changed.connect(self._on_frame_changed)
         c.annotation_changed.connect(self._on_annotation_changed)
         c.display_changed.connect(self.view.redraw)
+        c.display_changed.connect(self._sync_display_controls)
         c.selection_changed.connect(self._update_actions)
         c.selection_changed.connect(self.view.redraw)
+        self.view.space_tapped.connect(self.actions["play"].trigger)
         self.view.hovered.connect(lambda x, y: self.hover_label.setText(self.controller.describe_pixel(x, y)))
         self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action(
             "Paint", lambda: self.controller.paint(tool, points, radius)))
@@ -165,8 +172,10 @@ class MainWindow(QMainWindow):
         self.status_label = QLabel("Open a video, an image folder, a VIPSeg dataset or a project (or drop one here).")
         self.progress = QProgressBar(maximumWidth=260, visible=False)
         self.hover_label = QLabel()
+        self.counts_label = QLabel()  # tracks and stability markers of the current state
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.hover_label)
+        self.statusBar().addPermanentWidget(self.counts_label)
         self.statusBar().addPermanentWidget(self.progress)
 
     def _action(self, name: str, text: str, slot: Callable[[], object] | None, shortcut=None, checkable=False,
@@ -179,7 +188,7 @@ class MainWindow(QMainWindow):
         if tip:
             action.setStatusTip(tip)
         if slot is not None:
-            action.triggered.connect(lambda *_: self._run_action(text.replace("&", "").rstrip("…"), slot))
+            action.triggered.connect(lambda *_: self._trigger(text.replace("&", "").rstrip("…"), slot))
         self.addAction(action)  # shortcuts work even while the menu bar is hidden
         self.actions[name] = action
         return action
@@ -200,7 +209,7 @@ class MainWindow(QMainWindow):
         c.undo_stack.undoTextChanged.connect(lambda text: undo.setStatusTip(f"Undo {text}"))
         c.undo_stack.redoTextChanged.connect(lambda text: redo.setStatusTip(f"Redo {text}"))
         c.undo_stack.indexChanged.connect(self._update_actions)
-        a("merge", "&Merge Selected Tracks", c.merge_selected, "M", tip="Merge the selected tracks into the first one")
+        a("merge", "&Merge Selected Tracks", self.merge_selected, "M", tip="Merge the selected tracks into the first one")
         a("split", "S&plit Track at Current Frame", c.split_selected, "S")
         a("swap", "S&wap Two Tracks from Current Frame", c.swap_selected, "W")
         a("delete", "&Delete Track", c.delete_selected, QKeySequence.StandardKey.Delete)
@@ -211,7 +220,7 @@ class MainWindow(QMainWindow):
         a("select_none", "Clear Selection", lambda: c.select(None), "Esc")
         tools = QActionGroup(self)
         for name, text, key in (("select", "Select / Pan", "V"), ("brush", "Brush", "B"), ("eraser", "Eraser", "E"),
-                                ("fill", "Fill", "G")):
+                                ("fill", "Fill Region", "G")):
             action = a(f"tool_{name}", text, lambda name=name: self.view.set_tool(name), key, checkable=True)
             tools.addAction(action)
         self.actions["tool_select"].setChecked(True)
@@ -227,8 +236,8 @@ class MainWindow(QMainWindow):
           checkable=True).setChecked(True)
         a("hide", "&Hide / Show Selected", c.toggle_hidden_selected, "H")
         a("show_all", "Show &All Tracks", lambda: c.set_display(hidden=set()), "Shift+H")
-        a("zoom_in", "Zoom &In", lambda: self.view.zoom(1.25), QKeySequence.StandardKey.ZoomIn)
-        a("zoom_out", "Zoom &Out", lambda: self.view.zoom(0.8), QKeySequence.StandardKey.ZoomOut)
+        a("zoom_in", "Zoom &In", lambda: self.view.zoom(WHEEL_STEP), ["Ctrl++", "Ctrl+="])
+        a("zoom_out", "Zoom &Out", lambda: self.view.zoom(1 / WHEEL_STEP), "Ctrl+-")
         a("fit", "&Fit to Window", self.view.fit, "F")
         a("fit_timeline", "Fit &Timeline", self.timeline.fit, "Shift+F")
 
@@ -309,11 +318,21 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel(" Opacity "))
         bar.addWidget(self.opacity)
         self.labels_box = QCheckBox("Labels", checked=True)
-        self.labels_box.toggled.connect(lambda on: self.actions["labels"].setChecked(on) or
-                                        self.controller.set_display(labels=on))
+        self.labels_box.toggled.connect(lambda on: self.controller.set_display(labels=on))
         bar.addWidget(self.labels_box)
 
     # ============================================================ the boundary
+    def _trigger(self, title: str, slot: Callable[[], object]) -> None:
+        """A menu item, toolbar button or shortcut: run it, then take the keyboard focus back if a dialog it
+        showed left no window active (without a window manager, or with some, focus stays nowhere until a
+        click, so the next shortcut, e.g. Ctrl+Z, would be lost)."""
+        self._run_action(title, slot)
+        self._take_focus_back()
+
+    def _take_focus_back(self) -> None:
+        if self.isVisible() and QApplication.activeWindow() is None:
+            self.activateWindow()
+
     def _run_action(self, title: str, action: Callable[[], object]) -> object:
         """Run a user action; any error becomes a dialog and the app keeps going."""
         try:
@@ -325,20 +344,28 @@ class MainWindow(QMainWindow):
     # ================================================================ opening
     def open_path(self, path: str | Path, kind: str | None = None) -> None:
         """Open whatever `path` is (`kind`: as `documents.kind_of` says, unless the menu item chose it): project
-        folder, VIPSeg dataset, image folder or video file. Unsaved edits are asked about, running work stopped."""
+        folder, VIPSeg dataset, image folder or video file. The file is read first (an unreadable one is an error
+        and the open document stays); then unsaved edits are asked about and running work is stopped."""
         path = Path(path)
         kind = kind or documents.kind_of(path)
-        if self.controller.modified and not self.confirm_discard():
+        if kind == "vipseg":
+            self._open_vipseg(path)  # in the background; it asks and adds to the recent files once imported
             return
-        self._stop_work()
         if kind == "project":
-            self.controller.open_project(path, locate_video=self._locate_moved_video)
-            self._report_damage()
-        elif kind == "vipseg":
-            self._open_vipseg(path)
+            opened = self.controller.open_project(path, locate_video=self._locate_moved_video, confirm=self._may_replace)
+            if opened:
+                self._report_damage()
         else:
-            self.controller.open_video(path)
-        self._add_recent(path)
+            opened = self.controller.open_video(path, confirm=self._may_replace)
+        if opened:
+            self._add_recent(path)
+
+    def _may_replace(self) -> bool:
+        """The new document has loaded: ask about unsaved edits, then stop the work on the open one."""
+        if self.controller.modified and not self.confirm_discard():
+            return False
+        self._stop_work()
+        return True
 
     def _report_damage(self) -> None:
         """A project opened with damaged parts: say what (the intact rest is open)."""
@@ -389,10 +416,14 @@ class MainWindow(QMainWindow):
         self._start_task(f"Reading {root}…", documents.read_vipseg_job(root), chosen)
 
     def _open_vipseg(self, root: Path) -> None:
+        """Read and import in the background; once imported, ask about unsaved edits and show it."""
         def import_video(categories, video) -> None:
             def opened(document) -> None:
-                self.controller.open_imported(*document)
-                self.status_label.setText(f"Opened {video.video_id} from {root}")
+                if self.controller.open_imported(*document, confirm=self._may_replace):
+                    self._add_recent(root)
+                    self.status_label.setText(f"Opened {video.video_id} from {root}")
+                else:
+                    self.status_label.setText("Ready.")
 
             self._start_task(f"Importing {video.video_id}…", documents.import_vipseg_job(categories, video), opened)
 
@@ -508,19 +539,24 @@ class MainWindow(QMainWindow):
         if self.tasks.running:
             raise UserActionError("Another export or evaluation is still running; wait for it to finish.")
         self._task_done = done
-        self.controller.busy = "An export or evaluation is running"
+        self.controller.busy = BUSY_TASK
         self.status_label.setText(text)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.tasks.start(job)
         self._update_actions()
 
+    def _update_busy(self) -> None:
+        """A worker ended: edits wait for the other one if it still runs (a VIPSeg import may read while DVIS runs)."""
+        self.controller.busy = (BUSY_INFERENCE if self.runner.running
+                                else BUSY_TASK if self.tasks.running else None)
+
     def _on_task_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
     def _on_task_finished(self, result: object) -> None:
-        self.controller.busy = None
+        self._update_busy()
         self._update_actions()
         self.progress.setVisible(self.runner.running)
         done, self._task_done = self._task_done, None
@@ -528,7 +564,7 @@ class MainWindow(QMainWindow):
             self._run_action("Finishing", lambda: done(result))
 
     def _on_task_failed(self, error: object) -> None:
-        self.controller.busy = None
+        self._update_busy()
         self._update_actions()
         self.progress.setVisible(self.runner.running)
         self._task_done = None
@@ -557,7 +593,7 @@ class MainWindow(QMainWindow):
         self.merger = ResultMerger(self.controller.annotation)
         self.controller.undo_stack.clear()  # model output is not an undoable edit; older undo steps would not fit it
         self._last_request = request
-        self.controller.busy = "DVIS is running"
+        self.controller.busy = BUSY_INFERENCE
         self.runner.start(request)
 
     def cancel_work(self) -> None:
@@ -581,7 +617,7 @@ class MainWindow(QMainWindow):
 
     def _on_running_changed(self) -> None:
         if not self.runner.running:
-            self.controller.busy = None
+            self._update_busy()
             self.actions["pause"].setChecked(False)
             self.progress.setVisible(self.tasks.running)
         self._update_actions()
@@ -618,11 +654,8 @@ class MainWindow(QMainWindow):
         if self._diagnosed_version != self._annotation_version:
             self.run_diagnostics()
             return
-        c = self.controller
-        c.diagnostics = diagnostics
+        self.controller.diagnostics = diagnostics
         self._refresh_panels()
-        self.status_label.setText(f"{len(c.annotation.tracks)} tracks, {len(diagnostics)} stability markers "
-                                  "(timeline and Stability panel).")
 
     def _on_diagnosis_failed(self, error: object) -> None:
         if self._diagnosed_version != self._annotation_version:
@@ -650,9 +683,31 @@ class MainWindow(QMainWindow):
         self.last_scores = scores
         rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in scores.items()]
         self.status_label.setText("  ".join(f"{n} {v}" for n, v in rows[:3]))
-        ResultsDialog("Evaluation", rows, self).open()
+        self._open_window_modal(ResultsDialog("Evaluation", rows, self))
 
     # ================================================================== edits
+    def merge_selected(self) -> None:
+        """Merge the selected tracks; if they are present in the same frames, ask first (one id would own two objects)."""
+        c = self.controller
+        shared = edits.shared_frames(c.annotation, c.selection) if c.annotation is not None else []
+        if shared and not self._confirm_overlapping_merge(c.selection, shared):
+            return
+        c.merge_selected()
+
+    def _confirm_overlapping_merge(self, track_ids: list[int], shared: list[int]) -> bool:
+        names = ", ".join(map(str, track_ids[:-1])) + f" and {track_ids[-1]}"
+        listed = ", ".join(map(str, shared[:MAX_LISTED_FRAMES])) + (", …" if len(shared) > MAX_LISTED_FRAMES else "")
+        both = "both" if len(track_ids) == 2 else "two or more of them"
+        box = QMessageBox(QMessageBox.Icon.Warning, "Merge tracks present in the same frames",
+                          f"Tracks {names} are {both} present in {len(shared)} frame{'s' if len(shared) > 1 else ''} "
+                          f"({listed}). Merged, one id would own two separate objects in "
+                          f"{'each of those frames' if len(shared) > 1 else 'that frame'}.\n\nMerge anyway?",
+                          QMessageBox.StandardButton.Cancel, self)
+        merge = box.addButton("Merge Anyway", QMessageBox.ButtonRole.AcceptRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is merge
+
     def relabel_dialog(self) -> None:
         c = self.controller
         if c.selected is None:
@@ -698,7 +753,13 @@ class MainWindow(QMainWindow):
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def show_shortcuts(self) -> None:
-        ShortcutsDialog(list(self.actions.values()), self).open()
+        self._open_window_modal(ShortcutsDialog(list(self.actions.values()), self))
+
+    def _open_window_modal(self, dialog: QDialog) -> None:
+        """Show a dialog without blocking; when it closes, the window gets the keyboard back."""
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.finished.connect(self._take_focus_back)
+        dialog.open()
 
     # ================================================================ playback
     def toggle_play(self) -> None:
@@ -751,10 +812,36 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _refresh_panels(self) -> None:
+        """After edits, undo / redo, new frames or diagnostics: panels and counts show the current state, and
+        diagnostics of an edited annotation are recomputed (in their worker; inference recomputes them at its end)."""
         self.timeline.refresh()
         self.objects.refresh()
         if self.stability_dock.isVisible() or not self.runner.running:
             self.stability.refresh()
+        if self._diagnosed_version != self._annotation_version and not self.runner.running:
+            self._run_action("Diagnostics", self.run_diagnostics)
+        self._update_counts()
+
+    def _update_counts(self) -> None:
+        c = self.controller
+        if c.annotation is None:
+            return
+        current = self._diagnosed_version == self._annotation_version and not self.diagnosis.running
+        markers = f"{len(c.diagnostics)} stability markers" if current else "stability markers: updating…"
+        self.counts_label.setText(f"{len(c.annotation.tracks)} tracks · {markers}")
+
+    def _sync_display_controls(self) -> None:
+        """Toolbar and menu show the display settings however they were changed (key, menu or toolbar)."""
+        display = self.controller.display
+        for widget in (self.mode_combo, self.labels_box, self.opacity):
+            widget.blockSignals(True)
+        self.mode_combo.setCurrentIndex(self.mode_combo.findData(display.mode))
+        self.labels_box.setChecked(display.labels)
+        self.opacity.setValue(round(display.opacity * 100))
+        for widget in (self.mode_combo, self.labels_box, self.opacity):
+            widget.blockSignals(False)
+        self.actions[f"mode_{display.mode}"].setChecked(True)
+        self.actions["labels"].setChecked(display.labels)
 
     def _update_title(self) -> None:
         c = self.controller

@@ -33,6 +33,22 @@ class TrackTableModel(QAbstractTableModel):
         self._frames = {t: len(annotation.presence(t)) for t in self._ids}
         self.endResetModel()
 
+    def widest_rows(self, column: int) -> list[int]:
+        """Rows whose value in `column` may be the widest text: one per distinct class, the largest id and frame
+        count (digits), one row for the fixed-width columns. Measuring these instead of every row stays cheap."""
+        if not self._ids:
+            return []
+        name = COLUMNS[column]
+        if name == "Class":
+            tracks = self._controller.annotation.tracks
+            first_of: dict[int, int] = {}
+            for row, track_id in enumerate(self._ids):
+                first_of.setdefault(tracks[track_id].category_id, row)
+            return list(first_of.values())
+        if name == "Frames":
+            return [max(range(len(self._ids)), key=lambda row: self._frames[self._ids[row]])]
+        return [len(self._ids) - 1 if name == "ID" else 0]  # ids ascend; the other columns have one width
+
     def track_id(self, row: int) -> int:
         return self._ids[row]
 
@@ -143,13 +159,23 @@ class ObjectList(QWidget):
         controller.display_changed.connect(self._repaint)
 
     def refresh(self) -> None:
-        first = self.model.rowCount() == 0
         self._syncing = True
         self.model.refresh()
         self._syncing = False
-        if first:  # size columns once; measuring every refresh costs more than the refresh itself
-            self.table.resizeColumnsToContents()
+        self._fit_columns()
         self._on_controller_selection()
+
+    def _fit_columns(self) -> None:
+        """Widen columns that would cut off a value (ids >= 10 appear later, long class names); never narrow one,
+        so a width the user chose stays."""
+        header = self.table.horizontalHeader()
+        grid = 1 if self.table.showGrid() else 0
+        for column in range(len(COLUMNS)):
+            widths = [self.table.sizeHintForIndex(self.proxy.mapFromSource(self.model.index(row, column))).width()
+                      for row in self.model.widest_rows(column)]
+            needed = max(widths + [header.sectionSizeHint(column)]) + grid
+            if header.sectionSize(column) < needed:
+                header.resizeSection(column, needed)
 
     def _repaint(self) -> None:
         self.table.viewport().update()

@@ -6,13 +6,35 @@ places class + id labels, and maps mouse positions to image pixels for the contr
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+
 import numpy as np
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
 
 from app.core.colors import boundary_mask, overlay, track_color, visible_mask
 from app.gui.controller import StudioController
+
+
+MIN_SCALE, MAX_SCALE = 0.02, 64.0  # view pixels per image pixel
+WHEEL_STEP = 1.25  # zoom factor per wheel notch
+TAP_S = 0.4  # a Space press shorter than this, without panning, is play / pause (key repeat starts later)
+REPEAT_GAP_S = 0.08  # a press this soon after a release is key repeat (some platforms do not mark it)
+
+
+@dataclass
+class _SpaceHold:
+    """One press of Space in the view, through any key repeat, until its release."""
+
+    since: float
+    panned: bool = False
+    released_at: float | None = None
+
+
+def _is_plain_space(event) -> bool:
+    return event.key() == Qt.Key.Key_Space and event.modifiers() == Qt.KeyboardModifier.NoModifier
 
 
 def to_qimage(rgb: np.ndarray) -> QImage:
@@ -44,6 +66,7 @@ class VideoView(QGraphicsView):
 
     paint_stroke = Signal(str, object, int)  # tool, list of (x, y) image points, radius
     hovered = Signal(int, int)  # image pixel under the mouse
+    space_tapped = Signal()  # Space pressed and released without panning (the window's play / pause)
 
     def __init__(self, controller: StudioController, parent=None):
         super().__init__(parent)
@@ -51,7 +74,7 @@ class VideoView(QGraphicsView):
         self.setScene(QGraphicsScene(self))
         self.setBackgroundBrush(QColor(24, 24, 28))
         self.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
+        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.NoAnchor)  # zoom() keeps its own anchor
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
         self.setMouseTracking(True)  # hover shows the track under the mouse
         self.setAcceptDrops(False)  # the main window takes dropped files
@@ -66,8 +89,9 @@ class VideoView(QGraphicsView):
         self.tool = "select"
         self.brush_radius = 8
         self._stroke: list[tuple[int, int]] = []
-        self._pan_from = None  # QPointF while panning with the middle button
-        self._fitted = False
+        self._pan_from = None  # QPointF while panning (middle button, or Space + left button)
+        self._space: _SpaceHold | None = None  # the last Space press (hold to pan, tap to play)
+        self._fitted = True  # fit-to-window mode: every resize refits, until the user zooms
         self.last_rendered: np.ndarray | None = None
 
     # ---------------------------------------------------------------- drawing
@@ -87,7 +111,7 @@ class VideoView(QGraphicsView):
         self.pixmap_item.setPixmap(QPixmap.fromImage(to_qimage(rendered)))
         self.scene().setSceneRect(self.pixmap_item.boundingRect())
         self._place_labels(track_map)
-        if not self._fitted:
+        if self._fitted:
             self.fit()
 
     def _place_labels(self, track_map: np.ndarray) -> None:
@@ -116,23 +140,91 @@ class VideoView(QGraphicsView):
 
     # ------------------------------------------------------------- zoom / pan
     def fit(self) -> None:
+        """Show the whole frame; it stays fitted (also on resize) until the user zooms."""
+        self._fitted = True
         if not self.pixmap_item.pixmap().isNull():
             self.fitInView(self.pixmap_item, Qt.AspectRatioMode.KeepAspectRatio)
-            self._fitted = True
 
-    def zoom(self, factor: float) -> None:
+    def zoom(self, factor: float, anchor: QPointF | None = None) -> None:
+        """Scale by `factor` keeping the image point under `anchor` (viewport position; default: the centre) in place.
+
+        Zooming leaves fit-to-window mode, so resizes and redraws keep the chosen scale until `fit` is asked for.
+        """
+        scale = self.transform().m11()
+        wanted = min(max(scale * factor, MIN_SCALE), MAX_SCALE)
+        if (wanted - scale) * (factor - 1) <= 0:  # at a limit already (a tiny image may fit beyond MAX_SCALE)
+            return
+        factor = wanted / scale
+        self._fitted = False
+        anchor = QPointF(self.viewport().rect().center()) if anchor is None else anchor
+        fixed = self._to_scene(anchor)
         self.scale(factor, factor)
+        moved = self.mapFromScene(fixed) - anchor.toPoint()
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + moved.x())
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + moved.y())
+
+    def _to_scene(self, view_pos: QPointF) -> QPointF:
+        """Scene point at a viewport position, without rounding it to whole view pixels."""
+        inverse, _ = self.viewportTransform().inverted()
+        return inverse.map(view_pos)
 
     def reset_fit(self) -> None:
-        self._fitted = False
+        """A new document: fit its first frame."""
+        self._fitted = True
+
+    def pan_by(self, dx: float, dy: float) -> None:
+        """Move the image by (dx, dy) view pixels, as a drag does."""
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - round(dx))
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(dy))
 
     def wheelEvent(self, event) -> None:
-        self.zoom(1.25 if event.angleDelta().y() > 0 else 0.8)
+        """The wheel zooms about the cursor; Ctrl+wheel is left to the window (not a zoom)."""
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            event.ignore()
+            return
+        steps = event.angleDelta().y() / 120
+        if steps:
+            self.zoom(WHEEL_STEP ** steps, event.position())
+        event.accept()
 
     def resizeEvent(self, event) -> None:
         super().resizeEvent(event)
         if self._fitted:
             self.fit()
+
+    def event(self, event) -> bool:
+        """A plain Space press here is ours (hold to pan), not the window's Space shortcut."""
+        if event.type() == QEvent.Type.ShortcutOverride and _is_plain_space(event):
+            event.accept()
+            return True
+        return super().event(event)
+
+    def keyPressEvent(self, event) -> None:
+        if _is_plain_space(event):
+            if not event.isAutoRepeat():
+                now = time.monotonic()
+                hold = self._space
+                if hold is not None and hold.released_at is not None and now - hold.released_at < REPEAT_GAP_S:
+                    hold.released_at = None  # key repeat the platform did not mark: the same hold goes on
+                else:
+                    self._space = _SpaceHold(since=now)
+                self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
+            return
+        super().keyPressEvent(event)
+
+    def keyReleaseEvent(self, event) -> None:
+        if _is_plain_space(event):
+            hold = self._space
+            if not event.isAutoRepeat() and hold is not None and hold.released_at is None:
+                hold.released_at = time.monotonic()
+                self._update_cursor()
+                if not hold.panned and hold.released_at - hold.since < TAP_S:  # a short press: the ordinary Space
+                    self.space_tapped.emit()
+            return
+        super().keyReleaseEvent(event)
+
+    def _space_held(self) -> bool:
+        return self._space is not None and self._space.released_at is None
 
     # ------------------------------------------------------------ mouse tools
     def set_tool(self, tool: str) -> None:
@@ -141,15 +233,22 @@ class VideoView(QGraphicsView):
         painting = tool in ("brush", "eraser")
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag if tool == "select" else QGraphicsView.DragMode.NoDrag)
         self._brush_cursor.setVisible(painting)
-        self.viewport().setCursor(Qt.CursorShape.CrossCursor if tool != "select" else Qt.CursorShape.ArrowCursor)
+        self._update_cursor()
+
+    def _update_cursor(self) -> None:
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if self.tool != "select" else Qt.CursorShape.ArrowCursor)
 
     def image_point(self, view_pos) -> tuple[int, int]:
         scene = self.mapToScene(view_pos)
         return int(scene.x()), int(scene.y())
 
     def mousePressEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.MiddleButton:  # middle drag pans with every tool
-            self._pan_from = event.position()
+        space = self._space_held()
+        if event.button() == Qt.MouseButton.MiddleButton or (event.button() == Qt.MouseButton.LeftButton and space):
+            self._pan_from = event.position()  # middle drag or Space + drag pans with every tool
+            if space:
+                self._space.panned = True
+                self.viewport().setCursor(Qt.CursorShape.ClosedHandCursor)
             return
         if event.button() != Qt.MouseButton.LeftButton or self._controller.video is None:
             super().mousePressEvent(event)
@@ -171,8 +270,7 @@ class VideoView(QGraphicsView):
         if self._pan_from is not None:
             delta = event.position() - self._pan_from
             self._pan_from = event.position()
-            self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() - round(delta.x()))
-            self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(delta.y()))
+            self.pan_by(delta.x(), delta.y())
             return
         x, y = self.image_point(event.position().toPoint())
         r = self.brush_radius
@@ -185,8 +283,10 @@ class VideoView(QGraphicsView):
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event) -> None:
-        if event.button() == Qt.MouseButton.MiddleButton:
+        if self._pan_from is not None and event.button() in (Qt.MouseButton.MiddleButton, Qt.MouseButton.LeftButton):
             self._pan_from = None
+            if self._space_held():
+                self.viewport().setCursor(Qt.CursorShape.OpenHandCursor)
             return
         if self._stroke and event.button() == Qt.MouseButton.LeftButton:
             stroke, self._stroke = self._stroke, []
