@@ -8,7 +8,10 @@ B-frames, variable frame rate and seeking cannot shift an index. (Raw .h264/.hev
 timestamps at all: those are always decoded from their first packet, where output order is display order.)
 
 Random access (``frame``) seeks to the last keyframe at or before the target and decodes forward to
-the exact pts; forward steps within a keyframe interval continue decoding without seeking, the
+the exact pts. Where a seek lands is checked, never assumed (demuxers such as MPEG-TS and MPEG-PS land a
+keyframe late or past the end): a late landing seeks further back, and the first keyframe interval is
+always decoded from the start of the file, so random access gives the pixels a sequential decode gives.
+Forward steps within a keyframe interval continue decoding without seeking, the
 decoded frames passed on the way are kept (as YUV) so stepping back is cheap, and an LRU keeps
 recent RGB frames.
 Sequential reading (``iter_frames``) uses its own decoder, so inference in a worker thread and
@@ -22,6 +25,7 @@ sequences stay contiguous and results stay aligned with frame indices.
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import re
 import threading
@@ -44,6 +48,7 @@ DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 DEFAULT_FOLDER_FPS = 24.0
 _NOT_VIDEO_FORMATS = {"tty"}
 _RECENT_RAW_BYTES = 96 * 1024 * 1024  # decoded (YUV) frames kept from the last decode pass, for stepping back
+_SEEK_TRIES = 3  # keyframes tried, each a step further back, before decoding from the start instead
 
 
 class VideoError(StudioError):
@@ -259,11 +264,12 @@ class _PtsIndex:
     keys: list[int]  # pts (dts when missing) per display index, ascending
     key_to_indices: dict[int, list[int]]  # several indices when pts are duplicated
     keyframes: list[int]  # display indices of keyframes, ascending
+    keyframe_dts: list[int]  # decode timestamp of each keyframe (its pts when missing): some demuxers seek by it
     seekable: bool  # False when packets lack timestamps (raw .h264 / .hevc streams): always decode from the start
 
     @staticmethod
     def build(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> _PtsIndex:
-        packets: list[tuple[int, bool]] = []  # (key, keyframe) in file order
+        packets: list[tuple[int, int, bool]] = []  # (key, dts, keyframe) in file order
         seekable = True
         try:
             for packet in container.demux(stream):
@@ -273,7 +279,7 @@ class _PtsIndex:
                 if key is None:
                     seekable = False
                     key = packets[-1][0] + 1 if packets else 0
-                packets.append((key, packet.is_keyframe))
+                packets.append((key, key if packet.dts is None else packet.dts, packet.is_keyframe))
         except av.error.FFmpegError as error:  # truncated or damaged tail: keep what was readable
             log.warning("demuxing stopped early (%s); the rest of the file is unreadable", error)
         order = sorted(range(len(packets)), key=lambda i: (packets[i][0], i))
@@ -281,12 +287,19 @@ class _PtsIndex:
         key_to_indices: dict[int, list[int]] = {}
         for index, key in enumerate(keys):
             key_to_indices.setdefault(key, []).append(index)
-        keyframes = [index for index, i in enumerate(order) if packets[i][1]]
-        return _PtsIndex(keys, key_to_indices, keyframes, seekable)
+        keyframes = [(index, packets[i][1]) for index, i in enumerate(order) if packets[i][2]]
+        return _PtsIndex(keys, key_to_indices, [index for index, _ in keyframes], [dts for _, dts in keyframes],
+                         seekable)
 
     def keyframe_at_or_before(self, index: int) -> int:
         """Position in ``keyframes`` of the last keyframe with index <= ``index`` (-1: none)."""
         return bisect.bisect_right(self.keyframes, index) - 1
+
+    def index_of(self, packet: av.Packet) -> int | None:
+        """Display index of a demuxed packet (the first one when its pts is duplicated), None if unknown."""
+        key = packet.pts if packet.pts is not None else packet.dts
+        indices = self.key_to_indices.get(key) if key is not None else None
+        return indices[0] if indices else None
 
 
 def _open_container(path: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
@@ -315,51 +328,85 @@ def _open_container(path: Path) -> tuple[av.container.InputContainer, av.video.s
 
 
 class _Decoder:
-    """One open container decoding frames from a chosen display index onwards, mapped by pts."""
+    """One open container decoding frames from a chosen display index onwards, mapped by pts.
+
+    Seeks are verified, never trusted: demuxers disagree on whether a seek timestamp is a pts or a dts, and
+    some (MPEG-TS, MPEG-PS) land a keyframe late or past the last keyframe. After a seek the first keyframe
+    packet demuxed must be at or before the wanted keyframe; otherwise the other timestamp is tried, then
+    earlier keyframes, and finally the file is decoded from its start. The first keyframe interval is always
+    decoded from the start of the file, exactly as a plain sequential decode does.
+    """
 
     def __init__(self, path: Path, index: _PtsIndex) -> None:
         self.path = path
         self.container, self.stream = _open_container(path)
         self.index = index
+        self._at_start = True  # nothing read since the container was opened
+        self._seek_by_dts = False  # learned: this demuxer lands late when given a keyframe's pts
 
     def close(self) -> None:
         self.container.close()
 
     def frames_from(self, target: int) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Seek to the last keyframe at or before ``target`` and yield ``(index, frame)`` from there.
+        """Yield ``(index, frame)`` from a keyframe at or before ``target`` onwards.
 
-        Demuxers disagree on whether seeking uses pts or dts; if the decoder starts after the wanted
-        keyframe (we landed too late), seek again one keyframe earlier, and finally from the start.
+        Frames shown before the keyframe decoding starts from (an open GOP's leading pictures, which
+        reference the previous interval) are not yielded: decoded without their references they are wrong.
+        A keyframe that does not decode (damaged) also sends decoding further back, so that the caller
+        gets the last good frame before it as a substitute.
         """
         position = self.index.keyframe_at_or_before(target) if self.index.seekable else -1
-        while True:
-            self._seek(position)
-            frames = self._decode()
+        for candidate in range(position, max(0, position - _SEEK_TRIES), -1):
+            landed = self._seek(candidate)
+            if landed is None:
+                continue
+            frames = self._decode(*landed)
             first = next(frames, None)
-            if first is None:
-                return
-            wanted = self.index.keyframes[position] if position >= 0 else 0
-            if first[0] <= wanted or position < 0:
+            if first is not None and first[0] <= self.index.keyframes[candidate]:
                 yield first
                 yield from frames
                 return
             frames.close()
-            position -= 1
+        self._rewind()
+        yield from self._decode(self.container.demux(self.stream), 0)
 
-    def _seek(self, position: int) -> None:
-        if self.index.seekable:
-            # the keyframe's pts; a demuxer that seeks by dts lands later and frames_from steps back
-            timestamp = self.index.keys[self.index.keyframes[position] if position >= 0 else 0]
+    def _seek(self, position: int) -> tuple[Iterator[av.Packet], int] | None:
+        """Seek to keyframe ``position``: (packets from the first keyframe landed on, its index), or None if
+        the seek failed or landed after that keyframe."""
+        wanted = self.index.keyframes[position]
+        pts, dts = self.index.keys[wanted], self.index.keyframe_dts[position]
+        for timestamp in dict.fromkeys((dts, pts) if self._seek_by_dts else (pts, dts)):
+            self._at_start = False
             try:
                 self.container.seek(int(timestamp), stream=self.stream, backward=True)
-                return
-            except av.error.FFmpegError:
-                pass  # this file cannot seek: start over
-        self.container.close()
-        self.container, self.stream = _open_container(self.path)
+                landed = self._first_keyframe(self.container.demux(self.stream))
+            except av.error.FFmpegError as error:
+                log.debug("seeking to %s failed: %s", timestamp, error)
+                return None
+            if landed is not None and landed[1] <= wanted:
+                self._seek_by_dts = timestamp != pts
+                return landed
+        return None
 
-    def _decode(self) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Decode from the current position, skipping packets the decoder rejects."""
+    def _first_keyframe(self, packets: Iterator[av.Packet]) -> tuple[Iterator[av.Packet], int] | None:
+        """Skip to the first keyframe packet with a known index (packets before it cannot be decoded)."""
+        for packet in packets:
+            if packet.size and packet.is_keyframe:
+                index = self.index.index_of(packet)
+                if index is not None:
+                    return itertools.chain((packet,), packets), index
+        return None  # landed past the last keyframe
+
+    def _rewind(self) -> None:
+        """Go back to the start of the file by opening it again (seeking there is not reliable)."""
+        if not self._at_start:
+            self.container.close()
+            self.container, self.stream = _open_container(self.path)
+            self._at_start = True
+
+    def _decode(self, packets: Iterator[av.Packet], first: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decode ``packets``, yielding frames from display index ``first`` on; undecodable packets are skipped."""
+        self._at_start = False
         seen: dict[int, int] = {}
         keys = self.index.key_to_indices
         shown = 0
@@ -379,10 +426,12 @@ class _Decoder:
                     continue  # a timestamp the container never announced: cannot be placed safely
                 count = seen.get(key, 0)
                 seen[key] = count + 1
-                yield indices[min(count, len(indices) - 1)], frame
+                index = indices[min(count, len(indices) - 1)]
+                if index >= first:
+                    yield index, frame
 
         try:
-            for packet in self.container.demux(self.stream):
+            for packet in packets:
                 try:
                     decoded = self.stream.decode(packet)
                 except av.error.FFmpegError as error:  # its frame goes missing: reported as damaged by the reader
