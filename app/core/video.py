@@ -56,31 +56,39 @@ class VideoError(StudioError):
 
 
 class _FrameCache:
-    """LRU of decoded frames bounded by bytes (a 4K frame is 25 MB, a 480p one 1 MB)."""
+    """LRU of decoded frames bounded by bytes (a 4K frame is 25 MB, a 480p one 1 MB).
+
+    It has its own lock, so looking a frame up never waits for a decode in another thread.
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._frames: OrderedDict[int, np.ndarray] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.Lock()
 
     def get(self, index: int) -> np.ndarray | None:
-        frame = self._frames.get(index)
-        if frame is not None:
-            self._frames.move_to_end(index)
-        return frame
+        with self._lock:
+            frame = self._frames.get(index)
+            if frame is not None:
+                self._frames.move_to_end(index)
+            return frame
 
     def put(self, index: int, frame: np.ndarray) -> None:
-        if index in self._frames or frame.nbytes > self.max_bytes:
-            return
-        self._frames[index] = frame
-        self._bytes += frame.nbytes
-        while self._bytes > self.max_bytes:
-            _, old = self._frames.popitem(last=False)
-            self._bytes -= old.nbytes
+        frame.flags.writeable = False
+        with self._lock:
+            if index in self._frames or frame.nbytes > self.max_bytes:
+                return
+            self._frames[index] = frame
+            self._bytes += frame.nbytes
+            while self._bytes > self.max_bytes:
+                _, old = self._frames.popitem(last=False)
+                self._bytes -= old.nbytes
 
     def clear(self) -> None:
-        self._frames.clear()
-        self._bytes = 0
+        with self._lock:
+            self._frames.clear()
+            self._bytes = 0
 
 
 class VideoSource:
@@ -136,9 +144,12 @@ class VideoSource:
             if cached is not None:
                 return cached
             frame = self._read(index)
-            frame.flags.writeable = False
             self._cache.put(index, frame)
             return frame
+
+    def cached(self, index: int) -> np.ndarray | None:
+        """Frame ``index`` if it is decoded already, else None: never waits for a decoder (for the UI thread)."""
+        return self._cache.get(self._check_index(index))
 
     def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, frame)`` for every index in ``[start, stop)`` in order, decoding sequentially.
@@ -498,6 +509,7 @@ class VideoFileSource(VideoSource):
         self._stored_size = (frame.width, frame.height)
         self.width, self.height = (frame.height, frame.width) if self._quarter_turns % 2 else (frame.width, frame.height)
         self.rotation = (-90 * self._quarter_turns) % 360
+        self._cache.put(first[0], self._to_rgb(frame))  # the first frame is shown at once after opening
 
     def close(self) -> None:
         with self._lock:
