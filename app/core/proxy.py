@@ -19,12 +19,15 @@ import os
 import shutil
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from app.core import atomic
-from app.core.video import VideoSource
+
+if TYPE_CHECKING:
+    from app.core.video import VideoSource
 
 log = logging.getLogger(__name__)
 

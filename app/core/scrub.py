@@ -18,13 +18,16 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from app.core.errors import StudioError
 from app.core.proxy import FrameProxy, ProxyStore
-from app.core.video import VideoSource
+
+if TYPE_CHECKING:
+    from app.core.video import VideoSource
 
 log = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -48,6 +48,7 @@ DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 DEFAULT_FOLDER_FPS = 24.0
 _NOT_VIDEO_FORMATS = {"tty"}
 _RECENT_RAW_BYTES = 96 * 1024 * 1024  # decoded (YUV) frames kept from the last decode pass, for stepping back
+_PROGRESS_EVERY = 1000  # packets indexed between progress reports
 _SEEK_TRIES = 3  # keyframes tried, each a step further back, before decoding from the start instead
 
 
@@ -113,14 +114,19 @@ class VideoSource:
         self._damaged: set[int] = set()
 
     @staticmethod
-    def open(path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES, fps: float | None = None) -> VideoSource:
-        """Open a video file, or a folder of images (frames in natural name order; ``fps`` sets their rate)."""
+    def open(path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES, fps: float | None = None,
+             progress: Callable[[float], None] | None = None) -> VideoSource:
+        """Open a video file, or a folder of images (frames in natural name order; ``fps`` sets their rate).
+
+        Opening a video file reads all its packets (about 10 s for an hour of 1080p): ``progress(fraction)``
+        reports how far, from whichever thread opens it.
+        """
         path = Path(path)
         if path.is_dir():
             return ImageFolderSource(path, cache_bytes, fps or DEFAULT_FOLDER_FPS)
         if not path.is_file():
             raise VideoError(f"{path} does not exist. Choose an existing video file or image folder.")
-        return VideoFileSource(path, cache_bytes)
+        return VideoFileSource(path, cache_bytes, progress)
 
     # -- public API --------------------------------------------------------------------------
     @property
@@ -279,13 +285,16 @@ class _PtsIndex:
     seekable: bool  # False when packets lack timestamps (raw .h264 / .hevc streams): always decode from the start
 
     @staticmethod
-    def build(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> _PtsIndex:
+    def build(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+              progress: Callable[[float], None] | None = None) -> _PtsIndex:
         packets: list[tuple[int, int, bool]] = []  # (key, dts, keyframe) in file order
         seekable = True
         try:
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.is_discard:
                     continue  # flush packets; pre-roll an edit list cuts (decoded for reference, never shown)
+                if progress is not None and len(packets) % _PROGRESS_EVERY == 0 and container.size > 0:
+                    progress(min(1.0, max(0, packet.pos) / container.size))
                 key = packet.pts if packet.pts is not None else packet.dts
                 if key is None:
                     seekable = False
@@ -457,15 +466,39 @@ class _Decoder:
                 pass
 
 
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Quarter turns counter-clockwise (like np.rot90) that display the frame as its rotation metadata says."""
+    return round((frame.rotation or 0) / 90) % 4
+
+
+def _display_rgb(frame: av.VideoFrame, size: tuple[int, int], quarter_turns: int) -> np.ndarray:
+    """(H, W, 3) RGB of a decoded frame at the stored ``size`` (mid-stream size changes are scaled), turned."""
+    rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+    return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
+
+
+def first_frame(path: str | Path) -> np.ndarray | None:
+    """The first decodable frame of a video file, read without indexing it (shown while the index builds);
+    None when the start of the file does not decode (opening it says why)."""
+    container, stream = _open_container(Path(path))
+    try:
+        frame = next(container.decode(stream), None)
+    except av.error.FFmpegError:
+        frame = None
+    finally:
+        container.close()
+    return None if frame is None else _display_rgb(frame, (frame.width, frame.height), _quarter_turns(frame))
+
+
 class VideoFileSource(VideoSource):
     """Frames of a video file decoded with PyAV (FFmpeg): any container/codec FFmpeg reads."""
 
-    def __init__(self, path: Path, cache_bytes: int) -> None:
+    def __init__(self, path: Path, cache_bytes: int, progress: Callable[[float], None] | None = None) -> None:
         super().__init__(cache_bytes)
         self.path = path
         container, stream = _open_container(path)
         try:
-            self._index = _PtsIndex.build(container, stream)
+            self._index = _PtsIndex.build(container, stream, progress)
             self.codec = stream.codec_context.name
             time_base = stream.time_base or Fraction(1, 1)
             average_rate = stream.average_rate or stream.guessed_rate
@@ -505,7 +538,7 @@ class VideoFileSource(VideoSource):
             raise VideoError(f"No frame of {self.path} can be decoded (codec {self.codec}). The file is damaged "
                              "or uses a codec this build cannot decode; convert it to H.264 and try again.")
         frame = first[1]
-        self._quarter_turns = round((frame.rotation or 0) / 90) % 4  # counter-clockwise, like np.rot90
+        self._quarter_turns = _quarter_turns(frame)
         self._stored_size = (frame.width, frame.height)
         self.width, self.height = (frame.height, frame.width) if self._quarter_turns % 2 else (frame.width, frame.height)
         self.rotation = (-90 * self._quarter_turns) % 360
@@ -519,11 +552,7 @@ class VideoFileSource(VideoSource):
             self._decoder.close()
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        width, height = self._stored_size  # mid-stream size changes are scaled to the first frame's size
-        rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
-        if self._quarter_turns:
-            rgb = np.ascontiguousarray(np.rot90(rgb, self._quarter_turns))
-        return rgb
+        return _display_rgb(frame, self._stored_size, self._quarter_turns)
 
     def _keep(self, position: int, frame: av.VideoFrame) -> None:
         self._recent[position] = frame
