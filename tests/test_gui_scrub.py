@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.gui_helpers import errors, window  # noqa: F401
+from tests.gui_helpers import errors, video_path, window  # noqa: F401
 from tests.videos import make_video, read_index
 
 
@@ -51,4 +51,11 @@ def test_a_large_video_opens_in_the_background_showing_its_first_frame(window, t
     indexing.set()
     qtbot.waitUntil(lambda: window.controller.video is not None, timeout=20000)
     assert window.controller.num_frames == 20 and not window.progress.isVisible()
+    assert read_index(window.view.last_rendered) == 0
+
+
+def test_an_exact_frame_announced_after_closing_is_ignored(window, video_path, qtbot):
+    window.open_path(video_path)
+    window.controller.stop_background()  # as when the window closes
+    window.controller.exact_frame_ready.emit(0)  # a signal still queued from the stopped loader
     assert read_index(window.view.last_rendered) == 0

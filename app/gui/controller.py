@@ -184,8 +184,8 @@ class StudioController(QObject):
     def display_frame(self) -> np.ndarray:
         """The picture to show for the current frame now, never waiting for a decoder: the exact frame if
         decoded, else the proxy's (or its nearest ready) frame, else the last one shown; when the exact
-        frame is decoded, ``exact_frame_ready`` says so."""
-        shown = self.scrubber.show(self.frame_index)
+        frame is decoded, ``exact_frame_ready`` says so. After ``stop_background``: the last one shown."""
+        shown = self.scrubber.show(self.frame_index) if self.scrubber is not None else None
         if shown is not None:
             self._picture = shown.frame
         return self._picture
