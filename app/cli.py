@@ -129,6 +129,7 @@ def _infer(args: argparse.Namespace) -> int:
             check_categories(layout, layout.gt_json(args.split), categories)
         parts.mkdir(parents=True, exist_ok=True)
         print(f"model {model.config.name} ({'offline' if segmenter.offline else 'online'}) on {segmenter.device}")
+    damaged: list[str] = []
     for number, (video_id, path) in enumerate(todo, 1):
         print(f"[{number}/{len(todo)}] {path}", flush=True)
         staging = parts / f"{video_id}.staging"
@@ -144,6 +145,9 @@ def _infer(args: argparse.Namespace) -> int:
                                  stems=source.stems)
             json_path = write_videos([video], staging, categories, split=args.split,
                                      predictions=args.format == "pred", raw_panomasks=True).json_path
+            if source.damaged_frames:
+                damaged.append(video_id)
+                _warn_damaged(path, source.damaged_frames, source.num_frames)
         for folder in ("images", "panomasks", "panomasksRGB", "pan_pred"):
             produced = staging / folder / video_id
             if produced.is_dir():
@@ -154,7 +158,20 @@ def _infer(args: argparse.Namespace) -> int:
         atomic.write_json(parts / f"{video_id}.json", json.loads(json_path.read_text(encoding="utf-8")))
         shutil.rmtree(staging, ignore_errors=True)
     _merge_parts(args, ids, parts)
+    if damaged:
+        print(f"warning: {len(damaged)} video(s) had undecodable frames, segmented from substitutes: "
+              f"{', '.join(damaged)} (see above)", file=sys.stderr)
     return 0
+
+
+def _warn_damaged(path: Path, frames: list[int], num_frames: int) -> None:
+    """Say which frames of a partly undecodable video were substituted: the results for them are not real."""
+    from app.core.frame_range import format_frame_ranges
+
+    print(f"warning: {path}: {len(frames)} of {num_frames} frames could not be decoded (frames "
+          f"{format_frame_ranges(frames)}, 0-based); each was replaced by the last good frame before it "
+          "(black if none) and segmented as such. Re-encode or repair the file for real results there.",
+          file=sys.stderr, flush=True)
 
 
 def _merge_parts(args: argparse.Namespace, ids: list[str], parts: Path) -> None:

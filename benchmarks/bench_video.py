@@ -1,15 +1,21 @@
-"""VideoSource speed: sequential decode vs raw PyAV, exact random-access (seek) latency.
+"""VideoSource speed: sequential decode vs raw PyAV, exact random-access (seek) latency, and scrubbing.
 
 Encodes H.264 test clips (B-frames, keyframe every --gop frames, like camera/phone footage) at 720p and
 1080p into a temporary folder, then prints frames/s and seek latency (mean / p95 ms). Frames read are
 checked against the index drawn into their pixels, so the numbers are for exact access.
 
-    python benchmarks/bench_video.py [--frames 240] [--gop 60] [--seeks 40]
+The long-GOP case (1080p, keyframe every 600 frames, --long-frames frames, like screen recordings) measures
+what scrubbing feels like: time to the first frame after opening, cold exact random access (VideoSource)
+against raw PyAV seek + decode, the proxy pass (``app.core.scrub``), warm random access through the
+proxy, and the proxy's size on disk per minute of video. The last line is one JSON object.
+
+    python benchmarks/bench_video.py [--frames 240] [--gop 60] [--seeks 40] [--long-frames 900]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import statistics
 import sys
@@ -20,7 +26,9 @@ from pathlib import Path
 import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from app.core.video import VideoSource  # noqa: E402
+from app.core.proxy import ProxyStore  # noqa: E402
+from app.core.scrub import Scrubber  # noqa: E402
+from app.core.video import VideoSource, first_frame  # noqa: E402
 from tests.videos import make_video, read_index  # noqa: E402
 
 
@@ -78,12 +86,94 @@ def seek_latency_ms(path: Path, seeks: int, gop: int) -> tuple[float, dict[str, 
     return open_ms, results
 
 
+def percentiles(times_ms: list[float]) -> dict[str, float]:
+    times = sorted(times_ms)
+    return {"p50_ms": round(statistics.median(times), 1), "p95_ms": round(times[int(0.95 * (len(times) - 1))], 1)}
+
+
+def raw_pyav_seek_ms(path: Path, targets: list[int]) -> list[float]:
+    """The baseline for one random frame: PyAV seek to the keyframe before it, decode up to it (no index)."""
+    times = []
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        rate = stream.average_rate
+        for target in targets:
+            start = time.perf_counter()
+            pts = int(target / rate / stream.time_base)
+            container.seek(pts, stream=stream, backward=True)
+            for frame in container.decode(stream):
+                if frame.pts >= pts:
+                    frame.to_ndarray(format="rgb24")
+                    break
+            times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def long_gop_case(folder: Path, frames: int, seeks: int) -> dict[str, float]:
+    """Scrubbing a 1080p file with a 600-frame GOP: cold exact access, then warm access through the proxy."""
+    fps = 30
+    path = make_video(folder / "longgop_1080p.mp4", num_frames=frames, size=(1920, 1080), fps=fps, gop=600, crf=23)
+    rng = random.Random(1)
+    cold_targets = [rng.randrange(frames) for _ in range(seeks)]
+    warm_targets = [rng.randrange(frames) for _ in range(10 * seeks)]
+    raw_fps = raw_pyav_fps(path)
+    raw_seek = raw_pyav_seek_ms(path, cold_targets)
+
+    start = time.perf_counter()
+    assert read_index(first_frame(path)) == 0  # what the window shows while a large file's index builds
+    peek_ms = (time.perf_counter() - start) * 1000
+    start = time.perf_counter()
+    source = VideoSource.open(path, cache_bytes=0)  # no RGB cache: every exact read decodes
+    first = source.cached(0) if source.cached(0) is not None else source.frame(0)
+    first_frame_ms = (time.perf_counter() - start) * 1000
+    assert read_index(first) == 0
+    cold = []
+    for target in cold_targets:
+        start = time.perf_counter()
+        assert read_index(source.frame(target)) == target
+        cold.append((time.perf_counter() - start) * 1000)
+
+    store = ProxyStore(folder / "proxies")
+    start = time.perf_counter()
+    scrubber = Scrubber(source, store)
+    assert scrubber.wait_for_proxy()
+    pass_s = time.perf_counter() - start
+    warm = []
+    for target in warm_targets:
+        start = time.perf_counter()
+        shown = scrubber.show(target)
+        warm.append((time.perf_counter() - start) * 1000)
+        assert shown.index == target and read_index(shown.frame) == target
+    proxy_bytes = scrubber.proxy.nbytes
+    scrubber.close()
+    source.close()
+    raw_frame_ms = 1000 / raw_fps
+    cold_p, warm_p, raw_p = percentiles(cold), percentiles(warm), percentiles(raw_seek)
+    return {
+        "frames": frames, "gop": 600,
+        "first_frame_ms": round(first_frame_ms, 1), "first_frame_before_index_ms": round(peek_ms, 1),
+        "cold_p50_ms": cold_p["p50_ms"], "cold_p95_ms": cold_p["p95_ms"],
+        "raw_pyav_seek_p50_ms": raw_p["p50_ms"], "raw_pyav_seek_p95_ms": raw_p["p95_ms"],
+        "warm_p50_ms": warm_p["p50_ms"], "warm_p95_ms": warm_p["p95_ms"],
+        "proxy_pass_s": round(pass_s, 1), "raw_pyav_decode_fps": round(raw_fps, 1),
+        "proxy_pass_vs_raw_decode": round(pass_s / (frames / raw_fps), 2),
+        "warm_p95_vs_raw_seek_p95": round(warm_p["p95_ms"] / raw_p["p95_ms"], 3),
+        "warm_p95_vs_raw_frame_decode": round(warm_p["p95_ms"] / raw_frame_ms, 2),
+        "cold_p95_vs_raw_seek_p95": round(cold_p["p95_ms"] / raw_p["p95_ms"], 2),
+        "proxy_mb_per_minute": round(proxy_bytes / 1e6 / (frames / fps / 60), 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=240)
     parser.add_argument("--gop", type=int, default=60)
     parser.add_argument("--seeks", type=int, default=40)
+    parser.add_argument("--long-frames", type=int, default=900, help="frames of the long-GOP 1080p case")
+    parser.add_argument("--long-seeks", type=int, default=10, help="cold random reads in the long-GOP case")
     args = parser.parse_args()
+    summary: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
         for name, size in (("720p", (1280, 720)), ("1080p", (1920, 1080))):
             path = make_video(Path(folder) / f"{name}.mp4", num_frames=args.frames, size=size, fps=30,
@@ -99,6 +189,14 @@ def main() -> None:
             print(f"  open (pts index + probe): {open_ms:.1f} ms")
             for case, (mean_ms, p95_ms) in latency.items():
                 print(f"  exact frame() {case:12s} (cache off): mean {mean_ms:6.1f} ms, p95 {p95_ms:6.1f} ms")
+            summary[name] = {"decode_vs_raw_pyav": round(ours / raw, 2), "open_ms": round(open_ms, 1),
+                             "cold_p95_ms": round(latency["cold"][1], 1)}
+        long_gop = long_gop_case(Path(folder), args.long_frames, args.long_seeks)
+    print(f"1080p long GOP (600), {long_gop['frames']} frames:")
+    for key, value in long_gop.items():
+        print(f"  {key}: {value}")
+    summary["longgop_1080p"] = long_gop
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

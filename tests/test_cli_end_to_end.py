@@ -10,6 +10,8 @@ import pytest
 
 from app.cli import evaluate_model, main
 from app.core.categories import vipseg_categories
+from app.core.frame_range import format_frame_ranges
+from app.core.video import VideoSource
 from dvis_models.data.synthetic import generate_dataset
 from dvis_models.presets import BUNDLED_CHECKPOINT
 from videos import make_video
@@ -35,8 +37,9 @@ def held_out(tmp_path_factory):
 def test_infer_writes_a_vipseg_folder_that_eval_reads(tmp_path, capsys):
     video = make_video(tmp_path / "street.mp4", num_frames=8, size=(160, 128))
     out = tmp_path / "out"
-    code, stdout, _ = run(capsys, "infer", video, "--out", out, "--online")
+    code, stdout, stderr = run(capsys, "infer", video, "--out", out, "--online")
     assert code == 0, stdout
+    assert "warning" not in stderr
     data = json.loads((out / "panoptic_gt_VIPSeg_val.json").read_text())
     assert [v["video_id"] for v in data["videos"]] == ["street"]
     assert len(data["annotations"][0]["annotations"]) == 8
@@ -44,6 +47,24 @@ def test_infer_writes_a_vipseg_folder_that_eval_reads(tmp_path, capsys):
     assert len(list((out / "images" / "street").glob("*.jpg"))) == 8
     code, stdout, _ = run(capsys, "eval", out, out)  # a prediction scored against itself
     assert code == 0 and "STQ" in stdout
+
+
+def test_infer_names_the_frames_it_could_not_decode(tmp_path, capsys):
+    """Random bytes in the middle of an H.264 mp4: the run completes, and says which frames were substituted."""
+    video = make_video(tmp_path / "scratched.mp4", num_frames=12, size=(96, 64), gop=4)
+    data = bytearray(video.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 300] = np.random.default_rng(1).integers(0, 256, 300, dtype=np.uint8).tobytes()
+    video.write_bytes(bytes(data))
+    with VideoSource.open(video) as source:
+        list(source.iter_frames())
+        damaged = source.damaged_frames
+    assert 0 < len(damaged) < 12
+    code, stdout, stderr = run(capsys, "infer", video, "--out", tmp_path / "out", "--online", "--format", "pred")
+    assert code == 0, stdout  # the results are complete; the warning says which frames are substitutes
+    expected = f"{len(damaged)} of 12 frames could not be decoded (frames {format_frame_ranges(damaged)}, 0-based)"
+    assert expected in stderr
+    assert "1 video(s) had undecodable frames" in stderr and "scratched" in stderr.splitlines()[-1]
 
 
 def test_infer_on_an_image_folder_copies_its_jpegs(held_out, tmp_path, capsys):

@@ -1,7 +1,7 @@
 import pytest
 
 from app.core.errors import StudioError
-from app.core.frame_range import FrameRangeError, parse_frame_range
+from app.core.frame_range import FrameRangeError, format_frame_ranges, parse_frame_range
 
 
 def test_inclusive_ranges_and_single_frames():
@@ -17,3 +17,10 @@ def test_bad_ranges_say_what_is_wrong(bad, message):
     with pytest.raises(FrameRangeError, match=message) as error:
         parse_frame_range(bad, 12)
     assert isinstance(error.value, StudioError)  # the GUI shows it in a dialog, the CLI prints it
+
+
+def test_frame_lists_are_written_as_ranges_the_parser_reads():
+    assert format_frame_ranges([9, 3, 4, 5, 5, 12, 13]) == "3-5, 9, 12-13"
+    assert format_frame_ranges([]) == ""
+    for part in format_frame_ranges([0, 1, 2, 7]).split(", "):
+        assert list(parse_frame_range(part, 8)) in ([0, 1, 2], [7])

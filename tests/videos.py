@@ -6,8 +6,8 @@ decoded pixels despite compression. That lets tests check exact random access, d
 rotation and skipped frames from the pixels alone. Other helpers' tests import this module, so keep
 its signatures stable.
 
-Codecs this PyAV build can write: libx264, libx265 (HEVC), mpeg4, mjpeg, libvpx-vp9, libsvtav1 (AV1),
-ffv1, png. Containers: mp4, mkv, avi, mov, webm (VP9/AV1 only).
+Codecs this PyAV build can write: libx264, libx265 (HEVC), mpeg4, mpeg2video, mjpeg, libvpx-vp9, libsvtav1 (AV1),
+ffv1, png. Containers: mp4, mkv, avi, mov, webm (VP9/AV1 only), MPEG-TS (.ts, .m2ts), MPEG-PS (.mpg, MPEG-1/2 only).
 Rotation: written as display-matrix side data with ``VideoStream.set_display_rotation`` (PyAV >= 15).
 """
 
@@ -89,17 +89,21 @@ def make_video(
     time_base: Fraction | None = None,
     gop: int = 6,
     crf: int = 18,
+    open_gop: bool = False,
 ) -> Path:
     """Encode ``num_frames`` frames of ``draw_frame`` into a real video file and return its path.
 
     * ``size`` = (width, height) of the DISPLAYED picture (after rotation).
-    * ``bframes``: 2 B-frames for codecs that have them (x264, x265, mpeg4), so decode order != display order.
+    * ``bframes``: 2 B-frames for codecs that have them (x264, x265, mpeg4, mpeg2video), so decode order !=
+      display order.
     * ``vfr``: irregular frame durations (pts gaps alternate 1x, 2.5x, 0.5x... of 1/fps).
     * ``pts`` / ``time_base``: explicit presentation timestamps (overrides ``fps`` spacing and ``vfr``).
     * ``rotation``: degrees CLOCKWISE a player must turn the stored picture (the old ``rotate`` tag; 90, 180,
       270). The stored picture is the display picture turned back, and a display matrix is written.
     * ``gop``: keyframe interval, small so that seeking is exercised on short clips.
-    The container comes from the file suffix (.mp4 .mkv .avi .mov .webm).
+    * ``open_gop``: x264 open GOPs (B-frames shown before a keyframe reference the interval before it);
+      mpeg2video writes open GOPs anyway.
+    The container comes from the file suffix (.mp4 .mkv .avi .mov .webm .ts .m2ts .mpg).
     """
     path = Path(path)
     fps = Fraction(fps).limit_denominator(1001)
@@ -123,8 +127,8 @@ def make_video(
         stream.pix_fmt = _PIX_FMT.get(codec, "yuv420p")
         stream.codec_context.time_base = time_base
         stream.codec_context.gop_size = gop
-        stream.codec_context.options = _encoder_options(codec, bframes, crf, gop)
-        if codec in ("libx264", "libx265", "mpeg4"):
+        stream.codec_context.options = _encoder_options(codec, bframes, crf, gop, open_gop)
+        if codec in ("libx264", "libx265", "mpeg4", "mpeg2video"):
             stream.codec_context.max_b_frames = 2 if bframes else 0
         if quarter_turns:
             stream.set_display_rotation(-90 * quarter_turns)  # display matrix angle is counter-clockwise
@@ -137,9 +141,10 @@ def make_video(
     return path
 
 
-def _encoder_options(codec: str, bframes: bool, crf: int, gop: int) -> dict[str, str]:
+def _encoder_options(codec: str, bframes: bool, crf: int, gop: int, open_gop: bool) -> dict[str, str]:
     if codec == "libx264":
-        return {"crf": str(crf), "preset": "veryfast", "bf": "2" if bframes else "0", "threads": "1"}
+        options = {"crf": str(crf), "preset": "veryfast", "bf": "2" if bframes else "0", "threads": "1"}
+        return {**options, "x264-params": "open-gop=1"} if open_gop else options
     if codec == "libx265":
         params = f"bframes={2 if bframes else 0}:keyint={gop}:min-keyint={gop}:log-level=error:pools=1"
         return {"crf": str(crf), "preset": "ultrafast", "x265-params": params}
@@ -147,7 +152,7 @@ def _encoder_options(codec: str, bframes: bool, crf: int, gop: int) -> dict[str,
         return {"crf": str(crf + 10), "b": "0", "deadline": "realtime", "cpu-used": "8", "threads": "1"}
     if codec == "libsvtav1":
         return {"crf": str(crf + 10), "preset": "12"}
-    if codec in ("mpeg4", "mjpeg"):
+    if codec in ("mpeg4", "mpeg2video", "mjpeg"):
         return {"qscale": "2"}
     return {}
 

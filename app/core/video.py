@@ -8,7 +8,10 @@ B-frames, variable frame rate and seeking cannot shift an index. (Raw .h264/.hev
 timestamps at all: those are always decoded from their first packet, where output order is display order.)
 
 Random access (``frame``) seeks to the last keyframe at or before the target and decodes forward to
-the exact pts; forward steps within a keyframe interval continue decoding without seeking, the
+the exact pts. Where a seek lands is checked, never assumed (demuxers such as MPEG-TS and MPEG-PS land a
+keyframe late or past the end): a late landing seeks further back, and the first keyframe interval is
+always decoded from the start of the file, so random access gives the pixels a sequential decode gives.
+Forward steps within a keyframe interval continue decoding without seeking, the
 decoded frames passed on the way are kept (as YUV) so stepping back is cheap, and an LRU keeps
 recent RGB frames.
 Sequential reading (``iter_frames``) uses its own decoder, so inference in a worker thread and
@@ -22,11 +25,12 @@ sequences stay contiguous and results stay aligned with frame indices.
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -44,6 +48,8 @@ DEFAULT_CACHE_BYTES = 512 * 1024 * 1024
 DEFAULT_FOLDER_FPS = 24.0
 _NOT_VIDEO_FORMATS = {"tty"}
 _RECENT_RAW_BYTES = 96 * 1024 * 1024  # decoded (YUV) frames kept from the last decode pass, for stepping back
+_PROGRESS_EVERY = 1000  # packets indexed between progress reports
+_SEEK_TRIES = 3  # keyframes tried, each a step further back, before decoding from the start instead
 
 
 class VideoError(StudioError):
@@ -51,31 +57,39 @@ class VideoError(StudioError):
 
 
 class _FrameCache:
-    """LRU of decoded frames bounded by bytes (a 4K frame is 25 MB, a 480p one 1 MB)."""
+    """LRU of decoded frames bounded by bytes (a 4K frame is 25 MB, a 480p one 1 MB).
+
+    It has its own lock, so looking a frame up never waits for a decode in another thread.
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self._frames: OrderedDict[int, np.ndarray] = OrderedDict()
         self._bytes = 0
+        self._lock = threading.Lock()
 
     def get(self, index: int) -> np.ndarray | None:
-        frame = self._frames.get(index)
-        if frame is not None:
-            self._frames.move_to_end(index)
-        return frame
+        with self._lock:
+            frame = self._frames.get(index)
+            if frame is not None:
+                self._frames.move_to_end(index)
+            return frame
 
     def put(self, index: int, frame: np.ndarray) -> None:
-        if index in self._frames or frame.nbytes > self.max_bytes:
-            return
-        self._frames[index] = frame
-        self._bytes += frame.nbytes
-        while self._bytes > self.max_bytes:
-            _, old = self._frames.popitem(last=False)
-            self._bytes -= old.nbytes
+        frame.flags.writeable = False
+        with self._lock:
+            if index in self._frames or frame.nbytes > self.max_bytes:
+                return
+            self._frames[index] = frame
+            self._bytes += frame.nbytes
+            while self._bytes > self.max_bytes:
+                _, old = self._frames.popitem(last=False)
+                self._bytes -= old.nbytes
 
     def clear(self) -> None:
-        self._frames.clear()
-        self._bytes = 0
+        with self._lock:
+            self._frames.clear()
+            self._bytes = 0
 
 
 class VideoSource:
@@ -100,14 +114,19 @@ class VideoSource:
         self._damaged: set[int] = set()
 
     @staticmethod
-    def open(path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES, fps: float | None = None) -> VideoSource:
-        """Open a video file, or a folder of images (frames in natural name order; ``fps`` sets their rate)."""
+    def open(path: str | Path, cache_bytes: int = DEFAULT_CACHE_BYTES, fps: float | None = None,
+             progress: Callable[[float], None] | None = None) -> VideoSource:
+        """Open a video file, or a folder of images (frames in natural name order; ``fps`` sets their rate).
+
+        Opening a video file reads all its packets (about 10 s for an hour of 1080p): ``progress(fraction)``
+        reports how far, from whichever thread opens it.
+        """
         path = Path(path)
         if path.is_dir():
             return ImageFolderSource(path, cache_bytes, fps or DEFAULT_FOLDER_FPS)
         if not path.is_file():
             raise VideoError(f"{path} does not exist. Choose an existing video file or image folder.")
-        return VideoFileSource(path, cache_bytes)
+        return VideoFileSource(path, cache_bytes, progress)
 
     # -- public API --------------------------------------------------------------------------
     @property
@@ -131,9 +150,12 @@ class VideoSource:
             if cached is not None:
                 return cached
             frame = self._read(index)
-            frame.flags.writeable = False
             self._cache.put(index, frame)
             return frame
+
+    def cached(self, index: int) -> np.ndarray | None:
+        """Frame ``index`` if it is decoded already, else None: never waits for a decoder (for the UI thread)."""
+        return self._cache.get(self._check_index(index))
 
     def iter_frames(self, start: int = 0, stop: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
         """Yield ``(index, frame)`` for every index in ``[start, stop)`` in order, decoding sequentially.
@@ -259,21 +281,25 @@ class _PtsIndex:
     keys: list[int]  # pts (dts when missing) per display index, ascending
     key_to_indices: dict[int, list[int]]  # several indices when pts are duplicated
     keyframes: list[int]  # display indices of keyframes, ascending
+    keyframe_dts: list[int]  # decode timestamp of each keyframe (its pts when missing): some demuxers seek by it
     seekable: bool  # False when packets lack timestamps (raw .h264 / .hevc streams): always decode from the start
 
     @staticmethod
-    def build(container: av.container.InputContainer, stream: av.video.stream.VideoStream) -> _PtsIndex:
-        packets: list[tuple[int, bool]] = []  # (key, keyframe) in file order
+    def build(container: av.container.InputContainer, stream: av.video.stream.VideoStream,
+              progress: Callable[[float], None] | None = None) -> _PtsIndex:
+        packets: list[tuple[int, int, bool]] = []  # (key, dts, keyframe) in file order
         seekable = True
         try:
             for packet in container.demux(stream):
                 if packet.size == 0 or packet.is_discard:
                     continue  # flush packets; pre-roll an edit list cuts (decoded for reference, never shown)
+                if progress is not None and len(packets) % _PROGRESS_EVERY == 0 and container.size > 0:
+                    progress(min(1.0, max(0, packet.pos) / container.size))
                 key = packet.pts if packet.pts is not None else packet.dts
                 if key is None:
                     seekable = False
                     key = packets[-1][0] + 1 if packets else 0
-                packets.append((key, packet.is_keyframe))
+                packets.append((key, key if packet.dts is None else packet.dts, packet.is_keyframe))
         except av.error.FFmpegError as error:  # truncated or damaged tail: keep what was readable
             log.warning("demuxing stopped early (%s); the rest of the file is unreadable", error)
         order = sorted(range(len(packets)), key=lambda i: (packets[i][0], i))
@@ -281,12 +307,19 @@ class _PtsIndex:
         key_to_indices: dict[int, list[int]] = {}
         for index, key in enumerate(keys):
             key_to_indices.setdefault(key, []).append(index)
-        keyframes = [index for index, i in enumerate(order) if packets[i][1]]
-        return _PtsIndex(keys, key_to_indices, keyframes, seekable)
+        keyframes = [(index, packets[i][1]) for index, i in enumerate(order) if packets[i][2]]
+        return _PtsIndex(keys, key_to_indices, [index for index, _ in keyframes], [dts for _, dts in keyframes],
+                         seekable)
 
     def keyframe_at_or_before(self, index: int) -> int:
         """Position in ``keyframes`` of the last keyframe with index <= ``index`` (-1: none)."""
         return bisect.bisect_right(self.keyframes, index) - 1
+
+    def index_of(self, packet: av.Packet) -> int | None:
+        """Display index of a demuxed packet (the first one when its pts is duplicated), None if unknown."""
+        key = packet.pts if packet.pts is not None else packet.dts
+        indices = self.key_to_indices.get(key) if key is not None else None
+        return indices[0] if indices else None
 
 
 def _open_container(path: Path) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
@@ -316,51 +349,85 @@ def _open_container(path: Path) -> tuple[av.container.InputContainer, av.video.s
 
 
 class _Decoder:
-    """One open container decoding frames from a chosen display index onwards, mapped by pts."""
+    """One open container decoding frames from a chosen display index onwards, mapped by pts.
+
+    Seeks are verified, never trusted: demuxers disagree on whether a seek timestamp is a pts or a dts, and
+    some (MPEG-TS, MPEG-PS) land a keyframe late or past the last keyframe. After a seek the first keyframe
+    packet demuxed must be at or before the wanted keyframe; otherwise the other timestamp is tried, then
+    earlier keyframes, and finally the file is decoded from its start. The first keyframe interval is always
+    decoded from the start of the file, exactly as a plain sequential decode does.
+    """
 
     def __init__(self, path: Path, index: _PtsIndex) -> None:
         self.path = path
         self.container, self.stream = _open_container(path)
         self.index = index
+        self._at_start = True  # nothing read since the container was opened
+        self._seek_by_dts = False  # learned: this demuxer lands late when given a keyframe's pts
 
     def close(self) -> None:
         self.container.close()
 
     def frames_from(self, target: int) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Seek to the last keyframe at or before ``target`` and yield ``(index, frame)`` from there.
+        """Yield ``(index, frame)`` from a keyframe at or before ``target`` onwards.
 
-        Demuxers disagree on whether seeking uses pts or dts; if the decoder starts after the wanted
-        keyframe (we landed too late), seek again one keyframe earlier, and finally from the start.
+        Frames shown before the keyframe decoding starts from (an open GOP's leading pictures, which
+        reference the previous interval) are not yielded: decoded without their references they are wrong.
+        A keyframe that does not decode (damaged) also sends decoding further back, so that the caller
+        gets the last good frame before it as a substitute.
         """
         position = self.index.keyframe_at_or_before(target) if self.index.seekable else -1
-        while True:
-            self._seek(position)
-            frames = self._decode()
+        for candidate in range(position, max(0, position - _SEEK_TRIES), -1):
+            landed = self._seek(candidate)
+            if landed is None:
+                continue
+            frames = self._decode(*landed)
             first = next(frames, None)
-            if first is None:
-                return
-            wanted = self.index.keyframes[position] if position >= 0 else 0
-            if first[0] <= wanted or position < 0:
+            if first is not None and first[0] <= self.index.keyframes[candidate]:
                 yield first
                 yield from frames
                 return
             frames.close()
-            position -= 1
+        self._rewind()
+        yield from self._decode(self.container.demux(self.stream), 0)
 
-    def _seek(self, position: int) -> None:
-        if self.index.seekable:
-            # the keyframe's pts; a demuxer that seeks by dts lands later and frames_from steps back
-            timestamp = self.index.keys[self.index.keyframes[position] if position >= 0 else 0]
+    def _seek(self, position: int) -> tuple[Iterator[av.Packet], int] | None:
+        """Seek to keyframe ``position``: (packets from the first keyframe landed on, its index), or None if
+        the seek failed or landed after that keyframe."""
+        wanted = self.index.keyframes[position]
+        pts, dts = self.index.keys[wanted], self.index.keyframe_dts[position]
+        for timestamp in dict.fromkeys((dts, pts) if self._seek_by_dts else (pts, dts)):
+            self._at_start = False
             try:
                 self.container.seek(int(timestamp), stream=self.stream, backward=True)
-                return
-            except av.error.FFmpegError:
-                pass  # this file cannot seek: start over
-        self.container.close()
-        self.container, self.stream = _open_container(self.path)
+                landed = self._first_keyframe(self.container.demux(self.stream))
+            except av.error.FFmpegError as error:
+                log.debug("seeking to %s failed: %s", timestamp, error)
+                return None
+            if landed is not None and landed[1] <= wanted:
+                self._seek_by_dts = timestamp != pts
+                return landed
+        return None
 
-    def _decode(self) -> Iterator[tuple[int, av.VideoFrame]]:
-        """Decode from the current position, skipping packets the decoder rejects."""
+    def _first_keyframe(self, packets: Iterator[av.Packet]) -> tuple[Iterator[av.Packet], int] | None:
+        """Skip to the first keyframe packet with a known index (packets before it cannot be decoded)."""
+        for packet in packets:
+            if packet.size and packet.is_keyframe:
+                index = self.index.index_of(packet)
+                if index is not None:
+                    return itertools.chain((packet,), packets), index
+        return None  # landed past the last keyframe
+
+    def _rewind(self) -> None:
+        """Go back to the start of the file by opening it again (seeking there is not reliable)."""
+        if not self._at_start:
+            self.container.close()
+            self.container, self.stream = _open_container(self.path)
+            self._at_start = True
+
+    def _decode(self, packets: Iterator[av.Packet], first: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """Decode ``packets``, yielding frames from display index ``first`` on; undecodable packets are skipped."""
+        self._at_start = False
         seen: dict[int, int] = {}
         keys = self.index.key_to_indices
         shown = 0
@@ -380,10 +447,12 @@ class _Decoder:
                     continue  # a timestamp the container never announced: cannot be placed safely
                 count = seen.get(key, 0)
                 seen[key] = count + 1
-                yield indices[min(count, len(indices) - 1)], frame
+                index = indices[min(count, len(indices) - 1)]
+                if index >= first:
+                    yield index, frame
 
         try:
-            for packet in self.container.demux(self.stream):
+            for packet in packets:
                 try:
                     decoded = self.stream.decode(packet)
                 except av.error.FFmpegError as error:  # its frame goes missing: reported as damaged by the reader
@@ -398,15 +467,39 @@ class _Decoder:
                 pass
 
 
+def _quarter_turns(frame: av.VideoFrame) -> int:
+    """Quarter turns counter-clockwise (like np.rot90) that display the frame as its rotation metadata says."""
+    return round((frame.rotation or 0) / 90) % 4
+
+
+def _display_rgb(frame: av.VideoFrame, size: tuple[int, int], quarter_turns: int) -> np.ndarray:
+    """(H, W, 3) RGB of a decoded frame at the stored ``size`` (mid-stream size changes are scaled), turned."""
+    rgb = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+    return np.ascontiguousarray(np.rot90(rgb, quarter_turns)) if quarter_turns else rgb
+
+
+def first_frame(path: str | Path) -> np.ndarray | None:
+    """The first decodable frame of a video file, read without indexing it (shown while the index builds);
+    None when the start of the file does not decode (opening it says why)."""
+    container, stream = _open_container(Path(path))
+    try:
+        frame = next(container.decode(stream), None)
+    except av.error.FFmpegError:
+        frame = None
+    finally:
+        container.close()
+    return None if frame is None else _display_rgb(frame, (frame.width, frame.height), _quarter_turns(frame))
+
+
 class VideoFileSource(VideoSource):
     """Frames of a video file decoded with PyAV (FFmpeg): any container/codec FFmpeg reads."""
 
-    def __init__(self, path: Path, cache_bytes: int) -> None:
+    def __init__(self, path: Path, cache_bytes: int, progress: Callable[[float], None] | None = None) -> None:
         super().__init__(cache_bytes)
         self.path = path
         container, stream = _open_container(path)
         try:
-            self._index = _PtsIndex.build(container, stream)
+            self._index = _PtsIndex.build(container, stream, progress)
             self.codec = stream.codec_context.name
             time_base = stream.time_base or Fraction(1, 1)
             average_rate = stream.average_rate or stream.guessed_rate
@@ -446,10 +539,11 @@ class VideoFileSource(VideoSource):
             raise VideoError(f"No frame of {self.path} can be decoded (codec {self.codec}). The file is damaged "
                              "or uses a codec this build cannot decode; convert it to H.264 and try again.")
         frame = first[1]
-        self._quarter_turns = round((frame.rotation or 0) / 90) % 4  # counter-clockwise, like np.rot90
+        self._quarter_turns = _quarter_turns(frame)
         self._stored_size = (frame.width, frame.height)
         self.width, self.height = (frame.height, frame.width) if self._quarter_turns % 2 else (frame.width, frame.height)
         self.rotation = (-90 * self._quarter_turns) % 360
+        self._cache.put(first[0], self._to_rgb(frame))  # the first frame is shown at once after opening
 
     def close(self) -> None:
         with self._lock:
@@ -459,11 +553,7 @@ class VideoFileSource(VideoSource):
             self._decoder.close()
 
     def _to_rgb(self, frame: av.VideoFrame) -> np.ndarray:
-        width, height = self._stored_size  # mid-stream size changes are scaled to the first frame's size
-        rgb = frame.to_ndarray(format="rgb24", width=width, height=height)
-        if self._quarter_turns:
-            rgb = np.ascontiguousarray(np.rot90(rgb, self._quarter_turns))
-        return rgb
+        return _display_rgb(frame, self._stored_size, self._quarter_turns)
 
     def _keep(self, position: int, frame: av.VideoFrame) -> None:
         self._recent[position] = frame

@@ -46,6 +46,7 @@ class StudioController(QObject):
     annotation_changed = Signal(object, object)  # frames changed (set or None = all), tracks changed (set or None)
     selection_changed = Signal()
     display_changed = Signal()
+    exact_frame_ready = Signal(int)  # a frame shown from the proxy (or an older one) is now decoded exactly
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -59,6 +60,9 @@ class StudioController(QObject):
         self.diagnostics: list = []
         self.busy: str | None = None  # why edits are refused right now (a worker is using the annotation)
         self._dirty = False
+        self.proxy_store = None  # app.core.proxy.ProxyStore: where scrubbing proxies live (None: no proxies)
+        self.scrubber = None  # app.core.scrub.Scrubber of the open video
+        self._picture: np.ndarray | None = None  # what the view shows for the current frame
 
     # ----------------------------------------------------------------- opening
     @property
@@ -71,10 +75,15 @@ class StudioController(QObject):
         `confirm()` is asked once the file has opened, before the open document is replaced (unsaved edits);
         an unreadable file raises before anyone is asked. Returns whether the new document was shown.
         """
-        from app.core.annotation import Annotation
         from app.core.video import VideoSource
 
-        video = VideoSource.open(Path(path))
+        return self.set_video(VideoSource.open(Path(path)), confirm)
+
+    def set_video(self, video, confirm: Confirm | None = None) -> bool:
+        """Show an opened ``VideoSource`` (e.g. one opened in a background thread) with an empty annotation
+        (`confirm` as for `open_video`)."""
+        from app.core.annotation import Annotation
+
         annotation = Annotation(video.num_frames, video.height, video.width, vipseg_categories())
         return self._replace_document(video, annotation, None, confirm)
 
@@ -144,13 +153,18 @@ class StudioController(QObject):
         return True
 
     def _set_document(self, video, annotation, project) -> None:
+        from app.core.scrub import Scrubber
+
         if self.annotation is not None and self._on_annotation_change in self.annotation.listeners:
             self.annotation.listeners.remove(self._on_annotation_change)
         if self.project is not None and self.project is not project:
             self.project.close()  # releases its lock
+        self.stop_background()
         if self.video is not None and self.video is not video:
             self.video.close()
         self.video, self.annotation, self.project = video, annotation, project
+        self.scrubber = Scrubber(video, self.proxy_store, on_exact=self.exact_frame_ready.emit)
+        self._picture = video.frame(0)  # decoded when the video opened: shown at once
         self.annotation.listeners.append(self._on_annotation_change)
         self.diagnostics = []
         self._dirty = False
@@ -187,7 +201,23 @@ class StudioController(QObject):
         self.seek(self.frame_index + delta)
 
     def frame(self) -> np.ndarray:
+        """The exact current frame (may decode for a while: for pixels that matter, not for display)."""
         return self.video.frame(self.frame_index)
+
+    def display_frame(self) -> np.ndarray:
+        """The picture to show for the current frame now, never waiting for a decoder: the exact frame if
+        decoded, else the proxy's (or its nearest ready) frame, else the last one shown; when the exact
+        frame is decoded, ``exact_frame_ready`` says so. After ``stop_background``: the last one shown."""
+        shown = self.scrubber.show(self.frame_index) if self.scrubber is not None else None
+        if shown is not None:
+            self._picture = shown.frame
+        return self._picture
+
+    def stop_background(self) -> None:
+        """Stop the open video's background decoding (before closing it or the window)."""
+        if self.scrubber is not None:
+            self.scrubber.close()
+            self.scrubber = None
 
     def track_map(self, index: int | None = None) -> np.ndarray:
         return self.annotation.track_map(self.frame_index if index is None else index)

@@ -7,6 +7,7 @@ Every user action goes through `_run_action`, the single boundary where errors b
 from __future__ import annotations
 
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
@@ -36,6 +37,7 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.core import edits
 from app.core.frame_range import parse_frame_range
+from app.core.proxy import ProxyStore
 from app.core.vipseg.merge import WrittenDataset
 from app.gui import documents
 from app.gui.autosave import Autosaver, offer_recovery
@@ -53,9 +55,16 @@ RECENT_KEY = "recent_files"
 MAX_RECENT = 10
 BUSY_INFERENCE, BUSY_TASK = "DVIS is running", "An export or evaluation is running"  # why edits wait
 MAX_LISTED_FRAMES = 8  # frames named in a message; the rest is "…"
+BACKGROUND_OPEN_BYTES = 64 * 1024**2  # smaller videos index in well under a second: opened in place
 MODE_NAMES = {"fill": "Filled Masks", "contour": "Contours", "fill_contour": "Filled Masks + Contours",
               "fade": "Fade Background", "cutout": "Cut-Out"}
-VIDEO_FILTER = "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v);;All files (*)"
+VIDEO_FILTER = "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v *.ts *.m2ts *.mts *.mpg *.mpeg);;All files (*)"
+
+
+def _close_opened(future: Future) -> None:
+    """Close a video that finished opening after it was no longer wanted."""
+    if future.exception() is None:
+        future.result().close()
 
 
 class MainWindow(QMainWindow):
@@ -78,6 +87,11 @@ class MainWindow(QMainWindow):
         self.last_scores: dict[str, float] = {}
         self.cache_dir = cache_dir or Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation))
         self.actions: dict[str, QAction] = {}
+        self.controller.proxy_store = ProxyStore(self.cache_dir / "proxies")  # instant scrubbing after one pass
+        self._opener = ThreadPoolExecutor(max_workers=2, thread_name_prefix="open-video")
+        self._opening: tuple[Future, list[float]] | None = None  # (the VideoSource being opened, [fraction read])
+        self._opening_timer = QTimer(self, interval=50)
+        self._opening_timer.timeout.connect(self._poll_opening)
 
         self.view = VideoView(self.controller)
         self.timeline = TimelineWidget(self.controller)
@@ -356,7 +370,8 @@ class MainWindow(QMainWindow):
             if opened:
                 self._report_damage()
         else:
-            opened = self.controller.open_video(path, confirm=self._may_replace)
+            self._open_video(path)
+            return  # a video adds itself to the recent files once shown
         if opened:
             self._add_recent(path)
 
@@ -379,6 +394,53 @@ class MainWindow(QMainWindow):
     def offer_recovery(self) -> bool:
         """Start-up: offer what a crashed session left; True when it was recovered (then open nothing else)."""
         return bool(self._run_action("Recover", lambda: offer_recovery(self)))
+
+    def _open_video(self, path: Path) -> None:
+        """Open a video file or image folder. A large file's frame index is built in a background thread
+        (seconds for an hour of video); meanwhile the view shows its first frame and the status bar the progress."""
+        from app.core.video import VideoSource, first_frame
+
+        self._abandon_opening()  # the latest choice wins
+        if not (path.is_file() and path.stat().st_size >= BACKGROUND_OPEN_BYTES):
+            self._show_opened(path, lambda: self.controller.open_video(path, confirm=self._may_replace))
+            return
+        fraction = [0.0]
+
+        def report(done: float) -> None:
+            fraction[0] = done
+
+        self._opening = (self._opener.submit(VideoSource.open, path, progress=report), fraction, path)
+        picture = first_frame(path)
+        if picture is not None:
+            self.view.show_picture(picture)
+        self.status_label.setText(f"Opening {path.name}: indexing its frames…")
+        self.progress.setRange(0, 100)
+        self.progress.setVisible(True)
+        self._opening_timer.start()
+
+    def _poll_opening(self) -> None:
+        future, fraction, path = self._opening
+        if not future.done():
+            self.progress.setValue(round(100 * fraction[0]))
+            return
+        self._opening_timer.stop()
+        self._opening = None
+        self.progress.setVisible(self.runner.running or self.tasks.running)
+        self._run_action("Open", lambda: self._show_opened(
+            path, lambda: self.controller.set_video(future.result(), confirm=self._may_replace)))
+
+    def _show_opened(self, path: Path, show) -> None:
+        """`show()` replaces the document once unsaved edits were asked about; a shown video is a recent file."""
+        if show():
+            self._add_recent(path)
+
+    def _abandon_opening(self) -> None:
+        """Forget a video still being opened (another was chosen, or the window closes); it is closed once open."""
+        if self._opening is not None:
+            future = self._opening[0]
+            self._opening = None
+            self._opening_timer.stop()
+            future.add_done_callback(_close_opened)
 
     def open_initial(self, path: str | None) -> None:
         """Start-up: open `path`, or the demo clip and run the bundled model on it."""
@@ -870,6 +932,7 @@ class MainWindow(QMainWindow):
         """Stop inference and background jobs and wait for them (before replacing the document or closing)."""
         for runner in (self.runner, self.tasks, self.diagnosis):
             runner.stop()
+        self._abandon_opening()
         self.autosaver.flush()
         self.merger = None
         self.controller.busy = None
@@ -882,6 +945,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._stop_work()
+        c.stop_background()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.autosaver.finish_session()  # a clean exit leaves nothing to recover

@@ -93,6 +93,7 @@ class VideoView(QGraphicsView):
         self._space: _SpaceHold | None = None  # the last Space press (hold to pan, tap to play)
         self._fitted = True  # fit-to-window mode: every resize refits, until the user zooms
         self.last_rendered: np.ndarray | None = None
+        controller.exact_frame_ready.connect(lambda index: index == controller.frame_index and self.redraw())
 
     # ---------------------------------------------------------------- drawing
     def redraw(self) -> None:
@@ -100,7 +101,7 @@ class VideoView(QGraphicsView):
         controller = self._controller
         if controller.video is None:
             return
-        frame = controller.frame()
+        frame = controller.display_frame()
         track_map = controller.track_map()
         display = controller.display
         rendered = overlay(frame, track_map, alpha=display.opacity, mode=display.mode, hidden=display.hidden)
@@ -114,12 +115,20 @@ class VideoView(QGraphicsView):
         if self._fitted:
             self.fit()
 
-    def _place_labels(self, track_map: np.ndarray) -> None:
+    def show_picture(self, picture: np.ndarray) -> None:
+        """Show a bare picture (no masks), e.g. a video's first frame while it is still being opened."""
+        self.last_rendered = picture
+        self.pixmap_item.setPixmap(QPixmap.fromImage(to_qimage(picture)))
+        self.scene().setSceneRect(self.pixmap_item.boundingRect())
+        self._place_labels(None)
+        self.fit()
+
+    def _place_labels(self, track_map: np.ndarray | None) -> None:
         for item in self._labels:
             self.scene().removeItem(item)
         self._labels = []
         controller = self._controller
-        if not controller.display.labels:
+        if track_map is None or not controller.display.labels:
             return
         tracks = controller.annotation.tracks
         ids = [t for t in np.unique(track_map).tolist() if t and t in tracks and t not in controller.display.hidden]
