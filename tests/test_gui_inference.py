@@ -37,8 +37,10 @@ def filled_frames(annotation) -> list[int]:
 def test_frames_stream_in_while_the_event_loop_stays_responsive(window, long_video, qtbot, errors):
     window.open_path(long_video)
     arrivals: list[tuple[int, bool, bool]] = []  # (frame, has segments, still running)
+    arrival_times: list[float] = []
     window.runner.frame_ready.connect(
         lambda result, offset: arrivals.append((result.index + offset, bool(result.segments), window.runner.running)))
+    window.runner.frame_ready.connect(lambda *_: arrival_times.append(time.monotonic()))
     gaps: list[float] = []
     clock = {"last": None}
 
@@ -63,7 +65,13 @@ def test_frames_stream_in_while_the_event_loop_stays_responsive(window, long_vid
     assert len(arrivals) == FRAMES
     assert arrivals[0][2], "the first frame must arrive while later ones are still computing"
     assert len(gaps) > 20
-    assert max(gaps) < 0.1, f"event loop stalled {max(gaps) * 1000:.0f} ms while inference ran"
+    # Inference on the UI thread would stall the loop for a whole chunk (4 frames here); on a loaded machine (CI
+    # shares 2 cores) the worker's GIL turns delay timers by up to about one frame, so the bound is two frames'
+    # mean compute time, 0.1 s at least.
+    frame_interval = (arrival_times[-1] - arrival_times[0]) / (len(arrival_times) - 1)
+    bound = max(0.1, 2 * frame_interval)
+    assert max(gaps) < bound, (f"event loop stalled {max(gaps) * 1000:.0f} ms while inference ran "
+                               f"({frame_interval * 1000:.0f} ms per frame)")
     annotation = window.controller.annotation
     assert [i for i, _, _ in arrivals] == list(range(FRAMES))
     assert filled_frames(annotation) == [i for i, has_segments, _ in arrivals if has_segments]
