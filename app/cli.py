@@ -102,7 +102,7 @@ def _infer(args: argparse.Namespace) -> int:
     from app.core.video import VideoSource
     from app.core.vipseg import VideoToWrite, source_image_file, video_id_for, write_videos
     from dvis_models import VideoSegmenter, load_checkpoint
-    from dvis_models.presets import BUNDLED_CHECKPOINT
+    from dvis_models.resources import BUNDLED_CHECKPOINT
     from dvis_models.training.distributed import shard
 
     ids = [video_id_for(path) for path in args.videos]
@@ -251,7 +251,7 @@ def _eval_bundled(args: argparse.Namespace) -> int:
 
     from dvis_models import load_checkpoint
     from dvis_models.data.synthetic import generate_dataset
-    from dvis_models.presets import BUNDLED_CHECKPOINT
+    from dvis_models.resources import BUNDLED_CHECKPOINT
 
     if min(args.size) < 16:
         raise StudioError(f"--size {args.size[0]}x{args.size[1]} is too small; synthetic frames need at least 16x16 pixels.")

@@ -11,7 +11,7 @@ import pytest
 from app.cli import evaluate_model, main
 from app.core.categories import vipseg_categories
 from dvis_models.data.synthetic import generate_dataset
-from dvis_models.presets import BUNDLED_CHECKPOINT
+from dvis_models.resources import BUNDLED_CHECKPOINT
 from videos import make_video
 
 # Measured VPQ of the bundled model on this one held-out clip is in the README; the bar sits a bit below it.
