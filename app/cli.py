@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -101,7 +102,7 @@ def _infer(args: argparse.Namespace) -> int:
     from app.core.video import VideoSource
     from app.core.vipseg import DatasetLayout, VideoToWrite, check_categories, source_image_file, video_id_for, write_videos
     from dvis_models import VideoSegmenter, load_checkpoint
-    from dvis_models.presets import BUNDLED_CHECKPOINT
+    from dvis_models.resources import BUNDLED_CHECKPOINT
     from dvis_models.training.distributed import shard
 
     ids = [video_id_for(path) for path in args.videos]
@@ -270,7 +271,7 @@ def _eval_bundled(args: argparse.Namespace) -> int:
 
     from dvis_models import load_checkpoint
     from dvis_models.data.synthetic import generate_dataset
-    from dvis_models.presets import BUNDLED_CHECKPOINT
+    from dvis_models.resources import BUNDLED_CHECKPOINT
 
     if min(args.size) < 16:
         raise StudioError(f"--size {args.size[0]}x{args.size[1]} is too small; synthetic frames need at least 16x16 pixels.")
@@ -500,6 +501,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")  # e.g. NaN weights in a checkpoint
     try:
         return args.handler(args)
     except KeyboardInterrupt:

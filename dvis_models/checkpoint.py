@@ -6,11 +6,13 @@ Three kinds of files:
 - Mask2Former COCO ``.pkl`` (pickled numpy arrays), used only to initialise the segmenter for training;
   read with an unpickler that can build numpy arrays and nothing else;
 - our own files: ``{"format": FORMAT, "version": 1, "config": ModelConfig dict, "state_dict": ...}``.
-Every ``.pth`` is read with ``torch.load(weights_only=True)``: a file that needs code to load is refused.
+Every ``.pth`` is read with ``torch.load(weights_only=True)`` under a torch where that cannot be bypassed
+(``weights_file``): a file that needs code to load is refused.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import re
@@ -20,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dvis_models import atomic
+from dvis_models import atomic, weights_file
 from dvis_models.errors import CheckpointError, PresetError
 from dvis_models.model import DVISModel, ModelConfig
 from dvis_models.presets import build_model, preset_config
@@ -30,6 +32,12 @@ FORMAT_VERSION = 1
 IGNORED_KEYS = ("criterion.empty_weight",)  # the training loss's class weights, not part of the model
 LEGACY_PREFIXES = {"offline_tracker.": "refiner."}
 SEGMENTER_PREFIXES = ("backbone.", "sem_seg_head.")
+NUMERIC_KINDS = "biuf"  # numpy dtype kinds weights may have: bool, int, unsigned, float
+MODULE_SIZE_FIELDS = ("num_classes", "num_thing_classes", "num_queries", "hidden_dim", "mask_dim", "nheads",
+                      "dim_feedforward", "enc_layers", "enc_dim_feedforward", "dec_layers", "tracker_layers",
+                      "refiner_layers")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -65,20 +73,6 @@ def _listing(what: str, keys: list[str], limit: int) -> list[str]:
 # ---------------------------------------------------------------------------------------------- reading
 
 
-def _torch_load(path: Path) -> object:
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise CheckpointError(f"Checkpoint {path} does not exist; check the path.") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
-        if "weights only" in str(error).lower():
-            raise CheckpointError(
-                f"Checkpoint {path} contains Python objects that need code to load; DVIS Studio never runs code "
-                "from a weights file. If you trust the file, re-save just its state dict (tensors only) and load that."
-            ) from None
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({error}). Is the file complete?") from None
-
-
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickler for Mask2Former ``.pkl`` weights: builds numpy arrays, refuses every other global."""
 
@@ -104,14 +98,15 @@ def _numpy_globals() -> dict[tuple[str, str], object]:
 
 
 def _load_numpy_pickle(path: Path) -> dict[str, torch.Tensor]:
+    head = weights_file.check_file(path)
     try:
         with open(path, "rb") as handle:
             data = _NumpyOnlyUnpickler(handle, encoding="latin1").load()
-    except FileNotFoundError:
-        raise CheckpointError(f"Weights file {path} does not exist; check the path.") from None
     except OSError as error:
         raise CheckpointError(f"Cannot read the weights file {path}: {error.strerror or error}.") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
+        if weights_file.is_text(head):
+            raise CheckpointError(f"{path} is a text file, not a checkpoint; point to the .pkl weights file.") from None
         raise CheckpointError(
             f"{path} is not a plain pickle of numpy arrays ({error}); only Mask2Former/detectron2 .pkl weight "
             "files are accepted, and nothing in them is executed."
@@ -119,7 +114,14 @@ def _load_numpy_pickle(path: Path) -> dict[str, torch.Tensor]:
     weights = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(weights, dict):
         raise CheckpointError(f"{path} holds no weight dictionary; expected a detectron2 .pkl with a 'model' entry.")
-    return {key: torch.as_tensor(np.asarray(value)) for key, value in weights.items() if isinstance(value, np.ndarray)}
+    arrays = {key: value for key, value in weights.items() if isinstance(value, np.ndarray)}
+    odd = [f"{key} ({value.dtype})" for key, value in arrays.items() if value.dtype.kind not in NUMERIC_KINDS]
+    if odd:
+        raise CheckpointError(
+            f"{path} holds {len(odd)} arrays that are not numbers, e.g. {', '.join(odd[:3])}; weights are numeric "
+            "arrays, so this is not a Mask2Former/detectron2 weights file (or it is damaged)."
+        )
+    return {key: torch.as_tensor(value) for key, value in arrays.items()}
 
 
 def _normalise_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -136,11 +138,24 @@ def _normalise_keys(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tens
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], ModelConfig | None]:
-    """State dict (official key names) and, for our own files, the stored config."""
+    """State dict (official key names) and, for our own files, the stored config, checked against each other."""
     path = Path(path)
+    config = None
     if path.suffix == ".pkl":
-        return _normalise_keys(_load_numpy_pickle(path)), None
-    data = _torch_load(path)
+        tensors = _load_numpy_pickle(path)
+    else:
+        tensors, config = _read_pth(path)
+    if not tensors:
+        raise CheckpointError(f"{path} contains no weight tensors; it is not a DVIS checkpoint.")
+    _check_tensors(tensors, path)
+    tensors = _normalise_keys(tensors)
+    if config is not None:
+        _check_config_fits(config, tensors, path)
+    return tensors, config
+
+
+def _read_pth(path: Path) -> tuple[dict[str, torch.Tensor], ModelConfig | None]:
+    data = weights_file.torch_load(path)
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} does not hold a dictionary of weights; it is not a DVIS checkpoint.")
     config = None
@@ -154,10 +169,63 @@ def read_checkpoint(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], M
         data = data["model"]
     if not isinstance(data, dict):
         raise CheckpointError(f"{path} has no dictionary of weights under 'state_dict'; the file is damaged.")
-    tensors = {key: value for key, value in data.items() if isinstance(value, torch.Tensor)}
-    if not tensors:
-        raise CheckpointError(f"{path} contains no weight tensors; it is not a DVIS checkpoint.")
-    return _normalise_keys(tensors), config
+    return {key: value for key, value in data.items() if isinstance(value, torch.Tensor)}, config
+
+
+def _check_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Refuse tensors that hold no values (meta) or are not dense; warn about NaN/Inf values, which still load."""
+    odd = [f"{key} ({'meta' if value.is_meta else value.layout})" for key, value in tensors.items()
+           if value.is_meta or value.layout != torch.strided]
+    if odd:
+        raise CheckpointError(
+            f"{path} holds {len(odd)} tensors without ordinary dense values, e.g. {', '.join(odd[:3])}; it was saved "
+            "from a model that was not materialised (meta) or converted to sparse. Re-save it from a loaded model."
+        )
+    for warning in nonfinite_warnings(tensors, str(path)):
+        log.warning(warning)
+
+
+def nonfinite_warnings(tensors: dict[str, torch.Tensor], source: str) -> list[str]:
+    """One line per tensor holding NaN or Inf values: the model loads, but its outputs may be garbage."""
+    bad = {key: int((~torch.isfinite(value)).sum()) for key, value in tensors.items()
+           if value.is_floating_point() and not bool(torch.isfinite(value).all())}
+    return [f"{source}: weight {key!r} has {count} NaN/Inf values; the model loads, but its masks may be "
+            "empty or wrong. Use another copy of the checkpoint if results look broken."
+            for key, count in bad.items()]
+
+
+def _check_config_fits(config: ModelConfig, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Every size a stored config declares must match the tensors, checked before anything is allocated.
+
+    A damaged or hostile config (hidden_dim 1e7, num_queries 1e9) would otherwise ask for terabytes when the
+    model is built. First every declared size is bounded by the largest tensor dimension or key count in the
+    file (no module can need more), then the model is built on the meta device (shapes only, no memory) and
+    its key list and shapes are compared with the file's.
+    """
+    limit = max(max((max(value.shape, default=1) for value in tensors.values()), default=1), len(tensors))
+    for name, value in _declared_sizes(config):
+        if value > limit:
+            raise CheckpointError(
+                f"{path}: its stored configuration declares {name}={value}, but no tensor in the file is that large "
+                f"(largest: {limit}); the configuration does not describe these weights. The file is damaged or was "
+                "edited; use the original checkpoint."
+            )
+    try:
+        skeleton = build_model(config, device="meta")
+    except (TypeError, ValueError, AssertionError) as error:  # e.g. backbone_kwargs or widths the modules reject
+        raise CheckpointError(f"{path}: its stored model configuration cannot be built ({error}).") from None
+    report = compare_state(skeleton, tensors, str(path))
+    if not report.ok:
+        raise CheckpointError(f"{path} does not fit the model its stored configuration describes:\n{report.describe()}")
+
+
+def _declared_sizes(config: ModelConfig) -> list[tuple[str, int]]:
+    """(name, value) of every integer that sizes a module: the config's own fields and the backbone's arguments."""
+    sizes = [(name, getattr(config, name)) for name in MODULE_SIZE_FIELDS]
+    for name, value in config.backbone_kwargs.items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        sizes += [(f"backbone_kwargs.{name}", item) for item in values if isinstance(item, int)]
+    return [(name, value) for name, value in sizes if isinstance(value, int)]
 
 
 # ------------------------------------------------------------------------------------- variant inference

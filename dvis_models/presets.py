@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from contextlib import nullcontext
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 
@@ -18,12 +17,10 @@ from dvis_models.backbones import ResNet50, SmallBackbone, SwinTransformer
 from dvis_models.errors import PresetError
 from dvis_models.model import DVISModel, ModelConfig
 from dvis_models.refiner import TemporalRefiner
+from dvis_models.resources import VIPSEG_CATEGORIES_FILE
 from dvis_models.segmenter_head import build_maskformer_head
 from dvis_models.tracker import ReferringTracker
 
-RESOURCES_DIR = Path(__file__).resolve().parent.parent / "resources"
-VIPSEG_CATEGORIES_FILE = RESOURCES_DIR / "vipseg_categories.json"
-BUNDLED_CHECKPOINT = RESOURCES_DIR / "models" / "dvis_bundled_small.pth"  # written by the training helper
 
 
 def vipseg_categories() -> list[dict]:

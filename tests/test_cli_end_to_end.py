@@ -13,7 +13,7 @@ from app.core.categories import vipseg_categories
 from app.core.frame_range import format_frame_ranges
 from app.core.video import VideoSource
 from dvis_models.data.synthetic import generate_dataset
-from dvis_models.presets import BUNDLED_CHECKPOINT
+from dvis_models.resources import BUNDLED_CHECKPOINT
 from videos import make_video
 
 # Measured VPQ of the bundled model on this one held-out clip is in the README; the bar sits a bit below it.

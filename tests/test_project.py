@@ -20,7 +20,6 @@ from app.core import atomic
 from app.core.annotation import Annotation
 from app.core.categories import vipseg_categories
 from app.core.edits import AddTrack, MergeTracks, Paint, RelabelTrack, SplitTrack
-from app.core.paths import REPO_ROOT
 from app.core.project import LOCK, MANIFEST, Project, ProjectChangedError, ProjectError
 
 PERSON, CAR, SKY = 60, 48, 28
@@ -299,7 +298,7 @@ project.close()
 
 def run_child(project_dir: Path, action: str, step: str, tmp_path: Path) -> int:
     marker = tmp_path / "mid-save"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(project_dir), action, step, str(marker)], cwd=REPO_ROOT)
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(project_dir), action, step, str(marker)], cwd=Path(__file__).resolve().parents[1])
     if action == "kill":
         deadline = time.monotonic() + 60
         while not marker.exists():

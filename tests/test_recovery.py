@@ -17,7 +17,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from app.core.edits import MergeTracks, Paint
-from app.core.paths import REPO_ROOT, data_dir
+from app.core.paths import data_dir
 from app.core.project import Project
 from app.core.recovery import AutosaveSchedule, crashed_sessions, recovery_root
 from tests.gui_helpers import PERSON, errors, video_path, window  # noqa: F401 - fixtures
@@ -82,6 +82,8 @@ def test_autosave_fsyncs_off_the_ui_thread_and_clean_exit_leaves_nothing(window,
     assert not session.exists() and not errors
 
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 CHILD = r"""
 import json, sys, time
 from pathlib import Path

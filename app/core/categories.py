@@ -12,9 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from app.core.errors import CategoryTableError
-from app.core.paths import RESOURCES_DIR
-
-VIPSEG_CATEGORIES_FILE = RESOURCES_DIR / "vipseg_categories.json"
+from dvis_models.resources import VIPSEG_CATEGORIES_FILE
 
 
 @dataclass(frozen=True)

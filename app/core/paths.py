@@ -1,11 +1,9 @@
-"""Where the files shipped with the project live."""
+"""Where DVIS Studio keeps the user's data (files shipped with the project: ``dvis_models.resources``)."""
 
 import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-RESOURCES_DIR = REPO_ROOT / "resources"
 DATA_DIR_ENV = "DVIS_STUDIO_DATA_DIR"  # overrides the platform's data folder (tests, portable installs)
 
 

@@ -53,7 +53,7 @@ def load_model(source: str, seed: int = 0):
         return _model_cache[key]
 
     if source == BUNDLED:
-        from dvis_models.presets import BUNDLED_CHECKPOINT
+        from dvis_models.resources import BUNDLED_CHECKPOINT
 
         model = dvis_models.load_checkpoint(BUNDLED_CHECKPOINT)
     elif source.startswith(PRESET_PREFIX):

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from PySide6.QtWidgets import QApplication
 
 from app import __version__
+from app.gui.display_check import display_problem
 from app.gui.errors import install_excepthook
 
 
@@ -22,6 +24,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    problem = display_problem(os.environ)  # Qt would abort the process instead, with a misleading hint
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     app = QApplication.instance() or QApplication([sys.argv[0]])
     app.setApplicationName("DVIS Studio")
     app.setOrganizationName("DVIS Studio")

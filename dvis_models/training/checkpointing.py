@@ -7,15 +7,14 @@ the schedule, the iteration, the AMP scaler and every process's torch RNG state.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from dvis_models import atomic
-from dvis_models.errors import DVISError
+from dvis_models import atomic, weights_file
+from dvis_models.errors import CheckpointError, DVISError
 
 STATE_FORMAT = "dvis-studio-training-state"
 STATE_VERSION = 1
@@ -45,12 +44,11 @@ def save_state(state: TrainingState, path: Path) -> None:
 
 
 def load_state(path: Path) -> TrainingState:
+    weights_file.require_safe_torch()  # an unsafe torch is not the file's fault: say so, unwrapped
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as error:  # corrupt archive: RuntimeError
-        raise TrainingStateError(
-            f"Cannot read the training state {path}: {error}. Delete it to start the run again."
-        ) from error
+        payload = weights_file.torch_load(path)
+    except CheckpointError as error:
+        raise TrainingStateError(f"Cannot read the training state: {error} Delete it to start the run again.") from error
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise TrainingStateError(f"{path} is not a DVIS Studio training state; choose another output folder.")
     if payload.get("version") != STATE_VERSION:
