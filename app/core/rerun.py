@@ -23,21 +23,27 @@ if TYPE_CHECKING:  # app/core imports dvis_models only where inference runs; res
 
 
 def pair_iou(new_map: np.ndarray, old_map: np.ndarray, new_ids: list[int], old_ids: list[int]) -> np.ndarray:
-    """IoU matrix (len(new_ids), len(old_ids)) between the id masks of two (H, W) maps."""
+    """IoU matrix (len(new_ids), len(old_ids)) between the id masks of two (H, W) maps.
+
+    An id need not occur in its map (e.g. a small track lost when the maps were subsampled): its IoU is 0.
+    """
     iou = np.zeros((len(new_ids), len(old_ids)))
     if not new_ids or not old_ids:
         return iou
-    new_index = np.zeros(int(new_map.max()) + 1, dtype=np.int64)
-    new_index[new_ids] = np.arange(1, len(new_ids) + 1)
-    old_index = np.zeros(int(old_map.max()) + 1, dtype=np.int64)
-    old_index[old_ids] = np.arange(1, len(old_ids) + 1)
-    rows, cols = new_index[new_map], old_index[old_map]
+    rows, cols = _row_of(new_map, new_ids), _row_of(old_map, old_ids)
     joint = np.bincount((rows * (len(old_ids) + 1) + cols).ravel(), minlength=(len(new_ids) + 1) * (len(old_ids) + 1))
     joint = joint.reshape(len(new_ids) + 1, len(old_ids) + 1)
     new_area = joint.sum(axis=1)[1:, None]
     old_area = joint.sum(axis=0)[None, 1:]
     inter = joint[1:, 1:]
     return inter / np.maximum(new_area + old_area - inter, 1)
+
+
+def _row_of(id_map: np.ndarray, ids: list[int]) -> np.ndarray:
+    """Per pixel: 1 + the position of its id in ``ids``, 0 for ids not asked for."""
+    index = np.zeros(max(int(id_map.max(initial=0)), max(ids)) + 1, dtype=np.int64)
+    index[ids] = np.arange(1, len(ids) + 1)
+    return index[id_map]
 
 
 class ResultMerger:
