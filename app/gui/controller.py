@@ -148,6 +148,16 @@ class StudioController(QObject):
         """Edits or model results not yet saved to a project."""
         return self.video is not None and self._dirty
 
+    def work_note(self) -> str:
+        """Where the user's work stands, for error dialogs: what is safe and what to do to keep it."""
+        if self.video is None:
+            return ""
+        if not self.modified:
+            return "The project has no unsaved changes." if self.project is not None else ""
+        if self.project is not None:
+            return "Your edits are still open in this window; save the project (Ctrl+S) to keep them."
+        return "Your edits are still open in this window and not saved anywhere yet; use File → Save Project As… to keep them."
+
     # ------------------------------------------------------------- navigation
     @property
     def num_frames(self) -> int:
