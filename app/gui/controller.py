@@ -236,6 +236,13 @@ class StudioController(QObject):
         self.undo_stack.push(EditCommand(self.annotation, op, inverse, text, self._record))
         self.select([t for t in self.selection if t in self.annotation.tracks])
 
+    def push_done(self, inverse: edits.Edit, text: str) -> None:
+        """Make a change already written into the annotation (a model run) one undo step; `inverse` undoes it.
+
+        Not logged in the project history, as model output never was: the saved masks hold it.
+        """
+        self.undo_stack.push(EditCommand(self.annotation, None, inverse, text))
+
     def _record(self, op: edits.Edit, inverse: edits.Edit, text: str) -> None:
         if self.project is not None:
             self.project.record(op, inverse, text)
