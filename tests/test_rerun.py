@@ -152,18 +152,23 @@ def test_a_run_is_undone_exactly_and_earlier_edits_stay_undoable():
 
 
 def test_a_resumed_run_continues_ids_across_the_boundary():
+    from app.core.rerun import resume_start
+
     ann = annotation()
     person, car = first_run(ann, frames=range(3))  # cancelled after frame 2
     ann.put_tracks([ann.tracks[car].replace(locked=True)])
-    resumed = ResultMerger(ann)
-    for i in range(3):  # frames 3..5; new model ids, objects moved a little; a bus-like newcomer
-        resumed.add(result(i, [(31, PERSON, 3, 11), (32, CAR, 21, 31), (33, PERSON, 34, 38)]), offset=3)
+    assert resume_start(ann, 3) == 2 and resume_start(ann, 2) == 2 and resume_start(ann, 0) == 0
+    frame_2 = ann.track_map(2).copy()
+    resumed = ResultMerger(ann, write_from=3)
+    # The model starts again on frame 2 (new ids, same masks there), then both objects jump far: across
+    # the boundary they no longer overlap, and only the shared frame can tell who is who. A newcomer too.
+    resumed.add(result(0, [(31, PERSON, 2, 10), (32, CAR, 20, 30)]), offset=2)
+    for i in range(1, 4):
+        resumed.add(result(i, [(31, PERSON, 12, 18), (32, CAR, 31, 39), (33, PERSON, 0, 3)]), offset=2)
     resumed.finish()
     assert resumed.mapping[31] == person and resumed.mapping[32] == car
     assert resumed.mapping[33] not in (person, car)
+    assert np.array_equal(ann.track_map(2), frame_2) and resumed.frames == [3, 4, 5]  # frame 2 only matched
     assert ann.track_frames(person) == list(range(6))
     assert ann.track_frames(car) == list(range(6))  # a locked track continues into frames not run yet
-    # A run starting on a filled frame is a re-run: there, nothing is matched with the frame before.
-    rerun = ResultMerger(ann)
-    rerun.add(result(0, [(41, CAR, 0, 4)]), offset=4)
-    assert rerun.mapping[41] not in (person, car)
+    assert (ann.track_map(4)[5:15, 31:39] == car).all()

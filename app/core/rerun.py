@@ -8,8 +8,9 @@ Used for the first run, for re-running a frame range and for resuming a cancelle
   without any mask (not run yet) there is nothing to keep, and the model's object continues the track;
 - a new model track that overlaps an unkept track of the same category keeps that track's id, so
   IDs stay continuous across the re-run range;
-- a run that starts on an empty frame right after a filled one (resuming after a cancel) matches its
-  first frame's objects with the frame before, so objects continuing across the boundary keep their ids;
+- a run resumed after a cancel (``resume_start``) starts one frame early, on the last finished frame:
+  results before ``write_from`` only match ids (in that same frame, so motion does not matter) and are not
+  written, so objects continuing across the boundary keep their ids;
 - everything else becomes a new track.
 The decision for a model track is made in the first frame it appears in, so finished frames can be
 shown while later ones are still being computed. ``undo_edit`` returns the edit that puts back what the
@@ -56,10 +57,20 @@ def _row_of(id_map: np.ndarray, ids: list[int]) -> np.ndarray:
     return index[id_map]
 
 
+def resume_start(annotation, start: int) -> int:
+    """Where a run asked to start at ``start`` should start computing: one frame early when ``start`` has no
+    masks yet and the frame before has (a cancelled run's end), so that frame can carry the ids over
+    (``ResultMerger(write_from=start)``); else ``start``."""
+    if start > 0 and not annotation.frame_track_ids(start) and annotation.frame_track_ids(start - 1):
+        return start - 1
+    return start
+
+
 class ResultMerger:
     """Feeds `FrameResult`s into an `Annotation`, keeping locked (and edited) tracks and matching ids by IoU."""
 
-    def __init__(self, annotation, iou_threshold: float = 0.5, provenance="model", keep_edited: bool = True):
+    def __init__(self, annotation, iou_threshold: float = 0.5, provenance="model", keep_edited: bool = True,
+                 write_from: int = 0):
         self.annotation = annotation
         self.iou_threshold = iou_threshold
         self.provenance = provenance
@@ -69,7 +80,7 @@ class ResultMerger:
         self._claimed: set[int] = set()  # annotation ids already taken by a model id in this run
         self._tracks_before = dict(annotation.tracks)
         self._frames_before: dict[int, tuple[bytes | None, np.ndarray]] = {}  # frame -> (slot PNG, key row)
-        self._first = True
+        self.write_from = write_from  # results of earlier frames only match ids
 
     @property
     def frames(self) -> list[int]:
@@ -77,15 +88,14 @@ class ResultMerger:
         return sorted(self._frames_before)
 
     def add(self, result: FrameResult, offset: int = 0) -> None:
-        """Write `result` (frame `result.index + offset` of the annotation)."""
+        """Write `result` (frame `result.index + offset` of the annotation; before `write_from`: match ids only)."""
         annotation = self.annotation
         index = result.index + offset
         old = annotation.track_map(index)
+        self._map_new_ids(result, old)
+        if index < self.write_from:
+            return
         filled = bool(old.any())
-        before = annotation.track_map(index - 1) if self._first and not filled and index > 0 else None
-        self._first = False
-        self._map_new_ids(result, old, before)
-
         lookup = np.zeros(max(self.mapping, default=0) + 1, dtype=np.int32)
         for model_id, track_id in self.mapping.items():
             if not (filled and track_id in self.kept):  # a filled frame keeps its kept masks as they are
@@ -130,25 +140,14 @@ class ResultMerger:
         tracks = TrackTablePatch(put=removed, remove=added).to_json()
         return EditGroup(patches + [tracks], "model run")
 
-    def _map_new_ids(self, result: FrameResult, old: np.ndarray, before: np.ndarray | None) -> None:
-        """Decide, for model ids first seen in this frame, which annotation track they are.
-
-        ``before``: the frame preceding a resumed run, matched for the ids this frame leaves unmatched.
-        """
+    def _map_new_ids(self, result: FrameResult, old: np.ndarray) -> None:
+        """Decide, for model ids first seen in this frame, which annotation track they are."""
+        tracks = self.annotation.tracks
         fresh = [s for s in result.segments if s.track_id not in self.mapping]
         if not fresh:
             return
-        for reference in (old, before):
-            if reference is not None and fresh:
-                fresh = self._match(result.track_map, fresh, reference)
-        for segment in fresh:
-            self._map_unmatched(segment)
-
-    def _match(self, track_map: np.ndarray, fresh: list, reference: np.ndarray) -> list:
-        """Map the `fresh` segments that overlap a track of `reference`; returns those left unmatched."""
-        tracks = self.annotation.tracks
-        candidates = [int(t) for t in np.unique(reference) if t != 0 and t in tracks and t not in self._claimed]
-        iou = pair_iou(track_map, reference, [s.track_id for s in fresh], candidates)
+        candidates = [int(t) for t in np.unique(old) if t != 0 and t in tracks and t not in self._claimed]
+        iou = pair_iou(result.track_map, old, [s.track_id for s in fresh], candidates)
         for row, segment in enumerate(fresh):  # an unkept track only continues with the same category
             for col, track_id in enumerate(candidates):
                 if track_id not in self.kept and tracks[track_id].category_id != segment.category_id:
@@ -159,7 +158,9 @@ class ResultMerger:
                 self.mapping[fresh[row].track_id] = candidates[col]
                 self._claimed.add(candidates[col])
                 matched.add(row)
-        return [segment for row, segment in enumerate(fresh) if row not in matched]
+        for row, segment in enumerate(fresh):
+            if row not in matched:
+                self._map_unmatched(segment)
 
     def _map_unmatched(self, segment) -> None:
         """A new track, except for stuff: VIPSeg allows one track per stuff category, so reuse it."""

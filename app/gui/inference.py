@@ -209,7 +209,7 @@ class InferenceRunner(QObject):
 
     def _text(self) -> str:
         if self.paused:  # frames already in flight still arrive: the text stays "Paused" for them too
-            return f"Paused at {self._done}/{self._total} frames; Model → Pause Inference (Ctrl+P) resumes"
+            return f"Paused at {self._done}/{self._total} frames; Model → Resume Inference (Ctrl+P) continues"
         return eta_text(self._done, self._total, time.monotonic() - self._started)
 
     def cancel(self) -> None:

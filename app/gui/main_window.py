@@ -6,6 +6,7 @@ Every user action goes through `_run_action`, the single boundary where errors b
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -517,13 +518,15 @@ class MainWindow(QMainWindow):
     def start_inference(self, request: RunRequest) -> None:
         if self.runner.running:
             raise UserActionError("DVIS is already running; cancel it first to start another run.")
-        from app.core.rerun import ResultMerger
+        from app.core.rerun import ResultMerger, resume_start
 
-        self.merger = ResultMerger(self.controller.annotation, keep_edited=request.keep_edited)
+        annotation = self.controller.annotation
+        self.merger = ResultMerger(annotation, keep_edited=request.keep_edited, write_from=request.start)
         self._last_request = request
         self._resume_at = None
         self.controller.busy = "DVIS is running"
-        self.runner.start(request)
+        # Resuming: the model also sees the last finished frame, which carries the object ids over.
+        self.runner.start(dataclasses.replace(request, start=resume_start(annotation, request.start)))
 
     def cancel_work(self) -> None:
         """Cancel the running inference (finished frames stay), background export / evaluation, or diagnostics."""
@@ -535,7 +538,9 @@ class MainWindow(QMainWindow):
             self.diagnosis.cancel()
 
     def toggle_pause(self) -> None:
-        self.runner.pause(self.actions["pause"].isChecked())
+        paused = self.actions["pause"].isChecked()
+        self.actions["pause"].setText("&Resume Inference" if paused else "&Pause Inference")
+        self.runner.pause(paused)
 
     def _on_frame_result(self, result, offset: int) -> None:
         self._run_action("Inference result", lambda: self.merger.add(result, offset))
@@ -551,6 +556,7 @@ class MainWindow(QMainWindow):
         if not self.runner.running:
             self.controller.busy = None
             self.actions["pause"].setChecked(False)
+            self.actions["pause"].setText("&Pause Inference")
             self.progress.setVisible(self.tasks.running)
         self._update_actions()
 
@@ -614,8 +620,9 @@ class MainWindow(QMainWindow):
         c = self.controller
         c.diagnostics = diagnostics
         self._refresh_panels()
+        resume = "" if self._resume_at is None else f" Run DVIS (Ctrl+R) continues from frame {self._resume_at}."
         self.status_label.setText(f"{len(c.annotation.tracks)} tracks, {len(diagnostics)} stability markers "
-                                  "(timeline and Stability panel).")
+                                  f"(timeline and Stability panel).{resume}")
 
     def _on_diagnosis_failed(self, error: object) -> None:
         self._update_actions()
