@@ -159,9 +159,10 @@ def test_a_run_after_a_cancel_resumes_where_it_stopped(window, tmp_path, qtbot, 
     assert received == list(range(resume - 1, 12)) and not errors  # the last finished frame carries ids over
     assert np.array_equal(annotation.track_map(resume - 1), last_done)  # and is not rewritten
     continuing = things & annotation.frame_track_ids(resume)
-    # Ids continue where the restarted model's mask of the shared frame matches (IoU >= 0.5); its first-frame
-    # masks can differ from the tracked ones, so not every object has to (without the shared frame: none).
-    assert 2 * len(continuing) >= len(things), f"thing ids {things} at frame {resume - 1}, only {continuing} go on"
+    # Ids continue where the restarted model's mask of the shared frame matches (IoU >= 0.5). Its first-frame
+    # masks can differ from the tracked ones (two fragments become one object), so not every object has to;
+    # without the shared frame none did. test_rerun checks the rule exactly.
+    assert continuing, f"none of the thing ids {things} at frame {resume - 1} goes on at frame {resume}"
     # After a run that completed, the next one offers the whole video again.
     QTimer.singleShot(100, lambda: accept_run_dialog(window, qtbot, seen))
     with qtbot.waitSignal(window.runner.finished, timeout=120_000):
