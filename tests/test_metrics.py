@@ -349,3 +349,70 @@ def test_raw_model_results_report_class_flicker():
     classes = [PERSON, CAR, CAR]
     results = [FrameResult(t, maps[t], [Segment(1, classes[t], True, 0.9, 16)]) for t in range(3)]
     assert kinds(diagnose_results(results, config=CONFIG)) == [("class_flicker", 1, 1, None)]
+
+
+def _brute_iou(a: np.ndarray, b: np.ndarray, a_ids: list[int], b_ids: list[int]) -> np.ndarray:
+    iou = np.zeros((len(a_ids), len(b_ids)))
+    for i, s in enumerate(a_ids):
+        for j, t in enumerate(b_ids):
+            union = np.count_nonzero((a == s) | (b == t))
+            iou[i, j] = np.count_nonzero((a == s) & (b == t)) / union if union else 0.0
+    return iou
+
+
+def test_pair_iou_of_ids_absent_from_the_maps_is_zero():
+    """Ids asked for may be missing from a map (a track lost by subsampling) or exceed its largest id."""
+    from app.core.rerun import pair_iou
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        shape = tuple(rng.integers(1, 9, size=2))
+        a = rng.choice([0, 3, 17, 40], size=shape)
+        b = rng.choice([0, 2, 17, 99], size=shape)
+        a_ids = sorted(rng.choice([1, 3, 17, 40, 55, 1000], size=rng.integers(0, 5), replace=False).tolist())
+        b_ids = sorted(rng.choice([2, 17, 99, 120, 7], size=rng.integers(0, 5), replace=False).tolist())
+        assert np.allclose(pair_iou(a, b, a_ids, b_ids), _brute_iou(a, b, a_ids, b_ids))
+
+
+def _random_track_maps(rng, num_frames: int, height: int, width: int) -> list[np.ndarray]:
+    """Tracks with random ids that appear, vanish, move, and shrink to a single (often off-grid) pixel."""
+    ids = rng.choice(np.arange(1, 500), size=rng.integers(1, 7), replace=False)
+    maps = []
+    for _ in range(num_frames):
+        m = np.zeros((height, width), np.int32)
+        for track_id in ids:
+            kind = rng.random()
+            if kind < 0.2:
+                continue  # absent in this frame
+            y, x = rng.integers(0, height), rng.integers(0, width)
+            if kind < 0.6:
+                m[y, x] = track_id  # one pixel: lost by most subsamplings
+            else:
+                h, w = rng.integers(1, height + 1), rng.integers(1, width + 1)
+                m[y : y + h, x : x + w] = track_id
+        maps.append(m)
+    return maps
+
+
+def test_diagnostics_survive_tracks_lost_by_subsampling():
+    """Presence comes from full resolution, masks are compared subsampled: a track can be in one and not
+    the other (it used to raise IndexError in pair_iou when such a track had the largest id)."""
+    rng = np.random.default_rng(1)
+    for _ in range(150):
+        height, width = int(rng.integers(1, 40)), int(rng.integers(1, 40))
+        maps = _random_track_maps(rng, int(rng.integers(1, 8)), height, width)
+        config = DiagnosticsConfig(min_area=1, max_gap=3, max_side=int(rng.integers(1, 45)))
+        found = diagnose(maps, config=config)
+        for d in found:
+            assert d.track_id in np.unique(maps[d.frame]) or d.kind == "short_track"
+            assert d.kind in ("id_switch", "fragment", "area_jump", "short_track")
+
+
+def test_a_one_pixel_track_with_the_largest_id_is_diagnosed():
+    """The case users hit on 720p clips: the newest (largest) id is a speck between the sampled pixels."""
+    big = np.zeros((8, 8), np.int32)
+    big[0:4, 0:4] = 1
+    speck = big.copy()
+    speck[5, 5] = 9  # stride 2 samples rows/cols 0, 2, 4, 6 only
+    found = diagnose([big, speck, speck, big], config=DiagnosticsConfig(min_area=1, max_gap=3, max_side=4))
+    assert ("short_track", 9, 1, None) in kinds(found)

@@ -184,6 +184,16 @@ class StudioController(QObject):
         """Edits or model results not yet saved to a project."""
         return self.video is not None and self._dirty
 
+    def work_note(self) -> str:
+        """Where the user's work stands, for error dialogs: what is safe and what to do to keep it."""
+        if self.video is None:
+            return ""
+        if not self.modified:
+            return "The project has no unsaved changes." if self.project is not None else ""
+        if self.project is not None:
+            return "Your edits are still open in this window; save the project (Ctrl+S) to keep them."
+        return "Your edits are still open in this window and not saved anywhere yet; use File → Save Project As… to keep them."
+
     # ------------------------------------------------------------- navigation
     @property
     def num_frames(self) -> int:
@@ -277,6 +287,13 @@ class StudioController(QObject):
         self._record(op, inverse, text)
         self.undo_stack.push(EditCommand(self.annotation, op, inverse, text, self._record))
         self.select([t for t in self.selection if t in self.annotation.tracks])
+
+    def push_done(self, inverse: edits.Edit, text: str) -> None:
+        """Make a change already written into the annotation (a model run) one undo step; `inverse` undoes it.
+
+        Not logged in the project history, as model output never was: the saved masks hold it.
+        """
+        self.undo_stack.push(EditCommand(self.annotation, None, inverse, text))
 
     def _record(self, op: edits.Edit, inverse: edits.Edit, text: str) -> None:
         if self.project is not None:

@@ -42,9 +42,11 @@ def _buttons(dialog: QDialog) -> QDialogButtonBox:
 
 
 class RunDialog(QDialog):
-    """Model (bundled / checkpoint file / preset), online or offline, resolution and frame range."""
+    """Model (bundled / checkpoint file / preset), online or offline, resolution, frame range and whether
+    edited tracks are kept. `start`: the first frame offered (where a cancelled run stopped)."""
 
-    def __init__(self, video_path: Path, num_frames: int, current_frame: int = 0, parent: QWidget | None = None):
+    def __init__(self, video_path: Path, num_frames: int, current_frame: int = 0, parent: QWidget | None = None,
+                 start: int = 0):
         super().__init__(parent)
         self.setWindowTitle("Run DVIS")
         self._video_path = video_path
@@ -67,7 +69,7 @@ class RunDialog(QDialog):
         self.resolution = QComboBox()
         for text, value in RESOLUTIONS:
             self.resolution.addItem(text, value)
-        self.start = QSpinBox(minimum=0, maximum=max(0, num_frames - 1), value=0)
+        self.start = QSpinBox(minimum=0, maximum=max(0, num_frames - 1), value=start)
         self.stop = QSpinBox(minimum=1, maximum=max(1, num_frames), value=num_frames)
         self.start.setToolTip(f"current frame: {current_frame}")
         range_row = QHBoxLayout()
@@ -80,7 +82,11 @@ class RunDialog(QDialog):
         form.addRow("Mode", self.mode)
         form.addRow("Resolution", self.resolution)
         form.addRow("Frames", range_row)
-        form.addRow(QLabel("Locked tracks are kept; new tracks that overlap them take their id."))
+        self.keep_edited = QCheckBox("Keep tracks I edited (uncheck to let the model replace them)", checked=True)
+        self.keep_edited.setToolTip("Edited tracks are kept like locked ones: the model does not change their masks.")
+        form.addRow("Edited tracks", self.keep_edited)
+        form.addRow(QLabel("Locked tracks are kept; new tracks that overlap kept tracks take their id.\n"
+                           "The whole run is one step of Edit → Undo."))
         form.addRow(_buttons(self))
 
     def _browse(self) -> None:
@@ -100,6 +106,7 @@ class RunDialog(QDialog):
             short_edge=self.resolution.currentData(),
             start=self.start.value(),
             stop=max(self.stop.value(), self.start.value() + 1),
+            keep_edited=self.keep_edited.isChecked(),
         )
 
 
@@ -194,7 +201,7 @@ class ExportDialog(QDialog):
         if selected:
             self.tracks.addItem(f"Selected tracks ({', '.join(map(str, selected))})", tuple(selected))
             self.tracks.setCurrentIndex(1)
-        self.start = QSpinBox(minimum=0, maximum=max(0, num_frames - 1), value=0)
+        self.start = QSpinBox(minimum=0, maximum=max(0, num_frames - 1), value=start)
         self.stop = QSpinBox(minimum=1, maximum=max(1, num_frames), value=num_frames)
         range_row = QHBoxLayout()
         range_row.addWidget(self.start)

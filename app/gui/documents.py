@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,6 +78,15 @@ class _Cancelled(Exception):
     """Raised inside a job's frame loop when the user pressed Cancel; the job then returns None."""
 
 
+def _checked(frames: Iterable, total: int, progress, cancel) -> Iterator:
+    """`frames`, raising _Cancelled before each one once cancelled and reporting progress after each."""
+    for done, frame in enumerate(frames, 1):
+        if cancel():
+            raise _Cancelled
+        yield frame
+        progress(done, total)
+
+
 def evaluation_job(annotation, categories, video) -> Job:
     """VPQ / STQ of `annotation` against `video`, a ground-truth video read by `read_vipseg_job` (None if cancelled)."""
     video_id = video.video_id
@@ -89,15 +98,9 @@ def evaluation_job(annotation, categories, video) -> Job:
         if video.num_frames != annotation.num_frames:
             raise MetricsError(f"Ground truth {video_id!r} has {video.num_frames} frames, the open video has "
                                f"{annotation.num_frames}; open the video the ground truth belongs to.")
-        def predicted():
-            for done, frame in enumerate(annotation_frames(annotation), 1):
-                if cancel():
-                    raise _Cancelled
-                yield frame
-                progress(done, annotation.num_frames)
-
+        predicted = _checked(annotation_frames(annotation), annotation.num_frames, progress, cancel)
         try:
-            result = evaluate([VideoPair(video_id, video.frames(), predicted())], categories)
+            result = evaluate([VideoPair(video_id, video.frames(), predicted)], categories)
         except _Cancelled:
             return None
         return {"VPQ": result.vpq.all, "VPQ things": result.vpq.things, "VPQ stuff": result.vpq.stuff,
@@ -107,12 +110,17 @@ def evaluation_job(annotation, categories, video) -> Job:
 
 
 def diagnostics_job(annotation) -> Job:
-    """Tracking-stability diagnostics (ID switches, fragments, area jumps, ...) of the annotation."""
+    """Tracking-stability diagnostics (ID switches, fragments, area jumps, ...) of the annotation; None if
+    cancelled (checked every frame, so a long video stops at once)."""
 
-    def job(progress, cancel) -> list:
-        from app.core.metrics import stability_diagnostics
+    def job(progress, cancel) -> list | None:
+        from app.core.metrics import diagnose
 
-        return list(stability_diagnostics(annotation))
+        track_maps = (annotation.track_map(index) for index in range(annotation.num_frames))
+        try:
+            return diagnose(_checked(track_maps, annotation.num_frames, progress, cancel))
+        except _Cancelled:
+            return None
 
     return job
 

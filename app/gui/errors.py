@@ -42,7 +42,14 @@ def report_exception(parent: QWidget | None, title: str, error: BaseException) -
     else:
         details = "".join(traceback.format_exception(type(error), error, error.__traceback__))
         log.error("Unexpected error: %s", details)
-        show_error(parent, title, f"Unexpected error: {error!r}\nYour edits are still in the project; please save.", details)
+        note = _work_note(parent)
+        show_error(parent, title, f"Unexpected error: {error!r}" + (f"\n{note}" if note else ""), details)
+
+
+def _work_note(parent: QWidget | None) -> str:
+    """What the error left of the user's work, told by the document window `parent` belongs to (if any)."""
+    controller = getattr(parent.window(), "controller", None) if parent is not None else None
+    return controller.work_note() if controller is not None else ""
 
 
 def _excepthook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:

@@ -36,6 +36,7 @@ class RunRequest:
     score_threshold: float | None = None  # minimum object score; None: the model's own (0.8 for DVIS)
     torch_threads: int | None = None
     seed: int = 0  # initialises a preset's fresh weights, so test runs are reproducible
+    keep_edited: bool = True  # how results are merged: edited tracks are kept like locked ones
 
 
 _model_cache: dict[tuple, object] = {}  # (source, file mtime) -> model; used by one worker thread at a time
@@ -164,7 +165,9 @@ class InferenceRunner(QObject):
         self._thread: QThread | None = None
         self._worker: InferenceWorker | None = None
         self._started = 0.0
+        self._paused_at = 0.0
         self._offset = 0
+        self._done = self._total = 0
         self.paused = False
 
     @property
@@ -187,14 +190,27 @@ class InferenceRunner(QObject):
         self._thread, self._worker = thread, worker
         self._started = time.monotonic()
         self._offset = request.start
+        self._done = self._total = 0
         self.paused = False
         thread.start()
         self.running_changed.emit()
 
     def pause(self, paused: bool) -> None:
-        if self._worker is not None:
-            self.paused = paused
-            self._worker.pause(paused)
+        """Pause or resume; the progress text says "Paused" until resumed, and paused time is not in the ETA."""
+        if self._worker is None or paused == self.paused:
+            return
+        if paused:
+            self._paused_at = time.monotonic()
+        else:
+            self._started += time.monotonic() - self._paused_at
+        self.paused = paused
+        self._worker.pause(paused)
+        self.progress_text.emit(self._text(), self._done, self._total)
+
+    def _text(self) -> str:
+        if self.paused:  # frames already in flight still arrive: the text stays "Paused" for them too
+            return f"Paused at {self._done}/{self._total} frames; Model → Resume Inference (Ctrl+P) continues"
+        return eta_text(self._done, self._total, time.monotonic() - self._started)
 
     def cancel(self) -> None:
         if self._worker is not None:
@@ -228,7 +244,8 @@ class InferenceRunner(QObject):
             return
         if done == 0:
             self._started = time.monotonic()
-        self.progress_text.emit(eta_text(done, total, time.monotonic() - self._started), done, total)
+        self._done, self._total = done, total
+        self.progress_text.emit(self._text(), done, total)
 
     def _stop_thread(self) -> None:
         thread, self._thread, self._worker = self._thread, None, None

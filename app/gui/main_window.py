@@ -6,6 +6,7 @@ Every user action goes through `_run_action`, the single boundary where errors b
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
         self.merger = None  # app.core.rerun.ResultMerger of the running inference
         self._demo_run = False
         self._last_request: RunRequest | None = None
+        self._resume_at: int | None = None  # first frame a cancelled run did not do: the next run's default start
         self.last_scores: dict[str, float] = {}
         self.cache_dir = cache_dir or Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation))
         self.actions: dict[str, QAction] = {}
@@ -643,36 +645,43 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.video is None:
             raise UserActionError("Open a video first (File → Open Video), then run DVIS on it.")
-        dialog = RunDialog(Path(c.video.path), c.num_frames, c.frame_index, self)
+        dialog = RunDialog(Path(c.video.path), c.num_frames, c.frame_index, self, start=self._resume_at or 0)
         if dialog.exec():
             self.start_inference(dialog.request())
 
     def start_inference(self, request: RunRequest) -> None:
         if self.runner.running:
             raise UserActionError("DVIS is already running; cancel it first to start another run.")
-        from app.core.rerun import ResultMerger
+        from app.core.rerun import ResultMerger, resume_start
 
-        self.merger = ResultMerger(self.controller.annotation)
-        self.controller.undo_stack.clear()  # model output is not an undoable edit; older undo steps would not fit it
+        annotation = self.controller.annotation
+        self.merger = ResultMerger(annotation, keep_edited=request.keep_edited, write_from=request.start)
         self._last_request = request
+        self._resume_at = None
         self.controller.busy = BUSY_INFERENCE
-        self.runner.start(request)
+        # Resuming: the model also sees the last finished frame, which carries the object ids over.
+        self.runner.start(dataclasses.replace(request, start=resume_start(annotation, request.start)))
 
     def cancel_work(self) -> None:
-        """Cancel the running inference (finished frames stay) or background export / evaluation."""
+        """Cancel the running inference (finished frames stay), background export / evaluation, or diagnostics."""
         if self.runner.running:
             self.runner.cancel()
         elif self.tasks.running:
             self.tasks.cancel()
+        elif self.diagnosis.running:
+            self.diagnosis.cancel()
 
     def toggle_pause(self) -> None:
-        self.runner.pause(self.actions["pause"].isChecked())
+        paused = self.actions["pause"].isChecked()
+        self.actions["pause"].setText("&Resume Inference" if paused else "&Pause Inference")
+        self.runner.pause(paused)
 
     def _on_frame_result(self, result, offset: int) -> None:
         self._run_action("Inference result", lambda: self.merger.add(result, offset))
 
     def _on_progress(self, text: str, done: int, total: int) -> None:
         self.status_label.setText(text)
+        self.progress.setFormat("Paused %v/%m" if self.runner.paused else "%p%")
         self.progress.setVisible(True)
         self.progress.setRange(0, max(total, 0))
         self.progress.setValue(done)
@@ -681,22 +690,43 @@ class MainWindow(QMainWindow):
         if not self.runner.running:
             self._update_busy()
             self.actions["pause"].setChecked(False)
+            self.actions["pause"].setText("&Pause Inference")
             self.progress.setVisible(self.tasks.running)
         self._update_actions()
 
     def _on_inference_finished(self, outcome: str) -> None:
-        self._run_action("Inference result", self.merger.finish)
-        self.merger = None
+        frames = self._close_run()
         self._demo_run = False
+        request = self._last_request
         if self.controller.project is not None:
-            request = self._last_request
             self.controller.project.model = {"model": str(request.model), "offline": request.offline,
                                              "short_edge": request.short_edge, "frames": [request.start, request.stop]}
-        self.status_label.setText("Cancelled; the finished frames are kept." if outcome == CANCELLED else "Inference finished.")
+        if outcome == CANCELLED:
+            stop = self.controller.num_frames if request.stop is None else request.stop
+            resume = frames[-1] + 1 if frames else request.start
+            self._resume_at = resume if resume < stop else None
+            self.status_label.setText(f"Cancelled at frame {resume}; the finished frames are kept. Run DVIS (Ctrl+R) "
+                                      f"continues from frame {resume}." if self._resume_at is not None
+                                      else "Cancelled; the finished frames are kept.")
+        else:
+            self.status_label.setText("Inference finished.")
         self._run_action("Diagnostics", self.run_diagnostics)
 
+    def _close_run(self) -> list[int]:
+        """Finish the run's merge and make all it wrote one undo step; returns the frames it wrote."""
+        merger, self.merger = self.merger, None
+        if merger is None:
+            return []
+        self._run_action("Inference result", merger.finish)
+        undo = merger.undo_edit()
+        frames = merger.frames
+        if undo is not None:
+            span = f"frame {frames[0]}" if len(frames) == 1 else f"frames {frames[0]}-{frames[-1]}"
+            self.controller.push_done(undo, f"Run DVIS on {span}")
+        return frames
+
     def _on_inference_failed(self, error: object) -> None:
-        self.merger = None
+        self._close_run()
         demo, self._demo_run = self._demo_run, False
         if demo:
             self.status_label.setText(f"Demo clip loaded; the bundled model could not run ({error}). Use Model → Run DVIS.")
@@ -711,15 +741,23 @@ class MainWindow(QMainWindow):
             return
         self._diagnosed_version = self._annotation_version
         self.diagnosis.start(documents.diagnostics_job(self.controller.annotation))
+        self._update_actions()
 
-    def _on_diagnosed(self, diagnostics: list) -> None:
+    def _on_diagnosed(self, diagnostics: list | None) -> None:
+        self._update_actions()
         if self._diagnosed_version != self._annotation_version:
             self.run_diagnostics()
             return
+        if diagnostics is None:
+            self.status_label.setText("Stability diagnostics cancelled.")
+            return
         self.controller.diagnostics = diagnostics
         self._refresh_panels()
+        if self._resume_at is not None:
+            self.status_label.setText(f"Run DVIS (Ctrl+R) continues from frame {self._resume_at}.")
 
     def _on_diagnosis_failed(self, error: object) -> None:
+        self._update_actions()
         if self._diagnosed_version != self._annotation_version:
             self.run_diagnostics()  # the annotation changed under the reader: try again on the new state
         else:
@@ -867,6 +905,7 @@ class MainWindow(QMainWindow):
 
     def _on_annotation_changed(self, frames, tracks) -> None:
         self._annotation_version += 1
+        self.diagnosis.cancel()  # a result for the old state would be recomputed anyway: stop it early
         if frames is None or self.controller.frame_index in frames:
             self.view.redraw()
         if not self._refresh_timer.isActive():  # panels refresh at most every 150 ms (500 ms while frames stream in)
@@ -918,7 +957,7 @@ class MainWindow(QMainWindow):
         idle = c.busy is None  # no edits while a worker reads or writes the annotation
         enabled = {
             "save": has_video and idle, "save_as": has_video and idle, "export": has_video and idle,
-            "run": has_video and idle, "pause": self.runner.running, "cancel": self.runner.running or self.tasks.running,
+            "run": has_video and idle, "pause": self.runner.running, "cancel": self.runner.running or self.tasks.running or self.diagnosis.running,
             "merge": idle and count >= 2, "swap": idle and count == 2, "split": idle and count == 1,
             "delete": idle and count >= 1, "delete_range": idle and count == 1, "relabel": idle and count == 1,
             "lock": idle and count >= 1, "hide": count >= 1, "new_track": idle and has_video, "diagnose": has_video,
