@@ -31,6 +31,7 @@ def box() -> np.ndarray:
 
 def test_colour_region_follows_the_colours_not_the_noise():
     image = noisy_image()
+    image.flags.writeable = False  # as video frames are
     np.testing.assert_array_equal(colour_region(image, 30, 20, tolerance=40), box())
     np.testing.assert_array_equal(colour_region(image, 2, 2, tolerance=40), ~box())
     tight = colour_region(image, 30, 20, tolerance=3)  # below the noise: only a speckled part of the box

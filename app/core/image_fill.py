@@ -29,7 +29,8 @@ def colour_region(image: np.ndarray, x: int, y: int, tolerance: int) -> np.ndarr
     mask = np.zeros((height + 2, width + 2), np.uint8)  # OpenCV's mask has a one-pixel border
     diff = (tolerance,) * 3
     flags = 4 | cv2.FLOODFILL_MASK_ONLY | cv2.FLOODFILL_FIXED_RANGE | (1 << 8)  # mask value 1
-    cv2.floodFill(np.ascontiguousarray(image), mask, (int(x), int(y)), 0, diff, diff, flags)
+    # MASK_ONLY leaves the image as it is, but OpenCV's binding wants a writable array (video frames are read-only)
+    cv2.floodFill(np.array(image, np.uint8, order="C"), mask, (int(x), int(y)), 0, diff, diff, flags)
     return mask[1:-1, 1:-1].astype(bool)
 
 
