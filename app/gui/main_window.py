@@ -316,18 +316,8 @@ class MainWindow(QMainWindow):
         for name in ("open_video", "save", "run", "pause", "cancel"):
             bar.addAction(self.actions[name])
         bar.addSeparator()
-        for name in ("undo", "redo", "tool_select", "tool_brush", "tool_eraser", "tool_fill", "tool_colour_fill", "tool_polygon"):
+        for name in ("undo", "redo"):
             bar.addAction(self.actions[name])
-        self.brush_spin = QSpinBox(minimum=1, maximum=MAX_BRUSH_RADIUS, value=self.view.brush_radius, suffix=" px")
-        self.brush_spin.setToolTip("Brush and eraser radius in image pixels ([ / ], Ctrl+wheel over the frame)")
-        self.brush_spin.valueChanged.connect(self.view.set_brush_radius)
-        self.view.brush_radius_changed.connect(self.brush_spin.setValue)
-        bar.addWidget(QLabel(" Brush "))
-        bar.addWidget(self.brush_spin)
-        self.tolerance_spin = QSpinBox(minimum=0, maximum=255, value=32)
-        self.tolerance_spin.setToolTip("Fill Similar Colour: how far (colour levels per channel) a pixel may be from the clicked one")
-        bar.addWidget(QLabel(" Tolerance "))
-        bar.addWidget(self.tolerance_spin)
         bar.addSeparator()
         self.mode_combo = QComboBox()
         for mode, text in MODE_NAMES.items():
@@ -344,6 +334,27 @@ class MainWindow(QMainWindow):
         self.labels_box = QCheckBox("Labels", checked=True)
         self.labels_box.toggled.connect(lambda on: self.controller.set_display(labels=on))
         bar.addWidget(self.labels_box)
+        self._build_paint_toolbar()
+
+    def _build_paint_toolbar(self) -> None:
+        """The tools with their settings, on a row of their own (the main row has no room left)."""
+        self.addToolBarBreak()
+        bar = QToolBar("Paint", self)
+        bar.setObjectName("paint toolbar")
+        self.addToolBar(bar)
+        for name in ("tool_select", "tool_brush", "tool_eraser", "tool_fill", "tool_colour_fill", "tool_polygon"):
+            bar.addAction(self.actions[name])
+        bar.addSeparator()
+        self.brush_spin = QSpinBox(minimum=1, maximum=MAX_BRUSH_RADIUS, value=self.view.brush_radius, suffix=" px")
+        self.brush_spin.setToolTip("Brush and eraser radius in image pixels ([ / ], Ctrl+wheel over the frame)")
+        self.brush_spin.valueChanged.connect(self.view.set_brush_radius)
+        self.view.brush_radius_changed.connect(self.brush_spin.setValue)
+        bar.addWidget(QLabel(" Brush radius "))
+        bar.addWidget(self.brush_spin)
+        self.tolerance_spin = QSpinBox(minimum=0, maximum=255, value=32)
+        self.tolerance_spin.setToolTip("Fill Similar Colour: how far (colour levels per channel) a pixel may be from the clicked one")
+        bar.addWidget(QLabel(" Colour tolerance "))
+        bar.addWidget(self.tolerance_spin)
 
     # ============================================================ the boundary
     def _trigger(self, title: str, slot: Callable[[], object]) -> None:
