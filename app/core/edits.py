@@ -365,10 +365,9 @@ def _paint(annotation: Annotation, frame: int, target: int, mask: np.ndarray) ->
     """
     track = _editable(annotation, target) if target else None
     track_map = annotation.track_map(frame)
-    mask = mask & (track_map != target)
     locked = [t.id for t in annotation.tracks.values() if t.locked]
     if locked:
-        mask &= ~np.isin(track_map, locked)
+        mask = mask & ~np.isin(track_map, locked)
     if not mask.any():
         return TrackTablePatch()  # nothing changes; its inverse is itself a no-op
     x0, y0, w, h = cv2.boundingRect(mask.view(np.uint8))
@@ -403,15 +402,15 @@ class Paint(Edit):
             raise AnnotationError("A polygon needs at least three vertices; click more points before closing it.")
         _check_frame(annotation, self.frame)
         target = 0 if self.tool == "eraser" else self.track_id
-        return _paint(annotation, self.frame, target, self._mask(annotation.track_map(self.frame)))
+        return _paint(annotation, self.frame, target, self._mask(annotation.track_map(self.frame), target))
 
-    def _mask(self, track_map: np.ndarray) -> np.ndarray:
+    def _mask(self, track_map: np.ndarray, target: int) -> np.ndarray:
         height, width = track_map.shape
         points = [(int(x), int(y)) for x, y in self.points]
         canvas = np.zeros((height, width), np.uint8)
         if self.tool == "fill":
             x, y = points[0]
-            if not (0 <= x < width and 0 <= y < height):
+            if not (0 <= x < width and 0 <= y < height) or track_map[y, x] == target:
                 return canvas.astype(bool)
             _, labels = cv2.connectedComponents((track_map == track_map[y, x]).view(np.uint8), connectivity=4)
             return labels == labels[y, x]
