@@ -8,7 +8,7 @@ import pytest
 
 from app.core.annotation import Annotation, AnnotationError, Provenance
 from app.core.categories import vipseg_categories
-from app.core.edits import (AddTrack, DeleteTrack, Edit, EditGroup, MergeTracks, Paint, RelabelTrack, SetTrackLocked,
+from app.core.edits import (AddTrack, DeleteTrack, Edit, EditGroup, MergeTracks, Paint, PaintMask, RelabelTrack, SetTrackLocked,
                             SplitTrack, SwapTracks, shared_frames)
 
 PERSON, CAR, DOG, SKY, WALL, GRASS = 60, 48, 62, 28, 0, 15
@@ -74,6 +74,8 @@ EDITS = {
     "brush new frame for track": lambda: Paint(7, 2, "brush", [[28, 2]], 3),
     "eraser": lambda: Paint(3, 0, "eraser", [[5, 14]], 4),
     "fill": lambda: Paint(0, 3, "fill", [[30, 21]]),
+    "polygon": lambda: Paint(2, 2, "polygon", [[1, 1], [30, 3], [16, 22]]),
+    "paint mask": lambda: PaintMask.of(5, 3, np.pad(np.ones((5, 7), bool), ((3, 16), (20, 5)))),
     "group": lambda: EditGroup([AddTrack(DOG).to_json(), Paint(2, 0, "brush", [[16, 8]], 2).to_json()], "new dog"),
 }
 
@@ -229,6 +231,36 @@ def test_paint_tools():
     annotation.apply(Paint(4, 2, "fill", [[5, 14]]))
     filled = annotation.track_map(4)
     assert (filled[12:20, 4:10] == 2).all() and (filled[21:, :4] == 1).all()
+
+
+def test_polygon_fills_its_inside_and_leaves_locked_tracks():
+    annotation = make_annotation()
+    annotation.apply(SetTrackLocked(2, True))
+    before = annotation.track_map(1).copy()
+    square = [[8, 4], [28, 4], [28, 22], [8, 22]]
+    inverse = annotation.apply(Paint(1, 3, "polygon", square))
+    after = annotation.track_map(1)
+    inside = np.zeros((H, W), bool)
+    inside[4:23, 8:29] = True  # cv2.fillPoly includes the vertices' pixels
+    car = before == 2
+    np.testing.assert_array_equal(after[inside & ~car], 3)
+    np.testing.assert_array_equal(after[~inside], before[~inside])
+    np.testing.assert_array_equal(after[car], 2)  # the locked car keeps every pixel
+    annotation.apply(inverse)
+    np.testing.assert_array_equal(annotation.track_map(1), before)
+    with pytest.raises(AnnotationError, match="at least three vertices"):
+        annotation.apply(Paint(1, 3, "polygon", [[1, 1], [9, 9]]))
+
+
+def test_undo_of_a_polygon_and_a_mask_paint_restores_the_store_byte_for_byte():
+    annotation = make_annotation()
+    blobs = [annotation.mask_store.blob(i) for i in range(F)]
+    first = annotation.apply(Paint(3, 2, "polygon", [[0, 0], [31, 0], [31, 23]]))
+    second = annotation.apply(PaintMask.of(3, 0, np.ones((H, W), bool)))  # everything void
+    assert annotation.track_map(3).max() == 0
+    annotation.apply(second)
+    annotation.apply(first)
+    assert [annotation.mask_store.blob(i) for i in range(F)] == blobs
 
 
 def test_track_edit_records_stay_small_on_long_videos():

@@ -153,13 +153,16 @@ def test_drop_a_video_file_opens_it(window, video_path):
     assert window.controller.num_frames == FRAMES
 
 
-def test_shortcuts_dialog_lists_the_edit_shortcuts(window):
+def test_shortcuts_dialog_lists_the_edit_shortcuts_and_view_gestures(window):
     from app.gui.dialogs import ShortcutsDialog
+    from app.gui.video_view import GESTURES
 
-    dialog = ShortcutsDialog(list(window.actions.values()), window)
+    dialog = ShortcutsDialog(list(window.actions.values()), window, GESTURES)
     rows = {dialog.table.item(r, 0).text(): dialog.table.item(r, 1).text() for r in range(dialog.table.rowCount())}
     assert rows["Undo"] == "Ctrl+Z" and rows["Redo"].startswith("Ctrl+Shift+Z")
     assert rows["Merge Selected Tracks"] == "M" and rows["Play / Pause"] == "Space"
+    assert rows["Fill Similar Colour"] == "Shift+G" and rows["Polygon"] == "P"
+    assert rows["Brush size"] == "Ctrl+Wheel" and rows["Polygon: close and fill"] == "Double-click, Enter"
 
 
 def test_moved_video_is_relinked_when_opening_a_project(window, video_path, tmp_path, monkeypatch, errors):

@@ -29,10 +29,10 @@ from app.core.mask_store import decode_slots, encode_slots
 
 __all__ = [
     "Edit", "TrackTablePatch", "PixelPatch", "EditGroup", "AddTrack", "SetTrackLocked", "MergeTracks",
-    "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PAINT_TOOLS", "shared_frames",
+    "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PaintMask", "PAINT_TOOLS", "shared_frames",
 ]
 
-PAINT_TOOLS = ("brush", "eraser", "fill")
+PAINT_TOOLS = ("brush", "eraser", "fill", "polygon")
 
 _REGISTRY: dict[str, type["Edit"]] = {}
 
@@ -353,16 +353,42 @@ class RelabelTrack(Edit):
 # ---------------------------------------------------------------------------------- painting
 
 
+def _check_frame(annotation: Annotation, frame: int) -> None:
+    if not 0 <= frame < annotation.num_frames:
+        raise AnnotationError(f"Frame {frame} is outside this video (frames 0..{annotation.num_frames - 1}).")
+
+
+def _paint(annotation: Annotation, frame: int, target: int, mask: np.ndarray) -> Edit:
+    """Give ``mask``'s pixels of ``frame`` to track ``target`` (0: void), except pixels of locked tracks.
+
+    The inverse is a :class:`PixelPatch` of the changed box; an empty change is a no-op patch.
+    """
+    track = _editable(annotation, target) if target else None
+    track_map = annotation.track_map(frame)
+    locked = [t.id for t in annotation.tracks.values() if t.locked]
+    if locked:
+        mask = mask & ~np.isin(track_map, locked)
+    if not mask.any():
+        return TrackTablePatch()  # nothing changes; its inverse is itself a no-op
+    x0, y0, w, h = cv2.boundingRect(mask.view(np.uint8))
+    slot, row = annotation.slot_for(frame, target) if target else (0, annotation.slot_row(frame))
+    before = annotation.mask_store.get(frame)[y0 : y0 + h, x0 : x0 + w]
+    after = np.where(mask[y0 : y0 + h, x0 : x0 + w], slot, before)
+    tracks = [_edited(track)] if track is not None else []
+    return annotation.apply(PixelPatch.of(frame, y0, x0, after, row, tracks))
+
+
 @dataclass
 class Paint(Edit):
-    """Brush (discs along ``points``), eraser (the same, to void) or fill (the 4-connected region under ``points[0]``).
+    """Brush (discs along ``points``), eraser (the same, to void), fill (the 4-connected region of one
+    track under ``points[0]``) or polygon (the filled polygon with vertices ``points``).
 
     Pixels of locked tracks are never painted over. The inverse is a :class:`PixelPatch` of the changed box.
     """
 
     kind: ClassVar[str] = "paint"
     frame: int = 0
-    track_id: int = 0  # 0 with "fill" fills the region with void; ignored by "eraser"
+    track_id: int = 0  # 0 with "fill" or "polygon" paints void; ignored by "eraser"
     tool: str = "brush"
     points: list[list[int]] = field(default_factory=list)  # [[x, y], ...] in pixels
     radius: int = 5
@@ -372,40 +398,69 @@ class Paint(Edit):
             raise AnnotationError(f"Unknown paint tool {self.tool!r}; use one of {', '.join(PAINT_TOOLS)}.")
         if not self.points:
             raise AnnotationError("A paint edit needs at least one point.")
-        if not 0 <= self.frame < annotation.num_frames:
-            raise AnnotationError(f"Frame {self.frame} is outside this video (frames 0..{annotation.num_frames - 1}).")
+        if self.tool == "polygon" and len(self.points) < 3:
+            raise AnnotationError("A polygon needs at least three vertices; click more points before closing it.")
+        _check_frame(annotation, self.frame)
         target = 0 if self.tool == "eraser" else self.track_id
-        track = _editable(annotation, target) if target else None
-        track_map = annotation.track_map(self.frame)
-        mask = self._mask(track_map, target)
-        locked = [t.id for t in annotation.tracks.values() if t.locked]
-        if locked:
-            mask &= ~np.isin(track_map, locked)
-        if not mask.any():
-            return TrackTablePatch()  # nothing changes; its inverse is itself a no-op
-        x0, y0, w, h = cv2.boundingRect(mask.view(np.uint8))
-        slot, row = annotation.slot_for(self.frame, target) if target else (0, annotation.slot_row(self.frame))
-        before = annotation.mask_store.get(self.frame)[y0 : y0 + h, x0 : x0 + w]
-        after = np.where(mask[y0 : y0 + h, x0 : x0 + w], slot, before)
-        tracks = [_edited(track)] if track is not None else []
-        return annotation.apply(PixelPatch.of(self.frame, y0, x0, after, row, tracks))
+        return _paint(annotation, self.frame, target, self._mask(annotation.track_map(self.frame), target))
 
     def _mask(self, track_map: np.ndarray, target: int) -> np.ndarray:
         height, width = track_map.shape
-        if self.tool == "fill":
-            x, y = (int(v) for v in self.points[0])
-            if not (0 <= x < width and 0 <= y < height):
-                return np.zeros((height, width), bool)
-            value = track_map[y, x]
-            if value == target:
-                return np.zeros((height, width), bool)
-            _, labels = cv2.connectedComponents((track_map == value).view(np.uint8), connectivity=4)
-            return labels == labels[y, x]
-        canvas = np.zeros((height, width), np.uint8)
-        radius = max(int(self.radius), 0)
         points = [(int(x), int(y)) for x, y in self.points]
+        canvas = np.zeros((height, width), np.uint8)
+        if self.tool == "fill":
+            x, y = points[0]
+            if not (0 <= x < width and 0 <= y < height) or track_map[y, x] == target:
+                return canvas.astype(bool)
+            _, labels = cv2.connectedComponents((track_map == track_map[y, x]).view(np.uint8), connectivity=4)
+            return labels == labels[y, x]
+        if self.tool == "polygon":
+            cv2.fillPoly(canvas, [np.array(points, np.int32)], 1)
+            return canvas.astype(bool)
+        radius = max(int(self.radius), 0)
         for point in points:
             cv2.circle(canvas, point, radius, 1, thickness=-1)
         for a, b in zip(points, points[1:]):
             cv2.line(canvas, a, b, 1, thickness=max(2 * radius, 1))  # within the discs' envelope
         return canvas.astype(bool)
+
+
+@dataclass
+class PaintMask(Edit):
+    """A given mask (e.g. an image-colour fill) painted into ``track_id`` (0: void) on one frame.
+
+    The mask is stored, not recomputed, so the edit replays without the video's pixels. Pixels of
+    locked tracks are never painted over.
+    """
+
+    kind: ClassVar[str] = "paint_mask"
+    frame: int = 0
+    track_id: int = 0
+    y0: int = 0
+    x0: int = 0
+    height: int = 0
+    width: int = 0
+    mask: str = ""  # base64 PNG of the mask's bounding box (1 inside)
+    label: str = "paint mask"
+
+    @classmethod
+    def of(cls, frame: int, track_id: int, mask: np.ndarray, label: str = "paint mask") -> "PaintMask":
+        """The edit for a full-frame boolean ``mask`` (only its bounding box is kept)."""
+        x0, y0, width, height = cv2.boundingRect(mask.astype(np.uint8))
+        box = mask[y0 : y0 + height, x0 : x0 + width].astype(np.uint16)
+        data = base64.b64encode(encode_slots(box)).decode("ascii")
+        return cls(frame, track_id, y0, x0, height, width, data, label)
+
+    def apply(self, annotation: Annotation) -> Edit:
+        _check_frame(annotation, self.frame)
+        if self.y0 < 0 or self.x0 < 0 or self.y0 + self.height > annotation.height or self.x0 + self.width > annotation.width:
+            raise AnnotationError(f"The painted mask's box ({self.x0}, {self.y0}, {self.width}x{self.height}) is not inside "
+                                  f"the {annotation.width}x{annotation.height} frame.")
+        mask = np.zeros((annotation.height, annotation.width), bool)
+        if self.height and self.width:
+            box = decode_slots(base64.b64decode(self.mask), self.height, self.width, source="paint mask")
+            mask[self.y0 : self.y0 + self.height, self.x0 : self.x0 + self.width] = box > 0
+        return _paint(annotation, self.frame, self.track_id, mask)
+
+    def describe(self) -> str:
+        return self.label

@@ -18,6 +18,7 @@ from PySide6.QtGui import QUndoStack
 from app.core import edits
 from app.core.categories import CategoryTable, vipseg_categories
 from app.core.errors import StudioError
+from app.core.image_fill import image_fill
 from app.gui.commands import EditCommand
 
 
@@ -356,10 +357,16 @@ class StudioController(QObject):
         return op.track_id
 
     def paint(self, tool: str, points: list[tuple[int, int]], radius: int) -> None:
-        """Brush / fill the selected track, or erase, on the current frame."""
+        """Brush / fill / polygon into the selected track, or erase, on the current frame."""
         track_id = 0 if tool == "eraser" else self._need(1, tool.capitalize())[0]
         op = edits.Paint(self.frame_index, track_id, tool, [[int(x), int(y)] for x, y in points], int(radius))
         self.edit(op, f"{tool.capitalize()} {track_id or ''} on frame {self.frame_index}".replace("  ", " "))
+
+    def colour_fill(self, x: int, y: int, tolerance: int) -> None:
+        """Paint the region of the current frame's colours around (x, y) (within `tolerance`) into the selected track."""
+        track_id = self._need(1, "Colour fill")[0]
+        op = image_fill(self.video.frame(self.frame_index), self.frame_index, track_id, x, y, tolerance)
+        self.edit(op, op.label)
 
     def describe_pixel(self, x: int, y: int) -> str:
         """Status-bar text for the pixel under the mouse: position and the track there."""

@@ -178,10 +178,12 @@ class ResultsDialog(QDialog):
 
 
 class ShortcutsDialog(ResultsDialog):
-    """Every action that has a keyboard shortcut, generated from the actions themselves."""
+    """Every action that has a keyboard shortcut, generated from the actions themselves, then the
+    view's mouse and key `gestures` ((what, how) pairs) that are not actions."""
 
-    def __init__(self, actions: list[QAction], parent: QWidget | None = None):
+    def __init__(self, actions: list[QAction], parent: QWidget | None = None, gestures: list[tuple[str, str]] = ()):
         rows = [(a.text().replace("&", ""), ", ".join(s.toString() for s in a.shortcuts())) for a in actions if a.shortcuts()]
+        rows += gestures
         super().__init__("Keyboard shortcuts", rows, parent, headers=("Action", "Shortcut"))
         self.resize(460, 560)
 

@@ -50,7 +50,7 @@ from app.gui.object_list import ObjectList
 from app.gui.stability import StabilityPanel
 from app.gui.tasks import TaskRunner
 from app.gui.timeline import TimelineWidget
-from app.gui.video_view import WHEEL_STEP, VideoView
+from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
 
 RECENT_KEY = "recent_files"
 MAX_RECENT = 10
@@ -125,8 +125,7 @@ class MainWindow(QMainWindow):
         c.selection_changed.connect(self.view.redraw)
         self.view.space_tapped.connect(self.actions["play"].trigger)
         self.view.hovered.connect(lambda x, y: self.hover_label.setText(self.controller.describe_pixel(x, y)))
-        self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action(
-            "Paint", lambda: self.controller.paint(tool, points, radius)))
+        self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action("Paint", lambda: self._paint(tool, points, radius)))
         self.runner.frame_ready.connect(self._on_frame_result)
         self.runner.progress_text.connect(self._on_progress)
         self.runner.running_changed.connect(self._on_running_changed)
@@ -236,7 +235,8 @@ class MainWindow(QMainWindow):
         a("select_none", "Clear Selection", lambda: c.select(None), "Esc")
         tools = QActionGroup(self)
         for name, text, key in (("select", "Select / Pan", "V"), ("brush", "Brush", "B"), ("eraser", "Eraser", "E"),
-                                ("fill", "Fill Region", "G")):
+                                ("fill", "Fill Region", "G"), ("colour_fill", "Fill Similar Colour", "Shift+G"),
+                                ("polygon", "Polygon", "P")):
             action = a(f"tool_{name}", text, lambda name=name: self.view.set_tool(name), key, checkable=True)
             tools.addAction(action)
         self.actions["tool_select"].setChecked(True)
@@ -290,7 +290,7 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.actions["quit"])
         self.edit_menu = bar.addMenu("&Edit")
         self._add(self.edit_menu, "undo redo | merge split swap delete delete_range relabel lock new_track | "
-                                  "tool_select tool_brush tool_eraser tool_fill brush_smaller brush_larger | select_none")
+                                  "tool_select tool_brush tool_eraser tool_fill tool_colour_fill tool_polygon brush_smaller brush_larger | select_none")
         view_menu = bar.addMenu("&View")
         self._add(view_menu, "mode_fill mode_contour mode_fill_contour mode_fade mode_cutout | labels hide show_all | "
                              "zoom_in zoom_out fit fit_timeline")
@@ -318,7 +318,7 @@ class MainWindow(QMainWindow):
         for name in ("open_video", "save", "run", "pause", "cancel"):
             bar.addAction(self.actions[name])
         bar.addSeparator()
-        for name in ("undo", "redo", "tool_select", "tool_brush", "tool_eraser", "tool_fill"):
+        for name in ("undo", "redo"):
             bar.addAction(self.actions[name])
         bar.addSeparator()
         self.mode_combo = QComboBox()
@@ -336,6 +336,27 @@ class MainWindow(QMainWindow):
         self.labels_box = QCheckBox("Labels", checked=True)
         self.labels_box.toggled.connect(lambda on: self.controller.set_display(labels=on))
         bar.addWidget(self.labels_box)
+        self._build_paint_toolbar()
+
+    def _build_paint_toolbar(self) -> None:
+        """The tools with their settings, on a row of their own (the main row has no room left)."""
+        self.addToolBarBreak()
+        bar = QToolBar("Paint", self)
+        bar.setObjectName("paint toolbar")
+        self.addToolBar(bar)
+        for name in ("tool_select", "tool_brush", "tool_eraser", "tool_fill", "tool_colour_fill", "tool_polygon"):
+            bar.addAction(self.actions[name])
+        bar.addSeparator()
+        self.brush_spin = QSpinBox(minimum=1, maximum=MAX_BRUSH_RADIUS, value=self.view.brush_radius, suffix=" px")
+        self.brush_spin.setToolTip("Brush and eraser radius in image pixels ([ / ], Ctrl+wheel over the frame)")
+        self.brush_spin.valueChanged.connect(self.view.set_brush_radius)
+        self.view.brush_radius_changed.connect(self.brush_spin.setValue)
+        bar.addWidget(QLabel(" Brush radius "))
+        bar.addWidget(self.brush_spin)
+        self.tolerance_spin = QSpinBox(minimum=0, maximum=255, value=32)
+        self.tolerance_spin.setToolTip("Fill Similar Colour: how far (colour levels per channel) a pixel may be from the clicked one")
+        bar.addWidget(QLabel(" Colour tolerance "))
+        bar.addWidget(self.tolerance_spin)
 
     # ============================================================ the boundary
     def _trigger(self, title: str, slot: Callable[[], object]) -> None:
@@ -838,8 +859,14 @@ class MainWindow(QMainWindow):
             c.delete_selected(frames.start, frames.stop)
 
     def _brush_size(self, delta: int) -> None:
-        self.view.brush_radius = max(1, self.view.brush_radius + delta)
+        self.view.set_brush_radius(self.view.brush_radius + delta)
         self.status_label.setText(f"Brush radius {self.view.brush_radius} px")
+
+    def _paint(self, tool: str, points: list[tuple[int, int]], radius: int) -> None:
+        if tool == "colour_fill":
+            self.controller.colour_fill(*points[0], self.tolerance_spin.value())
+        else:
+            self.controller.paint(tool, points, radius)
 
     def _view_context_menu(self, pos) -> None:
         c = self.controller
@@ -853,7 +880,7 @@ class MainWindow(QMainWindow):
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def show_shortcuts(self) -> None:
-        self._open_window_modal(ShortcutsDialog(list(self.actions.values()), self))
+        self._open_window_modal(ShortcutsDialog(list(self.actions.values()), self, GESTURES))
 
     def _open_window_modal(self, dialog: QDialog) -> None:
         """Show a dialog without blocking; when it closes, the window gets the keyboard back."""

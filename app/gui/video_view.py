@@ -11,8 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPen, QPixmap
-from PySide6.QtWidgets import QGraphicsEllipseItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsScene,
+                               QGraphicsSimpleTextItem, QGraphicsView)
 
 from app.core.colors import boundary_mask, overlay, track_color, visible_mask
 from app.gui.controller import StudioController
@@ -22,6 +23,18 @@ MIN_SCALE, MAX_SCALE = 0.02, 64.0  # view pixels per image pixel
 WHEEL_STEP = 1.25  # zoom factor per wheel notch
 TAP_S = 0.4  # a Space press shorter than this, without panning, is play / pause (key repeat starts later)
 REPEAT_GAP_S = 0.08  # a press this soon after a release is key repeat (some platforms do not mark it)
+MAX_BRUSH_RADIUS = 200  # image pixels
+POLYGON_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape, Qt.Key.Key_Backspace)
+# mouse and key gestures of the view that are not window actions (Help → Keyboard Shortcuts lists them too)
+GESTURES = [
+    ("Zoom about the cursor", "Wheel"),
+    ("Pan", "Middle drag, Space+Drag"),
+    ("Brush size", "Ctrl+Wheel"),
+    ("Polygon: add a vertex", "Click"),
+    ("Polygon: close and fill", "Double-click, Enter"),
+    ("Polygon: remove the last vertex", "Backspace"),
+    ("Polygon: cancel", "Esc"),
+]
 
 
 @dataclass
@@ -62,9 +75,14 @@ def label_positions(track_map: np.ndarray, track_ids: list[int]) -> dict[int, tu
 
 
 class VideoView(QGraphicsView):
-    """Shows `controller`'s current frame; emits `paint_stroke` for brush / eraser / fill tools."""
+    """Shows `controller`'s current frame; emits `paint_stroke` for the paint tools.
 
-    paint_stroke = Signal(str, object, int)  # tool, list of (x, y) image points, radius
+    Tools: "select", "brush", "eraser", "fill" (a mask region), "colour_fill" (a region of the frame's
+    colours) and "polygon" (click vertices, double-click or Enter closes it).
+    """
+
+    paint_stroke = Signal(str, object, int)  # tool, list of (x, y) image points, brush radius
+    brush_radius_changed = Signal(int)
     hovered = Signal(int, int)  # image pixel under the mouse
     space_tapped = Signal()  # Space pressed and released without panning (the window's play / pause)
 
@@ -81,14 +99,22 @@ class VideoView(QGraphicsView):
         self.pixmap_item = QGraphicsPixmapItem()
         self.scene().addItem(self.pixmap_item)
         self._labels: list[QGraphicsSimpleTextItem] = []
-        self._brush_cursor = QGraphicsEllipseItem()
-        self._brush_cursor.setPen(QPen(QColor(255, 255, 255), 0))
-        self._brush_cursor.setVisible(False)
-        self._brush_cursor.setZValue(10)
-        self.scene().addItem(self._brush_cursor)
+        self.brush_cursor = QGraphicsEllipseItem()  # the brush's real size, in image pixels
+        self.brush_cursor.setPen(QPen(QColor(255, 255, 255), 0))
+        self.brush_cursor.setVisible(False)
+        self.brush_cursor.setZValue(10)
+        self.scene().addItem(self.brush_cursor)
+        self.polygon_item = QGraphicsPathItem()
+        pen = QPen(QColor(255, 255, 255), 2, Qt.PenStyle.DashLine)
+        pen.setCosmetic(True)  # 2 view pixels wide at any zoom
+        self.polygon_item.setPen(pen)
+        self.polygon_item.setZValue(10)
+        self.scene().addItem(self.polygon_item)
         self.tool = "select"
         self.brush_radius = 8
+        self._cursor_at = (0, 0)  # image pixel of the last mouse position (the brush circle's centre)
         self._stroke: list[tuple[int, int]] = []
+        self.polygon: list[tuple[int, int]] = []  # vertices of the polygon being drawn
         self._pan_from = None  # QPointF while panning (middle button, or Space + left button)
         self._space: _SpaceHold | None = None  # the last Space press (hold to pan, tap to play)
         self._fitted = True  # fit-to-window mode: every resize refits, until the user zooms
@@ -187,11 +213,14 @@ class VideoView(QGraphicsView):
         self.verticalScrollBar().setValue(self.verticalScrollBar().value() - round(dy))
 
     def wheelEvent(self, event) -> None:
-        """The wheel zooms about the cursor; Ctrl+wheel is left to the window (not a zoom)."""
-        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            event.ignore()
-            return
+        """The wheel zooms about the cursor; Ctrl+wheel sizes the brush (by about 15% a notch)."""
         steps = event.angleDelta().y() / 120
+        if event.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            if steps:
+                change = self.brush_radius * (1.15 ** steps - 1)
+                self.set_brush_radius(self.brush_radius + (round(change) or (1 if steps > 0 else -1)))
+            event.accept()
+            return
         if steps:
             self.zoom(WHEEL_STEP ** steps, event.position())
         event.accept()
@@ -202,13 +231,26 @@ class VideoView(QGraphicsView):
             self.fit()
 
     def event(self, event) -> bool:
-        """A plain Space press here is ours (hold to pan), not the window's Space shortcut."""
-        if event.type() == QEvent.Type.ShortcutOverride and _is_plain_space(event):
+        """A plain Space press here is ours (hold to pan), not the window's Space shortcut; so are Enter, Esc
+        and Backspace while a polygon is being drawn (Esc cancels it rather than clearing the selection)."""
+        if event.type() == QEvent.Type.ShortcutOverride and (_is_plain_space(event) or self._polygon_key(event)):
             event.accept()
             return True
         return super().event(event)
 
+    def _polygon_key(self, event) -> bool:
+        return bool(self.polygon) and event.key() in POLYGON_KEYS
+
     def keyPressEvent(self, event) -> None:
+        if self._polygon_key(event):
+            if event.key() == Qt.Key.Key_Escape:
+                self.cancel_polygon()
+            elif event.key() == Qt.Key.Key_Backspace:
+                self.polygon.pop()
+                self._draw_polygon()
+            else:
+                self.close_polygon()
+            return
         if _is_plain_space(event):
             if not event.isAutoRepeat():
                 now = time.monotonic()
@@ -237,12 +279,53 @@ class VideoView(QGraphicsView):
 
     # ------------------------------------------------------------ mouse tools
     def set_tool(self, tool: str) -> None:
-        """"select" (click selects, drag pans) or a paint tool of app.core.edits.PAINT_TOOLS."""
+        """"select" (click selects, drag pans) or a paint tool (see the class docstring); drops an unfinished polygon."""
         self.tool = tool
+        self.cancel_polygon()
         painting = tool in ("brush", "eraser")
         self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag if tool == "select" else QGraphicsView.DragMode.NoDrag)
-        self._brush_cursor.setVisible(painting)
+        self.brush_cursor.setVisible(painting)
+        self._place_brush_cursor()
         self._update_cursor()
+
+    def set_brush_radius(self, radius: int) -> None:
+        """Brush and eraser radius in image pixels (1..MAX_BRUSH_RADIUS); the cursor circle shows it."""
+        radius = min(max(int(radius), 1), MAX_BRUSH_RADIUS)
+        if radius != self.brush_radius:
+            self.brush_radius = radius
+            self._place_brush_cursor()
+            self.brush_radius_changed.emit(radius)
+
+    def _place_brush_cursor(self) -> None:
+        x, y = self._cursor_at
+        r = self.brush_radius
+        self.brush_cursor.setRect(x + 0.5 - r, y + 0.5 - r, 2 * r, 2 * r)
+
+    # --------------------------------------------------------------- polygon
+    def close_polygon(self) -> None:
+        """Fill the polygon drawn so far (the controller refuses fewer than three vertices) and start anew."""
+        vertices, self.polygon = self.polygon, []
+        self._draw_polygon()
+        if vertices:
+            self.paint_stroke.emit("polygon", vertices, 0)
+
+    def cancel_polygon(self) -> None:
+        self.polygon = []
+        self._draw_polygon()
+
+    def _draw_polygon(self, rubber_band: tuple[int, int] | None = None) -> None:
+        """The vertices so far joined by a dashed line, plus a line to the cursor (`rubber_band`) and back to the start."""
+        path = QPainterPath()
+        points = [QPointF(x + 0.5, y + 0.5) for x, y in self.polygon]
+        if rubber_band is not None and points:
+            points.append(QPointF(rubber_band[0] + 0.5, rubber_band[1] + 0.5))
+        if points:
+            path.moveTo(points[0])
+            for point in points[1:]:
+                path.lineTo(point)
+            if len(points) > 2:
+                path.closeSubpath()
+        self.polygon_item.setPath(path)
 
     def _update_cursor(self) -> None:
         self.viewport().setCursor(Qt.CursorShape.CrossCursor if self.tool != "select" else Qt.CursorShape.ArrowCursor)
@@ -269,9 +352,13 @@ class VideoView(QGraphicsView):
                 add = bool(event.modifiers() & Qt.KeyboardModifier.ControlModifier)
                 self._controller.select_at(x, y, add=add)
             super().mousePressEvent(event)  # keeps drag-to-pan
-        elif self.tool == "fill":
+        elif self.tool in ("fill", "colour_fill"):
             if inside:
-                self.paint_stroke.emit("fill", [(x, y)], 0)
+                self.paint_stroke.emit(self.tool, [(x, y)], 0)
+        elif self.tool == "polygon":
+            video = self._controller.video
+            self.polygon.append((min(max(x, 0), video.width - 1), min(max(y, 0), video.height - 1)))
+            self._draw_polygon()
         else:
             self._stroke = [(x, y)]
 
@@ -282,8 +369,10 @@ class VideoView(QGraphicsView):
             self.pan_by(delta.x(), delta.y())
             return
         x, y = self.image_point(event.position().toPoint())
-        r = self.brush_radius
-        self._brush_cursor.setRect(x - r, y - r, 2 * r, 2 * r)
+        self._cursor_at = (x, y)
+        self._place_brush_cursor()
+        if self.polygon:
+            self._draw_polygon(rubber_band=(x, y))
         if self._stroke:
             self._stroke.append((x, y))
         video = self._controller.video
@@ -301,6 +390,13 @@ class VideoView(QGraphicsView):
             stroke, self._stroke = self._stroke, []
             self.paint_stroke.emit(self.tool, stroke, self.brush_radius)
         super().mouseReleaseEvent(event)
+
+    def mouseDoubleClickEvent(self, event) -> None:
+        """With the polygon tool a double-click closes the polygon (its first click already added the vertex)."""
+        if self.tool == "polygon" and event.button() == Qt.MouseButton.LeftButton and not self._space_held():
+            self.close_polygon()
+            return
+        super().mouseDoubleClickEvent(event)
 
     def scene_point(self, x: float, y: float) -> QPointF:
         """View coordinates of image pixel (x, y) (used by tests to click on masks)."""
