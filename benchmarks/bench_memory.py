@@ -1,6 +1,6 @@
 """Peak memory of `dvis infer` (bundled model) online and offline over growing video lengths.
 
-    python benchmarks/bench_memory.py                 # quick: 360p, 60 and 240 frames (a few minutes on 2 cores)
+    python benchmarks/bench_memory.py                 # quick: 360p, 60 and 300 frames (a few minutes on 2 cores)
     python benchmarks/bench_memory.py --full          # 720p, 500 / 2000 / 5000 frames (hours on a CPU)
     python benchmarks/bench_memory.py --code /path/to/other/checkout   # measure another checkout's code
 
@@ -67,13 +67,13 @@ def peak_rss_mb(video: Path, mode: str, out: Path, code: Path, threads: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="720p, 500 / 2000 / 5000 frames")
-    parser.add_argument("--frames", type=int, nargs="+", help="video lengths (default: quick 60 240, full 500 2000 5000)")
+    parser.add_argument("--frames", type=int, nargs="+", help="video lengths (default: quick 60 300, full 500 2000 5000)")
     parser.add_argument("--height", type=int, help="frame height (default: quick 360, full 720)")
     parser.add_argument("--modes", nargs="+", choices=("online", "offline"), default=["online", "offline"])
     parser.add_argument("--code", type=Path, default=REPO, help="checkout whose app.cli runs (default: this one)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads per run")
     args = parser.parse_args()
-    lengths = args.frames or ([500, 2000, 5000] if args.full else [60, 240])
+    lengths = args.frames or ([500, 2000, 5000] if args.full else [60, 300])
     height = args.height or (720 if args.full else 360)
 
     results: dict[str, dict[str, list]] = {mode: {"frames": [], "peak_mb": []} for mode in args.modes}

@@ -19,7 +19,7 @@ import torch
 
 
 class _MemorySeries:
-    """Frames of one tensor held as a list of parts, concatenated along time when read."""
+    """Frames of one tensor held as the appended parts; a read concatenates only the parts it covers."""
 
     def __init__(self) -> None:
         self._parts: list[torch.Tensor] = []
@@ -31,13 +31,19 @@ class _MemorySeries:
         self._parts.append(tensor)
 
     def read(self, frames: slice) -> torch.Tensor:
-        if len(self._parts) > 1:
-            self._parts = [torch.cat(self._parts)]
-        return self._parts[0][frames]
+        start, stop, _ = frames.indices(len(self))
+        pieces, offset = [], 0
+        for part in self._parts:
+            if offset < stop and start < offset + part.shape[0]:
+                pieces.append(part[max(start - offset, 0) : stop - offset])
+            offset += part.shape[0]
+        if not pieces:
+            return self._parts[0][:0]
+        return pieces[0] if len(pieces) == 1 else torch.cat(pieces)
 
     def drop_before(self, count: int) -> None:
-        merged = torch.cat(self._parts) if self._parts else None
-        self._parts = [merged[count:].clone()] if merged is not None and count < merged.shape[0] else []
+        kept = self.read(slice(count, None)) if self._parts else None
+        self._parts = [kept.clone()] if kept is not None and kept.shape[0] else []
 
 
 class _DiskSeries:

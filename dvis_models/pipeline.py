@@ -9,7 +9,7 @@ post-processing unit in which a slot's class is decided and the 0.8 overlap filt
   offline inference), otherwise long windows overlapping by ``window_overlap`` frames (each frame is
   emitted by the window in which it is most central; the tracker still runs continuously, so slot
   identities hold across windows). A unit's mask features (the largest per-frame tensors) stay in memory
-  when they fit another quarter of the budget and are spilled to a temporary file otherwise; mask logits
+  when they fit a sixteenth of the budget and are spilled to a temporary file otherwise; mask logits
   are computed from them a few frames at a time. So memory does not grow with the video's length.
 A video shorter than one unit gets exactly the official result. Track ids come from
 ``TrackIdAssigner``: one id per (slot, category) for things and one per category for stuff, so every
@@ -104,7 +104,7 @@ class VideoSegmenter:
         (``short_edge``/``max_size``, e.g. 480 for speed) default to the model config.
         ``tta_short_edges`` (e.g. ``(800,)``) adds segmenter passes at other scales, fused by ``fuse_scales``.
         ``memory_budget_mb`` bounds what a run keeps: a quarter for an offline window's queries and the
-        refiner, a quarter for mask features held in memory (more are spilled to ``spill_dir``, default the
+        refiner, a sixteenth for mask features held in memory (more are spilled to ``spill_dir``, default the
         system temporary folder), a twelfth for each post-processing chunk; the rest is left for the model
         and the caller."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -243,8 +243,9 @@ class VideoSegmenter:
         return max(self.memory_budget // 4 // (queries + working), 2 * self.window_overlap + 1, 1)
 
     def _store(self, kept: dict[str, torch.Tensor], unit_frames: int) -> FrameStore:
-        """In memory, except an offline unit's mask features when they exceed a quarter of the budget."""
-        spill = self.offline and unit_frames * _frame_bytes(kept["mask_features"]) > self.memory_budget // 4
+        """In memory, except an offline unit's mask features when they exceed a sixteenth of the budget (they are
+        read back a few frames at a time, so the disk costs little and memory stays flat whatever the length)."""
+        spill = self.offline and unit_frames * _frame_bytes(kept["mask_features"]) > self.memory_budget // 16
         return FrameStore(spill=("mask_features",) if spill else (), spill_dir=self.spill_dir)
 
     @torch.no_grad()
