@@ -45,6 +45,7 @@ def _size(text: str) -> tuple[int, int]:
 # ----- infer ---------------------------------------------------------------------------------------------------
 
 PARTS_DIR = ".dvis_parts"  # per-video JSON fragments: written last, so a fragment marks a complete video
+STREAM_CACHE_BYTES = 64 * 2**20
 
 
 def _add_infer(commands) -> None:
@@ -92,6 +93,22 @@ def _print_progress(video_id: str, done: int, total: int | None) -> None:
         print(f"  {video_id}: {done}/{total if total else '?'} frames", flush=True)
 
 
+class _PhasePrinter:
+    """Prints a run's progress: each phase when it starts, then every tenth of it (or 100 frames)."""
+
+    def __init__(self, video_id: str) -> None:
+        self.video_id = video_id
+        self._printed: dict[str, int] = {}  # phase -> last tenth printed
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        from dvis_models.pipeline import progress_text
+
+        tenth = done * 10 // total if total else done // 100
+        if tenth > self._printed.get(phase, -1):
+            print(f"  {self.video_id}: {progress_text(phase, done, total)}", flush=True)
+            self._printed[phase] = tenth
+
+
 def _infer(args: argparse.Namespace) -> int:
     import shutil
 
@@ -123,7 +140,8 @@ def _infer(args: argparse.Namespace) -> int:
         device = args.device
         if device is None and torch.cuda.is_available():
             device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # one GPU per torchrun process
-        segmenter = VideoSegmenter(model, device=device, offline=offline)
+        # Offline mask features beyond the memory budget are spilled next to the output (a disk, unlike a tmpfs /tmp).
+        segmenter = VideoSegmenter(model, device=device, offline=offline, spill_dir=parts)
         categories = CategoryTable.from_json(model.config.categories, source=str(checkpoint))
         if args.format == "vipseg":  # a folder of another table is refused before the model runs
             layout = DatasetLayout(args.out)
@@ -135,10 +153,11 @@ def _infer(args: argparse.Namespace) -> int:
         print(f"[{number}/{len(todo)}] {path}", flush=True)
         staging = parts / f"{video_id}.staging"
         shutil.rmtree(staging, ignore_errors=True)
-        with VideoSource.open(path) as source:
+        # Frames are read once, in order (by the pipeline and by the writer): a large frame cache would only hold memory.
+        with VideoSource.open(path, cache_bytes=STREAM_CACHE_BYTES) as source:
             frames = (frame for _, frame in source.iter_frames())
-            progress = lambda done, total, v=video_id: _print_progress(v, done, total)  # noqa: E731
-            stream = _StreamedTracks(segmenter.run(frames, num_frames=source.num_frames, progress=progress))
+            stream = _StreamedTracks(segmenter.run(frames, num_frames=source.num_frames,
+                                                   progress=_PhasePrinter(video_id)))
             images = args.format == "vipseg"  # an image folder's JPEGs are copied, not decoded and re-encoded
             video = VideoToWrite(video_id, source.num_frames, stream.categories, stream.track_map,
                                  image=source.frame if images else None,

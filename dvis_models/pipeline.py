@@ -4,33 +4,54 @@ Frames are segmented and tracked a few at a time (the tracker's state carries ov
 same objects for the whole video). Results are produced per *unit* of frames, the official
 post-processing unit in which a slot's class is decided and the 0.8 overlap filter is applied:
 - online: units of ``chunk_size`` frames, like the official ``demo_long_video`` with ``keep=True``;
-- offline: the refiner needs every frame of its unit at once, so a unit is the whole video when its
-  per-frame tensors fit ``memory_budget_mb`` (exactly the official offline inference), otherwise long
-  windows overlapping by ``window_overlap`` frames (each frame is emitted by the window in which it is
-  most central; the tracker still runs continuously, so slot identities hold across windows).
+- offline: the refiner needs every frame of its unit at once, so a unit is the whole video when the
+  refiner's per-frame inputs and working memory fit a quarter of ``memory_budget_mb`` (exactly the official
+  offline inference), otherwise long windows overlapping by ``window_overlap`` frames (each frame is
+  emitted by the window in which it is most central; the tracker still runs continuously, so slot
+  identities hold across windows). A unit's mask features (the largest per-frame tensors) stay in memory
+  when they fit a sixteenth of the budget and are spilled to a temporary file otherwise; mask logits
+  are computed from them a few frames at a time. So memory does not grow with the video's length.
 A video shorter than one unit gets exactly the official result. Track ids come from
 ``TrackIdAssigner``: one id per (slot, category) for things and one per category for stuff, so every
 track keeps one category for the whole video.
+
+Progress is reported per phase as ``progress(phase, done, total)``: ``SEGMENTING`` frames segmented and
+tracked, ``REFINING`` the offline window being refined, ``POSTPROCESSING`` frames through the first
+post-processing pass (which sees a whole unit before its first frame is painted), ``FINISHED`` frames
+handed to the caller. ``total`` is None when the number of frames is not known.
 """
 
 from __future__ import annotations
 
 from contextlib import nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
 
 from dvis_models.errors import DVISError, InferenceCancelled
+from dvis_models.frame_store import FrameStore
 from dvis_models.model import DVISModel
-from dvis_models.postprocess import PanopticSegment, video_panoptic
+from dvis_models.postprocess import LazyMaskLogits, PanopticSegment, video_panoptic
 from dvis_models.preprocess import PreparedFrames, prepare_frames
 from dvis_models.tracker import match_embeddings
 from dvis_models.types import FrameResult, Segment
 
-ProgressCallback = Callable[[int, "int | None"], None]
+SEGMENTING, REFINING, POSTPROCESSING, FINISHED = "segmenting", "refining", "post-processing", "finished"
+ProgressCallback = Callable[[str, int, "int | None"], None]  # phase, done, total
 CancelCallback = Callable[[], bool]
+
+# The refiner's working memory per frame, in (Q, hidden_dim) float32 tensors alive at once: measured about
+# 20 on the bundled model (300 KB a frame at Q=30, C=128); attention runs in memory-efficient kernels.
+_REFINER_TENSORS_PER_FRAME = 24
+
+
+def progress_text(phase: str, done: int, total: int | None) -> str:
+    """One progress report as a line: 'segmenting 120/2000 frames', 'refining window 1/2', ..."""
+    count = f"{done}/{total if total is not None else '?'}"
+    return f"refining window {count}" if phase == REFINING else f"{phase} {count} frames"
 
 
 class TrackIdAssigner:
@@ -58,31 +79,6 @@ class _Geometry:
     original_size: tuple[int, int]
 
 
-class _FrameBuffer:
-    """Per-frame tensors of the frames not yet needed any more, concatenated along time on demand."""
-
-    def __init__(self) -> None:
-        self.start = 0  # video index of the first buffered frame
-        self._parts: dict[str, list[torch.Tensor]] = {}
-
-    def append(self, tensors: dict[str, torch.Tensor]) -> None:
-        for name, tensor in tensors.items():
-            self._parts.setdefault(name, []).append(tensor)
-
-    def get(self, name: str, frames: slice) -> torch.Tensor:
-        merged = torch.cat(self._parts[name]) if len(self._parts[name]) > 1 else self._parts[name][0]
-        self._parts[name] = [merged]
-        return merged[frames]
-
-    def drop_before(self, index: int) -> None:
-        """Forget frames with video index < ``index``."""
-        cut = index - self.start
-        for name, parts in self._parts.items():
-            merged = torch.cat(parts) if parts else None
-            self._parts[name] = [merged[cut:].clone()] if merged is not None and cut < merged.shape[0] else []
-        self.start = index
-
-
 class VideoSegmenter:
     """Runs a ``DVISModel`` over a video given as an iterable of RGB uint8 (H, W, 3) frames."""
 
@@ -101,11 +97,16 @@ class VideoSegmenter:
         short_edge: int | None = None,
         max_size: int | None = None,
         tta_short_edges: tuple[int, ...] = (),
+        spill_dir: str | Path | None = None,
     ):
         """``offline=None`` uses the refiner when the model has one. ``fp16=None``: autocast on CUDA only
         (the official evaluation setting; the pixel decoder stays fp32). Thresholds and the test resize
         (``short_edge``/``max_size``, e.g. 480 for speed) default to the model config.
-        ``tta_short_edges`` (e.g. ``(800,)``) adds segmenter passes at other scales, fused by ``fuse_scales``."""
+        ``tta_short_edges`` (e.g. ``(800,)``) adds segmenter passes at other scales, fused by ``fuse_scales``.
+        ``memory_budget_mb`` bounds what a run keeps: a quarter for an offline window's queries and the
+        refiner, a sixteenth for mask features held in memory (more are spilled to ``spill_dir``, default the
+        system temporary folder), a twelfth for each post-processing chunk; the rest is left for the model
+        and the caller."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
         config = model.config
@@ -124,6 +125,7 @@ class VideoSegmenter:
         self.short_edge = short_edge or config.test_short_edge
         self.max_size = max_size or config.test_max_size
         self.tta_short_edges = tuple(tta_short_edges)
+        self.spill_dir = spill_dir
 
     # ------------------------------------------------------------------------------------- public
 
@@ -145,35 +147,53 @@ class VideoSegmenter:
         self, frames: Iterable[np.ndarray], num_frames: int | None, progress: ProgressCallback | None,
         cancel: CancelCallback | None,
     ) -> Iterator[FrameResult]:
+        report = progress or (lambda phase, done, total: None)
         tracks = TrackIdAssigner()
-        buffer = _FrameBuffer()
+        store: FrameStore | None = None
         geometry: _Geometry | None = None
         first_shape: tuple[int, ...] | None = None
-        seen = emitted = 0
+        seen = emitted = measured = windows = 0
+
+        def on_measured(count: int) -> None:
+            nonlocal measured
+            measured += count
+            report(POSTPROCESSING, measured, num_frames)
+            _check_cancel(cancel)  # the first pass over a long offline unit takes a while
 
         def deliver(unit_end: int, final: bool) -> Iterator[FrameResult]:
-            nonlocal emitted
-            for result in self._finish_unit(buffer, unit_end, emitted, final, geometry, tracks):
+            nonlocal emitted, windows
+            if self.offline:
+                windows += 1
+                report(REFINING, windows, num_frames and _window_count(num_frames, unit, self.window_overlap))
+            for result in self._finish_unit(store, unit_end, emitted, final, geometry, tracks, on_measured):
                 _check_cancel(cancel)
                 emitted += 1
-                if progress is not None:
-                    progress(emitted, num_frames)
+                report(FINISHED, emitted, num_frames)
                 yield result
 
-        for batch in _batched(frames, self.segment_batch):
-            _check_cancel(cancel)
-            first_shape = first_shape or batch[0].shape
-            _check_frames(batch, first_shape)
-            prepared = self._prepare(batch, self.short_edge)
-            geometry = _Geometry(prepared.padded_size, prepared.resized_size, prepared.original_size)
-            extra_scales = [self._prepare(batch, edge) for edge in self.tta_short_edges]
-            buffer.append(self._segment_and_track(prepared, extra_scales))
-            seen += len(batch)
-            unit = self._unit_length(geometry)
-            while seen - buffer.start >= unit:
-                yield from deliver(buffer.start + unit, final=False)
-        if seen > emitted:
-            yield from deliver(seen, final=True)
+        report(SEGMENTING, 0, num_frames)
+        try:
+            for batch in _batched(frames, self.segment_batch):
+                _check_cancel(cancel)
+                first_shape = first_shape or batch[0].shape
+                _check_frames(batch, first_shape)
+                prepared = self._prepare(batch, self.short_edge)
+                extra_scales = [self._prepare(batch, edge) for edge in self.tta_short_edges]
+                kept = self._segment_and_track(prepared, extra_scales)
+                if store is None:
+                    geometry = _Geometry(prepared.padded_size, prepared.resized_size, prepared.original_size)
+                    unit = self._unit_length(kept)
+                    store = self._store(kept, min(unit, num_frames or unit))
+                store.append(kept)
+                seen += len(batch)
+                report(SEGMENTING, seen, num_frames)
+                while seen - store.start >= unit:
+                    yield from deliver(store.start + unit, final=False)
+            if seen > emitted:
+                yield from deliver(seen, final=True)
+        finally:
+            if store is not None:
+                store.close()
 
     # ---------------------------------------------------------------------------------- stages
 
@@ -198,10 +218,11 @@ class VideoSegmenter:
             tracked = self.model.tracker(embeds, None if self.offline else mask_features)
         # Large per-frame tensors are kept in the precision the masks are computed in: under fp16 autocast the
         # official code also multiplies fp16-cast mask features, so storing them as fp16 loses nothing.
-        kept = {"tracker_logits": tracked.pred_logits.float().cpu()}
+        # Queries are cloned: a slice of a larger output would keep all of that output alive.
+        kept = {"tracker_logits": tracked.pred_logits.float().cpu().clone()}
         if self.offline:
-            kept["segmenter_embeds"] = embeds
-            kept["tracker_embeds"] = tracked.pred_embds
+            kept["segmenter_embeds"] = embeds.clone()
+            kept["tracker_embeds"] = tracked.pred_embds.clone()
             kept["mask_features"] = mask_features.to(self._storage_dtype).cpu()
         else:
             kept["mask_logits"] = tracked.pred_masks.to(self._storage_dtype).cpu()
@@ -211,50 +232,63 @@ class VideoSegmenter:
     def _storage_dtype(self) -> torch.dtype:
         return torch.float16 if self.fp16 else torch.float32
 
-    def _unit_length(self, geometry: _Geometry) -> int:
-        """Frames per unit: ``chunk_size`` online; offline as many as ``memory_budget_mb`` holds."""
+    def _unit_length(self, kept: dict[str, torch.Tensor]) -> int:
+        """Frames per unit: ``chunk_size`` online; offline as many as a quarter of ``memory_budget_mb`` holds
+        of the refiner's per-frame inputs and working memory (mask features are accounted in ``_store``)."""
         if not self.offline:
             return self.chunk_size
         config = self.model.config
-        height, width = (side // 4 for side in geometry.padded_size)
-        feature_bytes = config.mask_dim * torch.finfo(self._storage_dtype).bits // 8
-        per_frame = (feature_bytes + config.num_queries * 4) * height * width  # mask features + float32 mask logits
-        return max(self.memory_budget // per_frame, 2 * self.window_overlap + 1, 1)
+        queries = sum(_frame_bytes(kept[name]) for name in ("tracker_logits", "segmenter_embeds", "tracker_embeds"))
+        working = config.num_queries * (_REFINER_TENSORS_PER_FRAME * config.hidden_dim + 2 * config.dim_feedforward) * 4
+        return max(self.memory_budget // 4 // (queries + working), 2 * self.window_overlap + 1, 1)
+
+    def _store(self, kept: dict[str, torch.Tensor], unit_frames: int) -> FrameStore:
+        """In memory, except an offline unit's mask features when they exceed a sixteenth of the budget (they are
+        read back a few frames at a time, so the disk costs little and memory stays flat whatever the length)."""
+        spill = self.offline and unit_frames * _frame_bytes(kept["mask_features"]) > self.memory_budget // 16
+        return FrameStore(spill=("mask_features",) if spill else (), spill_dir=self.spill_dir)
 
     @torch.no_grad()
     def _finish_unit(
-        self, buffer: _FrameBuffer, end: int, emitted: int, final: bool, geometry: _Geometry, tracks: TrackIdAssigner
+        self, store: FrameStore, end: int, emitted: int, final: bool, geometry: _Geometry, tracks: TrackIdAssigner,
+        measured: Callable[[int], None],
     ) -> Iterator[FrameResult]:
-        """Decide classes over buffered frames [buffer.start, end) and yield the frames this unit emits."""
-        window = slice(0, end - buffer.start)
+        """Decide classes over stored frames [store.start, end) and yield the frames this unit emits."""
+        window = slice(0, end - store.start)
         emit_end = end if final or not self.offline else end - self.window_overlap // 2
-        emit = slice(emitted - buffer.start, emit_end - buffer.start)
-        tracker_cls = buffer.get("tracker_logits", window).mean(0)
+        emit = slice(emitted - store.start, emit_end - store.start)
+        tracker_cls = store.get("tracker_logits", window).mean(0)
         if self.offline:
-            (pred_cls, mask_logits), aux_cls = self._refine(buffer, window, emit), tracker_cls
+            (pred_cls, mask_logits), aux_cls = self._refine(store, window, emit), tracker_cls
         else:
-            pred_cls, aux_cls, mask_logits = tracker_cls, None, buffer.get("mask_logits", emit)
+            pred_cls, aux_cls, mask_logits = tracker_cls, None, store.get("mask_logits", emit).transpose(0, 1)
         panoptic = video_panoptic(
-            pred_cls, mask_logits.transpose(0, 1), geometry.padded_size, geometry.resized_size,
+            pred_cls, mask_logits, geometry.padded_size, geometry.resized_size,
             geometry.original_size, self.model.config.num_thing_classes, aux_cls=aux_cls,
             object_mask_threshold=self.object_mask_threshold, overlap_threshold=self.overlap_threshold,
-            device=self.device,
+            device=self.device, max_chunk_bytes=self.memory_budget // 12, measured=measured,
         )
         for offset, (id_map, segments) in enumerate(panoptic):
             yield self._frame_result(emitted + offset, id_map, segments, tracks)
         keep_from = end - self.window_overlap if self.offline and not final else end
-        buffer.drop_before(max(keep_from, buffer.start))
+        store.drop_before(max(keep_from, store.start))
 
-    def _refine(self, buffer: _FrameBuffer, window: slice, emit: slice) -> tuple[torch.Tensor, torch.Tensor]:
-        """Refiner over the whole window; returns its class logits (Q, K+1) and the emitted frames' masks."""
+    def _refine(self, store: FrameStore, window: slice, emit: slice) -> tuple[torch.Tensor, LazyMaskLogits]:
+        """Refiner over the whole window; returns its class logits (Q, K+1) and the emitted frames' masks,
+        computed from the stored mask features when post-processing asks for a range of frames."""
         model = self.model
         with self._autocast():
-            frame_embeds = model.tracker.frame_forward(buffer.get("segmenter_embeds", window))
-            refined = model.refiner(buffer.get("tracker_embeds", window), frame_embeds)
-            mask_logits = model.refiner.predict_masks(
-                refined.pred_embds[emit], buffer.get("mask_features", emit), mask_device="cpu"
-            )
-        return refined.pred_logits.float().cpu(), mask_logits
+            frame_embeds = model.tracker.frame_forward(store.get("segmenter_embeds", window))
+            refined = model.refiner(store.get("tracker_embeds", window), frame_embeds)
+        embeds = refined.pred_embds[emit]
+
+        def mask_logits(frames: slice) -> torch.Tensor:
+            features = store.get("mask_features", slice(emit.start + frames.start, emit.start + frames.stop))
+            with self._autocast():  # called inside _finish_unit, so without autograd
+                masks = model.refiner.predict_masks(embeds[frames], features, mask_device="cpu")
+            return masks.transpose(0, 1)
+
+        return refined.pred_logits.float().cpu(), LazyMaskLogits(embeds.shape[0], mask_logits)
 
     def _frame_result(
         self, index: int, id_map: np.ndarray, segments: list[PanopticSegment], tracks: TrackIdAssigner
@@ -302,6 +336,20 @@ def fuse_scales(
     fused_features = mask_features.clone()
     fused_features[..., :height, :width] = (mask_features[..., :height, :width] + resized.to(mask_features.dtype)) / 2
     return fused_embeds, fused_features
+
+
+def _frame_bytes(tensor: torch.Tensor) -> int:
+    """Bytes one frame of a (T, ...) tensor takes."""
+    return tensor[:1].numel() * tensor.element_size()
+
+
+def _window_count(num_frames: int, unit: int, overlap: int) -> int:
+    """How many units an offline run of ``num_frames`` frames refines (the rule ``VideoSegmenter._results`` follows)."""
+    start = emitted = windows = 0
+    while num_frames - start >= unit:
+        windows += 1
+        emitted, start = start + unit - overlap // 2, start + unit - overlap
+    return windows + (num_frames > emitted)
 
 
 def _batched(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:

@@ -9,7 +9,7 @@ per-slot areas and a second pass that paints frame chunks gives the identical re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -25,6 +25,17 @@ class PanopticSegment:
     label: int  # model label (things first)
     isthing: bool
     score: float
+
+
+@dataclass(frozen=True)
+class LazyMaskLogits:
+    """Mask logits computed on demand a range of frames at a time, so a long unit never holds them all.
+
+    ``frames(s)`` returns the (Q, t, h4, w4) logits of frames ``s`` (a contiguous slice of ``range(num_frames)``).
+    """
+
+    num_frames: int
+    frames: Callable[[slice], torch.Tensor]
 
 
 def fuse_class_probabilities(pred_cls: torch.Tensor, aux_cls: torch.Tensor | None) -> torch.Tensor:
@@ -56,7 +67,7 @@ def _frame_chunks(num_frames: int, per_frame_bytes: int, max_chunk_bytes: int) -
 
 def video_panoptic(
     pred_cls: torch.Tensor,
-    mask_logits: torch.Tensor,
+    mask_logits: torch.Tensor | LazyMaskLogits,
     padded_size: tuple[int, int],
     resized_size: tuple[int, int],
     original_size: tuple[int, int],
@@ -65,36 +76,49 @@ def video_panoptic(
     object_mask_threshold: float = 0.8,
     overlap_threshold: float = 0.8,
     max_chunk_bytes: int = 256 * 2**20,
+    measured: Callable[[int], None] | None = None,
     device: torch.device | str | None = None,
 ) -> Iterator[tuple[np.ndarray, list[PanopticSegment]]]:
     """Yield, per frame, an int32 (H, W) map of segment ids (0 = void) and the segments present in that frame.
 
-    ``pred_cls`` (Q, K+1) are class logits, ``mask_logits`` (Q, T, h4, w4) mask logits at 1/4 of the padded input.
-    Segment ids are consistent over the T frames. Identical to the one-volume official computation.
-    The full-resolution work runs on ``device`` (default: where ``mask_logits`` are), one frame chunk of at most
+    ``pred_cls`` (Q, K+1) are class logits, ``mask_logits`` (Q, T, h4, w4) mask logits at 1/4 of the padded input
+    (or a ``LazyMaskLogits`` giving them a range of frames at a time). Segment ids are consistent over the T
+    frames. Identical to the one-volume official computation. ``measured(n)`` is called as the first pass
+    (which must see every frame before the first one is yielded) finishes each ``n`` more frames.
+    The full-resolution work runs on ``device`` (default: where the mask logits are), one frame chunk of at most
     ``max_chunk_bytes`` at a time, so logits kept on the CPU are post-processed on the model's GPU.
     """
     num_classes = pred_cls.shape[-1] - 1
     scores, labels = fuse_class_probabilities(pred_cls, aux_cls).max(-1)
     kept = torch.nonzero((labels != num_classes) & (scores > object_mask_threshold)).flatten()
-    num_frames = mask_logits.shape[1]
+    lazy = isinstance(mask_logits, LazyMaskLogits)
+    num_frames = mask_logits.num_frames if lazy else mask_logits.shape[1]
+    kept_logits = None if lazy else mask_logits[kept.to(mask_logits.device)]
+
+    def kept_frames(chunk: slice) -> torch.Tensor:
+        """The kept slots' logits of frames ``chunk``, on ``device``."""
+        if kept_logits is None:
+            logits = mask_logits.frames(chunk)
+            logits = logits[kept.to(logits.device)]
+        else:
+            logits = kept_logits[:, chunk]
+        return logits if device is None else logits.to(device)
     height, width = original_size
     if kept.numel() == 0:
+        if measured is not None:
+            measured(num_frames)
         for _ in range(num_frames):
             yield np.zeros((height, width), np.int32), []
         return
 
-    device = torch.device(device) if device is not None else mask_logits.device
-    kept_logits = mask_logits[kept.to(mask_logits.device)]
-    kept_scores = scores[kept].to(device).view(-1, 1, 1, 1)
     chunks = list(_frame_chunks(num_frames, kept.numel() * height * width * 4, max_chunk_bytes))
 
     count = kept.numel()
 
     def winners(chunk: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per pixel: the winning slot (index into ``kept``), whether its own mask covers the pixel, and all probabilities."""
-        probs = _full_resolution_probs(kept_logits[:, chunk].to(device), padded_size, resized_size, original_size)
-        winner = (kept_scores * probs).argmax(0)
+        probs = _full_resolution_probs(kept_frames(chunk), padded_size, resized_size, original_size)
+        winner = (scores[kept].to(probs.device).view(-1, 1, 1, 1) * probs).argmax(0)
         covered = torch.gather(probs, 0, winner.unsqueeze(0)).squeeze(0) >= 0.5
         return winner, covered, probs
 
@@ -117,6 +141,8 @@ def video_panoptic(
         kept_bytes += winner.numel() * 2
         if kept_bytes <= max_chunk_bytes:
             kept_maps.append(painted(winner, covered))
+        if measured is not None:
+            measured(chunk.stop - chunk.start)
 
     # Decide each kept slot's segment id (0 = dropped), merging later stuff slots of a class into the first.
     segment_of_kept = torch.zeros(count + 1, dtype=torch.int32)  # last entry: "not covered" -> void

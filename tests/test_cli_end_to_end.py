@@ -67,6 +67,19 @@ def test_infer_names_the_frames_it_could_not_decode(tmp_path, capsys):
     assert "1 video(s) had undecodable frames" in stderr and "scratched" in stderr.splitlines()[-1]
 
 
+def test_offline_infer_shows_every_phase_from_the_start(tmp_path, capsys):
+    video = make_video(tmp_path / "walk.mp4", num_frames=8, size=(160, 128))
+    code, stdout, _ = run(capsys, "infer", video, "--out", tmp_path / "out", "--offline")
+    assert code == 0, stdout
+    progress = [line.strip() for line in stdout.splitlines() if line.startswith("  walk: ")]
+    assert progress[0] == "walk: segmenting 0/8 frames"
+    assert "walk: refining window 1/1" in progress
+    phases = [line.split()[1] for line in progress]
+    assert [p for i, p in enumerate(phases) if i == 0 or phases[i - 1] != p] == [
+        "segmenting", "refining", "post-processing", "finished"]
+    assert progress[-1] == "walk: finished 8/8 frames"
+
+
 def test_infer_on_an_image_folder_copies_its_jpegs(held_out, tmp_path, capsys):
     (folder,) = (held_out / "images").iterdir()
     out = tmp_path / "out"

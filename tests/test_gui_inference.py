@@ -119,6 +119,24 @@ def test_pause_cancel_keep_done_frames_and_rerun_keeps_locked_tracks(window, lon
     assert not errors
 
 
+def test_an_offline_run_shows_its_phases_before_frames_finish(window, long_video, qtbot, errors):
+    window.open_path(long_video)
+    shown: list[tuple[str, int, int]] = []  # what the status bar showed: (label, bar value, bar maximum)
+    window.runner.progress_text.connect(lambda *_: shown.append(
+        (window.status_label.text(), window.progress.value(), window.progress.maximum())))
+    with qtbot.waitSignal(window.runner.finished, timeout=120_000) as finished:
+        window.start_inference(request(long_video, offline=True))
+    assert finished.args == [COMPLETED] and not errors
+    labels = [label for label, _, _ in shown]
+    first_frame = next(i for i, label in enumerate(labels) if label.startswith("1/24 frames"))
+    before = labels[:first_frame]
+    assert "Segmenting 0/24 frames" in before and "Refining window 1/1" in before
+    assert before.index("Segmenting 24/24 frames") < before.index("Refining window 1/1") < before.index(
+        "Post-processing 24/24 frames")
+    assert ("Refining window 1/1", 1, 1) in shown and ("Segmenting 12/24 frames", 12, 24) in shown
+    assert labels[-1].startswith("24/24 frames")
+
+
 def test_eta_text():
     assert eta_text(0, 10, 0.0) == "0/10 frames"
     assert eta_text(5, 10, 2.0) == "5/10 frames · 2.5 frames/s · ETA 0:02"

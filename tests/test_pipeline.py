@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from dvis_models import build_model
+from dvis_models import build_model, frame_store
 from dvis_models import postprocess
 from dvis_models.errors import DVISError, InferenceCancelled
-from dvis_models.pipeline import TrackIdAssigner, VideoSegmenter
+from dvis_models.pipeline import (FINISHED, POSTPROCESSING, REFINING, SEGMENTING, TrackIdAssigner,
+                                  VideoSegmenter)
 from dvis_models.postprocess import PanopticSegment, video_panoptic
 from dvis_models.preprocess import prepare_frames
 
@@ -34,10 +35,11 @@ def frames():
     return [np.roll(base, 3 * t, axis=1) for t in range(7)]  # a moving scene
 
 
-def run(model, frames, device, **options):
+def run(model, frames, device, progress=None, **options):
     options.setdefault("overlap_threshold", 0.0)
     options.update(SMALL)
-    return list(VideoSegmenter(model, device=device, **options).run(iter(frames), num_frames=len(frames)))
+    segmenter = VideoSegmenter(model, device=device, **options)
+    return list(segmenter.run(iter(frames), num_frames=len(frames), progress=progress))
 
 
 def id_bijection(results_a, results_b) -> dict[int, int]:
@@ -114,13 +116,17 @@ def test_offline_windows_cover_every_frame_once_with_stable_ids(model, frames, d
 
 
 def test_progress_and_cancel(model, frames, device):
-    calls = []
+    finished = []
     segmenter = VideoSegmenter(model, device=device, offline=False, chunk_size=2, **SMALL)
+
+    def progress(phase, done, total):
+        if phase == FINISHED:
+            finished.append((done, total))
+
     with pytest.raises(InferenceCancelled):
-        for _ in segmenter.run(frames, num_frames=7, progress=lambda done, total: calls.append((done, total)),
-                               cancel=lambda: len(calls) >= 3):
+        for _ in segmenter.run(frames, num_frames=7, progress=progress, cancel=lambda: len(finished) >= 3):
             pass
-    assert calls == [(1, 7), (2, 7), (3, 7)]
+    assert finished == [(1, 7), (2, 7), (3, 7)]
     assert not model.tracker.has_state  # the next video starts fresh even if nobody calls run() again
 
     abandoned = segmenter.run(frames)
@@ -128,6 +134,50 @@ def test_progress_and_cancel(model, frames, device):
     assert model.tracker.has_state
     abandoned.close()
     assert not model.tracker.has_state
+
+
+def phases(calls) -> list[tuple[str, int | None]]:
+    """The phases in the order they were reported (consecutive repeats merged), with each run's last count."""
+    merged: list[list] = []
+    for phase, done, total in calls:
+        if merged and merged[-1][0] == phase:
+            merged[-1][1] = done
+        else:
+            merged.append([phase, done])
+    return [tuple(step) for step in merged]
+
+
+def test_offline_progress_reports_every_phase_in_order(model, frames, device):
+    calls = []
+    results = run(model, frames, device, offline=True, progress=lambda *call: calls.append(call))
+    assert len(results) == 7
+    assert phases(calls) == [(SEGMENTING, 7), (REFINING, 1), (POSTPROCESSING, 7), (FINISHED, 7)]
+    assert calls[0] == (SEGMENTING, 0, 7)  # shown from the start, before the first batch is done
+    assert all(total == (1 if phase == REFINING else 7) for phase, _, total in calls)
+    segmented = [done for phase, done, _ in calls if phase == SEGMENTING]
+    assert segmented == sorted(segmented) and len(segmented) > 2
+
+    calls.clear()
+    run(model, frames, device, offline=True, memory_budget_mb=0, window_overlap=2, progress=lambda *call: calls.append(call))
+    windows = [(done, total) for phase, done, total in calls if phase == REFINING]
+    assert windows == [(1, 2), (2, 2)]  # 7 frames in windows of 5 overlapping by 2: frames 0-4, then 3-6
+    assert [done for phase, done, _ in calls if phase == FINISHED] == list(range(1, 8))
+
+
+def test_spilled_mask_features_give_identical_results(model, frames, device, tmp_path, monkeypatch):
+    spill_files = []
+    anonymous_file = frame_store.tempfile.TemporaryFile
+    monkeypatch.setattr(frame_store.tempfile, "TemporaryFile",
+                        lambda dir=None: spill_files.append(dir) or anonymous_file(dir=dir))
+    in_memory = run(model, frames, device, offline=True)
+    assert spill_files == []
+    spilled = run(model, frames, device, offline=True, memory_budget_mb=1, spill_dir=tmp_path)  # 7 frames, 0.5 MB each
+    assert spill_files == [tmp_path]  # one series: the mask features
+    assert any(r.segments for r in in_memory)
+    for a, b in zip(in_memory, spilled, strict=True):
+        np.testing.assert_array_equal(a.track_map, b.track_map)
+        assert a.segments == b.segments
+    assert list(tmp_path.iterdir()) == []  # spill files are anonymous: nothing left behind
 
 
 def test_frames_of_different_sizes_are_refused(model, frames, device):

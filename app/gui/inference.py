@@ -72,6 +72,7 @@ class InferenceWorker(QObject):
 
     frame_ready = Signal(object)  # dvis_models.types.FrameResult (index relative to request.start)
     progress = Signal(int, int)  # frames done, frames total
+    phase = Signal(str, int, int)  # an offline run's phase before its frames finish: text, done, total
     status = Signal(str)
     # Outcomes travel as strings, never as Python bools: PySide6 6.12 drops a reference to True on every
     # Python-side emit of True (the interpreter aborts after enough runs).
@@ -114,7 +115,7 @@ class InferenceWorker(QObject):
 
         from app.core.video import VideoSource
         from dvis_models.errors import InferenceCancelled
-        from dvis_models.pipeline import VideoSegmenter
+        from dvis_models.pipeline import FINISHED, VideoSegmenter, progress_text
 
         if request.torch_threads:
             torch.set_num_threads(request.torch_threads)
@@ -130,8 +131,14 @@ class InferenceWorker(QObject):
             self.status.emit(f"Running on {device}…")
             self.progress.emit(0, total)  # starts the frames/s clock after model loading
             done = 0
+
+            def report(phase: str, count: int, of: int | None) -> None:
+                """Offline frames finish only after a whole window is refined: show the phases until then."""
+                if request.offline and phase != FINISHED:
+                    self.phase.emit(progress_text(phase, count, of).capitalize(), count, of or 0)
+
             try:
-                for result in segmenter.run(frames, num_frames=total, cancel=self._should_stop):
+                for result in segmenter.run(frames, num_frames=total, progress=report, cancel=self._should_stop):
                     self.frame_ready.emit(result)
                     done += 1
                     self.progress.emit(done, total)
@@ -184,6 +191,7 @@ class InferenceRunner(QObject):
         # Bound methods of this UI-thread object, so the connections are queued (a lambda would run in the worker).
         worker.frame_ready.connect(self._on_frame)
         worker.progress.connect(self._on_progress)
+        worker.phase.connect(self._on_phase)
         worker.status.connect(self._on_status)
         worker.finished.connect(self._on_finished)
         worker.failed.connect(self._on_failed)
@@ -238,6 +246,10 @@ class InferenceRunner(QObject):
     def _on_status(self, text: str) -> None:
         if self._current():
             self.progress_text.emit(text, 0, 0)
+
+    def _on_phase(self, text: str, done: int, total: int) -> None:
+        if self._current():
+            self.progress_text.emit(text, done, total)
 
     def _on_progress(self, done: int, total: int) -> None:
         if not self._current():
