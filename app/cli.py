@@ -506,7 +506,7 @@ def _size_text(size: int | None) -> str:
 
 
 def _models_list(args: argparse.Namespace) -> int:
-    from app.core.models import ModelLibrary, catalogue
+    from app.core.models import ModelLibrary, catalogue_entries
 
     library = ModelLibrary()
     installed = library.list()
@@ -514,7 +514,7 @@ def _models_list(args: argparse.Namespace) -> int:
     for model in installed:
         print(f"  {model.name:32s} {model.preset:22s} {model.family:8s} {_size_text(model.size)}")
     print("catalogue (official VIPSeg checkpoints):")
-    for entry in catalogue():
+    for entry in catalogue_entries():
         how = "download" if entry.direct_url else "browser + add"
         runs = "" if entry.supported else "  [not supported by this version]"
         print(f"  {entry.name:32s} VPQ {entry.vpq:4.1f}  {entry.backbone:16s} {entry.mode:7s} {how}{runs}")

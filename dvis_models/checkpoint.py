@@ -70,7 +70,8 @@ def _torch_load(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"Checkpoint {path} does not exist; check the path.") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError,
+            IndexError, KeyError, TypeError) as error:  # what torch's unpickler raises on a file that is not a checkpoint
         if "weights only" in str(error).lower():
             raise CheckpointError(
                 f"Checkpoint {path} contains Python objects that need code to load; DVIS Studio never runs code "

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import ModelLibraryError
-from app.core.models import ModelLibrary, catalogue
+from app.core.models import ModelLibrary, catalogue_entries
 from app.gui.errors import report_exception, user_error_types
 from app.gui.tasks import TaskRunner
 
@@ -62,7 +62,7 @@ class ModelsDialog(QDialog):
         self.runner.failed.connect(self._on_failed)
         self._started, self._first = 0.0, None  # when the job started, the first progress report (a resume's offset)
         self.installed = _table(["Name", "Architecture", "Family", "Size", "Source"], [])
-        entries = catalogue()
+        entries = catalogue_entries()
         self.catalogue = _table(
             ["Name", "Family", "Backbone", "Mode", "VPQ", "Get it"],
             [[e.name, e.family, e.backbone, e.mode, f"{e.vpq:.1f}",
@@ -124,7 +124,7 @@ class ModelsDialog(QDialog):
         if name is None:
             self.status.setText("Select a model in the catalogue first.")
             return
-        entry = next(e for e in catalogue() if e.name == name)
+        entry = next(e for e in catalogue_entries() if e.name == name)
         if not entry.supported:
             self.status.setText(entry.unsupported_message())
             return

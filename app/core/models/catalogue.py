@@ -55,7 +55,7 @@ class CatalogueEntry:
                 f"then add it: dvis models add FILE --name {self.name}")
 
 
-def catalogue() -> tuple[CatalogueEntry, ...]:
+def catalogue_entries() -> tuple[CatalogueEntry, ...]:
     """Every entry of the shipped catalogue, in the file's order."""
     return read_catalogue(CATALOGUE_FILE)
 
@@ -74,4 +74,4 @@ def read_catalogue(path: Path) -> tuple[CatalogueEntry, ...]:
 
 
 def find_entry(name: str) -> CatalogueEntry | None:
-    return next((entry for entry in catalogue() if entry.name == name), None)
+    return next((entry for entry in catalogue_entries() if entry.name == name), None)

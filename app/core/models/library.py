@@ -20,7 +20,7 @@ from pathlib import Path
 from app.core import atomic
 from app.core.errors import ModelLibraryError
 from app.core.models import download as downloader
-from app.core.models.catalogue import CatalogueEntry, catalogue, find_entry
+from app.core.models.catalogue import CatalogueEntry, catalogue_entries, find_entry
 from app.core.paths import data_dir
 
 INDEX_FILE = "library.json"
@@ -168,7 +168,7 @@ class ModelLibrary:
         """Download catalogue entry ``name`` (resuming a partial one) and add it to the library."""
         entry = find_entry(name)
         if entry is None:
-            known = ", ".join(e.name for e in catalogue())
+            known = ", ".join(e.name for e in catalogue_entries())
             raise ModelLibraryError(f"{name!r} is not in the model catalogue (known: {known}).")
         return self.download_entry(entry, progress, cancel)
 
