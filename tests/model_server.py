@@ -6,7 +6,10 @@ from __future__ import annotations
 import http.server
 import re
 import threading
+import time
 from contextlib import contextmanager
+
+import pytest
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -37,14 +40,17 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             server.drop_after = None
             self.close_connection = True
             return
-        self.wfile.write(body)
+        for start in range(0, len(body), 64 * 1024):
+            self.wfile.write(body[start:start + 64 * 1024])
+            time.sleep(server.delay)
 
 
 @contextmanager
-def serve(payload: bytes, drop_after: int | None = None, honour_range: bool = True):
-    """Serve ``payload`` at any path; yields the server (``.url``, ``.requests``, ``.drop_after``)."""
+def serve(payload: bytes, drop_after: int | None = None, honour_range: bool = True, delay: float = 0.0):
+    """Serve ``payload`` at any path (``delay`` seconds after each 64 KiB); yields the server (``.url``, ``.requests``)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.payload, server.drop_after, server.honour_range, server.requests = payload, drop_after, honour_range, []
+    server.delay = delay
     server.url = f"http://127.0.0.1:{server.server_address[1]}/model.pth"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -54,3 +60,10 @@ def serve(payload: bytes, drop_after: int | None = None, honour_range: bool = Tr
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture(autouse=True)
+def no_proxy(monkeypatch):
+    """Requests to the local server go direct, whatever proxy the machine running the tests has."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)

@@ -18,17 +18,11 @@ from app.core.models import catalogue as catalogue_module
 from app.core.models import library as library_module
 from app.core.models.download import part_path
 from dvis_models.presets import BUNDLED_CHECKPOINT
-from model_server import serve
+from model_server import no_proxy, serve  # noqa: F401 - no_proxy: autouse fixture
 from videos import make_video
 
 PAYLOAD = BUNDLED_CHECKPOINT.read_bytes()  # a real checkpoint (bundled_small, ~10 MB)
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch):
-    for name in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 def local_entry(url: str, sha256: str | None = DIGEST, name: str = "tiny-online"):
