@@ -7,7 +7,7 @@ import hashlib
 import json
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
 
 from app.core.models import ModelLibrary, catalogue_entries
 from app.core.models import download as download_module
@@ -52,7 +52,7 @@ def _local_catalogue(tmp_path, monkeypatch, url: str) -> None:
     module = importlib.import_module("app.core.models.catalogue")
     shipped = json.loads(module.CATALOGUE_FILE.read_text())
     item = {**shipped["models"][0], "name": "tiny-online", "direct_url": url,
-            "sha256": hashlib.sha256(PAYLOAD).hexdigest()}
+            "sha256": hashlib.sha256(PAYLOAD).hexdigest(), "preset": "bundled_small"}
     path = tmp_path / "catalogue.json"
     path.write_text(json.dumps({**shipped, "models": [item]}))
     monkeypatch.setattr(module, "CATALOGUE_FILE", path)
@@ -78,6 +78,24 @@ def test_download_with_progress_cancel_and_resume(qtbot, tmp_path, monkeypatch):
     assert server.requests[-1][1] is not None and server.requests[-1][1].startswith("bytes=")
     assert "Installed tiny-online" in dialog.status.text()
     assert dialog.installed.rowCount() == 1 and library.path("tiny-online").read_bytes() == PAYLOAD
+
+
+def test_add_asks_for_a_name_and_installs_in_the_worker(qtbot, tmp_path, monkeypatch):
+    library = ModelLibrary(tmp_path / "lib")
+    dialog = ModelsDialog(library)
+    qtbot.addWidget(dialog)
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args: (str(BUNDLED_CHECKPOINT), ""))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *args, text="": (asked.append(text) or "mine", True))
+    qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.runner.running, timeout=20_000)
+    assert asked == ["dvis_bundled_small"]  # the file's name, as nothing is selected in the catalogue
+    assert dialog.installed.item(0, 0).text() == "mine" and "Installed mine" in dialog.status.text()
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args: (__file__, ""))
+    monkeypatch.setattr(QInputDialog, "getText", lambda *args, text="": ("junk", True))
+    qtbot.mouseClick(dialog.add_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not dialog.runner.running, timeout=20_000)
+    assert "cannot be added" in dialog.status.text() and dialog.installed.rowCount() == 1
 
 
 def test_run_dialog_offers_installed_models(qtbot, tmp_path):

@@ -28,7 +28,8 @@ DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
 def local_entry(url: str, sha256: str | None = DIGEST, name: str = "tiny-online"):
     """A supported catalogue entry whose direct link is the local server."""
     base = find_entry("dvis-vipseg-swinl-online")
-    return replace(base, name=name, direct_url=url, sha256=sha256, pages=("https://example.org/page",))
+    return replace(base, name=name, direct_url=url, sha256=sha256, pages=("https://example.org/page",),
+                   preset="bundled_small")
 
 
 def files(folder: Path) -> dict[str, bytes]:
@@ -77,6 +78,13 @@ def test_add_records_the_model_and_remove_deletes_it(tmp_path):
     assert library.list() == [] and not (tmp_path / "lib" / "small.pth").exists()
     with pytest.raises(ModelLibraryError, match="No installed model is named 'small'"):
         library.remove("small")
+
+
+def test_a_catalogue_name_needs_the_file_of_that_architecture(tmp_path):
+    library = ModelLibrary(tmp_path / "lib")
+    with pytest.raises(ModelLibraryError, match="holds a bundled_small model, but dvis-vipseg-swinl-offline is .*Swin-L"):
+        library.add(BUNDLED_CHECKPOINT, name="dvis-vipseg-swinl-offline")
+    assert library.list() == []
 
 
 def test_a_name_clash_is_refused_and_another_name_works(tmp_path):
@@ -227,7 +235,8 @@ def test_cli_download_from_a_catalogue_entry(tmp_path, capsys, monkeypatch):
     with serve(PAYLOAD) as server:
         catalogue_file = tmp_path / "catalogue.json"
         shipped = json.loads(catalogue_module.CATALOGUE_FILE.read_text())
-        item = {**shipped["models"][0], "name": "tiny-online", "direct_url": server.url, "sha256": DIGEST}
+        item = {**shipped["models"][0], "name": "tiny-online", "direct_url": server.url, "sha256": DIGEST,
+                "preset": "bundled_small"}
         catalogue_file.write_text(json.dumps({**shipped, "models": [item]}))
         monkeypatch.setattr(catalogue_module, "CATALOGUE_FILE", catalogue_file)
         code, out, _ = run(capsys, "models", "download", "tiny-online")

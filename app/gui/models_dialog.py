@@ -7,6 +7,7 @@ window stays responsive; the library itself is `app.core.models.ModelLibrary`.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -14,6 +15,7 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
+    QInputDialog,
     QLabel,
     QMessageBox,
     QProgressBar,
@@ -112,8 +114,12 @@ class ModelsDialog(QDialog):
     # ------------------------------------------------------------------ actions
     def _add(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Add a checkpoint", "", "Checkpoints (*.pth *.pt);;All files (*)")
-        if path:
-            self.add_file(path)
+        if not path:
+            return
+        selected = _selected_name(self.catalogue)  # the catalogue row the user downloaded it for, if any
+        name, ok = QInputDialog.getText(self, "Add a checkpoint", "Install as:", text=selected or Path(path).stem)
+        if ok and name.strip():
+            self.add_file(path, name.strip())
 
     def add_file(self, path: str, name: str | None = None) -> None:
         """Check and install `path` in the worker (loading a large checkpoint takes seconds)."""
@@ -129,7 +135,7 @@ class ModelsDialog(QDialog):
             self.status.setText(entry.unsupported_message())
             return
         if not entry.direct_url:
-            self.status.setText(entry.where_to_get().replace("dvis models add FILE", "Add…"))
+            self.status.setText(entry.where_to_get(f"then press Add… and install the file as {entry.name}."))
             return
 
         def job(progress, cancel):

@@ -37,6 +37,7 @@ class CatalogueEntry:
     size: int | None
     sha256: str | None
     supported: bool  # whether this version can run it
+    preset: str | None = None  # the architecture the file loads as here (None: not supported)
     note: str | None = None
 
     @property
@@ -47,12 +48,12 @@ class CatalogueEntry:
         return (f"{self.name} is a {self.family} checkpoint; this version of DVIS Studio runs only DVIS "
                 "architectures, so it cannot load it yet. Choose a DVIS model (see 'dvis models list').")
 
-    def where_to_get(self) -> str:
-        """Instructions for a file without a direct link: the pages to open, then 'add'."""
+    def where_to_get(self, then: str | None = None) -> str:
+        """Instructions for a file without a direct link: the pages to open, then ``then`` (default: the CLI's add)."""
         pages = "\n".join(f"  {page}" for page in self.pages)
         note = f"\n{self.note}" if self.note else ""
-        return (f"{self.name} has no direct download link; download it in a browser from:\n{pages}{note}\n"
-                f"then add it: dvis models add FILE --name {self.name}")
+        then = then or f"then add it: dvis models add FILE --name {self.name}"
+        return f"{self.name} has no direct download link; download it in a browser from:\n{pages}{note}\n{then}"
 
 
 def catalogue_entries() -> tuple[CatalogueEntry, ...]:

@@ -129,6 +129,9 @@ class ModelLibrary:
             config = load_checkpoint(path).config
         except CheckpointError as error:
             raise ModelLibraryError(f"{path} cannot be added: {error}") from None
+        if entry is not None and entry.preset and config.name != entry.preset:
+            raise ModelLibraryError(f"{path} holds a {config.name} model, but {name} is the catalogue's {entry.title}; "
+                                    "check you downloaded the right file, or choose another name (--name).")
         self.folder.mkdir(parents=True, exist_ok=True)
         file = f"{name}.pth"
         destination = self.folder / file
