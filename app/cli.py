@@ -57,7 +57,9 @@ def _add_infer(commands) -> None:
     )
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files or image folders")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled model)")
+    weights = parser.add_mutually_exclusive_group()
+    weights.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled model)")
+    weights.add_argument("--model", metavar="NAME", help="an installed model (see 'dvis models list')")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--offline", action="store_true", help="use the temporal refiner (whole-video, best quality)")
     mode.add_argument("--online", action="store_true", help="tracker only (streaming)")
@@ -135,6 +137,10 @@ def _infer(args: argparse.Namespace) -> int:
         print(f"skipping {skipped} video(s) already complete in {args.out}")
     if todo:
         checkpoint = args.checkpoint or BUNDLED_CHECKPOINT
+        if args.model:
+            from app.core.models import ModelLibrary
+
+            checkpoint = ModelLibrary().path(args.model)
         model = load_checkpoint(checkpoint)
         offline = True if args.offline else False if args.online else None
         device = args.device
@@ -493,6 +499,107 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- models --------------------------------------------------------------------------------------------------
+
+def _add_models(commands) -> None:
+    parser = commands.add_parser(
+        "models", help="the model library: list, add, download, remove, info",
+        description="Installed models live in the user's data folder and are run by name (dvis infer --model NAME). "
+                    "'list' shows them and the catalogue of official checkpoints.",
+    )
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    actions.add_parser("list", help="installed models and the catalogue").set_defaults(handler=_models_list)
+    add = actions.add_parser("add", help="check a checkpoint file loads and install it")
+    add.add_argument("path", type=Path, metavar="PATH")
+    add.add_argument("--name", help="name to install it under (default: a catalogue name or the file's name)")
+    add.set_defaults(handler=_models_add)
+    for action, handler, text in (("download", _models_download, "download a catalogue model and install it"),
+                                  ("remove", _models_remove, "delete an installed model"),
+                                  ("info", _models_info, "details of an installed or catalogue model")):
+        command = actions.add_parser(action, help=text)
+        command.add_argument("name", metavar="NAME")
+        command.set_defaults(handler=handler)
+
+
+def _size_text(size: int | None) -> str:
+    return "?" if size is None else f"{size / 1e6:.1f} MB"
+
+
+def _models_list(args: argparse.Namespace) -> int:
+    from app.core.models import ModelLibrary, catalogue_entries
+
+    library = ModelLibrary()
+    installed = library.list()
+    print(f"installed in {library.folder}:" if installed else f"no models installed yet ({library.folder})")
+    for model in installed:
+        print(f"  {model.name:32s} {model.preset:22s} {model.family:8s} {_size_text(model.size)}")
+    print("catalogue (official VIPSeg checkpoints):")
+    for entry in catalogue_entries():
+        how = "download" if entry.direct_url else "browser + add"
+        runs = "" if entry.supported else "  [not supported by this version]"
+        print(f"  {entry.name:32s} VPQ {entry.vpq:4.1f}  {entry.backbone:16s} {entry.mode:7s} {how}{runs}")
+    return 0
+
+
+def _models_add(args: argparse.Namespace) -> int:
+    from app.core.models import ModelLibrary
+
+    model = ModelLibrary().add(args.path, args.name)
+    print(f"added {model.name}: {model.preset} ({model.mode}), {_size_text(model.size)}; "
+          f"run it with: dvis infer VIDEO --out DIR --model {model.name}")
+    return 0
+
+
+def _models_download(args: argparse.Namespace) -> int:
+    from app.core.models import ModelLibrary
+
+    last = [0.0]
+
+    def progress(report) -> None:
+        import time
+
+        if time.monotonic() - last[0] >= 1 or report.done == report.total:
+            last[0] = time.monotonic()
+            total = f" of {_size_text(report.total)}" if report.total else ""
+            print(f"  {_size_text(report.done)}{total}  {report.speed / 1e6:.1f} MB/s", flush=True)
+
+    model = ModelLibrary().download(args.name, progress=progress)
+    print(f"installed {model.name} ({model.preset}); run it with: dvis infer VIDEO --out DIR --model {model.name}")
+    return 0
+
+
+def _models_remove(args: argparse.Namespace) -> int:
+    from app.core.models import ModelLibrary
+
+    model = ModelLibrary().remove(args.name)
+    print(f"removed {model.name} ({model.file})")
+    return 0
+
+
+def _models_info(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from app.core.errors import ModelLibraryError
+    from app.core.models import ModelLibrary, find_entry
+
+    library = ModelLibrary()
+    installed = {model.name: model for model in library.list()}
+    entry = find_entry(args.name)
+    if args.name not in installed and entry is None:
+        raise ModelLibraryError(f"No installed or catalogue model is named {args.name!r}; see 'dvis models list'.")
+    if args.name in installed:
+        print(f"installed: {library.folder / installed[args.name].file}")
+        for key, value in asdict(installed[args.name]).items():
+            print(f"  {key}: {value}")
+    if entry is not None:
+        print("catalogue:")
+        for key, value in asdict(entry).items():
+            print(f"  {key}: {value}")
+        if args.name not in installed:
+            print(entry.where_to_get() if entry.direct_url is None else f"get it with: dvis models download {entry.name}")
+    return 0
+
+
 # ----- parser / main -------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -505,6 +612,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_project(commands)
     _add_eval_bundled(commands)
     _add_train(commands)
+    _add_models(commands)
     return parser
 
 

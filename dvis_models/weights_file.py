@@ -89,7 +89,8 @@ def torch_load(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except FileNotFoundError:
         raise CheckpointError(f"Checkpoint {path} does not exist; check the path.") from None
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError,
+            IndexError, KeyError, TypeError) as error:  # what torch's unpickler raises on a file that is not a checkpoint
         if is_text(head):
             raise CheckpointError(f"{path} is a text file, not a checkpoint; point to the .pth weights file.") from None
         if "weights only" in str(error).lower():

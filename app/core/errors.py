@@ -11,3 +11,11 @@ class StudioError(Exception):
 
 class CategoryTableError(StudioError):
     """A category table file is missing or malformed."""
+
+
+class ModelLibraryError(StudioError):
+    """A model cannot be added, downloaded, found or removed (bad file, name clash, network, disk)."""
+
+
+class DownloadCancelled(ModelLibraryError):
+    """The user cancelled a download; the partial file is kept so the next download resumes."""

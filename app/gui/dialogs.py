@@ -28,7 +28,9 @@ from PySide6.QtWidgets import (
 
 from app.core.categories import CategoryTable
 from app.gui.documents import EXPORTS, FILE_EXPORTS, ExportRequest
-from app.gui.inference import BUNDLED, PRESET_PREFIX, RunRequest
+from app.core.errors import ModelLibraryError
+from app.core.models import ModelLibrary
+from app.gui.inference import BUNDLED, MODEL_PREFIX, PRESET_PREFIX, RunRequest
 
 PRESETS = ("r50_vipseg_online", "r50_vipseg_offline", "swinl_vipseg_online", "swinl_vipseg_offline", "bundled_small")
 RESOLUTIONS = (("Model default", None), ("360p (fast)", 360), ("480p", 480), ("720p", 720), ("1080p", 1080))
@@ -42,8 +44,8 @@ def _buttons(dialog: QDialog) -> QDialogButtonBox:
 
 
 class RunDialog(QDialog):
-    """Model (bundled / checkpoint file / preset), online or offline, resolution, frame range and whether
-    edited tracks are kept. `start`: the first frame offered (where a cancelled run stopped)."""
+    """Model (bundled / installed / checkpoint file / preset), online or offline, resolution, frame range and
+    whether edited tracks are kept. `start`: the first frame offered (where a cancelled run stopped)."""
 
     def __init__(self, video_path: Path, num_frames: int, current_frame: int = 0, parent: QWidget | None = None,
                  start: int = 0):
@@ -52,6 +54,11 @@ class RunDialog(QDialog):
         self._video_path = video_path
         self.model = QComboBox()
         self.model.addItem("Bundled model (CPU-friendly)", BUNDLED)
+        try:
+            for installed in ModelLibrary().list():
+                self.model.addItem(f"{installed.name} ({installed.preset}, installed)", MODEL_PREFIX + installed.name)
+        except ModelLibraryError as error:  # a damaged library must not block running other models
+            self.model.setToolTip(str(error))
         self.model.addItem("Checkpoint file…", "checkpoint")
         for preset in PRESETS:
             self.model.addItem(f"Preset {preset} (untrained weights, for testing)", PRESET_PREFIX + preset)

@@ -19,11 +19,12 @@ from PySide6.QtCore import QObject, QThread, Signal, Slot
 BUNDLED = "bundled"
 COMPLETED, CANCELLED = "completed", "cancelled"
 PRESET_PREFIX = "preset:"
+MODEL_PREFIX = "model:"  # an installed model of the library, by name
 
 
 @dataclass(frozen=True)
 class RunRequest:
-    """What to run: `model` is "bundled", "preset:<name>" (fresh weights) or a checkpoint path."""
+    """What to run: `model` is "bundled", "preset:<name>" (fresh weights), "model:<name>" (installed) or a path."""
 
     video_path: Path
     model: str = BUNDLED
@@ -48,7 +49,12 @@ def load_model(source: str, seed: int = 0):
 
     import dvis_models
 
-    path = None if source == BUNDLED or source.startswith(PRESET_PREFIX) else Path(source)
+    if source.startswith(MODEL_PREFIX):
+        from app.core.models import ModelLibrary
+
+        path = ModelLibrary().path(source[len(MODEL_PREFIX):])
+    else:
+        path = None if source == BUNDLED or source.startswith(PRESET_PREFIX) else Path(source)
     key = (source, path.stat().st_mtime if path is not None and path.exists() else seed)
     if key in _model_cache:
         return _model_cache[key]

@@ -269,6 +269,7 @@ class MainWindow(QMainWindow):
         a("goto", "&Go to Frame…", lambda: (self.frame_spin.setFocus(), self.frame_spin.selectAll()), "Ctrl+G")
 
         a("run", "&Run DVIS…", self.run_dialog, "Ctrl+R")
+        a("models", "&Models…", self.models_dialog, tip="Installed models, the official checkpoints, add and download")
         a("pause", "&Pause Inference", self.toggle_pause, "Ctrl+P", checkable=True)
         a("cancel", "&Cancel Inference / Export", self.cancel_work, "Ctrl+.")
         a("diagnose", "Stability &Diagnostics", self.run_diagnostics, "Ctrl+D")
@@ -298,7 +299,7 @@ class MainWindow(QMainWindow):
         for dock in (self.objects_dock, self.stability_dock, self.timeline_dock):
             view_menu.addAction(dock.toggleViewAction())
         self._add(bar.addMenu("&Playback"), "play | next prev next10 prev10 next_edge prev_edge first last goto")
-        self._add(bar.addMenu("&Model"), "run pause cancel")
+        self._add(bar.addMenu("&Model"), "run pause cancel | models")
         self._add(bar.addMenu("&Analyze"), "diagnose evaluate")
         self._add(bar.addMenu("&Help"), "shortcuts about")
         for name in ("merge", "split", "swap", "delete", "relabel", "lock", "hide"):
@@ -669,6 +670,11 @@ class MainWindow(QMainWindow):
         dialog = RunDialog(Path(c.video.path), c.num_frames, c.frame_index, self, start=self._resume_at or 0)
         if dialog.exec():
             self.start_inference(dialog.request())
+
+    def models_dialog(self) -> None:
+        from app.gui.models_dialog import ModelsDialog
+
+        ModelsDialog(parent=self).exec()
 
     def start_inference(self, request: RunRequest) -> None:
         if self.runner.running:
