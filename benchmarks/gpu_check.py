@@ -174,7 +174,7 @@ def bundled(args: argparse.Namespace) -> dict:
     from app.cli import evaluate_model
     from dvis_models import load_checkpoint
     from dvis_models.data.synthetic import generate_dataset
-    from dvis_models.presets import BUNDLED_CHECKPOINT
+    from dvis_models.resources import BUNDLED_CHECKPOINT
 
     result: dict = {"videos": args.videos, "frames": args.frames}
     with tempfile.TemporaryDirectory(prefix="gpu-check-heldout-") as root:

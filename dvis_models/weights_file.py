@@ -21,6 +21,7 @@ MIN_TORCH = (2, 6)  # first release not affected by CVE-2025-32434
 HEAD_BYTES = 512
 LFS_POINTER = b"version https://git-lfs.github.com/spec/"
 HTML_STARTS = (b"<!doctype html", b"<html", b"<head", b"<body", b"<?xml")
+CHECKPOINT_STARTS = (b"PK\x03\x04", b"\x80")  # torch's zip format; a pickle (protocol 2+, torch's legacy format)
 
 
 def require_safe_torch() -> None:
@@ -93,7 +94,7 @@ def torch_load(path: Path) -> object:
             IndexError, KeyError, TypeError) as error:  # what torch's unpickler raises on a file that is not a checkpoint
         if is_text(head):
             raise CheckpointError(f"{path} is a text file, not a checkpoint; point to the .pth weights file.") from None
-        if "weights only" in str(error).lower():
+        if "weights only" in str(error).lower() and head.startswith(CHECKPOINT_STARTS):
             raise CheckpointError(
                 f"Checkpoint {path} contains Python objects that need code to load; DVIS Studio never runs code "
                 "from a weights file. If you trust the file, re-save just its state dict (tensors only) and load that."

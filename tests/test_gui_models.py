@@ -13,7 +13,7 @@ from app.core.models import ModelLibrary, catalogue_entries
 from app.core.models import download as download_module
 from app.gui.dialogs import RunDialog
 from app.gui.models_dialog import ModelsDialog
-from dvis_models.presets import BUNDLED_CHECKPOINT
+from dvis_models.resources import BUNDLED_CHECKPOINT
 from model_server import no_proxy, serve  # noqa: F401 - no_proxy: autouse fixture
 from videos import make_video
 

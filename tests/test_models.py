@@ -17,7 +17,7 @@ from app.core.models import ModelLibrary, catalogue_entries, find_entry
 from app.core.models import catalogue as catalogue_module
 from app.core.models import library as library_module
 from app.core.models.download import part_path
-from dvis_models.presets import BUNDLED_CHECKPOINT
+from dvis_models.resources import BUNDLED_CHECKPOINT
 from model_server import no_proxy, serve  # noqa: F401 - no_proxy: autouse fixture
 from videos import make_video
 
@@ -102,6 +102,9 @@ def test_a_file_that_is_not_a_checkpoint_is_refused_and_the_library_is_intact(tm
     before = files(tmp_path / "lib")
     junk = tmp_path / "notes.pth"
     junk.write_bytes(b"these are not weights")
+    with pytest.raises(ModelLibraryError, match="notes.pth cannot be added: .*a text file, not a checkpoint"):
+        library.add(junk)
+    junk.write_bytes(bytes(range(256)) * 4)  # binary, not a zip or pickle: torch's own reader refuses it
     with pytest.raises(ModelLibraryError, match="notes.pth cannot be added: .*not a readable PyTorch checkpoint"):
         library.add(junk)
     assert files(tmp_path / "lib") == before
