@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from dvis_models.errors import DVISError, InferenceCancelled
+from dvis_models.fast import fast_model
 from dvis_models.model import DVISModel
 from dvis_models.postprocess import PanopticSegment, video_panoptic
 from dvis_models.preprocess import PreparedFrames, prepare_frames
@@ -101,13 +102,18 @@ class VideoSegmenter:
         short_edge: int | None = None,
         max_size: int | None = None,
         tta_short_edges: tuple[int, ...] = (),
+        fast: bool = False,
     ):
         """``offline=None`` uses the refiner when the model has one. ``fp16=None``: autocast on CUDA only
         (the official evaluation setting; the pixel decoder stays fp32). Thresholds and the test resize
         (``short_edge``/``max_size``, e.g. 480 for speed) default to the model config.
-        ``tta_short_edges`` (e.g. ``(800,)``) adds segmenter passes at other scales, fused by ``fuse_scales``."""
+        ``tta_short_edges`` (e.g. ``(800,)``) adds segmenter passes at other scales, fused by ``fuse_scales``.
+        ``fast=True`` runs a ``dvis_models.fast.fast_model`` copy on the CPU (int8 linears, channels_last
+        convolutions: faster, outputs drift slightly from the official ones); on CUDA it changes nothing, as fp16
+        autocast is already the fast path there."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
+        self.fast = fast and self.device.type == "cpu"
+        self.model = (fast_model(model) if self.fast else model.to(self.device)).eval()
         config = model.config
         self.offline = (model.refiner is not None) if offline is None else offline
         if self.offline and model.refiner is None:

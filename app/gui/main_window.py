@@ -576,7 +576,8 @@ class MainWindow(QMainWindow):
         if self.controller.project is not None:
             request = self._last_request
             self.controller.project.model = {"model": str(request.model), "offline": request.offline,
-                                             "short_edge": request.short_edge, "frames": [request.start, request.stop]}
+                                             "short_edge": request.short_edge, "frames": [request.start, request.stop],
+                                             "fast": request.fast}
         self.status_label.setText("Cancelled; the finished frames are kept." if outcome == CANCELLED else "Inference finished.")
         self._run_action("Diagnostics", self.run_diagnostics)
 
