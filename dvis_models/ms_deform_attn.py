@@ -96,7 +96,9 @@ class MSDeformAttn(nn.Module):
         offsets = self.sampling_offsets(query).view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
         weights = self.attention_weights(query).view(n, lq, self.n_heads, self.n_levels * self.n_points)
         weights = weights.softmax(-1).view(n, lq, self.n_heads, self.n_levels, self.n_points)
-        # Offsets are in pixels of each level: normalize by (W, H).
-        normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=offsets.dtype, device=offsets.device)
+        # Offsets are in pixels of each level: normalize by (W, H). Built on the host and copied without blocking:
+        # a blocking host-to-device copy would wait for the GPU once per encoder layer.
+        normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=offsets.dtype).to(offsets.device,
+                                                                                               non_blocking=True)
         locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
         return self.output_proj(ms_deform_attn_sample(value, spatial_shapes, locations, weights))
