@@ -67,6 +67,8 @@ def _add_infer(commands) -> None:
                         help="vipseg: images + panomasks + JSON (a dataset); pred: pred.json + pan_pred/ (for dvis eval)")
     parser.add_argument("--split", default="val", help="split name of the vipseg JSON (default val)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--fast", action="store_true",
+                        help="faster CPU inference (int8 linears, channels_last), slightly off the official outputs")
     parser.set_defaults(handler=_infer)
 
 
@@ -147,13 +149,14 @@ def _infer(args: argparse.Namespace) -> int:
         if device is None and torch.cuda.is_available():
             device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # one GPU per torchrun process
         # Offline mask features beyond the memory budget are spilled next to the output (a disk, unlike a tmpfs /tmp).
-        segmenter = VideoSegmenter(model, device=device, offline=offline, spill_dir=parts)
+        segmenter = VideoSegmenter(model, device=device, offline=offline, spill_dir=parts, fast=args.fast)
         categories = CategoryTable.from_json(model.config.categories, source=str(checkpoint))
         if args.format == "vipseg":  # a folder of another table is refused before the model runs
             layout = DatasetLayout(args.out)
             check_categories(layout, layout.gt_json(args.split), categories)
         parts.mkdir(parents=True, exist_ok=True)
-        print(f"model {model.config.name} ({'offline' if segmenter.offline else 'online'}) on {segmenter.device}")
+        print(f"model {model.config.name} ({'offline' if segmenter.offline else 'online'}) on {segmenter.device}"
+              f"{' in fast mode' if segmenter.fast else ''}")
     damaged: list[str] = []
     for number, (video_id, path) in enumerate(todo, 1):
         print(f"[{number}/{len(todo)}] {path}", flush=True)
@@ -256,7 +259,7 @@ def format_evaluation(evaluation) -> str:
 
 
 def evaluate_model(model, gt_root: Path, split: str | None = None, offline: bool | None = None, device=None,
-                   max_videos: int | None = None):
+                   max_videos: int | None = None, fast: bool = False):
     """Run ``model`` on every video of a VIPSeg ground-truth folder and score it (VPQ / STQ), all in memory."""
     from app.core.metrics import VideoPair, evaluate
     from app.core.vipseg import PanopticFrame, read_ground_truth
@@ -264,7 +267,7 @@ def evaluate_model(model, gt_root: Path, split: str | None = None, offline: bool
     from dvis_models.data.vipseg_format import read_rgb_image
 
     categories, videos = read_ground_truth(gt_root, split)
-    segmenter = VideoSegmenter(model, device=device, offline=offline)
+    segmenter = VideoSegmenter(model, device=device, offline=offline, fast=fast)
     pairs = []
     for video in videos[:max_videos]:
         frames = [read_rgb_image(path) for path in video.image_paths]
@@ -288,6 +291,7 @@ def _add_eval_bundled(commands) -> None:
     parser.add_argument("--size", type=_size, default=(128, 160), help="frame size HxW (default 128x160)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0, as in the README)")
     parser.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    parser.add_argument("--fast", action="store_true", help="score the fast CPU mode (as dvis infer --fast)")
     parser.set_defaults(handler=_eval_bundled)
 
 
@@ -305,8 +309,8 @@ def _eval_bundled(args: argparse.Namespace) -> int:
         generate_dataset(Path(root), args.videos, args.frames, args.size, args.seed, split="val")
         modes = [("online", False)] + ([("offline", True)] if model.refiner is not None else [])
         for name, offline in modes:
-            evaluation = evaluate_model(model, Path(root), "val", offline=offline, device=args.device)
-            print(f"{model.config.name} {name}, {args.videos} held-out synthetic videos x {args.frames} frames:")
+            evaluation = evaluate_model(model, Path(root), "val", offline=offline, device=args.device, fast=args.fast)
+            print(f"{model.config.name} {name}{' fast' if args.fast else ''}, {args.videos} held-out synthetic videos x {args.frames} frames:")
             print(format_evaluation(evaluation))
     return 0
 

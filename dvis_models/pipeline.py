@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from dvis_models.errors import DVISError, InferenceCancelled
+from dvis_models.fast import fast_model
 from dvis_models.frame_store import FrameStore
 from dvis_models.model import DVISModel
 from dvis_models.postprocess import LazyMaskLogits, PanopticSegment, video_panoptic
@@ -98,6 +99,7 @@ class VideoSegmenter:
         max_size: int | None = None,
         tta_short_edges: tuple[int, ...] = (),
         spill_dir: str | Path | None = None,
+        fast: bool = False,
     ):
         """``offline=None`` uses the refiner when the model has one. ``fp16=None``: autocast on CUDA only
         (the official evaluation setting; the pixel decoder stays fp32). Thresholds and the test resize
@@ -106,9 +108,12 @@ class VideoSegmenter:
         ``memory_budget_mb`` bounds what a run keeps: a quarter for an offline window's queries and the
         refiner, a sixteenth for mask features held in memory (more are spilled to ``spill_dir``, default the
         system temporary folder), a twelfth for each post-processing chunk; the rest is left for the model
-        and the caller."""
+        and the caller. ``fast=True`` runs a ``dvis_models.fast.fast_model`` copy on the CPU (int8 linears, channels_last
+        convolutions: faster, outputs drift slightly from the official ones); on CUDA it changes nothing, as fp16
+        autocast is already the fast path there."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = model.to(self.device).eval()
+        self.fast = fast and self.device.type == "cpu"
+        self.model = (fast_model(model) if self.fast else model.to(self.device)).eval()
         config = model.config
         self.offline = (model.refiner is not None) if offline is None else offline
         if self.offline and model.refiner is None:

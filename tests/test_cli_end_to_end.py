@@ -80,6 +80,16 @@ def test_offline_infer_shows_every_phase_from_the_start(tmp_path, capsys):
     assert progress[-1] == "walk: finished 8/8 frames"
 
 
+def test_infer_fast_runs_the_fast_cpu_mode(held_out, tmp_path, capsys):
+    frames = held_out / "images" / "syn_val_0000"
+    pred = tmp_path / "pred"
+    code, stdout, _ = run(capsys, "infer", frames, "--out", pred, "--format", "pred", "--online", "--fast")
+    assert code == 0 and "on cpu in fast mode" in stdout
+    code, stdout, _ = run(capsys, "eval", pred, held_out, "--split", "val")
+    vpq = float(re.search(r"^\s*mean\s+([\d.]+)", stdout, re.MULTILINE).group(1)) / 100
+    assert code == 0 and vpq >= HELD_OUT_VPQ_MIN["online"]
+
+
 def test_infer_on_an_image_folder_copies_its_jpegs(held_out, tmp_path, capsys):
     (folder,) = (held_out / "images").iterdir()
     out = tmp_path / "out"

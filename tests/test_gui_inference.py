@@ -176,3 +176,14 @@ def test_opening_another_video_stops_the_run_without_stale_frames(window, long_v
     qtbot.wait(300)  # signals the stopped worker had queued are dropped
     assert filled_frames(window.controller.annotation) == [] and not errors
     assert window.actions["run"].isEnabled()
+
+
+def test_a_fast_request_runs_the_fast_cpu_mode(window, long_video, qtbot, errors):
+    window.open_path(long_video)
+    texts: list[str] = []
+    window.runner.progress_text.connect(lambda text, done, total: texts.append(text))
+    with qtbot.waitSignal(window.runner.finished, timeout=120_000) as finished:
+        window.start_inference(request(long_video, stop=4, fast=True))
+    assert finished.args == [COMPLETED] and not errors
+    assert "Running on cpu in fast mode…" in texts
+    assert filled_frames(window.controller.annotation)  # the fast model's masks arrived

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QPoint, Qt, QTimer
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.gui.object_list import COLUMNS
@@ -217,8 +218,12 @@ def test_relabel_and_run_dialogs(window, video_path):
     run.start.setValue(3)
     run.stop.setValue(9)
     run.mode.setCurrentIndex(1)
+    assert not run.request().fast  # the exact path is the default
+    run.show()
+    QTest.mouseClick(run.fast, Qt.MouseButton.LeftButton, pos=QPoint(8, run.fast.height() // 2))
     request = run.request()
-    assert (request.start, request.stop, request.offline, request.model) == (3, 9, True, "bundled")
+    assert (request.start, request.stop, request.offline, request.model, request.fast) == (3, 9, True, "bundled", True)
+    run.close()
 
 
 def test_swap_fill_erase_and_delete_everywhere(window, video_path, qtbot, errors):

@@ -15,7 +15,7 @@ from dvis_models.backbones import FrozenBatchNorm2d, ResNet50, SmallBackbone, Sw
 from dvis_models.backbones.resnet import ConvNorm
 from dvis_models.backbones.swin import SwinTransformerBlock, relative_position_index, shifted_window_mask
 from dvis_models.mask_decoder import attention_mask_from_logits
-from dvis_models.ms_deform_attn import MSDeformAttn, ms_deform_attn_sample
+from dvis_models.ms_deform_attn import MSDeformAttn, ms_deform_attn_sample, ms_deform_attn_sample_sparse
 from dvis_models.position_encoding import PositionEmbeddingSine
 from dvis_models.segmenter_head import SegmenterOutput, build_maskformer_head
 
@@ -163,8 +163,11 @@ def test_pixel_decoder_stays_float32_under_autocast(device):
     assert mask_features.dtype == torch.float32 and all(m.dtype == torch.float32 for m in maps)
 
 
+@pytest.mark.parametrize("sampler", [ms_deform_attn_sample, ms_deform_attn_sample_sparse])
 @pytest.mark.parametrize("frames", [1, 2])
-def test_ms_deform_attn_sampling_equals_straightforward_formulation(frames, device):
+def test_ms_deform_attn_sampling_equals_straightforward_formulation(frames, sampler, device):
+    if sampler is ms_deform_attn_sample_sparse and device.type != "cpu":
+        pytest.skip("the sparse formulation is CPU fast mode only")
     gen = torch.Generator().manual_seed(frames)
     shapes = [(7, 9), (4, 5), (2, 3)]
     total = sum(h * w for h, w in shapes)
@@ -172,7 +175,7 @@ def test_ms_deform_attn_sampling_equals_straightforward_formulation(frames, devi
     locations = torch.rand(frames, 11, 4, 3, 5, 2, generator=gen) * 1.4 - 0.2  # some outside the map
     weights = torch.rand(frames, 11, 4, 3, 5, generator=gen)
     value, locations, weights = (tensor.to(device) for tensor in (value, locations, weights))
-    fast = ms_deform_attn_sample(value, shapes, locations, weights)
+    fast = sampler(value, shapes, locations, weights)
     assert fast.shape == (frames, 11, 32)
     torch.testing.assert_close(fast, reference_ms_deform_attn_sample(value, shapes, locations, weights),
                                rtol=1e-5, atol=1e-5)

@@ -73,6 +73,7 @@ class RunDialog(QDialog):
         self.mode = QComboBox()
         self.mode.addItem("Online (referring tracker, streams frames)", False)
         self.mode.addItem("Offline (temporal refiner, more stable)", True)
+        self.fast = QCheckBox("Fast CPU mode (15-25% faster; masks differ slightly from the official model's)")
         self.resolution = QComboBox()
         for text, value in RESOLUTIONS:
             self.resolution.addItem(text, value)
@@ -88,6 +89,7 @@ class RunDialog(QDialog):
         form.addRow("Checkpoint", checkpoint_row)
         form.addRow("Mode", self.mode)
         form.addRow("Resolution", self.resolution)
+        form.addRow("Speed", self.fast)
         form.addRow("Frames", range_row)
         self.keep_edited = QCheckBox("Keep tracks I edited (uncheck to let the model replace them)", checked=True)
         self.keep_edited.setToolTip("Edited tracks are kept like locked ones: the model does not change their masks.")
@@ -114,6 +116,7 @@ class RunDialog(QDialog):
             start=self.start.value(),
             stop=max(self.stop.value(), self.start.value() + 1),
             keep_edited=self.keep_edited.isChecked(),
+            fast=self.fast.isChecked(),
         )
 
 

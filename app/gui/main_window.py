@@ -727,7 +727,8 @@ class MainWindow(QMainWindow):
         request = self._last_request
         if self.controller.project is not None:
             self.controller.project.model = {"model": str(request.model), "offline": request.offline,
-                                             "short_edge": request.short_edge, "frames": [request.start, request.stop]}
+                                             "short_edge": request.short_edge, "frames": [request.start, request.stop],
+                                             "fast": request.fast}
         if outcome == CANCELLED:
             stop = self.controller.num_frames if request.stop is None else request.stop
             resume = frames[-1] + 1 if frames else request.start
