@@ -12,7 +12,7 @@ from dvis_models.data.synthetic import generate_dataset
 from dvis_models.data.vipseg_format import read_rgb_image
 from dvis_models.fast import fast_model, quantizable_linears
 from dvis_models.ms_deform_attn import MSDeformAttn, ms_deform_attn_sample, ms_deform_attn_sample_sparse
-from dvis_models.presets import BUNDLED_CHECKPOINT
+from dvis_models.resources import BUNDLED_CHECKPOINT
 from dvis_models.preprocess import prepare_frames
 
 # Largest absolute difference from exact measured on the official-structure R50 (random weights, 2 frames 96x160):
