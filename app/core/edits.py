@@ -29,7 +29,7 @@ from app.core.mask_store import decode_slots, encode_slots
 
 __all__ = [
     "Edit", "TrackTablePatch", "PixelPatch", "EditGroup", "AddTrack", "SetTrackLocked", "MergeTracks",
-    "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PAINT_TOOLS",
+    "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PAINT_TOOLS", "SetMask",
 ]
 
 PAINT_TOOLS = ("brush", "eraser", "fill")
@@ -401,3 +401,56 @@ class Paint(Edit):
         for a, b in zip(points, points[1:]):
             cv2.line(canvas, a, b, 1, thickness=max(2 * radius, 1))  # within the discs' envelope
         return canvas.astype(bool)
+
+
+@dataclass
+class SetMask(Edit):
+    """On one frame, ``track_id``'s pixels become exactly a given mask (propagated or prompted masks).
+
+    The track's old pixels outside the mask become void. Inside it the track takes pixels from other
+    unlocked tracks, or with ``void_only`` only fills void. Locked tracks' pixels never change.
+    """
+
+    kind: ClassVar[str] = "set_mask"
+    frame: int = 0
+    track_id: int = 0
+    y0: int = 0
+    x0: int = 0
+    height: int = 0
+    width: int = 0
+    pixels: str = ""  # base64 PNG of the mask inside its bounding box (1 = the object)
+    void_only: bool = False
+
+    @classmethod
+    def of(cls, frame: int, track_id: int, mask: np.ndarray, void_only: bool = False) -> "SetMask":
+        x0, y0, width, height = cv2.boundingRect(mask.astype(np.uint8))
+        box = mask[y0 : y0 + height, x0 : x0 + width].astype(np.uint16)
+        data = base64.b64encode(encode_slots(box)).decode("ascii") if box.size else ""
+        return cls(frame, track_id, y0, x0, height, width, data, void_only)
+
+    def mask(self, height: int, width: int) -> np.ndarray:
+        mask = np.zeros((height, width), bool)
+        if self.pixels:
+            box = decode_slots(base64.b64decode(self.pixels), self.height, self.width, source="mask edit")
+            mask[self.y0 : self.y0 + self.height, self.x0 : self.x0 + self.width] = box > 0
+        return mask
+
+    def apply(self, annotation: Annotation) -> Edit:
+        if not 0 <= self.frame < annotation.num_frames:
+            raise AnnotationError(f"Frame {self.frame} is outside this video (frames 0..{annotation.num_frames - 1}).")
+        track = _editable(annotation, self.track_id)
+        track_map = annotation.track_map(self.frame)
+        wanted = self.mask(annotation.height, annotation.width)
+        protected = np.isin(track_map, [t.id for t in annotation.tracks.values() if t.locked])
+        if self.void_only:
+            protected |= (track_map != 0) & (track_map != track.id)
+        wanted &= ~protected
+        changed = wanted != (track_map == track.id)
+        if not changed.any():
+            return TrackTablePatch()
+        x0, y0, w, h = cv2.boundingRect(changed.view(np.uint8))
+        slot, row = annotation.slot_for(self.frame, track.id)
+        before = annotation.mask_store.get(self.frame)[y0 : y0 + h, x0 : x0 + w]
+        box_changed = changed[y0 : y0 + h, x0 : x0 + w]
+        after = np.where(box_changed, np.where(wanted[y0 : y0 + h, x0 : x0 + w], slot, 0), before)
+        return annotation.apply(PixelPatch.of(self.frame, y0, x0, after, row, [_edited(track)]))

@@ -11,3 +11,11 @@ class StudioError(Exception):
 
 class CategoryTableError(StudioError):
     """A category table file is missing or malformed."""
+
+
+class PromptError(StudioError):
+    """Clicks or a box for a prompted mask that cannot be used (outside the frame, empty box, none given)."""
+
+
+class PropagationError(StudioError):
+    """A propagation request that cannot run (no mask on the keyframe, locked track, range outside the video)."""
