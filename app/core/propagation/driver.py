@@ -53,7 +53,7 @@ class PropagationRequest:
     start: int = 0
     stop: int | None = None  # exclusive; None: to the end of the video
     keyframes: tuple[int, ...] = ()
-    min_area_fraction: float = 0.05  # the object has disappeared below this fraction of its keyframe area
+    min_area_fraction: float = 0.1  # the object has disappeared below this fraction of its keyframe area
     void_only: bool = False  # fill only void instead of taking other unlocked tracks' pixels
 
 

@@ -42,14 +42,23 @@ class FlowWarper:
         return self._grey[index]
 
     def warp(self, soft: np.ndarray, source: int, target: int) -> np.ndarray:
-        """``soft`` (working size, float32 in [0, 1]) on frame ``source``, moved onto frame ``target``."""
-        flow = self.dis.calc(self.grey(target), self.grey(source), None)  # target pixel -> where it was in source
-        height, width = flow.shape[:2]
+        """``soft`` (working size, float32 in [0, 1]) on frame ``source``, moved onto frame ``target``.
+
+        Pixels whose backward flow the forward flow does not undo (background uncovered as the object moves
+        away or leaves the frame) get nothing: otherwise the mask would stay behind where the object was.
+        """
+        backward = self.dis.calc(self.grey(target), self.grey(source), None)  # target pixel -> where it was
+        forward = self.dis.calc(self.grey(source), self.grey(target), None)
+        height, width = backward.shape[:2]
         if self._grid is None or self._grid.shape[:2] != (height, width):
             ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
             self._grid = np.dstack([xs, ys])
-        where = self._grid + flow
-        return cv2.remap(soft, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        where = self._grid + backward
+        warped = cv2.remap(soft, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        back_again = cv2.remap(forward, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        cycle = np.linalg.norm(backward + back_again, axis=2)
+        consistent = cycle <= 1.0 + 0.1 * np.linalg.norm(backward, axis=2)
+        return np.where(consistent, warped, 0).astype(np.float32)
 
     def to_work(self, mask: np.ndarray, index: int) -> np.ndarray:
         """A full-size mask as a soft mask at working size."""
