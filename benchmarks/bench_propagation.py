@@ -2,8 +2,8 @@
 
     python benchmarks/bench_propagation.py [--quick] [--videos 6] [--hard 6]
 
-Propagation: for each thing track of the held-out synthetic videos (split "val", as ``dvis eval-bundled``)
-and of a harder set (split "hard": 8-frame videos, so objects cross the frame in a few steps, with the
+Propagation: for each thing track of the held-out synthetic videos (split "val", 128x160, as ``dvis eval-bundled``)
+and of a harder set (split "hard": 12-frame videos, so objects move twice as fast, with the
 generator's occlusions and look-alike crossings), the ground-truth mask on its first visible frame is
 propagated to its last (the keyframe is the first frame showing a quarter of its largest area); mean J (IoU) and J&F (mean of J and DAVIS boundary F) over the frames after the
 keyframe, per engine, for the "copy the keyframe mask" baseline, and for interpolation (the default engine
@@ -39,13 +39,14 @@ from dvis_models.presets import BUNDLED_CHECKPOINT
 
 DEFAULT_ENGINE = "model"
 MAX_CLICKS = 20
+SIZE = (128, 160)  # as `dvis eval-bundled`, the size the bundled model was trained at
 
 
 def videos(split: str, count: int, frames: int):
     categories = fmt.load_categories()
     things = {int(c["id"]) for c in categories if c["isthing"]}
     for index in range(count):
-        video = render_video(f"syn_{split}_{index:04d}", video_rng(0, split, index), categories, num_frames=frames)
+        video = render_video(f"syn_{split}_{index:04d}", video_rng(0, split, index), categories, SIZE, frames)
         tracks = {s["id"] for segments in video.segments for s in segments if s["category_id"] in things}
         yield video, sorted(tracks)
 
@@ -163,7 +164,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer videos: under two minutes on a CPU")
     parser.add_argument("--videos", type=int, default=8, help="held-out videos (24 frames)")
-    parser.add_argument("--hard", type=int, default=8, help="hard videos (8 frames of fast motion)")
+    parser.add_argument("--hard", type=int, default=8, help="hard videos (12 frames: twice the motion per frame)")
     args = parser.parse_args()
     if args.quick:
         args.videos, args.hard = 2, 2
@@ -171,7 +172,7 @@ def main() -> None:
     model = load_checkpoint(BUNDLED_CHECKPOINT).eval()
     engines = ["copy", "flow", "model"]
     held_out = list(videos("val", args.videos, 24))
-    hard = list(videos("hard", args.hard, 8))
+    hard = list(videos("hard", args.hard, 12))
     summary: dict[str, dict] = {}
     timings = timing(model, engines)
     for label, sets in (("held-out", held_out), ("hard", hard), ("all", held_out + hard)):

@@ -24,9 +24,8 @@ F, H, W = 12, 64, 96
 def moving_square_video() -> tuple[list[np.ndarray], list[np.ndarray]]:
     """A textured 20x20 square crossing a smooth noisy background 8 px per frame to the right, leaving at frame 10."""
     rng = np.random.default_rng(1)
-    background = cv2.GaussianBlur((rng.random((H, W, 3)) * 255).astype(np.uint8), (0, 0), 2)
-    texture = cv2.GaussianBlur((rng.random((20, 20, 3)) * 255).astype(np.uint8), (0, 0), 1)
-    texture[..., 0] = 255  # a red-ish object on a grey-ish background
+    background = cv2.GaussianBlur((rng.random((H, W, 3)) * 160).astype(np.uint8), (0, 0), 2)
+    texture = cv2.GaussianBlur((100 + rng.random((20, 20, 3)) * 155).astype(np.uint8), (0, 0), 1)  # brighter
     frames, masks = [], []
     for t in range(F):
         frame = background.copy()

@@ -21,8 +21,9 @@ PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPT
 class FlowWarper:
     """Backward-warps soft masks between frames of one video at a reduced working resolution."""
 
-    def __init__(self, frames: FrameSource, work_size: int = 480, preset: str = "medium"):
+    def __init__(self, frames: FrameSource, work_size: int = 480, preset: str = "medium", colour_tolerance: int = 40):
         self.frames = frames
+        self.colour_tolerance = colour_tolerance
         self.work_size = work_size
         self.dis = cv2.DISOpticalFlow_create(PRESETS[preset])
         self._grey: dict[int, np.ndarray] = {}
@@ -44,8 +45,9 @@ class FlowWarper:
     def warp(self, soft: np.ndarray, source: int, target: int) -> np.ndarray:
         """``soft`` (working size, float32 in [0, 1]) on frame ``source``, moved onto frame ``target``.
 
-        Pixels whose backward flow the forward flow does not undo (background uncovered as the object moves
-        away or leaves the frame) get nothing: otherwise the mask would stay behind where the object was.
+        Pixels whose backward flow the forward flow does not undo, or whose grey level differs from where
+        they came from by more than ``colour_tolerance`` (background uncovered as the object moves away or
+        leaves the frame), get nothing: otherwise the mask would stay behind where the object was.
         """
         backward = self.dis.calc(self.grey(target), self.grey(source), None)  # target pixel -> where it was
         forward = self.dis.calc(self.grey(source), self.grey(target), None)
@@ -57,7 +59,10 @@ class FlowWarper:
         warped = cv2.remap(soft, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         back_again = cv2.remap(forward, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         cycle = np.linalg.norm(backward + back_again, axis=2)
-        consistent = cycle <= 1.0 + 0.1 * np.linalg.norm(backward, axis=2)
+        scale = width / self.frames(source).shape[1]  # working pixels per frame pixel
+        consistent = cycle <= 2.0 * scale + 0.5 * np.linalg.norm(backward, axis=2)  # lenient: DIS is noisy
+        came_from = cv2.remap(self.grey(source), where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        consistent &= np.abs(came_from.astype(np.int16) - self.grey(target)) <= self.colour_tolerance
         return np.where(consistent, warped, 0).astype(np.float32)
 
     def to_work(self, mask: np.ndarray, index: int) -> np.ndarray:
