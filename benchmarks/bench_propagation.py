@@ -26,7 +26,7 @@ import cv2
 import numpy as np
 import torch
 
-from app.core.propagation.driver import CopyEngine, Propagation, PropagationRequest
+from app.core.propagation.driver import DEFAULT_ENGINE, CopyEngine, Propagation, PropagationRequest
 from app.core.propagation.flow import FlowEngine
 from app.core.propagation.model_engine import ModelEngine
 from app.core.propagation.prompts import Prompt, grabcut_mask, propose
@@ -37,7 +37,6 @@ from dvis_models.data import vipseg_format as fmt
 from dvis_models.data.synthetic import render_video, video_rng
 from dvis_models.presets import BUNDLED_CHECKPOINT
 
-DEFAULT_ENGINE = "model"
 MAX_CLICKS = 20
 SIZE = (128, 160)  # as `dvis eval-bundled`, the size the bundled model was trained at
 
@@ -167,7 +166,7 @@ def main() -> None:
     parser.add_argument("--hard", type=int, default=8, help="hard videos (12 frames: twice the motion per frame)")
     args = parser.parse_args()
     if args.quick:
-        args.videos, args.hard = 2, 2
+        args.videos, args.hard = 2, 2  # about a minute of CPU time
     torch.set_num_threads(1)
     model = load_checkpoint(BUNDLED_CHECKPOINT).eval()
     engines = ["copy", "flow", "model"]

@@ -19,6 +19,8 @@ from app.core.edits import EditGroup, SetMask
 from app.core.errors import PropagationError
 
 DIRECTIONS = ("forward", "backward", "both")
+ENGINES = ("flow", "model", "copy")
+DEFAULT_ENGINE = "flow"  # best J and J&F in benchmarks/bench_propagation.py, and the fastest
 
 
 class Engine(Protocol):

@@ -97,11 +97,10 @@ def clean_mask(soft: np.ndarray, reference: np.ndarray | None = None, hole_fract
     if total:
         count, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
         height, width = mask.shape
-        for label in range(1, count):
-            x, y, w, h, area = stats[label]
-            touches_border = x == 0 or y == 0 or x + w == width or y + h == height
-            if not touches_border and area <= hole_fraction * total:
-                mask[labels == label] = 1
+        x, y, w, h, area = stats[1:].T
+        inside = (x > 0) & (y > 0) & (x + w < width) & (y + h < height)
+        holes = np.flatnonzero(inside & (area <= hole_fraction * total)) + 1
+        mask[np.isin(labels, holes)] = 1
     return mask.astype(bool)
 
 
