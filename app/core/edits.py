@@ -29,7 +29,8 @@ from app.core.mask_store import decode_slots, encode_slots
 
 __all__ = [
     "Edit", "TrackTablePatch", "PixelPatch", "EditGroup", "AddTrack", "SetTrackLocked", "MergeTracks",
-    "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PaintMask", "PAINT_TOOLS", "shared_frames",
+    "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PaintMask", "SetMask", "PAINT_TOOLS",
+    "shared_frames",
 ]
 
 PAINT_TOOLS = ("brush", "eraser", "fill", "polygon")
@@ -446,21 +447,76 @@ class PaintMask(Edit):
     @classmethod
     def of(cls, frame: int, track_id: int, mask: np.ndarray, label: str = "paint mask") -> "PaintMask":
         """The edit for a full-frame boolean ``mask`` (only its bounding box is kept)."""
-        x0, y0, width, height = cv2.boundingRect(mask.astype(np.uint8))
-        box = mask[y0 : y0 + height, x0 : x0 + width].astype(np.uint16)
-        data = base64.b64encode(encode_slots(box)).decode("ascii")
-        return cls(frame, track_id, y0, x0, height, width, data, label)
+        return cls(frame, track_id, *_boxed_png(mask), label)
 
     def apply(self, annotation: Annotation) -> Edit:
         _check_frame(annotation, self.frame)
         if self.y0 < 0 or self.x0 < 0 or self.y0 + self.height > annotation.height or self.x0 + self.width > annotation.width:
             raise AnnotationError(f"The painted mask's box ({self.x0}, {self.y0}, {self.width}x{self.height}) is not inside "
                                   f"the {annotation.width}x{annotation.height} frame.")
-        mask = np.zeros((annotation.height, annotation.width), bool)
-        if self.height and self.width:
-            box = decode_slots(base64.b64decode(self.mask), self.height, self.width, source="paint mask")
-            mask[self.y0 : self.y0 + self.height, self.x0 : self.x0 + self.width] = box > 0
+        mask = _unboxed_png(self.mask, self.y0, self.x0, self.height, self.width, annotation.height, annotation.width)
         return _paint(annotation, self.frame, self.track_id, mask)
 
     def describe(self) -> str:
         return self.label
+
+
+def _boxed_png(mask: np.ndarray) -> tuple[int, int, int, int, str]:
+    """(y0, x0, height, width, base64 PNG) of a full-frame boolean mask's bounding box ("" when empty)."""
+    x0, y0, width, height = cv2.boundingRect(mask.astype(np.uint8))
+    box = mask[y0 : y0 + height, x0 : x0 + width].astype(np.uint16)
+    return y0, x0, height, width, base64.b64encode(encode_slots(box)).decode("ascii") if box.size else ""
+
+
+def _unboxed_png(data: str, y0: int, x0: int, box_height: int, box_width: int, height: int, width: int) -> np.ndarray:
+    """The full-frame boolean mask that ``_boxed_png`` stored."""
+    mask = np.zeros((height, width), bool)
+    if data and box_height and box_width:
+        box = decode_slots(base64.b64decode(data), box_height, box_width, source="mask edit")
+        mask[y0 : y0 + box_height, x0 : x0 + box_width] = box > 0
+    return mask
+
+
+@dataclass
+class SetMask(Edit):
+    """On one frame, ``track_id``'s pixels become exactly a given mask (propagated or prompted masks).
+
+    The track's old pixels outside the mask become void. Inside it the track takes pixels from other
+    unlocked tracks, or with ``void_only`` only fills void. Locked tracks' pixels never change.
+    """
+
+    kind: ClassVar[str] = "set_mask"
+    frame: int = 0
+    track_id: int = 0
+    y0: int = 0
+    x0: int = 0
+    height: int = 0
+    width: int = 0
+    pixels: str = ""  # base64 PNG of the mask inside its bounding box (1 = the object)
+    void_only: bool = False
+
+    @classmethod
+    def of(cls, frame: int, track_id: int, mask: np.ndarray, void_only: bool = False) -> "SetMask":
+        return cls(frame, track_id, *_boxed_png(mask), void_only)
+
+    def mask(self, height: int, width: int) -> np.ndarray:
+        return _unboxed_png(self.pixels, self.y0, self.x0, self.height, self.width, height, width)
+
+    def apply(self, annotation: Annotation) -> Edit:
+        _check_frame(annotation, self.frame)
+        track = _editable(annotation, self.track_id)
+        track_map = annotation.track_map(self.frame)
+        wanted = self.mask(annotation.height, annotation.width)
+        protected = np.isin(track_map, [t.id for t in annotation.tracks.values() if t.locked])
+        if self.void_only:
+            protected |= (track_map != 0) & (track_map != track.id)
+        wanted &= ~protected
+        changed = wanted != (track_map == track.id)
+        if not changed.any():
+            return TrackTablePatch()
+        x0, y0, w, h = cv2.boundingRect(changed.view(np.uint8))
+        slot, row = annotation.slot_for(self.frame, track.id)
+        before = annotation.mask_store.get(self.frame)[y0 : y0 + h, x0 : x0 + w]
+        box_changed = changed[y0 : y0 + h, x0 : x0 + w]
+        after = np.where(box_changed, np.where(wanted[y0 : y0 + h, x0 : x0 + w], slot, 0), before)
+        return annotation.apply(PixelPatch.of(self.frame, y0, x0, after, row, [_edited(track)]))

@@ -19,3 +19,11 @@ class ModelLibraryError(StudioError):
 
 class DownloadCancelled(ModelLibraryError):
     """The user cancelled a download; the partial file is kept so the next download resumes."""
+
+
+class PromptError(StudioError):
+    """Clicks or a box for a prompted mask that cannot be used (outside the frame, empty box, none given)."""
+
+
+class PropagationError(StudioError):
+    """A propagation request that cannot run (no mask on the keyframe, locked track, range outside the video)."""
