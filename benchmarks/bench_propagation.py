@@ -35,7 +35,7 @@ from app.core.propagation.segmenter import SegmenterCache
 from dvis_models import load_checkpoint
 from dvis_models.data import vipseg_format as fmt
 from dvis_models.data.synthetic import render_video, video_rng
-from dvis_models.presets import BUNDLED_CHECKPOINT
+from dvis_models.resources import BUNDLED_CHECKPOINT
 
 MAX_CLICKS = 20
 SIZE = (128, 160)  # as `dvis eval-bundled`, the size the bundled model was trained at

@@ -62,7 +62,7 @@ def test_a_prompt_no_model_proposal_fits_falls_back_to_grabcut():
     from app.core.propagation.prompts import model_proposals
     from app.core.propagation.segmenter import SegmenterCache
     from dvis_models import load_checkpoint
-    from dvis_models.presets import BUNDLED_CHECKPOINT
+    from dvis_models.resources import BUNDLED_CHECKPOINT
 
     torch.set_num_threads(1)
     video = render_video("v", video_rng(0, "val", 0), fmt.load_categories(), num_frames=1)
@@ -82,7 +82,7 @@ def test_a_box_around_an_object_proposes_the_models_mask_and_class_for_it():
     torch = pytest.importorskip("torch")
     from app.core.propagation.segmenter import SegmenterCache
     from dvis_models import load_checkpoint
-    from dvis_models.presets import BUNDLED_CHECKPOINT
+    from dvis_models.resources import BUNDLED_CHECKPOINT
 
     torch.set_num_threads(1)
     categories = fmt.load_categories()

@@ -92,7 +92,7 @@ def test_model_engine_follows_an_object_with_the_bundled_model():
     from app.core.propagation.model_engine import ModelEngine
     from app.core.propagation.segmenter import SegmenterCache
     from dvis_models import load_checkpoint
-    from dvis_models.presets import BUNDLED_CHECKPOINT
+    from dvis_models.resources import BUNDLED_CHECKPOINT
 
     torch.set_num_threads(1)
     frames, masks = moving_square_video()
