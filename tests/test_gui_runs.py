@@ -227,6 +227,7 @@ def test_cancelling_long_diagnostics_returns_at_once(window, tmp_path, qtbot, er
             track_map[40 + 50 * k : 80 + 50 * k, x : x + 90] = track_id
         annotation.set_frame(index, track_map)
     qtbot.wait(500)  # the panels' debounced refresh after those frames runs now, not during the measurement
+    qtbot.waitUntil(lambda: not window.diagnosis.running, timeout=30_000)  # nor the diagnostics that refresh started
     gaps: list[float] = []
     clock = [time.monotonic()]
 
