@@ -296,16 +296,21 @@ project.close()
 """
 
 
+def kill_at_marker(child: subprocess.Popen, marker: Path, timeout: float, step: str) -> None:
+    """SIGKILL `child` as soon as it writes `marker` (it reached `step`); fails if it exits or times out first."""
+    deadline = time.monotonic() + timeout
+    while not marker.exists():
+        assert child.poll() is None, f"the child exited before {step}"
+        assert time.monotonic() < deadline, f"the child never reached {step}"
+        time.sleep(0.05)
+    os.kill(child.pid, signal.SIGKILL)
+
+
 def run_child(project_dir: Path, action: str, step: str, tmp_path: Path) -> int:
     marker = tmp_path / "mid-save"
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(project_dir), action, step, str(marker)], cwd=Path(__file__).resolve().parents[1])
     if action == "kill":
-        deadline = time.monotonic() + 60
-        while not marker.exists():
-            assert child.poll() is None, "the child exited before reaching the save step"
-            assert time.monotonic() < deadline, "the child never reached the save step"
-            time.sleep(0.05)
-        os.kill(child.pid, signal.SIGKILL)
+        kill_at_marker(child, marker, 60, "the save step")
     return child.wait(timeout=60)
 
 

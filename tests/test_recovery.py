@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from app.core.paths import data_dir
 from app.core.project import Project
 from app.core.recovery import AutosaveSchedule, crashed_sessions, recovery_root
 from tests.gui_helpers import PERSON, errors, video_path, window  # noqa: F401 - fixtures
-from tests.test_project import project_dir, video  # noqa: F401 - fixtures
+from tests.test_project import kill_at_marker, project_dir, video  # noqa: F401 - fixtures
 
 
 def test_data_dir_follows_the_environment(tmp_path):
@@ -121,12 +120,7 @@ def run_and_kill(path: Path, tmp_path: Path) -> None:
     marker = tmp_path / "marker"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(REPO_ROOT)}
     child = subprocess.Popen([sys.executable, "-c", CHILD, str(path), str(marker)], cwd=REPO_ROOT, env=env)
-    deadline = time.monotonic() + 120
-    while not marker.exists():
-        assert child.poll() is None, "the app exited before autosaving"
-        assert time.monotonic() < deadline, "the app never autosaved"
-        time.sleep(0.1)
-    os.kill(child.pid, signal.SIGKILL)
+    kill_at_marker(child, marker, 120, "its autosave")
     assert child.wait(timeout=60) == -signal.SIGKILL
 
 
