@@ -85,7 +85,8 @@ def video_panoptic(
     (or a ``LazyMaskLogits`` giving them a range of frames at a time). Segment ids are consistent over the T
     frames. Identical to the one-volume official computation. ``measured(n)`` is called as the first pass
     (which must see every frame before the first one is yielded) finishes each ``n`` more frames.
-    The full-resolution work runs on ``device`` (default: where the mask logits are), one frame chunk of at most
+    The full-resolution work runs on ``device`` (default: where the mask logits are; the CPU for
+    ``LazyMaskLogits``), one frame chunk of at most
     ``max_chunk_bytes`` at a time, so logits kept on the CPU are post-processed on the model's GPU.
     """
     num_classes = pred_cls.shape[-1] - 1
@@ -104,6 +105,7 @@ def video_panoptic(
         else:
             logits = kept_logits[:, chunk]
         return logits.to(device)
+
     height, width = original_size
     if kept.numel() == 0:
         if measured is not None:
