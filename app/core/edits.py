@@ -45,7 +45,8 @@ class Edit:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.kind] = cls
+        if cls.kind:  # shared bases (no kind of their own) are not edits one can record
+            _REGISTRY[cls.kind] = cls
 
     def apply(self, annotation: Annotation) -> "Edit":
         raise NotImplementedError
@@ -427,58 +428,61 @@ class Paint(Edit):
 
 
 @dataclass
-class PaintMask(Edit):
-    """A given mask (e.g. an image-colour fill) painted into ``track_id`` (0: void) on one frame.
+class _BoxedMaskEdit(Edit):
+    """An edit that carries a full-frame boolean mask of one frame as a PNG of its bounding box.
 
-    The mask is stored, not recomputed, so the edit replays without the video's pixels. Pixels of
-    locked tracks are never painted over.
+    The mask is stored, not recomputed, so the edit replays without the video's pixels.
     """
 
-    kind: ClassVar[str] = "paint_mask"
     frame: int = 0
     track_id: int = 0
     y0: int = 0
     x0: int = 0
     height: int = 0
     width: int = 0
-    mask: str = ""  # base64 PNG of the mask's bounding box (1 inside)
+    pixels: str = ""  # base64 PNG of the mask inside its bounding box (1 = in the mask); "" when empty
+
+    @staticmethod
+    def boxed(mask: np.ndarray) -> tuple[int, int, int, int, str]:
+        """(y0, x0, height, width, pixels) of a full-frame boolean ``mask``: only its bounding box is kept."""
+        x0, y0, width, height = cv2.boundingRect(mask.astype(np.uint8))
+        box = mask[y0 : y0 + height, x0 : x0 + width].astype(np.uint16)
+        return y0, x0, height, width, base64.b64encode(encode_slots(box)).decode("ascii") if box.size else ""
+
+    def mask(self, annotation: Annotation) -> np.ndarray:
+        """The stored mask on a frame of ``annotation`` (checked to lie inside it)."""
+        _check_frame(annotation, self.frame)
+        if self.y0 < 0 or self.x0 < 0 or self.y0 + self.height > annotation.height or self.x0 + self.width > annotation.width:
+            raise AnnotationError(f"The mask's box ({self.x0}, {self.y0}, {self.width}x{self.height}) is not inside "
+                                  f"the {annotation.width}x{annotation.height} frame.")
+        mask = np.zeros((annotation.height, annotation.width), bool)
+        if self.pixels and self.height and self.width:
+            box = decode_slots(base64.b64decode(self.pixels), self.height, self.width, source="mask edit")
+            mask[self.y0 : self.y0 + self.height, self.x0 : self.x0 + self.width] = box > 0
+        return mask
+
+
+@dataclass
+class PaintMask(_BoxedMaskEdit):
+    """A given mask (e.g. an image-colour fill) painted into ``track_id`` (0: void) on one frame.
+    Pixels of locked tracks are never painted over."""
+
+    kind: ClassVar[str] = "paint_mask"
     label: str = "paint mask"
 
     @classmethod
     def of(cls, frame: int, track_id: int, mask: np.ndarray, label: str = "paint mask") -> "PaintMask":
-        """The edit for a full-frame boolean ``mask`` (only its bounding box is kept)."""
-        return cls(frame, track_id, *_boxed_png(mask), label)
+        return cls(frame, track_id, *cls.boxed(mask), label)
 
     def apply(self, annotation: Annotation) -> Edit:
-        _check_frame(annotation, self.frame)
-        if self.y0 < 0 or self.x0 < 0 or self.y0 + self.height > annotation.height or self.x0 + self.width > annotation.width:
-            raise AnnotationError(f"The painted mask's box ({self.x0}, {self.y0}, {self.width}x{self.height}) is not inside "
-                                  f"the {annotation.width}x{annotation.height} frame.")
-        mask = _unboxed_png(self.mask, self.y0, self.x0, self.height, self.width, annotation.height, annotation.width)
-        return _paint(annotation, self.frame, self.track_id, mask)
+        return _paint(annotation, self.frame, self.track_id, self.mask(annotation))
 
     def describe(self) -> str:
         return self.label
 
 
-def _boxed_png(mask: np.ndarray) -> tuple[int, int, int, int, str]:
-    """(y0, x0, height, width, base64 PNG) of a full-frame boolean mask's bounding box ("" when empty)."""
-    x0, y0, width, height = cv2.boundingRect(mask.astype(np.uint8))
-    box = mask[y0 : y0 + height, x0 : x0 + width].astype(np.uint16)
-    return y0, x0, height, width, base64.b64encode(encode_slots(box)).decode("ascii") if box.size else ""
-
-
-def _unboxed_png(data: str, y0: int, x0: int, box_height: int, box_width: int, height: int, width: int) -> np.ndarray:
-    """The full-frame boolean mask that ``_boxed_png`` stored."""
-    mask = np.zeros((height, width), bool)
-    if data and box_height and box_width:
-        box = decode_slots(base64.b64decode(data), box_height, box_width, source="mask edit")
-        mask[y0 : y0 + box_height, x0 : x0 + box_width] = box > 0
-    return mask
-
-
 @dataclass
-class SetMask(Edit):
+class SetMask(_BoxedMaskEdit):
     """On one frame, ``track_id``'s pixels become exactly a given mask (propagated or prompted masks).
 
     The track's old pixels outside the mask become void. Inside it the track takes pixels from other
@@ -486,27 +490,16 @@ class SetMask(Edit):
     """
 
     kind: ClassVar[str] = "set_mask"
-    frame: int = 0
-    track_id: int = 0
-    y0: int = 0
-    x0: int = 0
-    height: int = 0
-    width: int = 0
-    pixels: str = ""  # base64 PNG of the mask inside its bounding box (1 = the object)
     void_only: bool = False
 
     @classmethod
     def of(cls, frame: int, track_id: int, mask: np.ndarray, void_only: bool = False) -> "SetMask":
-        return cls(frame, track_id, *_boxed_png(mask), void_only)
-
-    def mask(self, height: int, width: int) -> np.ndarray:
-        return _unboxed_png(self.pixels, self.y0, self.x0, self.height, self.width, height, width)
+        return cls(frame, track_id, *cls.boxed(mask), void_only)
 
     def apply(self, annotation: Annotation) -> Edit:
-        _check_frame(annotation, self.frame)
+        wanted = self.mask(annotation)
         track = _editable(annotation, self.track_id)
         track_map = annotation.track_map(self.frame)
-        wanted = self.mask(annotation.height, annotation.width)
         protected = np.isin(track_map, [t.id for t in annotation.tracks.values() if t.locked])
         if self.void_only:
             protected |= (track_map != 0) & (track_map != track.id)
