@@ -17,5 +17,12 @@ class PresetError(DVISError):
     """An unknown preset name or an inconsistent model configuration."""
 
 
+class Cancelled(Exception):
+    """The user stopped a job. Not an error: the work done so far is kept and nothing needs reporting.
+
+    Every cancellable job in ``dvis_models`` and ``app`` raises this one class (``app.core.errors`` re-exports it).
+    """
+
+
 class InferenceCancelled(DVISError):
     """The caller's cancel callable asked the pipeline to stop."""

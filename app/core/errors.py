@@ -5,6 +5,9 @@ must say what went wrong *and* what the user can do about it.
 """
 
 
+from dvis_models.errors import Cancelled as Cancelled  # the one "the user stopped it" outcome, shared with dvis_models
+
+
 class StudioError(Exception):
     """Base of all errors a user can cause (bad file, wrong checkpoint, unwritable folder...)."""
 
