@@ -10,7 +10,8 @@ from PySide6.QtGui import QDropEvent
 from app.core.vipseg import read_ground_truth
 from app.gui import documents
 from app.gui.documents import ExportRequest
-from tests.gui_helpers import FRAMES, answer_message_box, errors, load_scripted, shown_results, video_path, window  # noqa: F401
+from tests.gui_helpers import (FRAMES, answer_message_box, errors, load_scripted, open_focused,  # noqa: F401
+                               shown_results, video_path, window)
 from tests.test_project import logged
 
 
@@ -114,6 +115,27 @@ def test_save_reopen_autosave_project(window, video_path, qtbot, tmp_path, error
     assert len(window.controller.annotation.tracks) == 2
     labels = [entry["label"] for entry in logged(window.controller.project)]
     assert any(label.startswith("Merge") for label in labels)
+
+
+def test_undo_past_the_save_point_marks_the_title_again(window, video_path, qtbot, tmp_path, errors):
+    mapping = open_focused(window, video_path, qtbot)
+    window.session.save_project(tmp_path / "project")
+    person = mapping[5]
+    window.controller.select(person)
+    assert window.windowTitle().startswith("clip.mp4 —")
+
+    def key(key, modifier=Qt.KeyboardModifier.NoModifier) -> bool:
+        """Press a real key on the frame view; returns whether the title shows unsaved changes."""
+        qtbot.keyClick(window.view, key, modifier)
+        return window.windowTitle().startswith("clip.mp4 *")
+
+    assert key(Qt.Key.Key_L) and window.controller.annotation.tracks[person].locked  # lock: unsaved
+    assert not key(Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # saved into the project
+    assert key(Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undone past the save point
+    assert not window.controller.annotation.tracks[person].locked
+    shift_control = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    assert not key(Qt.Key.Key_Z, shift_control)  # redone: what the project holds again
+    assert window.controller.annotation.tracks[person].locked and not errors
 
 
 def test_evaluate_against_own_export_is_perfect(window, video_path, qtbot, tmp_path, errors):
