@@ -175,10 +175,10 @@ class Session:
         self.closing.emit()
         if self.project is not project:
             self._release_project()
+            self._follow_project(project)
         if self.video is not None and self.video is not video:
             self.video.close()
         self.video, self.annotation = video, annotation
-        self._follow_project(project)
         self.history.reset(annotation)
         annotation.listeners.append(self._on_annotation_change)
         self.diagnostics = []

@@ -18,8 +18,6 @@ from app.core.categories import CategoryTable
 from app.core.image_fill import image_fill
 from app.core.session import Session, UserActionError
 
-__all__ = ["DisplaySettings", "StudioController", "UserActionError"]
-
 
 @dataclass
 class DisplaySettings:
