@@ -64,7 +64,8 @@ def shown_results(window, title: str) -> dict[str, str]:
     from app.gui.dialogs import ResultsDialog
 
     dialog = next(d for d in window.findChildren(ResultsDialog) if d.windowTitle() == title and d.isVisible())
-    return {dialog.table.item(row, 0).text(): dialog.table.item(row, 1).text() for row in range(dialog.table.rowCount())}
+    table = dialog.table
+    return {table.item(row, 0).text(): table.item(row, 1).text() for row in range(table.rowCount())}
 
 
 def scripted_result(index: int) -> FrameResult:

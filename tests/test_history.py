@@ -129,7 +129,8 @@ def test_a_project_logs_what_the_history_applies(tmp_path):
     project.save()
     project.close()
     with Project.open(tmp_path / "p") as reopened:
-        assert [entry["label"] for entry in logged(reopened)] == ["Merge 2 into 1", "Undo Merge 2 into 1", "Merge 2 into 1"]
+        labels = [entry["label"] for entry in logged(reopened)]
+        assert labels == ["Merge 2 into 1", "Undo Merge 2 into 1", "Merge 2 into 1"]
         assert 2 not in reopened.annotation.tracks
 
 

@@ -117,11 +117,13 @@ class Session:
         return self._replace_document(video, project.annotation, project, confirm)
 
     def open_imported(self, video, annotation, confirm: Confirm | None = None) -> bool:
-        """Show a video imported from a VIPSeg dataset with its masks, for correction (`confirm` as for `open_video`)."""
+        """Show a video imported from a VIPSeg dataset with its masks, for correction
+        (`confirm` as for `open_video`)."""
         return self._replace_document(video, annotation, None, confirm)
 
     def open_recovered(self, video_path: Path, annotation) -> None:
-        """Show work recovered after a crash: the video with the autosaved annotation, unsaved until saved as a project."""
+        """Show work recovered after a crash: the video with the autosaved annotation, unsaved until saved
+        as a project."""
         from app.core.video import VideoSource
 
         self._set_document(VideoSource.open(Path(video_path)), annotation, None)
@@ -159,7 +161,8 @@ class Session:
             return "The project has no unsaved changes." if self.project is not None else ""
         if self.project is not None:
             return "Your edits are still open in this window; save the project (Ctrl+S) to keep them."
-        return "Your edits are still open in this window and not saved anywhere yet; use File → Save Project As… to keep them."
+        return ("Your edits are still open in this window and not saved anywhere yet; "
+                "use File → Save Project As… to keep them.")
 
     def _replace_document(self, video, annotation, project, confirm: Confirm | None) -> bool:
         """Show a loaded document if `confirm` allows; otherwise release it and keep the open one."""
