@@ -130,6 +130,7 @@ def test_a_failed_or_abandoned_run_ends_the_busy_state(clip):
     run(session, range(2, 4))
     session.abandon_work()  # stopped without reporting back (the window closes)
     assert session.busy is None and session.run is None
+    assert session.finish_run(cancelled=True).frames == []  # its late end changes nothing
     session.add_result(result(5, [(7, PERSON, 2, 10)]), 0)  # a late result of the stopped run is dropped
     assert not session.annotation.frame_track_ids(5)
 

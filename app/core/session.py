@@ -267,6 +267,8 @@ class Session:
     def finish_run(self, cancelled: bool) -> RunEnd:
         """The run completed or was cancelled: everything it wrote becomes one undo step and the project
         records which model made the annotation. A cancelled run's finished frames stay."""
+        if self.run is None:  # abandoned meanwhile (`abandon_work`): nothing is left to close
+            return RunEnd([], cancelled, self.resume_at)
         request = self.run.request
         frames = self._close_run()
         if self.project is not None:
