@@ -41,9 +41,9 @@ class StudioController(QObject):
     history_changed = Signal()  # undo / redo possible, their texts or "modified" may have changed
     busy_changed = Signal()  # read `session.busy`
 
-    def __init__(self, session: Session | None = None, parent: QObject | None = None):
+    def __init__(self, session: Session, parent: QObject | None = None):
         super().__init__(parent)
-        self.session = session or Session()
+        self.session = session
         self.frame_index = 0
         self.selection: list[int] = []
         self.display = DisplaySettings()
@@ -57,6 +57,7 @@ class StudioController(QObject):
         self.session.busy_changed.connect(lambda busy: self.busy_changed.emit())
 
     # ---------------------------------------------------------------- document
+    # Read-only views of the session's document, for the views (which know only the controller).
     @property
     def video(self):
         return self.session.video
