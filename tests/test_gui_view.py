@@ -140,13 +140,13 @@ def test_middle_drag_space_drag_and_scroll_bars_pan(window, video_path, qtbot):
 
     window.actions["tool_brush"].trigger()  # Space + drag pans in any tool, and paints nothing
     window.controller.select(sorted(window.controller.annotation.tracks)[0])
-    before_undo = window.controller.undo_stack.count()
+    before_undo = len(window.session.history)
     qtbot.keyPress(view, Qt.Key.Key_Space)
     drag(qtbot, view, Qt.MouseButton.LeftButton, center, center - QPoint(50, 0))
     qtbot.keyRelease(view, Qt.Key.Key_Space)
     settle(qtbot)
     assert abs((scene_at(view, QPointF(center)).x() - moved.x()) * scale - 50) <= 1
-    assert window.controller.undo_stack.count() == before_undo
+    assert len(window.session.history) == before_undo
     assert not window._play_timer.isActive()  # Space used to pan is not play / pause
 
     bar = view.horizontalScrollBar()

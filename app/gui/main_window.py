@@ -6,7 +6,6 @@ Every user action goes through `_run_action`, the single boundary where errors b
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -39,6 +38,7 @@ from app import __version__
 from app.core import edits
 from app.core.frame_range import parse_frame_range
 from app.core.proxy import ProxyStore
+from app.core.session import Session
 from app.core.vipseg.merge import WrittenDataset
 from app.gui import documents
 from app.gui.autosave import Autosaver, offer_recovery
@@ -57,7 +57,6 @@ MAX_RECENT = 10
 # Bump when toolbars or docks change: Qt then ignores a saved layout that does not know them (one saved before
 # the Paint toolbar existed squeezed that toolbar onto the main row, out of sight).
 LAYOUT_VERSION = 2
-BUSY_INFERENCE, BUSY_TASK = "DVIS is running", "An export or evaluation is running"  # why edits wait
 MAX_LISTED_FRAMES = 8  # frames named in a message; the rest is "…"
 BACKGROUND_OPEN_BYTES = 64 * 1024**2  # smaller videos index in well under a second: opened in place
 MODE_NAMES = {"fill": "Filled Masks", "contour": "Contours", "fill_contour": "Filled Masks + Contours",
@@ -81,16 +80,12 @@ class MainWindow(QMainWindow):
         self.resize(min(1500, int(screen.width() * 0.92)), min(920, int(screen.height() * 0.9)))
         self.setAcceptDrops(True)
         self.settings = settings or QSettings("DVIS Studio", "DVIS Studio")
-        self.controller = StudioController(self)
+        self.session = Session()  # the open document, its history, runs and busy state
+        self.controller = StudioController(self.session, self)
         self.runner = InferenceRunner(self)
         self.tasks = TaskRunner(self)  # exports and evaluation (edits wait for them)
         self.diagnosis = TaskRunner(self)  # stability diagnostics (edits go on; stale results are recomputed)
-        self._annotation_version = self._diagnosed_version = 0
-        self.merger = None  # app.core.rerun.ResultMerger of the running inference
         self._demo_run = False
-        self._last_request: RunRequest | None = None
-        self._resume_at: int | None = None  # first frame a cancelled run did not do: the next run's default start
-        self.last_scores: dict[str, float] = {}
         self.cache_dir = cache_dir or Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation))
         self.actions: dict[str, QAction] = {}
         self.controller.proxy_store = ProxyStore(self.cache_dir / "proxies")  # instant scrubbing after one pass
@@ -127,6 +122,8 @@ class MainWindow(QMainWindow):
         c.display_changed.connect(self._sync_display_controls)
         c.selection_changed.connect(self._update_actions)
         c.selection_changed.connect(self.view.redraw)
+        c.history_changed.connect(self._on_history_changed)
+        c.busy_changed.connect(self._update_actions)
         self.view.space_tapped.connect(self.actions["play"].trigger)
         self.view.hovered.connect(lambda x, y: self.hover_label.setText(self.controller.describe_pixel(x, y)))
         self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action("Paint", lambda: self._paint(tool, points, radius)))
@@ -223,11 +220,8 @@ class MainWindow(QMainWindow):
         a("export", "&Export…", self.export_dialog, "Ctrl+E")
         a("quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
-        undo = a("undo", "&Undo", c.undo, "Ctrl+Z")
-        redo = a("redo", "&Redo", c.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
-        c.undo_stack.undoTextChanged.connect(lambda text: undo.setStatusTip(f"Undo {text}"))
-        c.undo_stack.redoTextChanged.connect(lambda text: redo.setStatusTip(f"Redo {text}"))
-        c.undo_stack.indexChanged.connect(self._update_actions)
+        a("undo", "&Undo", c.undo, "Ctrl+Z")
+        a("redo", "&Redo", c.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
         a("merge", "&Merge Selected Tracks", self.merge_selected, "M", tip="Merge the selected tracks into the first one")
         a("split", "S&plit Track at Current Frame", c.split_selected, "S")
         a("swap", "S&wap Two Tracks from Current Frame", c.swap_selected, "W")
@@ -394,7 +388,7 @@ class MainWindow(QMainWindow):
             self._open_vipseg(path)  # in the background; it asks and adds to the recent files once imported
             return
         if kind == "project":
-            opened = self.controller.open_project(path, locate_video=self._locate_moved_video, confirm=self._may_replace)
+            opened = self.session.open_project(path, locate_video=self._locate_moved_video, confirm=self._may_replace)
             if opened:
                 self._report_damage()
         else:
@@ -405,7 +399,7 @@ class MainWindow(QMainWindow):
 
     def _may_replace(self) -> bool:
         """The new document has loaded: ask about unsaved edits, then stop the work on the open one."""
-        if self.controller.modified and not self.confirm_discard():
+        if self.session.modified and not self.confirm_discard():
             return False
         self._stop_work()
         return True
@@ -430,7 +424,7 @@ class MainWindow(QMainWindow):
 
         self._abandon_opening()  # the latest choice wins
         if not (path.is_file() and path.stat().st_size >= BACKGROUND_OPEN_BYTES):
-            self._show_opened(path, lambda: self.controller.open_video(path, confirm=self._may_replace))
+            self._show_opened(path, lambda: self.session.open_video(path, confirm=self._may_replace))
             return
         fraction = [0.0]
 
@@ -455,7 +449,7 @@ class MainWindow(QMainWindow):
         self._opening = None
         self.progress.setVisible(self.runner.running or self.tasks.running)
         self._run_action("Open", lambda: self._show_opened(
-            path, lambda: self.controller.set_video(future.result(), confirm=self._may_replace)))
+            path, lambda: self.session.set_video(future.result(), confirm=self._may_replace)))
 
     def _show_opened(self, path: Path, show) -> None:
         """`show()` replaces the document once unsaved edits were asked about; a shown video is a recent file."""
@@ -479,7 +473,7 @@ class MainWindow(QMainWindow):
 
     def open_demo(self) -> None:
         clip = documents.demo_clip(self.cache_dir)
-        self.controller.open_video(clip)
+        self.session.open_video(clip)
         self._demo_run = True  # a missing bundled model is a status message here, not an error dialog
         self.start_inference(RunRequest(clip))
 
@@ -509,7 +503,7 @@ class MainWindow(QMainWindow):
         """Read and import in the background; once imported, ask about unsaved edits and show it."""
         def import_video(categories, video) -> None:
             def opened(document) -> None:
-                if self.controller.open_imported(*document, confirm=self._may_replace):
+                if self.session.open_imported(*document, confirm=self._may_replace):
                     self._add_recent(root)
                     self.status_label.setText(f"Opened {video.video_id} from {root}")
                 else:
@@ -578,8 +572,7 @@ class MainWindow(QMainWindow):
         if self.controller.project is None:
             self.save_as()
             return
-        self.controller.save_project()
-        self._update_title()
+        self.session.save_project()
         self.status_label.setText(f"Saved {self.controller.project.folder}")
 
     def save_as(self) -> None:
@@ -588,8 +581,7 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project", self._last_dir())
         if folder:
             self.autosaver.flush()  # one save at a time (the autosave timer runs while the dialog is open)
-            saved = self.controller.save_project(folder)
-            self._update_title()
+            saved = self.session.save_project(folder)
             self._add_recent(saved)
             self.status_label.setText(f"Saved {saved}")
 
@@ -626,27 +618,20 @@ class MainWindow(QMainWindow):
 
     # ===================================================== background jobs
     def _start_task(self, text: str, job, done: Callable[[object], None]) -> None:
-        if self.tasks.running:
-            raise UserActionError("Another export or evaluation is still running; wait for it to finish.")
+        self.session.begin_job()  # edits wait for it
         self._task_done = done
-        self.controller.busy = BUSY_TASK
         self.status_label.setText(text)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.tasks.start(job)
         self._update_actions()
 
-    def _update_busy(self) -> None:
-        """A worker ended: edits wait for the other one if it still runs (a VIPSeg import may read while DVIS runs)."""
-        self.controller.busy = (BUSY_INFERENCE if self.runner.running
-                                else BUSY_TASK if self.tasks.running else None)
-
     def _on_task_progress(self, done: int, total: int) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
     def _on_task_finished(self, result: object) -> None:
-        self._update_busy()
+        self.session.end_job()
         self._update_actions()
         self.progress.setVisible(self.runner.running)
         done, self._task_done = self._task_done, None
@@ -654,7 +639,7 @@ class MainWindow(QMainWindow):
             self._run_action("Finishing", lambda: done(result))
 
     def _on_task_failed(self, error: object) -> None:
-        self._update_busy()
+        self.session.end_job()
         self._update_actions()
         self.progress.setVisible(self.runner.running)
         self._task_done = None
@@ -671,7 +656,7 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.video is None:
             raise UserActionError("Open a video first (File → Open Video), then run DVIS on it.")
-        dialog = RunDialog(Path(c.video.path), c.num_frames, c.frame_index, self, start=self._resume_at or 0)
+        dialog = RunDialog(Path(c.video.path), c.num_frames, c.frame_index, self, start=self.session.resume_at or 0)
         if dialog.exec():
             self.start_inference(dialog.request())
 
@@ -681,17 +666,7 @@ class MainWindow(QMainWindow):
         ModelsDialog(parent=self).exec()
 
     def start_inference(self, request: RunRequest) -> None:
-        if self.runner.running:
-            raise UserActionError("DVIS is already running; cancel it first to start another run.")
-        from app.core.rerun import ResultMerger, resume_start
-
-        annotation = self.controller.annotation
-        self.merger = ResultMerger(annotation, keep_edited=request.keep_edited, write_from=request.start)
-        self._last_request = request
-        self._resume_at = None
-        self.controller.busy = BUSY_INFERENCE
-        # Resuming: the model also sees the last finished frame, which carries the object ids over.
-        self.runner.start(dataclasses.replace(request, start=resume_start(annotation, request.start)))
+        self.runner.start(self.session.begin_run(request))
 
     def cancel_work(self) -> None:
         """Cancel the running inference (finished frames stay), background export / evaluation, or diagnostics."""
@@ -708,7 +683,7 @@ class MainWindow(QMainWindow):
         self.runner.pause(paused)
 
     def _on_frame_result(self, result, offset: int) -> None:
-        self._run_action("Inference result", lambda: self.merger.add(result, offset))
+        self._run_action("Inference result", lambda: self.session.add_result(result, offset))
 
     def _on_progress(self, text: str, done: int, total: int) -> None:
         self.status_label.setText(text)
@@ -719,46 +694,24 @@ class MainWindow(QMainWindow):
 
     def _on_running_changed(self) -> None:
         if not self.runner.running:
-            self._update_busy()
             self.actions["pause"].setChecked(False)
             self.actions["pause"].setText("&Pause Inference")
             self.progress.setVisible(self.tasks.running)
         self._update_actions()
 
     def _on_inference_finished(self, outcome: str) -> None:
-        frames = self._close_run()
         self._demo_run = False
-        request = self._last_request
-        if self.controller.project is not None:
-            self.controller.project.model = {"model": str(request.model), "offline": request.offline,
-                                             "short_edge": request.short_edge, "frames": [request.start, request.stop],
-                                             "fast": request.fast}
-        if outcome == CANCELLED:
-            stop = self.controller.num_frames if request.stop is None else request.stop
-            resume = frames[-1] + 1 if frames else request.start
-            self._resume_at = resume if resume < stop else None
-            self.status_label.setText(f"Cancelled at frame {resume}; the finished frames are kept. Run DVIS (Ctrl+R) "
-                                      f"continues from frame {resume}." if self._resume_at is not None
+        end = self._run_action("Inference result", lambda: self.session.finish_run(cancelled=outcome == CANCELLED))
+        if end is not None and end.cancelled:
+            self.status_label.setText(f"Cancelled at frame {end.resume_at}; the finished frames are kept. Run DVIS (Ctrl+R) "
+                                      f"continues from frame {end.resume_at}." if end.resume_at is not None
                                       else "Cancelled; the finished frames are kept.")
-        else:
+        elif end is not None:
             self.status_label.setText("Inference finished.")
         self._run_action("Diagnostics", self.run_diagnostics)
 
-    def _close_run(self) -> list[int]:
-        """Finish the run's merge and make all it wrote one undo step; returns the frames it wrote."""
-        merger, self.merger = self.merger, None
-        if merger is None:
-            return []
-        self._run_action("Inference result", merger.finish)
-        undo = merger.undo_edit()
-        frames = merger.frames
-        if undo is not None:
-            span = f"frame {frames[0]}" if len(frames) == 1 else f"frames {frames[0]}-{frames[-1]}"
-            self.controller.push_done(undo, f"Run DVIS on {span}")
-        return frames
-
     def _on_inference_failed(self, error: object) -> None:
-        self._close_run()
+        self._run_action("Inference result", self.session.fail_run)
         demo, self._demo_run = self._demo_run, False
         if demo:
             self.status_label.setText(f"Demo clip loaded; the bundled model could not run ({error}). Use Model → Run DVIS.")
@@ -771,26 +724,26 @@ class MainWindow(QMainWindow):
         a result computed while the annotation changed is stale, so it is recomputed instead of shown."""
         if self.controller.annotation is None or self.diagnosis.running:
             return
-        self._diagnosed_version = self._annotation_version
+        self.session.begin_diagnostics()
         self.diagnosis.start(documents.diagnostics_job(self.controller.annotation))
         self._update_actions()
 
     def _on_diagnosed(self, diagnostics: list | None) -> None:
         self._update_actions()
-        if self._diagnosed_version != self._annotation_version:
+        if self.session.diagnostics_stale:
             self.run_diagnostics()
             return
         if diagnostics is None:
             self.status_label.setText("Stability diagnostics cancelled.")
             return
-        self.controller.diagnostics = diagnostics
+        self.session.set_diagnostics(diagnostics)
         self._refresh_panels()
-        if self._resume_at is not None:
-            self.status_label.setText(f"Run DVIS (Ctrl+R) continues from frame {self._resume_at}.")
+        if self.session.resume_at is not None:
+            self.status_label.setText(f"Run DVIS (Ctrl+R) continues from frame {self.session.resume_at}.")
 
     def _on_diagnosis_failed(self, error: object) -> None:
         self._update_actions()
-        if self._diagnosed_version != self._annotation_version:
+        if self.session.diagnostics_stale:
             self.run_diagnostics()  # the annotation changed under the reader: try again on the new state
         else:
             report_exception(self, "Stability diagnostics failed", error)
@@ -812,7 +765,6 @@ class MainWindow(QMainWindow):
         if scores is None:
             self.status_label.setText("Evaluation cancelled.")
             return
-        self.last_scores = scores
         rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in scores.items()]
         self.status_label.setText("  ".join(f"{n} {v}" for n, v in rows[:3]))
         self._open_window_modal(ResultsDialog("Evaluation", rows, self))
@@ -918,7 +870,6 @@ class MainWindow(QMainWindow):
 
     # ============================================================ refreshing
     def _on_loaded(self) -> None:
-        self._annotation_version += 1  # diagnostics of the previous document are stale
         c = self.controller
         self.view.reset_fit()
         for widget in (self.slider, self.frame_spin):
@@ -942,7 +893,6 @@ class MainWindow(QMainWindow):
         self._run_action("Show frame", self.view.redraw)
 
     def _on_annotation_changed(self, frames, tracks) -> None:
-        self._annotation_version += 1
         self.diagnosis.cancel()  # a result for the old state would be recomputed anyway: stop it early
         if frames is None or self.controller.frame_index in frames:
             self.view.redraw()
@@ -957,7 +907,7 @@ class MainWindow(QMainWindow):
         self.objects.refresh()
         if self.stability_dock.isVisible() or not self.runner.running:
             self.stability.refresh()
-        if self._diagnosed_version != self._annotation_version and not self.runner.running:
+        if self.session.diagnostics_stale and not self.runner.running:
             self._run_action("Diagnostics", self.run_diagnostics)
         self._update_counts()
 
@@ -965,7 +915,7 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.annotation is None:
             return
-        current = self._diagnosed_version == self._annotation_version and not self.diagnosis.running
+        current = not self.session.diagnostics_stale and not self.diagnosis.running
         markers = f"{len(c.diagnostics)} stability markers" if current else "stability markers: updating…"
         self.counts_label.setText(f"{len(c.annotation.tracks)} tracks · {markers}")
 
@@ -982,24 +932,33 @@ class MainWindow(QMainWindow):
         self.actions[f"mode_{display.mode}"].setChecked(True)
         self.actions["labels"].setChecked(display.labels)
 
+    def _on_history_changed(self) -> None:
+        """Undo / redo became (im)possible, their texts or "modified" changed."""
+        history = self.session.history
+        self.actions["undo"].setStatusTip(f"Undo {history.undo_text}")
+        self.actions["redo"].setStatusTip(f"Redo {history.redo_text}")
+        self._update_title()
+        self._update_actions()
+
     def _update_title(self) -> None:
         c = self.controller
         name = Path(c.video.path).name if c.video is not None else ""
-        dirty = " *" if c.modified else ""
+        dirty = " *" if self.session.modified else ""
         self.setWindowTitle(f"{name}{dirty} — DVIS Studio {__version__}" if name else f"DVIS Studio {__version__}")
 
     def _update_actions(self) -> None:
         c = self.controller
         has_video = c.video is not None
         count = len(c.selection)
-        idle = c.busy is None  # no edits while a worker reads or writes the annotation
+        history = self.session.history
+        idle = self.session.busy is None  # no edits while a worker reads or writes the annotation
         enabled = {
             "save": has_video and idle, "save_as": has_video and idle, "export": has_video and idle,
             "run": has_video and idle, "pause": self.runner.running, "cancel": self.runner.running or self.tasks.running or self.diagnosis.running,
             "merge": idle and count >= 2, "swap": idle and count == 2, "split": idle and count == 1,
             "delete": idle and count >= 1, "delete_range": idle and count == 1, "relabel": idle and count == 1,
             "lock": idle and count >= 1, "hide": count >= 1, "new_track": idle and has_video, "diagnose": has_video,
-            "evaluate": has_video and idle, "undo": idle and c.undo_stack.canUndo(), "redo": idle and c.undo_stack.canRedo(),
+            "evaluate": has_video and idle, "undo": idle and history.can_undo, "redo": idle and history.can_redo,
         }
         for name, on in enabled.items():
             self.actions[name].setEnabled(on)
@@ -1011,18 +970,16 @@ class MainWindow(QMainWindow):
             runner.stop()
         self._abandon_opening()
         self.autosaver.flush()
-        self.merger = None
-        self.controller.busy = None
+        self.session.abandon_work()
         self.progress.setVisible(False)
         self._update_actions()
 
     def closeEvent(self, event) -> None:
-        c = self.controller
-        if c.modified and not self.confirm_discard():
+        if self.session.modified and not self.confirm_discard():
             event.ignore()
             return
         self._stop_work()
-        c.stop_background()
+        self.controller.stop_background()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.autosaver.finish_session()  # a clean exit leaves nothing to recover
@@ -1035,5 +992,5 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Save:
             self._run_action("Save", self.save)
-            return not self.controller.modified
+            return not self.session.modified
         return answer == QMessageBox.StandardButton.Discard

@@ -119,7 +119,6 @@ class VideoView(QGraphicsView):
         self._pan_from = None  # QPointF while panning (middle button, or Space + left button)
         self._space: _SpaceHold | None = None  # the last Space press (hold to pan, tap to play)
         self._fitted = True  # fit-to-window mode: every resize refits, until the user zooms
-        self.last_rendered: np.ndarray | None = None
         controller.exact_frame_ready.connect(lambda index: index == controller.frame_index and self.redraw())
 
     # ---------------------------------------------------------------- drawing
@@ -135,7 +134,6 @@ class VideoView(QGraphicsView):
         if controller.selection:  # selected tracks get a white outline
             selected = visible_mask(track_map, controller.selection).astype(np.int32)
             rendered[boundary_mask(selected, width=max(1, track_map.shape[0] // 240)) & (selected > 0)] = 255
-        self.last_rendered = rendered
         self.pixmap_item.setPixmap(QPixmap.fromImage(to_qimage(rendered)))
         self.scene().setSceneRect(self.pixmap_item.boundingRect())
         self._place_labels(track_map)
@@ -144,7 +142,6 @@ class VideoView(QGraphicsView):
 
     def show_picture(self, picture: np.ndarray) -> None:
         """Show a bare picture (no masks), e.g. a video's first frame while it is still being opened."""
-        self.last_rendered = picture
         self.pixmap_item.setPixmap(QPixmap.fromImage(to_qimage(picture)))
         self.scene().setSceneRect(self.pixmap_item.boundingRect())
         self._place_labels(None)
@@ -401,7 +398,3 @@ class VideoView(QGraphicsView):
             self.close_polygon()
             return
         super().mouseDoubleClickEvent(event)
-
-    def scene_point(self, x: float, y: float) -> QPointF:
-        """View coordinates of image pixel (x, y) (used by tests to click on masks)."""
-        return self.mapFromScene(QPointF(x + 0.5, y + 0.5))
