@@ -39,6 +39,7 @@ def window(qtbot, tmp_path, errors, monkeypatch):
     win = MainWindow(settings=settings, cache_dir=tmp_path / "cache")
     monkeypatch.setattr(win, "confirm_discard", lambda: True)  # pytest-qt closes the window after the test
     qtbot.addWidget(win)
+    win.resize(1500, 920)  # a desktop-sized window (the offscreen screen is 800x800): the view tests' geometry
     win.show()
     return win
 
