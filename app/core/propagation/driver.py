@@ -75,12 +75,16 @@ class _Span:
 
 @dataclass
 class Propagation:
-    """One propagation run over masks given per keyframe (``key_masks``: frame -> bool mask)."""
+    """One propagation run over masks given per keyframe (``key_masks``: frame -> bool mask).
+
+    ``make_engine`` may be given after planning: a job run on a worker thread gives it the engine over that
+    thread's own reader of the video.
+    """
 
     key_masks: dict[int, np.ndarray]
     request: PropagationRequest
     num_frames: int
-    make_engine: Callable[[], Engine]
+    make_engine: Callable[[], Engine] | None = None
     masks: dict[int, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -118,6 +122,8 @@ class Propagation:
                 yield done, total
 
     def _run_span(self, span: _Span) -> Iterator[None]:
+        if self.make_engine is None:
+            raise PropagationError("Choose a propagation engine before running a propagation.")
         key_area = int(self.key_masks[span.begin].sum())
         forward: dict[int, np.ndarray] = {}
         engine = self.make_engine()
@@ -147,7 +153,7 @@ class Propagation:
 
 
 def track_propagation(annotation: Annotation, track_id: int, request: PropagationRequest,
-                      make_engine: Callable[[], Engine]) -> Propagation:
+                      make_engine: Callable[[], Engine] | None = None) -> Propagation:
     """A propagation of ``track_id``'s mask on ``request.keyframe`` (and its other keyframes) in ``annotation``."""
     track = annotation.tracks.get(track_id)
     if track is None:
