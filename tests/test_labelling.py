@@ -13,8 +13,8 @@ from app.core.errors import Cancelled, PromptError, PropagationError
 from app.core.keyframes import KEY, PROPAGATED, FrameMarks
 from app.core.progress import Progress, run_job
 from app.core.project import Project
-from app.core.propagation.labelling import (PropagateOptions, accept_proposal, plan_propagation, propagation_edit,
-                                            propagation_job)
+from app.core.propagation.labelling import (AppliedPropagation, FrameMask, PropagateOptions, accept_proposal,
+                                            plan_propagation, propagation_job)
 from app.core.propagation.scores import jaccard
 from tests.labelling_media import SIZE, make_square_video
 from tests.labelling_media import square_mask as shape_mask
@@ -30,6 +30,21 @@ def clip(tmp_path):
 
 def maps(annotation) -> np.ndarray:
     return np.stack([annotation.track_map(i) for i in range(annotation.num_frames)])
+
+
+def propagate(annotation, propagation, track_id: int, clip, seen: list | None = None):
+    """Run the job headless as the GUI does: each frame applied as it comes; returns (result, the undo edit)."""
+    applied = AppliedPropagation(annotation, track_id)
+
+    def on_item(item) -> None:
+        if isinstance(item, FrameMask):
+            assert item.edit.frame == item.frame and item.edit.track_id == track_id
+            applied.add(item)
+        elif seen is not None:
+            seen.append(item)
+
+    result = run_job(propagation_job(propagation, track_id, clip, "flow"), on_item)
+    return result, applied.finish(propagation.request.keyframe, result.frames)
 
 
 def accepted(annotation: Annotation, frame: int = 0) -> int:
@@ -76,10 +91,9 @@ def test_propagation_job_follows_the_square_over_the_video_and_marks_its_frames(
     stored = maps(annotation)
     propagation = plan_propagation(annotation, track_id, 0, PropagateOptions(stop=12))
     seen: list[Progress] = []
-    result = run_job(propagation_job(propagation, clip, "flow"), seen.append)
+    result, inverse = propagate(annotation, propagation, track_id, clip, seen)
     assert not result.cancelled and result.frames == list(range(1, 12))
     assert [p.done for p in seen] == list(range(12)) and seen[-1].total == 11
-    inverse = annotation.apply(propagation_edit(result, track_id))
     ious = [jaccard(annotation.track_map(i) == track_id, shape_mask(i)) for i in range(1, 12)]
     assert min(ious) > 0.9, ious  # 0.97-1.0 measured
     assert annotation.marks.frames(track_id, PROPAGATED) == list(range(1, 12))
@@ -91,8 +105,9 @@ def test_propagation_job_follows_the_square_over_the_video_and_marks_its_frames(
 def test_cancelling_the_job_keeps_the_frames_done(clip):
     annotation = Annotation(FRAMES, SIZE[1], SIZE[0], vipseg_categories())
     track_id = accepted(annotation)
-    job = propagation_job(plan_propagation(annotation, track_id, 0, PropagateOptions(stop_at="range_end")), clip, "flow")
-    while next(job).done < 5:
+    job = propagation_job(plan_propagation(annotation, track_id, 0, PropagateOptions(stop_at="range_end")), track_id, clip,
+                          "flow")
+    while getattr(next(job), "done", 0) < 5:
         pass
     with pytest.raises(StopIteration) as stopped:
         job.throw(Cancelled)
@@ -106,9 +121,11 @@ def test_next_keyframe_only_fills_between_keyframes_and_interpolates_towards_the
     annotation.apply(accept_proposal(annotation, 10, shape_mask(10), PERSON, track_id)[0])
     options = PropagateOptions(direction="both", stop_at="next_keyframe")
     propagation = plan_propagation(annotation, track_id, 4, options)
-    result = run_job(propagation_job(propagation, clip, "flow"))
+    result, _ = propagate(annotation, propagation, track_id, clip)
     assert result.frames == [5, 6, 7, 8, 9]  # nothing before frame 4: no keyframe there
     assert propagation.total() == 10  # both sides of the span: forward from 4, backward from 10
+    assert annotation.marks.of(track_id) == {4: KEY, 10: KEY, **{f: PROPAGATED for f in range(5, 10)}}
+    assert min(jaccard(annotation.track_map(f) == track_id, shape_mask(f)) for f in range(5, 10)) > 0.9
     with pytest.raises(PropagationError, match="no pixels"):
         plan_propagation(annotation, track_id, 2, options)
 

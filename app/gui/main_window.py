@@ -109,7 +109,8 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_toolbar()
         self.prompt = PromptTool(self.view, self.controller, self._model_in_use, self._choose_category, self.status_label.setText)
-        self.propagator = Propagator(self.controller, start_task=self._start_task, open_dialog=self._open_window_modal,
+        self.propagator = Propagator(self.controller, start_task=self._start_task, failed=self.tasks.failed,
+                                     open_dialog=self._open_window_modal,
                                      run_action=self._run_action, model_source=self._model_in_use,
                                      status=self.status_label.setText, parent=self)
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QSpinBox, QWidget
 
 from app.core.errors import Cancelled
 from app.core.progress import Job, Progress
-from app.core.propagation.labelling import (PropagateOptions, PropagationResult, plan_propagation, propagation_edit,
-                                            propagation_job)
+from app.core.propagation.labelling import (AppliedPropagation, PropagateOptions, PropagationResult,
+                                            plan_propagation, propagation_job)
 from app.gui.controller import StudioController, UserActionError
 
 DIRECTION_NAMES = {"forward": "Forward", "backward": "Backward", "both": "Both ways"}
@@ -25,17 +26,20 @@ ENGINE_NAMES = {"flow": "Optical flow (fast, no model)", "model": "DVIS model fe
 OVERLAP_NAMES = {False: "Take pixels from other unlocked tracks", True: "Fill only void pixels"}
 
 
-def generator_task(job: Job) -> Callable[[Callable[[int, int], None], Callable[[], bool]], object]:
+def generator_task(job: Job, on_item: Callable[[object], None]) -> Callable[[Callable[[int, int], None], Callable[[], bool]], object]:
     """A generator job as a ``TaskRunner`` job (the one adapter; the generic worker replaces it): each yielded
-    ``Progress`` is reported, a cancel request throws ``Cancelled`` in, and the job's return value is the result
-    (None when it let ``Cancelled`` out)."""
+    ``Progress`` is reported, other items go to ``on_item`` (called on the worker thread: hand it a signal's
+    emit), a cancel request throws ``Cancelled`` in, and the job's return value is the result (None when it
+    let ``Cancelled`` out)."""
 
     def task(progress: Callable[[int, int], None], cancelled: Callable[[], bool]) -> object:
         try:
             item = next(job)
             while True:
-                if isinstance(item, Progress) and item.total is not None:
-                    progress(item.done, item.total)
+                if isinstance(item, Progress):
+                    progress(item.done, item.total or 0)
+                else:
+                    on_item(item)
                 item = job.throw(Cancelled) if cancelled() else next(job)
         except StopIteration as finished:
             return finished.value
@@ -92,15 +96,24 @@ def _combo(names: dict) -> QComboBox:
     return combo
 
 
-class Propagator:
-    """The Propagate action: asks, plans (errors before anything runs), runs in the background, applies."""
+class Propagator(QObject):
+    """The Propagate action: asks, plans (errors before anything runs), runs in the background while each
+    finished frame is written and shown, and makes the whole run one undo step (also after Cancel or a failure)."""
 
-    def __init__(self, controller: StudioController, *, start_task: Callable, open_dialog: Callable[[QDialog], None],
+    _frame_done = Signal(object)  # a FrameMask, emitted on the worker thread, handled on this (the UI) thread
+
+    def __init__(self, controller: StudioController, *, start_task: Callable, failed, open_dialog: Callable[[QDialog], None],
                  run_action: Callable[[str, Callable[[], object]], object], model_source: Callable[[], str | None],
                  status: Callable[[str], None], parent: QWidget):
+        super().__init__(parent)
         self.controller = controller
         self._start_task, self._open_dialog, self._run_action = start_task, open_dialog, run_action
         self._model_source, self._status, self._parent = model_source, status, parent
+        self._applied: AppliedPropagation | None = None  # of the running propagation
+        self._keyframe = 0
+        self._frames: set[int] = set()
+        self._frame_done.connect(self._on_frame)
+        failed.connect(self._on_failed)  # the window reports the error; the frames written stay, undoable
 
     def ask(self) -> None:
         c = self.controller
@@ -117,21 +130,37 @@ class Propagator:
         propagation = plan_propagation(c.annotation, track_id, keyframe, options)
         source = self._model_source()
         load_model = (lambda: _load_model(source)) if options.engine == "model" and source is not None else None
-        job = propagation_job(propagation, Path(c.video.path), options.engine, load_model)
-        self._start_task(f"Propagating track {track_id} from frame {keyframe}…", generator_task(job),
-                         lambda result: self._finish(track_id, result))
+        job = propagation_job(propagation, track_id, Path(c.video.path), options.engine, load_model)
+        self._start_task(f"Propagating track {track_id} from frame {keyframe}…", generator_task(job, self._frame_done.emit),
+                         self._finish)
+        self._applied, self._keyframe, self._frames = AppliedPropagation(c.annotation, track_id), keyframe, set()
 
-    def _finish(self, track_id: int, result: PropagationResult | None) -> None:
-        if result is None or not result.frames:
+    def _on_frame(self, frame_mask) -> None:
+        if self._applied is not None:
+            self._applied.add(frame_mask)
+            self._frames.add(frame_mask.frame)
+
+    def _close(self) -> list[int]:
+        """Mark what was propagated and push it as one undo step; returns its frames."""
+        applied, self._applied = self._applied, None
+        frames = sorted(self._frames)
+        undo = applied.finish(self._keyframe, frames) if applied is not None else None
+        if undo is not None:
+            self.controller.push_done(undo, undo.label)
+        return frames
+
+    def _on_failed(self, error: object) -> None:
+        self._close()
+
+    def _finish(self, result: PropagationResult | None) -> None:
+        frames = self._close()
+        if not frames:
             self._status("Propagation stopped before any frame was done." if result is None or result.cancelled
                          else "Nothing to propagate: no frame lies between the keyframe and where it stops.")
             return
-        edit = propagation_edit(result, track_id)
-        self.controller.edit(edit, edit.label)
-        frames = result.frames
         done = f"{len(frames)} frame{'s' if len(frames) > 1 else ''} ({frames[0]}-{frames[-1]})"
         self._status(f"Cancelled; the {done} propagated before it are kept (Ctrl+Z undoes them)." if result.cancelled
-                     else f"Propagated track {track_id} over {done}; Ctrl+Z undoes all of it.")
+                     else f"Propagated over {done}; Ctrl+Z undoes all of it.")
 
 
 def _load_model(source: str):

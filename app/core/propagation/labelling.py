@@ -98,6 +98,15 @@ def engine_factory(name: str, frames: FrameSource, load_model: Callable[[], obje
     raise PropagationError(f"Unknown engine {name!r}; use one of {', '.join(ENGINES)}.")
 
 
+@dataclass(frozen=True)
+class FrameMask:
+    """A propagated frame, as the edit that sets the track's mask there (built on the worker thread: the
+    mask's PNG encoding is the slow part)."""
+
+    frame: int
+    edit: SetMask
+
+
 @dataclass
 class PropagationResult:
     propagation: Propagation
@@ -108,10 +117,11 @@ class PropagationResult:
         return sorted(self.propagation.masks)
 
 
-def propagation_job(propagation: Propagation, video_path: Path, engine: str,
+def propagation_job(propagation: Propagation, track_id: int, video_path: Path, engine: str,
                     load_model: Callable[[], object] | None = None) -> Job[PropagationResult]:
-    """Run a planned propagation (on a worker thread: it opens its own reader of the video), yielding
-    ``Progress`` per frame. Cancelling (``Cancelled`` thrown in) ends it with the frames done so far."""
+    """Run a planned propagation of ``track_id`` (on a worker thread: it opens its own reader of the video),
+    yielding a :class:`FrameMask` per frame step and ``Progress``. Cancelling (``Cancelled`` thrown in) ends it
+    with the frames done so far."""
     from app.core.video import VideoSource
 
     with VideoSource.open(video_path) as video:
@@ -119,20 +129,34 @@ def propagation_job(propagation: Propagation, video_path: Path, engine: str,
         try:
             yield Progress(0, propagation.total(), "Propagating")
             for done, total in propagation.run():
+                frame = propagation.last_frame
+                yield FrameMask(frame, SetMask.of(frame, track_id, propagation.masks[frame], propagation.request.void_only))
                 yield Progress(done, total, "Propagating")
         except Cancelled:
             return PropagationResult(propagation, cancelled=True)
     return PropagationResult(propagation, cancelled=False)
 
 
-def propagation_edit(result: PropagationResult, track_id: int) -> EditGroup:
-    """The propagated masks as one undoable edit that also marks the keyframe and the propagated frames."""
-    propagation = result.propagation
-    edit = propagation.edit(track_id)
-    marks = [[propagation.request.keyframe, KEY], *([f, PROPAGATED] for f in result.frames)]
-    edit.edits.append(MarkFrames(track_id, marks).to_json())
-    return edit
+class AppliedPropagation:
+    """Writes a running propagation's frames into the annotation as they arrive (so they show at once and the
+    UI never applies hundreds of frames in one go), and makes all of it one undoable change at the end."""
+
+    def __init__(self, annotation: Annotation, track_id: int):
+        self.annotation, self.track_id = annotation, track_id
+        self._inverses: list[dict] = []
+
+    def add(self, frame_mask: FrameMask) -> None:
+        self._inverses.append(self.annotation.apply(frame_mask.edit).to_json())
+
+    def finish(self, keyframe: int, frames: list[int]) -> EditGroup | None:
+        """Mark ``keyframe`` and the propagated ``frames``; returns the edit undoing all of it (None: nothing done)."""
+        if not self._inverses:
+            return None
+        marks = MarkFrames(self.track_id, [[keyframe, KEY], *([f, PROPAGATED] for f in frames)])
+        inverses = [self.annotation.apply(marks).to_json(), *reversed(self._inverses)]
+        self._inverses = []
+        return EditGroup(inverses, f"Propagate track {self.track_id} over {len(frames)} frames")
 
 
-__all__ = ["DIRECTIONS", "ENGINES", "STOP_AT", "PropagateOptions", "PropagationResult", "accept_proposal",
-           "engine_factory", "plan_propagation", "propagation_edit", "propagation_job"]
+__all__ = ["DIRECTIONS", "ENGINES", "STOP_AT", "AppliedPropagation", "FrameMask", "PropagateOptions",
+           "PropagationResult", "accept_proposal", "engine_factory", "plan_propagation", "propagation_job"]
