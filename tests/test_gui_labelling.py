@@ -167,3 +167,51 @@ def test_cancel_keeps_the_frames_done_and_one_undo_removes_them(window, qtbot, t
     undo(window, qtbot)
     assert np.array_equal(maps(controller.annotation), before)
     assert not errors
+
+
+@pytest.mark.timeout(180)
+def test_with_the_projects_model_a_box_shows_its_proposals_tab_cycles_and_enter_uses_the_proposals_class(
+        window, qtbot, tmp_path, errors):
+    pytest.importorskip("torch")
+    import cv2
+
+    from app.core.project import Project
+    from dvis_models.data import vipseg_format as fmt
+    from dvis_models.data.synthetic import render_video, video_rng
+
+    categories = fmt.load_categories()
+    video = render_video("v", video_rng(0, "val", 1), categories, num_frames=1)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for index, frame in enumerate(video.frames):
+        cv2.imwrite(str(frames / f"{index:05d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    Project.create(tmp_path / "project", frames, model={"model": "bundled"}).close()  # made with the bundled model
+    open_clip(window, qtbot, tmp_path / "project")
+    controller, view, tool = window.controller, window.view, window.prompt
+    things = {int(c["id"]) for c in categories if c["isthing"]}
+    largest = max((s for s in video.segments[0] if s["category_id"] in things), key=lambda s: s["area"])
+    x, y, w, h = largest["bbox"]
+    qtbot.keyClick(view, Qt.Key.Key_A)
+    viewport = view.viewport()
+    qtbot.mousePress(viewport, Qt.MouseButton.LeftButton, pos=view.scene_point(x, y))
+    qtbot.mouseMove(viewport, view.scene_point(x + w // 2, y + h // 2))
+    qtbot.mouseMove(viewport, view.scene_point(x + w - 1, y + h - 1))
+    qtbot.mouseRelease(viewport, Qt.MouseButton.LeftButton, pos=view.scene_point(x + w - 1, y + h - 1))
+    assert tool.prompt.box == (x, y, x + w, y + h) and not tool.prompt.positives
+    assert tool.box_item.isVisible()
+    qtbot.waitUntil(lambda: tool.proposal is not None, timeout=120_000)  # loads the model, segments the frame
+    assert tool.proposal.source == "model" and tool.proposal.category_id == largest["category_id"]
+    assert len(tool.proposals) > 1
+    best = tool.proposal
+    qtbot.keyClick(view, Qt.Key.Key_Tab)
+    assert tool.proposal is tool.proposals[1] and view.hasFocus()
+    for _ in range(len(tool.proposals) - 1):
+        qtbot.keyClick(view, Qt.Key.Key_Tab)
+    assert tool.proposal is best  # Tab cycles back round
+    qtbot.keyClick(view, Qt.Key.Key_Return)  # the proposal's class: no question asked
+    track_id = controller.selected
+    assert controller.annotation.tracks[track_id].category_id == largest["category_id"]
+    assert jaccard(controller.annotation.track_map(0) == track_id, video.id_masks[0] == largest["id"]) > 0.6
+    undo(window, qtbot)
+    assert track_id not in controller.annotation.tracks
+    assert not errors
