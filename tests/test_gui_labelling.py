@@ -119,15 +119,21 @@ def run_propagate_dialog(window, qtbot, stop_at: str) -> None:
     qtbot.mouseClick(ok, Qt.MouseButton.LeftButton)
 
 
+def prompt_and_propagate(window, qtbot, clip) -> tuple[int, np.ndarray]:
+    """Open the clip, add the square with the prompt tool and start propagating it to the end: (track, maps before)."""
+    open_clip(window, qtbot, clip)
+    track_id = prompt_square(window, qtbot)
+    before = maps(window.controller.annotation)
+    window.view.setFocus()
+    run_propagate_dialog(window, qtbot, "range_end")
+    return track_id, before
+
+
 @pytest.mark.timeout(120)
 def test_propagate_runs_in_the_worker_marks_the_timeline_undoes_at_once_and_survives_the_project(window, qtbot, tmp_path, errors):
     frames = 16
-    open_clip(window, qtbot, make_square_video(tmp_path / "clip.mp4", frames))
+    track_id, before = prompt_and_propagate(window, qtbot, make_square_video(tmp_path / "clip.mp4", frames))
     controller = window.controller
-    track_id = prompt_square(window, qtbot)
-    before = maps(controller.annotation)
-    window.view.setFocus()
-    run_propagate_dialog(window, qtbot, "range_end")
     qtbot.waitUntil(lambda: controller.undo_stack.count() == 2, timeout=60_000)
     annotation = controller.annotation
     ious = [jaccard(annotation.track_map(i) == track_id, square_mask(i)) for i in range(frames)]
@@ -151,13 +157,9 @@ def test_propagate_runs_in_the_worker_marks_the_timeline_undoes_at_once_and_surv
 @pytest.mark.timeout(120)
 def test_cancel_keeps_the_frames_done_and_one_undo_removes_them(window, qtbot, tmp_path, errors):
     frames = 60
-    open_clip(window, qtbot, make_square_video(tmp_path / "clip.mp4", frames))
-    controller = window.controller
-    track_id = prompt_square(window, qtbot)
-    before = maps(controller.annotation)
     window.tasks.progress.connect(lambda done, total: done >= 5 and window.actions["cancel"].trigger())
-    window.view.setFocus()
-    run_propagate_dialog(window, qtbot, "range_end")
+    track_id, before = prompt_and_propagate(window, qtbot, make_square_video(tmp_path / "clip.mp4", frames))
+    controller = window.controller
     qtbot.waitUntil(lambda: controller.undo_stack.count() == 2, timeout=60_000)
     done = controller.annotation.marks.frames(track_id, PROPAGATED)
     assert 5 <= len(done) < frames - 1 and done == list(range(1, len(done) + 1))
