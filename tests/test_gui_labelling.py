@@ -130,7 +130,8 @@ def prompt_and_propagate(window, qtbot, clip) -> tuple[int, np.ndarray]:
 
 
 @pytest.mark.timeout(120)
-def test_propagate_runs_in_the_worker_marks_the_timeline_undoes_at_once_and_survives_the_project(window, qtbot, tmp_path, errors):
+def test_propagate_runs_in_the_worker_marks_the_timeline_undoes_at_once_and_survives_the_project(
+        window, qtbot, tmp_path, errors):
     frames = 16
     track_id, before = prompt_and_propagate(window, qtbot, make_square_video(tmp_path / "clip.mp4", frames))
     controller = window.controller

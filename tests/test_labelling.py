@@ -13,8 +13,14 @@ from app.core.errors import Cancelled, PromptError, PropagationError
 from app.core.keyframes import KEY, PROPAGATED, FrameMarks
 from app.core.progress import Progress, run_job
 from app.core.project import Project
-from app.core.propagation.labelling import (AppliedPropagation, FrameMask, PropagateOptions, accept_proposal,
-                                            plan_propagation, propagation_job)
+from app.core.propagation.labelling import (
+    AppliedPropagation,
+    FrameMask,
+    PropagateOptions,
+    accept_proposal,
+    plan_propagation,
+    propagation_job,
+)
 from app.core.propagation.scores import jaccard
 from tests.labelling_media import SIZE, make_square_video
 from tests.labelling_media import square_mask as shape_mask
@@ -62,7 +68,8 @@ def test_accepting_a_proposal_makes_a_new_track_with_that_mask_and_a_keyframe_in
     assert np.array_equal(annotation.track_map(3) == track_id, shape_mask(3))
     assert annotation.marks.of(track_id) == {3: KEY}
     annotation.apply(inverse)
-    assert track_id not in annotation.tracks and annotation.marks.of(track_id) == {} and np.array_equal(maps(annotation), stored)
+    assert track_id not in annotation.tracks and annotation.marks.of(track_id) == {}
+    assert np.array_equal(maps(annotation), stored)
 
 
 def test_a_stuff_proposal_goes_into_the_existing_track_of_its_category_and_an_empty_one_is_refused():
@@ -105,7 +112,8 @@ def test_propagation_job_follows_the_square_over_the_video_and_marks_its_frames(
 def test_cancelling_the_job_keeps_the_frames_done(clip):
     annotation = Annotation(FRAMES, SIZE[1], SIZE[0], vipseg_categories())
     track_id = accepted(annotation)
-    job = propagation_job(plan_propagation(annotation, track_id, 0, PropagateOptions(stop_at="range_end")), track_id, clip,
+    propagation = plan_propagation(annotation, track_id, 0, PropagateOptions(stop_at="range_end"))
+    job = propagation_job(propagation, track_id, clip,
                           "flow")
     while getattr(next(job), "done", 0) < 5:
         pass
@@ -137,10 +145,29 @@ def test_marks_survive_a_project_save_and_open_and_older_projects_open_without_t
     Project.create(tmp_path / "project", clip, annotation=annotation).close()
     with Project.open(tmp_path / "project") as project:
         assert project.annotation.marks.of(track_id) == {0: KEY, 1: PROPAGATED, 2: PROPAGATED}
-        tracks_file = tmp_path / "project" / json.loads((tmp_path / "project" / "project.json").read_text())["annotation"]["tracks"]
+        manifest = json.loads((tmp_path / "project" / "project.json").read_text())
+        tracks_file = tmp_path / "project" / manifest["annotation"]["tracks"]
     older = json.loads(tracks_file.read_text())
     del older["marks"]  # what projects saved before keyframes hold
     tracks_file.write_text(json.dumps(older))
     with Project.open(tmp_path / "project") as project:
         assert project.annotation.marks.to_json() == {} and track_id in project.annotation.tracks
     assert FrameMarks.from_json({"3": [[4, "key"]]}).spans(3, KEY) == [(4, 4)]
+
+
+def test_the_model_engine_runs_as_a_job_with_the_model_it_is_given_and_without_one_says_what_to_do(clip):
+    pytest.importorskip("torch")
+    from dvis_models import load_checkpoint
+    from dvis_models.resources import BUNDLED_CHECKPOINT
+
+    annotation = Annotation(FRAMES, SIZE[1], SIZE[0], vipseg_categories())
+    track_id = accepted(annotation)
+    options = PropagateOptions(stop=2, stop_at="range_end", engine="model")
+    with pytest.raises(PropagationError, match="needs a model"):
+        run_job(propagation_job(plan_propagation(annotation, track_id, 0, options), track_id, clip, "model"))
+    loaded = []
+    job = propagation_job(plan_propagation(annotation, track_id, 0, options), track_id, clip, "model",
+                          lambda: loaded.append(1) or load_checkpoint(BUNDLED_CHECKPOINT))
+    result = run_job(job)
+    assert loaded == [1] and result.frames == [1]
+    assert min(jaccard(result.propagation.masks[f], shape_mask(f)) for f in result.frames) > 0.8

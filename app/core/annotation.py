@@ -448,8 +448,8 @@ class Annotation:
         return {"seg": self._seg, "area": self._area, "owner": self._owner[: self._num_keys]}
 
     def tracks_json(self) -> dict:
-        return {"next_track_id": self._next_track_id, "tracks": [t.to_json() for t in sorted(self.tracks.values(), key=lambda t: t.id)],
-                "marks": self.marks.to_json()}
+        tracks = [t.to_json() for t in sorted(self.tracks.values(), key=lambda t: t.id)]
+        return {"next_track_id": self._next_track_id, "tracks": tracks, "marks": self.marks.to_json()}
 
     @classmethod
     def restore(cls, num_frames: int, height: int, width: int, categories: CategoryTable, tracks: dict,

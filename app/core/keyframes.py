@@ -52,7 +52,7 @@ class FrameMarks:
         return {str(t): [[f, k] for f, k in sorted(frames.items())] for t, frames in sorted(self._marks.items())}
 
     @classmethod
-    def from_json(cls, data: dict) -> "FrameMarks":
+    def from_json(cls, data: dict) -> FrameMarks:
         """Read :meth:`to_json` output; raises ValueError on an unknown kind."""
         marks: dict[int, dict[int, str]] = {}
         for track, entries in data.items():

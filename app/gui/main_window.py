@@ -108,7 +108,8 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus()
         self._build_toolbar()
-        self.prompt = PromptTool(self.view, self.controller, self._model_in_use, self._choose_category, self.status_label.setText)
+        self.prompt = PromptTool(self.view, self.controller, self._model_in_use, self._choose_category,
+                                 self.status_label.setText)
         self.propagator = Propagator(self.controller, start_task=self._start_task, failed=self.tasks.failed,
                                      open_dialog=self._open_window_modal,
                                      run_action=self._run_action, model_source=self._model_in_use,
@@ -302,7 +303,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.actions["quit"])
         self.edit_menu = bar.addMenu("&Edit")
         self._add(self.edit_menu, "undo redo | merge split swap delete delete_range relabel lock new_track propagate | "
-                                  "tool_select tool_brush tool_eraser tool_fill tool_colour_fill tool_polygon tool_prompt brush_smaller brush_larger | select_none")
+                                  "tool_select tool_brush tool_eraser tool_fill tool_colour_fill tool_polygon tool_prompt "
+                                  "brush_smaller brush_larger | select_none")
         view_menu = bar.addMenu("&View")
         self._add(view_menu, "mode_fill mode_contour mode_fill_contour mode_fade mode_cutout | labels hide show_all | "
                              "zoom_in zoom_out fit fit_timeline")
@@ -356,7 +358,8 @@ class MainWindow(QMainWindow):
         bar = QToolBar("Paint", self)
         bar.setObjectName("paint toolbar")
         self.addToolBar(bar)
-        for name in ("tool_select", "tool_brush", "tool_eraser", "tool_fill", "tool_colour_fill", "tool_polygon", "tool_prompt"):
+        for name in ("tool_select", "tool_brush", "tool_eraser", "tool_fill", "tool_colour_fill", "tool_polygon",
+                     "tool_prompt"):
             bar.addAction(self.actions[name])
         bar.addSeparator()
         self.brush_spin = QSpinBox(minimum=1, maximum=MAX_BRUSH_RADIUS, value=self.view.brush_radius, suffix=" px")
@@ -883,7 +886,8 @@ class MainWindow(QMainWindow):
         """Ask for a class without blocking, then call `then(category id)` (a prompted mask with no class)."""
         dialog = CategoryDialog(self.controller.categories, None, self)
         dialog.setWindowTitle("Class of the new track")
-        dialog.accepted.connect(lambda: dialog.category_id() is None or self._run_action("Prompted mask", lambda: then(dialog.category_id())))
+        chosen = dialog.category_id
+        dialog.accepted.connect(lambda: chosen() is None or self._run_action("Prompted mask", lambda: then(chosen())))
         self._open_window_modal(dialog)
 
     def _brush_size(self, delta: int) -> None:
@@ -1015,7 +1019,8 @@ class MainWindow(QMainWindow):
             "run": has_video and idle, "pause": self.runner.running, "cancel": self.runner.running or self.tasks.running or self.diagnosis.running,
             "merge": idle and count >= 2, "swap": idle and count == 2, "split": idle and count == 1,
             "delete": idle and count >= 1, "delete_range": idle and count == 1, "relabel": idle and count == 1,
-            "lock": idle and count >= 1, "hide": count >= 1, "propagate": idle and count == 1, "new_track": idle and has_video, "diagnose": has_video,
+            "lock": idle and count >= 1, "hide": count >= 1, "propagate": idle and count == 1,
+            "new_track": idle and has_video, "diagnose": has_video,
             "evaluate": has_video and idle, "undo": idle and c.undo_stack.canUndo(), "redo": idle and c.undo_stack.canRedo(),
         }
         for name, on in enabled.items():

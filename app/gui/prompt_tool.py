@@ -26,7 +26,9 @@ from app.core.propagation.prompts import Prompt, Proposal
 from app.gui.controller import StudioController
 from app.gui.video_view import VideoView
 
+CACHED_FRAMES = 4  # segmenter outputs kept: about 100 MB a frame at 720p (256 mask-feature channels + query masks)
 DRAG_PIXELS = 5  # a press moved farther than this (view pixels) is a box drag, not a click
+BUTTONS = (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton)  # positive / negative points
 KEYS = (Qt.Key.Key_Tab, Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape)
 TINT = (0, 220, 255)  # the proposal's colour: unlike any track's, so it reads as "not yet accepted"
 GESTURES = [
@@ -57,9 +59,9 @@ class _ProposalWorker:
             return propose(image, prompt)
         if model_source != self._model_source:
             from app.core.propagation.segmenter import SegmenterCache
-            from app.gui.inference import load_model
+            from app.gui.propagate_dialog import load_model
 
-            self._segmenter = SegmenterCache(load_model(model_source), self._video.frame)
+            self._segmenter = SegmenterCache(load_model(model_source), self._video.frame, max_frames=CACHED_FRAMES)
             self._model_source = model_source
         labels = self._segmenter.model.config.label_to_category
         return propose(image, prompt, self._segmenter.get(index), labels)
@@ -236,7 +238,7 @@ class PromptTool(QObject):
         kind = event.type()
         if kind == QEvent.Type.ContextMenu:
             return True  # the right button is a negative point here
-        if kind == QEvent.Type.MouseButtonPress and event.button() in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton):
+        if kind == QEvent.Type.MouseButtonPress and event.button() in BUTTONS:
             self._press = event.position().toPoint()
             return True
         if kind == QEvent.Type.MouseMove and self._press is not None and event.buttons() & Qt.MouseButton.LeftButton:

@@ -15,8 +15,13 @@ from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout,
 
 from app.core.errors import Cancelled
 from app.core.progress import Job, Progress
-from app.core.propagation.labelling import (AppliedPropagation, PropagateOptions, PropagationResult,
-                                            plan_propagation, propagation_job)
+from app.core.propagation.labelling import (
+    AppliedPropagation,
+    PropagateOptions,
+    PropagationResult,
+    plan_propagation,
+    propagation_job,
+)
 from app.gui.controller import StudioController, UserActionError
 
 DIRECTION_NAMES = {"forward": "Forward", "backward": "Backward", "both": "Both ways"}
@@ -26,7 +31,10 @@ ENGINE_NAMES = {"flow": "Optical flow (fast, no model)", "model": "DVIS model fe
 OVERLAP_NAMES = {False: "Take pixels from other unlocked tracks", True: "Fill only void pixels"}
 
 
-def generator_task(job: Job, on_item: Callable[[object], None]) -> Callable[[Callable[[int, int], None], Callable[[], bool]], object]:
+TaskJob = Callable[[Callable[[int, int], None], Callable[[], bool]], object]  # TaskRunner's job(progress, cancelled)
+
+
+def generator_task(job: Job, on_item: Callable[[object], None]) -> TaskJob:
     """A generator job as a ``TaskRunner`` job (the one adapter; the generic worker replaces it): each yielded
     ``Progress`` is reported, other items go to ``on_item`` (called on the worker thread: hand it a signal's
     emit), a cancel request throws ``Cancelled`` in, and the job's return value is the result (None when it
@@ -59,7 +67,8 @@ def model_in_use(last_request, project) -> str | None:
 class PropagateDialog(QDialog):
     """Direction, range and stop rule, engine and overlap policy of one propagation."""
 
-    def __init__(self, num_frames: int, keyframe: int, track_id: int, engines: list[str], parent: QWidget | None = None):
+    def __init__(self, num_frames: int, keyframe: int, track_id: int, engines: list[str],
+                 parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle(f"Propagate track {track_id} from frame {keyframe}")
         self.direction = _combo(DIRECTION_NAMES)
@@ -102,7 +111,8 @@ class Propagator(QObject):
 
     _frame_done = Signal(object)  # a FrameMask, emitted on the worker thread, handled on this (the UI) thread
 
-    def __init__(self, controller: StudioController, *, start_task: Callable, failed, open_dialog: Callable[[QDialog], None],
+    def __init__(self, controller: StudioController, *, start_task: Callable, failed,
+                 open_dialog: Callable[[QDialog], None],
                  run_action: Callable[[str, Callable[[], object]], object], model_source: Callable[[], str | None],
                  status: Callable[[str], None], parent: QWidget):
         super().__init__(parent)
@@ -122,17 +132,20 @@ class Propagator(QObject):
         track_id, keyframe = c.selected, c.frame_index
         engines = ["flow", "model"] if self._model_source() is not None else ["flow"]
         dialog = PropagateDialog(c.num_frames, keyframe, track_id, engines, self._parent)
-        dialog.accepted.connect(lambda: self._run_action("Propagate", lambda: self.start(track_id, keyframe, dialog.options())))
+        def start() -> None:
+            self.start(track_id, keyframe, dialog.options())
+
+        dialog.accepted.connect(lambda: self._run_action("Propagate", start))
         self._open_dialog(dialog)
 
     def start(self, track_id: int, keyframe: int, options: PropagateOptions) -> None:
         c = self.controller
         propagation = plan_propagation(c.annotation, track_id, keyframe, options)
         source = self._model_source()
-        load_model = (lambda: _load_model(source)) if options.engine == "model" and source is not None else None
-        job = propagation_job(propagation, track_id, Path(c.video.path), options.engine, load_model)
-        self._start_task(f"Propagating track {track_id} from frame {keyframe}…", generator_task(job, self._frame_done.emit),
-                         self._finish)
+        load = (lambda: load_model(source)) if options.engine == "model" and source is not None else None
+        job = propagation_job(propagation, track_id, Path(c.video.path), options.engine, load)
+        task = generator_task(job, self._frame_done.emit)
+        self._start_task(f"Propagating track {track_id} from frame {keyframe}…", task, self._finish)
         self._applied, self._keyframe, self._frames = AppliedPropagation(c.annotation, track_id), keyframe, set()
 
     def _on_frame(self, frame_mask) -> None:
@@ -163,8 +176,9 @@ class Propagator(QObject):
                      else f"Propagated over {done}; Ctrl+Z undoes all of it.")
 
 
-def _load_model(source: str):
-    """The model for ``source`` (cached across runs); called on the worker thread, which imports torch."""
-    from app.gui.inference import load_model
+def load_model(source: str):
+    """The model for ``source`` (cached across runs), for prompts and propagation: the one place they get it.
+    Called on a worker thread, which imports torch."""
+    from app.gui.inference import load_model as load
 
-    return load_model(source)
+    return load(source)

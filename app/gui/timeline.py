@@ -168,7 +168,8 @@ class TimelineWidget(QWidget):
         marks = self._controller.annotation.marks
         self.keyframes.setData([{"pos": (frame, lane), "data": f"keyframe of track {track} at frame {frame}"}
                                 for track, lane in lane_of.items() for frame in marks.frames(track, KEY)])
-        self.propagated.set_spans([(lane, a, b) for track, lane in lane_of.items() for a, b in marks.spans(track, PROPAGATED)])
+        self.propagated.set_spans([(lane, a, b) for track, lane in lane_of.items()
+                                   for a, b in marks.spans(track, PROPAGATED)])
 
     def fit(self) -> None:
         """Show every frame and the first 30 lanes."""

@@ -17,11 +17,21 @@ from app.core.edits import AddTrack, Edit, EditGroup, MarkFrames, SetMask
 from app.core.errors import Cancelled, PromptError, PropagationError
 from app.core.keyframes import KEY, PROPAGATED
 from app.core.progress import Job, Progress
-from app.core.propagation.driver import (DEFAULT_ENGINE, DIRECTIONS, ENGINES, CopyEngine, Engine, Propagation,
-                                         PropagationRequest, track_propagation)
+from app.core.propagation.driver import (
+    DEFAULT_ENGINE,
+    DIRECTIONS,
+    ENGINES,
+    CopyEngine,
+    Engine,
+    Propagation,
+    PropagationRequest,
+    track_propagation,
+)
 from app.core.propagation.flow import FlowEngine, FrameSource
 
 STOP_AT = ("disappearance", "range_end", "next_keyframe")
+CACHED_FRAMES = 8  # segmenter outputs the model engine keeps: about 100 MB a frame at 720p (an interpolated span
+# longer than this is segmented twice: once each way)
 DISAPPEARED_FRACTION = 0.1  # "the object's disappearance": its area below this fraction of the keyframe's
 
 
@@ -81,7 +91,8 @@ def plan_propagation(annotation: Annotation, track_id: int, keyframe: int, optio
     return track_propagation(annotation, track_id, request)
 
 
-def engine_factory(name: str, frames: FrameSource, load_model: Callable[[], object] | None = None) -> Callable[[], Engine]:
+def engine_factory(name: str, frames: FrameSource,
+                   load_model: Callable[[], object] | None = None) -> Callable[[], Engine]:
     """Makes a fresh engine per propagated span; the model engine's segmenter outputs are shared by all spans."""
     if name == "flow":
         return lambda: FlowEngine(frames)
@@ -89,11 +100,12 @@ def engine_factory(name: str, frames: FrameSource, load_model: Callable[[], obje
         return CopyEngine
     if name == "model":
         if load_model is None:
-            raise PropagationError("The model engine needs a model: run DVIS once (Model → Run DVIS), or choose the flow engine.")
+            raise PropagationError("The model engine needs a model: run DVIS once (Model → Run DVIS), "
+                                   "or choose the flow engine.")
         from app.core.propagation.model_engine import ModelEngine
         from app.core.propagation.segmenter import SegmenterCache
 
-        cache = SegmenterCache(load_model(), frames)
+        cache = SegmenterCache(load_model(), frames, max_frames=CACHED_FRAMES)
         return lambda: ModelEngine(cache, frames)
     raise PropagationError(f"Unknown engine {name!r}; use one of {', '.join(ENGINES)}.")
 
@@ -130,7 +142,8 @@ def propagation_job(propagation: Propagation, track_id: int, video_path: Path, e
             yield Progress(0, propagation.total(), "Propagating")
             for done, total in propagation.run():
                 frame = propagation.last_frame
-                yield FrameMask(frame, SetMask.of(frame, track_id, propagation.masks[frame], propagation.request.void_only))
+                mask = propagation.masks[frame]
+                yield FrameMask(frame, SetMask.of(frame, track_id, mask, propagation.request.void_only))
                 yield Progress(done, total, "Propagating")
         except Cancelled:
             return PropagationResult(propagation, cancelled=True)
