@@ -124,6 +124,7 @@ class Propagator(QObject):
         self._frames: set[int] = set()
         self._frame_done.connect(self._on_frame)
         failed.connect(self._on_failed)  # the window reports the error; the frames written stay, undoable
+        controller.loaded.connect(self._forget)  # a stopped run's frames went with the document it wrote to
 
     def ask(self) -> None:
         c = self.controller
@@ -164,6 +165,9 @@ class Propagator(QObject):
 
     def _on_failed(self, error: object) -> None:
         self._close()
+
+    def _forget(self) -> None:
+        self._applied = None
 
     def _finish(self, result: PropagationResult | None) -> None:
         frames = self._close()
