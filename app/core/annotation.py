@@ -25,6 +25,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from app.core.categories import CategoryTable
+from app.core.keyframes import FrameMarks
 from app.core.mask_store import AnnotationError, Loader, MaskStore
 
 #: Called after every change with (frames whose rendering changed, track ids whose row changed).
@@ -91,6 +92,7 @@ class Annotation:
         self.width = width
         self.categories = categories
         self.tracks: dict[int, Track] = {}
+        self.marks = FrameMarks()  # keyframes and propagated frames per track (set by the MarkFrames edit)
         self.listeners: list[Listener] = []
         self.mask_store = MaskStore(num_frames, height, width, loader=loader, slot_limit=lambda: self._seg.shape[1])
         self.tables_dirty = False  # set by any table change; the project clears it after saving
@@ -388,6 +390,13 @@ class Annotation:
         self.tables_dirty = True
         self._changed(frozenset(), frozenset(changed))
 
+    def set_marks(self, track_id: int, marks: dict[int, str | None]) -> dict[int, str | None]:
+        """Mark frames of a track as keyframes / propagated (None unmarks); returns the marks before."""
+        before = self.marks.set(track_id, marks)
+        self.tables_dirty = True
+        self._changed(frozenset(), frozenset([track_id]))
+        return before
+
     def slot_row(self, index: int) -> np.ndarray:
         """Segment keys of the slots of frame ``index`` (a copy)."""
         return self._seg[index].copy()
@@ -439,7 +448,8 @@ class Annotation:
         return {"seg": self._seg, "area": self._area, "owner": self._owner[: self._num_keys]}
 
     def tracks_json(self) -> dict:
-        return {"next_track_id": self._next_track_id, "tracks": [t.to_json() for t in sorted(self.tracks.values(), key=lambda t: t.id)]}
+        tracks = [t.to_json() for t in sorted(self.tracks.values(), key=lambda t: t.id)]
+        return {"next_track_id": self._next_track_id, "tracks": tracks, "marks": self.marks.to_json()}
 
     @classmethod
     def restore(cls, num_frames: int, height: int, width: int, categories: CategoryTable, tracks: dict,
@@ -459,6 +469,7 @@ class Annotation:
         if stray:
             raise ValueError(f"pixels belong to tracks {sorted(stray)} that the track table does not list")
         # Keys without pixels may name removed tracks (left by undone paints): undoing further re-uses them.
+        annotation.marks = FrameMarks.from_json(tracks.get("marks", {}))  # absent in projects saved before marks
         annotation._next_track_id = max(int(tracks["next_track_id"]), max(annotation.tracks, default=0) + 1)
         annotation._seg = seg.astype(np.int32, copy=True)
         annotation._area = area.astype(np.int32, copy=True)

@@ -25,12 +25,13 @@ import cv2
 import numpy as np
 
 from app.core.annotation import Annotation, AnnotationError, Provenance, Track
+from app.core.keyframes import KEY, KINDS
 from app.core.mask_store import decode_slots, encode_slots
 
 __all__ = [
     "Edit", "TrackTablePatch", "PixelPatch", "EditGroup", "AddTrack", "SetTrackLocked", "MergeTracks",
-    "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PaintMask", "SetMask", "PAINT_TOOLS",
-    "shared_frames",
+    "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PaintMask", "SetMask", "MarkFrames",
+    "with_keyframe", "PAINT_TOOLS", "shared_frames",
 ]
 
 PAINT_TOOLS = ("brush", "eraser", "fill", "polygon")
@@ -513,3 +514,28 @@ class SetMask(_BoxedMaskEdit):
         box_changed = changed[y0 : y0 + h, x0 : x0 + w]
         after = np.where(box_changed, np.where(wanted[y0 : y0 + h, x0 : x0 + w], slot, 0), before)
         return annotation.apply(PixelPatch.of(self.frame, y0, x0, after, row, [_edited(track)]))
+
+
+@dataclass
+class MarkFrames(Edit):
+    """Mark frames of a track as keyframes or propagated ("" unmarks); pixels stay as they are."""
+
+    kind: ClassVar[str] = "mark_frames"
+    track_id: int = 0
+    marks: list[list] = field(default_factory=list)  # [[frame, "key" | "propagated" | ""], ...]
+
+    def apply(self, annotation: Annotation) -> Edit:
+        for frame, kind in self.marks:
+            _check_frame(annotation, int(frame))
+            if kind and kind not in KINDS:
+                raise AnnotationError(f"Unknown frame mark {kind!r}; use one of {', '.join(KINDS)}.")
+        before = annotation.set_marks(self.track_id, {int(f): k or None for f, k in self.marks})
+        return MarkFrames(self.track_id, [[f, k or ""] for f, k in before.items()])
+
+
+def with_keyframe(edit: Edit, track_id: int, frame: int, label: str) -> Edit:
+    """``edit`` of ``track_id``'s mask on ``frame`` plus marking that frame a keyframe, as one undo step
+    (a frame a person drew or corrected is one propagation may start from and must not overwrite)."""
+    if not track_id:
+        return edit
+    return EditGroup([edit.to_json(), MarkFrames(track_id, [[frame, KEY]]).to_json()], label)

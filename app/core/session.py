@@ -57,6 +57,7 @@ class Session:
         self.diagnostics: list = []  # stability markers of the annotation as of `_diagnosed_version`
         self.run: ModelRun | None = None
         self.resume_at: int | None = None  # where the next run continues after a cancelled one
+        self.last_model: str | None = None  # the model source of this session's last run
         self.version = 0  # counts changes of the annotation and documents: tells stale diagnostics
         self._diagnosed_version = 0
         self._job = False  # an export / evaluation / import reads the annotation
@@ -256,8 +257,15 @@ class Session:
             raise UserActionError("DVIS is already running; cancel it first to start another run.")
         merger = ResultMerger(self.annotation, keep_edited=request.keep_edited, write_from=request.start)
         before, self.run, self.resume_at = self.busy, ModelRun(request, merger), None
+        self.last_model = str(request.model)
         self._busy_changed(before)
         return dataclasses.replace(request, start=resume_start(self.annotation, request.start))
+
+    def model_in_use(self) -> str | None:
+        """The model source of this session's last run, else the one the project was made with (None: none)."""
+        if self.last_model is not None:
+            return self.last_model
+        return (self.project.model or {}).get("model") if self.project is not None else None
 
     def add_result(self, result, offset: int) -> None:
         """Write one frame's result (frame `result.index + offset`) of the running model."""

@@ -238,13 +238,14 @@ class StudioController(QObject):
         """Brush / fill / polygon into the selected track, or erase, on the current frame."""
         track_id = 0 if tool == "eraser" else self._need(1, tool.capitalize())[0]
         op = edits.Paint(self.frame_index, track_id, tool, [[int(x), int(y)] for x, y in points], int(radius))
-        self.edit(op, f"{tool.capitalize()} {track_id or ''} on frame {self.frame_index}".replace("  ", " "))
+        label = f"{tool.capitalize()} {track_id or ''} on frame {self.frame_index}".replace("  ", " ")
+        self.edit(edits.with_keyframe(op, track_id, self.frame_index, label), label)
 
     def colour_fill(self, x: int, y: int, tolerance: int) -> None:
         """Paint the region of the current frame's colours around (x, y) (within `tolerance`) into the selected track."""
         track_id = self._need(1, "Colour fill")[0]
         op = image_fill(self.video.frame(self.frame_index), self.frame_index, track_id, x, y, tolerance)
-        self.edit(op, op.label)
+        self.edit(edits.with_keyframe(op, track_id, self.frame_index, op.label), op.label)
 
     def describe_pixel(self, x: int, y: int) -> str:
         """Status-bar text for the pixel under the mouse: position and the track there."""

@@ -47,6 +47,9 @@ from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDial
 from app.gui.errors import report_exception
 from app.gui.inference import CANCELLED, InferenceRunner, RunRequest
 from app.gui.object_list import ObjectList
+from app.gui.prompt_tool import GESTURES as PROMPT_GESTURES
+from app.gui.prompt_tool import PromptTool
+from app.gui.propagate_dialog import Propagator
 from app.gui.stability import StabilityPanel
 from app.gui.tasks import TaskRunner
 from app.gui.timeline import TimelineWidget
@@ -104,6 +107,12 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_menus()
         self._build_toolbar()
+        self.prompt = PromptTool(self.view, self.controller, self.session.model_in_use, self._choose_category,
+                                 self.status_label.setText)
+        self.propagator = Propagator(self.controller, start_task=self._start_task, failed=self.tasks.failed,
+                                     open_dialog=self._open_window_modal,
+                                     run_action=self._run_action, model_source=self.session.model_in_use,
+                                     status=self.status_label.setText, parent=self)
 
         self._refresh_timer = QTimer(self, singleShot=True, interval=150)
         self._refresh_timer.timeout.connect(self._refresh_panels)
@@ -234,10 +243,13 @@ class MainWindow(QMainWindow):
         tools = QActionGroup(self)
         for name, text, key in (("select", "Select / Pan", "V"), ("brush", "Brush", "B"), ("eraser", "Eraser", "E"),
                                 ("fill", "Fill Region", "G"), ("colour_fill", "Fill Similar Colour", "Shift+G"),
-                                ("polygon", "Polygon", "P")):
+                                ("polygon", "Polygon", "P"), ("prompt", "Prompted Mask (click / box)", "A")):
             action = a(f"tool_{name}", text, lambda name=name: self.view.set_tool(name), key, checkable=True)
             tools.addAction(action)
         self.actions["tool_select"].setChecked(True)
+        self.actions["tool_prompt"].toggled.connect(lambda on: on or self.prompt.clear())
+        a("propagate", "Pro&pagate Track…", lambda: self.propagator.ask(), "Shift+P",
+          tip="Propagate the selected track's mask on this frame through the video")
         a("brush_smaller", "Smaller Brush", lambda: self._brush_size(-2), "[")
         a("brush_larger", "Larger Brush", lambda: self._brush_size(+2), "]")
 
@@ -288,8 +300,9 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         file_menu.addAction(self.actions["quit"])
         self.edit_menu = bar.addMenu("&Edit")
-        self._add(self.edit_menu, "undo redo | merge split swap delete delete_range relabel lock new_track | "
-                                  "tool_select tool_brush tool_eraser tool_fill tool_colour_fill tool_polygon brush_smaller brush_larger | select_none")
+        self._add(self.edit_menu, "undo redo | merge split swap delete delete_range relabel lock new_track propagate | "
+                                  "tool_select tool_brush tool_eraser tool_fill tool_colour_fill tool_polygon tool_prompt "
+                                  "brush_smaller brush_larger | select_none")
         view_menu = bar.addMenu("&View")
         self._add(view_menu, "mode_fill mode_contour mode_fill_contour mode_fade mode_cutout | labels hide show_all | "
                              "zoom_in zoom_out fit fit_timeline")
@@ -343,7 +356,8 @@ class MainWindow(QMainWindow):
         bar = QToolBar("Paint", self)
         bar.setObjectName("paint toolbar")
         self.addToolBar(bar)
-        for name in ("tool_select", "tool_brush", "tool_eraser", "tool_fill", "tool_colour_fill", "tool_polygon"):
+        for name in ("tool_select", "tool_brush", "tool_eraser", "tool_fill", "tool_colour_fill", "tool_polygon",
+                     "tool_prompt"):
             bar.addAction(self.actions[name])
         bar.addSeparator()
         self.brush_spin = QSpinBox(minimum=1, maximum=MAX_BRUSH_RADIUS, value=self.view.brush_radius, suffix=" px")
@@ -821,6 +835,14 @@ class MainWindow(QMainWindow):
             frames = parse_frame_range(text, c.num_frames)
             c.delete_selected(frames.start, frames.stop)
 
+    def _choose_category(self, then: Callable[[int], None]) -> None:
+        """Ask for a class without blocking, then call `then(category id)` (a prompted mask with no class)."""
+        dialog = CategoryDialog(self.controller.categories, None, self)
+        dialog.setWindowTitle("Class of the new track")
+        chosen = dialog.category_id
+        dialog.accepted.connect(lambda: chosen() is None or self._run_action("Prompted mask", lambda: then(chosen())))
+        self._open_window_modal(dialog)
+
     def _brush_size(self, delta: int) -> None:
         self.view.set_brush_radius(self.view.brush_radius + delta)
         self.status_label.setText(f"Brush radius {self.view.brush_radius} px")
@@ -839,11 +861,11 @@ class MainWindow(QMainWindow):
         if c.annotation.track_at(c.frame_index, x, y) not in c.selection:
             c.select_at(x, y)
         menu = QMenu(self)
-        self._add(menu, "merge split swap delete delete_range relabel lock hide | new_track")
+        self._add(menu, "merge split swap delete delete_range relabel lock hide | new_track propagate")
         menu.popup(self.view.viewport().mapToGlobal(pos))
 
     def show_shortcuts(self) -> None:
-        self._open_window_modal(ShortcutsDialog(list(self.actions.values()), self, GESTURES))
+        self._open_window_modal(ShortcutsDialog(list(self.actions.values()), self, GESTURES + PROMPT_GESTURES))
 
     def _open_window_modal(self, dialog: QDialog) -> None:
         """Show a dialog without blocking; when it closes, the window gets the keyboard back."""
@@ -957,7 +979,8 @@ class MainWindow(QMainWindow):
             "run": has_video and idle, "pause": self.runner.running, "cancel": self.runner.running or self.tasks.running or self.diagnosis.running,
             "merge": idle and count >= 2, "swap": idle and count == 2, "split": idle and count == 1,
             "delete": idle and count >= 1, "delete_range": idle and count == 1, "relabel": idle and count == 1,
-            "lock": idle and count >= 1, "hide": count >= 1, "new_track": idle and has_video, "diagnose": has_video,
+            "lock": idle and count >= 1, "hide": count >= 1, "propagate": idle and count == 1,
+            "new_track": idle and has_video, "diagnose": has_video,
             "evaluate": has_video and idle, "undo": idle and history.can_undo, "redo": idle and history.can_redo,
         }
         for name, on in enabled.items():
@@ -979,6 +1002,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self._stop_work()
+        self.prompt.shutdown()
         self.controller.stop_background()
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))

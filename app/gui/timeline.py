@@ -2,7 +2,8 @@
 
 All spans are one RGBA image (a row band per lane, built with numpy from the tracks' presence), so
 thousands of frames x hundreds of tracks refresh in milliseconds and pan and zoom smoothly. Stability diagnostics are
-markers on the lanes; a movable line is the current frame; a click seeks and selects.
+markers on the lanes, keyframes white ticks and propagated spans a pale bar along the lane's lower edge; a
+movable line is the current frame; a click seeks and selects.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from PySide6.QtGui import QColor, QPainter, QPen, QPicture
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from app.core.colors import track_color
+from app.core.keyframes import KEY, PROPAGATED
 from app.gui.controller import StudioController
 
 LANE_HEIGHT = 0.75  # 3 of the 4 image rows of a lane are coloured (see presence_image)
@@ -47,24 +49,32 @@ def presence_image(rows: list[tuple[np.ndarray, tuple[int, int, int]]], num_fram
     return image, sub, frames_per_column
 
 
-class OutlineItem(pg.GraphicsObject):
-    """White outlines around the selected lanes' spans (few rectangles, one cached QPicture)."""
+PROPAGATED_BAR = (0.22, 0.15)  # a propagated span's bar: from lane + 0.22, 0.15 lanes high (inside the band)
 
-    def __init__(self):
+
+class SpansItem(pg.GraphicsObject):
+    """Rectangles over frame spans of lanes, drawn with one pen and brush (few rectangles, one cached QPicture):
+    white outlines around the selected lanes' spans, or the bars of propagated spans."""
+
+    def __init__(self, pen: QPen, brush: QColor | None = None, z: float = 2, top: float = -LANE_HEIGHT / 2,
+                 height: float = LANE_HEIGHT):
         super().__init__()
+        self._pen, self._brush, self._top, self._height = pen, brush, top, height
         self._picture = QPicture()
         self._rect = QRectF()
-        self.setZValue(2)
+        self.spans: list[tuple[int, int, int]] = []
+        self.setZValue(z)
 
     def set_spans(self, spans: list[tuple[int, int, int]]) -> None:
         """`spans`: (lane, first frame, last frame inclusive)."""
+        self.spans = spans
         picture = QPicture()
         painter = QPainter(picture)
-        pen = QPen(QColor(255, 255, 255))
-        pen.setCosmetic(True)
-        pen.setWidth(2)
-        painter.setPen(pen)
-        painter.drawRects([QRectF(start - 0.5, lane - LANE_HEIGHT / 2, stop - start + 1, LANE_HEIGHT)
+        self._pen.setCosmetic(True)
+        painter.setPen(self._pen)
+        if self._brush is not None:
+            painter.setBrush(self._brush)
+        painter.drawRects([QRectF(start - 0.5, lane + self._top, stop - start + 1, self._height)
                            for lane, start, stop in spans])
         painter.end()
         self.prepareGeometryChange()
@@ -94,8 +104,13 @@ class TimelineWidget(QWidget):
         self.plot.setLabel("bottom", "frame")
         self.spans = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.spans)
-        self.outline = OutlineItem()
+        self.outline = SpansItem(QPen(QColor(255, 255, 255), 2))
         self.plot.addItem(self.outline)
+        self.propagated = SpansItem(QPen(Qt.PenStyle.NoPen), QColor(255, 255, 255, 170), 1, *PROPAGATED_BAR)
+        self.plot.addItem(self.propagated)
+        self.keyframes = pg.ScatterPlotItem(size=13, symbol="|", pen=pg.mkPen((255, 255, 255), width=3))
+        self.keyframes.setZValue(3)
+        self.plot.addItem(self.keyframes)
         self.markers = pg.ScatterPlotItem(size=11, pen=pg.mkPen("w"), hoverable=True, tip=lambda x, y, data: data)
         self.plot.addItem(self.markers)
         self.cursor = pg.InfiniteLine(pos=0, angle=90, movable=True, pen=pg.mkPen((255, 220, 0), width=2))
@@ -127,6 +142,7 @@ class TimelineWidget(QWidget):
         selected = [t for t in self._controller.selection if t in lane_of]
         self.outline.set_spans([(lane_of[t], a, b) for t in selected for a, b in annotation.track_spans(t)])
         self._set_markers(lane_of)
+        self._set_marks(lane_of)
         axis = self.plot.getAxis("left")
         step = max(1, len(self.lanes) // 40)
         axis.setTicks([[(lane, str(t)) for lane, t in enumerate(self.lanes) if lane % step == 0], []])
@@ -146,6 +162,14 @@ class TimelineWidget(QWidget):
                                "data": f"{diagnostic.kind}: track {diagnostic.track_id} at frame {diagnostic.frame}"
                                        f" — {diagnostic.detail}"})
         self.markers.setData(points)
+
+    def _set_marks(self, lane_of: dict[int, int]) -> None:
+        """Keyframes as ticks and propagated spans as bars on the tracks' lanes."""
+        marks = self._controller.annotation.marks
+        self.keyframes.setData([{"pos": (frame, lane), "data": f"keyframe of track {track} at frame {frame}"}
+                                for track, lane in lane_of.items() for frame in marks.frames(track, KEY)])
+        self.propagated.set_spans([(lane, a, b) for track, lane in lane_of.items()
+                                   for a, b in marks.spans(track, PROPAGATED)])
 
     def fit(self) -> None:
         """Show every frame and the first 30 lanes."""

@@ -75,13 +75,18 @@ class _Span:
 
 @dataclass
 class Propagation:
-    """One propagation run over masks given per keyframe (``key_masks``: frame -> bool mask)."""
+    """One propagation run over masks given per keyframe (``key_masks``: frame -> bool mask).
+
+    ``make_engine`` may be given after planning: a job run on a worker thread gives it the engine over that
+    thread's own reader of the video.
+    """
 
     key_masks: dict[int, np.ndarray]
     request: PropagationRequest
     num_frames: int
-    make_engine: Callable[[], Engine]
+    make_engine: Callable[[], Engine] | None = None
     masks: dict[int, np.ndarray] = field(default_factory=dict)
+    last_frame: int | None = None  # the frame whose mask the latest step wrote (or rewrote, blending)
 
     def __post_init__(self) -> None:
         request = self.request
@@ -113,11 +118,13 @@ class Propagation:
         """Propagate, yielding ``(steps done, steps total)`` after every frame."""
         total, done = self.total(), 0
         for span in self.spans():
-            for _ in self._run_span(span):
+            for self.last_frame in self._run_span(span):
                 done += 1
                 yield done, total
 
-    def _run_span(self, span: _Span) -> Iterator[None]:
+    def _run_span(self, span: _Span) -> Iterator[int]:
+        if self.make_engine is None:
+            raise PropagationError("Choose a propagation engine before running a propagation.")
         key_area = int(self.key_masks[span.begin].sum())
         forward: dict[int, np.ndarray] = {}
         engine = self.make_engine()
@@ -129,7 +136,7 @@ class Propagation:
                 return  # the object has left the frame or is hidden
             forward[index] = soft
             self.masks[index] = mask
-            yield
+            yield index
         if not span.anchored:
             return
         engine = self.make_engine()
@@ -138,7 +145,7 @@ class Propagation:
         for index in reversed(span.frames):
             weight = abs(index - span.begin) / length  # closeness to the far keyframe
             self.masks[index] = (1 - weight) * forward[index] + weight * engine.step(index) >= 0.5
-            yield
+            yield index
 
     def edit(self, track_id: int) -> EditGroup:
         """The masks done so far as one undoable edit of ``track_id``."""
@@ -147,7 +154,7 @@ class Propagation:
 
 
 def track_propagation(annotation: Annotation, track_id: int, request: PropagationRequest,
-                      make_engine: Callable[[], Engine]) -> Propagation:
+                      make_engine: Callable[[], Engine] | None = None) -> Propagation:
     """A propagation of ``track_id``'s mask on ``request.keyframe`` (and its other keyframes) in ``annotation``."""
     track = annotation.tracks.get(track_id)
     if track is None:
