@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
+from dvis_models.categories import vipseg_categories
 from app.core.edits import DeleteTrack, MergeTracks, Paint, RelabelTrack, SplitTrack, SwapTracks
 from app.core.mask_store import decode_slots
 from app.core.project import Project

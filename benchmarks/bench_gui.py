@@ -16,7 +16,7 @@ import numpy as np
 from PySide6.QtWidgets import QApplication
 
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
+from dvis_models.categories import vipseg_categories
 from app.core.colors import overlay
 
 

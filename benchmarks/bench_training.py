@@ -19,7 +19,7 @@ import torch
 
 from dvis_models.data.synthetic import generate_dataset
 from dvis_models.data.transforms import AugmentationConfig
-from dvis_models.data.vipseg_reader import VIPSegClipDataset
+from dvis_models.data.clip_dataset import VIPSegClipDataset
 from dvis_models.presets import build_model
 from dvis_models.training.data import DatasetClips
 from dvis_models.training.stages import LossConfig, build_stage

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
+from dvis_models.categories import vipseg_categories
 from app.core.metrics import VideoPair, evaluate, stability_diagnostics
 from app.core.vipseg import annotation_frames, export_vipseg, import_vipseg
 

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from app.core.annotation import Annotation, AnnotationError, Provenance, Track
-from app.core.categories import vipseg_categories
+from app.core.annotation import Annotation, Provenance, Track
+from app.core.errors import AnnotationError
+from dvis_models.categories import vipseg_categories
 from app.core.mask_store import MaskStore, encode_slots
 from dvis_models.types import FrameResult, Segment
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from app.core.categories import CategoryTable, vipseg_categories
+from dvis_models.categories import CategoryTable, vipseg_categories
 from app.core.errors import CategoryTableError
 
 

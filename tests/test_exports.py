@@ -10,9 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from app.core import atomic
+from dvis_models import atomic
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
+from dvis_models.categories import vipseg_categories
 from app.core.colors import overlay
 from app.core.edits import DeleteTrack
 from app.core.exports import (

@@ -9,7 +9,7 @@ from torch import nn
 
 from dvis_models import VideoSegmenter, build_model, load_checkpoint
 from dvis_models.data.synthetic import generate_dataset
-from dvis_models.data.vipseg_format import read_rgb_image
+from dvis_models.vipseg_format import read_rgb_image
 from dvis_models.fast import fast_model, quantizable_linears
 from dvis_models.ms_deform_attn import MSDeformAttn, ms_deform_attn_sample, ms_deform_attn_sample_sparse
 from dvis_models.resources import BUNDLED_CHECKPOINT

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
+from dvis_models.categories import vipseg_categories
 from app.core.metrics import (
     DiagnosticsConfig,
     MetricsError,

@@ -16,9 +16,9 @@ import cv2
 import numpy as np
 import pytest
 
-from app.core import atomic
+from dvis_models import atomic
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
+from dvis_models.categories import vipseg_categories
 from app.core.edits import AddTrack, MergeTracks, Paint, RelabelTrack, SplitTrack
 from app.core.project import LOCK, MANIFEST, Project, ProjectChangedError, ProjectError
 

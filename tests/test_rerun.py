@@ -3,7 +3,7 @@
 import numpy as np
 
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
+from dvis_models.categories import vipseg_categories
 from app.core.rerun import ResultMerger, pair_iou
 from dvis_models.types import FrameResult, Segment
 

@@ -201,7 +201,7 @@ from dataclasses import replace  # noqa: E402
 import json  # noqa: E402
 
 from dvis_models.data.synthetic import generate_dataset  # noqa: E402
-from dvis_models.data.vipseg_reader import VIPSegClipDataset  # noqa: E402
+from dvis_models.data.clip_dataset import VIPSegClipDataset  # noqa: E402
 from dvis_models.presets import build_model, preset_config  # noqa: E402
 from dvis_models.training.data import DatasetClips  # noqa: E402
 from dvis_models.training.distributed import DistributedContext  # noqa: E402

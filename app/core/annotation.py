@@ -24,8 +24,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from app.core.categories import CategoryTable
-from app.core.mask_store import AnnotationError, Loader, MaskStore
+from dvis_models.categories import CategoryTable
+from app.core.errors import AnnotationError
+from app.core.mask_store import Loader, MaskStore
 
 #: Called after every change with (frames whose rendering changed, track ids whose row changed).
 Listener = Callable[[frozenset, frozenset], None]

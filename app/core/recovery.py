@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core import atomic
+from dvis_models import atomic
 from app.core.errors import StudioError
 from app.core.paths import data_dir
 from app.core.annotation import Annotation

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.categories import CategoryTable
+from dvis_models.categories import CategoryTable
 from app.gui.documents import EXPORTS, FILE_EXPORTS, ExportRequest
 from app.core.errors import ModelLibraryError
 from app.core.models import ModelLibrary

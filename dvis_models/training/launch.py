@@ -15,7 +15,7 @@ from typing import Callable
 from dvis_models.checkpoint import infer_config, init_segmenter_from, load_state, read_checkpoint, save_checkpoint
 from dvis_models.data.clips import STAGE_REVERSE_PROBS
 from dvis_models.data.transforms import OFFICIAL_MAX_SIZE, OFFICIAL_SHORT_EDGES, AugmentationConfig
-from dvis_models.data.vipseg_reader import VIPSegClipDataset
+from dvis_models.data.clip_dataset import VIPSegClipDataset
 from dvis_models.errors import CheckpointError
 from dvis_models.model import DVISModel, ModelConfig
 from dvis_models.presets import build_model, preset_config

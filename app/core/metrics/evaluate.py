@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.categories import CategoryTable
+from dvis_models.categories import CategoryTable
 from app.core.metrics.common import MetricsError, VideoPair, accumulate
 from app.core.metrics.stq import STQAccumulator, STQResult
 from app.core.metrics.vpq import VIPSEG_WINDOWS, VPQAccumulator, VPQResult

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core.categories import CategoryTable
+from dvis_models.categories import CategoryTable
 from app.core.metrics.common import OFFSET, FramePair, VideoPair, accumulate
 
 IGNORE = 255

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core.categories import CategoryTable
+from dvis_models.categories import CategoryTable
 from app.core.metrics.common import FramePair, VideoPair, accumulate
 
 VIPSEG_WINDOWS = (1, 2, 4, 6, 8)

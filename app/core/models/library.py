@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from app.core import atomic
+from dvis_models import atomic
 from app.core.errors import ModelLibraryError
 from app.core.models import download as downloader
 from app.core.models.catalogue import CatalogueEntry, catalogue_entries, find_entry
