@@ -1,6 +1,7 @@
 """Named model configurations and the builder that turns a ``ModelConfig`` into a ``DVISModel``.
 
-The four VIPSeg presets reproduce the official DVIS configs (reference §2). ``bundled_small`` is our
+The four VIPSeg presets reproduce the official DVIS configs (``configs/VIPSeg/DVIS_{Online,Offline}_R50_720p.yaml``,
+``configs/VIPSeg/swin/DVIS_{Online,Offline}_SwinL.yaml``). ``bundled_small`` is our
 CPU-friendly model trained by ``dvis_models.training``: the same architecture, scaled down, with the
 full VIPSeg 124-class head so its output exports to VIPSeg unchanged.
 """

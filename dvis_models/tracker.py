@@ -2,7 +2,7 @@
 
 The slot index is the track identity. State (the previous frame's output and re-ordered segmenter
 embeddings) is carried across calls, so a video can be fed in chunks; ``reset()`` starts a new video.
-Semantics follow the official ``ReferringTracker`` (reference §4), including its pre-matching quirk.
+Semantics follow the official ``ReferringTracker`` (DVIS ``dvis/video_dvis_modules.py``), including its pre-matching quirk.
 """
 
 from __future__ import annotations
@@ -67,7 +67,10 @@ class TrackerOutput:
 
 
 class ReferringTracker(nn.Module):
-    """Per-frame recurrence of RCA -> self-attention -> FFN, ``num_layers`` times (reference §4.4)."""
+    """Per-frame recurrence of RCA -> self-attention -> FFN, ``num_layers`` times.
+
+    As ``ReferringTracker.forward`` in DVIS ``dvis/video_dvis_modules.py``.
+    """
 
     def __init__(
         self,

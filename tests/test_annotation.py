@@ -102,13 +102,15 @@ def test_ingest_applies_vipseg_rules(annotation):
         annotation.ingest(2, frame1, [])
 
 
-def test_from_frames_with_pipeline_results():
+def test_ingest_takes_pipeline_frame_results():
     results = []
     for index in range(3):
         frame = blank()
         frame[index : index + 3, 2:6] = 4
         results.append(FrameResult(index, frame, [Segment(4, PERSON, True, 0.95, 12)]))
-    annotation = Annotation.from_frames(3, H, W, vipseg_categories(), results, provenance=Provenance.IMPORTED)
+    annotation = Annotation(3, H, W, vipseg_categories())
+    for result in results:
+        annotation.ingest(result.index, result.track_map, result.segments, Provenance.IMPORTED)
     assert annotation.tracks[4].provenance is Provenance.IMPORTED
     assert annotation.track_frames(4) == [0, 1, 2]
     np.testing.assert_array_equal(annotation.track_map(1), results[1].track_map)

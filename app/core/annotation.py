@@ -1,6 +1,6 @@
 """The annotation of one video: per-frame slot maps, slot -> segment key tables, and the track table.
 
-Three levels keep track-level edits free of pixel work (DESIGN.md "Masks are stored per frame..."):
+Three levels keep track-level edits (merge, split, swap, relabel, delete) free of pixel work:
 
 * ``MaskStore``: per frame a small integer **slot** map (uint8, uint16 past 255 slots), PNG-compressed.
 * ``_seg[frame, slot]`` -> **segment key**, and ``_owner[key]`` -> **track id** (0 = void / deleted).
@@ -106,15 +106,6 @@ class Annotation:
         self._pending: tuple[set, set] | None = None  # changes collected while an edit runs
 
     # ------------------------------------------------------------------ ingest
-
-    @classmethod
-    def from_frames(cls, num_frames: int, height: int, width: int, categories: CategoryTable, results: Iterable,
-                    provenance: Provenance = Provenance.MODEL) -> "Annotation":
-        """Build from pipeline ``FrameResult``s (any object with ``index``, ``track_map``, ``segments``)."""
-        annotation = cls(num_frames, height, width, categories)
-        for result in results:
-            annotation.ingest(result.index, result.track_map, result.segments, provenance)
-        return annotation
 
     def ingest(self, index: int, track_map: np.ndarray, segments: Iterable, provenance: Provenance = Provenance.MODEL) -> None:
         """Store a model/imported frame whose ids are the producer's, applying the VIPSeg rules on the way.

@@ -20,7 +20,7 @@ from dvis_models.errors import CheckpointError
 from dvis_models.model import DVISModel, ModelConfig
 from dvis_models.presets import build_model, preset_config
 from dvis_models.training import distributed
-from dvis_models.training.checkpointing import TrainingStateError
+from dvis_models.training.training_state import TrainingStateError
 from dvis_models.training.data import DatasetClips
 from dvis_models.training.stages import STAGES
 from dvis_models.training.trainer import TrainConfig, Trainer
@@ -33,7 +33,7 @@ DEFAULT_FRAMES = {"segmenter": 1, "tracker": 5, "refiner": 21}
 
 @dataclass
 class TrainOptions:
-    """Everything ``dvis train`` accepts; defaults follow the official recipe (reference §8)."""
+    """Everything ``dvis train`` accepts; defaults follow the official recipe (DVIS ``configs/VIPSeg/``)."""
 
     stage: str
     data: Path
