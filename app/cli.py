@@ -111,11 +111,11 @@ def _infer(args: argparse.Namespace) -> int:
 
     import torch
 
-    from dvis_models import atomic
-    from dvis_models.categories import CategoryTable
     from app.core.video import VideoSource
     from app.core.vipseg import DatasetLayout, VideoToWrite, check_categories, source_image_file, video_id_for, write_videos
+    from dvis_models import atomic
     from dvis_models import VideoSegmenter, load_checkpoint
+    from dvis_models.categories import CategoryTable
     from dvis_models.resources import BUNDLED_CHECKPOINT
     from dvis_models.training.distributed import shard
 
@@ -199,8 +199,8 @@ def _warn_damaged(path: Path, frames: list[int], num_frames: int) -> None:
 def _merge_parts(args: argparse.Namespace, ids: list[str], parts: Path) -> None:
     """Merge every video's fragment into the folder's JSON once they all exist (whichever process finishes last
     does it); videos of earlier runs in the JSON stay, a video inferred again replaces its entry."""
-    from dvis_models.categories import CategoryTable
     from app.core.vipseg import DatasetLayout, merge_into_json
+    from dvis_models.categories import CategoryTable
 
     fragments = [parts / f"{video_id}.json" for video_id in ids]
     missing = [f.stem for f in fragments if not f.exists()]

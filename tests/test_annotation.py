@@ -5,8 +5,8 @@ import pytest
 
 from app.core.annotation import Annotation, Provenance, Track
 from app.core.errors import AnnotationError
-from dvis_models.categories import vipseg_categories
 from app.core.mask_store import MaskStore, encode_slots
+from dvis_models.categories import vipseg_categories
 from dvis_models.types import FrameResult, Segment
 
 PERSON, CAR, SKY, WALL = 60, 48, 28, 0

@@ -8,9 +8,9 @@ import pytest
 
 from app.core.annotation import Annotation, Provenance
 from app.core.errors import AnnotationError
-from dvis_models.categories import vipseg_categories
 from app.core.edits import (AddTrack, DeleteTrack, Edit, EditGroup, MergeTracks, Paint, PaintMask, RelabelTrack, SetTrackLocked,
                             SplitTrack, SwapTracks, shared_frames)
+from dvis_models.categories import vipseg_categories
 
 PERSON, CAR, DOG, SKY, WALL, GRASS = 60, 48, 62, 28, 0, 15
 F, H, W = 8, 24, 32

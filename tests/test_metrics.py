@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 
 from app.core.annotation import Annotation
-from dvis_models.categories import vipseg_categories
 from app.core.metrics import (
     DiagnosticsConfig,
     MetricsError,
@@ -21,6 +20,7 @@ from app.core.metrics import (
     vpq,
 )
 from app.core.vipseg import PanopticFrame, annotation_frames, export_predictions, export_vipseg
+from dvis_models.categories import vipseg_categories
 from synthetic_vipseg import CAR, PERSON, SKY, track_maps
 
 CATS = vipseg_categories()

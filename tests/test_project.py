@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from dvis_models import atomic
 from app.core.annotation import Annotation
-from dvis_models.categories import vipseg_categories
 from app.core.edits import AddTrack, MergeTracks, Paint, RelabelTrack, SplitTrack
 from app.core.project import LOCK, MANIFEST, Project, ProjectChangedError, ProjectError
+from dvis_models import atomic
+from dvis_models.categories import vipseg_categories
 
 PERSON, CAR, SKY = 60, 48, 28
 F, H, W = 6, 16, 20

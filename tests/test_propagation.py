@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 
 from app.core.annotation import Annotation, Provenance
-from dvis_models.categories import vipseg_categories
 from app.core.edits import SetMask, SetTrackLocked
 from app.core.errors import PropagationError
 from app.core.mask_store import encode_slots
 from app.core.propagation.driver import CopyEngine, Propagation, PropagationRequest, track_propagation
 from app.core.propagation.flow import FlowEngine
 from app.core.propagation.scores import boundary_f, jaccard
+from dvis_models.categories import vipseg_categories
 from dvis_models.data.synthetic import render_video, video_rng
 
 PERSON, CAR, SKY = 60, 48, 28

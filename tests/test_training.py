@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from dvis_models.training.training_state import TrainingState, load_state, save_state
 from dvis_models.training.criterion import SetCriterion
 from dvis_models.training.matcher import HungarianMatcher, Targets
 from dvis_models.training.optim import LRSchedule, build_optimizer
 from dvis_models.training.point_sampling import point_sample, uncertain_point_coords
+from dvis_models.training.training_state import TrainingState, load_state, save_state
 
 NUM_CLASSES = 5
 
@@ -200,8 +200,8 @@ def test_training_state_that_needs_code_is_refused(tmp_path):
 from dataclasses import replace  # noqa: E402
 import json  # noqa: E402
 
-from dvis_models.data.synthetic import generate_dataset  # noqa: E402
 from dvis_models.data.clip_dataset import VIPSegClipDataset  # noqa: E402
+from dvis_models.data.synthetic import generate_dataset  # noqa: E402
 from dvis_models.presets import build_model, preset_config  # noqa: E402
 from dvis_models.training.data import DatasetClips  # noqa: E402
 from dvis_models.training.distributed import DistributedContext  # noqa: E402

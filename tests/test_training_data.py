@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from dvis_models.data import AugmentationConfig, ClipTransform, VIPSegClipDataset, collate_clips
 from dvis_models import vipseg_format as fmt
 from dvis_models.categories import vipseg_categories
+from dvis_models.data import AugmentationConfig, ClipTransform, VIPSegClipDataset, collate_clips
 from dvis_models.data.synthetic import generate_dataset
 from dvis_models.errors import DatasetError, UserError
 from dvis_models.preprocess import resized_size

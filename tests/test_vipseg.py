@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from app.core.annotation import Annotation, Provenance
-from dvis_models.categories import vipseg_categories
 from app.core.video import VideoSource
 from app.core.vipseg import (
     DatasetError,
@@ -28,6 +27,7 @@ from app.core.vipseg import (
     read_ground_truth,
     read_predictions,
 )
+from dvis_models.categories import vipseg_categories
 from dvis_models.vipseg_format import ColorAllocator, color_to_id, read_id_png, read_raw_png, resize_nearest, resized_size
 from synthetic_vipseg import CAR, GROUND, PERSON, SKY, track_maps, write_dataset
 from videos import make_video

@@ -24,9 +24,9 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from dvis_models.categories import CategoryTable
 from app.core.errors import AnnotationError
 from app.core.mask_store import Loader, MaskStore
+from dvis_models.categories import CategoryTable
 
 #: Called after every change with (frames whose rendering changed, track ids whose row changed).
 Listener = Callable[[frozenset, frozenset], None]

@@ -31,11 +31,11 @@ import av
 import cv2
 import numpy as np
 
-from dvis_models import atomic
 from app.core.annotation import Annotation
 from app.core.colors import OverlayMode, overlay, visible_mask
 from app.core.errors import StudioError
 from app.core.video import VideoSource
+from dvis_models import atomic
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]

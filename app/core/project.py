@@ -44,10 +44,10 @@ from typing import Callable, Iterator
 import numpy as np
 
 from app import __version__
-from dvis_models import atomic
 from app.core.annotation import Annotation
-from dvis_models.categories import CategoryTable, vipseg_categories
 from app.core.errors import AnnotationError, CategoryTableError, StudioError
+from dvis_models import atomic
+from dvis_models.categories import CategoryTable, vipseg_categories
 
 MANIFEST = "project.json"
 BACKUP_MANIFEST = "project.prev.json"

@@ -22,10 +22,10 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from dvis_models.training import training_state
-from dvis_models.training.training_state import STATE_FILE_NAME, TrainingState, TrainingStateError
 from dvis_models.training.distributed import DistributedContext, barrier, is_distributed
 from dvis_models.training.optim import LRSchedule, build_optimizer
 from dvis_models.training.stages import Clip, LossConfig, build_stage
+from dvis_models.training.training_state import STATE_FILE_NAME, TrainingState, TrainingStateError
 
 FINAL_MODEL_NAME = "model_final.pth"
 METRICS_FILE_NAME = "metrics.jsonl"

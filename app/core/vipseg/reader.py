@@ -15,10 +15,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from dvis_models.categories import CategoryTable, vipseg_categories
 from app.core.errors import CategoryTableError
 from app.core.vipseg.frames import PanopticFrame
 from app.core.vipseg.layout import IMAGES, PANOMASKS, DatasetError, DatasetLayout, Progress, check_name, gt_json_name
+from dvis_models.categories import CategoryTable, vipseg_categories
 from dvis_models.vipseg_format import RAW_THING_MIN, load_json, png_size, png_stem, raw_category, read_id_png, read_raw_png
 
 

@@ -14,8 +14,6 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from dvis_models import atomic
-from dvis_models.categories import CategoryTable
 from app.core.vipseg.frames import first_appearance
 from app.core.vipseg.layout import (
     STEM_RE,
@@ -27,6 +25,8 @@ from app.core.vipseg.layout import (
     check_name,
 )
 from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json
+from dvis_models import atomic
+from dvis_models.categories import CategoryTable
 from dvis_models.vipseg_format import (
     MAX_INSTANCES_PER_CATEGORY,
     ColorAllocator,
