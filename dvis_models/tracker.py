@@ -99,10 +99,6 @@ class ReferringTracker(nn.Module):
         self._last_output = None
         self._last_frame_embeds = None
 
-    @property
-    def has_state(self) -> bool:
-        return self._last_output is not None
-
     def _layer(self, j: int, identity: Tensor, query: Tensor, memory: Tensor) -> Tensor:
         output = self.transformer_cross_attention_layers[j](identity, query, memory)
         output = self.transformer_self_attention_layers[j](output)

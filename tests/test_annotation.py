@@ -33,7 +33,6 @@ def test_set_frame_round_trip_and_queries(annotation):
     assert annotation.track_map(2).dtype == np.int32
     assert annotation.frame_track_ids(2) == {person.id, car.id}
     assert annotation.area(2, person.id) == 20 and annotation.area(2, car.id) == 48
-    assert annotation.frame_areas(2) == {person.id: 20, car.id: 48}
     assert annotation.track_at(2, 0, 0) == person.id
     assert annotation.track_at(2, 15, 11) == car.id
     assert annotation.track_at(2, 6, 0) is None  # void

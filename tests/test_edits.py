@@ -43,7 +43,7 @@ def snapshot(annotation: Annotation) -> dict:
         "maps": [annotation.track_map(i).copy() for i in range(annotation.num_frames)],
         "tracks": dict(annotation.tracks),
         "frames": {t: annotation.track_frames(t) for t in annotation.tracks},
-        "areas": [annotation.frame_areas(i) for i in range(annotation.num_frames)],
+        "areas": [{t: annotation.area(i, t) for t in annotation.frame_track_ids(i)} for i in range(annotation.num_frames)],
         "next": annotation.next_track_id,
     }
 

@@ -238,16 +238,6 @@ class Annotation:
         self._check_frame(index)
         return int(self._area[index][self._owner[self._seg[index]] == track_id].sum())
 
-    def frame_areas(self, index: int) -> dict[int, int]:
-        """{track id: pixel count} of frame ``index`` (void excluded), from the tables."""
-        self._check_frame(index)
-        owners = self._owner[self._seg[index]]
-        areas: dict[int, int] = {}
-        for track_id, area in zip(owners.tolist(), self._area[index].tolist()):
-            if track_id and area:
-                areas[track_id] = areas.get(track_id, 0) + area
-        return areas
-
     def track_at(self, index: int, x: int, y: int) -> int | None:
         self._check_frame(index)
         if not (0 <= x < self.width and 0 <= y < self.height):
