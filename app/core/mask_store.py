@@ -14,7 +14,6 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from app.core.errors import AnnotationError
 from dvis_models.atomic import png_bytes
 
 #: Reads a frame's stored PNG bytes from elsewhere (a project folder) with a name for error messages

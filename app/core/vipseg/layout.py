@@ -10,14 +10,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from app.core.errors import DatasetError
-from dvis_models.vipseg_format import (  # the file names both packages use
+from dvis_models.vipseg_format import (
     CATEGORIES_FILE,
     IMAGES,
     PAN_PRED,
     PANOMASKS,
     PANOMASKS_RGB,
     PRED_JSON,
-    STEM_RE,
     check_name,
     gt_json_name,
 )

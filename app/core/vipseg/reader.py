@@ -17,9 +17,21 @@ import numpy as np
 
 from app.core.errors import CategoryTableError
 from app.core.vipseg.frames import PanopticFrame
-from app.core.vipseg.layout import IMAGES, PANOMASKS, DatasetError, DatasetLayout, Progress, check_name, gt_json_name
+from app.core.vipseg.layout import DatasetError, DatasetLayout, Progress
 from dvis_models.categories import CategoryTable, vipseg_categories
-from dvis_models.vipseg_format import RAW_THING_MIN, load_json, png_size, png_stem, raw_category, read_id_png, read_raw_png
+from dvis_models.vipseg_format import (
+    IMAGES,
+    PANOMASKS,
+    RAW_THING_MIN,
+    check_name,
+    gt_json_name,
+    load_json,
+    png_size,
+    png_stem,
+    raw_category,
+    read_id_png,
+    read_raw_png,
+)
 
 
 MAX_FRAME_PIXELS = 1 << 26  # 67 MP, twice 8K UHD: a mask declaring more is refused when no size is known

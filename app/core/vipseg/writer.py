@@ -15,21 +15,15 @@ import numpy as np
 from scipy import ndimage
 
 from app.core.vipseg.frames import first_appearance
-from app.core.vipseg.layout import (
-    STEM_RE,
-    Cancel,
-    DatasetError,
-    DatasetLayout,
-    ExportCancelled,
-    Progress,
-    check_name,
-)
+from app.core.vipseg.layout import Cancel, DatasetError, DatasetLayout, ExportCancelled, Progress
 from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json
 from dvis_models import atomic
 from dvis_models.categories import CategoryTable
 from dvis_models.vipseg_format import (
     MAX_INSTANCES_PER_CATEGORY,
+    STEM_RE,
     ColorAllocator,
+    check_name,
     color_to_id,
     id_to_rgb,
     jpeg_bytes,
