@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 from app import __version__
-from app.core.errors import StudioError
+from app.core.errors import StudioError, UserError
+from dvis_models.arguments import frame_size
 
 
 def _int_list(text: str) -> tuple[int, ...]:
@@ -32,14 +33,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return value
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(part) for part in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected HEIGHTxWIDTH such as 608x608, got {text!r}") from None
-    return height, width
 
 
 # ----- infer ---------------------------------------------------------------------------------------------------
@@ -118,11 +111,11 @@ def _infer(args: argparse.Namespace) -> int:
 
     import torch
 
-    from app.core import atomic
-    from app.core.categories import CategoryTable
     from app.core.video import VideoSource
     from app.core.vipseg import DatasetLayout, VideoToWrite, check_categories, source_image_file, video_id_for, write_videos
+    from dvis_models import atomic
     from dvis_models import VideoSegmenter, load_checkpoint
+    from dvis_models.categories import CategoryTable
     from dvis_models.resources import BUNDLED_CHECKPOINT
     from dvis_models.training.distributed import shard
 
@@ -206,8 +199,8 @@ def _warn_damaged(path: Path, frames: list[int], num_frames: int) -> None:
 def _merge_parts(args: argparse.Namespace, ids: list[str], parts: Path) -> None:
     """Merge every video's fragment into the folder's JSON once they all exist (whichever process finishes last
     does it); videos of earlier runs in the JSON stay, a video inferred again replaces its entry."""
-    from app.core.categories import CategoryTable
     from app.core.vipseg import DatasetLayout, merge_into_json
+    from dvis_models.categories import CategoryTable
 
     fragments = [parts / f"{video_id}.json" for video_id in ids]
     missing = [f.stem for f in fragments if not f.exists()]
@@ -264,7 +257,7 @@ def evaluate_model(model, gt_root: Path, split: str | None = None, offline: bool
     from app.core.metrics import VideoPair, evaluate
     from app.core.vipseg import PanopticFrame, read_ground_truth
     from dvis_models import VideoSegmenter
-    from dvis_models.data.vipseg_format import read_rgb_image
+    from dvis_models.vipseg_format import read_rgb_image
 
     categories, videos = read_ground_truth(gt_root, split)
     segmenter = VideoSegmenter(model, device=device, offline=offline, fast=fast)
@@ -288,7 +281,7 @@ def _add_eval_bundled(commands) -> None:
     parser.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled model)")
     parser.add_argument("--videos", type=_positive_int, default=8, help="number of held-out videos (default 8)")
     parser.add_argument("--frames", type=_positive_int, default=24, help="frames per video (default 24)")
-    parser.add_argument("--size", type=_size, default=(128, 160), help="frame size HxW (default 128x160)")
+    parser.add_argument("--size", type=frame_size, default=(128, 160), help="frame size HxW (default 128x160)")
     parser.add_argument("--seed", type=int, default=0, help="generator seed (default 0, as in the README)")
     parser.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     parser.add_argument("--fast", action="store_true", help="score the fast CPU mode (as dvis infer --fast)")
@@ -459,7 +452,7 @@ def _add_train(commands) -> None:
     parser.add_argument("--frames", type=int, help="frames per clip (default: 1 segmenter, 5 tracker, 21 refiner)")
     parser.add_argument("--short-edges", type=_int_list, help="training short sides (default 480,512,...,800)")
     parser.add_argument("--max-size", type=int, help="training long-side cap (default 1333)")
-    parser.add_argument("--crop", type=_size, help="random crop HxW after resizing (official refiner: 608x608)")
+    parser.add_argument("--crop", type=frame_size, help="random crop HxW after resizing (official refiner: 608x608)")
     parser.add_argument("--num-points", type=int, default=12544, help="points per mask for matching and losses")
     parser.add_argument("--match-switch", type=int, help="iteration at which tracker/refiner matching switches to "
                                                          "their own outputs (default: half of --iters)")
@@ -620,16 +613,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types whose message is meant for the user (StudioError, model and dataset errors)."""
-    errors: list[type[BaseException]] = [StudioError]
-    if "dvis_models" in sys.modules or "torch" in sys.modules:
-        from dvis_models.errors import DVISError  # DatasetFormatError, CheckpointError, ... derive from it
-
-        errors.append(DVISError)
-    return tuple(errors)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="warning: %(message)s")  # e.g. NaN weights in a checkpoint
@@ -639,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted", file=sys.stderr)
         return 130
     except Exception as error:
-        if isinstance(error, _user_errors()):
+        if isinstance(error, UserError):
             print(f"error: {error}", file=sys.stderr)
             return 1
         raise

@@ -18,10 +18,10 @@ import cv2
 import numpy as np
 
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
 from app.core.edits import DeleteTrack, MergeTracks, Paint, RelabelTrack, SplitTrack, SwapTracks
 from app.core.mask_store import decode_slots
 from app.core.project import Project
+from dvis_models.categories import vipseg_categories
 
 THING_CATEGORIES = [c.id for c in vipseg_categories().things]
 

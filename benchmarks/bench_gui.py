@@ -16,8 +16,8 @@ import numpy as np
 from PySide6.QtWidgets import QApplication
 
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
 from app.core.colors import overlay
+from dvis_models.categories import vipseg_categories
 
 
 def build(frames: int, tracks: int, seed: int = 0) -> Annotation:

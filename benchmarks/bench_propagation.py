@@ -33,7 +33,7 @@ from app.core.propagation.prompts import Prompt, grabcut_mask, propose
 from app.core.propagation.scores import boundary_f, jaccard
 from app.core.propagation.segmenter import SegmenterCache
 from dvis_models import load_checkpoint
-from dvis_models.data import vipseg_format as fmt
+from dvis_models.categories import vipseg_categories
 from dvis_models.data.synthetic import render_video, video_rng
 from dvis_models.resources import BUNDLED_CHECKPOINT
 
@@ -42,7 +42,7 @@ SIZE = (128, 160)  # as `dvis eval-bundled`, the size the bundled model was trai
 
 
 def videos(split: str, count: int, frames: int):
-    categories = fmt.load_categories()
+    categories = vipseg_categories().to_json()
     things = {int(c["id"]) for c in categories if c["isthing"]}
     for index in range(count):
         video = render_video(f"syn_{split}_{index:04d}", video_rng(0, split, index), categories, SIZE, frames)
@@ -99,7 +99,7 @@ def propagation_scores(sets, engines, model) -> dict[str, dict[str, list[float]]
 
 
 def timing(model, engines, frames: int = 6) -> dict[str, float]:
-    video = render_video("timing", video_rng(0, "timing", 0), fmt.load_categories(), num_frames=frames + 1)
+    video = render_video("timing", video_rng(0, "timing", 0), vipseg_categories().to_json(), num_frames=frames + 1)
     large = [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_LINEAR) for f in video.frames]
     track = max((s for s in video.segments[0]), key=lambda s: s["area"])["id"]
     key = cv2.resize((video.id_masks[0] == track).astype(np.uint8), (1280, 720), interpolation=cv2.INTER_NEAREST) > 0

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 
+from dvis_models.data.clip_dataset import VIPSegClipDataset
 from dvis_models.data.synthetic import generate_dataset
 from dvis_models.data.transforms import AugmentationConfig
-from dvis_models.data.vipseg_reader import VIPSegClipDataset
 from dvis_models.presets import build_model
 from dvis_models.training.data import DatasetClips
-from dvis_models.training.stages import LossConfig, build_stage
 from dvis_models.training.optim import build_optimizer
+from dvis_models.training.stages import LossConfig, build_stage
 
 # stage -> (frames per clip, points per frame), as in the README's bundled-model commands
 SETTINGS = {"segmenter": (4, 2048), "tracker": (5, 2048), "refiner": (11, 1024)}

@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
 from app.core.metrics import VideoPair, evaluate, stability_diagnostics
 from app.core.vipseg import annotation_frames, export_vipseg, import_vipseg
+from dvis_models.categories import vipseg_categories
 
 
 def synthetic(num_frames: int, num_tracks: int, height: int = 720, width: int = 1280) -> Annotation:

@@ -22,10 +22,10 @@ import types
 
 import numpy as np
 
-from app.core.categories import vipseg_categories
 from app.core.metrics import VideoPair, evaluate
-from app.core.vipseg.codec import id_to_rgb
 from app.core.vipseg.frames import PanopticFrame
+from dvis_models.categories import vipseg_categories
+from dvis_models.vipseg_format import id_to_rgb
 
 ARRAYS: dict[tuple, np.ndarray] = {}
 

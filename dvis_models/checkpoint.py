@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dvis_models import atomic, weights_file
+from dvis_models import weights_file
 from dvis_models.errors import CheckpointError, PresetError
 from dvis_models.model import DVISModel, ModelConfig
 from dvis_models.presets import build_model, preset_config
@@ -338,7 +338,7 @@ def save_checkpoint(model: DVISModel, path: str | os.PathLike, half: bool = Fals
         state = {key: value.half() if value.is_floating_point() else value for key, value in state.items()}
     payload = {"format": FORMAT, "version": FORMAT_VERSION, "config": model.config.to_dict(), "state_dict": state}
     try:
-        atomic.torch_save(payload, path)
+        weights_file.torch_save(payload, path)
     except OSError as error:
         raise CheckpointError(f"Cannot write the checkpoint {path}: {error.strerror or error}. "
                               "Free some disk space or choose another folder; any previous file there is unchanged.") from None

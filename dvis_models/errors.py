@@ -1,11 +1,17 @@
-"""Errors a user can cause while using the model package.
+"""Errors a user can cause, for both packages: one base, ``UserError``, that the GUI shows as a dialog and
+the CLI prints before exiting 1.
 
-``dvis_models`` never imports ``app``, so these do not derive from ``app.core.errors.StudioError``;
-the app catches ``DVISError`` and shows its message. Every message says what went wrong and what to do.
+``dvis_models`` never imports ``app``, so the base lives here (plain Python, no torch) and ``app.core.errors``
+derives ``StudioError`` from it; errors of formats both packages read (VIPSeg datasets, category tables) are
+defined here once. Every message says what went wrong and what to do.
 """
 
 
-class DVISError(Exception):
+class UserError(Exception):
+    """Base of every error a user can cause (bad file, wrong checkpoint, unwritable folder...); shown as-is."""
+
+
+class DVISError(UserError):
     """Base of the user-facing errors raised by ``dvis_models``."""
 
 
@@ -15,6 +21,14 @@ class CheckpointError(DVISError):
 
 class PresetError(DVISError):
     """An unknown preset name or an inconsistent model configuration."""
+
+
+class DatasetError(DVISError):
+    """A VIPSeg dataset (or prediction folder) is malformed, unreadable, or cannot be written; the message names the file."""
+
+
+class CategoryTableError(DVISError):
+    """A category table file is missing or malformed."""
 
 
 class Cancelled(Exception):

@@ -1,35 +1,25 @@
 """Named model configurations and the builder that turns a ``ModelConfig`` into a ``DVISModel``.
 
-The four VIPSeg presets reproduce the official DVIS configs (reference §2). ``bundled_small`` is our
+The four VIPSeg presets reproduce the official DVIS configs (``configs/VIPSeg/DVIS_{Online,Offline}_R50_720p.yaml``,
+``configs/VIPSeg/swin/DVIS_{Online,Offline}_SwinL.yaml``). ``bundled_small`` is our
 CPU-friendly model trained by ``dvis_models.training``: the same architecture, scaled down, with the
 full VIPSeg 124-class head so its output exports to VIPSeg unchanged.
 """
 
 from __future__ import annotations
 
-import json
 from contextlib import nullcontext
 from dataclasses import replace
 
 import torch
 
 from dvis_models.backbones import ResNet50, SmallBackbone, SwinTransformer
+from dvis_models.categories import vipseg_categories
 from dvis_models.errors import PresetError
 from dvis_models.model import DVISModel, ModelConfig
 from dvis_models.refiner import TemporalRefiner
-from dvis_models.resources import VIPSEG_CATEGORIES_FILE
 from dvis_models.segmenter_head import build_maskformer_head
 from dvis_models.tracker import ReferringTracker
-
-
-
-def vipseg_categories() -> list[dict]:
-    """The 124 VIPSeg categories (id, name, isthing, color), read from the shared resources table."""
-    try:
-        return json.loads(VIPSEG_CATEGORIES_FILE.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise PresetError(f"Cannot read the VIPSeg category table {VIPSEG_CATEGORIES_FILE}: {error}. "
-                          "Reinstall DVIS Studio.") from error
 
 
 def things_first_labels(categories: list[dict]) -> list[int]:
@@ -40,7 +30,7 @@ def things_first_labels(categories: list[dict]) -> list[int]:
 
 
 def _vipseg_config(name: str, backbone: str, num_queries: int, refiner_layers: int) -> ModelConfig:
-    categories = vipseg_categories()
+    categories = vipseg_categories().to_json()
     return ModelConfig(
         name=name,
         backbone=backbone,

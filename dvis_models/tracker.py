@@ -2,7 +2,7 @@
 
 The slot index is the track identity. State (the previous frame's output and re-ordered segmenter
 embeddings) is carried across calls, so a video can be fed in chunks; ``reset()`` starts a new video.
-Semantics follow the official ``ReferringTracker`` (reference §4), including its pre-matching quirk.
+Semantics follow the official ``ReferringTracker`` (DVIS ``dvis/video_dvis_modules.py``), including its pre-matching quirk.
 """
 
 from __future__ import annotations
@@ -67,7 +67,10 @@ class TrackerOutput:
 
 
 class ReferringTracker(nn.Module):
-    """Per-frame recurrence of RCA -> self-attention -> FFN, ``num_layers`` times (reference §4.4)."""
+    """Per-frame recurrence of RCA -> self-attention -> FFN, ``num_layers`` times.
+
+    As ``ReferringTracker.forward`` in DVIS ``dvis/video_dvis_modules.py``.
+    """
 
     def __init__(
         self,
@@ -95,10 +98,6 @@ class ReferringTracker(nn.Module):
         """Forget the previous frame: the next frame starts a new video."""
         self._last_output = None
         self._last_frame_embeds = None
-
-    @property
-    def has_state(self) -> bool:
-        return self._last_output is not None
 
     def _layer(self, j: int, identity: Tensor, query: Tensor, memory: Tensor) -> Tensor:
         output = self.transformer_cross_attention_layers[j](identity, query, memory)

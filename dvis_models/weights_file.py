@@ -1,4 +1,5 @@
-"""Opening a weights file without trusting it: every checkpoint read (model, training init, resume) goes here.
+"""Reading a weights file without trusting it, and writing one atomically: every checkpoint read and written
+(model, training init, resume) goes here.
 
 ``torch.load(weights_only=True)`` is what keeps a crafted file from running code, and torch <= 2.5.1 lets a
 crafted file bypass it (CVE-2025-32434); so no file is opened under a torch older than ``MIN_TORCH``.
@@ -9,12 +10,14 @@ as ``.pth`` is named for what it is instead of being reported as a checkpoint "w
 from __future__ import annotations
 
 import codecs
+import os
 import pickle
 import re
 from pathlib import Path
 
 import torch
 
+from dvis_models import atomic
 from dvis_models.errors import CheckpointError
 
 MIN_TORCH = (2, 6)  # first release not affected by CVE-2025-32434
@@ -100,3 +103,9 @@ def torch_load(path: Path) -> object:
                 "from a weights file. If you trust the file, re-save just its state dict (tensors only) and load that."
             ) from None
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({error}). Is the file complete?") from None
+
+
+def torch_save(payload: object, path: str | os.PathLike) -> None:
+    """``torch.save`` that leaves either the old file or the complete new one (folder created, file and folder fsynced)."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_with(path, lambda stream: torch.save(payload, stream))

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QSettings
 
-from app.core.categories import vipseg_categories
+from dvis_models.categories import vipseg_categories
 from dvis_models.types import FrameResult, Segment
 
 PERSON, CAR, SKY = 60, 48, 28  # VIPSeg ids: two things and a stuff class

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from app.core.categories import vipseg_categories
 from app.core.vipseg import VideoToWrite, write_videos
+from dvis_models.categories import vipseg_categories
 
 SKY, GROUND, PERSON, CAR = 28, 14, 60, 48  # VIPSeg json ids (sky/ground stuff, person/car things)
 

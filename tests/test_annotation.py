@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
-from app.core.annotation import Annotation, AnnotationError, Provenance, Track
-from app.core.categories import vipseg_categories
+from app.core.annotation import Annotation, Provenance, Track
+from app.core.errors import AnnotationError
 from app.core.mask_store import MaskStore, encode_slots
+from dvis_models.categories import vipseg_categories
 from dvis_models.types import FrameResult, Segment
 
 PERSON, CAR, SKY, WALL = 60, 48, 28, 0
@@ -32,7 +33,6 @@ def test_set_frame_round_trip_and_queries(annotation):
     assert annotation.track_map(2).dtype == np.int32
     assert annotation.frame_track_ids(2) == {person.id, car.id}
     assert annotation.area(2, person.id) == 20 and annotation.area(2, car.id) == 48
-    assert annotation.frame_areas(2) == {person.id: 20, car.id: 48}
     assert annotation.track_at(2, 0, 0) == person.id
     assert annotation.track_at(2, 15, 11) == car.id
     assert annotation.track_at(2, 6, 0) is None  # void
@@ -101,13 +101,15 @@ def test_ingest_applies_vipseg_rules(annotation):
         annotation.ingest(2, frame1, [])
 
 
-def test_from_frames_with_pipeline_results():
+def test_ingest_takes_pipeline_frame_results():
     results = []
     for index in range(3):
         frame = blank()
         frame[index : index + 3, 2:6] = 4
         results.append(FrameResult(index, frame, [Segment(4, PERSON, True, 0.95, 12)]))
-    annotation = Annotation.from_frames(3, H, W, vipseg_categories(), results, provenance=Provenance.IMPORTED)
+    annotation = Annotation(3, H, W, vipseg_categories())
+    for result in results:
+        annotation.ingest(result.index, result.track_map, result.segments, Provenance.IMPORTED)
     assert annotation.tracks[4].provenance is Provenance.IMPORTED
     assert annotation.track_frames(4) == [0, 1, 2]
     np.testing.assert_array_equal(annotation.track_map(1), results[1].track_map)

@@ -2,8 +2,8 @@ import json
 
 import pytest
 
-from app.core.categories import CategoryTable, vipseg_categories
 from app.core.errors import CategoryTableError
+from dvis_models.categories import CategoryTable, vipseg_categories
 
 
 def test_vipseg_table_has_58_things_and_66_stuff():

@@ -17,7 +17,7 @@ import torch
 from dvis_models import build_model, load_checkpoint, save_checkpoint
 from dvis_models.checkpoint import FORMAT, init_segmenter_from, read_checkpoint
 from dvis_models.errors import CheckpointError
-from dvis_models.training.checkpointing import load_state
+from dvis_models.training.training_state import load_state
 from dvis_models.weights_file import MIN_TORCH
 from videos import make_video
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from app.cli import evaluate_model, main
-from app.core.categories import vipseg_categories
 from app.core.frame_range import format_frame_ranges
 from app.core.video import VideoSource
+from dvis_models.categories import vipseg_categories
 from dvis_models.data.synthetic import generate_dataset
 from dvis_models.resources import BUNDLED_CHECKPOINT
 from videos import make_video
@@ -122,8 +122,8 @@ def test_infer_shards_by_rank_and_resumes(tmp_path, capsys, monkeypatch):
 
 def test_infer_runs_into_one_folder_merge_into_its_json(tmp_path, capsys):
     from app.core.annotation import Annotation
-    from app.core.categories import CategoryTable
     from app.core.vipseg import export_vipseg
+    from dvis_models.categories import CategoryTable
 
     clips = [make_video(tmp_path / f"clip{i}.mp4", num_frames=4, size=(96, 64)) for i in range(3)]
     out = tmp_path / "out"

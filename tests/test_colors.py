@@ -12,8 +12,6 @@ import pytest
 from app.core.colors import (
     OVERLAY_MODES,
     boundary_mask,
-    color_table,
-    colorize,
     overlay,
     track_color,
     visible_mask,
@@ -46,13 +44,12 @@ def test_hues_spread_over_the_wheel():
     assert np.histogram(hues, bins=6, range=(0, 1))[0].min() >= 1
 
 
-def test_color_table_and_colorize_agree_with_track_color():
-    table = color_table(300)
-    assert table.shape[0] > 300 and table.dtype == np.uint8
-    assert [tuple(int(v) for v in table[i]) for i in (0, 1, 300)] == [track_color(i) for i in (0, 1, 300)]
+def test_full_fill_paints_the_track_colors_up_to_large_ids():
     track_map = np.array([[0, 5], [300, 5]], np.int32)
-    picture = colorize(track_map)
-    assert tuple(picture[1, 0]) == track_color(300) and tuple(picture[0, 0]) == (0, 0, 0)
+    frame = np.full((2, 2, 3), 7, np.uint8)
+    picture = overlay(frame, track_map, alpha=1.0, mode="fill")
+    assert tuple(picture[1, 0]) == track_color(300) and tuple(picture[0, 1]) == track_color(5)
+    assert tuple(picture[0, 0]) == (7, 7, 7)  # void keeps the frame
 
 
 def test_visible_and_boundary_masks():

@@ -6,10 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from app.core.annotation import Annotation, AnnotationError, Provenance
-from app.core.categories import vipseg_categories
+from app.core.annotation import Annotation, Provenance
+from app.core.errors import AnnotationError
 from app.core.edits import (AddTrack, DeleteTrack, Edit, EditGroup, MergeTracks, Paint, PaintMask, RelabelTrack, SetTrackLocked,
                             SplitTrack, SwapTracks, shared_frames)
+from dvis_models.categories import vipseg_categories
 
 PERSON, CAR, DOG, SKY, WALL, GRASS = 60, 48, 62, 28, 0, 15
 F, H, W = 8, 24, 32
@@ -42,7 +43,7 @@ def snapshot(annotation: Annotation) -> dict:
         "maps": [annotation.track_map(i).copy() for i in range(annotation.num_frames)],
         "tracks": dict(annotation.tracks),
         "frames": {t: annotation.track_frames(t) for t in annotation.tracks},
-        "areas": [annotation.frame_areas(i) for i in range(annotation.num_frames)],
+        "areas": [{t: annotation.area(i, t) for t in annotation.frame_track_ids(i)} for i in range(annotation.num_frames)],
         "next": annotation.next_track_id,
     }
 

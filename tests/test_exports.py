@@ -10,9 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from app.core import atomic
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
 from app.core.colors import overlay
 from app.core.edits import DeleteTrack
 from app.core.exports import (
@@ -24,6 +22,8 @@ from app.core.exports import (
     export_track_masks,
 )
 from app.core.video import VideoSource
+from dvis_models import atomic
+from dvis_models.categories import vipseg_categories
 from tests.videos import make_video
 
 CAR, PERSON = 7, 3  # two track ids

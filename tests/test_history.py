@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 
 from app.core.annotation import Annotation, AnnotationError
-from app.core.categories import vipseg_categories
 from app.core.edits import MergeTracks, Paint, SetTrackLocked
 from app.core.history import EditHistory
 from app.core.result_merger import ResultMerger
+from dvis_models.categories import vipseg_categories
 from tests.test_result_merger import CAR, PERSON, result
 
 

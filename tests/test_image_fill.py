@@ -5,10 +5,11 @@ import json
 import numpy as np
 import pytest
 
-from app.core.annotation import Annotation, AnnotationError, Provenance
-from app.core.categories import vipseg_categories
+from app.core.annotation import Annotation, Provenance
+from app.core.errors import AnnotationError
 from app.core.edits import Edit, SetTrackLocked
 from app.core.image_fill import colour_region, image_fill
+from dvis_models.categories import vipseg_categories
 
 PERSON, CAR = 60, 48
 H, W = 48, 64

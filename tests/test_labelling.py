@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
 from app.core.edits import Edit, MarkFrames, Paint, with_keyframe
 from app.core.errors import Cancelled, PromptError, PropagationError
 from app.core.keyframes import KEY, PROPAGATED, FrameMarks
@@ -22,6 +21,7 @@ from app.core.propagation.labelling import (
     propagation_job,
 )
 from app.core.propagation.scores import jaccard
+from dvis_models.categories import vipseg_categories
 from tests.labelling_media import SIZE, make_square_video
 from tests.labelling_media import square_mask as shape_mask
 

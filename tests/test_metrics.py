@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
 from app.core.metrics import (
     DiagnosticsConfig,
     MetricsError,
     VideoPair,
     diagnose,
-    diagnose_results,
     evaluate,
     evaluate_folders,
     stability_diagnostics,
@@ -22,6 +20,7 @@ from app.core.metrics import (
     vpq,
 )
 from app.core.vipseg import PanopticFrame, annotation_frames, export_predictions, export_vipseg
+from dvis_models.categories import vipseg_categories
 from synthetic_vipseg import CAR, PERSON, SKY, track_maps
 
 CATS = vipseg_categories()
@@ -340,15 +339,6 @@ def test_stability_diagnostics_reads_an_annotation():
     maps = square_maps(4, {1: left[:2] + right[2:], 2: right[:2] + left[2:]})
     annotation = _annotation(maps, {1: PERSON, 2: PERSON})
     assert kinds(stability_diagnostics(annotation, config=CONFIG)) == [("id_switch", 1, 2, 2)]
-
-
-def test_raw_model_results_report_class_flicker():
-    from dvis_models.types import FrameResult, Segment
-
-    maps = square_maps(3, {1: [(2, 2)] * 3})
-    classes = [PERSON, CAR, CAR]
-    results = [FrameResult(t, maps[t], [Segment(1, classes[t], True, 0.9, 16)]) for t in range(3)]
-    assert kinds(diagnose_results(results, config=CONFIG)) == [("class_flicker", 1, 1, None)]
 
 
 def _brute_iou(a: np.ndarray, b: np.ndarray, a_ids: list[int], b_ids: list[int]) -> np.ndarray:

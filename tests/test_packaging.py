@@ -30,11 +30,11 @@ def test_resources_are_package_data_of_dvis_resources():
     assert resources.VIPSEG_CATEGORIES_FILE.is_file() and resources.BUNDLED_CHECKPOINT.is_file()
 
 
-def test_app_and_models_use_the_same_locator():
-    from app.core import categories
-    from dvis_models import presets
+def test_app_and_models_read_one_category_table_through_the_locator():
+    from dvis_models import categories, preset_config
 
-    assert categories.VIPSEG_CATEGORIES_FILE == presets.VIPSEG_CATEGORIES_FILE == resources.VIPSEG_CATEGORIES_FILE
+    assert categories.VIPSEG_CATEGORIES_FILE == resources.VIPSEG_CATEGORIES_FILE
+    assert preset_config("r50_vipseg_online").categories == categories.vipseg_categories().to_json()
 
 
 def test_an_installed_dvis_resources_package_is_preferred(tmp_path):

@@ -127,13 +127,13 @@ def test_progress_and_cancel(model, frames, device):
         for _ in segmenter.run(frames, num_frames=7, progress=progress, cancel=lambda: len(finished) >= 3):
             pass
     assert finished == [(1, 7), (2, 7), (3, 7)]
-    assert not model.tracker.has_state  # the next video starts fresh even if nobody calls run() again
+    assert model.tracker._last_output is None  # the next video starts fresh even if nobody calls run() again
 
     abandoned = segmenter.run(frames)
     next(abandoned)
-    assert model.tracker.has_state
+    assert model.tracker._last_output is not None
     abandoned.close()
-    assert not model.tracker.has_state
+    assert model.tracker._last_output is None
 
 
 def phases(calls) -> list[tuple[str, int | None]]:

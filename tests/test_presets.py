@@ -10,7 +10,7 @@ from dvis_models.model import ModelConfig
 from dvis_models.refiner import TemporalRefiner
 from dvis_models.tracker import ReferringTracker
 
-KEYS_DIR = Path(__file__).parent / "data" / "checkpoint_keys"  # generated from the official code (reference §12)
+KEYS_DIR = Path(__file__).parent / "data" / "checkpoint_keys"  # key lists of the official models, generated with the official DVIS code
 
 
 def official_shapes(name: str, prefix: str = "") -> dict[str, tuple[int, ...]]:
@@ -64,7 +64,7 @@ def test_label_to_category_puts_things_first():
     from dvis_models import preset_config
 
     config = preset_config("r50_vipseg_offline")
-    # reference §9.3: label:VIPSeg id
+    # model label -> VIPSeg id: things by id, then stuff (DVIS dvis/data_video/dataset_mapper_vps.py)
     assert config.label_to_category[0] == 2  # door
     assert config.label_to_category[17] == 60  # person
     assert config.label_to_category[57] == 123  # train

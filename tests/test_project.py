@@ -16,12 +16,12 @@ import cv2
 import numpy as np
 import pytest
 
-from app.core import atomic
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
 from app.core.edits import AddTrack, Edit, MergeTracks, Paint, RelabelTrack, SplitTrack
 from app.core.history import EditHistory
 from app.core.project import LOCK, MANIFEST, Project, ProjectChangedError, ProjectError
+from dvis_models import atomic
+from dvis_models.categories import vipseg_categories
 
 PERSON, CAR, SKY = 60, 48, 28
 F, H, W = 6, 16, 20
@@ -289,7 +289,7 @@ def test_project_dropped_without_close_releases_its_lock(project_dir):
 CHILD = """
 import os, sys, time
 from pathlib import Path
-from app.core import atomic
+from dvis_models import atomic
 from app.core.edits import MergeTracks, Paint
 from app.core.project import Project
 from tests.test_project import edit

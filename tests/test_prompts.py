@@ -7,7 +7,7 @@ import pytest
 from app.core.errors import PromptError
 from app.core.propagation.prompts import Prompt, grabcut_mask, propose, rank_masks
 from app.core.propagation.scores import jaccard
-from dvis_models.data import vipseg_format as fmt
+from dvis_models.categories import vipseg_categories
 from dvis_models.data.synthetic import render_video, video_rng
 
 H, W = 48, 64
@@ -65,7 +65,7 @@ def test_a_prompt_no_model_proposal_fits_falls_back_to_grabcut():
     from dvis_models.resources import BUNDLED_CHECKPOINT
 
     torch.set_num_threads(1)
-    video = render_video("v", video_rng(0, "val", 0), fmt.load_categories(), num_frames=1)
+    video = render_video("v", video_rng(0, "val", 0), vipseg_categories().to_json(), num_frames=1)
     model = load_checkpoint(BUNDLED_CHECKPOINT)
     output = SegmenterCache(model, video.frames.__getitem__).get(0)
     height, width = video.frames[0].shape[:2]
@@ -85,7 +85,7 @@ def test_a_box_around_an_object_proposes_the_models_mask_and_class_for_it():
     from dvis_models.resources import BUNDLED_CHECKPOINT
 
     torch.set_num_threads(1)
-    categories = fmt.load_categories()
+    categories = vipseg_categories().to_json()
     video = render_video("v", video_rng(0, "val", 1), categories, num_frames=1)
     model = load_checkpoint(BUNDLED_CHECKPOINT)
     output = SegmenterCache(model, video.frames.__getitem__).get(0)

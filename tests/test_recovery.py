@@ -152,7 +152,7 @@ def test_unsaved_work_of_a_killed_app_is_offered_back(video_path, tmp_path, wind
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_saved_project_of_a_killed_app_is_autosaved_and_reopened(video_path, tmp_path, window, errors):
     from app.core.annotation import Annotation
-    from app.core.categories import vipseg_categories
+    from dvis_models.categories import vipseg_categories
     from tests.gui_helpers import FRAMES, SIZE
 
     annotation = Annotation(FRAMES, SIZE[1], SIZE[0], vipseg_categories())

@@ -3,8 +3,8 @@
 import numpy as np
 
 from app.core.annotation import Annotation
-from app.core.categories import vipseg_categories
 from app.core.result_merger import ResultMerger, pair_iou
+from dvis_models.categories import vipseg_categories
 from dvis_models.types import FrameResult, Segment
 
 PERSON, CAR, SKY = 60, 48, 28  # thing, thing, stuff (VIPSeg ids)

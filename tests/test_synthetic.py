@@ -8,7 +8,8 @@ import cv2
 import numpy as np
 import pytest
 
-from dvis_models.data import vipseg_format as fmt
+from dvis_models import vipseg_format as fmt
+from dvis_models.categories import vipseg_categories
 from dvis_models.data.synthetic import SceneRenderer, generate_dataset, main, render_video, video_rng
 
 SIZE = (48, 64)
@@ -62,7 +63,7 @@ def test_layout_json_and_pngs_agree(dataset):
             assert frame["file_name"] == f"{stem}.png"
             image = cv2.imread(str(dataset / "images" / vid / f"{stem}.jpg"))
             assert image.shape == (*SIZE, 3)
-            ids = fmt.rgb2id(cv2.imread(str(dataset / "panomasksRGB" / vid / f"{stem}.png"))[..., ::-1])
+            ids = fmt.rgb_to_id(cv2.imread(str(dataset / "panomasksRGB" / vid / f"{stem}.png"))[..., ::-1])
             raw = cv2.imread(str(dataset / "panomasks" / vid / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
             assert raw.dtype == np.uint16 and raw.shape == SIZE
             assert ((ids == 0) == (raw == 0)).all()
@@ -89,7 +90,7 @@ def test_layout_json_and_pngs_agree(dataset):
 
 
 def test_objects_move_enter_leave_and_occlude():
-    categories = fmt.load_categories()
+    categories = vipseg_categories().to_json()
     videos = [render_video(f"v{i}", video_rng(11, "train", i), categories, SIZE, 16) for i in range(6)]
     isthing = {c["id"]: bool(c["isthing"]) for c in categories}
     moved = entered = left = occluded = lookalike = 0
@@ -109,7 +110,7 @@ def test_objects_move_enter_leave_and_occlude():
 
 
 def test_look_alike_pairs_share_a_texture_and_cross_paths():
-    categories = fmt.load_categories()
+    categories = vipseg_categories().to_json()
     renderers = [SceneRenderer(video_rng(5, "train", i), categories, (96, 128), 16) for i in range(8)]
     pairs = [(a, b) for r in renderers for a, b in combinations(r.objects, 2) if a.texture is b.texture]
     assert len(pairs) >= 4

@@ -55,7 +55,7 @@ def test_reset_starts_a_new_video_and_first_frame_equals_frame_forward():
     embeds = torch.randn(3, 6, 32)
     with torch.no_grad():
         tracker(embeds)
-        assert tracker.has_state
+        assert tracker._last_output is not None
         tracker.reset()
         first = tracker(embeds[1:2]).pred_embds
         per_frame = tracker.frame_forward(embeds)

@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from dvis_models.training.checkpointing import TrainingState, load_state, save_state
 from dvis_models.training.criterion import SetCriterion
 from dvis_models.training.matcher import HungarianMatcher, Targets
 from dvis_models.training.optim import LRSchedule, build_optimizer
 from dvis_models.training.point_sampling import point_sample, uncertain_point_coords
+from dvis_models.training.training_state import TrainingState, load_state, save_state
 
 NUM_CLASSES = 5
 
@@ -188,7 +188,7 @@ def test_training_state_round_trips_with_weights_only(tmp_path):
 def test_training_state_that_needs_code_is_refused(tmp_path):
     from fractions import Fraction
 
-    from dvis_models.training.checkpointing import TrainingStateError
+    from dvis_models.training.training_state import TrainingStateError
 
     torch.save({"format": "dvis-studio-training-state", "iteration": Fraction(1, 3)}, tmp_path / "last.pth")
     with pytest.raises(TrainingStateError, match="last.pth"):
@@ -200,8 +200,8 @@ def test_training_state_that_needs_code_is_refused(tmp_path):
 from dataclasses import replace  # noqa: E402
 import json  # noqa: E402
 
+from dvis_models.data.clip_dataset import VIPSegClipDataset  # noqa: E402
 from dvis_models.data.synthetic import generate_dataset  # noqa: E402
-from dvis_models.data.vipseg_reader import VIPSegClipDataset  # noqa: E402
 from dvis_models.presets import build_model, preset_config  # noqa: E402
 from dvis_models.training.data import DatasetClips  # noqa: E402
 from dvis_models.training.distributed import DistributedContext  # noqa: E402
@@ -291,7 +291,7 @@ def test_resumed_run_equals_uninterrupted_run(tiny_data, tmp_path):
     for key, value in straight_model.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[key]), key
 
-    from dvis_models.training.checkpointing import TrainingStateError
+    from dvis_models.training.training_state import TrainingStateError
 
     wider = build_model(replace(tiny_config(), num_queries=9))  # same folder, another model: explained, not a traceback
     with pytest.raises(TrainingStateError, match="another model"):

@@ -10,9 +10,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from dvis_models.data import AugmentationConfig, ClipTransform, DatasetFormatError, VIPSegClipDataset, collate_clips
-from dvis_models.data import vipseg_format as fmt
+from dvis_models import vipseg_format as fmt
+from dvis_models.categories import vipseg_categories
+from dvis_models.data import AugmentationConfig, ClipTransform, VIPSegClipDataset, collate_clips
 from dvis_models.data.synthetic import generate_dataset
+from dvis_models.errors import DatasetError, UserError
 from dvis_models.preprocess import resized_size
 
 SIZE = (40, 56)
@@ -31,7 +33,7 @@ def root(tmp_path_factory) -> Path:
 def stored(root: Path, video_id: str, index: int) -> tuple[np.ndarray, np.ndarray]:
     stem = f"{index:08d}"
     image = cv2.imread(str(root / "images" / video_id / f"{stem}.jpg"))[..., ::-1]
-    ids = fmt.rgb2id(cv2.imread(str(root / "panomasksRGB" / video_id / f"{stem}.png"))[..., ::-1])
+    ids = fmt.rgb_to_id(cv2.imread(str(root / "panomasksRGB" / video_id / f"{stem}.png"))[..., ::-1])
     return image, ids
 
 
@@ -55,7 +57,7 @@ def test_targets_equal_png_ids_and_labels_follow_dvis_order(root):
             assert np.array_equal(clip.masks[n, t].numpy(), ids == segment_id)
     covered += clip.masks.sum(0)
     assert covered.max() == 1  # masks do not overlap
-    table = fmt.load_categories()
+    table = vipseg_categories().to_json()
     things = sorted(c["id"] for c in table if c["isthing"])
     stuff = sorted(c["id"] for c in table if not c["isthing"])
     cats = categories_of(root)
@@ -77,7 +79,7 @@ def test_unmapped_categories_are_an_error_unless_ignored(root):
     cats = categories_of(root)
     dropped = cats[next(iter(cats))]
     partial = [c for c in sorted(set(cats.values())) if c != dropped]
-    with pytest.raises(DatasetFormatError, match=r"panoptic_gt_VIPSeg_train\.json.*no model label"):
+    with pytest.raises(DatasetError, match=r"panoptic_gt_VIPSeg_train\.json.*no model label"):
         VIPSegClipDataset(root, "train", label_to_category=partial)
     dataset = VIPSegClipDataset(root, "train", label_to_category=partial, ignore_unmapped=True, augmentation=NO_AUG)
     for video in range(2):
@@ -208,16 +210,16 @@ def _edit_json(root: Path, edit) -> None:
 def test_png_id_missing_from_json_names_the_png(copy):
     _edit_json(copy, lambda p: p["annotations"][0]["annotations"][2]["segments_info"].pop())
     dataset = VIPSegClipDataset(copy, "train", augmentation=NO_AUG)
-    with pytest.raises(DatasetFormatError, match=r"syn_train_0000/00000002\.png.*disagree") as error:
+    with pytest.raises(DatasetError, match=r"syn_train_0000/00000002\.png.*disagree") as error:
         dataset.load_clip(0, [2])
-    assert isinstance(error.value, ValueError)
+    assert isinstance(error.value, UserError)  # shown to the user as-is by the CLI and the GUI
     dataset.load_clip(0, [1])  # other frames are fine
 
 
 def test_json_id_missing_from_png_is_reported(copy):
     extra = {"id": 1, "category_id": 0, "iscrowd": 0, "area": 1}
     _edit_json(copy, lambda p: p["annotations"][0]["annotations"][0]["segments_info"].append(extra))
-    with pytest.raises(DatasetFormatError, match=r"only in JSON: \[1\]"):
+    with pytest.raises(DatasetError, match=r"only in JSON: \[1\]"):
         VIPSegClipDataset(copy, "train", augmentation=NO_AUG).load_clip(0, [0])
 
 
@@ -236,29 +238,29 @@ def test_json_id_missing_from_png_is_reported(copy):
 )
 def test_malformed_json_is_rejected_with_the_file_name(copy, edit, message):
     _edit_json(copy, edit)
-    with pytest.raises(DatasetFormatError, match="panoptic_gt_VIPSeg_train.json") as error:
+    with pytest.raises(DatasetError, match="panoptic_gt_VIPSeg_train.json") as error:
         VIPSegClipDataset(copy, "train")
     assert message in str(error.value)
 
 
 def test_missing_files_and_bad_json_are_reported(copy):
     (copy / "images" / "syn_train_0001" / "00000003.jpg").unlink()
-    with pytest.raises(DatasetFormatError, match=r"00000003\.jpg is missing"):
+    with pytest.raises(DatasetError, match=r"00000003\.jpg is missing"):
         VIPSegClipDataset(copy, "train")
     (copy / "panoptic_gt_VIPSeg_train.json").write_text("{not json")
-    with pytest.raises(DatasetFormatError, match="not valid JSON"):
+    with pytest.raises(DatasetError, match="not valid JSON"):
         VIPSegClipDataset(copy, "train")
     (copy / "panoptic_gt_VIPSeg_train.json").write_text('{"videos": ' + "[" * 200_000 + "]" * 200_000 + "}")
-    with pytest.raises(DatasetFormatError, match="nests lists or objects too deeply"):
+    with pytest.raises(DatasetError, match="nests lists or objects too deeply"):
         VIPSegClipDataset(copy, "train")
-    with pytest.raises(DatasetFormatError, match="does not exist"):
+    with pytest.raises(DatasetError, match="does not exist; check the dataset folder"):
         VIPSegClipDataset(copy, "nosuchsplit")
 
 
 def test_non_rgb_mask_png_is_rejected(copy):
     mask = copy / "panomasksRGB" / "syn_train_0000" / "00000000.png"
     cv2.imwrite(str(mask), np.zeros(SIZE, np.uint16))
-    with pytest.raises(DatasetFormatError, match="must be an 8-bit RGB PNG"):
+    with pytest.raises(DatasetError, match="must be an 8-bit RGB PNG"):
         VIPSegClipDataset(copy, "train", augmentation=NO_AUG).load_clip(0, [0])
 
 
@@ -267,15 +269,15 @@ def test_non_rgb_mask_png_is_rejected(copy):
 def test_reads_a_dataset_exported_by_the_app(tmp_path):
     """The rule: training reads exactly what app/core/vipseg exports (Annotation + VideoSource -> VIPSeg)."""
     from app.core.annotation import Annotation
-    from app.core.categories import vipseg_categories
     from app.core.video import VideoSource
     from app.core.vipseg import export_vipseg
     from dvis_models.data.synthetic import render_video, video_rng
 
-    video = render_video("v", video_rng(2, "train", 0), fmt.load_categories(), SIZE, 4)
+    video = render_video("v", video_rng(2, "train", 0), vipseg_categories().to_json(), SIZE, 4)
     folder = tmp_path / "frames"
+    folder.mkdir()
     for t, frame in enumerate(video.frames):
-        fmt.write_jpeg(folder / f"{t:08d}.jpg", frame)
+        (folder / f"{t:08d}.jpg").write_bytes(fmt.jpeg_bytes(frame))
     table = vipseg_categories()
     annotation = Annotation(len(video.frames), *SIZE, table)
     category_of = {s["id"]: s["category_id"] for frame in video.segments for s in frame}

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from app.core.annotation import Annotation, Provenance
-from app.core.categories import vipseg_categories
 from app.core.video import VideoSource
 from app.core.vipseg import (
     DatasetError,
@@ -28,7 +27,8 @@ from app.core.vipseg import (
     read_ground_truth,
     read_predictions,
 )
-from app.core.vipseg.codec import ColorAllocator, color_to_id, read_id_png, read_raw_png, resize_nearest, resized_size
+from dvis_models.categories import vipseg_categories
+from dvis_models.vipseg_format import ColorAllocator, color_to_id, read_id_png, read_raw_png, resize_nearest, resized_size
 from synthetic_vipseg import CAR, GROUND, PERSON, SKY, track_maps, write_dataset
 from videos import make_video
 
@@ -85,16 +85,16 @@ def test_written_dataset_has_the_vipseg_layout_and_encodings(tmp_path):
 
 
 def test_thing_colours_follow_panopticapi_and_are_deterministic():
-    first = ColorAllocator(CATS, "video_x")
+    first = ColorAllocator.for_video(CATS, "video_x")
     colors = [first.color(PERSON) for _ in range(5)]
     assert colors[0] == CATS[PERSON].color  # first instance: the category colour
     assert len(set(colors)) == 5 and all(max(abs(a - b) for a, b in zip(c, colors[0])) <= 30 for c in colors)
-    assert [ColorAllocator(CATS, "video_x").color(PERSON) for _ in range(1)] == colors[:1]
-    again = ColorAllocator(CATS, "video_x")
+    assert [ColorAllocator.for_video(CATS, "video_x").color(PERSON) for _ in range(1)] == colors[:1]
+    again = ColorAllocator.for_video(CATS, "video_x")
     assert [again.color(PERSON) for _ in range(5)] == colors
     # car shares its colour with the stuff class Playground_slide, which is reserved: cars never get it.
-    assert ColorAllocator(CATS, "v").color(CAR) != CATS[CAR].color
-    assert ColorAllocator(CATS, "v").color(SKY) == CATS[SKY].color
+    assert ColorAllocator.for_video(CATS, "v").color(CAR) != CATS[CAR].color
+    assert ColorAllocator.for_video(CATS, "v").color(SKY) == CATS[SKY].color
 
 
 def test_720p_sizes_and_nearest_resize_match_vipseg_720p():
@@ -155,7 +155,8 @@ def test_predictions_round_trip_and_match_ground_truth(tmp_path):
     (imported,) = import_predictions(pred_root)
     assert imported.image_paths == []
     for index in range(4):
-        assert sorted(imported.annotation.frame_areas(index).values()) == sorted(annotation.frame_areas(index).values())
+        areas = [sorted(a.area(index, t) for t in a.frame_track_ids(index)) for a in (imported.annotation, annotation)]
+        assert areas[0] == areas[1]
     first = [f.segments for f in annotation_frames(annotation)]
     second = [f.segments for f in annotation_frames(imported.annotation)]
     assert [sorted(s.values()) for s in first] == [sorted(s.values()) for s in second]
@@ -389,7 +390,7 @@ def test_prediction_png_declaring_a_huge_frame_is_not_decoded(tmp_path):
 
 
 def test_png_and_jpeg_sizes_come_from_their_headers(tmp_path):
-    from app.core.vipseg.codec import jpeg_size, png_size
+    from dvis_models.vipseg_format import jpeg_size, png_size
 
     image = np.random.default_rng(0).integers(0, 255, (23, 37, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "a.png"), image)
@@ -427,8 +428,8 @@ def test_images_folder_that_disagrees_with_the_json_names_the_frames(tmp_path):
 
 
 def test_stuff_with_crowd_and_plain_segments_cannot_become_one_track(tmp_path):
-    from app.core import atomic
-    from app.core.vipseg.codec import id_to_rgb
+    from dvis_models import atomic
+    from dvis_models.vipseg_format import id_to_rgb
 
     root = tmp_path / "dataset"
     write_dataset(root)
@@ -445,7 +446,7 @@ def test_stuff_with_crowd_and_plain_segments_cannot_become_one_track(tmp_path):
 
 
 def test_exports_into_one_folder_merge_into_its_json(tmp_path):
-    from app.core.categories import CategoryTable
+    from dvis_models.categories import CategoryTable
 
     root = tmp_path / "dataset"
     first = export_vipseg([("clip_a", synthetic_annotation(4), None)], root, split="train")

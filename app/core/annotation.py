@@ -1,6 +1,6 @@
 """The annotation of one video: per-frame slot maps, slot -> segment key tables, and the track table.
 
-Three levels keep track-level edits free of pixel work (DESIGN.md "Masks are stored per frame..."):
+Three levels keep track-level edits (merge, split, swap, relabel, delete) free of pixel work:
 
 * ``MaskStore``: per frame a small integer **slot** map (uint8, uint16 past 255 slots), PNG-compressed.
 * ``_seg[frame, slot]`` -> **segment key**, and ``_owner[key]`` -> **track id** (0 = void / deleted).
@@ -24,9 +24,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
-from app.core.categories import CategoryTable
+from app.core.errors import AnnotationError
 from app.core.keyframes import FrameMarks
-from app.core.mask_store import AnnotationError, Loader, MaskStore
+from app.core.mask_store import Loader, MaskStore
+from dvis_models.categories import CategoryTable
 
 #: Called after every change with (frames whose rendering changed, track ids whose row changed).
 Listener = Callable[[frozenset, frozenset], None]
@@ -107,15 +108,6 @@ class Annotation:
         self._pending: tuple[set, set] | None = None  # changes collected while an edit runs
 
     # ------------------------------------------------------------------ ingest
-
-    @classmethod
-    def from_frames(cls, num_frames: int, height: int, width: int, categories: CategoryTable, results: Iterable,
-                    provenance: Provenance = Provenance.MODEL) -> "Annotation":
-        """Build from pipeline ``FrameResult``s (any object with ``index``, ``track_map``, ``segments``)."""
-        annotation = cls(num_frames, height, width, categories)
-        for result in results:
-            annotation.ingest(result.index, result.track_map, result.segments, provenance)
-        return annotation
 
     def ingest(self, index: int, track_map: np.ndarray, segments: Iterable, provenance: Provenance = Provenance.MODEL) -> None:
         """Store a model/imported frame whose ids are the producer's, applying the VIPSeg rules on the way.
@@ -247,16 +239,6 @@ class Annotation:
     def area(self, index: int, track_id: int) -> int:
         self._check_frame(index)
         return int(self._area[index][self._owner[self._seg[index]] == track_id].sum())
-
-    def frame_areas(self, index: int) -> dict[int, int]:
-        """{track id: pixel count} of frame ``index`` (void excluded), from the tables."""
-        self._check_frame(index)
-        owners = self._owner[self._seg[index]]
-        areas: dict[int, int] = {}
-        for track_id, area in zip(owners.tolist(), self._area[index].tolist()):
-            if track_id and area:
-                areas[track_id] = areas.get(track_id, 0) + area
-        return areas
 
     def track_at(self, index: int, x: int, y: int) -> int | None:
         self._check_frame(index)

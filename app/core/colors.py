@@ -67,18 +67,6 @@ class _ColorTable:
 _COLOR_TABLE = _ColorTable()
 
 
-def color_table(max_id: int) -> np.ndarray:
-    """(N >= max_id + 1, 3) uint8 lookup table of track colours; row 0 is void (black). Read-only use."""
-    _COLOR_TABLE.grow(int(max_id))
-    return _COLOR_TABLE.rgb
-
-
-def colorize(track_map: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB picture of a track map, void black."""
-    track_map = _check_map(track_map)
-    return _colorize(track_map, int(track_map.max(initial=0)))
-
-
 def _colorize(track_map: np.ndarray, max_id: int) -> np.ndarray:
     _COLOR_TABLE.grow(max_id)
     rgbx = np.take(_COLOR_TABLE.packed, track_map).view(np.uint8).reshape(*track_map.shape, 4)

@@ -24,7 +24,8 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from app.core.annotation import Annotation, AnnotationError, Provenance, Track
+from app.core.annotation import Annotation, Provenance, Track
+from app.core.errors import AnnotationError
 from app.core.keyframes import KEY, KINDS
 from app.core.mask_store import decode_slots, encode_slots
 

@@ -6,14 +6,17 @@ must say what went wrong *and* what the user can do about it.
 
 
 from dvis_models.errors import Cancelled as Cancelled  # the one "the user stopped it" outcome, shared with dvis_models
+from dvis_models.errors import CategoryTableError as CategoryTableError  # formats both packages read are defined there
+from dvis_models.errors import DatasetError as DatasetError
+from dvis_models.errors import UserError as UserError  # the base of StudioError and DVISError: what is shown as-is
 
 
-class StudioError(Exception):
-    """Base of all errors a user can cause (bad file, wrong checkpoint, unwritable folder...)."""
+class StudioError(UserError):
+    """Base of the errors a user can cause in the app (bad file, unwritable folder...)."""
 
 
-class CategoryTableError(StudioError):
-    """A category table file is missing or malformed."""
+class AnnotationError(StudioError):
+    """An edit, an ingested frame or a stored mask would break the annotation (or a VIPSeg rule)."""
 
 
 class ModelLibraryError(StudioError):

@@ -4,7 +4,7 @@ Every export takes the masks from any object with ``track_map(index) -> int32 (H
 ``Annotation``) and, where pixels are needed, a ``VideoSource``. Each export works on chosen tracks and
 chosen frames, reports ``progress(done, total)`` and stops early when ``cancel()`` returns True.
 
-Files appear atomically: PNGs through ``app.core.atomic``, videos are encoded into a temporary file in
+Files appear atomically: PNGs through ``dvis_models.atomic``, videos are encoded into a temporary file in
 the destination folder and renamed over the target when complete, so an editor watching the folder
 never picks up half a file and a cancelled or failed export leaves no partial video behind.
 
@@ -31,11 +31,11 @@ import av
 import cv2
 import numpy as np
 
-from app.core import atomic
 from app.core.annotation import Annotation
 from app.core.colors import OverlayMode, overlay, visible_mask
 from app.core.errors import StudioError
 from app.core.video import VideoSource
+from dvis_models import atomic
 
 Progress = Callable[[int, int], None]
 Cancel = Callable[[], bool]

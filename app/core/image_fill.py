@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.core.annotation import AnnotationError
+from app.core.errors import AnnotationError
 from app.core.edits import PaintMask
 
 __all__ = ["colour_region", "image_fill"]

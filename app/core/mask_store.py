@@ -14,19 +14,11 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from app.core.atomic import png_bytes
-from app.core.errors import StudioError
+from dvis_models.atomic import png_bytes
 
 #: Reads a frame's stored PNG bytes from elsewhere (a project folder) with a name for error messages
 #: (the file), or returns None when that frame has no stored map (all void).
 Loader = Callable[[int], "tuple[bytes, str] | None"]
-
-
-class AnnotationError(StudioError):
-    """An edit, an ingested frame or a stored mask would break the annotation (or a VIPSeg rule).
-
-    Defined here because the store is the bottom of the annotation area; import it from app.core.annotation.
-    """
 
 
 def encode_slots(slots: np.ndarray) -> bytes:

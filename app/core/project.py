@@ -43,10 +43,10 @@ from pathlib import Path
 import numpy as np
 
 from app import __version__
-from app.core import atomic
-from app.core.annotation import Annotation, AnnotationError
-from app.core.categories import CategoryTable, vipseg_categories
-from app.core.errors import CategoryTableError, StudioError
+from app.core.annotation import Annotation
+from app.core.errors import AnnotationError, CategoryTableError, StudioError
+from dvis_models import atomic
+from dvis_models.categories import CategoryTable, vipseg_categories
 
 MANIFEST = "project.json"
 BACKUP_MANIFEST = "project.prev.json"

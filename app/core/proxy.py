@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
-from app.core import atomic
+from dvis_models import atomic
 
 if TYPE_CHECKING:
     from app.core.video import VideoSource

@@ -14,11 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.categories import CategoryTable, vipseg_categories
 from app.core.edits import Edit
 from app.core.errors import StudioError
 from app.core.history import EditHistory
 from app.core.notify import Notifier
+from dvis_models.categories import CategoryTable, vipseg_categories
 
 BUSY_INFERENCE, BUSY_JOB = "DVIS is running", "An export or evaluation is running"  # why edits wait
 

@@ -9,14 +9,17 @@ core logic, so tests can drive every user action without clicking pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from app.core import edits
-from app.core.categories import CategoryTable
 from app.core.image_fill import image_fill
 from app.core.session import Session, UserActionError
+
+if TYPE_CHECKING:  # the type only; the GUI reaches dvis_models through app.core at run time
+    from dvis_models.categories import CategoryTable
 
 
 @dataclass

@@ -26,11 +26,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.categories import CategoryTable
 from app.gui.documents import EXPORTS, FILE_EXPORTS, ExportRequest
 from app.core.errors import ModelLibraryError
 from app.core.models import ModelLibrary
 from app.gui.inference import BUNDLED, MODEL_PREFIX, PRESET_PREFIX, RunRequest
+from dvis_models.categories import CategoryTable
 
 PRESETS = ("r50_vipseg_online", "r50_vipseg_offline", "swinl_vipseg_online", "swinl_vipseg_offline", "bundled_small")
 RESOLUTIONS = (("Model default", None), ("360p (fast)", 360), ("480p", 480), ("720p", 720), ("1080p", 1080))

@@ -13,6 +13,8 @@ from types import TracebackType
 
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
+from app.core.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -24,17 +26,9 @@ def show_error(parent: QWidget | None, title: str, message: str, details: str = 
     box.exec()
 
 
-def user_error_types() -> tuple[type[BaseException], ...]:
-    """Exception types a user can cause; their message is shown as-is (it says what to do)."""
-    from app.core.errors import StudioError
-    from dvis_models.errors import DVISError  # plain Python (no torch): cheap to import
-
-    return (StudioError, DVISError)
-
-
 def report_exception(parent: QWidget | None, title: str, error: BaseException) -> None:
     """Show `error`: user errors with their own message, anything else as an unexpected failure."""
-    if isinstance(error, user_error_types()):
+    if isinstance(error, UserError):  # a user can cause it: its message says what to do
         show_error(parent, title, str(error))
     elif isinstance(error, OSError):
         where = f" ({error.filename})" if error.filename else ""

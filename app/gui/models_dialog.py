@@ -26,9 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.core.errors import ModelLibraryError
+from app.core.errors import ModelLibraryError, UserError
 from app.core.models import ModelLibrary, catalogue_entries
-from app.gui.errors import report_exception, user_error_types
+from app.gui.errors import report_exception
 from app.gui.tasks import TaskRunner
 
 KIB = 1024  # progress travels in KiB: Qt's int signals overflow past 2 GiB
@@ -197,7 +197,7 @@ class ModelsDialog(QDialog):
 
     def _on_failed(self, error: object) -> None:
         """A cancel or a user error (offline, bad file, checksum) is a message in the dialog; anything else a dialog."""
-        if isinstance(error, user_error_types()):
+        if isinstance(error, UserError):
             self._finish(str(error))
         else:
             self._finish("")

@@ -14,7 +14,7 @@ Everything is deterministic from ``(seed, split, video index)``: same arguments,
 
 Defaults: 96x128 (HxW) frames, 24 frames per video, JPEG quality 92. Video ids are ``syn_<split>_<NNNN>``,
 frame stems ``00000000``, ``00000001``, ...; train and val videos differ (the split is part of the seed),
-so both can share one root. Output layout and encodings: see :mod:`dvis_models.data.vipseg_format`.
+so both can share one root. Output layout and encodings: see :mod:`dvis_models.vipseg_format`.
 
 CLI::
 
@@ -32,10 +32,14 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from dvis_models.data import vipseg_format as fmt
+from dvis_models import atomic
+from dvis_models import vipseg_format as fmt
+from dvis_models.arguments import frame_size
+from dvis_models.categories import CategoryTable, vipseg_categories
 
 DEFAULT_SIZE = (96, 128)
 DEFAULT_FRAMES = 24
+JPEG_QUALITY = 92
 Color = tuple[int, int, int]
 
 
@@ -318,7 +322,7 @@ class SceneRenderer:
         self.rng = rng
         self.height, self.width = size
         self.num_frames = num_frames
-        self.ids = fmt.SegmentIdAssigner(categories, rng)
+        self.colors = fmt.ColorAllocator(CategoryTable.from_json(categories), rng)
         known = {int(c["id"]): bool(c["isthing"]) for c in categories}
         usable = [Layout(lay.bands, tuple(c for c in lay.things if known.get(c) is True)) for lay in LAYOUTS
                   if all(known.get(cat) is False for cat, _ in lay.bands)]
@@ -349,7 +353,7 @@ class SceneRenderer:
         layout = self.layouts[int(rng.integers(len(self.layouts)))]
         self.thing_ids = layout.things
         self.bands = [cat for cat, _ in layout.bands]
-        self.band_ids = [self.ids.stuff_id(cat) for cat in self.bands]
+        self.band_ids = [fmt.color_to_id(self.colors.color(cat)) for cat in self.bands]
         self.band_textures = [render_texture(rng, STUFF_STYLES[cat], h, self.world_width, 15) for cat in self.bands]
         fractions = np.array([f for _, f in layout.bands]) * rng.uniform(0.8, 1.2, size=len(layout.bands))
         edges = np.cumsum(fractions / fractions.sum())[:-1] * h
@@ -373,7 +377,7 @@ class SceneRenderer:
             k = self.instance_counts.get(category_id, 0)
             self.instance_counts[category_id] = k + 1
             obj.raw = fmt.raw_value(category_id, True, k)
-            obj.segment_id = self.ids.thing_id(category_id)
+            obj.segment_id = fmt.color_to_id(self.colors.color(category_id))
         self.objects.append(obj)
         return obj
 
@@ -447,7 +451,7 @@ class SceneRenderer:
             region = band == index
             image[region] = self.band_textures[index][:, left:left + w][region]
             ids[region] = self.band_ids[index]
-            raw[region] = fmt.raw_value(category_id, False)
+            raw[region] = fmt.raw_value(category_id, False, 0)
         amodal: dict[int, int] = {}
         for obj in sorted(self.objects, key=lambda o: o.depth(t)):  # far first: nearer objects occlude
             placed = self._place(obj, t)
@@ -475,7 +479,7 @@ class SceneRenderer:
                 continue
             ys, xs = np.nonzero(ids == segment_id)
             value = int(raw[ys[0], xs[0]])
-            category_id = value - 1 if value < 125 else value // 100 - 1
+            category_id = fmt.raw_category(value)
             segments.append({"id": int(segment_id), "category_id": category_id, "iscrowd": 0, "area": int(len(ys)),
                              "bbox": [int(xs.min()), int(ys.min()), int(xs.max() - xs.min() + 1),
                                       int(ys.max() - ys.min() + 1)]})
@@ -505,15 +509,20 @@ def frame_stem(index: int) -> str:
     return f"{index:08d}"
 
 
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_bytes(path, data)
+
+
 def write_video(root: Path, video: SyntheticVideo) -> tuple[dict, dict]:
     """Write a video's frames and masks; returns its ``videos`` and ``annotations`` JSON entries."""
     height, width = video.frames[0].shape[:2]
     images, annotations = [], []
     for t, (frame, raw, ids, segments) in enumerate(zip(video.frames, video.raw_masks, video.id_masks, video.segments)):
         stem = frame_stem(t)
-        fmt.write_jpeg(fmt.image_path(root, video.video_id, stem), frame)
-        fmt.write_raw_mask(fmt.raw_mask_path(root, video.video_id, stem), raw)
-        fmt.write_rgb_mask(fmt.rgb_mask_path(root, video.video_id, stem), ids)
+        _write(root / fmt.IMAGES / video.video_id / f"{stem}.jpg", fmt.jpeg_bytes(frame, JPEG_QUALITY))
+        _write(root / fmt.PANOMASKS / video.video_id / f"{stem}.png", atomic.png_bytes(raw, rgb=False))
+        _write(root / fmt.PANOMASKS_RGB / video.video_id / f"{stem}.png", atomic.png_bytes(fmt.id_to_rgb(ids)))
         images.append({"id": stem, "width": width, "height": height, "file_name": f"{stem}.png"})
         annotations.append({"image_id": stem, "file_name": f"{stem}.png", "segments_info": segments})
     return ({"video_id": video.video_id, "images": images},
@@ -527,25 +536,17 @@ def generate_dataset(root: Path, num_videos: int = 8, num_frames: int = DEFAULT_
     if num_videos < 1 or num_frames < 1 or min(size) < 16:
         raise ValueError("Need at least 1 video of 1 frame, and frames of at least 16x16 pixels.")
     root = Path(root)
-    categories = categories if categories is not None else fmt.load_categories()
+    categories = categories if categories is not None else vipseg_categories().to_json()
     videos, annotations = [], []
     for index in range(num_videos):
         video = render_video(f"syn_{split}_{index:04d}", video_rng(seed, split, index), categories, size, num_frames)
         video_entry, annotation_entry = write_video(root, video)
         videos.append(video_entry)
         annotations.append(annotation_entry)
-    fmt.write_json(root / fmt.CATEGORIES_FILE_NAME, categories)
-    json_path = root / fmt.split_json_name(split)
-    fmt.write_json(json_path, {"videos": videos, "annotations": annotations, "categories": categories})
+    atomic.write_json(root / fmt.CATEGORIES_FILE, categories)
+    json_path = root / fmt.gt_json_name(split)
+    atomic.write_json(json_path, {"videos": videos, "annotations": annotations, "categories": categories})
     return json_path
-
-
-def _parse_size(text: str) -> tuple[int, int]:
-    try:
-        height, width = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size must look like 96x128 (height x width), got {text!r}") from None
-    return height, width
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -553,12 +554,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="dataset root (created if missing)")
     parser.add_argument("--videos", type=int, default=8)
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES)
-    parser.add_argument("--size", type=_parse_size, default=DEFAULT_SIZE, help="HxW, default 96x128")
+    parser.add_argument("--size", type=frame_size, default=DEFAULT_SIZE, help="HxW, default 96x128")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--split", default="train", help="split name: train, val, ...")
     parser.add_argument("--categories", type=Path, default=None, help="category JSON (default: the VIPSeg table)")
     args = parser.parse_args(argv)
-    categories = fmt.load_categories(args.categories) if args.categories else None
+    categories = CategoryTable.load(args.categories).to_json() if args.categories else None
     path = generate_dataset(args.out, args.videos, args.frames, args.size, args.seed, args.split, categories)
     print(f"wrote {args.videos} videos x {args.frames} frames to {path}")
     return 0

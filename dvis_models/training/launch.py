@@ -13,17 +13,17 @@ from pathlib import Path
 from typing import Callable
 
 from dvis_models.checkpoint import infer_config, init_segmenter_from, load_state, read_checkpoint, save_checkpoint
+from dvis_models.data.clip_dataset import VIPSegClipDataset
 from dvis_models.data.clips import STAGE_REVERSE_PROBS
 from dvis_models.data.transforms import OFFICIAL_MAX_SIZE, OFFICIAL_SHORT_EDGES, AugmentationConfig
-from dvis_models.data.vipseg_reader import VIPSegClipDataset
 from dvis_models.errors import CheckpointError
 from dvis_models.model import DVISModel, ModelConfig
 from dvis_models.presets import build_model, preset_config
 from dvis_models.training import distributed
-from dvis_models.training.checkpointing import TrainingStateError
 from dvis_models.training.data import DatasetClips
 from dvis_models.training.stages import STAGES
 from dvis_models.training.trainer import TrainConfig, Trainer
+from dvis_models.training.training_state import TrainingStateError
 
 # Parts that must already be trained when a stage starts (they are frozen during it).
 PREREQUISITES = {"segmenter": (), "tracker": ("backbone.", "sem_seg_head."),
@@ -33,7 +33,7 @@ DEFAULT_FRAMES = {"segmenter": 1, "tracker": 5, "refiner": 21}
 
 @dataclass
 class TrainOptions:
-    """Everything ``dvis train`` accepts; defaults follow the official recipe (reference §8)."""
+    """Everything ``dvis train`` accepts; defaults follow the official recipe (DVIS ``configs/VIPSeg/``)."""
 
     stage: str
     data: Path

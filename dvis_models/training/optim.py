@@ -1,4 +1,5 @@
-"""AdamW parameter groups and the learning-rate schedule of the DVIS recipe (reference §8).
+"""AdamW parameter groups and the learning-rate schedule of the DVIS recipe (DVIS ``train_net_video.py``
+``build_optimizer`` and the SOLVER section of ``configs/VIPSeg/Base-VIPSeg-VideoInstanceSegmentation.yaml``).
 
 No weight decay on normalisation layers, embeddings and Swin's position tables (decaying them only
 fights their scale); the backbone learns 10x slower because it starts pretrained. The schedule is a

@@ -57,7 +57,7 @@ class Clip:
 
 @dataclass
 class LossConfig:
-    """Matching costs and loss weights (reference §8); ``num_points`` per frame."""
+    """Matching costs and loss weights (DVIS ``configs/VIPSeg/*.yaml``, MASK_FORMER section); ``num_points`` per frame."""
 
     class_weight: float = 2.0
     mask_weight: float = 5.0
@@ -107,7 +107,7 @@ class TrainingStage(nn.Module):
     def train(self, mode: bool = True) -> "TrainingStage":
         super().train(mode)
         for module in self.frozen_modules():
-            module.eval()  # frozen parts run as at inference (reference §8)
+            module.eval()  # frozen parts run as at inference (DVIS ``dvis/meta_architecture.py`` DVIS_online.forward)
         return self
 
     def num_masks(self, count: int, device: torch.device) -> float:

@@ -21,11 +21,11 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from dvis_models.training import checkpointing
-from dvis_models.training.checkpointing import STATE_FILE_NAME, TrainingState, TrainingStateError
+from dvis_models.training import training_state
 from dvis_models.training.distributed import DistributedContext, barrier, is_distributed
 from dvis_models.training.optim import LRSchedule, build_optimizer
 from dvis_models.training.stages import Clip, LossConfig, build_stage
+from dvis_models.training.training_state import STATE_FILE_NAME, TrainingState, TrainingStateError
 
 FINAL_MODEL_NAME = "model_final.pth"
 METRICS_FILE_NAME = "metrics.jsonl"
@@ -37,7 +37,7 @@ class ClipSource(Protocol):
 
 @dataclass
 class TrainConfig:
-    """Hyper-parameters of one stage's run (defaults: the official VIPSeg recipe, reference §8)."""
+    """Hyper-parameters of one stage's run (defaults: the official VIPSeg recipe, DVIS ``configs/VIPSeg/``)."""
 
     stage: str
     max_iter: int = 20000
@@ -104,7 +104,7 @@ class Trainer:
         """Continue from ``out_dir/last.pth`` when it exists; True when a state was loaded."""
         if not self.state_path.exists():
             return False
-        state = checkpointing.load_state(self.state_path)
+        state = training_state.load_state(self.state_path)
         if state.stage != self.config.stage:
             raise TrainingStateError(
                 f"{self.state_path} is a {state.stage!r} run, not {self.config.stage!r}; use another output folder."
@@ -120,16 +120,16 @@ class Trainer:
                 "train with the same options as that run, or choose another output folder."
             ) from None
         if len(state.rng) == self.context.world_size:
-            checkpointing.restore_rng(state.rng[self.context.rank])
+            training_state.restore_rng(state.rng[self.context.rank])
         self.iteration = state.iteration
         self.log(f"resumed {self.config.stage} training from {self.state_path} at iteration {self.iteration}")
         return True
 
     def save(self) -> None:
-        rng = [checkpointing.rng_snapshot()]
+        rng = [training_state.rng_snapshot()]
         if is_distributed():
             rng = [None] * self.context.world_size
-            dist.all_gather_object(rng, checkpointing.rng_snapshot())
+            dist.all_gather_object(rng, training_state.rng_snapshot())
         if self.context.is_main:
             state = TrainingState(
                 stage=self.config.stage,
@@ -142,7 +142,7 @@ class Trainer:
                 rng=rng,
                 scaler=self.scaler.state_dict() if self.use_amp else None,
             )
-            checkpointing.save_state(state, self.state_path)
+            training_state.save_state(state, self.state_path)
         barrier()
 
     # ----- loop ------------------------------------------------------------------------------------------

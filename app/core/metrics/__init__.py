@@ -1,7 +1,7 @@
 """Metrics: VPQ and STQ exactly as VIPSeg's evaluators compute them, and tracking-stability diagnostics."""
 
 from app.core.metrics.common import MetricsError, VideoPair
-from app.core.metrics.diagnostics import Diagnostic, DiagnosticsConfig, diagnose, diagnose_results, stability_diagnostics
+from app.core.metrics.diagnostics import Diagnostic, DiagnosticsConfig, diagnose, stability_diagnostics
 from app.core.metrics.evaluate import Evaluation, evaluate, evaluate_folders, folder_pairs
 from app.core.metrics.stq import STQResult, stq
 from app.core.metrics.vpq import VIPSEG_WINDOWS, VPQResult, vpq
@@ -16,7 +16,6 @@ __all__ = [
     "VPQResult",
     "VideoPair",
     "diagnose",
-    "diagnose_results",
     "evaluate",
     "evaluate_folders",
     "folder_pairs",

@@ -177,13 +177,6 @@ def diagnose(
     return _analyze(frames, config)
 
 
-def diagnose_results(results: Iterable, config: DiagnosticsConfig | None = None) -> list[Diagnostic]:
-    """Diagnostics of the pipeline's raw output (``FrameResult``s in frame order, before VIPSeg rules),
-    with class flicker taken from each frame's segments."""
-    frames = ((r.index, r.track_map, {s.track_id: s.category_id for s in r.segments}) for r in results)
-    return _analyze(frames, config)
-
-
 def _analyze(frames: Iterable[tuple[int, np.ndarray, Mapping[int, int] | None]], config: DiagnosticsConfig | None) -> list[Diagnostic]:
     """Feed (index, track map, classes or None) in frame order to one analyzer."""
     analyzer = _Analyzer(config or DiagnosticsConfig())

@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.categories import CategoryTable
 from app.core.metrics.common import MetricsError, VideoPair, accumulate
 from app.core.metrics.stq import STQAccumulator, STQResult
 from app.core.metrics.vpq import VIPSEG_WINDOWS, VPQAccumulator, VPQResult
 from app.core.vipseg.reader import read_ground_truth, read_predictions
+from dvis_models.categories import CategoryTable
 
 
 @dataclass

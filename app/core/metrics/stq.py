@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core.categories import CategoryTable
 from app.core.metrics.common import OFFSET, FramePair, VideoPair, accumulate
+from dvis_models.categories import CategoryTable
 
 IGNORE = 255
 BIT_SHIFT = 16

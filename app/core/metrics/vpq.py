@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core.categories import CategoryTable
 from app.core.metrics.common import FramePair, VideoPair, accumulate
+from dvis_models.categories import CategoryTable
 
 VIPSEG_WINDOWS = (1, 2, 4, 6, 8)
 

@@ -17,11 +17,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from app.core import atomic
 from app.core.errors import ModelLibraryError
 from app.core.models import download as downloader
 from app.core.models.catalogue import CatalogueEntry, catalogue_entries, find_entry
 from app.core.paths import data_dir
+from dvis_models import atomic
 
 INDEX_FILE = "library.json"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,99}")

@@ -1,8 +1,8 @@
 """VIPSeg dataset format: export annotations as a VIPSeg dataset / evaluator predictions, and import them back.
 
-Layers: ``layout`` (paths + the guard keeping everything inside the root), ``codec`` (pixel encodings),
-``writer`` / ``reader`` (plain per-frame data), ``merge`` (adding videos to a folder's JSON), ``convert``
-(Annotation / VideoSource adapters).
+Layers: ``layout`` (paths + the guard keeping everything inside the root), ``writer`` / ``reader`` (plain
+per-frame data), ``merge`` (adding videos to a folder's JSON), ``convert`` (Annotation / VideoSource adapters).
+File names and pixel encodings are ``dvis_models.vipseg_format``, shared with the training reader.
 """
 
 from app.core.vipseg.convert import (

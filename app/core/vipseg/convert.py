@@ -12,15 +12,16 @@ from typing import NamedTuple
 
 import numpy as np
 
-from app.core.annotation import Annotation, AnnotationError, Provenance
-from app.core.categories import CategoryTable
+from app.core.annotation import Annotation, Provenance
+from app.core.errors import AnnotationError
 from app.core.video import VideoSource
-from app.core.vipseg.codec import jpeg_size
 from app.core.vipseg.frames import PanopticFrame, first_appearance
 from app.core.vipseg.layout import Cancel, DatasetError, ExportCancelled, Progress
 from app.core.vipseg.merge import WrittenDataset
 from app.core.vipseg.reader import DatasetVideo, RawVideo, read_ground_truth, read_predictions, read_raw_release
 from app.core.vipseg.writer import VideoToWrite, write_videos
+from dvis_models.categories import CategoryTable
+from dvis_models.vipseg_format import jpeg_size
 
 
 class ImportedVideo(NamedTuple):

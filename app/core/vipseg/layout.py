@@ -6,23 +6,23 @@ refuses anything that is not a plain name or that resolves (symlinks included) o
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from pathlib import Path
 
-from app.core.errors import StudioError
-
-CATEGORIES_FILE = "panoVIPSeg_categories.json"
-PRED_JSON = "pred.json"
-IMAGES, PANOMASKS, PANOMASKS_RGB, PAN_PRED = "images", "panomasks", "panomasksRGB", "pan_pred"
-STEM_RE = re.compile(r"^\d{8}$")
+from app.core.errors import DatasetError
+from dvis_models.vipseg_format import (
+    CATEGORIES_FILE,
+    IMAGES,
+    PAN_PRED,
+    PANOMASKS,
+    PANOMASKS_RGB,
+    PRED_JSON,
+    check_name,
+    gt_json_name,
+)
 
 Progress = Callable[[int, int], None]  # progress(done, total) of a long read or write
 Cancel = Callable[[], bool]  # True once the user asked to stop
-
-
-class DatasetError(StudioError):
-    """A VIPSeg dataset (or prediction folder) is malformed, unreadable, or cannot be written."""
 
 
 class ExportCancelled(DatasetError):
@@ -32,34 +32,6 @@ class ExportCancelled(DatasetError):
 def video_id_for(path: Path) -> str:
     """The VIPSeg video id of a source: an image folder's name, a video file's stem."""
     return path.name if path.is_dir() else path.stem
-
-
-def gt_json_name(split: str | None) -> str:
-    return "panoptic_gt_VIPSeg.json" if split is None else f"panoptic_gt_VIPSeg_{split}.json"
-
-
-def check_name(name: object, what: str, source: object) -> str:
-    """A single, plain path component: no separators, no '..', not absolute, not empty."""
-    if (
-        not isinstance(name, str)
-        or not name
-        or name in (".", "..")
-        or "/" in name
-        or "\\" in name
-        or "\0" in name
-        or Path(name).is_absolute()
-        or re.match(r"^[A-Za-z]:", name)
-    ):
-        raise DatasetError(f"{source}: {what} {name!r} is not a plain file name (no folders, '..' or absolute paths allowed).")
-    return name
-
-
-def png_stem(file_name: object, source: object) -> str:
-    """The stem of a ``<stem>.png`` file name from the JSON, checked to be a plain name."""
-    name = check_name(file_name, "file_name", source)
-    if not name.endswith(".png"):
-        raise DatasetError(f"{source}: file_name {name!r} must end with '.png'.")
-    return name[: -len(".png")]
 
 
 class DatasetLayout:

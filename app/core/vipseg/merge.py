@@ -12,10 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core import atomic
-from app.core.categories import CategoryTable
-from app.core.vipseg.layout import PANOMASKS, PANOMASKS_RGB, PAN_PRED, STEM_RE, DatasetError, DatasetLayout
-from app.core.vipseg.reader import categories_from_json, load_json
+from app.core.vipseg.layout import DatasetError, DatasetLayout
+from app.core.vipseg.reader import categories_from_json
+from dvis_models import atomic
+from dvis_models.categories import CategoryTable
+from dvis_models.vipseg_format import PAN_PRED, PANOMASKS, PANOMASKS_RGB, STEM_RE, load_json
 
 
 @dataclass

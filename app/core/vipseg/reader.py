@@ -8,8 +8,6 @@ problem is a ``DatasetError`` naming the file.
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,14 +15,25 @@ from typing import NamedTuple
 
 import numpy as np
 
-from app.core.categories import CategoryTable, vipseg_categories
 from app.core.errors import CategoryTableError
-from app.core.vipseg.codec import RAW_THING_MIN, png_size, raw_category, read_id_png, read_raw_png
 from app.core.vipseg.frames import PanopticFrame
-from app.core.vipseg.layout import IMAGES, PANOMASKS, DatasetError, DatasetLayout, Progress, check_name, gt_json_name, png_stem
+from app.core.vipseg.layout import DatasetError, DatasetLayout, Progress
+from dvis_models.categories import CategoryTable, vipseg_categories
+from dvis_models.vipseg_format import (
+    IMAGES,
+    PANOMASKS,
+    RAW_THING_MIN,
+    check_name,
+    gt_json_name,
+    load_json,
+    png_size,
+    png_stem,
+    raw_category,
+    read_id_png,
+    read_raw_png,
+)
 
 
-JSON_CHUNK = 8 << 20  # bytes read between progress reports
 MAX_FRAME_PIXELS = 1 << 26  # 67 MP, twice 8K UHD: a mask declaring more is refused when no size is known
 
 
@@ -108,28 +117,6 @@ class DatasetVideo(_LazyFrames):
         if listed.keys() - present:
             raise DatasetError(f"{self.source} lists segment ids {sorted(listed.keys() - present)} for {path.name} that the PNG {path} does not contain.")
         return PanopticFrame(ids, dict(listed), crowd)
-
-
-def load_json(path: Path, progress: Progress | None = None) -> object:
-    """The parsed JSON file; every failure is a DatasetError naming it. ``progress(bytes read, size)`` while reading."""
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            chunks, done = [], 0
-            while chunk := handle.read(JSON_CHUNK):
-                chunks.append(chunk)
-                done += len(chunk)
-                if progress is not None:
-                    progress(done, size)
-        return json.loads(b"".join(chunks))
-    except FileNotFoundError:
-        raise DatasetError(f"{path} is missing.") from None
-    except OSError as error:
-        raise DatasetError(f"Cannot read {path}: {error.strerror}.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DatasetError(f"{path} is not valid JSON ({error}).") from None
-    except RecursionError:
-        raise DatasetError(f"{path} nests lists or objects too deeply to be a VIPSeg JSON (damaged or not a dataset file).") from None
 
 
 def _expect(value: object, kind: type, what: str, source: Path):

@@ -14,11 +14,16 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
-from app.core import atomic
-from app.core.categories import CategoryTable
-from app.core.vipseg.codec import (
+from app.core.vipseg.frames import first_appearance
+from app.core.vipseg.layout import Cancel, DatasetError, DatasetLayout, ExportCancelled, Progress
+from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json
+from dvis_models import atomic
+from dvis_models.categories import CategoryTable
+from dvis_models.vipseg_format import (
     MAX_INSTANCES_PER_CATEGORY,
+    STEM_RE,
     ColorAllocator,
+    check_name,
     color_to_id,
     id_to_rgb,
     jpeg_bytes,
@@ -27,17 +32,6 @@ from app.core.vipseg.codec import (
     resize_nearest,
     resized_size,
 )
-from app.core.vipseg.frames import first_appearance
-from app.core.vipseg.layout import (
-    STEM_RE,
-    Cancel,
-    DatasetError,
-    DatasetLayout,
-    ExportCancelled,
-    Progress,
-    check_name,
-)
-from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json
 
 
 @dataclass
@@ -70,7 +64,7 @@ class _VideoEncoder:
         self.video = video
         self.categories = categories
         self.raw = raw
-        self.colors = ColorAllocator(categories, video.video_id)
+        self.colors = ColorAllocator.for_video(categories, video.video_id)
         self.panoptic: dict[int, int] = {}  # track id -> panoptic id
         self.raw_values: dict[int, int] = {}  # track id -> raw panomask value
         self.category_of_id: dict[int, int] = {}  # panoptic id -> category

@@ -1,7 +1,8 @@
-"""The VIPSeg category table (124 classes) and small helpers around it.
+"""The VIPSeg category table (124 classes) and small helpers around it, for both packages (plain Python, no torch).
 
 Ids are VIPSeg json ids 0..123; the raw ``panomasks`` value of a category is ``id + 1``.
-A model may carry its own table, so everything takes a ``CategoryTable`` instead of assuming VIPSeg.
+A model may carry its own table, so everything takes a ``CategoryTable`` instead of assuming VIPSeg;
+where JSON entries are needed (a model's config, a dataset's JSON), ``to_json()`` gives them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from app.core.errors import CategoryTableError
+from dvis_models.errors import CategoryTableError
 from dvis_models.resources import VIPSEG_CATEGORIES_FILE
 
 

@@ -2,7 +2,7 @@
 
 Reads ``panoptic_gt_VIPSeg_<split>.json`` (frame lists, segment categories), ``images/<video>/<stem>.jpg``
 and ``panomasksRGB/<video>/<stem>.png`` (segment ids via rgb2id); raw ``panomasks`` are not needed.
-Everything is validated; malformed data raises :class:`DatasetFormatError` naming the file.
+Everything is validated; malformed data raises :class:`~dvis_models.errors.DatasetError` naming the file.
 
 A sample (:class:`ClipSample`) is one clip of one video:
 
@@ -21,7 +21,7 @@ background, like void). Crowd segments (``iscrowd`` 1) are background too, as in
 
 A sample depends only on ``(seed, index)``, so runs and tests are reproducible with any number of workers;
 with ``length`` larger than the number of videos, index ``i`` reads video ``i % num_videos``.
-Uses OpenCV for decoding (see :mod:`dvis_models.data.vipseg_format`).
+File names and decoding come from :mod:`dvis_models.vipseg_format` (shared with the app's VIPSeg import).
 """
 
 from __future__ import annotations
@@ -34,10 +34,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from dvis_models.data import vipseg_format as fmt
+from dvis_models import vipseg_format as fmt
+from dvis_models.categories import CategoryTable
 from dvis_models.data.clips import STAGE_CLIP_LENGTHS, STAGE_REVERSE_PROBS, sample_clip_indices
 from dvis_models.data.transforms import OFFICIAL_CROP, AugmentationConfig, ClipTransform, sample_transform
-from dvis_models.data.vipseg_format import DatasetFormatError
+from dvis_models.errors import DatasetError
 from dvis_models.presets import things_first_labels
 
 
@@ -78,16 +79,15 @@ def collate_clips(batch: list[ClipSample]) -> list[ClipSample]:
 
 def _require(condition: bool, source: Path, message: str) -> None:
     if not condition:
-        raise DatasetFormatError(f"{source}: {message}")
+        raise DatasetError(f"{source}: {message}")
 
 
 def _parse_frame(root: Path, video_id: str, entry: object, source: Path, video_categories: dict[int, int],
                  known_categories: set[int]) -> FrameRecord:
     _require(isinstance(entry, dict) and "segments_info" in entry and "file_name" in entry, source,
              f"video {video_id!r}: every annotation needs 'file_name' and 'segments_info'.")
-    file_name = fmt.check_plain_name(entry["file_name"], "file_name", source)
-    _require(file_name.endswith(".png"), source, f"video {video_id!r}: file_name {file_name!r} must end with '.png'.")
-    stem = file_name[: -len(".png")]
+    stem = fmt.png_stem(entry["file_name"], source)
+    file_name = f"{stem}.png"
     segments: dict[int, int] = {}
     crowd: set[int] = set()
     _require(isinstance(entry["segments_info"], list), source, f"{video_id}/{file_name}: segments_info must be a list.")
@@ -95,8 +95,8 @@ def _parse_frame(root: Path, video_id: str, entry: object, source: Path, video_c
         try:
             segment_id, category_id, iscrowd = int(info["id"]), int(info["category_id"]), bool(info.get("iscrowd", 0))
         except (KeyError, TypeError, ValueError):
-            raise DatasetFormatError(f"{source}: {video_id}/{file_name}: segment {info!r} needs integer 'id' and "
-                                     "'category_id'.") from None
+            raise DatasetError(f"{source}: {video_id}/{file_name}: segment {info!r} needs integer 'id' and "
+                               "'category_id'.") from None
         _require(0 < segment_id < 2 ** 24, source, f"{video_id}/{file_name}: segment id {segment_id} is outside 1..2^24-1.")
         _require(category_id in known_categories, source,
                  f"{video_id}/{file_name}: category_id {category_id} is not in the category table.")
@@ -109,7 +109,7 @@ def _parse_frame(root: Path, video_id: str, entry: object, source: Path, video_c
             crowd.add(segment_id)
         else:
             segments[segment_id] = category_id
-    return FrameRecord(stem, fmt.image_path(root, video_id, stem), fmt.rgb_mask_path(root, video_id, stem),
+    return FrameRecord(stem, root / fmt.IMAGES / video_id / f"{stem}.jpg", root / fmt.PANOMASKS_RGB / video_id / file_name,
                        segments, frozenset(crowd))
 
 
@@ -117,13 +117,13 @@ def load_split(root: Path, split: str = "train", json_path: Path | None = None,
                check_files: bool = True) -> tuple[list[VideoRecord], list[dict]]:
     """Videos (frame lists with segment categories) and the category table of one split."""
     root = Path(root)
-    source = Path(json_path) if json_path is not None else root / fmt.split_json_name(split)
-    payload = fmt.read_json(source)
+    source = Path(json_path) if json_path is not None else root / fmt.gt_json_name(split)
+    payload = fmt.load_json(source)
     _require(isinstance(payload, dict) and isinstance(payload.get("annotations"), list), source,
              "expected an object with an 'annotations' list (VIPSeg panoptic ground truth).")
     categories = payload.get("categories")
     if categories is None:
-        categories = fmt.load_categories(root / fmt.CATEGORIES_FILE_NAME)
+        categories = CategoryTable.load(root / fmt.CATEGORIES_FILE).to_json()
     _require(isinstance(categories, list) and all(isinstance(c, dict) and "id" in c and "isthing" in c
                                                   for c in categories),
              source, "'categories' must be a list of {id, name, isthing, color}.")
@@ -133,7 +133,7 @@ def load_split(root: Path, split: str = "train", json_path: Path | None = None,
     for video in payload["annotations"]:
         _require(isinstance(video, dict) and isinstance(video.get("annotations"), list), source,
                  "every entry of 'annotations' needs 'video_id' and an 'annotations' list.")
-        video_id = fmt.check_plain_name(video.get("video_id"), "video_id", source)
+        video_id = fmt.check_name(video.get("video_id"), "video_id", source)
         _require(video_id not in seen, source, f"video {video_id!r} is listed twice.")
         _require(len(video["annotations"]) > 0, source, f"video {video_id!r} has no frames.")
         seen.add(video_id)
@@ -147,7 +147,7 @@ def load_split(root: Path, split: str = "train", json_path: Path | None = None,
             for frame in video.frames:
                 for path in (frame.image_path, frame.mask_path):
                     if not path.is_file():
-                        raise DatasetFormatError(f"{path} is missing (listed in {source}); re-export the dataset.")
+                        raise DatasetError(f"{path} is missing (listed in {source}); re-export the dataset.")
     return videos, categories
 
 
@@ -162,7 +162,7 @@ class VIPSegClipDataset(Dataset):
                  length: int | None = None, json_path: Path | None = None, ignore_unmapped: bool = False,
                  check_files: bool = True):
         self.root = Path(root)
-        self.json_path = Path(json_path) if json_path is not None else self.root / fmt.split_json_name(split)
+        self.json_path = Path(json_path) if json_path is not None else self.root / fmt.gt_json_name(split)
         self.videos, self.categories = load_split(self.root, split, self.json_path, check_files)
         if label_to_category is None:
             label_to_category = things_first_labels(self.categories)
@@ -191,8 +191,8 @@ class VIPSegClipDataset(Dataset):
         used = {c for video in self.videos for frame in video.frames for c in frame.segments.values()}
         missing = sorted(used - self.category_to_label.keys())
         if missing:
-            raise DatasetFormatError(f"{self.json_path}: categories {missing} have no model label in label_to_category; "
-                                     "train a model whose category table includes them, or pass ignore_unmapped=True.")
+            raise DatasetError(f"{self.json_path}: categories {missing} have no model label in label_to_category; "
+                               "train a model whose category table includes them, or pass ignore_unmapped=True.")
 
     def __len__(self) -> int:
         return self.length
@@ -222,22 +222,22 @@ class VIPSegClipDataset(Dataset):
                 cache[i] = self._read_frame(video.video_id, video.frames[i])
         shapes = {cache[i][1].shape for i in cache}
         if len(shapes) > 1:
-            raise DatasetFormatError(f"{self.json_path}: frames of video {video.video_id!r} differ in size {sorted(shapes)};"
-                                     " all frames of a video must have one size.")
+            raise DatasetError(f"{self.json_path}: frames of video {video.video_id!r} differ in size {sorted(shapes)};"
+                               " all frames of a video must have one size.")
         images = torch.from_numpy(np.stack([cache[i][0] for i in frame_indices])).permute(0, 3, 1, 2).float()
         ids = torch.from_numpy(np.stack([cache[i][1] for i in frame_indices]))
         return images, ids
 
     def _read_frame(self, video_id: str, frame: FrameRecord) -> tuple[np.ndarray, np.ndarray]:
         image = fmt.read_rgb_image(frame.image_path)
-        ids = fmt.read_segment_ids(frame.mask_path)
+        ids = fmt.read_id_png(frame.mask_path).astype(np.int64)
         if image.shape[:2] != ids.shape:
-            raise DatasetFormatError(f"{frame.mask_path} is {ids.shape[1]}x{ids.shape[0]} but its image "
-                                     f"{frame.image_path.name} is {image.shape[1]}x{image.shape[0]}; they must match.")
+            raise DatasetError(f"{frame.mask_path} is {ids.shape[1]}x{ids.shape[0]} but its image "
+                               f"{frame.image_path.name} is {image.shape[1]}x{image.shape[0]}; they must match.")
         present = set(np.unique(ids).tolist()) - {0}
         listed = set(frame.segments) | frame.crowd
         if present != listed:
-            raise DatasetFormatError(
+            raise DatasetError(
                 f"{frame.mask_path}: ids in the PNG and in segments_info of {video_id}/{frame.stem} in "
                 f"{self.json_path.name} disagree (only in PNG: {sorted(present - listed)}, only in JSON: "
                 f"{sorted(listed - present)}); re-export the dataset.")

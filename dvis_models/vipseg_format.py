@@ -1,18 +1,66 @@
-"""Pixel encodings of VIPSeg: RGB panoptic ids, raw 16-bit panomasks, deterministic thing colours, resizing.
+"""The VIPSeg format, for both packages: file names, id encodings, PNG/JPEG reading and encoding.
 
-Plain numpy in and out; file names only appear in error messages.
+The layout (as DVIS reads ``VIPSeg_720P``)::
+
+    <root>/images/<video>/<stem>.jpg
+    <root>/panomasks/<video>/<stem>.png      raw 16-bit: 0 void, stuff = cat + 1, thing = (cat + 1) * 100 + k
+    <root>/panomasksRGB/<video>/<stem>.png   RGB, segment id = R + 256 G + 256^2 B (panopticapi rgb2id), 0 void
+    <root>/panoVIPSeg_categories.json
+    <root>/panoptic_gt_VIPSeg_<split>.json
+
+Plain numpy and OpenCV (no torch), so the app's import/export and the training reader share it; every
+problem is a ``DatasetError`` naming the file.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
-from app.core.categories import CategoryTable
-from app.core.vipseg.layout import DatasetError
+from dvis_models.categories import CategoryTable
+from dvis_models.errors import DatasetError
+
+CATEGORIES_FILE = "panoVIPSeg_categories.json"
+PRED_JSON = "pred.json"
+IMAGES, PANOMASKS, PANOMASKS_RGB, PAN_PRED = "images", "panomasks", "panomasksRGB", "pan_pred"
+STEM_RE = re.compile(r"^\d{8}$")
+JSON_CHUNK = 8 << 20  # bytes read between progress reports of load_json
+
+
+def gt_json_name(split: str | None) -> str:
+    return "panoptic_gt_VIPSeg.json" if split is None else f"panoptic_gt_VIPSeg_{split}.json"
+
+
+def check_name(name: object, what: str, source: object) -> str:
+    """A single, plain path component: no separators, no '..', not absolute, not empty."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or Path(name).is_absolute()
+        or re.match(r"^[A-Za-z]:", name)
+    ):
+        raise DatasetError(f"{source}: {what} {name!r} is not a plain file name (no folders, '..' or absolute paths allowed).")
+    return name
+
+
+def png_stem(file_name: object, source: object) -> str:
+    """The stem of a ``<stem>.png`` file name from the JSON, checked to be a plain name."""
+    name = check_name(file_name, "file_name", source)
+    if not name.endswith(".png"):
+        raise DatasetError(f"{source}: file_name {name!r} must end with '.png'.")
+    return name[: -len(".png")]
+
 
 RAW_THING_MIN = 125  # raw panomask values >= 125 are things (category_raw * 100 + k), below are stuff
 MAX_INSTANCES_PER_CATEGORY = 100  # k in (category_raw * 100 + k) must stay below 100
@@ -46,18 +94,23 @@ def raw_category(value: int) -> int:
 
 
 class ColorAllocator:
-    """panopticapi's IdGenerator, made deterministic: the random jitter is seeded by the video id.
+    """panopticapi's ``IdGenerator`` (``panopticapi/utils.py``), with the random jitter drawn from a given generator.
 
     Stuff always gets its category colour (so one id per stuff category per video); a thing gets the
-    category colour the first time, then a jittered colour not yet taken. Stuff colours and black are
-    reserved from the start. Same video id + same allocation order => same colours, so an exported
-    dataset re-exports byte-identically.
+    category colour the first time, then a colour jittered by up to +-30 per channel that is not yet taken.
+    Stuff colours and black are reserved from the start (car and Playground_slide share a colour in VIPSeg).
+    ``for_video`` seeds the generator with the video id: same video id + same allocation order => same
+    colours, so an exported dataset re-exports byte-identically.
     """
 
-    def __init__(self, categories: CategoryTable, video_id: str):
+    def __init__(self, categories: CategoryTable, rng: np.random.Generator):
         self._categories = categories
-        self._rng = np.random.default_rng(zlib.crc32(video_id.encode("utf-8")))
+        self._rng = rng
         self._taken: set[tuple[int, int, int]] = {(0, 0, 0)} | {tuple(c.color) for c in categories.stuff}
+
+    @classmethod
+    def for_video(cls, categories: CategoryTable, video_id: str) -> "ColorAllocator":
+        return cls(categories, np.random.default_rng(zlib.crc32(video_id.encode("utf-8"))))
 
     def color(self, category_id: int) -> tuple[int, int, int]:
         category = self._categories[category_id]
@@ -74,6 +127,28 @@ class ColorAllocator:
                 self._taken.add(color)
                 return color
         raise DatasetError(f"Ran out of distinct colours for category {category.name!r}; the video has too many of its instances.")
+
+
+def load_json(path: Path, progress: Callable[[int, int], None] | None = None) -> object:
+    """The parsed JSON file; every failure is a DatasetError naming it. ``progress(bytes read, size)`` while reading."""
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            chunks, done = [], 0
+            while chunk := handle.read(JSON_CHUNK):
+                chunks.append(chunk)
+                done += len(chunk)
+                if progress is not None:
+                    progress(done, size)
+        return json.loads(b"".join(chunks))
+    except FileNotFoundError:
+        raise DatasetError(f"{path} does not exist; check the dataset folder and the split name.") from None
+    except OSError as error:
+        raise DatasetError(f"Cannot read {path}: {error.strerror}.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise DatasetError(f"{path} is not valid JSON ({error}).") from None
+    except RecursionError:
+        raise DatasetError(f"{path} nests lists or objects too deeply to be a VIPSeg JSON (damaged or not a dataset file).") from None
 
 
 def resized_size(width: int, height: int, target_height: int | None) -> tuple[int, int]:
@@ -155,17 +230,22 @@ def jpeg_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def _decode(path: Path) -> np.ndarray:
+def _decode(path: Path, flags: int = cv2.IMREAD_UNCHANGED, kind: str = "PNG") -> np.ndarray:
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except FileNotFoundError:
-        raise DatasetError(f"{path} is missing; every frame listed in the JSON needs its PNG.") from None
+        raise DatasetError(f"{path} is missing; every frame listed in the JSON needs its {kind}.") from None
     except OSError as error:
         raise DatasetError(f"Cannot read {path}: {error.strerror}.") from None
-    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    image = cv2.imdecode(data, flags) if data.size else None
     if image is None:
-        raise DatasetError(f"{path} is not a readable PNG image (damaged or not an image); re-export or replace it.")
+        raise DatasetError(f"{path} is not a readable {kind} image (damaged or not an image); re-export or replace it.")
     return image
+
+
+def read_rgb_image(path: Path) -> np.ndarray:
+    """A frame image (JPEG or PNG) as (H, W, 3) uint8 RGB."""
+    return cv2.cvtColor(_decode(path, cv2.IMREAD_COLOR, "image"), cv2.COLOR_BGR2RGB)
 
 
 def read_id_png(path: Path) -> np.ndarray:

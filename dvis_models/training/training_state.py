@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from dvis_models import atomic, weights_file
+from dvis_models import weights_file
 from dvis_models.errors import CheckpointError, DVISError
 
 STATE_FORMAT = "dvis-studio-training-state"
@@ -40,7 +40,7 @@ class TrainingState:
 
 def save_state(state: TrainingState, path: Path) -> None:
     payload = {"format": STATE_FORMAT, "version": STATE_VERSION, **state.__dict__}
-    atomic.torch_save(payload, path)
+    weights_file.torch_save(payload, path)
 
 
 def load_state(path: Path) -> TrainingState:
