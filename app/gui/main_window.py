@@ -38,6 +38,8 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.core import edits
 from app.core.frame_range import parse_frame_range
+from app.core.inference import RunRequest, frames_text, inference_job
+from app.core.progress import Progress, Rate
 from app.core.proxy import ProxyStore
 from app.core.vipseg.merge import WrittenDataset
 from app.gui import documents
@@ -45,12 +47,11 @@ from app.gui.autosave import Autosaver, offer_recovery
 from app.gui.controller import StudioController, UserActionError
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
 from app.gui.errors import report_exception
-from app.gui.inference import CANCELLED, InferenceRunner, RunRequest
 from app.gui.object_list import ObjectList
 from app.gui.stability import StabilityPanel
-from app.gui.tasks import TaskRunner
 from app.gui.timeline import TimelineWidget
 from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
+from app.gui.worker import Worker, callback_job
 
 RECENT_KEY = "recent_files"
 MAX_RECENT = 10
@@ -78,9 +79,10 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.settings = settings or QSettings("DVIS Studio", "DVIS Studio")
         self.controller = StudioController(self)
-        self.runner = InferenceRunner(self)
-        self.tasks = TaskRunner(self)  # exports and evaluation (edits wait for them)
-        self.diagnosis = TaskRunner(self)  # stability diagnostics (edits go on; stale results are recomputed)
+        self.runner = Worker(self)  # DVIS runs
+        self.tasks = Worker(self)  # exports and evaluation (edits wait for them)
+        self.diagnosis = Worker(self)  # stability diagnostics (edits go on; stale results are recomputed)
+        self._rate = Rate()  # frames/s and ETA of the running inference
         self._annotation_version = self._diagnosed_version = 0
         self.merger = None  # app.core.rerun.ResultMerger of the running inference
         self._demo_run = False
@@ -126,17 +128,22 @@ class MainWindow(QMainWindow):
         self.view.space_tapped.connect(self.actions["play"].trigger)
         self.view.hovered.connect(lambda x, y: self.hover_label.setText(self.controller.describe_pixel(x, y)))
         self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action("Paint", lambda: self._paint(tool, points, radius)))
-        self.runner.frame_ready.connect(self._on_frame_result)
-        self.runner.progress_text.connect(self._on_progress)
-        self.runner.running_changed.connect(self._on_running_changed)
-        self.runner.finished.connect(self._on_inference_finished)
-        self.runner.failed.connect(self._on_inference_failed)
+        self.runner.yielded.connect(self._on_frame_result)
+        self.runner.progress.connect(self._on_progress)
+        self.runner.started.connect(self._on_running_changed)
+        self.runner.finished.connect(self._on_running_changed)
+        self.runner.returned.connect(lambda _: self._on_inference_finished())
+        self.runner.aborted.connect(lambda: self._on_inference_finished(cancelled=True))
+        self.runner.errored.connect(self._on_inference_failed)
         self.tasks.progress.connect(self._on_task_progress)
-        self.tasks.failed.connect(self._on_task_failed)
+        self.tasks.errored.connect(self._on_task_failed)
         self._task_done: Callable[[object], None] | None = None
-        self.tasks.finished.connect(self._on_task_finished)
-        self.diagnosis.finished.connect(self._on_diagnosed)
-        self.diagnosis.failed.connect(self._on_diagnosis_failed)
+        self._task_cancelled = ""  # what the status bar says when the running task is cancelled
+        self.tasks.returned.connect(self._on_task_finished)
+        self.tasks.aborted.connect(self._on_task_aborted)
+        self.diagnosis.returned.connect(self._on_diagnosed)
+        self.diagnosis.errored.connect(self._on_diagnosis_failed)
+        self.diagnosis.aborted.connect(self._on_diagnosis_aborted)
         self._update_actions()
         self.restoreGeometry(self.settings.value("window/geometry", b""))
         self.restoreState(self.settings.value("window/state", b""))
@@ -612,24 +619,23 @@ class MainWindow(QMainWindow):
         """Export in a worker thread; the status bar says where it went."""
         job = documents.export_job(self.controller, request)
 
-        def done(result) -> None:  # editor exports return an ExportResult, cancelled or not; VIPSeg a WrittenDataset
-            cancelled = getattr(result, "cancelled", False)
+        def done(result) -> None:  # editor exports return an ExportResult; VIPSeg a WrittenDataset
             where = result.summary() if isinstance(result, WrittenDataset) else request.target
-            self.status_label.setText(f"Export cancelled; the files in {request.target} so far are complete." if cancelled
-                                      else f"Exported to {where}")
+            self.status_label.setText(f"Exported to {where}")
 
-        self._start_task(f"Exporting to {request.target}…", job, done)
+        self._start_task(f"Exporting to {request.target}…", job, done,
+                         cancelled=f"Export cancelled; the files written to {request.target} so far stay.")
 
     # ===================================================== background jobs
-    def _start_task(self, text: str, job, done: Callable[[object], None]) -> None:
+    def _start_task(self, text: str, job, done: Callable[[object], None], cancelled: str = "Cancelled.") -> None:
         if self.tasks.running:
             raise UserActionError("Another export or evaluation is still running; wait for it to finish.")
-        self._task_done = done
+        self._task_done, self._task_cancelled = done, cancelled
         self.controller.busy = BUSY_TASK
         self.status_label.setText(text)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
-        self.tasks.start(job)
+        self.tasks.start(callback_job(job))
         self._update_actions()
 
     def _update_busy(self) -> None:
@@ -637,28 +643,29 @@ class MainWindow(QMainWindow):
         self.controller.busy = (BUSY_INFERENCE if self.runner.running
                                 else BUSY_TASK if self.tasks.running else None)
 
-    def _on_task_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
+    def _on_task_progress(self, progress: Progress) -> None:
+        self.progress.setRange(0, max(progress.total or 0, 1))
+        self.progress.setValue(progress.done)
 
-    def _on_task_finished(self, result: object) -> None:
+    def _end_task(self) -> Callable[[object], None] | None:
+        """The task's worker ended: edits and the progress bar follow; returns what to do with its result."""
         self._update_busy()
         self._update_actions()
         self.progress.setVisible(self.runner.running)
         done, self._task_done = self._task_done, None
+        return done
+
+    def _on_task_finished(self, result: object) -> None:
+        done = self._end_task()
         if done is not None:
             self._run_action("Finishing", lambda: done(result))
 
-    def _on_task_failed(self, error: object) -> None:
-        self._update_busy()
-        self._update_actions()
-        self.progress.setVisible(self.runner.running)
-        self._task_done = None
-        from app.core.vipseg import ExportCancelled  # a VIPSeg export stops by raising it: not a failure
+    def _on_task_aborted(self) -> None:
+        self._end_task()
+        self.status_label.setText(self._task_cancelled)
 
-        if isinstance(error, ExportCancelled):
-            self.status_label.setText(f"Cancelled. {error}")
-            return
+    def _on_task_failed(self, error: object) -> None:
+        self._end_task()
         self.status_label.setText("Failed.")
         report_exception(self, "Background job failed", error)
 
@@ -686,32 +693,44 @@ class MainWindow(QMainWindow):
         self._last_request = request
         self._resume_at = None
         self.controller.busy = BUSY_INFERENCE
+        self._rate = Rate()
         # Resuming: the model also sees the last finished frame, which carries the object ids over.
-        self.runner.start(dataclasses.replace(request, start=resume_start(annotation, request.start)))
+        self.runner.start(inference_job(dataclasses.replace(request, start=resume_start(annotation, request.start))))
 
     def cancel_work(self) -> None:
         """Cancel the running inference (finished frames stay), background export / evaluation, or diagnostics."""
         if self.runner.running:
-            self.runner.cancel()
+            self.runner.quit()
         elif self.tasks.running:
-            self.tasks.cancel()
+            self.tasks.quit()
         elif self.diagnosis.running:
-            self.diagnosis.cancel()
+            self.diagnosis.quit()
 
     def toggle_pause(self) -> None:
         paused = self.actions["pause"].isChecked()
         self.actions["pause"].setText("&Resume Inference" if paused else "&Pause Inference")
-        self.runner.pause(paused)
+        if not self.runner.running:
+            return
+        (self.runner.pause if paused else self.runner.resume)()
+        (self._rate.pause if paused else self._rate.resume)()  # paused time is not in the ETA
+        if self._rate.last is not None:
+            self._on_progress(self._rate.last)
 
-    def _on_frame_result(self, result, offset: int) -> None:
-        self._run_action("Inference result", lambda: self.merger.add(result, offset))
+    def _on_frame_result(self, result) -> None:
+        self._run_action("Inference result", lambda: self.merger.add(result))
 
-    def _on_progress(self, text: str, done: int, total: int) -> None:
-        self.status_label.setText(text)
-        self.progress.setFormat("Paused %v/%m" if self.runner.paused else "%p%")
+    def _on_progress(self, progress: Progress) -> None:
+        """A phase's own text, else frames/s and ETA, or "Paused at …" (frames already in flight still arrive)."""
+        if progress.text:
+            self.status_label.setText(progress.text)
+        else:
+            self._rate.update(progress)
+            self.status_label.setText(f"Paused at {progress.done}/{progress.total} frames; Model → Resume Inference "
+                                      "(Ctrl+P) continues" if self.runner.is_paused else frames_text(self._rate))
+        self.progress.setFormat("Paused %v/%m" if self.runner.is_paused else "%p%")
         self.progress.setVisible(True)
-        self.progress.setRange(0, max(total, 0))
-        self.progress.setValue(done)
+        self.progress.setRange(0, progress.total or 0)
+        self.progress.setValue(progress.done)
 
     def _on_running_changed(self) -> None:
         if not self.runner.running:
@@ -721,7 +740,7 @@ class MainWindow(QMainWindow):
             self.progress.setVisible(self.tasks.running)
         self._update_actions()
 
-    def _on_inference_finished(self, outcome: str) -> None:
+    def _on_inference_finished(self, cancelled: bool = False) -> None:
         frames = self._close_run()
         self._demo_run = False
         request = self._last_request
@@ -729,7 +748,7 @@ class MainWindow(QMainWindow):
             self.controller.project.model = {"model": str(request.model), "offline": request.offline,
                                              "short_edge": request.short_edge, "frames": [request.start, request.stop],
                                              "fast": request.fast}
-        if outcome == CANCELLED:
+        if cancelled:
             stop = self.controller.num_frames if request.stop is None else request.stop
             resume = frames[-1] + 1 if frames else request.start
             self._resume_at = resume if resume < stop else None
@@ -768,21 +787,25 @@ class MainWindow(QMainWindow):
         if self.controller.annotation is None or self.diagnosis.running:
             return
         self._diagnosed_version = self._annotation_version
-        self.diagnosis.start(documents.diagnostics_job(self.controller.annotation))
+        self.diagnosis.start(callback_job(documents.diagnostics_job(self.controller.annotation)))
         self._update_actions()
 
-    def _on_diagnosed(self, diagnostics: list | None) -> None:
+    def _on_diagnosed(self, diagnostics: list) -> None:
         self._update_actions()
         if self._diagnosed_version != self._annotation_version:
             self.run_diagnostics()
-            return
-        if diagnostics is None:
-            self.status_label.setText("Stability diagnostics cancelled.")
             return
         self.controller.diagnostics = diagnostics
         self._refresh_panels()
         if self._resume_at is not None:
             self.status_label.setText(f"Run DVIS (Ctrl+R) continues from frame {self._resume_at}.")
+
+    def _on_diagnosis_aborted(self) -> None:
+        self._update_actions()
+        if self._diagnosed_version != self._annotation_version:
+            self.run_diagnostics()  # stopped because the annotation changed: recompute on the new state
+        else:
+            self.status_label.setText("Stability diagnostics cancelled.")
 
     def _on_diagnosis_failed(self, error: object) -> None:
         self._update_actions()
@@ -802,12 +825,9 @@ class MainWindow(QMainWindow):
     def start_evaluation(self, categories, video) -> None:
         """Score the annotation against `video` of a ground truth read by `documents.read_vipseg_job`."""
         job = documents.evaluation_job(self.controller.annotation, categories, video)
-        self._start_task("Evaluating…", job, self._show_scores)
+        self._start_task("Evaluating…", job, self._show_scores, cancelled="Evaluation cancelled.")
 
-    def _show_scores(self, scores: dict | None) -> None:
-        if scores is None:
-            self.status_label.setText("Evaluation cancelled.")
-            return
+    def _show_scores(self, scores: dict) -> None:
         self.last_scores = scores
         rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in scores.items()]
         self.status_label.setText("  ".join(f"{n} {v}" for n, v in rows[:3]))
@@ -939,7 +959,7 @@ class MainWindow(QMainWindow):
 
     def _on_annotation_changed(self, frames, tracks) -> None:
         self._annotation_version += 1
-        self.diagnosis.cancel()  # a result for the old state would be recomputed anyway: stop it early
+        self.diagnosis.quit()  # a result for the old state would be recomputed anyway: stop it early
         if frames is None or self.controller.frame_index in frames:
             self.view.redraw()
         if not self._refresh_timer.isActive():  # panels refresh at most every 150 ms (500 ms while frames stream in)
@@ -1009,8 +1029,7 @@ class MainWindow(QMainWindow):
         self.autosaver.flush()
         self.merger = None
         self.controller.busy = None
-        self.progress.setVisible(False)
-        self._update_actions()
+        self._on_running_changed()
 
     def closeEvent(self, event) -> None:
         c = self.controller
