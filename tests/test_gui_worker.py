@@ -63,10 +63,12 @@ def test_pause_stops_the_job_and_resume_continues(worker, qtbot):
     qtbot.waitUntil(lambda: len(values) >= 3, timeout=10_000)
     with qtbot.waitSignal(worker.paused, timeout=5_000):
         worker.pause()
+        count = len(values)  # items already emitted may still be queued for the UI thread
     assert worker.is_paused and worker.running
-    qtbot.wait(50)  # an item already queued when it paused may still arrive
-    count = len(values)
     qtbot.wait(400)
+    assert count <= len(values) <= count + 1, "a paused job went on"
+    count = len(values)
+    qtbot.wait(300)
     assert len(values) == count, "a paused job went on"
     with qtbot.waitSignal(worker.resumed, timeout=5_000):
         worker.resume()
@@ -89,17 +91,18 @@ def test_abort_runs_the_jobs_finally_and_ends_aborted_not_errored(worker, qtbot)
 
 
 def test_what_the_job_yields_after_the_abort_is_not_shown(worker, qtbot):
-    computing = threading.Event()
+    in_step, computing = threading.Event(), threading.Event()
 
     def job():
         yield 0
+        in_step.set()
         computing.wait(10)  # a long step: the user aborts while it runs
         yield 1
 
     values: list[int] = []
     worker.yielded.connect(values.append)
-    with qtbot.waitSignal(worker.yielded, timeout=5_000):
-        worker.start(job())
+    worker.start(job())
+    assert in_step.wait(5)
     with qtbot.waitSignal(worker.aborted, timeout=5_000):
         worker.quit()
         computing.set()
@@ -159,10 +162,10 @@ def test_stop_blocks_until_the_job_ended_and_drops_its_late_signals(worker, qtbo
 
 def test_the_event_loop_stays_responsive_while_a_job_computes(worker, qtbot):
     def busy():
-        """Pure-Python work (it holds the GIL but for the interpreter's switches), a yield every 0.2 s."""
-        end = time.monotonic() + 1.0
+        """Pure-Python work (it holds the GIL but for the interpreter's switches), a yield every 0.5 s."""
+        end = time.monotonic() + 1.5
         while time.monotonic() < end:
-            chunk = time.monotonic() + 0.2
+            chunk = time.monotonic() + 0.5
             while time.monotonic() < chunk:
                 sum(range(1000))
             yield Progress(0, None)
@@ -181,7 +184,8 @@ def test_the_event_loop_stays_responsive_while_a_job_computes(worker, qtbot):
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         worker.start(busy())
     timer.stop()
-    assert len(gaps) > 30 and max(gaps) < 0.15, f"the UI thread stalled {max(gaps) * 1000:.0f} ms"
+    # On the UI thread each step would stall the loop 0.5 s; a loaded CI machine (2 shared cores) delays a few ticks.
+    assert len(gaps) > 30 and max(gaps) < 0.25, f"the UI thread stalled {max(gaps) * 1000:.0f} ms"
 
 
 def test_a_callback_job_reports_progress_and_sees_the_abort(worker, qtbot):

@@ -86,10 +86,10 @@ def inference_job(request: RunRequest) -> Job[None]:
         torch.set_num_threads(request.torch_threads)
     model = load_model(request.model, request.seed)
     device = request.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    max_size = request.short_edge and round(request.short_edge * 1333 / 720)  # keep DVIS's 720/1333 aspect
     segmenter = VideoSegmenter(model, device=device, chunk_size=request.chunk_size, offline=request.offline,
                                object_mask_threshold=request.score_threshold, short_edge=request.short_edge,
-                               fast=request.fast,
-                               max_size=request.short_edge and round(request.short_edge * 1333 / 720))  # keep DVIS 720/1333
+                               fast=request.fast, max_size=max_size)
 
     def segment(report, cancelled) -> None:
         """The pipeline reports its phases through a callback, so it runs on `threaded`'s helper thread."""

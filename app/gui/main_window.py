@@ -720,7 +720,7 @@ class MainWindow(QMainWindow):
         self._run_action("Inference result", lambda: self.merger.add(result))
 
     def _on_progress(self, progress: Progress) -> None:
-        """A phase's own text, else frames/s and ETA, or "Paused at …" (frames already in flight still arrive)."""
+        """A phase's own text, else "Paused at …" or frames/s and ETA."""
         if progress.text:
             self.status_label.setText(progress.text)
         else:

@@ -1,11 +1,11 @@
 """The one Qt worker: runs a job (a generator, see `app.core.progress`) on a QThread, in napari's spirit.
 
 A `Worker` runs one job at a time and lives on the UI thread: connect its signals once, `start` jobs as they
-come. Every signal arrives on the UI thread. Between two of the job's yields the worker waits while paused and,
-once aborted, throws `Cancelled` into the generator so its `finally` blocks clean up (an item the job yields
-after the abort was asked for is not shown); a job that ends with `Cancelled` (thrown in or raised by itself) is
-`aborted`, never `errored`. After `stop()` (closing the window, replacing the document) nothing more of that
-job reaches the UI, even signals it had already queued.
+come. Every signal arrives on the UI thread. The job runs until its next yield; there the worker waits while
+paused (the item is shown on resume, so nothing arrives after a pause) and, once aborted, throws `Cancelled` into
+the generator so its `finally` blocks clean up (the item is dropped); a job that ends with `Cancelled` (thrown in
+or raised by itself) is `aborted`, never `errored`. After `stop()` (closing the window, replacing the document)
+nothing more of that job reaches the UI, even signals it had already queued.
 
 Signals carry objects, never Python bools: PySide6 6.12 drops a reference to True on every Python-side emit of
 True (the interpreter aborts after enough runs).
@@ -52,15 +52,15 @@ class _JobThread(QThread):
     def _drive(self) -> Any:
         job = self._job
         while True:
-            self._wait_while_paused()
             if self.abort.is_set():
                 self._abort()
             try:
                 item = next(job)
             except StopIteration as finished:
                 return finished.value
+            self._wait_while_paused()  # what the job made after the user paused is shown on resume
             if self.abort.is_set():
-                self._abort()  # what the job made after the user aborted is not shown
+                self._abort()  # and not at all after an abort
             self.item.emit(item)
 
     def _abort(self) -> None:
@@ -120,7 +120,7 @@ class Worker(QObject):
         self.started.emit()
 
     def pause(self) -> None:
-        """The job stops at its next yield (`paused` says when) until `resume`."""
+        """The job stops at its next yield (`paused` says when) until `resume`; nothing it yields is shown before."""
         if self._thread is not None:
             self._thread.go_on.clear()
 
