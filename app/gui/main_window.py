@@ -715,6 +715,8 @@ class MainWindow(QMainWindow):
         (self._rate.pause if paused else self._rate.resume)()  # paused time is not in the ETA
         if self._rate.last is not None:
             self._on_progress(self._rate.last)
+        elif paused:  # the model is still loading
+            self.status_label.setText("Paused; Model → Resume Inference (Ctrl+P) continues")
 
     def _on_frame_result(self, result) -> None:
         self._run_action("Inference result", lambda: self.merger.add(result))
