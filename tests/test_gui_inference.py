@@ -8,11 +8,10 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QTimer
 
 from app.core.inference import RunRequest, frames_text
 from app.core.progress import Progress, Rate
-from tests.gui_helpers import SIZE, errors, video_path, window  # noqa: F401
+from tests.gui_helpers import SIZE, LoopGaps, errors, video_path, window  # noqa: F401
 
 FRAMES = 24
 
@@ -42,26 +41,17 @@ def test_frames_stream_in_while_the_event_loop_stays_responsive(window, long_vid
     window.runner.yielded.connect(
         lambda result: arrivals.append((result.index, bool(result.segments), window.runner.running)))
     window.runner.yielded.connect(lambda *_: arrival_times.append(time.monotonic()))
-    gaps: list[float] = []
-    clock = {"last": None}
-
-    def tick():
-        now = time.monotonic()
-        if clock["last"] is not None:
-            gaps.append(now - clock["last"])
-        clock["last"] = now
-
-    timer = QTimer(interval=10)
-    timer.timeout.connect(tick)
+    loop = LoopGaps()
 
     def on_progress(progress):
         if progress.total and progress.done == 0:  # the model is loaded: inference proper starts now
-            timer.start()
+            loop.start()
 
     window.runner.progress.connect(on_progress)
     with qtbot.waitSignal(window.runner.returned, timeout=120_000):
         window.start_inference(request(long_video))
-    timer.stop()
+    loop.stop()
+    gaps = loop.gaps
     assert not errors
     assert len(arrivals) == FRAMES
     assert arrivals[0][2], "the first frame must arrive while later ones are still computing"

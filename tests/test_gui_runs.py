@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.core.inference import RunRequest
-from tests.gui_helpers import PERSON, errors, video_path, window  # noqa: F401
+from tests.gui_helpers import PERSON, LoopGaps, errors, video_path, window  # noqa: F401
 
 WIDE = (400, 240)  # wider than DiagnosticsConfig.max_side (320): diagnostics compare masks subsampled by 2
 
@@ -207,7 +207,6 @@ def test_cancelling_long_diagnostics_returns_at_once(window, tmp_path, qtbot, er
     import time
 
     import cv2
-    from PySide6.QtCore import QTimer
 
     import app.core.metrics  # noqa: F401 - the job's one-time import (about a second) is not what is measured
     folder = tmp_path / "frames"  # a long 640x360 image-folder video: decoding is not what is measured
@@ -227,21 +226,12 @@ def test_cancelling_long_diagnostics_returns_at_once(window, tmp_path, qtbot, er
         annotation.set_frame(index, track_map)
     qtbot.wait(500)  # the panels' debounced refresh after those frames runs now, not during the measurement
     qtbot.waitUntil(lambda: not window.diagnosis.running, timeout=30_000)  # nor the diagnostics that refresh started
-    gaps: list[float] = []
-    clock = [time.monotonic()]
-
-    def tick():
-        now = time.monotonic()
-        gaps.append(now - clock[0])
-        clock[0] = now
-
-    timer = QTimer(interval=10)
-    timer.timeout.connect(tick)
+    loop = LoopGaps()
     press(qtbot, window, Qt.Key.Key_D)
-    clock[0] = time.monotonic()
-    timer.start()
+    loop.start()
     qtbot.wait(300)
-    timer.stop()
+    loop.stop()
+    gaps = loop.gaps
     assert window.diagnosis.running and window.actions["cancel"].isEnabled()
     assert max(gaps) < 0.25, f"the UI thread stalled {max(gaps) * 1000:.0f} ms while diagnostics ran"
     started = time.monotonic()

@@ -6,11 +6,11 @@ import threading
 import time
 
 import pytest
-from PySide6.QtCore import QTimer
 
 from app.core.errors import Cancelled
 from app.core.progress import Progress
 from app.gui.worker import Worker, callback_job
+from tests.gui_helpers import LoopGaps
 
 
 @pytest.fixture
@@ -170,20 +170,12 @@ def test_the_event_loop_stays_responsive_while_a_job_computes(worker, qtbot):
                 sum(range(1000))
             yield Progress(0, None)
 
-    gaps: list[float] = []
-    last = [time.monotonic()]
-
-    def tick():
-        now = time.monotonic()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer(interval=10)
-    timer.timeout.connect(tick)
-    timer.start()
+    loop = LoopGaps()
+    loop.start()
     with qtbot.waitSignal(worker.finished, timeout=10_000):
         worker.start(busy())
-    timer.stop()
+    loop.stop()
+    gaps = loop.gaps
     # On the UI thread each step would stall the loop 0.5 s; a loaded CI machine (2 shared cores) delays a few ticks.
     assert len(gaps) > 30 and max(gaps) < 0.25, f"the UI thread stalled {max(gaps) * 1000:.0f} ms"
 
