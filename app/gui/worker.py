@@ -7,8 +7,8 @@ the generator so its `finally` blocks clean up (the item is dropped); a job that
 or raised by itself) is `aborted`, never `errored`. After `stop()` (closing the window, replacing the document)
 nothing more of that job reaches the UI, even signals it had already queued.
 
-Signals carry objects, never Python bools: PySide6 6.12 drops a reference to True on every Python-side emit of
-True (the interpreter aborts after enough runs).
+Signals carry strings and objects, never Python bools: PySide6 6.12 drops a reference to True on every Python-side
+emit of True (the interpreter aborts after enough runs), so a job yields and returns no bare bool either.
 """
 
 from __future__ import annotations
