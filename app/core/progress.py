@@ -3,6 +3,8 @@
 One shape for every long job (inference, export, import, evaluation, propagation, fine-tuning) lets one runner
 serve them all: the GUI's worker runs the generator on a thread, pauses and aborts between yields (aborting throws
 `Cancelled` into the generator, so its `finally` blocks clean up), and the CLI and tests drive it with `run_job`.
+Work that can only report through callbacks (a library's progress hooks) becomes a job with `threaded`; `Rate`
+turns a job's progress into a speed and the time left.
 """
 
 from __future__ import annotations
@@ -53,7 +55,7 @@ def threaded(work: Callable[[Callable[[Any], None], Callable[[], bool]], Result]
     """
     items: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
-    end: list[tuple[bool, Any]] = []  # (raised, the value or the exception), set before the helper hands over `items`
+    end: list[tuple[bool, Any]] = []  # (raised, value or exception); the list itself is the last item handed over
 
     def hand_over(item: Any) -> None:
         while not stop.is_set():
