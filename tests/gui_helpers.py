@@ -63,8 +63,34 @@ def window(qtbot, tmp_path, errors, monkeypatch):
     win = MainWindow(settings=settings, cache_dir=tmp_path / "cache")
     monkeypatch.setattr(win, "confirm_discard", lambda: True)  # pytest-qt closes the window after the test
     qtbot.addWidget(win)
+    win.resize(1500, 920)  # a desktop-sized window (the offscreen screen is 800x800): the view tests' geometry
     win.show()
     return win
+
+
+def view_point(view, x: float, y: float):
+    """Viewport coordinates of the centre of image pixel (x, y) in a `VideoView`: where to click on a mask."""
+    from PySide6.QtCore import QPointF
+
+    return view.mapFromScene(QPointF(x + 0.5, y + 0.5))
+
+
+def shown_picture(view) -> np.ndarray:
+    """The (H, W, 3) RGB picture a `VideoView` shows now, read back from its pixmap."""
+    from PySide6.QtGui import QImage
+
+    image = view.pixmap_item.pixmap().toImage().convertToFormat(QImage.Format.Format_RGB888)
+    rows = np.frombuffer(image.constBits(), np.uint8).reshape(image.height(), image.bytesPerLine())
+    return rows[:, : 3 * image.width()].reshape(image.height(), image.width(), 3).copy()
+
+
+def shown_results(window, title: str) -> dict[str, str]:
+    """Name -> value of the open results dialog called `title` (e.g. the evaluation's scores)."""
+    from app.gui.dialogs import ResultsDialog
+
+    dialog = next(d for d in window.findChildren(ResultsDialog) if d.windowTitle() == title and d.isVisible())
+    table = dialog.table
+    return {table.item(row, 0).text(): table.item(row, 1).text() for row in range(table.rowCount())}
 
 
 def scripted_result(index: int) -> FrameResult:
@@ -82,7 +108,7 @@ def scripted_result(index: int) -> FrameResult:
 
 def load_scripted(window) -> dict[int, int]:
     """Open state: every frame filled like inference would; returns model id -> track id."""
-    from app.core.rerun import ResultMerger
+    from app.core.result_merger import ResultMerger
 
     merger = ResultMerger(window.controller.annotation)
     for index in range(window.controller.num_frames):

@@ -20,7 +20,7 @@ def test_merging_tracks_present_in_the_same_frames_asks_first(window, video_path
     seen = answer_message_box("Cancel")
     window.actions["merge"].trigger()
     assert seen and f"Tracks {person} and {car} are both present in 12 frames (0, 1, 2, 3, 4, 5, 6, 7, …)" in seen[0]
-    assert car in annotation.tracks and window.controller.undo_stack.count() == 0  # nothing merged
+    assert car in annotation.tracks and len(window.session.history) == 0  # nothing merged
 
     seen = answer_message_box("Merge Anyway")
     window.actions["merge"].trigger()
@@ -149,18 +149,18 @@ def test_opening_checks_the_file_before_asking_about_unsaved_edits(window, video
     assert not asked  # nothing to ask about: the file does not open
     assert len(errors) == 1 and "damaged.mp4" in errors[0][1]
     assert "not a video FFmpeg can read, or the file is damaged" in errors[0][1] and "Errno" not in errors[0][1]
-    assert window.controller.modified and mapping[5] in window.controller.annotation.tracks  # work kept
+    assert window.session.modified and mapping[5] in window.controller.annotation.tracks  # work kept
 
     other = tmp_path / "other.mp4"
     other.write_bytes(video_path.read_bytes())
     window.open_path(other)  # opens fine: now the user is asked, declines, and keeps the open document
     assert asked == ["clip.mp4"]
-    assert window.controller.video.path.name == "clip.mp4" and window.controller.modified
+    assert window.controller.video.path.name == "clip.mp4" and window.session.modified
     assert str(other.resolve()) not in window.recent_files()
 
     monkeypatch.setattr(window, "confirm_discard", lambda: True)
     window.open_path(other)
-    assert window.controller.video.path.name == "other.mp4" and not window.controller.modified
+    assert window.controller.video.path.name == "other.mp4" and not window.session.modified
 
 
 def test_a_vipseg_dataset_is_imported_before_asking_about_unsaved_edits(window, video_path, tmp_path, qtbot,
@@ -179,5 +179,5 @@ def test_a_vipseg_dataset_is_imported_before_asking_about_unsaved_edits(window, 
     assert not asked  # reading and importing first, in the background
     qtbot.waitUntil(lambda: bool(asked), timeout=60_000)
     assert asked == [False]  # asked once the import had finished; declined
-    assert window.controller.annotation is original and window.controller.busy is None and not errors
+    assert window.controller.annotation is original and window.session.busy is None and not errors
     assert str(root.resolve()) not in window.recent_files()

@@ -10,7 +10,9 @@ from PySide6.QtGui import QDropEvent
 from app.core.vipseg import read_ground_truth
 from app.gui import documents
 from app.gui.documents import ExportRequest
-from tests.gui_helpers import FRAMES, answer_message_box, errors, load_scripted, video_path, window  # noqa: F401
+from tests.gui_helpers import (FRAMES, answer_message_box, errors, load_scripted, open_focused,  # noqa: F401
+                               shown_results, video_path, window)
+from tests.test_project import logged
 
 
 def export(window, qtbot, request: ExportRequest):
@@ -96,14 +98,14 @@ def test_save_reopen_autosave_project(window, video_path, qtbot, tmp_path, error
     window.open_path(video_path)
     mapping = load_scripted(window)
     folder = tmp_path / "project"
-    window.controller.save_project(folder)
-    assert not window.controller.modified
+    window.session.save_project(folder)
+    assert not window.session.modified
     window.controller.select([mapping[5], mapping[6]])
     answer_message_box("Merge Anyway")
     window.actions["merge"].trigger()
-    assert window.controller.modified and window.windowTitle().startswith("clip.mp4 *")
+    assert window.session.modified and window.windowTitle().startswith("clip.mp4 *")
     window.autosave()
-    assert not window.controller.modified and not errors
+    assert not window.session.modified and not errors
     assert window.windowTitle().startswith("clip.mp4 —")
     merged = window.controller.annotation.track_map(3)
 
@@ -111,8 +113,29 @@ def test_save_reopen_autosave_project(window, video_path, qtbot, tmp_path, error
     assert window.controller.project is not None
     assert np.array_equal(window.controller.annotation.track_map(3), merged)
     assert len(window.controller.annotation.tracks) == 2
-    labels = [entry["label"] for entry in window.controller.project.history()]
+    labels = [entry["label"] for entry in logged(window.controller.project)]
     assert any(label.startswith("Merge") for label in labels)
+
+
+def test_undo_past_the_save_point_marks_the_title_again(window, video_path, qtbot, tmp_path, errors):
+    mapping = open_focused(window, video_path, qtbot)
+    window.session.save_project(tmp_path / "project")
+    person = mapping[5]
+    window.controller.select(person)
+    assert window.windowTitle().startswith("clip.mp4 —")
+
+    def key(key, modifier=Qt.KeyboardModifier.NoModifier) -> bool:
+        """Press a real key on the frame view; returns whether the title shows unsaved changes."""
+        qtbot.keyClick(window.view, key, modifier)
+        return window.windowTitle().startswith("clip.mp4 *")
+
+    assert key(Qt.Key.Key_L) and window.controller.annotation.tracks[person].locked  # lock: unsaved
+    assert not key(Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # saved into the project
+    assert key(Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undone past the save point
+    assert not window.controller.annotation.tracks[person].locked
+    shift_control = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
+    assert not key(Qt.Key.Key_Z, shift_control)  # redone: what the project holds again
+    assert window.controller.annotation.tracks[person].locked and not errors
 
 
 def test_evaluate_against_own_export_is_perfect(window, video_path, qtbot, tmp_path, errors):
@@ -123,7 +146,8 @@ def test_evaluate_against_own_export_is_perfect(window, video_path, qtbot, tmp_p
     categories, (video,) = read_ground_truth(root)
     with qtbot.waitSignal(window.tasks.finished, timeout=60_000):
         window.start_evaluation(categories, video)
-    assert window.last_scores["VPQ"] == 1.0 and window.last_scores["STQ"] == 1.0 and not errors
+    scores = shown_results(window, "Evaluation")
+    assert scores["VPQ"] == "1.0000" and scores["STQ"] == "1.0000" and not errors
     job = documents.evaluation_job(window.controller.annotation, categories, video)
     seen = []
     assert job(lambda done, total: seen.append((done, total)), lambda: False)["VPQ"] == 1.0
@@ -169,9 +193,9 @@ def test_moved_video_is_relinked_when_opening_a_project(window, video_path, tmp_
     window.open_path(video_path)
     load_scripted(window)
     folder = tmp_path / "project"
-    window.controller.save_project(folder)
-    window.controller.project.close()
-    window.controller.project = None
+    window.session.save_project(folder)
+    window.session.project.close()
+    window.session.project = None
     moved = tmp_path / "elsewhere" / "clip.mp4"
     moved.parent.mkdir()
     video_path.rename(moved)
@@ -184,12 +208,12 @@ def test_moved_video_is_relinked_when_opening_a_project(window, video_path, tmp_
 def test_no_edits_while_a_worker_uses_the_annotation(window, video_path, errors):
     window.open_path(video_path)
     mapping = load_scripted(window)
-    window.controller.busy = "An export is running"
+    window.session.begin_job()  # as an export does
     window.controller.select([mapping[5], mapping[6]])
     window._update_actions()
     assert not window.actions["merge"].isEnabled()
     window._run_action("Merge", window.controller.merge_selected)
-    assert errors and "export is running" in errors[0][1]
+    assert errors and "export or evaluation is running" in errors[0][1]
     assert mapping[6] in window.controller.annotation.tracks
 
 
@@ -199,7 +223,7 @@ def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_pa
     window.open_path(video_path)
     load_scripted(window)
     original = window.controller.annotation
-    assert window.controller.modified
+    assert window.session.modified
     folder = tmp_path / "frames"
     folder.mkdir()
     for i in range(3):
@@ -248,4 +272,4 @@ def test_cancelled_exports_say_so_without_an_error_dialog(window, video_path, tm
             window.actions["cancel"].trigger()
             gate.set()
         assert window.status_label.text().startswith("Export cancelled") and not errors
-        assert window.actions["export"].isEnabled() and window.controller.busy is None
+        assert window.actions["export"].isEnabled() and window.session.busy is None

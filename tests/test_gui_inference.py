@@ -158,7 +158,7 @@ def test_a_broken_checkpoint_is_an_error_dialog(window, long_video, tmp_path, qt
     with qtbot.waitSignal(window.runner.errored, timeout=60_000):
         window.start_inference(request(long_video, model=str(broken)))
     assert len(errors) == 1 and "model_final.pth" in errors[0][1]
-    assert window.actions["run"].isEnabled() and window.controller.busy is None
+    assert window.actions["run"].isEnabled() and window.session.busy is None
 
 
 def test_opening_another_video_stops_the_run_without_stale_frames(window, long_video, video_path, qtbot, errors):

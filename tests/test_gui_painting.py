@@ -7,7 +7,7 @@ import numpy as np
 from PySide6.QtCore import QPointF, Qt
 
 from app.core.image_fill import colour_region
-from tests.gui_helpers import errors, open_focused, video_path, window  # noqa: F401
+from tests.gui_helpers import errors, open_focused, video_path, view_point, window  # noqa: F401
 from tests.test_gui_view import settle, wheel
 
 
@@ -16,7 +16,7 @@ def blobs(annotation) -> list[bytes | None]:
 
 
 def click(qtbot, view, x, y) -> None:
-    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view.scene_point(x, y))
+    qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=view_point(view, x, y))
 
 
 def key(qtbot, window, k) -> None:
@@ -37,7 +37,7 @@ def test_polygon_from_clicks_closes_on_double_click_and_undoes_byte_for_byte(win
     assert view.polygon == [(40, 20), (90, 20), (90, 60)]
     assert not view.polygon_item.path().isEmpty()  # the polygon in progress is drawn
     assert np.array_equal(annotation.track_map(0), before)  # nothing painted yet
-    point = view.scene_point(40, 60)
+    point = view_point(view, 40, 60)
     qtbot.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
     qtbot.mouseDClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
     assert view.polygon == [] and view.polygon_item.path().isEmpty()
@@ -48,9 +48,9 @@ def test_polygon_from_clicks_closes_on_double_click_and_undoes_byte_for_byte(win
     assert (after[inside & ~locked] == person).all()
     assert (after[locked] == car).all() and locked[inside].any()  # the locked car inside kept its pixels
     assert np.array_equal(after[~inside], before[~inside])
-    assert controller.undo_stack.count() == 2  # the lock, then one polygon edit
+    assert len(controller.session.history) == 2  # the lock, then one polygon edit
     qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
-    assert controller.undo_stack.index() == 1
+    assert controller.session.history.index == 1
     assert blobs(annotation) == stored
     assert not errors
 
@@ -83,7 +83,7 @@ def test_polygon_with_two_vertices_says_what_to_do(window, video_path, qtbot, er
     window.controller.select(mapping[5])
     window.actions["tool_polygon"].trigger()
     click(qtbot, window.view, 10, 14)
-    point = window.view.scene_point(30, 30)
+    point = view_point(window.view, 30, 30)
     qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
     qtbot.mouseDClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
     assert errors and "at least three vertices" in errors[-1][1]

@@ -8,7 +8,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from app.core.inference import RunRequest
-from tests.gui_helpers import PERSON, LoopGaps, errors, video_path, window  # noqa: F401
+from tests.gui_helpers import PERSON, LoopGaps, errors, video_path, view_point, window  # noqa: F401
 
 WIDE = (400, 240)  # wider than DiagnosticsConfig.max_side (320): diagnostics compare masks subsampled by 2
 
@@ -47,7 +47,7 @@ def test_diagnostics_after_a_cancelled_run_with_a_one_pixel_track(window, wide_v
     speck = window.controller.new_track(PERSON)
     window.actions["tool_brush"].trigger()
     window.view.brush_radius = 0
-    point = window.view.scene_point(201, 121)  # odd row and column: not sampled at stride 2
+    point = view_point(window.view, 201, 121)  # odd row and column: not sampled at stride 2
     qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
     assert window.controller.annotation.track_map(0)[121, 201] == speck
     assert speck == max(window.controller.annotation.frame_track_ids(0))
@@ -67,7 +67,7 @@ def test_an_unexpected_error_says_where_the_edits_are(window, video_path, tmp_pa
     report_exception(window.view, "Boom", RuntimeError("x"))  # any widget of the window knows its document
     assert "not saved anywhere yet" in errors[-1][1] and "Save Project As" in errors[-1][1]
     assert "in the project" not in errors[-1][1]
-    window.controller.save_project(tmp_path / "project")
+    window.session.save_project(tmp_path / "project")
     report_exception(window, "Boom", RuntimeError("x"))
     assert errors[-1][1].endswith("The project has no unsaved changes.")
     window.controller.new_track(PERSON)
@@ -160,7 +160,7 @@ def test_a_run_after_a_cancel_resumes_where_it_stopped(window, tmp_path, qtbot, 
     continuing = things & annotation.frame_track_ids(resume)
     # Ids continue where the restarted model's mask of the shared frame matches (IoU >= 0.5). Its first-frame
     # masks can differ from the tracked ones (two fragments become one object), so not every object has to;
-    # without the shared frame none did. test_rerun checks the rule exactly.
+    # without the shared frame none did. test_result_merger checks the rule exactly.
     assert continuing, f"none of the thing ids {things} at frame {resume - 1} goes on at frame {resume}"
     # After a run that completed, the next one offers the whole video again.
     QTimer.singleShot(100, lambda: accept_run_dialog(window, qtbot, seen))
@@ -178,7 +178,7 @@ def test_a_rerun_keeps_edited_tracks_and_is_one_undo_step(window, long_video, qt
     controller.select(person)
     window.actions["tool_brush"].trigger()
     window.view.brush_radius = 2
-    qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=window.view.scene_point(60, 55))
+    qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, pos=view_point(window.view, 60, 55))
     assert annotation.track_map(0)[55, 60] == person and annotation.tracks[person].provenance == "edited"
     before = [annotation.track_map(i).copy() for i in range(24)]
     with qtbot.waitSignal(window.runner.finished, timeout=120_000):
@@ -186,7 +186,7 @@ def test_a_rerun_keeps_edited_tracks_and_is_one_undo_step(window, long_video, qt
     for i in range(6):  # the model replaced the rest, not the edited track
         assert np.array_equal(annotation.track_map(i) == person, before[i] == person)
     assert any(not np.array_equal(annotation.track_map(i), before[i]) for i in range(6))
-    assert controller.undo_stack.count() == 2 and "Run DVIS on frames 0-5" in controller.undo_stack.undoText()
+    assert len(controller.session.history) == 2 and "Run DVIS on frames 0-5" in controller.session.history.undo_text
     press(qtbot, window, Qt.Key.Key_Z)  # undo the run
     assert all(np.array_equal(annotation.track_map(i), before[i]) for i in range(24))
     press(qtbot, window, Qt.Key.Key_Z)  # the edit made before the run is still undoable

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tests.gui_helpers import errors, video_path, window  # noqa: F401
+from tests.gui_helpers import errors, shown_picture, video_path, window  # noqa: F401
 from tests.videos import make_video, read_index
 
 
@@ -12,15 +12,15 @@ def test_scrubbing_shows_the_proxy_at_once_and_then_the_exact_frame(window, tmp_
     path = make_video(tmp_path / "longgop.mp4", num_frames=40, size=(96, 64), gop=40)
     window.open_path(path)
     c = window.controller
-    assert read_index(window.view.last_rendered) == 0  # the first frame is there as soon as the video opens
+    assert read_index(shown_picture(window.view)) == 0  # the first frame is there as soon as the video opens
     assert c.scrubber.wait_for_proxy(timeout=30)
     c.set_display(opacity=0.0)
     with c.video._lock:  # the exact decoder is busy (as with a long keyframe interval): the UI must not wait
         c.seek(33)
         assert c.video.cached(33) is None  # not decoded exactly yet...
-        assert read_index(window.view.last_rendered) == 33  # ...but shown: the proxy's picture of frame 33
+        assert read_index(shown_picture(window.view)) == 33  # ...but shown: the proxy's picture of frame 33
     qtbot.waitUntil(lambda: c.video.cached(33) is not None, timeout=20000)
-    qtbot.waitUntil(lambda: np.array_equal(window.view.last_rendered, c.video.cached(33)), timeout=20000)
+    qtbot.waitUntil(lambda: np.array_equal(shown_picture(window.view), c.video.cached(33)), timeout=20000)
     np.testing.assert_array_equal(c.frame(), c.video.cached(33))  # painting / exports read the exact frame
 
 
@@ -44,18 +44,18 @@ def test_a_large_video_opens_in_the_background_showing_its_first_frame(window, t
     path = make_video(tmp_path / "long.mp4", num_frames=20, size=(96, 64), gop=10)
     window.open_path(path)  # returns while the index is still being built
     assert window.controller.video is None and window.progress.isVisible()
-    assert read_index(window.view.last_rendered) == 0  # the first frame is shown at once
+    assert read_index(shown_picture(window.view)) == 0  # the first frame is shown at once
     ticked = []
     QTimer.singleShot(10, lambda: ticked.append(True))
     qtbot.waitUntil(lambda: ticked == [True], timeout=5000)  # the event loop runs: the UI is not blocked
     indexing.set()
     qtbot.waitUntil(lambda: window.controller.video is not None, timeout=20000)
     assert window.controller.num_frames == 20 and not window.progress.isVisible()
-    assert read_index(window.view.last_rendered) == 0
+    assert read_index(shown_picture(window.view)) == 0
 
 
 def test_an_exact_frame_announced_after_closing_is_ignored(window, video_path, qtbot):
     window.open_path(video_path)
     window.controller.stop_background()  # as when the window closes
     window.controller.exact_frame_ready.emit(0)  # a signal still queued from the stopped loader
-    assert read_index(window.view.last_rendered) == 0
+    assert read_index(shown_picture(window.view)) == 0

@@ -11,11 +11,11 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.gui.object_list import COLUMNS
 from tests.gui_helpers import (CAR, FRAMES, PERSON, SIZE, answer_message_box, errors, load_scripted,  # noqa: F401
-                               video_path, window)
+                               shown_picture, video_path, view_point, window)
 
 
 def click_pixel(qtbot, window, x, y, modifier=Qt.KeyboardModifier.NoModifier):
-    point = window.view.scene_point(x, y)
+    point = view_point(window.view, x, y)
     qtbot.mouseClick(window.view.viewport(), Qt.MouseButton.LeftButton, modifier, point)
 
 
@@ -40,12 +40,12 @@ def test_masks_are_drawn_in_track_colours_and_modes(window, video_path):
     mapping = load_scripted(window)
     person = mapping[5]
     window.controller.set_display(opacity=1.0, mode="fill")
-    rendered = window.view.last_rendered
+    rendered = shown_picture(window.view)
     assert tuple(rendered[40, 8]) == track_color(person)  # frame 0: person at x 4..17
     window.actions["mode_cutout"].trigger()
-    assert tuple(window.view.last_rendered[20, 2]) == (0, 0, 0)  # void background cut out
+    assert tuple(shown_picture(window.view)[20, 2]) == (0, 0, 0)  # void background cut out
     window.controller.set_hidden(person, True)
-    assert tuple(window.view.last_rendered[40, 8]) == (0, 0, 0)  # hidden track is not shown
+    assert tuple(shown_picture(window.view)[40, 8]) == (0, 0, 0)  # hidden track is not shown
     labels = [item.text() for item in window.view._labels]
     assert any(text.endswith(f"#{mapping[6]}") for text in labels)
 
@@ -98,14 +98,14 @@ def test_relabel_delete_range_and_paint(window, video_path, qtbot):
 
     window.actions["tool_brush"].trigger()
     window.view.brush_radius = 3
-    start, end = window.view.scene_point(50, 20), window.view.scene_point(56, 20)
+    start, end = view_point(window.view, 50, 20), view_point(window.view, 56, 20)
     qtbot.mousePress(window.view.viewport(), Qt.MouseButton.LeftButton, pos=start)
     qtbot.mouseMove(window.view.viewport(), end)
     qtbot.mouseRelease(window.view.viewport(), Qt.MouseButton.LeftButton, pos=end)
     assert annotation.track_map(0)[20, 53] == person
     window.actions["undo"].trigger()
     assert annotation.track_map(0)[20, 53] == 0
-    assert window.controller.undo_stack.count() == 3
+    assert len(window.session.history) == 3
 
 
 def test_user_errors_become_dialogs_and_the_app_keeps_going(window, tmp_path, errors):
@@ -243,7 +243,7 @@ def test_swap_fill_erase_and_delete_everywhere(window, video_path, qtbot, errors
     assert annotation.track_map(4)[30, 2] == sky and annotation.track_map(3)[30, 2] == 0
     window.actions["tool_eraser"].trigger()
     window.view.brush_radius = 2
-    point = window.view.scene_point(50, 5)
+    point = view_point(window.view, 50, 5)
     qtbot.mousePress(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
     qtbot.mouseRelease(window.view.viewport(), Qt.MouseButton.LeftButton, pos=point)
     assert annotation.track_map(4)[5, 50] == 0
@@ -268,7 +268,7 @@ def test_relabel_from_the_current_frame_and_hover_text(window, video_path, qtbot
     assert annotation.tracks[person].category_id == PERSON and annotation.track_frames(person) == list(range(8))
     new = annotation.track_map(8)[40, 4 + 3 * 8 + 1]
     assert annotation.tracks[new].category_id == CAR
-    qtbot.mouseMove(window.view.viewport(), window.view.scene_point(70, 40))
+    qtbot.mouseMove(window.view.viewport(), view_point(window.view, 70, 40))
     assert window.hover_label.text() == f"(70, 40)  track {mapping[6]}: car"
 
 

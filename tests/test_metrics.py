@@ -362,7 +362,7 @@ def _brute_iou(a: np.ndarray, b: np.ndarray, a_ids: list[int], b_ids: list[int])
 
 def test_pair_iou_of_ids_absent_from_the_maps_is_zero():
     """Ids asked for may be missing from a map (a track lost by subsampling) or exceed its largest id."""
-    from app.core.rerun import pair_iou
+    from app.core.result_merger import pair_iou
 
     rng = np.random.default_rng(0)
     for _ in range(300):

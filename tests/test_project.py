@@ -19,11 +19,28 @@ import pytest
 from app.core import atomic
 from app.core.annotation import Annotation
 from app.core.categories import vipseg_categories
-from app.core.edits import AddTrack, MergeTracks, Paint, RelabelTrack, SplitTrack
+from app.core.edits import AddTrack, Edit, MergeTracks, Paint, RelabelTrack, SplitTrack
+from app.core.history import EditHistory
 from app.core.project import LOCK, MANIFEST, Project, ProjectChangedError, ProjectError
 
 PERSON, CAR, SKY = 60, 48, 28
 F, H, W = 6, 16, 20
+
+
+def edit(project: Project, op: Edit) -> Edit:
+    """Apply `op` the way the app does, as a step of an edit history the project logs; returns its inverse."""
+    history = EditHistory(project.annotation)
+    history.applied.connect(project.record)
+    try:
+        return history.do(op, "")  # no label: the project logs the edit's own description
+    finally:
+        history.reset(None)
+
+
+def logged(project: Project) -> list[dict]:
+    """The edit log of a project as opened (opening cuts off entries no finished save vouches for)."""
+    lines = (project.folder / "history.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines]
 
 
 def make_annotation() -> Annotation:
@@ -107,24 +124,22 @@ def test_atomic_png_is_rgb_and_npy_loads_without_pickle(tmp_path):
 def test_round_trip_keeps_annotation_history_model_and_video(tmp_path, video):
     project = Project.create(tmp_path / "p", video, annotation=make_annotation(), model={"preset": "r50_vipseg_online"})
     split = SplitTrack(1, 3)
-    project.apply(split)
-    project.apply(RelabelTrack(2, 62, start=2))
+    edit(project, split)
+    edit(project, RelabelTrack(2, 62, start=2))
     before_paint = project.annotation.track_at(4, 10, 10)
-    project.apply(Paint(4, 3, "brush", [[10, 10]], 2))
+    edit(project, Paint(4, 3, "brush", [[10, 10]], 2))
     expected = state(project.annotation)
     project.save()
     project.close()
     with Project.open(tmp_path / "p") as reopened:
         assert_state(expected, state(reopened.annotation))
-        assert [entry["label"] for entry in reopened.history()] == ["split track", "relabel track", "paint"]
+        assert [entry["label"] for entry in logged(reopened)] == ["split track", "relabel track", "paint"]
         assert reopened.model == {"preset": "r50_vipseg_online"}
         assert reopened.video_ref["size"] == 3000 and reopened.video_path == video
         assert reopened.annotation.categories.to_json() == vipseg_categories().to_json()
         assert not reopened.dirty
         # undo from the saved history restores the state before the paint
-        from app.core.edits import Edit
-
-        reopened.annotation.apply(Edit.from_json(list(reopened.history())[-1]["inverse"]))
+        reopened.annotation.apply(Edit.from_json(logged(reopened)[-1]["inverse"]))
         assert reopened.annotation.track_at(4, 10, 10) == before_paint != 3
 
 
@@ -134,7 +149,7 @@ def test_save_writes_only_what_changed(project_dir):
         assert masks_before == [f"{i:08d}.g1.png" for i in range(F)]
         assert not project.dirty  # nothing changed
 
-        project.apply(MergeTracks(2, 1))  # table-only edit: no mask file is rewritten
+        edit(project, MergeTracks(2, 1))  # table-only edit: no mask file is rewritten
         assert project.dirty
         project.save()
         assert sorted(os.listdir(project_dir / "masks")) == masks_before
@@ -142,15 +157,15 @@ def test_save_writes_only_what_changed(project_dir):
         assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g1.npz", "tables.g2.npz"}
         assert json.loads((project_dir / "project.prev.json").read_text())["generation"] == 1
 
-        project.apply(Paint(4, 1, "brush", [[2, 2]], 1))
+        edit(project, Paint(4, 1, "brush", [[2, 2]], 1))
         assert project.dirty
         project.save()
         masks_after = sorted(os.listdir(project_dir / "masks"))
         assert masks_after == sorted([f"{i:08d}.g1.png" for i in range(F)] + ["00000004.g3.png"])
         assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g2.npz", "tables.g3.npz"}  # g1 superseded
 
-        project.apply(Paint(4, 1, "brush", [[3, 3]], 1))
-        project.apply(MergeTracks(3, 1))
+        edit(project, Paint(4, 1, "brush", [[3, 3]], 1))
+        edit(project, MergeTracks(3, 1))
         project.save()  # g4 rewrites frame 4 again: g1's frame 4 is named by nobody now
         assert sorted(os.listdir(project_dir / "masks")) == sorted(
             [f"{i:08d}.g1.png" for i in range(F) if i != 4] + ["00000004.g3.png", "00000004.g4.png"])
@@ -158,7 +173,7 @@ def test_save_writes_only_what_changed(project_dir):
 
 def test_save_as_copies_every_frame(project_dir, tmp_path, video):
     with Project.open(project_dir) as original:
-        original.apply(Paint(2, 2, "brush", [[3, 3]], 2))
+        edit(original, Paint(2, 2, "brush", [[3, 3]], 2))
         expected = state(original.annotation)
         Project.create(tmp_path / "copy", video, annotation=original.annotation).close()
     with Project.open(tmp_path / "copy") as copy:
@@ -188,7 +203,7 @@ def test_create_reads_sizes_from_a_real_video(tmp_path):
 def test_failed_save_keeps_last_saved_state_and_stays_dirty(project_dir, monkeypatch):
     saved = state(make_annotation())
     project = Project.open(project_dir)
-    project.apply(Paint(0, 1, "brush", [[15, 2]], 2))
+    edit(project, Paint(0, 1, "brush", [[15, 2]], 2))
 
     def full_disk(files, workers=8):
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -203,7 +218,7 @@ def test_failed_save_keeps_last_saved_state_and_stays_dirty(project_dir, monkeyp
     with Project.open(project_dir) as reopened:
         assert_state(saved, state(reopened.annotation))
     project = Project.open(project_dir)  # the edit is gone from disk; redo it and the save now works
-    project.apply(Paint(0, 1, "brush", [[15, 2]], 2))
+    edit(project, Paint(0, 1, "brush", [[15, 2]], 2))
     project.save()
     project.close()
     with Project.open(project_dir) as reopened:
@@ -274,13 +289,15 @@ def test_project_dropped_without_close_releases_its_lock(project_dir):
 CHILD = """
 import os, sys, time
 from pathlib import Path
+from app.core import atomic
 from app.core.edits import MergeTracks, Paint
 from app.core.project import Project
+from tests.test_project import edit
 
 folder, action, step, marker = sys.argv[1:5]
 project = Project.open(folder)
-project.apply(MergeTracks(2, 1))
-project.apply(Paint(1, 1, "brush", [[5, 5]], 3))
+edit(project, MergeTracks(2, 1))
+edit(project, Paint(1, 1, "brush", [[5, 5]], 3))
 
 def hook(name):
     if name != step:
@@ -290,7 +307,22 @@ def hook(name):
     Path(marker).write_text(name)  # tell the parent we are mid-save, then wait to be killed
     time.sleep(120)
 
-project.save_hook = hook
+def then(name, function):
+    def step_done(*args, **kwargs):
+        result = function(*args, **kwargs)
+        hook(name)
+        return result
+    return step_done
+
+def first(name, function):
+    def step_next(*args, **kwargs):
+        hook(name)
+        return function(*args, **kwargs)
+    return step_next
+
+# A save writes the masks, then the tables, then appends the history, then the manifest: stop between them.
+atomic.write_new_files = then("masks", atomic.write_new_files)
+Project._append_history = first("tables", then("history", Project._append_history))
 project.save()
 project.close()
 """
@@ -321,9 +353,9 @@ def test_kill_9_during_save_reopens_to_the_last_good_state(project_dir, tmp_path
     assert list(project_dir.glob("tables.g2.npz")), "the killed save had written its new files"
     with Project.open(project_dir) as project:  # the dead child's lock is taken over
         assert_state(saved, state(project.annotation))
-        assert project.generation == 1 and list(project.history()) == []
+        assert project.generation == 1 and list(logged(project)) == []
         assert not list(project_dir.glob("*.g2.*")) and not list((project_dir / "masks").glob("*.g2.png"))  # garbage gone
-        project.apply(MergeTracks(2, 1))
+        edit(project, MergeTracks(2, 1))
         project.save()
     with Project.open(project_dir) as project:
         assert 2 not in project.annotation.tracks
@@ -335,7 +367,7 @@ def test_process_dying_mid_save_leaves_the_last_good_state(project_dir, tmp_path
     assert run_child(project_dir, "exit", step, tmp_path) == 3
     with Project.open(project_dir) as project:
         assert_state(saved, state(project.annotation))
-        assert list(project.history()) == []
+        assert list(logged(project)) == []
         assert (project_dir / "history.jsonl").stat().st_size == 0  # the unvouched append was cut off
 
 
@@ -343,7 +375,7 @@ def test_completed_save_in_a_child_is_seen(project_dir, tmp_path):
     assert run_child(project_dir, "exit", "no-such-step", tmp_path) == 0
     with Project.open(project_dir) as project:
         assert 2 not in project.annotation.tracks and project.annotation.track_at(1, 5, 5) == 1
-        assert [entry["label"] for entry in project.history()] == ["merge tracks", "paint"]
+        assert [entry["label"] for entry in logged(project)] == ["merge tracks", "paint"]
 
 
 # ---------------------------------------------------------------------------------- damaged files
@@ -406,41 +438,41 @@ def test_lost_or_damaged_mask_files_mark_only_their_frames(project_dir):
 
 def test_lost_history_only_loses_the_log(project_dir):
     with Project.open(project_dir) as project:
-        project.apply(MergeTracks(2, 1))
+        edit(project, MergeTracks(2, 1))
         project.save()
     (project_dir / "history.jsonl").unlink()
     with Project.open(project_dir) as project:
         assert 2 not in project.annotation.tracks
-        assert list(project.history()) == []
+        assert list(logged(project)) == []
         assert any("history" in problem and "missing" in problem for problem in project.problems)
-        project.apply(MergeTracks(3, 1))
+        edit(project, MergeTracks(3, 1))
         project.save()
     with Project.open(project_dir) as project:
-        assert [entry["label"] for entry in project.history()] == ["merge tracks"] and project.problems == []
+        assert [entry["label"] for entry in logged(project)] == ["merge tracks"] and project.problems == []
 
 
 def test_cut_history_keeps_its_whole_entries(project_dir):
     with Project.open(project_dir) as project:
-        project.apply(MergeTracks(2, 1))
-        project.apply(Paint(1, 1, "brush", [[2, 2]], 1))
+        edit(project, MergeTracks(2, 1))
+        edit(project, Paint(1, 1, "brush", [[2, 2]], 1))
         project.save()
     history = project_dir / "history.jsonl"
     history.write_bytes(history.read_bytes()[:-20])  # the second entry is cut in the middle
     with Project.open(project_dir) as project:
-        assert [entry["label"] for entry in project.history()] == ["merge tracks"]
+        assert [entry["label"] for entry in logged(project)] == ["merge tracks"]
         assert any("shorter than saved" in problem for problem in project.problems)
-        project.apply(MergeTracks(3, 1))
+        edit(project, MergeTracks(3, 1))
         project.save()
     with Project.open(project_dir) as project:
-        assert [entry["label"] for entry in project.history()] == ["merge tracks", "merge tracks"] and project.problems == []
+        assert [entry["label"] for entry in logged(project)] == ["merge tracks", "merge tracks"] and project.problems == []
 
 
 def _saved_twice(project_dir: Path) -> dict:
     """Save a second generation (the first becomes project.prev.json); returns the first generation's state."""
     first = state(make_annotation())
     with Project.open(project_dir) as project:
-        project.apply(MergeTracks(2, 1))
-        project.apply(Paint(4, 1, "brush", [[2, 2]], 2))
+        edit(project, MergeTracks(2, 1))
+        edit(project, Paint(4, 1, "brush", [[2, 2]], 2))
         project.save()
     return first
 
@@ -466,7 +498,7 @@ def test_damaged_manifest_falls_back_to_the_previous_save(project_dir, damage):
         assert project.generation == 1
         assert_state(first, state(project.annotation))
         assert any("previous save" in problem for problem in project.problems)
-        project.apply(SplitTrack(1, 3))
+        edit(project, SplitTrack(1, 3))
         project.save()
     with Project.open(project_dir) as project:
         assert project.problems == [] and project.generation == 2 and len(project.annotation.tracks) == 4
@@ -509,7 +541,7 @@ def test_full_disk_while_locking_leaves_no_lock(project_dir, monkeypatch):
 
 def test_full_disk_during_save_as_leaves_nothing_and_a_retry_works(project_dir, tmp_path, video, monkeypatch):
     with Project.open(project_dir) as original:
-        original.apply(Paint(2, 2, "brush", [[3, 3]], 2))
+        edit(original, Paint(2, 2, "brush", [[3, 3]], 2))
         expected = state(original.annotation)
         real = atomic.write_new_files
 
@@ -541,7 +573,7 @@ def test_read_only_reader_beside_two_saves_is_told_to_try_again(project_dir):
     with Project.open(project_dir) as writer:
         for step in range(2):  # two saves that rewrite every frame: generation 1's masks are gone
             for index in range(F):
-                writer.apply(Paint(index, 1, "brush", [[2 + step, 2]], 1))
+                edit(writer, Paint(index, 1, "brush", [[2 + step, 2]], 1))
             writer.save()
     with pytest.raises(ProjectChangedError, match="was saved by another DVIS Studio while it was being read.*try again"):
         reader.annotation.track_map(0)
@@ -602,10 +634,10 @@ def test_reopens_after_undoing_a_painted_new_track(project_dir):
     """Undo leaves segment keys without pixels behind; they must not make the saved tables inconsistent."""
     with Project.open(project_dir) as project:
         add = AddTrack(62)
-        undo_add = project.apply(add)
-        undo_paint = project.apply(Paint(0, add.track_id, "brush", [[10, 3]], 2))
-        project.apply(undo_paint)
-        project.apply(undo_add)
+        undo_add = edit(project, add)
+        undo_paint = edit(project, Paint(0, add.track_id, "brush", [[10, 3]], 2))
+        edit(project, undo_paint)
+        edit(project, undo_add)
         expected = state(project.annotation)
         project.save()
     with Project.open(project_dir) as project:
@@ -709,7 +741,7 @@ def test_read_only_open_beside_a_save_reads_the_new_state(project_dir, monkeypat
         if len(calls) == 1:  # the app saves twice between our reading project.json and its tables
             with Project.open(project_dir) as writer:
                 for _ in range(2):
-                    writer.apply(Paint(0, 1, "brush", [[2, 2]], 1))
+                    edit(writer, Paint(0, 1, "brush", [[2, 2]], 1))
                     writer.save()
             raise ProjectError(f"{folder}/tables.g1.npz is missing; the project folder is incomplete. Restore it from a backup.")
         return real(folder, manifest)

@@ -20,7 +20,7 @@ from app.core.paths import data_dir
 from app.core.project import Project
 from app.core.recovery import AutosaveSchedule, crashed_sessions, recovery_root
 from tests.gui_helpers import PERSON, errors, video_path, window  # noqa: F401 - fixtures
-from tests.test_project import kill_at_marker, project_dir, video  # noqa: F401 - fixtures
+from tests.test_project import edit, kill_at_marker, logged, project_dir, video  # noqa: F401 - fixtures
 
 
 def test_data_dir_follows_the_environment(tmp_path):
@@ -46,10 +46,10 @@ def test_schedule_waits_for_a_quiet_pause_but_not_forever():
 
 def test_edits_made_while_a_save_is_written_stay_unsaved(project_dir):
     with Project.open(project_dir) as project:
-        project.apply(Paint(1, 1, "brush", [[2, 2]], 1))
+        edit(project, Paint(1, 1, "brush", [[2, 2]], 1))
         plan = project.prepare_save()
-        project.apply(Paint(1, 2, "brush", [[15, 10]], 1))  # the same frame again, and its tables
-        project.apply(MergeTracks(3, 1))
+        edit(project, Paint(1, 2, "brush", [[15, 10]], 1))  # the same frame again, and its tables
+        edit(project, MergeTracks(3, 1))
         thread = threading.Thread(target=project.write_save, args=(plan,))
         thread.start()
         thread.join()
@@ -60,7 +60,7 @@ def test_edits_made_while_a_save_is_written_stay_unsaved(project_dir):
     with Project.open(project_dir) as project:
         for index, track_map in enumerate(expected):
             np.testing.assert_array_equal(project.annotation.track_map(index), track_map)
-        assert 3 not in project.annotation.tracks and len(list(project.history())) == 3
+        assert 3 not in project.annotation.tracks and len(logged(project)) == 3
 
 
 def test_autosave_fsyncs_off_the_ui_thread_and_clean_exit_leaves_nothing(window, video_path, monkeypatch, errors):
@@ -76,7 +76,7 @@ def test_autosave_fsyncs_off_the_ui_thread_and_clean_exit_leaves_nothing(window,
     assert json.loads((session / "session.json").read_text())["autosaved"] is not None
     with Project.open(session / "project", read_only=True) as copy:  # the recovery copy has the edit
         assert copy.annotation.track_at(0, 10, 10) == track
-    assert window.controller.modified  # a recovery copy is not the user's save
+    assert window.session.modified  # a recovery copy is not the user's save
     window.close()
     assert not session.exists() and not errors
 
@@ -142,7 +142,7 @@ def test_unsaved_work_of_a_killed_app_is_offered_back(video_path, tmp_path, wind
     annotation = window.controller.annotation
     track, = annotation.tracks
     assert annotation.tracks[track].category_id == PERSON and annotation.track_at(0, 10, 10) == track
-    assert window.controller.modified and window.controller.project is None
+    assert window.session.modified and window.controller.project is None
     assert not crashed.folder.exists()  # recovered: the old copy is gone ...
     with Project.open(window.autosaver.session.folder / "project", read_only=True) as copy:  # ... after this one exists
         assert copy.annotation.track_at(0, 10, 10) == track
@@ -196,13 +196,13 @@ def test_saving_unsaved_work_as_a_project_drops_the_recovery_copy(window, video_
     window.autosave()
     session = window.autosaver.session.folder
     assert (session / "project" / "project.json").is_file()
-    window.controller.save_project(tmp_path / "mine")
+    window.session.save_project(tmp_path / "mine")
     window.controller.paint("brush", [(30, 30)], 4)
     window.autosave()  # into the user's project now; the recovery copy goes
     assert not (session / "project").exists()
     assert json.loads((session / "session.json").read_text())["project"] == str(tmp_path / "mine")
     assert window.controller.annotation.track_at(0, 10, 10) == track  # frames read from the new project
-    assert not window.controller.modified
+    assert not window.session.modified
     with Project.open(tmp_path / "mine", read_only=True) as saved:
         assert saved.annotation.track_at(0, 30, 30) == track
     assert not errors

@@ -146,8 +146,8 @@ class Annotation:
     def set_frame(self, index: int, track_map: np.ndarray) -> None:
         """Replace frame ``index`` with ``track_map`` (int (H, W): 0 void, else an existing track id).
 
-        Not an undoable edit (it is how model or imported output comes in): inverses recorded before it
-        may no longer fit, so a GUI clears its undo stack after (re-)ingesting frames.
+        Not an undoable edit (it is how model or imported output comes in): a model run's merger keeps what
+        it replaced and gives one edit that puts it back (``ResultMerger.undo_edit``), so the history stays valid.
         """
         self._check_frame(index)
         track_map = np.asarray(track_map)

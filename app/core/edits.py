@@ -2,8 +2,8 @@
 
 Every edit is a small dataclass of JSON values: ``annotation.apply(edit)`` (or ``edit.apply``)
 changes the annotation and returns the inverse edit, which restores tables and pixels exactly.
-The GUI wraps a pair (edit, inverse) in a QUndoCommand; the project stores them as its history
-(``to_json`` / ``Edit.from_json``).
+``app.core.history.EditHistory`` keeps the pairs (edit, inverse) for undo and redo; the project logs
+them as its history (``to_json`` / ``Edit.from_json``).
 
 Track-level edits (merge, split, swap, delete, relabel) become a :class:`TrackTablePatch` after
 their rules are checked: they move segment keys between tracks and never touch pixels. Painting

@@ -39,7 +39,6 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -60,9 +59,6 @@ FORMAT_VERSION = 1
 FINGERPRINT_BYTES = 1 << 20
 MIN_PNG_BYTES = 67  # signature, IHDR, one IDAT and IEND: anything shorter is not a whole PNG
 STAGING_SUFFIX = ".saving-"  # "save as" writes into .<name>.saving-<pid> beside the destination, then renames it
-
-#: Test hook: called with a step name between the files of a save ("masks", "tables", "history", "manifest").
-SaveHook = Callable[[str], None]
 
 
 class ProjectError(StudioError):
@@ -260,7 +256,6 @@ class Project:
                  read_only: bool = False):
         self.folder = folder
         self.annotation = annotation
-        self.save_hook: SaveHook | None = None
         self.read_only = read_only
         self.notes: list[str] = []  # what opening found damaged and worked around (see ``problems``)
         self._manifest = manifest
@@ -486,6 +481,8 @@ class Project:
 
     @property
     def dirty(self) -> bool:
+        """Whether a save has anything to write (frames, tables, logged edits, model or video info). This is the
+        writer's view; whether the user's work is saved is the edit history's clean marker (``app.core.history``)."""
         return bool(self.annotation.mask_store.dirty or self.annotation.tables_dirty or self._pending_history or self._meta_dirty)
 
     # -------------------------------------------------------------- video
@@ -519,35 +516,11 @@ class Project:
 
     # -------------------------------------------------------------- edits and history
 
-    def apply(self, edit, label: str = "") -> object:
-        """Apply an edit to the annotation and log it with its inverse; returns the inverse (apply it to undo)."""
-        inverse = self.annotation.apply(edit)
-        self.record(edit, inverse, label)
-        return inverse
-
     def record(self, edit, inverse, label: str = "") -> None:
-        """Log an edit applied elsewhere (e.g. by a QUndoCommand calling ``annotation.apply``)."""
+        """Log an edit applied to the annotation (an ``EditHistory`` step, done, undone or redone) with its
+        inverse; the log is written with the next save."""
         entry = {"time": time.time(), "label": label or edit.describe(), "edit": edit.to_json(), "inverse": inverse.to_json()}
         self._pending_history.append(json.dumps(entry, allow_nan=False) + "\n")
-
-    def history(self) -> Iterator[dict]:
-        """Saved history entries then unsaved ones: {time, label, edit, inverse} (edits as JSON; Edit.from_json)."""
-        path = self.folder / HISTORY
-        valid = int(self._manifest["history"]["bytes"])
-        try:
-            with open(path, "rb") as handle:
-                data = handle.read(valid)
-        except FileNotFoundError:
-            data = b""  # lost: opening said so (``problems``); the annotation does not need it
-        except OSError as error:
-            raise ProjectError(f"Cannot read the edit history {path}: {error.strerror or error}.") from None
-        for number, line in enumerate(data.decode("utf-8").splitlines(), 1):
-            try:
-                yield json.loads(line)
-            except json.JSONDecodeError:
-                raise ProjectError(f"{path}: line {number} is not valid JSON; the history is damaged (the annotation is not).") from None
-        for line in self._pending_history:
-            yield json.loads(line)
 
     # -------------------------------------------------------------- saving
 
@@ -607,20 +580,16 @@ class Project:
     def _write(self, plan: "SavePlan") -> None:
         """The writing itself; an OSError leaves every file the current manifest names untouched."""
         atomic.write_new_files([(self._mask_path(i, plan.generation), data) for i, data in plan.blobs.items() if data is not None])
-        self._step("masks")
         if plan.tables is not None:
             annotation = plan.manifest["annotation"]
             atomic.write_bytes(self.folder / annotation["tables"], _npz_bytes({**plan.tables, "mask_gen": plan.mask_gen}))
             atomic.write_json(self.folder / annotation["tracks"], plan.tracks)
-        self._step("tables")
         if plan.history:
             plan.manifest["history"] = self._append_history(plan.manifest["history"], plan.history)
-        self._step("history")
         plan.manifest["saved_at"] = time.time()
         if self._disk_manifest is not None:
             atomic.write_json(self.folder / BACKUP_MANIFEST, self._disk_manifest)  # the fallback if project.json is damaged
         atomic.write_json(self.folder / MANIFEST, plan.manifest)
-        self._step("manifest")
 
     def finish_save(self, plan: "SavePlan") -> None:
         """The written generation is now the project's state: forget what it saved and delete superseded files."""
@@ -660,10 +629,6 @@ class Project:
         self.annotation = annotation
 
     # -------------------------------------------------------------- internals
-
-    def _step(self, name: str) -> None:
-        if self.save_hook is not None:
-            self.save_hook(name)
 
     def _mask_path(self, index: int, generation: int) -> Path:
         return self.folder / MASKS / f"{index:08d}.g{generation}.png"

@@ -44,7 +44,6 @@ class Autosaver(QObject):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
         self._job: tuple[Future, Callable[[object], None], Callable[[BaseException], None]] | None = None
         self._document: tuple[object, object] = (None, None)
-        self._edits = 0  # edits seen, to know whether a finished save still covers everything
         controller.annotation_changed.connect(self._on_edit)
         self._timer = QTimer(self, interval=TICK_MS)
         self._timer.timeout.connect(self._tick)
@@ -52,7 +51,6 @@ class Autosaver(QObject):
 
     # ------------------------------------------------------------------ scheduling
     def _on_edit(self, *_) -> None:
-        self._edits += 1
         self.schedule.changed(time.monotonic())
 
     def _tick(self) -> None:
@@ -99,7 +97,7 @@ class Autosaver(QObject):
         c = self.controller
         if c.project is not None:
             target = c.project
-        elif not c.modified:
+        elif not c.session.modified:
             target = None  # nothing that is not on disk already
         elif self.session.project is None:
             self._create_recovery_copy()
@@ -111,7 +109,7 @@ class Autosaver(QObject):
             return
         plan = target.prepare_save()
         self.schedule.started()
-        edits = self._edits
+        state = c.session.history.state  # what this save holds
         folder = target.folder if target is c.project else None  # None: the recovery copy
 
         def write() -> RecoveryError | None:
@@ -122,7 +120,7 @@ class Autosaver(QObject):
                 return error
             return None
 
-        self._run(write, lambda note: self._saved(target, plan, edits, note), lambda error: target.abandon_save(plan))
+        self._run(write, lambda note: self._saved(target, plan, state, note), lambda error: target.abandon_save(plan))
 
     def _create_recovery_copy(self) -> None:
         """The first autosave of unsaved work: create the recovery project on the worker, then save into it."""
@@ -141,12 +139,11 @@ class Autosaver(QObject):
 
         self._run(lambda: self.session.create_project(video, *size, annotation.categories), adopt, lambda error: None)
 
-    def _saved(self, target, plan, edits: int, note: RecoveryError | None) -> None:
+    def _saved(self, target, plan, state: int, note: RecoveryError | None) -> None:
         target.finish_save(plan)
         c = self.controller
         if target is c.project:
-            if edits == self._edits:
-                c.mark_saved()
+            c.session.mark_saved(state)
             self.saved.emit(f"Autosaved {target.folder}")
         else:
             self.saved.emit("Autosaved a recovery copy (not yet saved as a project)")
@@ -204,7 +201,7 @@ def offer_recovery(window, root: Path | None = None,
             if session.project is not None:
                 window.open_path(session.project, kind="project")
             else:
-                window.controller.open_recovered(session.video, recover_unsaved(session))
+                window.session.open_recovered(session.video, recover_unsaved(session))
                 window.autosaver.save_now()  # this session's copy exists before the old one goes
             discard(session)
             return True

@@ -1,32 +1,22 @@
-"""The document the window shows: video + annotation + project, current frame, selection, undo stack.
+"""The Qt side of the open document: current frame, selection, display settings and Qt signals for the views.
 
-Plain logic with Qt signals so views stay thin and tests can drive every user action without
-clicking pixels. Edits go through `edit()`, which applies a core operation and pushes its undo
-command; nothing here re-implements core logic.
+The document itself (video, annotation, project, edit history, model run, busy state) is the Qt-free
+`app.core.session.Session`; this adapter turns its notifications into Qt signals and the user's intents
+(merge the selection, paint on this frame...) into core edits through it. Nothing here re-implements
+core logic, so tests can drive every user action without clicking pixels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QUndoStack
 
 from app.core import edits
-from app.core.categories import CategoryTable, vipseg_categories
-from app.core.errors import StudioError
+from app.core.categories import CategoryTable
 from app.core.image_fill import image_fill
-from app.gui.commands import EditCommand
-
-
-Confirm = Callable[[], bool]
-
-
-class UserActionError(StudioError):
-    """A GUI action was asked for in a state where it cannot run (e.g. nothing selected)."""
+from app.core.session import Session, UserActionError
 
 
 @dataclass
@@ -40,7 +30,7 @@ class DisplaySettings:
 
 
 class StudioController(QObject):
-    """Holds the open document and turns user intents into core calls."""
+    """The views' model of the session: what is shown and selected, as Qt signals."""
 
     loaded = Signal()  # a new video / annotation replaced the old one
     frame_changed = Signal(int)
@@ -48,157 +38,62 @@ class StudioController(QObject):
     selection_changed = Signal()
     display_changed = Signal()
     exact_frame_ready = Signal(int)  # a frame shown from the proxy (or an older one) is now decoded exactly
+    history_changed = Signal()  # undo / redo possible, their texts or "modified" may have changed
+    busy_changed = Signal()  # read `session.busy`
 
-    def __init__(self, parent: QObject | None = None):
+    def __init__(self, session: Session, parent: QObject | None = None):
         super().__init__(parent)
-        self.video = None  # app.core.video.VideoSource
-        self.annotation = None  # app.core.annotation.Annotation
-        self.project = None  # app.core.project.Project
+        self.session = session
         self.frame_index = 0
         self.selection: list[int] = []
         self.display = DisplaySettings()
-        self.undo_stack = QUndoStack(self)
-        self.diagnostics: list = []
-        self.busy: str | None = None  # why edits are refused right now (a worker is using the annotation)
-        self._dirty = False
         self.proxy_store = None  # app.core.proxy.ProxyStore: where scrubbing proxies live (None: no proxies)
         self.scrubber = None  # app.core.scrub.Scrubber of the open video
         self._picture: np.ndarray | None = None  # what the view shows for the current frame
+        self.session.closing.connect(self.stop_background)
+        self.session.loaded.connect(self._on_loaded)
+        self.session.annotation_changed.connect(self.annotation_changed.emit)
+        self.session.history.changed.connect(self.history_changed.emit)
+        self.session.busy_changed.connect(lambda busy: self.busy_changed.emit())
 
-    # ----------------------------------------------------------------- opening
+    # ---------------------------------------------------------------- document
+    # Read-only views of the session's document, for the views (which know only the controller).
+    @property
+    def video(self):
+        return self.session.video
+
+    @property
+    def annotation(self):
+        return self.session.annotation
+
+    @property
+    def project(self):
+        return self.session.project
+
+    @property
+    def diagnostics(self) -> list:
+        return self.session.diagnostics
+
     @property
     def categories(self) -> CategoryTable:
-        return self.annotation.categories if self.annotation is not None else vipseg_categories()
+        return self.session.categories
 
-    def open_video(self, path: str | Path, confirm: Confirm | None = None) -> bool:
-        """Open a video file or an image folder with an empty annotation.
-
-        `confirm()` is asked once the file has opened, before the open document is replaced (unsaved edits);
-        an unreadable file raises before anyone is asked. Returns whether the new document was shown.
-        """
-        from app.core.video import VideoSource
-
-        return self.set_video(VideoSource.open(Path(path)), confirm)
-
-    def set_video(self, video, confirm: Confirm | None = None) -> bool:
-        """Show an opened ``VideoSource`` (e.g. one opened in a background thread) with an empty annotation
-        (`confirm` as for `open_video`)."""
-        from app.core.annotation import Annotation
-
-        annotation = Annotation(video.num_frames, video.height, video.width, vipseg_categories())
-        return self._replace_document(video, annotation, None, confirm)
-
-    def open_project(self, folder: str | Path, locate_video: Callable[[Path], Path | None] | None = None,
-                     confirm: Confirm | None = None) -> bool:
-        """Open a project; if its video moved, `locate_video(old path)` may point to it (the project is relinked).
-        `confirm` as for `open_video`."""
-        from app.core.project import Project
-
-        if self.project is not None and self.project.folder == Path(folder).absolute():
-            if confirm is not None and not confirm():  # reopening the open project: ask before releasing our lock
-                return False
-            confirm = None
-            self.project.close()
-            self.project = None
-        project = Project.open(Path(folder))
-        try:
-            if not project.video_path.exists() and locate_video is not None:
-                moved = locate_video(project.video_path)
-                if moved is not None:
-                    project.relink_video(moved)
-            video = project.video
-        except StudioError:
-            project.close()
-            raise
-        return self._replace_document(video, project.annotation, project, confirm)
-
-    def save_project(self, folder: str | Path | None = None) -> Path:
-        """Save into the open project, or create one in `folder` (first save / "save as")."""
-        from app.core.project import Project
-
-        if folder is not None:
-            project = Project.create(Path(folder), self.video.path, annotation=self.annotation)  # writes everything
-            if self.project is not None:
-                self.project.close()
-            self.project = project
-        elif self.project is None:
-            raise UserActionError("This video has no project yet; use File → Save Project As… to choose a folder.")
-        else:
-            self.project.save()
-        self.undo_stack.setClean()
-        self._dirty = False
-        return self.project.folder
-
-    def mark_saved(self) -> None:
-        """The project was saved in the background (an autosave) with no edit since: nothing is unsaved."""
-        self._dirty = False
-
-    def open_recovered(self, video_path: Path, annotation) -> None:
-        """Show work recovered after a crash: the video with the autosaved annotation, unsaved until saved as a project."""
-        from app.core.video import VideoSource
-
-        self._set_document(VideoSource.open(Path(video_path)), annotation, project=None)
-        self._dirty = True
-
-    def open_imported(self, video, annotation, confirm: Confirm | None = None) -> bool:
-        """Show a video imported from a VIPSeg dataset (`documents.import_vipseg_job`) with its masks, for
-        correction (`confirm` as for `open_video`)."""
-        return self._replace_document(video, annotation, None, confirm)
-
-    def _replace_document(self, video, annotation, project, confirm: Confirm | None) -> bool:
-        """Show a loaded document if `confirm` allows; otherwise release it and keep the open one."""
-        if confirm is not None and not confirm():
-            (project or video).close()  # a project closes its video
-            return False
-        self._set_document(video, annotation, project)
-        return True
-
-    def _set_document(self, video, annotation, project) -> None:
+    def _on_loaded(self) -> None:
         from app.core.scrub import Scrubber
 
-        if self.annotation is not None and self._on_annotation_change in self.annotation.listeners:
-            self.annotation.listeners.remove(self._on_annotation_change)
-        if self.project is not None and self.project is not project:
-            self.project.close()  # releases its lock
-        self.stop_background()
-        if self.video is not None and self.video is not video:
-            self.video.close()
-        self.video, self.annotation, self.project = video, annotation, project
+        video = self.session.video
         self.scrubber = Scrubber(video, self.proxy_store, on_exact=self.exact_frame_ready.emit)
         self._picture = video.frame(0)  # decoded when the video opened: shown at once
-        self.annotation.listeners.append(self._on_annotation_change)
-        self.diagnostics = []
-        self._dirty = False
-        self.undo_stack.clear()
         self.selection = []
         self.display.hidden.clear()
         self.frame_index = 0
         self.loaded.emit()
         self.frame_changed.emit(0)
 
-    def _on_annotation_change(self, frames, tracks) -> None:
-        self._dirty = True
-        self.annotation_changed.emit(frames, tracks)
-
-    @property
-    def modified(self) -> bool:
-        """Edits or model results not yet saved to a project."""
-        return self.video is not None and self._dirty
-
-    def work_note(self) -> str:
-        """Where the user's work stands, for error dialogs: what is safe and what to do to keep it."""
-        if self.video is None:
-            return ""
-        if not self.modified:
-            return "The project has no unsaved changes." if self.project is not None else ""
-        if self.project is not None:
-            return "Your edits are still open in this window; save the project (Ctrl+S) to keep them."
-        return "Your edits are still open in this window and not saved anywhere yet; use File → Save Project As… to keep them."
-
     # ------------------------------------------------------------- navigation
     @property
     def num_frames(self) -> int:
-        return self.video.num_frames if self.video is not None else 0
+        return self.session.num_frames
 
     def seek(self, index: int) -> None:
         if self.video is None:
@@ -267,38 +162,21 @@ class StudioController(QObject):
         self.display_changed.emit()
 
     # ------------------------------------------------------------------ edits
-    def _check_idle(self) -> None:
-        if self.busy is not None:
-            raise UserActionError(f"{self.busy}; edits are possible again when it has finished (or cancel it).")
-
     def undo(self) -> None:
-        self._check_idle()
-        self.undo_stack.undo()
-        self.select([t for t in self.selection if t in self.annotation.tracks])
+        self.session.undo()
+        self._keep_existing_selection()
 
     def redo(self) -> None:
-        self._check_idle()
-        self.undo_stack.redo()
-        self.select([t for t in self.selection if t in self.annotation.tracks])
+        self.session.redo()
+        self._keep_existing_selection()
 
     def edit(self, op: edits.Edit, text: str) -> None:
-        """Apply a core edit op and make it undoable (one undo step); the project logs it in its history."""
-        self._check_idle()
-        inverse = self.annotation.apply(op)
-        self._record(op, inverse, text)
-        self.undo_stack.push(EditCommand(self.annotation, op, inverse, text, self._record))
+        """Apply a core edit op as one undo step (the project logs it in its history)."""
+        self.session.edit(op, text)
+        self._keep_existing_selection()
+
+    def _keep_existing_selection(self) -> None:
         self.select([t for t in self.selection if t in self.annotation.tracks])
-
-    def push_done(self, inverse: edits.Edit, text: str) -> None:
-        """Make a change already written into the annotation (a model run) one undo step; `inverse` undoes it.
-
-        Not logged in the project history, as model output never was: the saved masks hold it.
-        """
-        self.undo_stack.push(EditCommand(self.annotation, None, inverse, text))
-
-    def _record(self, op: edits.Edit, inverse: edits.Edit, text: str) -> None:
-        if self.project is not None:
-            self.project.record(op, inverse, text)
 
     def edit_group(self, ops: list[edits.Edit], text: str) -> None:
         """Several ops as one undo step; if one fails, none is applied (EditGroup rolls back)."""

@@ -213,7 +213,7 @@ class ExportDialog(QDialog):
         if selected:
             self.tracks.addItem(f"Selected tracks ({', '.join(map(str, selected))})", tuple(selected))
             self.tracks.setCurrentIndex(1)
-        self.start = QSpinBox(minimum=0, maximum=max(0, num_frames - 1), value=start)
+        self.start = QSpinBox(minimum=0, maximum=max(0, num_frames - 1), value=0)
         self.stop = QSpinBox(minimum=1, maximum=max(1, num_frames), value=num_frames)
         range_row = QHBoxLayout()
         range_row.addWidget(self.start)

@@ -48,8 +48,8 @@ def report_exception(parent: QWidget | None, title: str, error: BaseException) -
 
 def _work_note(parent: QWidget | None) -> str:
     """What the error left of the user's work, told by the document window `parent` belongs to (if any)."""
-    controller = getattr(parent.window(), "controller", None) if parent is not None else None
-    return controller.work_note() if controller is not None else ""
+    session = getattr(parent.window(), "session", None) if parent is not None else None
+    return session.work_note() if session is not None else ""
 
 
 def _excepthook(kind: type[BaseException], error: BaseException, tb: TracebackType | None) -> None:

@@ -6,7 +6,6 @@ Every user action goes through `_run_action`, the single boundary where errors b
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -41,6 +40,7 @@ from app.core.frame_range import parse_frame_range
 from app.core.inference import RunRequest, frames_text, inference_job
 from app.core.progress import Progress, Rate
 from app.core.proxy import ProxyStore
+from app.core.session import Session
 from app.core.vipseg.merge import WrittenDataset
 from app.gui import documents
 from app.gui.autosave import Autosaver, offer_recovery
@@ -55,7 +55,9 @@ from app.gui.worker import Worker, callback_job
 
 RECENT_KEY = "recent_files"
 MAX_RECENT = 10
-BUSY_INFERENCE, BUSY_TASK = "DVIS is running", "An export or evaluation is running"  # why edits wait
+# Bump when toolbars or docks change: Qt then ignores a saved layout that does not know them (one saved before
+# the Paint toolbar existed squeezed that toolbar onto the main row, out of sight).
+LAYOUT_VERSION = 2
 MAX_LISTED_FRAMES = 8  # frames named in a message; the rest is "…"
 BACKGROUND_OPEN_BYTES = 64 * 1024**2  # smaller videos index in well under a second: opened in place
 MODE_NAMES = {"fill": "Filled Masks", "contour": "Contours", "fill_contour": "Filled Masks + Contours",
@@ -75,20 +77,17 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, cache_dir: Path | None = None):
         super().__init__()
         self.setWindowTitle(f"DVIS Studio {__version__}")
-        self.resize(1500, 920)
+        screen = self.screen().availableGeometry()  # the default size fits a small screen too
+        self.resize(min(1500, int(screen.width() * 0.92)), min(920, int(screen.height() * 0.9)))
         self.setAcceptDrops(True)
         self.settings = settings or QSettings("DVIS Studio", "DVIS Studio")
-        self.controller = StudioController(self)
+        self.session = Session()  # the open document, its history, runs and busy state
+        self.controller = StudioController(self.session, self)
         self.runner = Worker(self)  # DVIS runs
         self.tasks = Worker(self)  # exports and evaluation (edits wait for them)
         self.diagnosis = Worker(self)  # stability diagnostics (edits go on; stale results are recomputed)
         self._rate = Rate()  # frames/s and ETA of the running inference
-        self._annotation_version = self._diagnosed_version = 0
-        self.merger = None  # app.core.rerun.ResultMerger of the running inference
         self._demo_run = False
-        self._last_request: RunRequest | None = None
-        self._resume_at: int | None = None  # first frame a cancelled run did not do: the next run's default start
-        self.last_scores: dict[str, float] = {}
         self.cache_dir = cache_dir or Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation))
         self.actions: dict[str, QAction] = {}
         self.controller.proxy_store = ProxyStore(self.cache_dir / "proxies")  # instant scrubbing after one pass
@@ -125,6 +124,8 @@ class MainWindow(QMainWindow):
         c.display_changed.connect(self._sync_display_controls)
         c.selection_changed.connect(self._update_actions)
         c.selection_changed.connect(self.view.redraw)
+        c.history_changed.connect(self._on_history_changed)
+        c.busy_changed.connect(self._update_actions)
         self.view.space_tapped.connect(self.actions["play"].trigger)
         self.view.hovered.connect(lambda x, y: self.hover_label.setText(self.controller.describe_pixel(x, y)))
         self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action("Paint", lambda: self._paint(tool, points, radius)))
@@ -146,7 +147,7 @@ class MainWindow(QMainWindow):
         self.diagnosis.aborted.connect(self._on_diagnosis_aborted)
         self._update_actions()
         self.restoreGeometry(self.settings.value("window/geometry", b""))
-        self.restoreState(self.settings.value("window/state", b""))
+        self.restoreState(self.settings.value("window/state", b""), LAYOUT_VERSION)  # an older layout is ignored
 
     # ================================================================== layout
     def _build_central(self) -> None:
@@ -226,11 +227,8 @@ class MainWindow(QMainWindow):
         a("export", "&Export…", self.export_dialog, "Ctrl+E")
         a("quit", "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
-        undo = a("undo", "&Undo", c.undo, "Ctrl+Z")
-        redo = a("redo", "&Redo", c.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
-        c.undo_stack.undoTextChanged.connect(lambda text: undo.setStatusTip(f"Undo {text}"))
-        c.undo_stack.redoTextChanged.connect(lambda text: redo.setStatusTip(f"Redo {text}"))
-        c.undo_stack.indexChanged.connect(self._update_actions)
+        a("undo", "&Undo", c.undo, "Ctrl+Z")
+        a("redo", "&Redo", c.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
         a("merge", "&Merge Selected Tracks", self.merge_selected, "M", tip="Merge the selected tracks into the first one")
         a("split", "S&plit Track at Current Frame", c.split_selected, "S")
         a("swap", "S&wap Two Tracks from Current Frame", c.swap_selected, "W")
@@ -397,7 +395,7 @@ class MainWindow(QMainWindow):
             self._open_vipseg(path)  # in the background; it asks and adds to the recent files once imported
             return
         if kind == "project":
-            opened = self.controller.open_project(path, locate_video=self._locate_moved_video, confirm=self._may_replace)
+            opened = self.session.open_project(path, locate_video=self._locate_moved_video, confirm=self._may_replace)
             if opened:
                 self._report_damage()
         else:
@@ -408,7 +406,7 @@ class MainWindow(QMainWindow):
 
     def _may_replace(self) -> bool:
         """The new document has loaded: ask about unsaved edits, then stop the work on the open one."""
-        if self.controller.modified and not self.confirm_discard():
+        if self.session.modified and not self.confirm_discard():
             return False
         self._stop_work()
         return True
@@ -433,7 +431,7 @@ class MainWindow(QMainWindow):
 
         self._abandon_opening()  # the latest choice wins
         if not (path.is_file() and path.stat().st_size >= BACKGROUND_OPEN_BYTES):
-            self._show_opened(path, lambda: self.controller.open_video(path, confirm=self._may_replace))
+            self._show_opened(path, lambda: self.session.open_video(path, confirm=self._may_replace))
             return
         fraction = [0.0]
 
@@ -458,7 +456,7 @@ class MainWindow(QMainWindow):
         self._opening = None
         self.progress.setVisible(self.runner.running or self.tasks.running)
         self._run_action("Open", lambda: self._show_opened(
-            path, lambda: self.controller.set_video(future.result(), confirm=self._may_replace)))
+            path, lambda: self.session.set_video(future.result(), confirm=self._may_replace)))
 
     def _show_opened(self, path: Path, show) -> None:
         """`show()` replaces the document once unsaved edits were asked about; a shown video is a recent file."""
@@ -482,7 +480,7 @@ class MainWindow(QMainWindow):
 
     def open_demo(self) -> None:
         clip = documents.demo_clip(self.cache_dir)
-        self.controller.open_video(clip)
+        self.session.open_video(clip)
         self._demo_run = True  # a missing bundled model is a status message here, not an error dialog
         self.start_inference(RunRequest(clip))
 
@@ -512,7 +510,7 @@ class MainWindow(QMainWindow):
         """Read and import in the background; once imported, ask about unsaved edits and show it."""
         def import_video(categories, video) -> None:
             def opened(document) -> None:
-                if self.controller.open_imported(*document, confirm=self._may_replace):
+                if self.session.open_imported(*document, confirm=self._may_replace):
                     self._add_recent(root)
                     self.status_label.setText(f"Opened {video.video_id} from {root}")
                 else:
@@ -581,8 +579,7 @@ class MainWindow(QMainWindow):
         if self.controller.project is None:
             self.save_as()
             return
-        self.controller.save_project()
-        self._update_title()
+        self.session.save_project()
         self.status_label.setText(f"Saved {self.controller.project.folder}")
 
     def save_as(self) -> None:
@@ -591,8 +588,7 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project", self._last_dir())
         if folder:
             self.autosaver.flush()  # one save at a time (the autosave timer runs while the dialog is open)
-            saved = self.controller.save_project(folder)
-            self._update_title()
+            saved = self.session.save_project(folder)
             self._add_recent(saved)
             self.status_label.setText(f"Saved {saved}")
 
@@ -628,20 +624,13 @@ class MainWindow(QMainWindow):
 
     # ===================================================== background jobs
     def _start_task(self, text: str, job, done: Callable[[object], None], cancelled: str = "Cancelled.") -> None:
-        if self.tasks.running:
-            raise UserActionError("Another export or evaluation is still running; wait for it to finish.")
+        self.session.begin_job()  # edits wait for it
         self._task_done, self._task_cancelled = done, cancelled
-        self.controller.busy = BUSY_TASK
         self.status_label.setText(text)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.tasks.start(callback_job(job))
         self._update_actions()
-
-    def _update_busy(self) -> None:
-        """A worker ended: edits wait for the other one if it still runs (a VIPSeg import may read while DVIS runs)."""
-        self.controller.busy = (BUSY_INFERENCE if self.runner.running
-                                else BUSY_TASK if self.tasks.running else None)
 
     def _on_task_progress(self, progress: Progress) -> None:
         self.progress.setRange(0, max(progress.total or 0, 1))
@@ -649,7 +638,7 @@ class MainWindow(QMainWindow):
 
     def _end_task(self) -> Callable[[object], None] | None:
         """The task's worker ended: edits and the progress bar follow; returns what to do with its result."""
-        self._update_busy()
+        self.session.end_job()
         self._update_actions()
         self.progress.setVisible(self.runner.running)
         done, self._task_done = self._task_done, None
@@ -674,7 +663,7 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.video is None:
             raise UserActionError("Open a video first (File → Open Video), then run DVIS on it.")
-        dialog = RunDialog(Path(c.video.path), c.num_frames, c.frame_index, self, start=self._resume_at or 0)
+        dialog = RunDialog(Path(c.video.path), c.num_frames, c.frame_index, self, start=self.session.resume_at or 0)
         if dialog.exec():
             self.start_inference(dialog.request())
 
@@ -684,18 +673,9 @@ class MainWindow(QMainWindow):
         ModelsDialog(parent=self).exec()
 
     def start_inference(self, request: RunRequest) -> None:
-        if self.runner.running:
-            raise UserActionError("DVIS is already running; cancel it first to start another run.")
-        from app.core.rerun import ResultMerger, resume_start
-
-        annotation = self.controller.annotation
-        self.merger = ResultMerger(annotation, keep_edited=request.keep_edited, write_from=request.start)
-        self._last_request = request
-        self._resume_at = None
-        self.controller.busy = BUSY_INFERENCE
+        run = self.session.begin_run(request)
         self._rate = Rate()
-        # Resuming: the model also sees the last finished frame, which carries the object ids over.
-        self.runner.start(inference_job(dataclasses.replace(request, start=resume_start(annotation, request.start))))
+        self.runner.start(inference_job(run))
 
     def cancel_work(self) -> None:
         """Cancel the running inference (finished frames stay), background export / evaluation, or diagnostics."""
@@ -719,7 +699,7 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Paused; Model → Resume Inference (Ctrl+P) continues")
 
     def _on_frame_result(self, result) -> None:
-        self._run_action("Inference result", lambda: self.merger.add(result))
+        self._run_action("Inference result", lambda: self.session.add_result(result))
 
     def _on_progress(self, progress: Progress) -> None:
         """A phase's own text, else "Paused at …" or frames/s and ETA."""
@@ -736,46 +716,24 @@ class MainWindow(QMainWindow):
 
     def _on_running_changed(self) -> None:
         if not self.runner.running:
-            self._update_busy()
             self.actions["pause"].setChecked(False)
             self.actions["pause"].setText("&Pause Inference")
             self.progress.setVisible(self.tasks.running)
         self._update_actions()
 
     def _on_inference_finished(self, cancelled: bool = False) -> None:
-        frames = self._close_run()
         self._demo_run = False
-        request = self._last_request
-        if self.controller.project is not None:
-            self.controller.project.model = {"model": str(request.model), "offline": request.offline,
-                                             "short_edge": request.short_edge, "frames": [request.start, request.stop],
-                                             "fast": request.fast}
-        if cancelled:
-            stop = self.controller.num_frames if request.stop is None else request.stop
-            resume = frames[-1] + 1 if frames else request.start
-            self._resume_at = resume if resume < stop else None
-            self.status_label.setText(f"Cancelled at frame {resume}; the finished frames are kept. Run DVIS (Ctrl+R) "
-                                      f"continues from frame {resume}." if self._resume_at is not None
+        end = self._run_action("Inference result", lambda: self.session.finish_run(cancelled=cancelled))
+        if end is not None and end.cancelled:
+            self.status_label.setText(f"Cancelled at frame {end.resume_at}; the finished frames are kept. Run DVIS (Ctrl+R) "
+                                      f"continues from frame {end.resume_at}." if end.resume_at is not None
                                       else "Cancelled; the finished frames are kept.")
-        else:
+        elif end is not None:
             self.status_label.setText("Inference finished.")
         self._run_action("Diagnostics", self.run_diagnostics)
 
-    def _close_run(self) -> list[int]:
-        """Finish the run's merge and make all it wrote one undo step; returns the frames it wrote."""
-        merger, self.merger = self.merger, None
-        if merger is None:
-            return []
-        self._run_action("Inference result", merger.finish)
-        undo = merger.undo_edit()
-        frames = merger.frames
-        if undo is not None:
-            span = f"frame {frames[0]}" if len(frames) == 1 else f"frames {frames[0]}-{frames[-1]}"
-            self.controller.push_done(undo, f"Run DVIS on {span}")
-        return frames
-
     def _on_inference_failed(self, error: object) -> None:
-        self._close_run()
+        self._run_action("Inference result", self.session.fail_run)
         demo, self._demo_run = self._demo_run, False
         if demo:
             self.status_label.setText(f"Demo clip loaded; the bundled model could not run ({error}). Use Model → Run DVIS.")
@@ -788,30 +746,30 @@ class MainWindow(QMainWindow):
         a result computed while the annotation changed is stale, so it is recomputed instead of shown."""
         if self.controller.annotation is None or self.diagnosis.running:
             return
-        self._diagnosed_version = self._annotation_version
+        self.session.begin_diagnostics()
         self.diagnosis.start(callback_job(documents.diagnostics_job(self.controller.annotation)))
         self._update_actions()
 
     def _on_diagnosed(self, diagnostics: list) -> None:
         self._update_actions()
-        if self._diagnosed_version != self._annotation_version:
+        if self.session.diagnostics_stale:
             self.run_diagnostics()
             return
-        self.controller.diagnostics = diagnostics
+        self.session.set_diagnostics(diagnostics)
         self._refresh_panels()
-        if self._resume_at is not None:
-            self.status_label.setText(f"Run DVIS (Ctrl+R) continues from frame {self._resume_at}.")
+        if self.session.resume_at is not None:
+            self.status_label.setText(f"Run DVIS (Ctrl+R) continues from frame {self.session.resume_at}.")
 
     def _on_diagnosis_aborted(self) -> None:
         self._update_actions()
-        if self._diagnosed_version != self._annotation_version:
+        if self.session.diagnostics_stale:
             self.run_diagnostics()  # stopped because the annotation changed: recompute on the new state
         else:
             self.status_label.setText("Stability diagnostics cancelled.")
 
     def _on_diagnosis_failed(self, error: object) -> None:
         self._update_actions()
-        if self._diagnosed_version != self._annotation_version:
+        if self.session.diagnostics_stale:
             self.run_diagnostics()  # the annotation changed under the reader: try again on the new state
         else:
             report_exception(self, "Stability diagnostics failed", error)
@@ -830,7 +788,6 @@ class MainWindow(QMainWindow):
         self._start_task("Evaluating…", job, self._show_scores, cancelled="Evaluation cancelled.")
 
     def _show_scores(self, scores: dict) -> None:
-        self.last_scores = scores
         rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in scores.items()]
         self.status_label.setText("  ".join(f"{n} {v}" for n, v in rows[:3]))
         self._open_window_modal(ResultsDialog("Evaluation", rows, self))
@@ -936,7 +893,6 @@ class MainWindow(QMainWindow):
 
     # ============================================================ refreshing
     def _on_loaded(self) -> None:
-        self._annotation_version += 1  # diagnostics of the previous document are stale
         c = self.controller
         self.view.reset_fit()
         for widget in (self.slider, self.frame_spin):
@@ -960,7 +916,6 @@ class MainWindow(QMainWindow):
         self._run_action("Show frame", self.view.redraw)
 
     def _on_annotation_changed(self, frames, tracks) -> None:
-        self._annotation_version += 1
         self.diagnosis.quit()  # a result for the old state would be recomputed anyway: stop it early
         if frames is None or self.controller.frame_index in frames:
             self.view.redraw()
@@ -975,7 +930,7 @@ class MainWindow(QMainWindow):
         self.objects.refresh()
         if self.stability_dock.isVisible() or not self.runner.running:
             self.stability.refresh()
-        if self._diagnosed_version != self._annotation_version and not self.runner.running:
+        if self.session.diagnostics_stale and not self.runner.running:
             self._run_action("Diagnostics", self.run_diagnostics)
         self._update_counts()
 
@@ -983,7 +938,7 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.annotation is None:
             return
-        current = self._diagnosed_version == self._annotation_version and not self.diagnosis.running
+        current = not self.session.diagnostics_stale and not self.diagnosis.running
         markers = f"{len(c.diagnostics)} stability markers" if current else "stability markers: updating…"
         self.counts_label.setText(f"{len(c.annotation.tracks)} tracks · {markers}")
 
@@ -1000,24 +955,33 @@ class MainWindow(QMainWindow):
         self.actions[f"mode_{display.mode}"].setChecked(True)
         self.actions["labels"].setChecked(display.labels)
 
+    def _on_history_changed(self) -> None:
+        """Undo / redo became (im)possible, their texts or "modified" changed."""
+        history = self.session.history
+        self.actions["undo"].setStatusTip(f"Undo {history.undo_text}")
+        self.actions["redo"].setStatusTip(f"Redo {history.redo_text}")
+        self._update_title()
+        self._update_actions()
+
     def _update_title(self) -> None:
         c = self.controller
         name = Path(c.video.path).name if c.video is not None else ""
-        dirty = " *" if c.modified else ""
+        dirty = " *" if self.session.modified else ""
         self.setWindowTitle(f"{name}{dirty} — DVIS Studio {__version__}" if name else f"DVIS Studio {__version__}")
 
     def _update_actions(self) -> None:
         c = self.controller
         has_video = c.video is not None
         count = len(c.selection)
-        idle = c.busy is None  # no edits while a worker reads or writes the annotation
+        history = self.session.history
+        idle = self.session.busy is None  # no edits while a worker reads or writes the annotation
         enabled = {
             "save": has_video and idle, "save_as": has_video and idle, "export": has_video and idle,
             "run": has_video and idle, "pause": self.runner.running, "cancel": self.runner.running or self.tasks.running or self.diagnosis.running,
             "merge": idle and count >= 2, "swap": idle and count == 2, "split": idle and count == 1,
             "delete": idle and count >= 1, "delete_range": idle and count == 1, "relabel": idle and count == 1,
             "lock": idle and count >= 1, "hide": count >= 1, "new_track": idle and has_video, "diagnose": has_video,
-            "evaluate": has_video and idle, "undo": idle and c.undo_stack.canUndo(), "redo": idle and c.undo_stack.canRedo(),
+            "evaluate": has_video and idle, "undo": idle and history.can_undo, "redo": idle and history.can_redo,
         }
         for name, on in enabled.items():
             self.actions[name].setEnabled(on)
@@ -1029,19 +993,17 @@ class MainWindow(QMainWindow):
             runner.stop()
         self._abandon_opening()
         self.autosaver.flush()
-        self.merger = None
-        self.controller.busy = None
+        self.session.abandon_work()
         self._on_running_changed()
 
     def closeEvent(self, event) -> None:
-        c = self.controller
-        if c.modified and not self.confirm_discard():
+        if self.session.modified and not self.confirm_discard():
             event.ignore()
             return
         self._stop_work()
-        c.stop_background()
+        self.controller.stop_background()
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.autosaver.finish_session()  # a clean exit leaves nothing to recover
         event.accept()
 
@@ -1052,5 +1014,5 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Save:
             self._run_action("Save", self.save)
-            return not self.controller.modified
+            return not self.session.modified
         return answer == QMessageBox.StandardButton.Discard

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from app.core.rerun import pair_iou
+from app.core.result_merger import pair_iou
 
 KINDS = ("id_switch", "fragment", "class_flicker", "area_jump", "short_track")
 

@@ -4,7 +4,7 @@ import numpy as np
 
 from app.core.annotation import Annotation
 from app.core.categories import vipseg_categories
-from app.core.rerun import ResultMerger, pair_iou
+from app.core.result_merger import ResultMerger, pair_iou
 from dvis_models.types import FrameResult, Segment
 
 PERSON, CAR, SKY = 60, 48, 28  # thing, thing, stuff (VIPSeg ids)
@@ -152,7 +152,7 @@ def test_a_run_is_undone_exactly_and_earlier_edits_stay_undoable():
 
 
 def test_a_resumed_run_continues_ids_across_the_boundary():
-    from app.core.rerun import resume_start
+    from app.core.result_merger import resume_start
 
     ann = annotation()
     person, car = first_run(ann, frames=range(3))  # cancelled after frame 2
