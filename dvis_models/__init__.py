@@ -15,10 +15,10 @@ _PUBLIC = {
     "DVISModel": "dvis_models.model",
     "ModelConfig": "dvis_models.model",
     "VideoSegmenter": "dvis_models.pipeline",
+    "Cancelled": "dvis_models.errors",
     "DVISError": "dvis_models.errors",
     "CheckpointError": "dvis_models.errors",
     "PresetError": "dvis_models.errors",
-    "InferenceCancelled": "dvis_models.errors",
 }
 
 __all__ = sorted(_PUBLIC)

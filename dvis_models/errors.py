@@ -36,7 +36,3 @@ class Cancelled(Exception):
 
     Every cancellable job in ``dvis_models`` and ``app`` raises this one class (``app.core.errors`` re-exports it).
     """
-
-
-class InferenceCancelled(DVISError):
-    """The caller's cancel callable asked the pipeline to stop."""

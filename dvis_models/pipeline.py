@@ -31,7 +31,7 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from dvis_models.errors import DVISError, InferenceCancelled
+from dvis_models.errors import Cancelled, DVISError
 from dvis_models.fast import fast_model
 from dvis_models.frame_store import FrameStore
 from dvis_models.model import DVISModel
@@ -141,7 +141,7 @@ class VideoSegmenter:
         progress: ProgressCallback | None = None,
         cancel: CancelCallback | None = None,
     ) -> Iterator[FrameResult]:
-        """Yield one ``FrameResult`` per input frame, in order. Raises ``InferenceCancelled`` when ``cancel()``."""
+        """Yield one ``FrameResult`` per input frame, in order. Raises ``Cancelled`` when ``cancel()``."""
         self.model.tracker.reset()
         try:
             yield from self._results(frames, num_frames, progress, cancel)
@@ -380,4 +380,4 @@ def _check_frames(batch: list[np.ndarray], first_shape: tuple[int, ...]) -> None
 
 def _check_cancel(cancel: CancelCallback | None) -> None:
     if cancel is not None and cancel():
-        raise InferenceCancelled("Inference was cancelled; results so far are kept, run again to finish.")
+        raise Cancelled("Inference was cancelled; results so far are kept, run again to finish.")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QSettings, QTimer
 
 from dvis_models.categories import vipseg_categories
 from dvis_models.types import FrameResult, Segment
@@ -12,6 +14,28 @@ from dvis_models.types import FrameResult, Segment
 PERSON, CAR, SKY = 60, 48, 28  # VIPSeg ids: two things and a stuff class
 SIZE = (96, 64)  # width, height of the test video
 FRAMES = 12
+
+
+class LoopGaps:
+    """The gaps between ticks of a 10 ms timer on the UI thread: how long its event loop was blocked at most."""
+
+    def __init__(self):
+        self.gaps: list[float] = []
+        self._last = 0.0
+        self._timer = QTimer(interval=10)
+        self._timer.timeout.connect(self._tick)
+
+    def start(self) -> None:
+        self._last = time.monotonic()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        self.gaps.append(now - self._last)
+        self._last = now
 
 
 @pytest.fixture

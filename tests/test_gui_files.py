@@ -16,7 +16,7 @@ from tests.test_project import logged
 
 
 def export(window, qtbot, request: ExportRequest):
-    with qtbot.waitSignal(window.tasks.finished, timeout=60_000) as done:
+    with qtbot.waitSignal(window.tasks.returned, timeout=60_000) as done:
         window.start_export(request)
     return done.args[0]
 
@@ -59,7 +59,7 @@ def test_opening_a_dataset_reads_its_json_once_in_a_worker_and_checks_the_images
     monkeypatch.setattr(reader, "load_json", lambda *args: threads.append(threading.current_thread()) or real_load(*args))
     monkeypatch.setattr("app.gui.main_window.QInputDialog.getItem", lambda *args: ("vid_b", True))
     reports = []
-    window.tasks.progress.connect(lambda done, total: reports.append((done, total)))
+    window.tasks.progress.connect(lambda progress: reports.append((progress.done, progress.total)))
     window.open_path(root)
     assert window.controller.video is None  # the UI thread returned at once; reading goes on in the worker
     qtbot.waitUntil(lambda: window.controller.num_frames == 3, timeout=60_000)
@@ -68,7 +68,7 @@ def test_opening_a_dataset_reads_its_json_once_in_a_worker_and_checks_the_images
 
     (root / "images/vid_a/00000002.jpg").unlink()  # vid_a's masks from frame 2 on would be shown a frame early
     monkeypatch.setattr("app.gui.main_window.QInputDialog.getItem", lambda *args: ("vid_a", True))
-    with qtbot.waitSignal(window.tasks.failed, timeout=60_000):  # reading succeeds, the import is refused
+    with qtbot.waitSignal(window.tasks.errored, timeout=60_000):  # reading succeeds, the import is refused
         window.open_path(root)
     assert window.controller.num_frames == 3  # vid_b stays open
     assert len(errors) == 1 and "frame 00000002 has no image" in errors[0][1]
@@ -89,7 +89,7 @@ def test_export_into_unwritable_place_is_a_dialog(window, video_path, qtbot, tmp
     load_scripted(window)
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
-    with qtbot.waitSignal(window.tasks.failed, timeout=60_000):
+    with qtbot.waitSignal(window.tasks.errored, timeout=60_000):
         window.start_export(ExportRequest("masks", blocker / "masks"))
     assert len(errors) == 1 and "a_file" in errors[0][1]
 
@@ -233,7 +233,7 @@ def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_pa
     monkeypatch.setattr("app.gui.main_window.QFileDialog.getExistingDirectory", lambda *args: str(folder))
     window.open_folder_dialog()
     assert len(asked) == 1 and window.controller.annotation is original  # "Cancel" keeps the edits
-    with qtbot.waitSignal(window.tasks.failed, timeout=10_000):  # not a VIPSeg dataset: read in the background
+    with qtbot.waitSignal(window.tasks.errored, timeout=10_000):  # not a VIPSeg dataset: read in the background
         window.actions["open_vipseg"].trigger()
     assert len(asked) == 1 and len(errors) == 1 and window.controller.annotation is original  # nobody was asked
     monkeypatch.setattr(window, "confirm_discard", lambda: True)
@@ -242,21 +242,34 @@ def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_pa
 
 
 
-def test_cancelled_exports_say_so_without_an_error_dialog(window, video_path, tmp_path, monkeypatch, errors):
+def test_cancelled_exports_say_so_without_an_error_dialog(window, video_path, tmp_path, monkeypatch, qtbot, errors):
+    import threading
+
     window.open_path(video_path)
     load_scripted(window)
+    gate = threading.Event()
+    real_job = documents.export_job
 
-    def run_here(job) -> None:
-        """What TaskRunner does, on this thread (no race with a worker) and with Cancel already pressed."""
-        try:
-            result = job(lambda done, total: None, lambda: True)
-        except Exception as error:  # noqa: BLE001
-            window._on_task_failed(error)
-        else:
-            window._on_task_finished(result)
+    def gated_job(controller, request):
+        """The real export, standing still after its first frame until Cancel was pressed (no race with it)."""
+        job = real_job(controller, request)
 
-    monkeypatch.setattr(window.tasks, "start", run_here)
-    window.start_export(ExportRequest("masks", tmp_path / "masks"))  # returns ExportResult(cancelled=True)
-    assert "cancelled" in window.status_label.text()
-    window.start_export(ExportRequest("vipseg", tmp_path / "dataset"))  # raises ExportCancelled
-    assert window.status_label.text().startswith("Cancelled") and not errors
+        def waiting(progress, cancel):
+            def report(done, total):
+                progress(done, total)
+                gate.wait(10)
+
+            return job(report, cancel)
+
+        return waiting
+
+    monkeypatch.setattr(documents, "export_job", gated_job)
+    for kind, target in (("masks", tmp_path / "masks"), ("vipseg", tmp_path / "dataset")):
+        gate.clear()
+        with qtbot.waitSignal(window.tasks.progress, timeout=60_000):
+            window.start_export(ExportRequest(kind, target))
+        with qtbot.waitSignal(window.tasks.aborted, timeout=60_000):
+            window.actions["cancel"].trigger()
+            gate.set()
+        assert window.status_label.text().startswith("Export cancelled") and not errors
+        assert window.actions["export"].isEnabled() and window.session.busy is None

@@ -8,10 +8,10 @@ import time
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QTimer
 
-from app.gui.inference import CANCELLED, COMPLETED, RunRequest, eta_text
-from tests.gui_helpers import SIZE, errors, video_path, window  # noqa: F401
+from app.core.inference import RunRequest, frames_text
+from app.core.progress import Progress, Rate
+from tests.gui_helpers import SIZE, LoopGaps, errors, video_path, window  # noqa: F401
 
 FRAMES = 24
 
@@ -38,30 +38,21 @@ def test_frames_stream_in_while_the_event_loop_stays_responsive(window, long_vid
     window.open_path(long_video)
     arrivals: list[tuple[int, bool, bool]] = []  # (frame, has segments, still running)
     arrival_times: list[float] = []
-    window.runner.frame_ready.connect(
-        lambda result, offset: arrivals.append((result.index + offset, bool(result.segments), window.runner.running)))
-    window.runner.frame_ready.connect(lambda *_: arrival_times.append(time.monotonic()))
-    gaps: list[float] = []
-    clock = {"last": None}
+    window.runner.yielded.connect(
+        lambda result: arrivals.append((result.index, bool(result.segments), window.runner.running)))
+    window.runner.yielded.connect(lambda *_: arrival_times.append(time.monotonic()))
+    loop = LoopGaps()
 
-    def tick():
-        now = time.monotonic()
-        if clock["last"] is not None:
-            gaps.append(now - clock["last"])
-        clock["last"] = now
+    def on_progress(progress):
+        if progress.total and progress.done == 0:  # the model is loaded: inference proper starts now
+            loop.start()
 
-    timer = QTimer(interval=10)
-    timer.timeout.connect(tick)
-
-    def on_progress(text, done, total):
-        if total and done == 0:  # the model is loaded: inference proper starts now
-            timer.start()
-
-    window.runner.progress_text.connect(on_progress)
-    with qtbot.waitSignal(window.runner.finished, timeout=120_000) as finished:
+    window.runner.progress.connect(on_progress)
+    with qtbot.waitSignal(window.runner.returned, timeout=120_000):
         window.start_inference(request(long_video))
-    timer.stop()
-    assert finished.args == [COMPLETED] and not errors
+    loop.stop()
+    gaps = loop.gaps
+    assert not errors
     assert len(arrivals) == FRAMES
     assert arrivals[0][2], "the first frame must arrive while later ones are still computing"
     assert len(gaps) > 20
@@ -84,18 +75,17 @@ def test_pause_cancel_keep_done_frames_and_rerun_keeps_locked_tracks(window, lon
     window.open_path(long_video)
     runner = window.runner
     received: list[tuple[int, bool]] = []  # (frame, has segments)
-    runner.frame_ready.connect(lambda result, offset: received.append((result.index + offset, bool(result.segments))))
+    runner.yielded.connect(lambda result: received.append((result.index, bool(result.segments))))
     window.start_inference(request(long_video))
     qtbot.waitUntil(lambda: len(received) >= 1, timeout=120_000)
     window.actions["pause"].trigger()
-    assert runner.paused
+    assert runner.is_paused
     qtbot.wait(300)
     count = len(received)
     qtbot.wait(500)
     assert len(received) == count < FRAMES  # paused: nothing more arrives
-    with qtbot.waitSignal(runner.finished, timeout=30_000) as finished:
+    with qtbot.waitSignal(runner.aborted, timeout=30_000):
         window.actions["cancel"].trigger()
-    assert finished.args == [CANCELLED]
     annotation = window.controller.annotation
     assert [i for i, _ in received] == list(range(count))
     assert filled_frames(annotation) == [i for i, has_segments in received if has_segments]
@@ -122,11 +112,11 @@ def test_pause_cancel_keep_done_frames_and_rerun_keeps_locked_tracks(window, lon
 def test_an_offline_run_shows_its_phases_before_frames_finish(window, long_video, qtbot, errors):
     window.open_path(long_video)
     shown: list[tuple[str, int, int]] = []  # what the status bar showed: (label, bar value, bar maximum)
-    window.runner.progress_text.connect(lambda *_: shown.append(
+    window.runner.progress.connect(lambda _: shown.append(
         (window.status_label.text(), window.progress.value(), window.progress.maximum())))
-    with qtbot.waitSignal(window.runner.finished, timeout=120_000) as finished:
+    with qtbot.waitSignal(window.runner.returned, timeout=120_000):
         window.start_inference(request(long_video, offline=True))
-    assert finished.args == [COMPLETED] and not errors
+    assert not errors
     labels = [label for label, _, _ in shown]
     first_frame = next(i for i, label in enumerate(labels) if label.startswith("1/24 frames"))
     before = labels[:first_frame]
@@ -137,9 +127,18 @@ def test_an_offline_run_shows_its_phases_before_frames_finish(window, long_video
     assert labels[-1].startswith("24/24 frames")
 
 
-def test_eta_text():
-    assert eta_text(0, 10, 0.0) == "0/10 frames"
-    assert eta_text(5, 10, 2.0) == "5/10 frames · 2.5 frames/s · ETA 0:02"
+def test_frames_text_counts_from_the_first_report_without_paused_time():
+    now = [100.0]
+    rate = Rate(clock=lambda: now[0])
+    rate.update(Progress(0, 10))
+    assert frames_text(rate) == "0/10 frames"
+    now[0] += 1.0
+    rate.pause()
+    now[0] += 30.0  # paused: not counted
+    rate.resume()
+    now[0] += 1.0
+    rate.update(Progress(5, 10))
+    assert frames_text(rate) == "5/10 frames · 2.5 frames/s · ETA 0:02"
 
 
 def test_start_without_arguments_opens_the_demo_clip(window, qtbot, errors):
@@ -147,7 +146,7 @@ def test_start_without_arguments_opens_the_demo_clip(window, qtbot, errors):
 
     window.open_initial(None)
     assert window.controller.video.path.name == DEMO_VIDEO_ID and window.controller.num_frames == 48
-    window.runner.cancel()  # only the start-up matters here; the run itself is tested above
+    window.runner.quit()  # only the start-up matters here; the run itself is tested above
     qtbot.waitUntil(lambda: not window.runner.running, timeout=60_000)
     assert not errors  # a missing bundled model is a status-bar message at start-up, not a dialog
 
@@ -156,7 +155,7 @@ def test_a_broken_checkpoint_is_an_error_dialog(window, long_video, tmp_path, qt
     window.open_path(long_video)
     broken = tmp_path / "model_final.pth"
     broken.write_bytes(b"not a checkpoint")
-    with qtbot.waitSignal(window.runner.failed, timeout=60_000):
+    with qtbot.waitSignal(window.runner.errored, timeout=60_000):
         window.start_inference(request(long_video, model=str(broken)))
     assert len(errors) == 1 and "model_final.pth" in errors[0][1]
     assert window.actions["run"].isEnabled() and window.session.busy is None
@@ -167,7 +166,7 @@ def test_opening_another_video_stops_the_run_without_stale_frames(window, long_v
 
     window.open_path(long_video)
     received = []
-    window.runner.frame_ready.connect(lambda result, offset: received.append(result.index))
+    window.runner.yielded.connect(lambda result: received.append(result.index))
     window.start_inference(request(long_video))
     qtbot.waitUntil(lambda: len(received) >= 1, timeout=120_000)
     started = clock.monotonic()
@@ -181,9 +180,9 @@ def test_opening_another_video_stops_the_run_without_stale_frames(window, long_v
 def test_a_fast_request_runs_the_fast_cpu_mode(window, long_video, qtbot, errors):
     window.open_path(long_video)
     texts: list[str] = []
-    window.runner.progress_text.connect(lambda text, done, total: texts.append(text))
-    with qtbot.waitSignal(window.runner.finished, timeout=120_000) as finished:
+    window.runner.progress.connect(lambda progress: texts.append(progress.text))
+    with qtbot.waitSignal(window.runner.returned, timeout=120_000):
         window.start_inference(request(long_video, stop=4, fast=True))
-    assert finished.args == [COMPLETED] and not errors
+    assert not errors
     assert "Running on cpu in fast mode…" in texts
     assert filled_frames(window.controller.annotation)  # the fast model's masks arrived

@@ -158,7 +158,7 @@ def test_propagate_runs_in_the_worker_marks_the_timeline_undoes_at_once_and_surv
 @pytest.mark.timeout(120)
 def test_cancel_keeps_the_frames_done_and_one_undo_removes_them(window, qtbot, tmp_path, errors):
     frames = 60
-    window.tasks.progress.connect(lambda done, total: done >= 5 and window.actions["cancel"].trigger())
+    window.tasks.progress.connect(lambda progress: progress.done >= 5 and window.actions["cancel"].trigger())
     track_id, before = prompt_and_propagate(window, qtbot, make_square_video(tmp_path / "clip.mp4", frames))
     controller = window.controller
     qtbot.waitUntil(lambda: len(controller.session.history) == 2, timeout=60_000)
@@ -179,10 +179,10 @@ def test_with_the_projects_model_a_box_shows_its_proposals_tab_cycles_and_enter_
     import cv2
 
     from app.core.project import Project
-    from dvis_models.data import vipseg_format as fmt
+    from dvis_models.categories import vipseg_categories
     from dvis_models.data.synthetic import render_video, video_rng
 
-    categories = fmt.load_categories()
+    categories = vipseg_categories().to_json()
     video = render_video("v", video_rng(0, "val", 1), categories, num_frames=1)
     frames = tmp_path / "frames"
     frames.mkdir()

@@ -109,7 +109,7 @@ def test_run_dialog_offers_installed_models(qtbot, tmp_path):
 
 
 def test_an_installed_model_loads_by_name(tmp_path):
-    from app.gui.inference import load_model
+    from app.core.inference import load_model
 
     ModelLibrary().add(BUNDLED_CHECKPOINT, name="small")
     assert load_model("model:small").config.name == "bundled_small"

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 
-from app.gui.inference import CANCELLED, RunRequest
-from tests.gui_helpers import PERSON, errors, video_path, view_point, window  # noqa: F401
+from app.core.inference import RunRequest
+from tests.gui_helpers import PERSON, LoopGaps, errors, video_path, view_point, window  # noqa: F401
 
 WIDE = (400, 240)  # wider than DiagnosticsConfig.max_side (320): diagnostics compare masks subsampled by 2
 
@@ -30,12 +30,11 @@ def request(path, **changes) -> RunRequest:
 def run_and_cancel(window, qtbot, run: RunRequest, frames: int = 1) -> list[int]:
     """Start `run`, cancel with the Cancel action once `frames` frames arrived; returns the frames received."""
     received: list[int] = []
-    window.runner.frame_ready.connect(lambda result, offset: received.append(result.index + offset))
+    window.runner.yielded.connect(lambda result: received.append(result.index))
     window.start_inference(run)
     qtbot.waitUntil(lambda: len(received) >= frames, timeout=120_000)
-    with qtbot.waitSignal(window.runner.finished, timeout=60_000) as finished:
+    with qtbot.waitSignal(window.runner.aborted, timeout=60_000):
         window.actions["cancel"].trigger()
-    assert finished.args == [CANCELLED]
     return received
 
 
@@ -95,19 +94,19 @@ def press(qtbot, window, key, modifier=Qt.KeyboardModifier.ControlModifier) -> N
 def test_pause_shows_paused_until_resumed(window, long_video, qtbot, errors):
     window.open_path(long_video)
     received: list[int] = []
-    window.runner.frame_ready.connect(lambda result, offset: received.append(result.index))
+    window.runner.yielded.connect(lambda result: received.append(result.index))
     with qtbot.waitSignal(window.runner.finished, timeout=120_000):
         window.start_inference(request(long_video, chunk_size=1))
         qtbot.waitUntil(lambda: len(received) >= 2, timeout=120_000)
         press(qtbot, window, Qt.Key.Key_P)
-        assert window.runner.paused and window.actions["pause"].isChecked()
+        assert window.runner.is_paused and window.actions["pause"].isChecked()
         assert window.status_label.text().startswith("Paused at ") and "Resume Inference" in window.status_label.text()
         assert window.actions["pause"].text() == "&Resume Inference"
         assert window.progress.format().startswith("Paused")
         qtbot.wait(600)  # a frame still in flight may arrive: the state stays "Paused"
         assert window.status_label.text().startswith("Paused at ") and len(received) < 24
         press(qtbot, window, Qt.Key.Key_P)
-        assert not window.runner.paused and not window.actions["pause"].isChecked()
+        assert not window.runner.is_paused and not window.actions["pause"].isChecked()
         assert window.actions["pause"].text() == "&Pause Inference"
         qtbot.waitUntil(lambda: "frames/s" in window.status_label.text() or not window.runner.running, timeout=60_000)
         assert not window.progress.format().startswith("Paused")
@@ -150,7 +149,7 @@ def test_a_run_after_a_cancel_resumes_where_it_stopped(window, tmp_path, qtbot, 
     things = {t for t in annotation.frame_track_ids(resume - 1) if annotation.tracks[t].isthing}
     assert len(things) >= 2
     received: list[int] = []
-    window.runner.frame_ready.connect(lambda result, offset: received.append(result.index + offset))
+    window.runner.yielded.connect(lambda result: received.append(result.index))
     seen: dict = {}
     with qtbot.waitSignal(window.runner.finished, timeout=120_000):
         QTimer.singleShot(100, lambda: accept_run_dialog(window, qtbot, seen, "bundled"))
@@ -208,7 +207,6 @@ def test_cancelling_long_diagnostics_returns_at_once(window, tmp_path, qtbot, er
     import time
 
     import cv2
-    from PySide6.QtCore import QTimer
 
     import app.core.metrics  # noqa: F401 - the job's one-time import (about a second) is not what is measured
     folder = tmp_path / "frames"  # a long 640x360 image-folder video: decoding is not what is measured
@@ -228,21 +226,12 @@ def test_cancelling_long_diagnostics_returns_at_once(window, tmp_path, qtbot, er
         annotation.set_frame(index, track_map)
     qtbot.wait(500)  # the panels' debounced refresh after those frames runs now, not during the measurement
     qtbot.waitUntil(lambda: not window.diagnosis.running, timeout=30_000)  # nor the diagnostics that refresh started
-    gaps: list[float] = []
-    clock = [time.monotonic()]
-
-    def tick():
-        now = time.monotonic()
-        gaps.append(now - clock[0])
-        clock[0] = now
-
-    timer = QTimer(interval=10)
-    timer.timeout.connect(tick)
+    loop = LoopGaps()
     press(qtbot, window, Qt.Key.Key_D)
-    clock[0] = time.monotonic()
-    timer.start()
+    loop.start()
     qtbot.wait(300)
-    timer.stop()
+    loop.stop()
+    gaps = loop.gaps
     assert window.diagnosis.running and window.actions["cancel"].isEnabled()
     assert max(gaps) < 0.25, f"the UI thread stalled {max(gaps) * 1000:.0f} ms while diagnostics ran"
     started = time.monotonic()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.cli import main
-from app.core.errors import DownloadCancelled, ModelLibraryError
+from app.core.errors import Cancelled, ModelLibraryError
 from app.core.models import ModelLibrary, catalogue_entries, find_entry
 from app.core.models import catalogue as catalogue_module
 from app.core.models import library as library_module
@@ -180,7 +180,7 @@ def test_cancel_keeps_the_part_and_the_next_download_resumes(tmp_path):
     seen = []
     with serve(PAYLOAD) as server:
         entry = local_entry(server.url)
-        with pytest.raises(DownloadCancelled, match="cancelled"):
+        with pytest.raises(Cancelled, match="cancelled"):
             library.download_entry(entry, progress=seen.append, cancel=lambda: bool(seen))
         part = part_path(tmp_path / "lib" / ".tiny-online.download")
         assert 0 < part.stat().st_size < len(PAYLOAD) and library.list() == []

@@ -6,7 +6,7 @@ import torch
 
 from dvis_models import build_model, frame_store
 from dvis_models import postprocess
-from dvis_models.errors import DVISError, InferenceCancelled
+from dvis_models.errors import Cancelled, DVISError
 from dvis_models.pipeline import (FINISHED, POSTPROCESSING, REFINING, SEGMENTING, TrackIdAssigner,
                                   VideoSegmenter)
 from dvis_models.postprocess import PanopticSegment, video_panoptic
@@ -123,7 +123,7 @@ def test_progress_and_cancel(model, frames, device):
         if phase == FINISHED:
             finished.append((done, total))
 
-    with pytest.raises(InferenceCancelled):
+    with pytest.raises(Cancelled):
         for _ in segmenter.run(frames, num_frames=7, progress=progress, cancel=lambda: len(finished) >= 3):
             pass
     assert finished == [(1, 7), (2, 7), (3, 7)]

@@ -23,10 +23,6 @@ class ModelLibraryError(StudioError):
     """A model cannot be added, downloaded, found or removed (bad file, name clash, network, disk)."""
 
 
-class DownloadCancelled(ModelLibraryError):
-    """The user cancelled a download; the partial file is kept so the next download resumes."""
-
-
 class PromptError(StudioError):
     """Clicks or a box for a prompted mask that cannot be used (outside the frame, empty box, none given)."""
 

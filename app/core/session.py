@@ -267,7 +267,7 @@ class Session:
             return self.last_model
         return (self.project.model or {}).get("model") if self.project is not None else None
 
-    def add_result(self, result, offset: int) -> None:
+    def add_result(self, result, offset: int = 0) -> None:
         """Write one frame's result (frame `result.index + offset`) of the running model."""
         if self.run is not None:
             self.run.merger.add(result, offset)

@@ -1,7 +1,8 @@
 """What the GUI opens and writes, as plain functions over app/core (no Qt), run by the window's workers.
 
 `kind_of` decides how a dropped / given path is opened; the `*_job` factories return callables
-`job(progress, cancel)` for `app.gui.tasks.TaskRunner`, so exports and evaluation run off the UI thread.
+`job(progress, cancel)`, run by the window's `Worker` (through `worker.callback_job`), so exports and
+evaluation run off the UI thread.
 """
 
 from __future__ import annotations

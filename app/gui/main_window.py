@@ -37,6 +37,8 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.core import edits
 from app.core.frame_range import parse_frame_range
+from app.core.inference import RunRequest, frames_text, inference_job
+from app.core.progress import Job, Progress, Rate
 from app.core.proxy import ProxyStore
 from app.core.session import Session
 from app.core.vipseg.merge import WrittenDataset
@@ -45,15 +47,14 @@ from app.gui.autosave import Autosaver, offer_recovery
 from app.gui.controller import StudioController, UserActionError
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
 from app.gui.errors import report_exception
-from app.gui.inference import CANCELLED, InferenceRunner, RunRequest
 from app.gui.object_list import ObjectList
 from app.gui.prompt_tool import GESTURES as PROMPT_GESTURES
 from app.gui.prompt_tool import PromptTool
 from app.gui.propagate_dialog import Propagator
 from app.gui.stability import StabilityPanel
-from app.gui.tasks import TaskRunner
 from app.gui.timeline import TimelineWidget
 from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
+from app.gui.worker import Worker, callback_job
 
 RECENT_KEY = "recent_files"
 MAX_RECENT = 10
@@ -85,9 +86,10 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings("DVIS Studio", "DVIS Studio")
         self.session = Session()  # the open document, its history, runs and busy state
         self.controller = StudioController(self.session, self)
-        self.runner = InferenceRunner(self)
-        self.tasks = TaskRunner(self)  # exports and evaluation (edits wait for them)
-        self.diagnosis = TaskRunner(self)  # stability diagnostics (edits go on; stale results are recomputed)
+        self.runner = Worker(self)  # DVIS runs
+        self.tasks = Worker(self)  # exports and evaluation (edits wait for them)
+        self.diagnosis = Worker(self)  # stability diagnostics (edits go on; stale results are recomputed)
+        self._rate = Rate()  # frames/s and ETA of the running inference
         self._demo_run = False
         self.cache_dir = cache_dir or Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation))
         self.actions: dict[str, QAction] = {}
@@ -109,7 +111,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self.prompt = PromptTool(self.view, self.controller, self.session.model_in_use, self._choose_category,
                                  self.status_label.setText)
-        self.propagator = Propagator(self.controller, start_task=self._start_task, failed=self.tasks.failed,
+        self.propagator = Propagator(self.controller, start_task=self._start_task, tasks=self.tasks,
                                      open_dialog=self._open_window_modal,
                                      run_action=self._run_action, model_source=self.session.model_in_use,
                                      status=self.status_label.setText, parent=self)
@@ -136,17 +138,22 @@ class MainWindow(QMainWindow):
         self.view.space_tapped.connect(self.actions["play"].trigger)
         self.view.hovered.connect(lambda x, y: self.hover_label.setText(self.controller.describe_pixel(x, y)))
         self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action("Paint", lambda: self._paint(tool, points, radius)))
-        self.runner.frame_ready.connect(self._on_frame_result)
-        self.runner.progress_text.connect(self._on_progress)
-        self.runner.running_changed.connect(self._on_running_changed)
-        self.runner.finished.connect(self._on_inference_finished)
-        self.runner.failed.connect(self._on_inference_failed)
+        self.runner.yielded.connect(self._on_frame_result)
+        self.runner.progress.connect(self._on_progress)
+        self.runner.started.connect(self._on_running_changed)
+        self.runner.finished.connect(self._on_running_changed)
+        self.runner.returned.connect(lambda _: self._on_inference_finished())
+        self.runner.aborted.connect(lambda: self._on_inference_finished(cancelled=True))
+        self.runner.errored.connect(self._on_inference_failed)
         self.tasks.progress.connect(self._on_task_progress)
-        self.tasks.failed.connect(self._on_task_failed)
+        self.tasks.errored.connect(self._on_task_failed)
         self._task_done: Callable[[object], None] | None = None
-        self.tasks.finished.connect(self._on_task_finished)
-        self.diagnosis.finished.connect(self._on_diagnosed)
-        self.diagnosis.failed.connect(self._on_diagnosis_failed)
+        self._task_cancelled = ""  # what the status bar says when the running task is cancelled
+        self.tasks.returned.connect(self._on_task_finished)
+        self.tasks.aborted.connect(self._on_task_aborted)
+        self.diagnosis.returned.connect(self._on_diagnosed)
+        self.diagnosis.errored.connect(self._on_diagnosis_failed)
+        self.diagnosis.aborted.connect(self._on_diagnosis_aborted)
         self._update_actions()
         self.restoreGeometry(self.settings.value("window/geometry", b""))
         self.restoreState(self.settings.value("window/state", b""), LAYOUT_VERSION)  # an older layout is ignored
@@ -511,7 +518,7 @@ class MainWindow(QMainWindow):
                     return
             then(categories, videos[names.index(name)])
 
-        self._start_task(f"Reading {root}…", documents.read_vipseg_job(root), chosen)
+        self._start_task(f"Reading {root}…", callback_job(documents.read_vipseg_job(root)), chosen)
 
     def _open_vipseg(self, root: Path) -> None:
         """Read and import in the background; once imported, ask about unsaved edits and show it."""
@@ -523,7 +530,7 @@ class MainWindow(QMainWindow):
                 else:
                     self.status_label.setText("Ready.")
 
-            self._start_task(f"Importing {video.video_id}…", documents.import_vipseg_job(categories, video), opened)
+            self._start_task(f"Importing {video.video_id}…", callback_job(documents.import_vipseg_job(categories, video)), opened)
 
         self._pick_vipseg_video(root, "Open VIPSeg video", import_video)
 
@@ -620,48 +627,52 @@ class MainWindow(QMainWindow):
 
     def start_export(self, request: documents.ExportRequest) -> None:
         """Export in a worker thread; the status bar says where it went."""
-        job = documents.export_job(self.controller, request)
+        job = callback_job(documents.export_job(self.controller, request))
 
-        def done(result) -> None:  # editor exports return an ExportResult, cancelled or not; VIPSeg a WrittenDataset
-            cancelled = getattr(result, "cancelled", False)
+        def done(result) -> None:  # editor exports return an ExportResult; VIPSeg a WrittenDataset
             where = result.summary() if isinstance(result, WrittenDataset) else request.target
-            self.status_label.setText(f"Export cancelled; the files in {request.target} so far are complete." if cancelled
-                                      else f"Exported to {where}")
+            self.status_label.setText(f"Exported to {where}")
 
-        self._start_task(f"Exporting to {request.target}…", job, done)
+        self._start_task(f"Exporting to {request.target}…", job, done,
+                         cancelled=f"Export cancelled; the files written to {request.target} so far stay.")
 
     # ===================================================== background jobs
-    def _start_task(self, text: str, job, done: Callable[[object], None]) -> None:
+    def _start_task(self, text: str, job: Job, done: Callable[[object], None],
+                    cancelled: str | Callable[[], str] = "Cancelled.") -> None:
+        """Run a generator job on the tasks worker; `done(result)` on completion, `cancelled` (text, or a callable
+        giving it) on abort."""
         self.session.begin_job()  # edits wait for it
-        self._task_done = done
+        self._task_done, self._task_cancelled = done, cancelled
         self.status_label.setText(text)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
         self.tasks.start(job)
         self._update_actions()
 
-    def _on_task_progress(self, done: int, total: int) -> None:
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
+    def _on_task_progress(self, progress: Progress) -> None:
+        self.progress.setRange(0, max(progress.total or 0, 1))
+        self.progress.setValue(progress.done)
 
-    def _on_task_finished(self, result: object) -> None:
+    def _end_task(self) -> Callable[[object], None] | None:
+        """The task's worker ended: edits and the progress bar follow; returns what to do with its result."""
         self.session.end_job()
         self._update_actions()
         self.progress.setVisible(self.runner.running)
         done, self._task_done = self._task_done, None
+        return done
+
+    def _on_task_finished(self, result: object) -> None:
+        done = self._end_task()
         if done is not None:
             self._run_action("Finishing", lambda: done(result))
 
-    def _on_task_failed(self, error: object) -> None:
-        self.session.end_job()
-        self._update_actions()
-        self.progress.setVisible(self.runner.running)
-        self._task_done = None
-        from app.core.vipseg import ExportCancelled  # a VIPSeg export stops by raising it: not a failure
+    def _on_task_aborted(self) -> None:
+        self._end_task()
+        cancelled = self._task_cancelled
+        self.status_label.setText(cancelled() if callable(cancelled) else cancelled)
 
-        if isinstance(error, ExportCancelled):
-            self.status_label.setText(f"Cancelled. {error}")
-            return
+    def _on_task_failed(self, error: object) -> None:
+        self._end_task()
         self.status_label.setText("Failed.")
         report_exception(self, "Background job failed", error)
 
@@ -680,31 +691,46 @@ class MainWindow(QMainWindow):
         ModelsDialog(parent=self).exec()
 
     def start_inference(self, request: RunRequest) -> None:
-        self.runner.start(self.session.begin_run(request))
+        run = self.session.begin_run(request)
+        self._rate = Rate()
+        self.runner.start(inference_job(run))
 
     def cancel_work(self) -> None:
         """Cancel the running inference (finished frames stay), background export / evaluation, or diagnostics."""
         if self.runner.running:
-            self.runner.cancel()
+            self.runner.quit()
         elif self.tasks.running:
-            self.tasks.cancel()
+            self.tasks.quit()
         elif self.diagnosis.running:
-            self.diagnosis.cancel()
+            self.diagnosis.quit()
 
     def toggle_pause(self) -> None:
         paused = self.actions["pause"].isChecked()
         self.actions["pause"].setText("&Resume Inference" if paused else "&Pause Inference")
-        self.runner.pause(paused)
+        if not self.runner.running:
+            return
+        (self.runner.pause if paused else self.runner.resume)()
+        (self._rate.pause if paused else self._rate.resume)()  # paused time is not in the ETA
+        if self._rate.last is not None:
+            self._on_progress(self._rate.last)
+        elif paused:  # the model is still loading
+            self.status_label.setText("Paused; Model → Resume Inference (Ctrl+P) continues")
 
-    def _on_frame_result(self, result, offset: int) -> None:
-        self._run_action("Inference result", lambda: self.session.add_result(result, offset))
+    def _on_frame_result(self, result) -> None:
+        self._run_action("Inference result", lambda: self.session.add_result(result))
 
-    def _on_progress(self, text: str, done: int, total: int) -> None:
-        self.status_label.setText(text)
-        self.progress.setFormat("Paused %v/%m" if self.runner.paused else "%p%")
+    def _on_progress(self, progress: Progress) -> None:
+        """A phase's own text, else "Paused at …" or frames/s and ETA."""
+        if progress.text:
+            self.status_label.setText(progress.text)
+        else:
+            self._rate.update(progress)
+            self.status_label.setText(f"Paused at {progress.done}/{progress.total} frames; Model → Resume Inference "
+                                      "(Ctrl+P) continues" if self.runner.is_paused else frames_text(self._rate))
+        self.progress.setFormat("Paused %v/%m" if self.runner.is_paused else "%p%")
         self.progress.setVisible(True)
-        self.progress.setRange(0, max(total, 0))
-        self.progress.setValue(done)
+        self.progress.setRange(0, progress.total or 0)
+        self.progress.setValue(progress.done)
 
     def _on_running_changed(self) -> None:
         if not self.runner.running:
@@ -713,9 +739,9 @@ class MainWindow(QMainWindow):
             self.progress.setVisible(self.tasks.running)
         self._update_actions()
 
-    def _on_inference_finished(self, outcome: str) -> None:
+    def _on_inference_finished(self, cancelled: bool = False) -> None:
         self._demo_run = False
-        end = self._run_action("Inference result", lambda: self.session.finish_run(cancelled=outcome == CANCELLED))
+        end = self._run_action("Inference result", lambda: self.session.finish_run(cancelled=cancelled))
         if end is not None and end.cancelled:
             self.status_label.setText(f"Cancelled at frame {end.resume_at}; the finished frames are kept. Run DVIS (Ctrl+R) "
                                       f"continues from frame {end.resume_at}." if end.resume_at is not None
@@ -739,21 +765,25 @@ class MainWindow(QMainWindow):
         if self.controller.annotation is None or self.diagnosis.running:
             return
         self.session.begin_diagnostics()
-        self.diagnosis.start(documents.diagnostics_job(self.controller.annotation))
+        self.diagnosis.start(callback_job(documents.diagnostics_job(self.controller.annotation)))
         self._update_actions()
 
-    def _on_diagnosed(self, diagnostics: list | None) -> None:
+    def _on_diagnosed(self, diagnostics: list) -> None:
         self._update_actions()
         if self.session.diagnostics_stale:
             self.run_diagnostics()
-            return
-        if diagnostics is None:
-            self.status_label.setText("Stability diagnostics cancelled.")
             return
         self.session.set_diagnostics(diagnostics)
         self._refresh_panels()
         if self.session.resume_at is not None:
             self.status_label.setText(f"Run DVIS (Ctrl+R) continues from frame {self.session.resume_at}.")
+
+    def _on_diagnosis_aborted(self) -> None:
+        self._update_actions()
+        if self.session.diagnostics_stale:
+            self.run_diagnostics()  # stopped because the annotation changed: recompute on the new state
+        else:
+            self.status_label.setText("Stability diagnostics cancelled.")
 
     def _on_diagnosis_failed(self, error: object) -> None:
         self._update_actions()
@@ -772,13 +802,10 @@ class MainWindow(QMainWindow):
 
     def start_evaluation(self, categories, video) -> None:
         """Score the annotation against `video` of a ground truth read by `documents.read_vipseg_job`."""
-        job = documents.evaluation_job(self.controller.annotation, categories, video)
-        self._start_task("Evaluating…", job, self._show_scores)
+        job = callback_job(documents.evaluation_job(self.controller.annotation, categories, video))
+        self._start_task("Evaluating…", job, self._show_scores, cancelled="Evaluation cancelled.")
 
-    def _show_scores(self, scores: dict | None) -> None:
-        if scores is None:
-            self.status_label.setText("Evaluation cancelled.")
-            return
+    def _show_scores(self, scores: dict) -> None:
         rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in scores.items()]
         self.status_label.setText("  ".join(f"{n} {v}" for n, v in rows[:3]))
         self._open_window_modal(ResultsDialog("Evaluation", rows, self))
@@ -915,7 +942,7 @@ class MainWindow(QMainWindow):
         self._run_action("Show frame", self.view.redraw)
 
     def _on_annotation_changed(self, frames, tracks) -> None:
-        self.diagnosis.cancel()  # a result for the old state would be recomputed anyway: stop it early
+        self.diagnosis.quit()  # a result for the old state would be recomputed anyway: stop it early
         if frames is None or self.controller.frame_index in frames:
             self.view.redraw()
         if not self._refresh_timer.isActive():  # panels refresh at most every 150 ms (500 ms while frames stream in)
@@ -994,8 +1021,7 @@ class MainWindow(QMainWindow):
         self._abandon_opening()
         self.autosaver.flush()
         self.session.abandon_work()
-        self.progress.setVisible(False)
-        self._update_actions()
+        self._on_running_changed()
 
     def closeEvent(self, event) -> None:
         if self.session.modified and not self.confirm_discard():

@@ -1,12 +1,11 @@
 """Model → Models…: the installed models and the catalogue; add a file, download (progress, cancel), remove.
 
-Adding (which loads the checkpoint to check it) and downloading run in a `TaskRunner` worker, so the
-window stays responsive; the library itself is `app.core.models.ModelLibrary`.
+Adding (which loads the checkpoint to check it) and downloading run in a `Worker`, so the window stays
+responsive; the library itself is `app.core.models.ModelLibrary`.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from PySide6.QtWidgets import (
@@ -28,10 +27,11 @@ from PySide6.QtWidgets import (
 
 from app.core.errors import ModelLibraryError, UserError
 from app.core.models import ModelLibrary, catalogue_entries
+from app.core.progress import Progress, Rate, threaded
 from app.gui.errors import report_exception
-from app.gui.tasks import TaskRunner
+from app.gui.worker import Worker
 
-KIB = 1024  # progress travels in KiB: Qt's int signals overflow past 2 GiB
+KIB = 1024  # the progress bar counts KiB: its int range overflows past 2 GiB
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> QTableWidget:
@@ -58,11 +58,13 @@ class ModelsDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Models")
         self.library = library or ModelLibrary()
-        self.runner = TaskRunner(self)
+        self.runner = Worker(self)
         self.runner.progress.connect(self._on_progress)
-        self.runner.finished.connect(self._on_finished)
-        self.runner.failed.connect(self._on_failed)
-        self._started, self._first = 0.0, None  # when the job started, the first progress report (a resume's offset)
+        self.runner.returned.connect(self._on_finished)
+        self.runner.errored.connect(self._on_failed)
+        self.runner.aborted.connect(self._on_aborted)
+        self._rate = Rate()  # MB/s of the running download (from its first report: a resume's offset)
+        self._cancelled_text = ""
         self.installed = _table(["Name", "Architecture", "Family", "Size", "Source"], [])
         entries = catalogue_entries()
         self.catalogue = _table(
@@ -77,7 +79,7 @@ class ModelsDialog(QDialog):
         self.add_button.clicked.connect(self._add)
         self.download_button.clicked.connect(self.download_selected)
         self.remove_button.clicked.connect(self.remove_selected)
-        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.cancel_button.clicked.connect(self.runner.quit)
         self.progress = QProgressBar(visible=False)
         self.status = QLabel(wordWrap=True)
         self.status.setOpenExternalLinks(True)
@@ -123,7 +125,7 @@ class ModelsDialog(QDialog):
 
     def add_file(self, path: str, name: str | None = None) -> None:
         """Check and install `path` in the worker (loading a large checkpoint takes seconds)."""
-        self._start(f"Checking {path}…", lambda progress, cancel: self.library.add(path, name))
+        self._start(f"Checking {path}…", threaded(lambda report, cancelled: self.library.add(path, name)))
 
     def download_selected(self) -> None:
         name = _selected_name(self.catalogue)
@@ -138,11 +140,12 @@ class ModelsDialog(QDialog):
             self.status.setText(entry.where_to_get(f"then press Add… and install the file as {entry.name}."))
             return
 
-        def job(progress, cancel):
-            return self.library.download_entry(
-                entry, progress=lambda p: progress(p.done // KIB, (p.total or 0) // KIB), cancel=cancel)
+        def download(report, cancelled):
+            return self.library.download_entry(entry, progress=lambda p: report(Progress(p.done, p.total)),
+                                               cancel=cancelled)
 
-        self._start(f"Downloading {name}…", job)
+        self._start(f"Downloading {name}…", threaded(download),
+                    cancelled=f"Download of {name} cancelled; downloading it again resumes it.")
 
     def remove_selected(self) -> None:
         name = _selected_name(self.installed)
@@ -160,11 +163,12 @@ class ModelsDialog(QDialog):
             self.refresh()
 
     # ------------------------------------------------------------------ worker
-    def _start(self, text: str, job) -> None:
+    def _start(self, text: str, job, cancelled: str = "Cancelled.") -> None:
         if self.runner.running:
             self.status.setText("Wait for the current job to finish, or cancel it.")
             return
-        self._started, self._first = time.monotonic(), None
+        self._rate = Rate()
+        self._cancelled_text = cancelled
         self.status.setText(text)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
@@ -176,15 +180,14 @@ class ModelsDialog(QDialog):
             button.setEnabled(not busy)
         self.cancel_button.setEnabled(busy)
 
-    def _on_progress(self, done: int, total: int) -> None:
-        if self._first is None:
-            self._first = done
-        speed = (done - self._first) * KIB / 1e6 / max(time.monotonic() - self._started, 1e-3)
+    def _on_progress(self, progress: Progress) -> None:
+        self._rate.update(progress)
+        done, total = progress.done, progress.total
         if total:
-            self.progress.setRange(0, total)
-            self.progress.setValue(done)
-        self.status.setText(f"{done * KIB / 1e6:.1f}" + (f" of {total * KIB / 1e6:.1f}" if total else "")
-                            + f" MB, {speed:.1f} MB/s")
+            self.progress.setRange(0, total // KIB)
+            self.progress.setValue(done // KIB)
+        self.status.setText(f"{done / 1e6:.1f}" + (f" of {total / 1e6:.1f}" if total else "")
+                            + f" MB, {(self._rate.per_second or 0) / 1e6:.1f} MB/s")
 
     def _finish(self, text: str) -> None:
         self.progress.setVisible(False)
@@ -195,8 +198,11 @@ class ModelsDialog(QDialog):
     def _on_finished(self, model) -> None:
         self._finish(f"Installed {model.name} ({model.preset}, {model.mode}); choose it in Model → Run DVIS.")
 
+    def _on_aborted(self) -> None:
+        self._finish(self._cancelled_text)
+
     def _on_failed(self, error: object) -> None:
-        """A cancel or a user error (offline, bad file, checksum) is a message in the dialog; anything else a dialog."""
+        """A user error (offline, bad file, checksum) is a message in the dialog; anything else a dialog."""
         if isinstance(error, UserError):
             self._finish(str(error))
         else:

@@ -10,51 +10,25 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QSpinBox, QWidget
 
-from app.core.errors import Cancelled
-from app.core.progress import Job, Progress
 from app.core.propagation.labelling import (
     AppliedPropagation,
+    FrameMask,
     PropagateOptions,
     PropagationResult,
     plan_propagation,
     propagation_job,
 )
 from app.gui.controller import StudioController, UserActionError
+from app.gui.worker import Worker
 
 DIRECTION_NAMES = {"forward": "Forward", "backward": "Backward", "both": "Both ways"}
 STOP_NAMES = {"disappearance": "The object disappears (or the range ends)", "range_end": "The end of the range",
               "next_keyframe": "The track's next keyframe (fill between keyframes only)"}
 ENGINE_NAMES = {"flow": "Optical flow (fast, no model)", "model": "DVIS model features + flow"}
 OVERLAP_NAMES = {False: "Take pixels from other unlocked tracks", True: "Fill only void pixels"}
-
-
-TaskJob = Callable[[Callable[[int, int], None], Callable[[], bool]], object]  # TaskRunner's job(progress, cancelled)
-
-
-def generator_task(job: Job, on_item: Callable[[object], None]) -> TaskJob:
-    """A generator job as a ``TaskRunner`` job (the one adapter; the generic worker replaces it): each yielded
-    ``Progress`` is reported, other items go to ``on_item`` (called on the worker thread: hand it a signal's
-    emit), a cancel request throws ``Cancelled`` in, and the job's return value is the result (None when it
-    let ``Cancelled`` out)."""
-
-    def task(progress: Callable[[int, int], None], cancelled: Callable[[], bool]) -> object:
-        try:
-            item = next(job)
-            while True:
-                if isinstance(item, Progress):
-                    progress(item.done, item.total or 0)
-                else:
-                    on_item(item)
-                item = job.throw(Cancelled) if cancelled() else next(job)
-        except StopIteration as finished:
-            return finished.value
-        except Cancelled:
-            return None
-
-    return task
 
 
 class PropagateDialog(QDialog):
@@ -102,9 +76,7 @@ class Propagator(QObject):
     """The Propagate action: asks, plans (errors before anything runs), runs in the background while each
     finished frame is written and shown, and makes the whole run one undo step (also after Cancel or a failure)."""
 
-    _frame_done = Signal(object)  # a FrameMask, emitted on the worker thread, handled on this (the UI) thread
-
-    def __init__(self, controller: StudioController, *, start_task: Callable, failed,
+    def __init__(self, controller: StudioController, *, start_task: Callable, tasks: Worker,
                  open_dialog: Callable[[QDialog], None],
                  run_action: Callable[[str, Callable[[], object]], object], model_source: Callable[[], str | None],
                  status: Callable[[str], None], parent: QWidget):
@@ -115,8 +87,8 @@ class Propagator(QObject):
         self._applied: AppliedPropagation | None = None  # of the running propagation
         self._keyframe = 0
         self._frames: set[int] = set()
-        self._frame_done.connect(self._on_frame)
-        failed.connect(self._on_failed)  # the window reports the error; the frames written stay, undoable
+        tasks.yielded.connect(self._on_frame)  # each finished frame, on this (the UI) thread
+        tasks.errored.connect(self._on_failed)  # the window reports the error; the frames written stay, undoable
         controller.loaded.connect(self._forget)  # a stopped run's frames went with the document it wrote to
 
     def ask(self) -> None:
@@ -138,12 +110,12 @@ class Propagator(QObject):
         source = self._model_source()
         load = (lambda: load_model(source)) if options.engine == "model" and source is not None else None
         job = propagation_job(propagation, track_id, Path(c.video.path), options.engine, load)
-        task = generator_task(job, self._frame_done.emit)
-        self._start_task(f"Propagating track {track_id} from frame {keyframe}…", task, self._finish)
+        self._start_task(f"Propagating track {track_id} from frame {keyframe}…", job, self._finish,
+                         cancelled=self._on_cancelled)
         self._applied, self._keyframe, self._frames = AppliedPropagation(c.annotation, track_id), keyframe, set()
 
-    def _on_frame(self, frame_mask) -> None:
-        if self._applied is not None:
+    def _on_frame(self, frame_mask: object) -> None:
+        if self._applied is not None and isinstance(frame_mask, FrameMask):
             self._applied.add(frame_mask)
             self._frames.add(frame_mask.frame)
 
@@ -162,20 +134,25 @@ class Propagator(QObject):
     def _forget(self) -> None:
         self._applied = None
 
-    def _finish(self, result: PropagationResult | None) -> None:
+    def _finish(self, result: PropagationResult) -> None:
         frames = self._close()
-        if not frames:
-            self._status("Propagation stopped before any frame was done." if result is None or result.cancelled
-                         else "Nothing to propagate: no frame lies between the keyframe and where it stops.")
-            return
-        done = f"{len(frames)} frame{'s' if len(frames) > 1 else ''} ({frames[0]}-{frames[-1]})"
-        self._status(f"Cancelled; the {done} propagated before it are kept (Ctrl+Z undoes them)." if result.cancelled
-                     else f"Propagated over {done}; Ctrl+Z undoes all of it.")
+        self._status(f"Propagated over {_frames_text(frames)}; Ctrl+Z undoes all of it." if frames
+                     else "Nothing to propagate: no frame lies between the keyframe and where it stops.")
+
+    def _on_cancelled(self) -> str:
+        """Cancel keeps the frames done: they become one undo step. Returns the status text."""
+        frames = self._close()
+        return (f"Cancelled; the {_frames_text(frames)} propagated before it are kept (Ctrl+Z undoes them)." if frames
+                else "Propagation stopped before any frame was done.")
+
+
+def _frames_text(frames: list[int]) -> str:
+    return f"{len(frames)} frame{'s' if len(frames) > 1 else ''} ({frames[0]}-{frames[-1]})"
 
 
 def load_model(source: str):
     """The model for ``source`` (cached across runs), for prompts and propagation: the one place they get it.
     Called on a worker thread, which imports torch."""
-    from app.gui.inference import load_model as load
+    from app.core.inference import load_model as load
 
     return load(source)

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.errors import DownloadCancelled, ModelLibraryError
+from app.core.errors import Cancelled, ModelLibraryError
 
 CHUNK = 1 << 20
 PART_SUFFIX = ".part"
@@ -85,7 +85,7 @@ def download(url: str, target: Path, sha256: str | None = None, progress: Progre
              cancel: Callable[[], bool] | None = None, page: str | None = None, timeout: float = 30.0) -> Path:
     """Download ``url`` into ``target`` (via ``target.part``, resuming one left by an earlier try).
 
-    Raises ``DownloadCancelled`` when ``cancel()`` turns true (checked per chunk; the part is kept),
+    Raises ``Cancelled`` when ``cancel()`` turns true (checked per chunk; the part is kept),
     ``ModelLibraryError`` when the network fails (part kept, the next call resumes) or the checksum
     does not match (part deleted). Returns ``target``.
     """
@@ -127,7 +127,7 @@ def _receive(response, part: Path, mode: str, offset: int, total: int | None, ha
     with open(part, mode) as handle:
         while True:
             if cancel is not None and cancel():
-                raise DownloadCancelled(f"Download cancelled after {done} bytes; downloading again resumes it.")
+                raise Cancelled(f"Download cancelled after {done} bytes; downloading again resumes it.")
             try:
                 block = response.read(CHUNK)
             except (OSError, http.client.HTTPException) as error:
