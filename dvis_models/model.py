@@ -133,3 +133,24 @@ class DVISModel(nn.Module):
 
         ``with_masks=False`` leaves out the last layer's ``pred_masks`` (video inference never uses them)."""
         return self.sem_seg_head(self.backbone(images), with_masks=with_masks)
+
+    def track(self, segmented, mask_features: Tensor | None = None, return_aux: bool = False):
+        """The tracker on a ``SegmenterOutput``, continuing its carried state -> ``TrackerOutput``.
+
+        DVIS++'s tracker also reads the queries before ``decoder_norm``; masks only when ``mask_features`` is given.
+        """
+        if segmented.pred_embds_without_norm is None:
+            return self.tracker(segmented.pred_embds, mask_features, return_aux=return_aux)
+        return self.tracker(segmented.pred_embds, mask_features, return_aux=return_aux,
+                            frame_embeds_no_norm=segmented.pred_embds_without_norm)
+
+    def refiner_memory(self, segmented) -> Tensor:
+        """What the refiner cross-attends to per frame (T, Q, C), in the segmenter's query order.
+
+        DVIS: each frame's queries through the tracker alone (``tracker.frame_forward``); DVIS++: the segmenter's
+        queries before ``decoder_norm`` (DVIS_Plus ``DVIS_Plus_offline.run_window_inference``). Frames are
+        independent, so it can be computed a few frames at a time.
+        """
+        if segmented.pred_embds_without_norm is None:
+            return self.tracker.frame_forward(segmented.pred_embds)
+        return segmented.pred_embds_without_norm
