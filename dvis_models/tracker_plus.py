@@ -26,17 +26,10 @@ from dvis_models.tracker import ReferringTracker, TrackerOutput, match_embedding
 class ReferringTrackerPlus(ReferringTracker):
     """``hidden_dim`` is the query width (2x the segmenter's); ``mask_dim`` the mask features' width."""
 
-    def __init__(
-        self,
-        hidden_dim: int,
-        num_classes: int,
-        num_layers: int = 6,
-        nheads: int = 8,
-        dim_feedforward: int = 2048,
-        mask_dim: int = 256,
-    ):
-        super().__init__(hidden_dim, num_classes, num_layers, nheads, dim_feedforward, mask_dim,
-                         official_matching=False)
+    def __init__(self, hidden_dim: int, num_classes: int, **sizes: int):
+        """``sizes``: ``num_layers``, ``nheads``, ``dim_feedforward``, ``mask_dim`` as for ``ReferringTracker``."""
+        super().__init__(hidden_dim, num_classes, official_matching=False, **sizes)
+        mask_dim = self.mask_embed.layers[-1].out_features
         self.class_embed = nn.Linear(2 * hidden_dim, num_classes + 1)
         self.ref_proj = MLP(hidden_dim, hidden_dim, hidden_dim, 3)
         self.mask_feature_proj = nn.Conv2d(mask_dim, mask_dim, kernel_size=1)
@@ -44,7 +37,8 @@ class ReferringTrackerPlus(ReferringTracker):
     def _track_frame_plus(self, embeds: Tensor, keys: Tensor) -> tuple[list[Tensor], Tensor, np.ndarray]:
         """All layers on one frame: normalised queries ``embeds`` (matching) and un-normalised ``keys`` (Q, 1, C).
 
-        Returns every layer's output, the frame's reference (pre-``ref_proj``ed) and the matching index.
+        Returns every layer's output, the frame's reference after ``ref_proj`` (the class head reads it) and the
+        matching index.
         """
         first_frame = self._last_output is None
         reference = self._last_frame_embeds if not first_frame else embeds
