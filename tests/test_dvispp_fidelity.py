@@ -129,3 +129,25 @@ def test_video_panoptic_output_matches_official(mode):
             official_id = next(i for i, t in track_of.items() if t == segment.track_id)
             label, isthing = official[official_id]
             assert (segment.category_id, segment.isthing) == (model.config.label_to_category[label], isthing)
+
+
+def test_test_time_scales_fuse_both_query_embeddings():
+    """TTA pairs the other scale's queries once and averages both DVIS++ embeddings with that pairing."""
+    data = torch.load(DATA / "dvispp_official_vps.pt", weights_only=True)
+    model = tiny_model("offline", data["offline.seed"], data["gain"], data["offline.checksum"])
+    frames = list(data["frames"].numpy()[:3])
+    segmenter = VideoSegmenter(model, device="cpu", fp16=False, short_edge=48, tta_short_edges=(64,))
+    results = list(segmenter.run(iter(frames), num_frames=len(frames)))
+    assert [r.track_map.shape for r in results] == [(48, 64)] * 3
+
+    from dvis_models.pipeline import fuse_scales
+    with torch.no_grad():
+        primary = model.segment(torch.randn(2, 3, 64, 64))
+        other = model.segment(torch.randn(2, 3, 64, 64))
+        swapped = replace(other, pred_embds=other.pred_embds.flip(1),
+                          pred_embds_without_norm=other.pred_embds_without_norm.flip(1))
+        fused = fuse_scales(primary, (64, 64), swapped, (64, 64))
+        direct = fuse_scales(primary, (64, 64), other, (64, 64))
+    torch.testing.assert_close(fused.pred_embds, direct.pred_embds)  # pairing undoes the query order
+    torch.testing.assert_close(fused.pred_embds_without_norm, direct.pred_embds_without_norm)
+    assert not torch.allclose(direct.pred_embds_without_norm, primary.pred_embds_without_norm)
