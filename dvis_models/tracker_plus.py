@@ -41,16 +41,14 @@ class ReferringTrackerPlus(ReferringTracker):
         matching index.
         """
         first_frame = self._last_output is None
-        reference = self._last_frame_embeds if not first_frame else embeds
+        # A video's first frame is matched with itself, as the official code does (the identity unless two
+        # queries coincide); its attention query is its own keys, then each layer's output.
+        reference = embeds if first_frame else self._last_frame_embeds
         index = match_embeddings(reference[:, 0], embeds[:, 0], official_matching=False)
         gather = torch.as_tensor(index, device=embeds.device)
         self._last_frame_embeds = embeds[gather]
         output, outputs = keys[gather], []
-        if first_frame:
-            frame_reference = self.ref_proj(keys)
-            query = frame_reference
-        else:
-            frame_reference = query = self.ref_proj(self._last_output)
+        frame_reference = query = self.ref_proj(keys if first_frame else self._last_output)
         for j in range(self.num_layers):
             output = self._layer(j, output, query, keys)
             outputs.append(output)
