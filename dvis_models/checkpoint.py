@@ -1,8 +1,8 @@
 """Reading and writing model weights safely, and telling the user plainly when a file does not fit.
 
 Three kinds of files:
-- official DVIS ``.pth`` (detectron2 checkpointer: ``{"model": state_dict, ...}`` or a bare state dict;
-  old files name the refiner ``offline_tracker.``); the variant is inferred from the keys;
+- official DVIS and DVIS++ ``.pth`` (detectron2 checkpointer: ``{"model": state_dict, ...}`` or a bare state
+  dict; old files name the refiner ``offline_tracker.``); the variant is inferred from the keys;
 - Mask2Former COCO ``.pkl`` (pickled numpy arrays), used only to initialise the segmenter for training;
   read with an unpickler that can build numpy arrays and nothing else;
 - our own files: ``{"format": FORMAT, "version": 1, "config": ModelConfig dict, "state_dict": ...}``.
@@ -32,6 +32,7 @@ FORMAT_VERSION = 1
 IGNORED_KEYS = ("criterion.empty_weight",)  # the training loss's class weights, not part of the model
 LEGACY_PREFIXES = {"offline_tracker.": "refiner."}
 SEGMENTER_PREFIXES = ("backbone.", "sem_seg_head.")
+DVIS_PLUS_PREFIXES = ("sem_seg_head.predictor.reid_embed.", "tracker.ref_proj.")  # keys only DVIS++ has
 NUMERIC_KINDS = "biuf"  # numpy dtype kinds weights may have: bool, int, unsigned, float
 MODULE_SIZE_FIELDS = ("num_classes", "num_thing_classes", "num_queries", "hidden_dim", "mask_dim", "nheads",
                       "dim_feedforward", "enc_layers", "enc_dim_feedforward", "dec_layers", "tracker_layers",
@@ -236,18 +237,28 @@ def _layer_count(state_dict: dict[str, torch.Tensor], prefix: str) -> int:
     return len({match.group(1) for key in state_dict if (match := pattern.match(key))})
 
 
-def infer_config(state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> ModelConfig:
-    """The official variant a state dict holds: backbone from its keys, offline iff refiner keys, query count."""
-    if "backbone.patch_embed.proj.weight" in state_dict:
-        backbone = "swinl"
-    elif "backbone.stem.conv1.weight" in state_dict:
-        backbone = "r50"
-    else:
-        sample = ", ".join(list(state_dict)[:4])
+def _backbone_of(state_dict: dict[str, torch.Tensor], source: str) -> str:
+    if any(key.startswith("backbone.") and (".interactions." in key or ".injector." in key) for key in state_dict):
         raise CheckpointError(
-            f"{source} has neither ResNet-50 nor Swin-L backbone keys (it starts with {sample}); "
-            "it is not an official DVIS VIPSeg checkpoint."
+            f"{source} has a ViT-Adapter backbone (DVIS++ / DVIS-DAQ ViT-Adapter-L), which this version cannot run "
+            "yet; use an R50 DVIS++ checkpoint or a DVIS R50 / Swin-L one."
         )
+    if "backbone.patch_embed.proj.weight" in state_dict and any(k.startswith("backbone.layers.") for k in state_dict):
+        return "swinl"
+    if "backbone.stem.conv1.weight" in state_dict:
+        return "r50"
+    sample = ", ".join(list(state_dict)[:4])
+    raise CheckpointError(
+        f"{source} has neither ResNet-50 nor Swin-L backbone keys (it starts with {sample}); "
+        "it is not an official DVIS or DVIS++ VIPSeg checkpoint."
+    )
+
+
+def infer_config(state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> ModelConfig:
+    """The official variant a state dict holds: family (DVIS++ has the segmenter's re-id branch and the tracker's
+    ``ref_proj``), backbone from its keys, offline iff refiner keys, query count."""
+    backbone = _backbone_of(state_dict, source)
+    plus = any(key.startswith(DVIS_PLUS_PREFIXES) for key in state_dict)
     tracker_layers = _layer_count(state_dict, "tracker.transformer_ffn_layers.")
     if tracker_layers == 0:
         raise CheckpointError(
@@ -255,8 +266,12 @@ def infer_config(state_dict: dict[str, torch.Tensor], source: str = "checkpoint"
             "load a DVIS online/offline checkpoint, or use this file to initialise training."
         )
     refiner_layers = _layer_count(state_dict, "refiner.transformer_ffn_layers.")
-    preset = f"{backbone}_vipseg_{'offline' if refiner_layers else 'online'}"
-    config = preset_config(preset)
+    preset = f"{'dvispp_' if plus else ''}{backbone}_vipseg_{'offline' if refiner_layers else 'online'}"
+    try:
+        config = preset_config(preset)
+    except PresetError:
+        raise CheckpointError(f"{source} is a DVIS++ checkpoint with a {backbone} backbone; only DVIS++ R50 "
+                              "is supported.") from None
     class_key = "sem_seg_head.predictor.class_embed.weight"
     if class_key in state_dict and state_dict[class_key].shape[0] != config.num_classes + 1:
         raise CheckpointError(
@@ -296,7 +311,7 @@ def load_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], sour
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu", strict: bool = True) -> DVISModel:
-    """Build the model a file holds (official DVIS .pth or our own file) and load its weights."""
+    """Build the model a file holds (official DVIS / DVIS++ .pth or our own file) and load its weights."""
     state_dict, config = read_checkpoint(path)
     if config is None:
         config = infer_config(state_dict, str(path))

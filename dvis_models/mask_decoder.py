@@ -24,9 +24,11 @@ class SegmenterOutput:
 
     pred_logits: Tensor  # (N, Q, K+1), last entry = "no object"
     pred_masks: Tensor | None  # (N, Q, h, w) logits; None when asked for ``with_masks=False``
-    pred_embds: Tensor  # (N, Q, C), after decoder_norm
+    pred_embds: Tensor  # (N, Q, C), after decoder_norm; DVIS++: (N, Q, 2C), [after decoder_norm, re-id embedding]
     mask_features: Tensor  # (N, mask_dim, h, w)
     aux_outputs: list[dict[str, Tensor]] = field(default_factory=list)  # earlier layers: pred_logits, pred_masks
+    # DVIS++ only: (N, Q, 2C), [last layer output before decoder_norm, re-id embedding]; None for DVIS
+    pred_embds_without_norm: Tensor | None = None
 
 
 def attention_mask_from_logits(mask_logits: Tensor, num_heads: int) -> Tensor:
@@ -49,6 +51,10 @@ class MaskedAttentionDecoder(nn.Module):
     the last (deep supervision) and is filled when training or when ``return_aux=True``. ``with_masks=False``
     skips the last layer's mask logits (a full-resolution einsum per query) for callers that only need the
     embeddings, like video inference, where the tracker computes its own masks.
+
+    ``reid_layers > 0`` adds DVIS++'s re-identification branch (``reid_embed``, an MLP on the normalised final
+    queries, DVIS_Plus ``VideoMultiScaleMaskedTransformerDecoder_dvisPlus``): its output is appended to every
+    query embedding, so ``pred_embds`` and ``pred_embds_without_norm`` are twice the hidden width.
     """
 
     def __init__(
@@ -62,6 +68,7 @@ class MaskedAttentionDecoder(nn.Module):
         dec_layers: int = 9,
         mask_dim: int = 256,
         num_feature_levels: int = 3,
+        reid_layers: int = 0,
     ) -> None:
         super().__init__()
         self.num_heads = nheads
@@ -82,6 +89,7 @@ class MaskedAttentionDecoder(nn.Module):
         )
         self.class_embed = nn.Linear(hidden_dim, num_classes + 1)
         self.mask_embed = MLP(hidden_dim, hidden_dim, mask_dim, 3)
+        self.reid_embed = MLP(hidden_dim, hidden_dim, hidden_dim, reid_layers) if reid_layers else None
 
     def forward(self, multi_scale_features: list[Tensor], mask_features: Tensor,
                 return_aux: bool | None = None, with_masks: bool = True) -> SegmenterOutput:
@@ -126,10 +134,15 @@ class MaskedAttentionDecoder(nn.Module):
             output = self.transformer_ffn_layers[i](output)
 
         final = predictions[-1]
+        without_norm = None
+        if self.reid_embed is not None:
+            reid = self.reid_embed(decoded)
+            decoded, without_norm = torch.cat([decoded, reid], dim=-1), torch.cat([output.transpose(0, 1), reid], dim=-1)
         return SegmenterOutput(
             pred_logits=final["pred_logits"],
             pred_masks=final["pred_masks"],
             pred_embds=decoded,
             mask_features=mask_features,
             aux_outputs=predictions[:-1],
+            pred_embds_without_norm=without_norm,
         )

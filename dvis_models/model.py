@@ -19,6 +19,7 @@ from dvis_models.refiner import TemporalRefiner
 from dvis_models.tracker import ReferringTracker
 
 BACKBONES = ("resnet50", "swinl", "small")
+FAMILIES = ("DVIS", "DVIS++")  # DVIS++: segmenter with a re-id branch, tracker/refiner over 2x hidden-wide queries
 
 
 @dataclass
@@ -27,6 +28,7 @@ class ModelConfig:
 
     name: str
     backbone: str  # one of BACKBONES
+    family: str = "DVIS"  # one of FAMILIES
     num_classes: int = 124
     num_thing_classes: int = 58  # model labels < this are things (official label order: things first)
     num_queries: int = 100
@@ -51,6 +53,11 @@ class ModelConfig:
     overlap_threshold: float = 0.8
 
     @property
+    def query_dim(self) -> int:
+        """Width of the queries the tracker and refiner work on: DVIS++ appends a re-id embedding to each query."""
+        return 2 * self.hidden_dim if self.family == "DVIS++" else self.hidden_dim
+
+    @property
     def mode(self) -> str:
         """'offline' when the model has a temporal refiner, else 'online'."""
         return "offline" if self.refiner_layers > 0 else "online"
@@ -58,6 +65,8 @@ class ModelConfig:
     def validate(self) -> None:
         if self.backbone not in BACKBONES:
             raise PresetError(f"Unknown backbone {self.backbone!r} in model config {self.name!r}; use one of {BACKBONES}.")
+        if self.family not in FAMILIES:
+            raise PresetError(f"Unknown model family {self.family!r} in model config {self.name!r}; use one of {FAMILIES}.")
         if len(self.label_to_category) != self.num_classes:
             raise PresetError(
                 f"Model config {self.name!r}: label_to_category has {len(self.label_to_category)} entries "
@@ -124,3 +133,24 @@ class DVISModel(nn.Module):
 
         ``with_masks=False`` leaves out the last layer's ``pred_masks`` (video inference never uses them)."""
         return self.sem_seg_head(self.backbone(images), with_masks=with_masks)
+
+    def track(self, segmented, mask_features: Tensor | None = None, return_aux: bool = False):
+        """The tracker on a ``SegmenterOutput``, continuing its carried state -> ``TrackerOutput``.
+
+        DVIS++'s tracker also reads the queries before ``decoder_norm``; masks only when ``mask_features`` is given.
+        """
+        if segmented.pred_embds_without_norm is None:
+            return self.tracker(segmented.pred_embds, mask_features, return_aux=return_aux)
+        return self.tracker(segmented.pred_embds, mask_features, return_aux=return_aux,
+                            frame_embeds_no_norm=segmented.pred_embds_without_norm)
+
+    def refiner_memory(self, segmented) -> Tensor:
+        """What the refiner cross-attends to per frame (T, Q, C), in the segmenter's query order.
+
+        DVIS: each frame's queries through the tracker alone (``tracker.frame_forward``); DVIS++: the segmenter's
+        queries before ``decoder_norm`` (DVIS_Plus ``DVIS_Plus_offline.run_window_inference``). Frames are
+        independent, so it can be computed a few frames at a time.
+        """
+        if segmented.pred_embds_without_norm is None:
+            return self.tracker.frame_forward(segmented.pred_embds)
+        return segmented.pred_embds_without_norm

@@ -24,7 +24,7 @@ handed to the caller. ``total`` is None when the number of frames is not known.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -34,6 +34,7 @@ import torch
 from dvis_models.errors import Cancelled, DVISError
 from dvis_models.fast import fast_model
 from dvis_models.frame_store import FrameStore
+from dvis_models.mask_decoder import SegmenterOutput
 from dvis_models.model import DVISModel
 from dvis_models.postprocess import LazyMaskLogits, PanopticSegment, video_panoptic
 from dvis_models.preprocess import PreparedFrames, prepare_frames
@@ -215,20 +216,19 @@ class VideoSegmenter:
         """Segmenter (+ TTA scales) + tracker on a few frames; keeps only what the unit's finishing step needs."""
         with self._autocast():
             segmented = self.model.segment(prepared.images, with_masks=False)
-            embeds, mask_features = segmented.pred_embds, segmented.mask_features
             for other in extra_scales:
-                scaled = self.model.segment(other.images, with_masks=False)
-                embeds, mask_features = fuse_scales(embeds, mask_features, prepared.resized_size,
-                                                    scaled.pred_embds, scaled.mask_features, other.resized_size)
-            tracked = self.model.tracker(embeds, None if self.offline else mask_features)
+                segmented = fuse_scales(segmented, prepared.resized_size,
+                                        self.model.segment(other.images, with_masks=False), other.resized_size)
+            tracked = self.model.track(segmented, None if self.offline else segmented.mask_features)
+            memory = self.model.refiner_memory(segmented) if self.offline else None
         # Large per-frame tensors are kept in the precision the masks are computed in: under fp16 autocast the
         # official code also multiplies fp16-cast mask features, so storing them as fp16 loses nothing.
         # Queries are cloned: a slice of a larger output would keep all of that output alive.
         kept = {"tracker_logits": tracked.pred_logits.float().cpu().clone()}
         if self.offline:
-            kept["segmenter_embeds"] = embeds.clone()
+            kept["refiner_memory"] = memory.clone()
             kept["tracker_embeds"] = tracked.pred_embds.clone()
-            kept["mask_features"] = mask_features.to(self._storage_dtype).cpu()
+            kept["mask_features"] = segmented.mask_features.to(self._storage_dtype).cpu()
         else:
             kept["mask_logits"] = tracked.pred_masks.to(self._storage_dtype).cpu()
         return kept
@@ -243,8 +243,8 @@ class VideoSegmenter:
         if not self.offline:
             return self.chunk_size
         config = self.model.config
-        queries = sum(_frame_bytes(kept[name]) for name in ("tracker_logits", "segmenter_embeds", "tracker_embeds"))
-        working = config.num_queries * (_REFINER_TENSORS_PER_FRAME * config.hidden_dim + 2 * config.dim_feedforward) * 4
+        queries = sum(_frame_bytes(kept[name]) for name in ("tracker_logits", "refiner_memory", "tracker_embeds"))
+        working = config.num_queries * (_REFINER_TENSORS_PER_FRAME * config.query_dim + 2 * config.dim_feedforward) * 4
         return max(self.memory_budget // 4 // (queries + working), 2 * self.window_overlap + 1, 1)
 
     def _store(self, kept: dict[str, torch.Tensor], unit_frames: int) -> FrameStore:
@@ -283,8 +283,7 @@ class VideoSegmenter:
         computed from the stored mask features when post-processing asks for a range of frames."""
         model = self.model
         with self._autocast():
-            frame_embeds = model.tracker.frame_forward(store.get("segmenter_embeds", window))
-            refined = model.refiner(store.get("tracker_embeds", window), frame_embeds)
+            refined = model.refiner(store.get("tracker_embeds", window), store.get("refiner_memory", window))
         embeds = refined.pred_embds[emit]
 
         def mask_logits(frames: slice) -> torch.Tensor:
@@ -312,35 +311,37 @@ class VideoSegmenter:
 
 
 def fuse_scales(
-    embeds: torch.Tensor,
-    mask_features: torch.Tensor,
-    resized_size: tuple[int, int],
-    other_embeds: torch.Tensor,
-    other_features: torch.Tensor,
-    other_resized_size: tuple[int, int],
-) -> tuple[torch.Tensor, torch.Tensor]:
+    primary: SegmenterOutput, resized_size: tuple[int, int], other: SegmenterOutput, other_resized_size: tuple[int, int],
+) -> SegmenterOutput:
     """Test-time augmentation: fuse a segmenter pass at another scale into the primary one.
 
     Queries of the two passes are paired per frame by Hungarian matching on cosine similarity (the
-    tracker's matching, aligning form) and averaged, so the class and mask kernels the tracker and refiner
-    derive from them see both scales. The other pass's mask features are resized onto the primary grid
-    (content region only; the padding is cropped later anyway) and averaged. Mask logits are linear in
-    the mask features, so this equals averaging the two scales' mask logits for the same kernels.
+    tracker's matching, aligning form) and averaged (DVIS++'s un-normalised queries with the same pairing),
+    so the class and mask kernels the tracker and refiner derive from them see both scales. The other pass's
+    mask features are resized onto the primary grid (content region only; the padding is cropped later anyway)
+    and averaged. Mask logits are linear in the mask features, so this equals averaging the two scales' mask
+    logits for the same kernels.
     """
-    aligned = torch.stack([
-        other[torch.as_tensor(match_embeddings(primary, other, official_matching=False), device=other.device)]
-        for primary, other in zip(embeds, other_embeds)
-    ])
-    fused_embeds = (embeds + aligned.to(embeds.dtype)) / 2
+    pairing = [torch.as_tensor(match_embeddings(a, b, official_matching=False), device=b.device)
+               for a, b in zip(primary.pred_embds, other.pred_embds)]
+
+    def fused(mine: torch.Tensor | None, theirs: torch.Tensor | None) -> torch.Tensor | None:
+        if mine is None:
+            return None
+        aligned = torch.stack([frame[index] for frame, index in zip(theirs, pairing)])
+        return (mine + aligned.to(mine.dtype)) / 2
+
+    mask_features = primary.mask_features
     height, width = (-(-side // 4) for side in resized_size)  # content of the 1/4-resolution grid
     other_height, other_width = (-(-side // 4) for side in other_resized_size)
     resized = torch.nn.functional.interpolate(
-        other_features[..., :other_height, :other_width].float(), size=(height, width), mode="bilinear",
+        other.mask_features[..., :other_height, :other_width].float(), size=(height, width), mode="bilinear",
         align_corners=False,
     )
     fused_features = mask_features.clone()
     fused_features[..., :height, :width] = (mask_features[..., :height, :width] + resized.to(mask_features.dtype)) / 2
-    return fused_embeds, fused_features
+    return replace(primary, pred_embds=fused(primary.pred_embds, other.pred_embds), mask_features=fused_features,
+                   pred_embds_without_norm=fused(primary.pred_embds_without_norm, other.pred_embds_without_norm))
 
 
 def _frame_bytes(tensor: torch.Tensor) -> int:

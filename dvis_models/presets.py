@@ -1,7 +1,9 @@
 """Named model configurations and the builder that turns a ``ModelConfig`` into a ``DVISModel``.
 
-The four VIPSeg presets reproduce the official DVIS configs (``configs/VIPSeg/DVIS_{Online,Offline}_R50_720p.yaml``,
-``configs/VIPSeg/swin/DVIS_{Online,Offline}_SwinL.yaml``). ``bundled_small`` is our
+The four DVIS VIPSeg presets reproduce the official DVIS configs (``configs/VIPSeg/DVIS_{Online,Offline}_R50_720p.yaml``,
+``configs/VIPSeg/swin/DVIS_{Online,Offline}_SwinL.yaml``); the two DVIS++ presets the official DVIS_Plus
+``configs/dvis_Plus/VIPSeg/DVIS_Plus_{Online,Offline}_R50.yaml`` (the same segmenter sizes, test resize and
+thresholds, plus a 3-layer re-id branch). ``bundled_small`` is our
 CPU-friendly model trained by ``dvis_models.training``: the same architecture, scaled down, with the
 full VIPSeg 124-class head so its output exports to VIPSeg unchanged.
 """
@@ -20,6 +22,7 @@ from dvis_models.model import DVISModel, ModelConfig
 from dvis_models.refiner import TemporalRefiner
 from dvis_models.segmenter_head import build_maskformer_head
 from dvis_models.tracker import ReferringTracker
+from dvis_models.tracker_plus import ReferringTrackerPlus
 
 
 def things_first_labels(categories: list[dict]) -> list[int]:
@@ -29,11 +32,13 @@ def things_first_labels(categories: list[dict]) -> list[int]:
     return things + stuff
 
 
-def _vipseg_config(name: str, backbone: str, num_queries: int, refiner_layers: int) -> ModelConfig:
+def _vipseg_config(name: str, backbone: str, num_queries: int, refiner_layers: int,
+                   family: str = "DVIS") -> ModelConfig:
     categories = vipseg_categories().to_json()
     return ModelConfig(
         name=name,
         backbone=backbone,
+        family=family,
         num_classes=len(categories),
         num_thing_classes=sum(1 for c in categories if c["isthing"]),
         num_queries=num_queries,
@@ -64,11 +69,17 @@ def _bundled_small() -> ModelConfig:
     )
 
 
+REID_LAYERS = 3  # DVIS++ re-id branch depth (DVIS_Plus ``add_ctvis_config``: NUM_REID_HEAD_LAYERS)
+
 _PRESETS = {
     "r50_vipseg_online": lambda: _vipseg_config("r50_vipseg_online", "resnet50", 100, refiner_layers=0),
     "r50_vipseg_offline": lambda: _vipseg_config("r50_vipseg_offline", "resnet50", 100, refiner_layers=6),
     "swinl_vipseg_online": lambda: _vipseg_config("swinl_vipseg_online", "swinl", 200, refiner_layers=0),
     "swinl_vipseg_offline": lambda: _vipseg_config("swinl_vipseg_offline", "swinl", 200, refiner_layers=6),
+    "dvispp_r50_vipseg_online": lambda: _vipseg_config("dvispp_r50_vipseg_online", "resnet50", 100, refiner_layers=0,
+                                                       family="DVIS++"),
+    "dvispp_r50_vipseg_offline": lambda: _vipseg_config("dvispp_r50_vipseg_offline", "resnet50", 100,
+                                                        refiner_layers=6, family="DVIS++"),
     "bundled_small": _bundled_small,
 }
 
@@ -100,6 +111,7 @@ def build_model(preset: str | ModelConfig, device: torch.device | str | None = N
     """
     config = preset_config(preset) if isinstance(preset, str) else preset
     config.validate()
+    plus = config.family == "DVIS++"
     with torch.device(device) if device is not None else nullcontext():
         backbone = _build_backbone(config)
         head = build_maskformer_head(
@@ -113,10 +125,11 @@ def build_model(preset: str | ModelConfig, device: torch.device | str | None = N
             dim_feedforward=config.dim_feedforward,
             enc_dim_feedforward=config.enc_dim_feedforward,
             mask_dim=config.mask_dim,
+            reid_layers=REID_LAYERS if plus else 0,
         )
-        common = dict(hidden_dim=config.hidden_dim, num_classes=config.num_classes, nheads=config.nheads,
+        common = dict(hidden_dim=config.query_dim, num_classes=config.num_classes, nheads=config.nheads,
                       dim_feedforward=config.dim_feedforward, mask_dim=config.mask_dim)
-        tracker = ReferringTracker(num_layers=config.tracker_layers, **common)
+        tracker = (ReferringTrackerPlus if plus else ReferringTracker)(num_layers=config.tracker_layers, **common)
         refiner = TemporalRefiner(num_layers=config.refiner_layers, **common) if config.refiner_layers else None
     return DVISModel(backbone, head, tracker, refiner, config).eval()
 

@@ -37,11 +37,12 @@ def build_maskformer_head(
     n_points: int = 4,
     mask_dim: int = 256,
     norm_groups: int = 32,
+    reid_layers: int = 0,
 ) -> MaskFormerHead:
     """Head with the official DVIS/VIPSeg defaults; smaller widths/depths give a fast bundled model.
 
     ``hidden_dim`` is both the pixel decoder width and the query width (as in every official config);
-    ``norm_groups`` (GroupNorm in the pixel decoder) must divide it.
+    ``norm_groups`` (GroupNorm in the pixel decoder) must divide it. ``reid_layers`` adds DVIS++'s re-id branch.
     """
     pixel_decoder = MSDeformAttnPixelDecoder(
         in_channels, conv_dim=hidden_dim, mask_dim=mask_dim, num_heads=nheads, n_points=n_points,
@@ -49,6 +50,6 @@ def build_maskformer_head(
     )
     predictor = MaskedAttentionDecoder(
         hidden_dim, num_classes, hidden_dim=hidden_dim, num_queries=num_queries, nheads=nheads,
-        dim_feedforward=dim_feedforward, dec_layers=dec_layers, mask_dim=mask_dim,
+        dim_feedforward=dim_feedforward, dec_layers=dec_layers, mask_dim=mask_dim, reid_layers=reid_layers,
     )
     return MaskFormerHead(pixel_decoder, predictor)

@@ -43,6 +43,11 @@ def test_official_layout_loads_and_runs_end_to_end(official_offline_r50, device)
     torch.testing.assert_close(model.refiner.activation_proj.weight, file_state["offline_tracker.activation_proj.weight"])
     torch.testing.assert_close(model.backbone.stem.conv1.norm.running_var, file_state["backbone.stem.conv1.norm.running_var"])
 
+    assert_runs_on_a_tiny_video(model, device)
+
+
+def assert_runs_on_a_tiny_video(model, device) -> None:
+    """VideoSegmenter on 3 random frames gives one consistent result per frame, with some segments."""
     frames = [np.random.default_rng(i).integers(0, 255, (40, 56, 3), dtype=np.uint8) for i in range(3)]
     segmenter = VideoSegmenter(model, device=device, short_edge=64, max_size=96,
                                object_mask_threshold=0.0, overlap_threshold=0.0)
@@ -52,6 +57,40 @@ def test_official_layout_loads_and_runs_end_to_end(official_offline_r50, device)
         assert result.track_map.shape == (40, 56) and result.track_map.dtype == np.int32
         assert set(np.unique(result.track_map)) - {0} == {s.track_id for s in result.segments}
     assert any(r.segments for r in results)
+
+
+def official_dvispp(tmp_path, mode: str):
+    """A DVIS++ checkpoint file with the official key names (from the official code's key list) and random values."""
+    path = tmp_path / f"DVIS_Plus_{mode}_vipseg_r50.pth"
+    torch.save({"model": random_official_state(f"dvispp_{mode}_r50_vipseg"), "iteration": 20000}, path)
+    model = load_checkpoint(path)
+    assert (model.config.name, model.config.family, model.config.mode) == (f"dvispp_r50_vipseg_{mode}", "DVIS++", mode)
+    file_state = torch.load(path, weights_only=True)["model"]
+    torch.testing.assert_close(model.tracker.ref_proj.layers[0].weight, file_state["tracker.ref_proj.layers.0.weight"])
+    torch.testing.assert_close(model.sem_seg_head.predictor.reid_embed.layers[2].bias,
+                               file_state["sem_seg_head.predictor.reid_embed.layers.2.bias"])
+    return model
+
+
+def test_official_dvispp_online_layout_is_recognised(tmp_path):
+    assert official_dvispp(tmp_path, "online").refiner is None
+
+
+def test_official_dvispp_offline_layout_loads_and_runs_like_dvis(tmp_path):
+    model = official_dvispp(tmp_path, "offline")
+    assert_runs_on_a_tiny_video(model, "cpu")
+
+
+def test_unsupported_dvispp_backbones_are_named(tmp_path):
+    state = random_official_state("dvispp_online_r50_vipseg")
+    vit = {k: v for k, v in state.items() if not k.startswith("backbone.")}
+    vit["backbone.interactions.0.injector.gamma"] = torch.ones(1024)
+    with pytest.raises(CheckpointError, match="ViT-Adapter"):
+        infer_config(vit, "vit.pth")
+    swin = {**vit, "backbone.patch_embed.proj.weight": torch.ones(1), "backbone.layers.0.blocks.0.norm1.weight": torch.ones(1)}
+    del swin["backbone.interactions.0.injector.gamma"]
+    with pytest.raises(CheckpointError, match="DVIS\\+\\+ checkpoint with a swinl backbone"):
+        infer_config(swin, "swin.pth")
 
 
 def test_bare_state_dict_without_model_key_is_read(tmp_path):

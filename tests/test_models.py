@@ -41,7 +41,10 @@ def files(folder: Path) -> dict[str, bytes]:
 def test_catalogue_lists_the_official_vipseg_checkpoints():
     entries = {e.name: e for e in catalogue_entries()}
     assert entries["dvis-vipseg-swinl-offline"].vpq == 57.6 and entries["dvis-vipseg-swinl-offline"].supported
-    assert entries["dvis++-vipseg-r50-online"].vpq == 41.9 and not entries["dvis++-vipseg-r50-online"].supported
+    assert entries["dvis++-vipseg-r50-online"].vpq == 41.9 and entries["dvis++-vipseg-r50-online"].supported
+    assert [entries[f"dvis++-vipseg-r50-{m}"].preset for m in ("online", "offline")] == [
+        "dvispp_r50_vipseg_online", "dvispp_r50_vipseg_offline"]
+    assert not entries["dvis++-vipseg-vitl-online"].supported
     assert entries["dvis++-vipseg-vitl-offline"].vpq == 58.0
     assert {e.family for e in entries.values()} == {"DVIS", "DVIS++", "DVIS-DAQ"}
     for entry in entries.values():
@@ -57,9 +60,9 @@ def test_download_of_an_entry_without_a_link_says_where_to_get_it(tmp_path):
 def test_unsupported_architectures_are_refused_clearly(tmp_path):
     library = ModelLibrary(tmp_path / "lib")
     with pytest.raises(ModelLibraryError, match="DVIS\\+\\+ checkpoint.*cannot load it yet"):
-        library.download("dvis++-vipseg-r50-online")
+        library.download("dvis++-vipseg-vitl-online")
     with pytest.raises(ModelLibraryError, match="cannot load it yet"):
-        library.add(BUNDLED_CHECKPOINT, name="dvis++-vipseg-r50-online")
+        library.add(BUNDLED_CHECKPOINT, name="dvis++-vipseg-vitl-online")
     assert library.list() == []
 
 

@@ -1,4 +1,4 @@
-"""Presets build models whose state-dict keys and shapes equal the official DVIS checkpoints exactly."""
+"""Presets build models whose state-dict keys and shapes equal the official DVIS and DVIS++ checkpoints exactly."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from dvis_models.model import ModelConfig
 from dvis_models.refiner import TemporalRefiner
 from dvis_models.tracker import ReferringTracker
 
-KEYS_DIR = Path(__file__).parent / "data" / "checkpoint_keys"  # key lists of the official models, generated with the official DVIS code
+KEYS_DIR = Path(__file__).parent / "data" / "checkpoint_keys"  # generated from the official code (see data/README.md)
 
 
 def official_shapes(name: str, prefix: str = "") -> dict[str, tuple[int, ...]]:
@@ -41,6 +41,8 @@ def test_tracker_and_refiner_match_official_keys():
         ("r50_vipseg_offline", "dvis_offline_r50_vipseg"),
         ("swinl_vipseg_online", "dvis_online_swinl_vipseg"),
         ("swinl_vipseg_offline", "dvis_offline_swinl_vipseg"),
+        ("dvispp_r50_vipseg_online", "dvispp_online_r50_vipseg"),
+        ("dvispp_r50_vipseg_offline", "dvispp_offline_r50_vipseg"),
     ],
 )
 def test_official_presets_match_official_state_dicts(preset, reference):
@@ -49,13 +51,15 @@ def test_official_presets_match_official_state_dicts(preset, reference):
     model = build_model(preset, device="meta")  # shapes only: no memory, no init time
     assert shapes_of(model) == official_shapes(reference)
     assert model.config.mode == ("offline" if "offline" in preset else "online")
+    assert model.config.family == ("DVIS++" if preset.startswith("dvispp") else "DVIS")
 
 
 def test_list_presets_and_unknown_name():
     from dvis_models import list_presets, preset_config
 
     assert set(list_presets()) >= {"r50_vipseg_online", "r50_vipseg_offline", "swinl_vipseg_online",
-                                   "swinl_vipseg_offline", "bundled_small"}
+                                   "swinl_vipseg_offline", "dvispp_r50_vipseg_online", "dvispp_r50_vipseg_offline",
+                                   "bundled_small"}
     with pytest.raises(PresetError, match="r50_vipseg_online"):
         preset_config("r101_coco")
 

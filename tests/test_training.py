@@ -377,3 +377,16 @@ def test_stage_refuses_an_init_file_without_the_parts_it_freezes(tmp_path):
         build_initial_model(_options(tmp_path, "refiner", tmp_path / "partial.pth"))
     with pytest.raises(CheckpointError, match="--init"):
         build_initial_model(_options(tmp_path, "tracker", None))
+
+
+def test_video_stages_of_a_dvispp_model_are_refused_clearly(tmp_path):
+    from dvis_models.checkpoint import save_checkpoint
+    from dvis_models.errors import CheckpointError
+    from dvis_models.training.launch import build_initial_model
+
+    plus = build_model(replace(tiny_config(), family="DVIS++"))
+    save_checkpoint(plus, tmp_path / "plus.pth")
+    for stage in ("tracker", "refiner"):
+        with pytest.raises(CheckpointError, match=f"DVIS\\+\\+ model; training its {stage}"):
+            build_initial_model(_options(tmp_path, stage, tmp_path / "plus.pth"))
+    assert build_initial_model(_options(tmp_path, "segmenter", tmp_path / "plus.pth")).config.family == "DVIS++"

@@ -87,14 +87,18 @@ class BottleneckBlock(nn.Module):
 
 
 class ResNet50(StagedBackbone):
-    """ResNet-50 (detectron2 ``build_resnet_backbone`` with FrozenBN, no dilation) emitting res2..res5."""
+    """ResNet-50 (detectron2 ``build_resnet_backbone`` with FrozenBN, no dilation) emitting res2..res5.
+
+    The widths are detectron2's ``STEM_OUT_CHANNELS``, ``WIDTH_PER_GROUP`` (one group) and ``RES2_OUT_CHANNELS``;
+    each later stage doubles the last two. The defaults are ResNet-50's.
+    """
 
     STAGE_BLOCKS = (3, 4, 6, 3)
 
-    def __init__(self) -> None:
+    def __init__(self, stem_channels: int = 64, bottleneck_channels: int = 64, res2_channels: int = 256) -> None:
         super().__init__()
-        self.stem = BasicStem()
-        in_ch, bottleneck, out_ch = 64, 64, 256
+        self.stem = BasicStem(out_channels=stem_channels)
+        in_ch, bottleneck, out_ch = stem_channels, bottleneck_channels, res2_channels
         self.out_channels: dict[str, int] = {}
         for idx, (name, blocks) in enumerate(zip(self.stage_names, self.STAGE_BLOCKS)):
             first_stride = 1 if idx == 0 else 2

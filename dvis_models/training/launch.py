@@ -74,6 +74,11 @@ def build_initial_model(options: TrainOptions) -> DVISModel:
         config = _official_config(state_dict, options)
     if options.stage == "refiner" and config.refiner_layers == 0:
         config = replace(config, refiner_layers=config.tracker_layers)  # a refiner on top of an online model
+    if config.family == "DVIS++" and options.stage != "segmenter":
+        raise CheckpointError(
+            f"{options.init} is a DVIS++ model; training its {options.stage} (query denoising, re-id inputs) is not "
+            "supported yet. Fine-tune its segmenter, or start from a DVIS checkpoint."
+        )
     model = build_model(config)
     missing_needed = [k for k in model.state_dict() if k.startswith(PREREQUISITES[options.stage]) and k not in state_dict]
     if missing_needed:
