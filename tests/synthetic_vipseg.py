@@ -8,6 +8,7 @@ import numpy as np
 
 from app.core.categories import vipseg_categories
 from app.core.vipseg import VideoToWrite, write_videos
+from app.core.progress import run_job
 
 SKY, GROUND, PERSON, CAR = 28, 14, 60, 48  # VIPSeg json ids (sky/ground stuff, person/car things)
 
@@ -42,4 +43,4 @@ def video(video_id: str = "vid_a", num_frames: int = 4, height: int = 24, width:
 def write_dataset(root: Path, videos: list[VideoToWrite] | None = None, split: str = "train", **options) -> Path:
     """Write ``videos`` (default: two synthetic videos) as a VIPSeg dataset; returns the split JSON."""
     videos = videos if videos is not None else [video("vid_a", 4), video("vid_b", 3, 20, 28)]
-    return write_videos(videos, root, vipseg_categories(), split=split, **options).json_path
+    return run_job(write_videos(videos, root, vipseg_categories(), split=split, **options)).json_path

@@ -165,7 +165,7 @@ def test_opening_checks_the_file_before_asking_about_unsaved_edits(window, video
 
 def test_a_vipseg_dataset_is_imported_before_asking_about_unsaved_edits(window, video_path, tmp_path, qtbot,
                                                                          monkeypatch, errors):
-    from app.gui.documents import ExportRequest
+    from app.core.jobs import ExportRequest
 
     window.open_path(video_path)
     load_scripted(window)

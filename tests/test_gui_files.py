@@ -4,12 +4,15 @@ evaluate against a ground truth, diagnostics on the timeline, drag and drop, the
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from app.core import jobs
+from app.core.errors import Cancelled
+from app.core.jobs import ExportRequest
 from app.core.vipseg import read_ground_truth
-from app.gui import documents
-from app.gui.documents import ExportRequest
+from tests.job_helpers import cancel_after, run_reporting
 from tests.gui_helpers import FRAMES, answer_message_box, errors, load_scripted, video_path, window  # noqa: F401
 
 
@@ -124,11 +127,10 @@ def test_evaluate_against_own_export_is_perfect(window, video_path, qtbot, tmp_p
     with qtbot.waitSignal(window.tasks.finished, timeout=60_000):
         window.start_evaluation(categories, video)
     assert window.last_scores["VPQ"] == 1.0 and window.last_scores["STQ"] == 1.0 and not errors
-    job = documents.evaluation_job(window.controller.annotation, categories, video)
-    seen = []
-    assert job(lambda done, total: seen.append((done, total)), lambda: False)["VPQ"] == 1.0
-    assert seen == [(i, FRAMES) for i in range(1, FRAMES + 1)]
-    assert job(lambda done, total: None, lambda: True) is None  # Cancel stops it; the window says so
+    scores, seen = run_reporting(jobs.evaluate_annotation(window.controller.annotation, categories, video))
+    assert scores["VPQ"] == 1.0 and seen == [(i, FRAMES) for i in range(1, FRAMES + 1)]
+    with pytest.raises(Cancelled):  # Cancel stops it; the window says so
+        cancel_after(jobs.evaluate_annotation(window.controller.annotation, categories, video), 2)
 
 
 def test_diagnostics_become_timeline_markers(window, video_path, qtbot):
@@ -232,7 +234,7 @@ def test_cancelled_exports_say_so_without_an_error_dialog(window, video_path, tm
             window._on_task_finished(result)
 
     monkeypatch.setattr(window.tasks, "start", run_here)
-    window.start_export(ExportRequest("masks", tmp_path / "masks"))  # returns ExportResult(cancelled=True)
-    assert "cancelled" in window.status_label.text()
-    window.start_export(ExportRequest("vipseg", tmp_path / "dataset"))  # raises ExportCancelled
-    assert window.status_label.text().startswith("Cancelled") and not errors
+    window.start_export(ExportRequest("masks", tmp_path / "masks"))  # the job raises Cancelled
+    assert window.status_label.text() == f"Export cancelled; the files in {tmp_path / 'masks'} so far are complete."
+    window.start_export(ExportRequest("vipseg", tmp_path / "dataset"))
+    assert window.status_label.text().endswith("so far are complete, the JSON was not updated.") and not errors

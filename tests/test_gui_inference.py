@@ -143,7 +143,7 @@ def test_eta_text():
 
 
 def test_start_without_arguments_opens_the_demo_clip(window, qtbot, errors):
-    from app.gui.documents import DEMO_VIDEO_ID
+    from app.core.jobs import DEMO_VIDEO_ID
 
     window.open_initial(None)
     assert window.controller.video.path.name == DEMO_VIDEO_ID and window.controller.num_frames == 48

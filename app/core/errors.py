@@ -6,6 +6,8 @@ must say what went wrong *and* what the user can do about it.
 
 
 from dvis_models.errors import Cancelled as Cancelled  # the one "the user stopped it" outcome, shared with dvis_models
+from dvis_models.errors import DVISError as DVISError  # the model package's user errors (torch-free to import)
+from dvis_models.errors import InferenceCancelled as InferenceCancelled  # the pipeline stopped on its cancel callable
 
 
 class StudioError(Exception):

@@ -27,12 +27,12 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.categories import CategoryTable
-from app.gui.documents import EXPORTS, FILE_EXPORTS, ExportRequest
 from app.core.errors import ModelLibraryError
+from app.core.jobs import EXPORTS, FILE_EXPORTS, ExportRequest
 from app.core.models import ModelLibrary
-from app.gui.inference import BUNDLED, MODEL_PREFIX, PRESET_PREFIX, RunRequest
+from app.core.model_source import BUNDLED, MODEL_PREFIX, PRESET_PREFIX, PRESETS
+from app.gui.inference import RunRequest
 
-PRESETS = ("r50_vipseg_online", "r50_vipseg_offline", "swinl_vipseg_online", "swinl_vipseg_offline", "bundled_small")
 RESOLUTIONS = (("Model default", None), ("360p (fast)", 360), ("480p", 480), ("720p", 720), ("1080p", 1080))
 
 
@@ -213,7 +213,7 @@ class ExportDialog(QDialog):
         if selected:
             self.tracks.addItem(f"Selected tracks ({', '.join(map(str, selected))})", tuple(selected))
             self.tracks.setCurrentIndex(1)
-        self.start = QSpinBox(minimum=0, maximum=max(0, num_frames - 1), value=start)
+        self.start = QSpinBox(minimum=0, maximum=max(0, num_frames - 1), value=0)
         self.stop = QSpinBox(minimum=1, maximum=max(1, num_frames), value=num_frames)
         range_row = QHBoxLayout()
         range_row.addWidget(self.start)

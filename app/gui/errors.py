@@ -26,8 +26,7 @@ def show_error(parent: QWidget | None, title: str, message: str, details: str = 
 
 def user_error_types() -> tuple[type[BaseException], ...]:
     """Exception types a user can cause; their message is shown as-is (it says what to do)."""
-    from app.core.errors import StudioError
-    from dvis_models.errors import DVISError  # plain Python (no torch): cheap to import
+    from app.core.errors import DVISError, StudioError
 
     return (StudioError, DVISError)
 

@@ -1,7 +1,7 @@
 """DVIS inference off the UI thread.
 
-`InferenceWorker` is a QObject moved to a QThread; its `run` slot loads the model (torch and
-dvis_models are imported there, never at GUI import time), decodes the frame range with its own
+`InferenceWorker` is a QObject moved to a QThread; its `run` slot loads the model through
+`app.core.model_source` (torch loads there, never at GUI import time), decodes the frame range with its own
 VideoSource (decoders are not shared across threads) and emits one `frame_ready` per finished
 frame. Pause blocks inside the pipeline's cancel callable; cancel makes it stop, and frames already
 emitted stay. `InferenceRunner` owns the thread and turns progress into frames/s and ETA.
@@ -16,10 +16,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-BUNDLED = "bundled"
+from app.core.model_source import BUNDLED
+
 COMPLETED, CANCELLED = "completed", "cancelled"
-PRESET_PREFIX = "preset:"
-MODEL_PREFIX = "model:"  # an installed model of the library, by name
 
 
 @dataclass(frozen=True)
@@ -41,43 +40,17 @@ class RunRequest:
     fast: bool = False  # CPU fast mode (VideoSegmenter's fast): quicker, slightly off the official outputs
 
 
-_model_cache: dict[tuple, object] = {}  # (source, file mtime) -> model; used by one worker thread at a time
-
-
 def load_model(source: str, seed: int = 0):
-    """Build or load the model for `source` (cached, so re-runs start at once). Runs in the worker."""
-    import torch
+    """The model of `source` (see `app.core.model_source`), cached so re-runs start at once. Runs in the worker."""
+    from app.core.model_source import load_model as resolve
 
-    import dvis_models
-
-    if source.startswith(MODEL_PREFIX):
-        from app.core.models import ModelLibrary
-
-        path = ModelLibrary().path(source[len(MODEL_PREFIX):])
-    else:
-        path = None if source == BUNDLED or source.startswith(PRESET_PREFIX) else Path(source)
-    key = (source, path.stat().st_mtime if path is not None and path.exists() else seed)
-    if key in _model_cache:
-        return _model_cache[key]
-
-    if source == BUNDLED:
-        from dvis_models.resources import BUNDLED_CHECKPOINT
-
-        model = dvis_models.load_checkpoint(BUNDLED_CHECKPOINT)
-    elif source.startswith(PRESET_PREFIX):
-        torch.manual_seed(seed)
-        model = dvis_models.build_model(source[len(PRESET_PREFIX):])
-    else:
-        model = dvis_models.load_checkpoint(path)
-    _model_cache.clear()
-    _model_cache[key] = model
-    return model
+    return resolve(source, seed)
 
 
 class InferenceWorker(QObject):
     """Runs one request; lives in its own QThread."""
 
-    frame_ready = Signal(object)  # dvis_models.types.FrameResult (index relative to request.start)
+    frame_ready = Signal(object)  # a FrameResult of the pipeline (index relative to request.start)
     progress = Signal(int, int)  # frames done, frames total
     phase = Signal(str, int, int)  # an offline run's phase before its frames finish: text, done, total
     status = Signal(str)
@@ -118,20 +91,15 @@ class InferenceWorker(QObject):
     def _run(self) -> bool:
         request = self.request
         self.status.emit("Loading model…")
-        import torch
-
+        from app.core.errors import InferenceCancelled
+        from app.core.model_source import build_segmenter, phase_text, set_threads
         from app.core.video import VideoSource
-        from dvis_models.errors import InferenceCancelled
-        from dvis_models.pipeline import FINISHED, VideoSegmenter, progress_text
 
-        if request.torch_threads:
-            torch.set_num_threads(request.torch_threads)
+        set_threads(request.torch_threads)
         model = load_model(request.model, request.seed)
-        device = request.device or ("cuda" if torch.cuda.is_available() else "cpu")
-        segmenter = VideoSegmenter(model, device=device, chunk_size=request.chunk_size, offline=request.offline,
-                                   object_mask_threshold=request.score_threshold, short_edge=request.short_edge,
-                                   fast=request.fast,
-                                   max_size=request.short_edge and round(request.short_edge * 1333 / 720))  # keep DVIS 720/1333
+        segmenter = build_segmenter(model, device=request.device, chunk_size=request.chunk_size, offline=request.offline,
+                                    score_threshold=request.score_threshold, short_edge=request.short_edge, fast=request.fast)
+        device = segmenter.device
         with VideoSource.open(request.video_path) as video:
             stop = video.num_frames if request.stop is None else min(request.stop, video.num_frames)
             total = max(0, stop - request.start)
@@ -142,8 +110,9 @@ class InferenceWorker(QObject):
 
             def report(phase: str, count: int, of: int | None) -> None:
                 """Offline frames finish only after a whole window is refined: show the phases until then."""
-                if request.offline and phase != FINISHED:
-                    self.phase.emit(progress_text(phase, count, of).capitalize(), count, of or 0)
+                text = phase_text(phase, count, of)
+                if request.offline and text is not None:
+                    self.phase.emit(text, count, of or 0)
 
             try:
                 for result in segmenter.run(frames, num_frames=total, progress=report, cancel=self._should_stop):

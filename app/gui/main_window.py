@@ -36,11 +36,12 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.core import edits
+from app.core import edits, jobs
+from app.core.errors import Cancelled
 from app.core.frame_range import parse_frame_range
+from app.core.progress import Job
 from app.core.proxy import ProxyStore
 from app.core.vipseg.merge import WrittenDataset
-from app.gui import documents
 from app.gui.autosave import Autosaver, offer_recovery
 from app.gui.controller import StudioController, UserActionError
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
@@ -48,7 +49,7 @@ from app.gui.errors import report_exception
 from app.gui.inference import CANCELLED, InferenceRunner, RunRequest
 from app.gui.object_list import ObjectList
 from app.gui.stability import StabilityPanel
-from app.gui.tasks import TaskRunner
+from app.gui.tasks import TaskRunner, generator_task
 from app.gui.timeline import TimelineWidget
 from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
 
@@ -134,6 +135,7 @@ class MainWindow(QMainWindow):
         self.tasks.progress.connect(self._on_task_progress)
         self.tasks.failed.connect(self._on_task_failed)
         self._task_done: Callable[[object], None] | None = None
+        self._task_cancelled = "Cancelled."  # the status once the running task is cancelled
         self.tasks.finished.connect(self._on_task_finished)
         self.diagnosis.finished.connect(self._on_diagnosed)
         self.diagnosis.failed.connect(self._on_diagnosis_failed)
@@ -381,11 +383,11 @@ class MainWindow(QMainWindow):
 
     # ================================================================ opening
     def open_path(self, path: str | Path, kind: str | None = None) -> None:
-        """Open whatever `path` is (`kind`: as `documents.kind_of` says, unless the menu item chose it): project
+        """Open whatever `path` is (`kind`: as `jobs.kind_of` says, unless the menu item chose it): project
         folder, VIPSeg dataset, image folder or video file. The file is read first (an unreadable one is an error
         and the open document stays); then unsaved edits are asked about and running work is stopped."""
         path = Path(path)
-        kind = kind or documents.kind_of(path)
+        kind = kind or jobs.kind_of(path)
         if kind == "vipseg":
             self._open_vipseg(path)  # in the background; it asks and adds to the recent files once imported
             return
@@ -474,7 +476,7 @@ class MainWindow(QMainWindow):
             self._run_action("Demo", self.open_demo)
 
     def open_demo(self) -> None:
-        clip = documents.demo_clip(self.cache_dir)
+        clip = jobs.demo_clip(self.cache_dir)
         self.controller.open_video(clip)
         self._demo_run = True  # a missing bundled model is a status message here, not an error dialog
         self.start_inference(RunRequest(clip))
@@ -499,7 +501,7 @@ class MainWindow(QMainWindow):
                     return
             then(categories, videos[names.index(name)])
 
-        self._start_task(f"Reading {root}…", documents.read_vipseg_job(root), chosen)
+        self._start_task(f"Reading {root}…", jobs.read_vipseg(root), chosen)
 
     def _open_vipseg(self, root: Path) -> None:
         """Read and import in the background; once imported, ask about unsaved edits and show it."""
@@ -511,7 +513,7 @@ class MainWindow(QMainWindow):
                 else:
                     self.status_label.setText("Ready.")
 
-            self._start_task(f"Importing {video.video_id}…", documents.import_vipseg_job(categories, video), opened)
+            self._start_task(f"Importing {video.video_id}…", jobs.import_vipseg_video(categories, video), opened)
 
         self._pick_vipseg_video(root, "Open VIPSeg video", import_video)
 
@@ -608,28 +610,29 @@ class MainWindow(QMainWindow):
                 raise UserActionError("Choose where to export (the Destination field).")
             self.start_export(request)
 
-    def start_export(self, request: documents.ExportRequest) -> None:
+    def start_export(self, request: jobs.ExportRequest) -> None:
         """Export in a worker thread; the status bar says where it went."""
-        job = documents.export_job(self.controller, request)
+        job = jobs.export(self.controller.annotation, Path(self.controller.video.path), request)
 
-        def done(result) -> None:  # editor exports return an ExportResult, cancelled or not; VIPSeg a WrittenDataset
-            cancelled = getattr(result, "cancelled", False)
+        def done(result) -> None:  # editor exports return an ExportResult; VIPSeg a WrittenDataset
             where = result.summary() if isinstance(result, WrittenDataset) else request.target
-            self.status_label.setText(f"Export cancelled; the files in {request.target} so far are complete." if cancelled
-                                      else f"Exported to {where}")
+            self.status_label.setText(f"Exported to {where}")
 
-        self._start_task(f"Exporting to {request.target}…", job, done)
+        self._start_task(f"Exporting to {request.target}…", job, done,
+                         cancelled=f"Export cancelled; the files in {request.target} so far are complete"
+                                   f"{'' if request.kind not in ('vipseg', 'predictions') else ', the JSON was not updated'}.")
 
     # ===================================================== background jobs
-    def _start_task(self, text: str, job, done: Callable[[object], None]) -> None:
+    def _start_task(self, text: str, job: Job, done: Callable[[object], None], cancelled: str = "Cancelled.") -> None:
+        """Run the core `job` in the background; `done(result)` once it returns, `cancelled` is the status after Cancel."""
         if self.tasks.running:
             raise UserActionError("Another export or evaluation is still running; wait for it to finish.")
-        self._task_done = done
+        self._task_done, self._task_cancelled = done, cancelled
         self.controller.busy = BUSY_TASK
         self.status_label.setText(text)
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
-        self.tasks.start(job)
+        self.tasks.start(generator_task(job))
         self._update_actions()
 
     def _update_busy(self) -> None:
@@ -654,10 +657,8 @@ class MainWindow(QMainWindow):
         self._update_actions()
         self.progress.setVisible(self.runner.running)
         self._task_done = None
-        from app.core.vipseg import ExportCancelled  # a VIPSeg export stops by raising it: not a failure
-
-        if isinstance(error, ExportCancelled):
-            self.status_label.setText(f"Cancelled. {error}")
+        if isinstance(error, Cancelled):  # not a failure
+            self.status_label.setText(self._task_cancelled)
             return
         self.status_label.setText("Failed.")
         report_exception(self, "Background job failed", error)
@@ -768,16 +769,15 @@ class MainWindow(QMainWindow):
         if self.controller.annotation is None or self.diagnosis.running:
             return
         self._diagnosed_version = self._annotation_version
-        self.diagnosis.start(documents.diagnostics_job(self.controller.annotation))
+        from app.core.metrics import annotation_diagnosis
+
+        self.diagnosis.start(generator_task(annotation_diagnosis(self.controller.annotation)))
         self._update_actions()
 
-    def _on_diagnosed(self, diagnostics: list | None) -> None:
+    def _on_diagnosed(self, diagnostics: list) -> None:
         self._update_actions()
         if self._diagnosed_version != self._annotation_version:
             self.run_diagnostics()
-            return
-        if diagnostics is None:
-            self.status_label.setText("Stability diagnostics cancelled.")
             return
         self.controller.diagnostics = diagnostics
         self._refresh_panels()
@@ -787,7 +787,9 @@ class MainWindow(QMainWindow):
     def _on_diagnosis_failed(self, error: object) -> None:
         self._update_actions()
         if self._diagnosed_version != self._annotation_version:
-            self.run_diagnostics()  # the annotation changed under the reader: try again on the new state
+            self.run_diagnostics()  # the annotation changed under the reader (or a stale run was cancelled): again
+        elif isinstance(error, Cancelled):
+            self.status_label.setText("Stability diagnostics cancelled.")
         else:
             report_exception(self, "Stability diagnostics failed", error)
 
@@ -800,14 +802,11 @@ class MainWindow(QMainWindow):
         self._pick_vipseg_video(Path(root), "Ground-truth video to compare with", self.start_evaluation)
 
     def start_evaluation(self, categories, video) -> None:
-        """Score the annotation against `video` of a ground truth read by `documents.read_vipseg_job`."""
-        job = documents.evaluation_job(self.controller.annotation, categories, video)
-        self._start_task("Evaluating…", job, self._show_scores)
+        """Score the annotation against `video` of a ground truth read by `jobs.read_vipseg`."""
+        job = jobs.evaluate_annotation(self.controller.annotation, categories, video)
+        self._start_task("Evaluating…", job, self._show_scores, cancelled="Evaluation cancelled.")
 
-    def _show_scores(self, scores: dict | None) -> None:
-        if scores is None:
-            self.status_label.setText("Evaluation cancelled.")
-            return
+    def _show_scores(self, scores: dict) -> None:
         self.last_scores = scores
         rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in scores.items()]
         self.status_label.setText("  ".join(f"{n} {v}" for n, v in rows[:3]))

@@ -1,7 +1,8 @@
 """Run a plain-Python job (export, import, evaluation) on a QThread with progress and cancel.
 
 The job is a callable `job(progress, cancel) -> result` where `progress(done, total)` reports and
-`cancel()` returns True once the user cancelled; core functions take exactly these callables.
+`cancel()` returns True once the user cancelled. `generator_task` adapts a core job (a generator, see
+`app.core.progress`) to that shape.
 """
 
 from __future__ import annotations
@@ -10,6 +11,25 @@ import threading
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from app.core.errors import Cancelled
+from app.core.progress import Job, Progress
+
+
+def generator_task(job: Job) -> Callable:
+    """A TaskRunner job running the core generator `job`: each yielded Progress is reported, and once `cancel()`
+    is set `Cancelled` is thrown in at the next yield (so the job cleans up; it then raises or returns)."""
+
+    def task(progress: Callable[[int, int], None], cancel: Callable[[], bool]) -> object:
+        while True:
+            try:
+                item = job.throw(Cancelled()) if cancel() else next(job)
+            except StopIteration as finished:
+                return finished.value
+            if isinstance(item, Progress):
+                progress(item.done, item.total or 0)
+
+    return task
 
 
 class _JobWorker(QObject):

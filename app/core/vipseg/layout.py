@@ -17,16 +17,11 @@ PRED_JSON = "pred.json"
 IMAGES, PANOMASKS, PANOMASKS_RGB, PAN_PRED = "images", "panomasks", "panomasksRGB", "pan_pred"
 STEM_RE = re.compile(r"^\d{8}$")
 
-Progress = Callable[[int, int], None]  # progress(done, total) of a long read or write
-Cancel = Callable[[], bool]  # True once the user asked to stop
+Progress = Callable[[int, int], None]  # progress(done, total) of a long read
 
 
 class DatasetError(StudioError):
     """A VIPSeg dataset (or prediction folder) is malformed, unreadable, or cannot be written."""
-
-
-class ExportCancelled(DatasetError):
-    """The user cancelled an export or import; files already written are complete, the JSON is not updated."""
 
 
 def video_id_for(path: Path) -> str:
