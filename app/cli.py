@@ -158,7 +158,8 @@ def _infer(args: argparse.Namespace) -> int:
             check_categories(layout, layout.gt_json(args.split), categories)
         parts.mkdir(parents=True, exist_ok=True)
         print(f"model {model.config.name} ({'offline' if segmenter.offline else 'online'}) on {segmenter.device}"
-              f"{' in fast mode' if segmenter.fast else ''}{f' at short edge {args.short_edge}' if args.short_edge else ''}")
+              f"{' in fast mode' if segmenter.fast else ''}, frames resized to short edge {segmenter.short_edge} "
+              f"(long edge at most {segmenter.max_size})")
     damaged: list[str] = []
     for number, (video_id, path) in enumerate(todo, 1):
         print(f"[{number}/{len(todo)}] {path}", flush=True)
