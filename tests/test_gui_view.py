@@ -183,3 +183,25 @@ def test_holding_space_through_key_repeat_pans_without_playing(window, video_pat
     space(view, True)  # a short tap is still play / pause
     space(view, False)
     assert window._play_timer.isActive()
+
+
+def label_on_screen(view, item):
+    """The label's rectangle in viewport pixels."""
+    return item.deviceTransform(view.viewportTransform()).mapRect(item.boundingRect())
+
+
+def test_labels_keep_their_screen_size_and_anchor_when_zoomed(window, video_path, qtbot):
+    from app.gui.video_view import LABEL_PIXELS, QGraphicsSimpleTextItem
+
+    view = opened(window, video_path, qtbot)
+    labels = [i for i in view.scene().items() if isinstance(i, QGraphicsSimpleTextItem)]
+    assert labels  # the scripted person, car and sky are labelled
+    before = {i.text(): label_on_screen(view, i) for i in labels}
+    wheel(view, QPointF(view.viewport().rect().center()), 4)  # ~2.4x
+    settle(qtbot)
+    for item in (i for i in view.scene().items() if isinstance(i, QGraphicsSimpleTextItem)):
+        rect = label_on_screen(view, item)
+        assert abs(rect.height() - before[item.text()].height()) < 1
+        assert LABEL_PIXELS <= rect.height() < 2.5 * LABEL_PIXELS
+        anchor = view.mapFromScene(item.pos())  # the label stays centred on its pixel of the mask
+        assert abs(rect.center().x() - anchor.x()) <= 1 and abs(rect.center().y() - anchor.y()) <= 1

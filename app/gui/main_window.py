@@ -55,6 +55,9 @@ from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
 
 RECENT_KEY = "recent_files"
 MAX_RECENT = 10
+# Bump when toolbars or docks change: Qt then ignores a saved layout that does not know them (one saved before
+# the Paint toolbar existed squeezed that toolbar onto the main row, out of sight).
+LAYOUT_VERSION = 2
 BUSY_INFERENCE, BUSY_TASK = "DVIS is running", "An export or evaluation is running"  # why edits wait
 MAX_LISTED_FRAMES = 8  # frames named in a message; the rest is "…"
 BACKGROUND_OPEN_BYTES = 64 * 1024**2  # smaller videos index in well under a second: opened in place
@@ -75,7 +78,8 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, cache_dir: Path | None = None):
         super().__init__()
         self.setWindowTitle(f"DVIS Studio {__version__}")
-        self.resize(1500, 920)
+        screen = self.screen().availableGeometry()  # the default size fits a small screen too
+        self.resize(min(1500, int(screen.width() * 0.92)), min(920, int(screen.height() * 0.9)))
         self.setAcceptDrops(True)
         self.settings = settings or QSettings("DVIS Studio", "DVIS Studio")
         self.controller = StudioController(self)
@@ -141,7 +145,7 @@ class MainWindow(QMainWindow):
         self.diagnosis.failed.connect(self._on_diagnosis_failed)
         self._update_actions()
         self.restoreGeometry(self.settings.value("window/geometry", b""))
-        self.restoreState(self.settings.value("window/state", b""))
+        self.restoreState(self.settings.value("window/state", b""), LAYOUT_VERSION)  # an older layout is ignored
 
     # ================================================================== layout
     def _build_central(self) -> None:
@@ -1019,7 +1023,7 @@ class MainWindow(QMainWindow):
         self._stop_work()
         c.stop_background()
         self.settings.setValue("window/geometry", self.saveGeometry())
-        self.settings.setValue("window/state", self.saveState())
+        self.settings.setValue("window/state", self.saveState(LAYOUT_VERSION))
         self.autosaver.finish_session()  # a clean exit leaves nothing to recover
         event.accept()
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QEvent, QPointF, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap
-from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsPathItem, QGraphicsPixmapItem, QGraphicsScene,
-                               QGraphicsSimpleTextItem, QGraphicsView)
+from PySide6.QtGui import QBrush, QColor, QFont, QImage, QPainter, QPainterPath, QPen, QPixmap, QTransform
+from PySide6.QtWidgets import (QGraphicsEllipseItem, QGraphicsItem, QGraphicsPathItem, QGraphicsPixmapItem,
+                               QGraphicsScene, QGraphicsSimpleTextItem, QGraphicsView)
 
 from app.core.colors import boundary_mask, overlay, track_color, visible_mask
 from app.gui.controller import StudioController
@@ -24,6 +24,7 @@ WHEEL_STEP = 1.25  # zoom factor per wheel notch
 TAP_S = 0.4  # a Space press shorter than this, without panning, is play / pause (key repeat starts later)
 REPEAT_GAP_S = 0.08  # a press this soon after a release is key repeat (some platforms do not mark it)
 MAX_BRUSH_RADIUS = 200  # image pixels
+LABEL_PIXELS = 13  # class + id label height on screen, the same at every zoom
 POLYGON_KEYS = (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Escape, Qt.Key.Key_Backspace)
 # mouse and key gestures of the view that are not window actions (Help → Keyboard Shortcuts lists them too)
 GESTURES = [
@@ -160,15 +161,18 @@ class VideoView(QGraphicsView):
         ids = [t for t in np.unique(track_map).tolist() if t and t in tracks and t not in controller.display.hidden]
         categories = controller.categories
         font = QFont()
-        font.setPixelSize(max(10, track_map.shape[0] // 40))
+        font.setPixelSize(LABEL_PIXELS)
         font.setBold(True)
         for track_id, (x, y) in label_positions(track_map, ids).items():
             item = QGraphicsSimpleTextItem(f"{categories.name(tracks[track_id].category_id)} #{track_id}")
             item.setFont(font)
             item.setBrush(QBrush(QColor(255, 255, 255)))
             item.setPen(QPen(QColor(*track_color(track_id)).darker(250), 0))
+            # Screen-sized text (zooming in must not blow labels up over the masks), centred on its anchor pixel.
+            item.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
             rect = item.boundingRect()
-            item.setPos(x - rect.width() / 2, y - rect.height() / 2)
+            item.setTransform(QTransform.fromTranslate(-rect.width() / 2, -rect.height() / 2))
+            item.setPos(x, y)
             item.setZValue(5)
             self.scene().addItem(item)
             self._labels.append(item)
