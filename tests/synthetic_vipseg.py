@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 
 from app.core.categories import vipseg_categories
-from app.core.vipseg import VideoToWrite, write_videos
 from app.core.progress import run_job
+from app.core.vipseg import VideoToWrite, write_videos
 
 SKY, GROUND, PERSON, CAR = 28, 14, 60, 48  # VIPSeg json ids (sky/ground stuff, person/car things)
 

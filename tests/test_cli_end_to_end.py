@@ -129,7 +129,8 @@ def test_infer_runs_into_one_folder_merge_into_its_json(tmp_path, capsys):
 
     clips = [make_video(tmp_path / f"clip{i}.mp4", num_frames=4, size=(96, 64)) for i in range(3)]
     out = tmp_path / "out"
-    run_job(export_vipseg([("clip0", Annotation(2, 64, 96, vipseg_categories()), None)], out, split="val"))  # an earlier clip0
+    earlier = Annotation(2, 64, 96, vipseg_categories())
+    run_job(export_vipseg([("clip0", earlier, None)], out, split="val"))  # an earlier clip0
     code, stdout, _ = run(capsys, "infer", clips[0], "--out", out, "--online")
     assert code == 0 and "(1 video; replaced the earlier version of 'clip0')" in stdout, stdout
     code, stdout, _ = run(capsys, "infer", clips[1], "--out", out, "--online")
@@ -147,7 +148,8 @@ def test_infer_runs_into_one_folder_merge_into_its_json(tmp_path, capsys):
     entries = vipseg_categories().to_json()
     entries[0] = dict(entries[0], name="renamed")
     other = tmp_path / "other"
-    run_job(export_vipseg([("mine", Annotation(2, 64, 96, CategoryTable.from_json(entries)), None)], other, split="val"))
+    mine = Annotation(2, 64, 96, CategoryTable.from_json(entries))
+    run_job(export_vipseg([("mine", mine, None)], other, split="val"))
     before = {p: p.read_bytes() if p.is_file() else None for p in other.rglob("*")}
     code, stdout, err = run(capsys, "infer", clips[2], "--out", other, "--online")
     assert code != 0 and "different category table" in err and "Traceback" not in err

@@ -9,9 +9,9 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from videos import make_video, read_index
 
 from app.cli import main
-from videos import make_video, read_index
 
 SMALL = ["--online", "--short-edge", "48"]  # a small resolution keeps each run quick
 
@@ -74,9 +74,11 @@ def test_score_threshold_and_chunk_size(clip, tmp_path, capsys):
 
 
 def test_preset_by_option_or_by_source_string(clip, tmp_path, capsys):
-    code, stdout, _ = run(capsys, "infer", clip, "--out", tmp_path / "a", *SMALL, "--stop", 2, "--preset", "bundled_small")
+    code, stdout, _ = run(capsys, "infer", clip, "--out", tmp_path / "a", *SMALL, "--stop", 2,
+                          "--preset", "bundled_small")
     assert code == 0 and stdout.startswith("model bundled_small (online)"), stdout
-    code, _, _ = run(capsys, "infer", clip, "--out", tmp_path / "b", *SMALL, "--stop", 2, "--model", "preset:bundled_small")
+    code, _, _ = run(capsys, "infer", clip, "--out", tmp_path / "b", *SMALL, "--stop", 2,
+                     "--model", "preset:bundled_small")
     assert code == 0
     a, b = masks_of(tmp_path / "a"), masks_of(tmp_path / "b")
     assert list(a) == list(b) == ["00000000", "00000001"]

@@ -9,12 +9,14 @@ import av
 import cv2
 import numpy as np
 import pytest
+from job_helpers import cancel_after, run_reporting
 
 from app.core import atomic
 from app.core.annotation import Annotation
 from app.core.categories import vipseg_categories
 from app.core.colors import overlay
 from app.core.edits import DeleteTrack
+from app.core.errors import Cancelled
 from app.core.exports import (
     ExportError,
     class_names,
@@ -23,10 +25,8 @@ from app.core.exports import (
     export_overlay_video,
     export_track_masks,
 )
-from app.core.errors import Cancelled
 from app.core.progress import run_job
 from app.core.video import VideoSource
-from job_helpers import cancel_after, run_reporting
 from tests.videos import make_video
 
 CAR, PERSON = 7, 3  # two track ids

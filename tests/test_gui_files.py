@@ -12,8 +12,8 @@ from app.core import jobs
 from app.core.errors import Cancelled
 from app.core.jobs import ExportRequest
 from app.core.vipseg import read_ground_truth
-from tests.job_helpers import cancel_after, run_reporting
 from tests.gui_helpers import FRAMES, answer_message_box, errors, load_scripted, video_path, window  # noqa: F401
+from tests.job_helpers import cancel_after, run_reporting
 
 
 def export(window, qtbot, request: ExportRequest):
@@ -50,8 +50,9 @@ def test_vipseg_export_in_worker_then_reimport(window, video_path, qtbot, tmp_pa
 def test_opening_a_dataset_reads_its_json_once_in_a_worker_and_checks_the_images(window, qtbot, tmp_path, monkeypatch, errors):
     import threading
 
-    from app.core.vipseg import reader
     from synthetic_vipseg import write_dataset
+
+    from app.core.vipseg import reader
 
     root = tmp_path / "dataset"
     write_dataset(root)  # vid_a (4 frames), vid_b (3 frames)

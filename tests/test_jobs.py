@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from job_helpers import cancel_after, run_reporting
+from synthetic_vipseg import CAR, SKY
+from videos import make_video
 
 from app.core import jobs, model_source
 from app.core.annotation import Annotation
@@ -19,9 +22,6 @@ from app.core.progress import run_job
 from app.core.project import Project
 from dvis_models import list_presets
 from dvis_models.resources import BUNDLED_CHECKPOINT
-from job_helpers import cancel_after, run_reporting
-from synthetic_vipseg import CAR, SKY
-from videos import make_video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,7 +87,8 @@ def _annotation(frames: int) -> Annotation:
 def test_export_dispatch_reports_and_stops(tmp_path):
     video = make_video(tmp_path / "clip.mp4", num_frames=6)
     annotation = _annotation(6)
-    result, reports = run_reporting(jobs.export(annotation, video, jobs.ExportRequest("alpha", tmp_path / "a.mp4", start=1, stop=5)))
+    alpha = jobs.ExportRequest("alpha", tmp_path / "a.mp4", start=1, stop=5)
+    result, reports = run_reporting(jobs.export(annotation, video, alpha))
     assert result.paths == [tmp_path / "a.mp4"] and result.frames == 4 and reports == [(i, 4) for i in range(1, 5)]
     written, reports = run_reporting(jobs.export(annotation, video, jobs.ExportRequest("vipseg", tmp_path / "ds")))
     assert written.videos == ["clip"] and reports == [(i, 6) for i in range(1, 7)]

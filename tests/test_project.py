@@ -20,8 +20,8 @@ from app.core import atomic
 from app.core.annotation import Annotation
 from app.core.categories import vipseg_categories
 from app.core.edits import AddTrack, MergeTracks, Paint, RelabelTrack, SplitTrack
-from app.core.project import LOCK, MANIFEST, Project, ProjectChangedError, ProjectError
 from app.core.progress import run_job
+from app.core.project import LOCK, MANIFEST, Project, ProjectChangedError, ProjectError
 
 PERSON, CAR, SKY = 60, 48, 28
 F, H, W = 6, 16, 20

@@ -167,7 +167,8 @@ def test_predictions_round_trip_and_match_ground_truth(tmp_path):
 
 def test_progress_and_cancel(tmp_path):
     def job(root):
-        return write_videos([synthetic_video("vid_a", 4), synthetic_video("vid_b", 3, 20, 28)], root, vipseg_categories())
+        videos = [synthetic_video("vid_a", 4), synthetic_video("vid_b", 3, 20, 28)]
+        return write_videos(videos, root, vipseg_categories())
 
     _, seen = run_reporting(job(tmp_path / "ok"))
     assert seen == [(i, 7) for i in range(1, 8)]
@@ -456,7 +457,8 @@ def test_exports_into_one_folder_merge_into_its_json(tmp_path):
     assert (second.videos, second.replaced) == (["clip_a", "clip_b"], []) and "(2 videos)" in second.summary()
     _, videos = read_ground_truth(root, "train")
     assert [(v.video_id, v.num_frames) for v in videos] == [("clip_a", 4), ("clip_b", 3)]
-    assert [len(i.annotation.tracks) for i in run_job(import_vipseg(root, "train"))] == [5, 5]  # every frame's PNG is there
+    imported = run_job(import_vipseg(root, "train"))
+    assert [len(i.annotation.tracks) for i in imported] == [5, 5]  # every frame's PNG is there
 
     # Exporting clip_a again (now 2 frames) replaces its entry in place and removes its stale mask PNGs.
     clip_b_files = {k: v for k, v in files_of(root).items() if "clip_b" in k}

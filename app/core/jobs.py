@@ -59,7 +59,8 @@ def demo_clip(cache_dir: Path, frames: int = 48, size: tuple[int, int] = (360, 4
     try:
         generate_dataset(folder.parent.parent, num_videos=1, num_frames=frames, size=size, seed=0, split="demo")
     except OSError as error:
-        raise StudioError(f"Cannot write the demo clip into {cache_dir} ({error.strerror}); open a video instead.") from None
+        raise StudioError(f"Cannot write the demo clip into {cache_dir} ({error.strerror}); "
+                          "open a video instead.") from None
     return folder
 
 
@@ -219,7 +220,7 @@ def write_results(results: Iterable, source, frames: range, video_id: str, root:
                          image=(lambda i: source.frame(frames[i])) if images else None,
                          image_file=(lambda i: source_image_file(source, frames[i])) if images else None,
                          stems=[source.stems[i] for i in frames])
-    return (yield from write_videos([video], root, categories, split=split, predictions=predictions, raw_panomasks=True))
+    return (yield from write_videos([video], root, categories, split=split, predictions=predictions))
 
 
 def merge_parts(root: Path, parts: Sequence[Path], split: str | None, predictions: bool):

@@ -97,8 +97,9 @@ class InferenceWorker(QObject):
 
         set_threads(request.torch_threads)
         model = load_model(request.model, request.seed)
-        segmenter = build_segmenter(model, device=request.device, chunk_size=request.chunk_size, offline=request.offline,
-                                    score_threshold=request.score_threshold, short_edge=request.short_edge, fast=request.fast)
+        segmenter = build_segmenter(model, device=request.device, chunk_size=request.chunk_size,
+                                    offline=request.offline, score_threshold=request.score_threshold,
+                                    short_edge=request.short_edge, fast=request.fast)
         device = segmenter.device
         with VideoSource.open(request.video_path) as video:
             stop = video.num_frames if request.stop is None else min(request.stop, video.num_frames)

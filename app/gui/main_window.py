@@ -622,9 +622,10 @@ class MainWindow(QMainWindow):
             where = result.summary() if isinstance(result, WrittenDataset) else request.target
             self.status_label.setText(f"Exported to {where}")
 
+        dataset = request.kind in ("vipseg", "predictions")
         self._start_task(f"Exporting to {request.target}…", job, done,
                          cancelled=f"Export cancelled; the files in {request.target} so far are complete"
-                                   f"{'' if request.kind not in ('vipseg', 'predictions') else ', the JSON was not updated'}.")
+                                   f"{', the JSON was not updated' if dataset else ''}.")
 
     # ===================================================== background jobs
     def _start_task(self, text: str, job: Job, done: Callable[[object], None], cancelled: str = "Cancelled.") -> None:

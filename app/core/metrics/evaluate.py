@@ -8,9 +8,9 @@ from pathlib import Path
 
 from app.core.categories import CategoryTable
 from app.core.metrics.common import MetricsError, VideoPair, feed_frames
-from app.core.progress import Job, Progress, run_job
 from app.core.metrics.stq import STQAccumulator, STQResult
 from app.core.metrics.vpq import VIPSEG_WINDOWS, VPQAccumulator, VPQResult
+from app.core.progress import Job, Progress, run_job
 from app.core.vipseg.reader import read_ground_truth, read_predictions
 
 
