@@ -141,7 +141,7 @@ class StudioController(QObject):
         self._dirty = True
 
     def open_imported(self, video, annotation, confirm: Confirm | None = None) -> bool:
-        """Show a video imported from a VIPSeg dataset (`documents.import_vipseg_job`) with its masks, for
+        """Show a video imported from a VIPSeg dataset (`app.core.jobs.import_vipseg_video`) with its masks, for
         correction (`confirm` as for `open_video`)."""
         return self._replace_document(video, annotation, None, confirm)
 
