@@ -124,3 +124,13 @@ def test_app_gui_never_imports_the_model_package():
                      else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
             found += [f"{path.name}: {name}" for name in names if name.split(".")[0] == "dvis_models"]
     assert found == []
+
+
+def test_diagnostics_report_per_frame_and_stop():
+    annotation = _annotation(6)
+    annotation.set_frame(3, np.where(annotation.track_map(3) == 1, 0, annotation.track_map(3)))  # the car vanishes once
+    diagnostics, reports = run_reporting(jobs.diagnose_annotation(annotation))
+    assert reports == [(i, 6) for i in range(1, 7)]
+    assert [(d.kind, d.track_id, d.frame) for d in diagnostics] == [("fragment", 1, 4)]  # back at frame 4
+    with pytest.raises(Cancelled):
+        cancel_after(jobs.diagnose_annotation(annotation), 2)

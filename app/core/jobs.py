@@ -159,6 +159,15 @@ def evaluate_annotation(annotation, categories, video) -> Job[dict[str, float]]:
             "STQ": result.stq.stq, "AQ": result.stq.aq, "SQ": result.stq.sq}
 
 
+def diagnose_annotation(annotation) -> Job[list]:
+    """Tracking-stability diagnostics of ``annotation`` (ID switches, fragments, area jumps, ...), per frame.
+
+    The metrics package is imported here, when the job starts on the worker (it takes about a second)."""
+    from app.core.metrics import annotation_diagnosis
+
+    return (yield from annotation_diagnosis(annotation))
+
+
 def evaluate_model(model, gt_root: Path, split: str | None = None, offline: bool | None = None, device=None,
                    max_videos: int | None = None, fast: bool = False) -> Job:
     """Run ``model`` on every video of a VIPSeg ground-truth folder and score it (VPQ / STQ), all in memory.

@@ -774,9 +774,7 @@ class MainWindow(QMainWindow):
         if self.controller.annotation is None or self.diagnosis.running:
             return
         self._diagnosed_version = self._annotation_version
-        from app.core.metrics import annotation_diagnosis
-
-        self.diagnosis.start(generator_task(annotation_diagnosis(self.controller.annotation)))
+        self.diagnosis.start(generator_task(jobs.diagnose_annotation(self.controller.annotation)))
         self._update_actions()
 
     def _on_diagnosed(self, diagnostics: list) -> None:
