@@ -7,7 +7,6 @@ Heavy modules (torch, the model, PyAV) are imported inside the command that need
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -42,46 +41,45 @@ STREAM_CACHE_BYTES = 64 * 2**20
 
 
 def _add_infer(commands) -> None:
+    from app.core.model_source import PRESETS
+
     parser = commands.add_parser(
         "infer", help="segment and track videos, write VIPSeg folders",
         description="Run DVIS on videos (files or image folders) and write one VIPSeg folder for all of them. "
                     "Videos already complete in --out are skipped, so an interrupted run can simply be restarted. "
-                    "Under torchrun the videos are shared out over the processes (rank / world size).",
+                    "Under torchrun the videos are shared out over the processes (rank / world size). "
+                    "The options are those of the app's Run dialog.",
     )
     parser.add_argument("videos", nargs="+", type=Path, metavar="VIDEO", help="video files or image folders")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     weights = parser.add_mutually_exclusive_group()
-    weights.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled model)")
-    weights.add_argument("--model", metavar="NAME", help="an installed model (see 'dvis models list')")
+    weights.add_argument("--checkpoint", type=Path, metavar="FILE", help="model weights (default: the bundled model)")
+    weights.add_argument("--model", metavar="NAME",
+                         help="an installed model (see 'dvis models list'), or a model as the app names it: "
+                              "bundled, preset:NAME, model:NAME")
+    weights.add_argument("--preset", choices=PRESETS, metavar="NAME",
+                         help=f"an architecture with fresh (untrained) weights, for testing: {', '.join(PRESETS)}")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--offline", action="store_true", help="use the temporal refiner (whole-video, best quality)")
     mode.add_argument("--online", action="store_true", help="tracker only (streaming)")
+    parser.add_argument("--short-edge", type=_positive_int, metavar="PIXELS",
+                        help="resize frames to this short edge, e.g. 360 for speed (default: the model's own, 720 "
+                             "for DVIS); the long edge keeps DVIS's 720:1333 cap")
+    parser.add_argument("--start", type=int, default=0, metavar="FRAME", help="first frame to segment (0-based)")
+    parser.add_argument("--stop", type=_positive_int, metavar="FRAME",
+                        help="segment up to this frame, exclusive (default: the end)")
+    parser.add_argument("--score-threshold", type=float, metavar="SCORE",
+                        help="minimum object score, 0..1 (default: the model's own, 0.8 for DVIS)")
+    parser.add_argument("--chunk-size", type=_positive_int, metavar="FRAMES",
+                        help="frames per segmenter batch (default 16): smaller needs less memory")
     parser.add_argument("--format", choices=("vipseg", "pred"), default="vipseg",
                         help="vipseg: images + panomasks + JSON (a dataset); pred: pred.json + pan_pred/ (for dvis eval)")
     parser.add_argument("--split", default="val", help="split name of the vipseg JSON (default val)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
+    parser.add_argument("--threads", type=_positive_int, help="CPU threads (1 is fastest on a busy machine)")
     parser.add_argument("--fast", action="store_true",
                         help="faster CPU inference (int8 linears, channels_last), slightly off the official outputs")
     parser.set_defaults(handler=_infer)
-
-
-class _StreamedTracks:
-    """Presents the pipeline's frame results as the random-access track maps the VIPSeg writer reads in order.
-
-    Only the current frame is held, so memory stays bounded on long videos; the track -> category table
-    fills as frames arrive (the writer looks a category up the first time a track appears).
-    """
-
-    def __init__(self, results):
-        self.results = iter(results)
-        self.categories: dict[int, int] = {}
-
-    def track_map(self, index: int):
-        result = next(self.results)
-        if result.index != index:
-            raise RuntimeError(f"frame results out of order: got {result.index}, expected {index}")
-        self.categories.update({segment.track_id: segment.category_id for segment in result.segments})
-        return result.track_map
 
 
 def _print_progress(video_id: str, done: int, total: int | None) -> None:
@@ -106,17 +104,25 @@ class _PhasePrinter:
             self._printed[phase] = tenth
 
 
+def _frames(args: argparse.Namespace, path: Path, num_frames: int) -> range:
+    """The frames --start / --stop choose of a video (--stop past the end: to the end)."""
+    stop = num_frames if args.stop is None else min(args.stop, num_frames)
+    if not 0 <= args.start < stop:
+        raise StudioError(f"{path} has frames 0-{num_frames - 1}; --start {args.start}"
+                          f"{f' --stop {args.stop}' if args.stop is not None else ''} chooses none of them.")
+    return range(args.start, stop)
+
+
 def _infer(args: argparse.Namespace) -> int:
     import shutil
 
-    import torch
-
+    from app.core.jobs import merge_parts, write_results
+    from app.core.model_source import build_segmenter, load_model, set_threads, source_for
+    from app.core.progress import run_job
     from app.core.video import VideoSource
-    from app.core.vipseg import DatasetLayout, VideoToWrite, check_categories, source_image_file, video_id_for, write_videos
+    from app.core.vipseg import DatasetLayout, check_categories, video_id_for
     from dvis_models import atomic
-    from dvis_models import VideoSegmenter, load_checkpoint
     from dvis_models.categories import CategoryTable
-    from dvis_models.resources import BUNDLED_CHECKPOINT
     from dvis_models.training.distributed import shard
 
     ids = [video_id_for(path) for path in args.videos]
@@ -130,46 +136,37 @@ def _infer(args: argparse.Namespace) -> int:
     skipped = len(shard(ids, rank, world_size)) - len(todo)
     if skipped:
         print(f"skipping {skipped} video(s) already complete in {args.out}")
+    predictions = args.format == "pred"
     if todo:
-        checkpoint = args.checkpoint or BUNDLED_CHECKPOINT
-        if args.model:
-            from app.core.models import ModelLibrary
-
-            checkpoint = ModelLibrary().path(args.model)
-        model = load_checkpoint(checkpoint)
-        offline = True if args.offline else False if args.online else None
-        device = args.device
-        if device is None and torch.cuda.is_available():
-            device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"  # one GPU per torchrun process
+        set_threads(args.threads)
+        source = source_for(args.model, args.preset, args.checkpoint)
+        model = load_model(source)
         # Offline mask features beyond the memory budget are spilled next to the output (a disk, unlike a tmpfs /tmp).
-        segmenter = VideoSegmenter(model, device=device, offline=offline, spill_dir=parts, fast=args.fast)
-        categories = CategoryTable.from_json(model.config.categories, source=str(checkpoint))
-        if args.format == "vipseg":  # a folder of another table is refused before the model runs
+        segmenter = build_segmenter(model, device=args.device, offline=True if args.offline else False if args.online else None,
+                                    short_edge=args.short_edge, chunk_size=args.chunk_size,
+                                    score_threshold=args.score_threshold, fast=args.fast, spill_dir=parts)
+        categories = CategoryTable.from_json(model.config.categories, source=source)
+        if not predictions:  # a folder of another table is refused before the model runs
             layout = DatasetLayout(args.out)
             check_categories(layout, layout.gt_json(args.split), categories)
         parts.mkdir(parents=True, exist_ok=True)
         print(f"model {model.config.name} ({'offline' if segmenter.offline else 'online'}) on {segmenter.device}"
-              f"{' in fast mode' if segmenter.fast else ''}")
+              f"{' in fast mode' if segmenter.fast else ''}, frames resized to short edge {segmenter.short_edge} "
+              f"(long edge at most {segmenter.max_size})")
     damaged: list[str] = []
     for number, (video_id, path) in enumerate(todo, 1):
         print(f"[{number}/{len(todo)}] {path}", flush=True)
         staging = parts / f"{video_id}.staging"
         shutil.rmtree(staging, ignore_errors=True)
         # Frames are read once, in order (by the pipeline and by the writer): a large frame cache would only hold memory.
-        with VideoSource.open(path, cache_bytes=STREAM_CACHE_BYTES) as source:
-            frames = (frame for _, frame in source.iter_frames())
-            stream = _StreamedTracks(segmenter.run(frames, num_frames=source.num_frames,
-                                                   progress=_PhasePrinter(video_id)))
-            images = args.format == "vipseg"  # an image folder's JPEGs are copied, not decoded and re-encoded
-            video = VideoToWrite(video_id, source.num_frames, stream.categories, stream.track_map,
-                                 image=source.frame if images else None,
-                                 image_file=(lambda i, s=source: source_image_file(s, i)) if images else None,
-                                 stems=source.stems)
-            json_path = write_videos([video], staging, categories, split=args.split,
-                                     predictions=args.format == "pred", raw_panomasks=True).json_path
-            if source.damaged_frames:
+        with VideoSource.open(path, cache_bytes=STREAM_CACHE_BYTES) as video:
+            frames = _frames(args, path, video.num_frames)
+            results = segmenter.run((frame for _, frame in video.iter_frames(frames.start, frames.stop)),
+                                    num_frames=len(frames), progress=_PhasePrinter(video_id))
+            written = run_job(write_results(results, video, frames, video_id, staging, categories, args.split, predictions))
+            if video.damaged_frames:
                 damaged.append(video_id)
-                _warn_damaged(path, source.damaged_frames, source.num_frames)
+                _warn_damaged(path, video.damaged_frames, video.num_frames)
         for folder in ("images", "panomasks", "panomasksRGB", "pan_pred"):
             produced = staging / folder / video_id
             if produced.is_dir():
@@ -177,9 +174,12 @@ def _infer(args: argparse.Namespace) -> int:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.rmtree(target, ignore_errors=True)
                 os.replace(produced, target)
-        atomic.write_json(parts / f"{video_id}.json", json.loads(json_path.read_text(encoding="utf-8")))
+        os.replace(written.json_path, parts / f"{video_id}.json")  # the video's mark of completion
+        atomic.fsync_dir(parts)
         shutil.rmtree(staging, ignore_errors=True)
-    _merge_parts(args, ids, parts)
+    merged = merge_parts(args.out, [parts / f"{video_id}.json" for video_id in ids], args.split, predictions)
+    print(f"wrote {merged.summary()}" if merged is not None
+          else "some videos are still running in other processes; the last one writes the JSON")
     if damaged:
         print(f"warning: {len(damaged)} video(s) had undecodable frames, segmented from substitutes: "
               f"{', '.join(damaged)} (see above)", file=sys.stderr)
@@ -194,29 +194,6 @@ def _warn_damaged(path: Path, frames: list[int], num_frames: int) -> None:
           f"{format_frame_ranges(frames)}, 0-based); each was replaced by the last good frame before it "
           "(black if none) and segmented as such. Re-encode or repair the file for real results there.",
           file=sys.stderr, flush=True)
-
-
-def _merge_parts(args: argparse.Namespace, ids: list[str], parts: Path) -> None:
-    """Merge every video's fragment into the folder's JSON once they all exist (whichever process finishes last
-    does it); videos of earlier runs in the JSON stay, a video inferred again replaces its entry."""
-    from app.core.vipseg import DatasetLayout, merge_into_json
-    from dvis_models.categories import CategoryTable
-
-    fragments = [parts / f"{video_id}.json" for video_id in ids]
-    missing = [f.stem for f in fragments if not f.exists()]
-    if missing:
-        print(f"{len(missing)} video(s) still running in other processes; the last one writes the JSON")
-        return
-    loaded = [json.loads(f.read_text(encoding="utf-8")) for f in fragments]
-    annotations = [entry for data in loaded for entry in data["annotations"]]
-    layout = DatasetLayout(args.out)
-    if args.format == "pred":
-        written = merge_into_json(layout, layout.pred_json(), None, [], annotations, predictions=True)
-    else:
-        table = CategoryTable.from_json(loaded[0]["categories"], source=str(fragments[0]))
-        videos = [v for data in loaded for v in data["videos"]]
-        written = merge_into_json(layout, layout.gt_json(args.split), table, videos, annotations, predictions=False)
-    print(f"wrote {written.summary()}")
 
 
 # ----- eval ----------------------------------------------------------------------------------------------------
@@ -251,27 +228,6 @@ def format_evaluation(evaluation) -> str:
     return "\n".join(lines)
 
 
-def evaluate_model(model, gt_root: Path, split: str | None = None, offline: bool | None = None, device=None,
-                   max_videos: int | None = None, fast: bool = False):
-    """Run ``model`` on every video of a VIPSeg ground-truth folder and score it (VPQ / STQ), all in memory."""
-    from app.core.metrics import VideoPair, evaluate
-    from app.core.vipseg import PanopticFrame, read_ground_truth
-    from dvis_models import VideoSegmenter
-    from dvis_models.vipseg_format import read_rgb_image
-
-    categories, videos = read_ground_truth(gt_root, split)
-    segmenter = VideoSegmenter(model, device=device, offline=offline, fast=fast)
-    pairs = []
-    for video in videos[:max_videos]:
-        frames = [read_rgb_image(path) for path in video.image_paths]
-        predicted = [
-            PanopticFrame(result.track_map, {s.track_id: s.category_id for s in result.segments})
-            for result in segmenter.run(frames, num_frames=len(frames))
-        ]
-        pairs.append(VideoPair(video.video_id, video.frames(), predicted))
-    return evaluate(pairs, categories)
-
-
 def _add_eval_bundled(commands) -> None:
     parser = commands.add_parser(
         "eval-bundled", help="score the bundled model on held-out synthetic videos",
@@ -291,18 +247,19 @@ def _add_eval_bundled(commands) -> None:
 def _eval_bundled(args: argparse.Namespace) -> int:
     import tempfile
 
-    from dvis_models import load_checkpoint
+    from app.core.jobs import evaluate_model
+    from app.core.model_source import load_model, source_for
+    from app.core.progress import run_job
     from dvis_models.data.synthetic import generate_dataset
-    from dvis_models.resources import BUNDLED_CHECKPOINT
 
     if min(args.size) < 16:
         raise StudioError(f"--size {args.size[0]}x{args.size[1]} is too small; synthetic frames need at least 16x16 pixels.")
-    model = load_checkpoint(args.checkpoint or BUNDLED_CHECKPOINT)
+    model = load_model(source_for(checkpoint=args.checkpoint))
     with tempfile.TemporaryDirectory(prefix="dvis-heldout-") as root:
         generate_dataset(Path(root), args.videos, args.frames, args.size, args.seed, split="val")
         modes = [("online", False)] + ([("offline", True)] if model.refiner is not None else [])
         for name, offline in modes:
-            evaluation = evaluate_model(model, Path(root), "val", offline=offline, device=args.device, fast=args.fast)
+            evaluation = run_job(evaluate_model(model, Path(root), "val", offline=offline, device=args.device, fast=args.fast))
             print(f"{model.config.name} {name}{' fast' if args.fast else ''}, {args.videos} held-out synthetic videos x {args.frames} frames:")
             print(format_evaluation(evaluation))
     return 0
@@ -352,6 +309,7 @@ def _export(args: argparse.Namespace) -> int:
 def _export_once(args: argparse.Namespace) -> int:
     from app.core import exports
     from app.core.frame_range import parse_frame_range
+    from app.core.progress import Progress, run_job
     from app.core.project import Project
     from app.core.vipseg import export_vipseg, video_id_for
 
@@ -363,23 +321,24 @@ def _export_once(args: argparse.Namespace) -> int:
         if unknown:
             raise StudioError(f"{args.project} has no track {unknown}; its tracks are {sorted(annotation.tracks)}.")
         frames = range(annotation.num_frames) if args.frames is None else parse_frame_range(args.frames, annotation.num_frames)
-        progress = lambda done, total: _print_progress(args.format, done, total)  # noqa: E731
+        def progress(report: Progress) -> None:
+            _print_progress(args.format, report.done, report.total)
+
         if args.format == "vipseg":
-            written = export_vipseg([(video_id_for(project.video_path), annotation, source)], args.out, split=args.split,
-                                    resolution=args.resolution, progress=progress)
+            written = run_job(export_vipseg([(video_id_for(project.video_path), annotation, source)], args.out,
+                                            split=args.split, resolution=args.resolution), progress)
             summary = f"wrote {written.summary()}"
         else:
             per_track = {"class_names": exports.class_names(annotation), "all_frames": args.all_frames}
             if args.format == "masks":
-                result = exports.export_track_masks(annotation, tracks, frames, args.out, stems=source.stems,
-                                                    progress=progress, **per_track)
+                job = exports.export_track_masks(annotation, tracks, frames, args.out, stems=source.stems, **per_track)
             elif args.format == "cutouts":
-                result = exports.export_cutouts(annotation, source, tracks, frames, args.out, progress=progress,
-                                                **per_track)
+                job = exports.export_cutouts(annotation, source, tracks, frames, args.out, **per_track)
             elif args.format == "alpha":
-                result = exports.export_alpha_video(annotation, source, tracks, frames, args.out, progress=progress)
+                job = exports.export_alpha_video(annotation, source, tracks, frames, args.out)
             else:
-                result = exports.export_overlay_video(annotation, source, tracks, frames, args.out, progress=progress)
+                job = exports.export_overlay_video(annotation, source, tracks, frames, args.out)
+            result = run_job(job, progress)
             summary = f"wrote {len(result.paths)} file(s) for {result.frames} frames under {args.out}"
         for problem in project.problems:  # damaged frames were left out: say which, and what to do
             print(f"warning: {problem}", file=sys.stderr)
@@ -468,9 +427,9 @@ def _add_train(commands) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from dvis_models.data.transforms import OFFICIAL_MAX_SIZE, OFFICIAL_SHORT_EDGES
     import torch
 
+    from dvis_models.data.transforms import OFFICIAL_MAX_SIZE, OFFICIAL_SHORT_EDGES
     from dvis_models.training import launch
     from dvis_models.training.stages import LossConfig
     from dvis_models.training.trainer import TrainConfig

@@ -21,6 +21,7 @@ from app.core.exports import (  # noqa: E402
     export_overlay_video,
     export_track_masks,
 )
+from app.core.progress import run_job
 from app.core.video import VideoSource  # noqa: E402
 from tests.videos import make_video  # noqa: E402
 
@@ -51,11 +52,12 @@ def main() -> None:
         annotation = MovingObjects(height, width)
         frames = range(args.frames)
         jobs = {
-            "masks PNG (2 tracks)": lambda s: export_track_masks(annotation, [1, 2], frames, out / "masks"),
-            "cut-outs RGBA PNG (1 track)": lambda s: export_cutouts(annotation, s, [1], frames, out / "cut"),
-            "alpha matte H.264": lambda s: export_alpha_video(annotation, s, [1, 3], frames, out / "matte.mp4"),
-            "overlay H.264 (fill_contour)": lambda s: export_overlay_video(annotation, s, None, frames,
-                                                                            out / "overlay.mp4"),
+            "masks PNG (2 tracks)": lambda s: run_job(export_track_masks(annotation, [1, 2], frames, out / "masks")),
+            "cut-outs RGBA PNG (1 track)": lambda s: run_job(export_cutouts(annotation, s, [1], frames, out / "cut")),
+            "alpha matte H.264": lambda s: run_job(export_alpha_video(annotation, s, [1, 3], frames,
+                                                                      out / "matte.mp4")),
+            "overlay H.264 (fill_contour)": lambda s: run_job(export_overlay_video(annotation, s, None, frames,
+                                                                            out / "overlay.mp4")),
         }
         print(f"{width}x{height}, {args.frames} frames")
         for name, job in jobs.items():

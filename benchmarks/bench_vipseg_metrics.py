@@ -16,6 +16,7 @@ import numpy as np
 
 from app.core.annotation import Annotation
 from app.core.metrics import VideoPair, evaluate, stability_diagnostics
+from app.core.progress import run_job
 from app.core.vipseg import annotation_frames, export_vipseg, import_vipseg
 from dvis_models.categories import vipseg_categories
 
@@ -54,8 +55,9 @@ def main() -> None:
     annotation = timed("build annotation (set_frame)", args.frames, lambda: synthetic(args.frames, args.tracks))
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "ds"
-        timed("export_vipseg (masks only, 720p)", args.frames, lambda: export_vipseg([("clip", annotation, None)], root))
-        (imported,) = timed("import_vipseg", args.frames, lambda: import_vipseg(root))
+        timed("export_vipseg (masks only, 720p)", args.frames,
+              lambda: run_job(export_vipseg([("clip", annotation, None)], root)))
+        (imported,) = timed("import_vipseg", args.frames, lambda: run_job(import_vipseg(root)))
     pairs = [VideoPair("clip", annotation_frames(annotation), annotation_frames(imported.annotation))]
     result = timed("evaluate (VPQ 5 windows + STQ)", args.frames, lambda: evaluate(pairs, annotation.categories))
     assert result.vpq.all == 1.0 or args.frames < 8

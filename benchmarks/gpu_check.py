@@ -171,7 +171,8 @@ def bundled(args: argparse.Namespace) -> dict:
     """VPQ / STQ of the bundled model on the held-out synthetic split: CPU fp32 against the device as the app runs it."""
     import tempfile
 
-    from app.cli import evaluate_model
+    from app.core.jobs import evaluate_model
+    from app.core.progress import run_job
     from dvis_models import load_checkpoint
     from dvis_models.data.synthetic import generate_dataset
     from dvis_models.resources import BUNDLED_CHECKPOINT
@@ -182,7 +183,7 @@ def bundled(args: argparse.Namespace) -> dict:
         for mode, offline in (("online", False), ("offline", True)):
             for label, where in (("cpu_fp32", "cpu"), ("device", args.device)):
                 model = load_checkpoint(BUNDLED_CHECKPOINT)  # a fresh copy per device: VideoSegmenter moves it
-                evaluation = evaluate_model(model, Path(root), "val", offline=offline, device=where)
+                evaluation = run_job(evaluate_model(model, Path(root), "val", offline=offline, device=where))
                 result.setdefault(mode, {}).update({f"vpq_{label}": round(100 * evaluation.vpq.all, 2),
                                                     f"stq_{label}": round(100 * evaluation.stq.stq, 2)})
             print(f"bundled {mode}: {result[mode]}", flush=True)

@@ -14,7 +14,6 @@ import math
 
 import torch
 
-
 HEADS = ("class_embed.weight", "mask_embed.layers.2.weight")  # the last layers of the class and mask heads
 
 

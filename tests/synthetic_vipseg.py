@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.core.progress import run_job
 from app.core.vipseg import VideoToWrite, write_videos
 from dvis_models.categories import vipseg_categories
 
@@ -42,4 +43,4 @@ def video(video_id: str = "vid_a", num_frames: int = 4, height: int = 24, width:
 def write_dataset(root: Path, videos: list[VideoToWrite] | None = None, split: str = "train", **options) -> Path:
     """Write ``videos`` (default: two synthetic videos) as a VIPSeg dataset; returns the split JSON."""
     videos = videos if videos is not None else [video("vid_a", 4), video("vid_b", 3, 20, 28)]
-    return write_videos(videos, root, vipseg_categories(), split=split, **options).json_path
+    return run_job(write_videos(videos, root, vipseg_categories(), split=split, **options)).json_path

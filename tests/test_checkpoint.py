@@ -6,12 +6,12 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from test_presets import official_shapes
 
 from dvis_models import build_model, load_checkpoint, save_checkpoint
 from dvis_models.checkpoint import FORMAT, infer_config, init_segmenter_from, read_checkpoint
 from dvis_models.errors import CheckpointError
 from dvis_models.pipeline import VideoSegmenter
-from test_presets import official_shapes
 
 torch.set_num_threads(1)
 

@@ -7,19 +7,19 @@ import re
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 import torch
+from videos import make_video
 
 from dvis_models import build_model, load_checkpoint, save_checkpoint
 from dvis_models.checkpoint import FORMAT, init_segmenter_from, read_checkpoint
 from dvis_models.errors import CheckpointError
 from dvis_models.training.training_state import load_state
 from dvis_models.weights_file import MIN_TORCH
-from videos import make_video
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]

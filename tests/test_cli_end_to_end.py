@@ -7,14 +7,16 @@ import re
 
 import numpy as np
 import pytest
+from videos import make_video
 
-from app.cli import evaluate_model, main
+from app.cli import main
 from app.core.frame_range import format_frame_ranges
+from app.core.jobs import evaluate_model
+from app.core.progress import run_job
 from app.core.video import VideoSource
 from dvis_models.categories import vipseg_categories
 from dvis_models.data.synthetic import generate_dataset
 from dvis_models.resources import BUNDLED_CHECKPOINT
-from videos import make_video
 
 # Measured VPQ of the bundled model on this one held-out clip is in the README; the bar sits a bit below it.
 HELD_OUT_VPQ_MIN = {"online": 0.40, "offline": 0.37}  # measured 0.478 / 0.443
@@ -127,7 +129,8 @@ def test_infer_runs_into_one_folder_merge_into_its_json(tmp_path, capsys):
 
     clips = [make_video(tmp_path / f"clip{i}.mp4", num_frames=4, size=(96, 64)) for i in range(3)]
     out = tmp_path / "out"
-    export_vipseg([("clip0", Annotation(2, 64, 96, vipseg_categories()), None)], out, split="val")  # an earlier clip0
+    earlier = Annotation(2, 64, 96, vipseg_categories())
+    run_job(export_vipseg([("clip0", earlier, None)], out, split="val"))  # an earlier clip0
     code, stdout, _ = run(capsys, "infer", clips[0], "--out", out, "--online")
     assert code == 0 and "(1 video; replaced the earlier version of 'clip0')" in stdout, stdout
     code, stdout, _ = run(capsys, "infer", clips[1], "--out", out, "--online")
@@ -145,7 +148,8 @@ def test_infer_runs_into_one_folder_merge_into_its_json(tmp_path, capsys):
     entries = vipseg_categories().to_json()
     entries[0] = dict(entries[0], name="renamed")
     other = tmp_path / "other"
-    export_vipseg([("mine", Annotation(2, 64, 96, CategoryTable.from_json(entries)), None)], other, split="val")
+    mine = Annotation(2, 64, 96, CategoryTable.from_json(entries))
+    run_job(export_vipseg([("mine", mine, None)], other, split="val"))
     before = {p: p.read_bytes() if p.is_file() else None for p in other.rglob("*")}
     code, stdout, err = run(capsys, "infer", clips[2], "--out", other, "--online")
     assert code != 0 and "different category table" in err and "Traceback" not in err
@@ -165,7 +169,7 @@ def test_bundled_model_vpq_on_held_out_clip(held_out, tmp_path, capsys):
 
     model = load_checkpoint(BUNDLED_CHECKPOINT)
     for mode, offline in (("online", False), ("offline", True)):
-        evaluation = evaluate_model(model, held_out, "val", offline=offline)
+        evaluation = run_job(evaluate_model(model, held_out, "val", offline=offline))
         assert evaluation.vpq.all >= HELD_OUT_VPQ_MIN[mode], (mode, evaluation.vpq.all)
         if offline:
             assert evaluation.vpq.all == pytest.approx(vpq_cli, abs=1e-4)

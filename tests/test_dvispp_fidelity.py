@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from seeded_weights import checksum, seeded_state
 
 from dvis_models import build_model, preset_config
 from dvis_models.pipeline import VideoSegmenter
-from seeded_weights import checksum, seeded_state
 
 torch.set_num_threads(1)
 DATA = Path(__file__).parent / "data"

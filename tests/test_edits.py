@@ -7,9 +7,21 @@ import numpy as np
 import pytest
 
 from app.core.annotation import Annotation, Provenance
+from app.core.edits import (
+    AddTrack,
+    DeleteTrack,
+    Edit,
+    EditGroup,
+    MergeTracks,
+    Paint,
+    PaintMask,
+    RelabelTrack,
+    SetTrackLocked,
+    SplitTrack,
+    SwapTracks,
+    shared_frames,
+)
 from app.core.errors import AnnotationError
-from app.core.edits import (AddTrack, DeleteTrack, Edit, EditGroup, MergeTracks, Paint, PaintMask, RelabelTrack, SetTrackLocked,
-                            SplitTrack, SwapTracks, shared_frames)
 from dvis_models.categories import vipseg_categories
 
 PERSON, CAR, DOG, SKY, WALL, GRASS = 60, 48, 62, 28, 0, 15

@@ -9,10 +9,12 @@ import av
 import cv2
 import numpy as np
 import pytest
+from job_helpers import cancel_after, run_reporting
 
 from app.core.annotation import Annotation
 from app.core.colors import overlay
 from app.core.edits import DeleteTrack
+from app.core.errors import Cancelled
 from app.core.exports import (
     ExportError,
     class_names,
@@ -21,6 +23,7 @@ from app.core.exports import (
     export_overlay_video,
     export_track_masks,
 )
+from app.core.progress import run_job
 from app.core.video import VideoSource
 from dvis_models import atomic
 from dvis_models.categories import vipseg_categories
@@ -61,10 +64,8 @@ def read_video(path) -> tuple[list[np.ndarray], list[float], float]:
 
 def test_track_masks_are_exact_binary_pngs(clip, tmp_path):
     _, annotation = clip
-    calls = []
-    result = export_track_masks(annotation, [CAR, PERSON], range(2, 6), tmp_path / "masks",
-                                progress=lambda done, total: calls.append((done, total)))
-    assert (result.frames, result.cancelled, len(result.paths)) == (4, False, 8)
+    result, calls = run_reporting(export_track_masks(annotation, [CAR, PERSON], range(2, 6), tmp_path / "masks"))
+    assert (result.frames, len(result.paths)) == (4, 8)
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
     assert sorted(p.name for p in (tmp_path / "masks" / "track_0007").iterdir()) == [
         f"{i:08d}.png" for i in range(2, 6)]
@@ -80,14 +81,14 @@ def test_per_track_folders_name_the_class_and_hold_only_frames_where_the_track_i
     _, annotation = clip
     annotation.apply(DeleteTrack(CAR, 3, 6))  # the car is absent in frames 3-5
     names = class_names(annotation) | {PERSON: "traffic light/sign"}  # made safe for a folder name
-    result = export_track_masks(annotation, [CAR, PERSON], range(10), tmp_path / "masks", class_names=names)
+    result = run_job(export_track_masks(annotation, [CAR, PERSON], range(10), tmp_path / "masks", class_names=names))
     car_class = annotation.categories.name(annotation.tracks[CAR].category_id)
     car, person = tmp_path / "masks" / f"track_0007_{car_class}", tmp_path / "masks" / "track_0003_traffic_light_sign"
     assert sorted(p.name for p in (tmp_path / "masks").iterdir()) == sorted([car.name, person.name])
     assert sorted(p.name for p in car.iterdir()) == [f"{i:08d}.png" for i in (0, 1, 2, 6, 7, 8, 9)]
     assert len(list(person.iterdir())) == 10 and result.frames == 10 and len(result.paths) == 17
 
-    every = export_track_masks(annotation, [CAR], range(10), tmp_path / "all", all_frames=True)
+    every = run_job(export_track_masks(annotation, [CAR], range(10), tmp_path / "all", all_frames=True))
     assert len(every.paths) == 10
     assert not cv2.imread(str(tmp_path / "all" / "track_0007" / "00000004.png"), cv2.IMREAD_UNCHANGED).any()
 
@@ -95,21 +96,21 @@ def test_per_track_folders_name_the_class_and_hold_only_frames_where_the_track_i
 def test_cutouts_skip_frames_where_the_track_is_absent(clip, tmp_path):
     source, annotation = clip
     annotation.apply(DeleteTrack(PERSON, 0, 8))
-    export_cutouts(annotation, source, [PERSON], range(10), tmp_path / "cut")
+    run_job(export_cutouts(annotation, source, [PERSON], range(10), tmp_path / "cut"))
     assert sorted(p.name for p in (tmp_path / "cut" / "track_0003").iterdir()) == ["00000008.png", "00000009.png"]
 
 
 def test_combined_masks_hold_the_union_and_use_given_stems(clip, tmp_path):
     _, annotation = clip
     stems = [f"frame_{i}" for i in range(10)]
-    export_track_masks(annotation, {CAR, PERSON}, [9], tmp_path / "union", stems=stems, combine=True)
+    run_job(export_track_masks(annotation, {CAR, PERSON}, [9], tmp_path / "union", stems=stems, combine=True))
     png = cv2.imread(str(tmp_path / "union" / "frame_9.png"), cv2.IMREAD_UNCHANGED)
     np.testing.assert_array_equal(png, (annotation.track_map(9) > 0) * 255)
 
 
 def test_cutouts_are_rgba_with_source_pixels(clip, tmp_path):
     source, annotation = clip
-    export_cutouts(annotation, source, [PERSON], [0, 1, 9], tmp_path / "cut")  # 1 -> 9: a second decode run
+    run_job(export_cutouts(annotation, source, [PERSON], [0, 1, 9], tmp_path / "cut"))  # 1 -> 9: a second decode run
     for index in (0, 1, 9):
         bgra = cv2.imread(str(tmp_path / "cut" / "track_0003" / f"{index:08d}.png"), cv2.IMREAD_UNCHANGED)
         rgba = cv2.cvtColor(bgra, cv2.COLOR_BGRA2RGBA)
@@ -120,7 +121,7 @@ def test_cutouts_are_rgba_with_source_pixels(clip, tmp_path):
 def test_cutouts_scale_masks_made_at_another_resolution(clip, tmp_path):
     source, _ = clip
     small = make_annotation(10, 32, 48)
-    export_cutouts(small, source, [CAR], [1], tmp_path / "cut", combine=True)
+    run_job(export_cutouts(small, source, [CAR], [1], tmp_path / "cut", combine=True))
     alpha = cv2.imread(str(tmp_path / "cut" / "00000001.png"), cv2.IMREAD_UNCHANGED)[..., 3]
     expected = cv2.resize(small.track_map(1), (96, 64), interpolation=cv2.INTER_NEAREST) == CAR
     np.testing.assert_array_equal(alpha, expected * 255)
@@ -128,7 +129,7 @@ def test_cutouts_scale_masks_made_at_another_resolution(clip, tmp_path):
 
 def test_alpha_video_matches_masks_and_source_rate(clip, tmp_path):
     source, annotation = clip
-    result = export_alpha_video(annotation, source, [CAR], range(10), tmp_path / "out" / "matte.mp4")
+    result = run_job(export_alpha_video(annotation, source, [CAR], range(10), tmp_path / "out" / "matte.mp4"))
     assert result.paths == [tmp_path / "out" / "matte.mp4"]
     frames, times, rate = read_video(result.paths[0])
     assert len(frames) == 10 and rate == pytest.approx(source.fps)
@@ -144,7 +145,7 @@ def test_alpha_video_matches_masks_and_source_rate(clip, tmp_path):
 def test_overlay_video_matches_overlay_rendering(clip, tmp_path):
     source, annotation = clip
     frames_out = [1, 2, 3, 7]  # a gap: timing must keep it
-    result = export_overlay_video(annotation, source, None, frames_out, tmp_path / "overlay.mov", mode="fill")
+    result = run_job(export_overlay_video(annotation, source, None, frames_out, tmp_path / "overlay.mov", mode="fill"))
     frames, times, _ = read_video(result.paths[0])
     assert len(frames) == 4
     assert times == pytest.approx([source.timestamps[i] - source.timestamps[1] for i in frames_out])
@@ -160,7 +161,7 @@ def test_odd_sized_variable_rate_source(tmp_path):
     with VideoSource.open(path) as source:
         assert (source.width, source.height) == (95, 63)
         annotation = make_annotation(6, 63, 95)
-        result = export_overlay_video(annotation, source, [CAR], range(6), tmp_path / "odd.mp4")
+        result = run_job(export_overlay_video(annotation, source, [CAR], range(6), tmp_path / "odd.mp4"))
     frames, times, _ = read_video(result.paths[0])
     assert frames[0].shape == (64, 96, 3)  # padded to even for 4:2:0
     assert times == pytest.approx([p / 1000 for p in pts], abs=1e-4)
@@ -168,20 +169,16 @@ def test_odd_sized_variable_rate_source(tmp_path):
 
 def test_cancel_stops_and_leaves_no_partial_video(clip, tmp_path):
     source, annotation = clip
-    asked = []
-
-    def cancel() -> bool:
-        asked.append(1)
-        return len(asked) > 3
-
-    result = export_alpha_video(annotation, source, [CAR], range(10), tmp_path / "exp" / "matte.mp4", cancel=cancel)
-    assert result.cancelled and result.frames == 3 and result.paths == []
+    with pytest.raises(Cancelled):
+        cancel_after(export_alpha_video(annotation, source, [CAR], range(10), tmp_path / "exp" / "matte.mp4"), 3)
     assert list((tmp_path / "exp").iterdir()) == []  # neither the video nor its temporary file
 
-    asked.clear()
-    result = export_track_masks(annotation, [CAR], range(10), tmp_path / "m", cancel=cancel)
-    assert result.cancelled and result.frames == 3
-    assert len(list((tmp_path / "m" / "track_0007").iterdir())) == 3
+    with pytest.raises(Cancelled):
+        cancel_after(export_track_masks(annotation, [CAR], range(10), tmp_path / "m"), 3)
+    written = sorted((tmp_path / "m" / "track_0007").iterdir())
+    assert [p.name for p in written] == [f"{i:08d}.png" for i in range(len(written))] and len(written) <= 3
+    for png in written:  # the frames written before the cancel are complete
+        assert cv2.imread(str(png), cv2.IMREAD_UNCHANGED).shape == (annotation.height, annotation.width)
 
 
 def test_unwritable_destination_is_a_clear_export_error(clip, tmp_path):
@@ -189,9 +186,9 @@ def test_unwritable_destination_is_a_clear_export_error(clip, tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("x")
     with pytest.raises(ExportError, match="not a folder"):
-        export_track_masks(annotation, [CAR], [0], blocker / "masks")
+        run_job(export_track_masks(annotation, [CAR], [0], blocker / "masks"))
     with pytest.raises(ExportError, match="not a folder"):
-        export_overlay_video(annotation, source, [CAR], [0], blocker / "out.mp4")
+        run_job(export_overlay_video(annotation, source, [CAR], [0], blocker / "out.mp4"))
 
 
 def test_full_disk_is_a_clear_export_error(clip, tmp_path, monkeypatch):
@@ -203,7 +200,7 @@ def test_full_disk_is_a_clear_export_error(clip, tmp_path, monkeypatch):
 
     monkeypatch.setattr(atomic.os, "fsync", no_space)
     with pytest.raises(ExportError, match="disk is full"):
-        export_track_masks(annotation, [CAR], [0], tmp_path / "masks")
+        run_job(export_track_masks(annotation, [CAR], [0], tmp_path / "masks"))
     assert list((tmp_path / "masks" / "track_0007").iterdir()) == []  # no temp file, no partial PNG
 
 
@@ -217,13 +214,13 @@ def test_full_disk_is_a_clear_export_error(clip, tmp_path, monkeypatch):
 def test_bad_choices_are_rejected(clip, tmp_path, tracks, frames, name, message):
     source, annotation = clip
     with pytest.raises(ExportError, match=message):
-        export_alpha_video(annotation, source, tracks, frames, tmp_path / name)
+        run_job(export_alpha_video(annotation, source, tracks, frames, tmp_path / name))
 
 
 def test_frames_beyond_the_annotation_are_rejected(clip, tmp_path):
     source, _ = clip
     shorter = make_annotation(6, 64, 96)
     with pytest.raises(ExportError, match="outside"):
-        export_cutouts(shorter, source, [CAR], range(4, 8), tmp_path / "cut")
+        run_job(export_cutouts(shorter, source, [CAR], range(4, 8), tmp_path / "cut"))
     with pytest.raises(ExportError, match="outside"):
-        export_track_masks(shorter, [CAR], [6], tmp_path / "masks")
+        run_job(export_track_masks(shorter, [CAR], [6], tmp_path / "masks"))

@@ -6,8 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from app.core import edits
-from tests.gui_helpers import (answer_message_box, errors, load_scripted, open_focused, video_path,  # noqa: F401
-                               window)
+from tests.gui_helpers import answer_message_box, errors, load_scripted, open_focused, video_path, window  # noqa: F401
 
 
 def test_merging_tracks_present_in_the_same_frames_asks_first(window, video_path, qtbot):
@@ -165,7 +164,7 @@ def test_opening_checks_the_file_before_asking_about_unsaved_edits(window, video
 
 def test_a_vipseg_dataset_is_imported_before_asking_about_unsaved_edits(window, video_path, tmp_path, qtbot,
                                                                          monkeypatch, errors):
-    from app.gui.documents import ExportRequest
+    from app.core.jobs import ExportRequest
 
     window.open_path(video_path)
     load_scripted(window)

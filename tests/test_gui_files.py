@@ -4,14 +4,25 @@ evaluate against a ground truth, diagnostics on the timeline, drag and drop, the
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
+from app.core import jobs
+from app.core.errors import Cancelled
+from app.core.jobs import ExportRequest
 from app.core.vipseg import read_ground_truth
-from app.gui import documents
-from app.gui.documents import ExportRequest
-from tests.gui_helpers import (FRAMES, answer_message_box, errors, load_scripted, open_focused,  # noqa: F401
-                               shown_results, video_path, window)
+from tests.gui_helpers import (  # noqa: F401
+    FRAMES,
+    answer_message_box,
+    errors,
+    load_scripted,
+    open_focused,
+    shown_results,
+    video_path,
+    window,
+)
+from tests.job_helpers import cancel_after, run_reporting
 from tests.test_project import logged
 
 
@@ -49,8 +60,9 @@ def test_vipseg_export_in_worker_then_reimport(window, video_path, qtbot, tmp_pa
 def test_opening_a_dataset_reads_its_json_once_in_a_worker_and_checks_the_images(window, qtbot, tmp_path, monkeypatch, errors):
     import threading
 
-    from app.core.vipseg import reader
     from synthetic_vipseg import write_dataset
+
+    from app.core.vipseg import reader
 
     root = tmp_path / "dataset"
     write_dataset(root)  # vid_a (4 frames), vid_b (3 frames)
@@ -148,11 +160,10 @@ def test_evaluate_against_own_export_is_perfect(window, video_path, qtbot, tmp_p
         window.start_evaluation(categories, video)
     scores = shown_results(window, "Evaluation")
     assert scores["VPQ"] == "1.0000" and scores["STQ"] == "1.0000" and not errors
-    job = documents.evaluation_job(window.controller.annotation, categories, video)
-    seen = []
-    assert job(lambda done, total: seen.append((done, total)), lambda: False)["VPQ"] == 1.0
-    assert seen == [(i, FRAMES) for i in range(1, FRAMES + 1)]
-    assert job(lambda done, total: None, lambda: True) is None  # Cancel stops it; the window says so
+    scores, seen = run_reporting(jobs.evaluate_annotation(window.controller.annotation, categories, video))
+    assert scores["VPQ"] == 1.0 and seen == [(i, FRAMES) for i in range(1, FRAMES + 1)]
+    with pytest.raises(Cancelled):  # Cancel stops it; the window says so
+        cancel_after(jobs.evaluate_annotation(window.controller.annotation, categories, video), 2)
 
 
 def test_diagnostics_become_timeline_markers(window, video_path, qtbot):
@@ -248,28 +259,30 @@ def test_cancelled_exports_say_so_without_an_error_dialog(window, video_path, tm
     window.open_path(video_path)
     load_scripted(window)
     gate = threading.Event()
-    real_job = documents.export_job
+    real_export = jobs.export
 
-    def gated_job(controller, request):
+    def gated_export(*args):
         """The real export, standing still after its first frame until Cancel was pressed (no race with it)."""
-        job = real_job(controller, request)
+        inner = real_export(*args)
+        while True:
+            try:
+                item = next(inner)
+            except StopIteration as end:
+                return end.value
+            try:
+                yield item
+            except Cancelled as cancel:
+                inner.throw(cancel)  # the export's own clean-up runs, and Cancelled comes out of it
+            gate.wait(10)
 
-        def waiting(progress, cancel):
-            def report(done, total):
-                progress(done, total)
-                gate.wait(10)
-
-            return job(report, cancel)
-
-        return waiting
-
-    monkeypatch.setattr(documents, "export_job", gated_job)
-    for kind, target in (("masks", tmp_path / "masks"), ("vipseg", tmp_path / "dataset")):
+    monkeypatch.setattr(jobs, "export", gated_export)
+    for kind, target, tail in (("masks", tmp_path / "masks", "so far are complete."),
+                               ("vipseg", tmp_path / "dataset", "so far are complete, the JSON was not updated.")):
         gate.clear()
         with qtbot.waitSignal(window.tasks.progress, timeout=60_000):
             window.start_export(ExportRequest(kind, target))
         with qtbot.waitSignal(window.tasks.aborted, timeout=60_000):
             window.actions["cancel"].trigger()
             gate.set()
-        assert window.status_label.text().startswith("Export cancelled") and not errors
+        assert window.status_label.text() == f"Export cancelled; the files in {target} {tail}" and not errors
         assert window.actions["export"].isEnabled() and window.session.busy is None

@@ -142,7 +142,7 @@ def test_frames_text_counts_from_the_first_report_without_paused_time():
 
 
 def test_start_without_arguments_opens_the_demo_clip(window, qtbot, errors):
-    from app.gui.documents import DEMO_VIDEO_ID
+    from app.core.jobs import DEMO_VIDEO_ID
 
     window.open_initial(None)
     assert window.controller.video.path.name == DEMO_VIDEO_ID and window.controller.num_frames == 48

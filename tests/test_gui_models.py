@@ -6,16 +6,16 @@ from __future__ import annotations
 import hashlib
 import json
 
+from model_server import no_proxy, serve  # noqa: F401 - no_proxy: autouse fixture
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QMessageBox
+from videos import make_video
 
 from app.core.models import ModelLibrary, catalogue_entries
 from app.core.models import download as download_module
 from app.gui.dialogs import RunDialog
 from app.gui.models_dialog import ModelsDialog
 from dvis_models.resources import BUNDLED_CHECKPOINT
-from model_server import no_proxy, serve  # noqa: F401 - no_proxy: autouse fixture
-from videos import make_video
 
 PAYLOAD = BUNDLED_CHECKPOINT.read_bytes()
 

@@ -10,8 +10,19 @@ from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from app.gui.object_list import COLUMNS
-from tests.gui_helpers import (CAR, FRAMES, PERSON, SIZE, answer_message_box, errors, load_scripted,  # noqa: F401
-                               shown_picture, video_path, view_point, window)
+from tests.gui_helpers import (  # noqa: F401
+    CAR,
+    FRAMES,
+    PERSON,
+    SIZE,
+    answer_message_box,
+    errors,
+    load_scripted,
+    shown_picture,
+    video_path,
+    view_point,
+    window,
+)
 
 
 def click_pixel(qtbot, window, x, y, modifier=Qt.KeyboardModifier.NoModifier):

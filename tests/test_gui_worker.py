@@ -9,7 +9,7 @@ import pytest
 
 from app.core.errors import Cancelled
 from app.core.progress import Progress
-from app.gui.worker import Worker, callback_job
+from app.gui.worker import Worker
 from tests.gui_helpers import LoopGaps
 
 
@@ -178,25 +178,3 @@ def test_the_event_loop_stays_responsive_while_a_job_computes(worker, qtbot):
     gaps = loop.gaps
     # On the UI thread each step would stall the loop 0.5 s; a loaded CI machine (2 shared cores) delays a few ticks.
     assert len(gaps) > 30 and max(gaps) < 0.25, f"the UI thread stalled {max(gaps) * 1000:.0f} ms"
-
-
-def test_a_callback_job_reports_progress_and_sees_the_abort(worker, qtbot):
-    saw_cancel = threading.Event()
-
-    def job(progress, cancel):
-        for done in range(1000):
-            if cancel():
-                saw_cancel.set()
-                return "partial"  # a callback job that returns after a cancel still ends aborted
-            progress(done, 1000)
-            time.sleep(0.005)
-        return "all"
-
-    reports: list[Progress] = []
-    worker.progress.connect(reports.append)
-    worker.start(callback_job(job))
-    qtbot.waitUntil(lambda: len(reports) >= 3, timeout=10_000)
-    with qtbot.waitSignal(worker.aborted, timeout=10_000):
-        worker.quit()
-    assert saw_cancel.is_set()
-    assert reports[:3] == [Progress(0, 1000), Progress(1, 1000), Progress(2, 1000)]

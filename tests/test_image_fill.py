@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from app.core.annotation import Annotation, Provenance
-from app.core.errors import AnnotationError
 from app.core.edits import Edit, SetTrackLocked
+from app.core.errors import AnnotationError
 from app.core.image_fill import colour_region, image_fill
 from dvis_models.categories import vipseg_categories
 

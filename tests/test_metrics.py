@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from synthetic_vipseg import CAR, PERSON, SKY, track_maps
 
 from app.core.annotation import Annotation
 from app.core.metrics import (
@@ -19,9 +20,9 @@ from app.core.metrics import (
     stq,
     vpq,
 )
+from app.core.progress import run_job
 from app.core.vipseg import PanopticFrame, annotation_frames, export_predictions, export_vipseg
 from dvis_models.categories import vipseg_categories
-from synthetic_vipseg import CAR, PERSON, SKY, track_maps
 
 CATS = vipseg_categories()
 A, B, P, Q = 11, 22, 33, 44  # arbitrary segment ids (ground truth A, B; prediction P, Q)
@@ -187,14 +188,14 @@ def test_crowd_tracks_survive_export_and_import_and_score_like_plain_data(tmp_pa
     annotation = _annotation([np.where(gt.ids == A, 1, np.where(gt.ids == C, 2, 0))], {1: PERSON, 2: PERSON})
     annotation.put_tracks([annotation.tracks[2].replace(crowd=True)])
     assert list(annotation_frames(annotation))[0].crowd == {2}
-    export_vipseg([("clip", annotation, None)], tmp_path / "gt", split="val")
+    run_job(export_vipseg([("clip", annotation, None)], tmp_path / "gt", split="val"))
     _, (video,) = read_ground_truth(tmp_path / "gt", "val")
     assert len(video.frame(0).crowd) == 1
-    (imported,) = import_vipseg(tmp_path / "gt", "val")
+    (imported,) = run_job(import_vipseg(tmp_path / "gt", "val"))
     assert sorted(t.crowd for t in imported.annotation.tracks.values()) == [False, True]
     pred_annotation = _annotation([np.where(pred.ids == P, 1, np.where(pred.ids == Q, 2, np.where(pred.ids == R, 3, 0)))],
                                   {1: PERSON, 2: PERSON, 3: CAR})
-    export_predictions([("clip", pred_annotation, None)], tmp_path / "pred")
+    run_job(export_predictions([("clip", pred_annotation, None)], tmp_path / "pred"))
     from_files = evaluate_folders(tmp_path / "gt", tmp_path / "pred", split="val", windows=(1,))
     from_annotation = evaluate(one_video(annotation_frames(imported.annotation), annotation_frames(pred_annotation)), CATS, windows=(1,))
     assert from_files.vpq.all == from_annotation.vpq.all == 0.5
@@ -257,8 +258,8 @@ def test_folder_evaluation_equals_plain_evaluation(tmp_path):
     for t in range(3, 6):  # the two persons (3, 4) swap ids from frame 3 on
         swapped[t][maps[t] == 3], swapped[t][maps[t] == 4] = 4, 3
     pred = _annotation(swapped, categories)
-    export_vipseg([("clip", gt, None)], tmp_path / "gt", split="val")
-    export_predictions([("clip", pred, None)], tmp_path / "pred")
+    run_job(export_vipseg([("clip", gt, None)], tmp_path / "gt", split="val"))
+    run_job(export_predictions([("clip", pred, None)], tmp_path / "pred"))
     from_files = evaluate_folders(tmp_path / "gt", tmp_path / "pred", split="val")
     plain = evaluate(one_video(annotation_frames(gt), annotation_frames(pred), "clip"), CATS)
     # Same numbers (IoU sums may add up in another order, hence approx).

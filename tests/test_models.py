@@ -10,6 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from model_server import no_proxy, serve  # noqa: F401 - no_proxy: autouse fixture
+from videos import make_video
 
 from app.cli import main
 from app.core.errors import Cancelled, ModelLibraryError
@@ -18,8 +20,6 @@ from app.core.models import catalogue as catalogue_module
 from app.core.models import library as library_module
 from app.core.models.download import part_path
 from dvis_models.resources import BUNDLED_CHECKPOINT
-from model_server import no_proxy, serve  # noqa: F401 - no_proxy: autouse fixture
-from videos import make_video
 
 PAYLOAD = BUNDLED_CHECKPOINT.read_bytes()  # a real checkpoint (bundled_small, ~10 MB)
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()

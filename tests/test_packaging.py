@@ -3,8 +3,9 @@
 import fnmatch
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 from dvis_models import resources
 

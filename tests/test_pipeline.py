@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from dvis_models import build_model, frame_store
-from dvis_models import postprocess
+from dvis_models import build_model, frame_store, postprocess
 from dvis_models.errors import Cancelled, DVISError
-from dvis_models.pipeline import (FINISHED, POSTPROCESSING, REFINING, SEGMENTING, TrackIdAssigner,
-                                  VideoSegmenter)
+from dvis_models.pipeline import FINISHED, POSTPROCESSING, REFINING, SEGMENTING, TrackIdAssigner, VideoSegmenter
 from dvis_models.postprocess import PanopticSegment, video_panoptic
 from dvis_models.preprocess import prepare_frames
 

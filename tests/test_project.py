@@ -19,6 +19,7 @@ import pytest
 from app.core.annotation import Annotation
 from app.core.edits import AddTrack, Edit, MergeTracks, Paint, RelabelTrack, SplitTrack
 from app.core.history import EditHistory
+from app.core.progress import run_job
 from app.core.project import LOCK, MANIFEST, Project, ProjectChangedError, ProjectError
 from dvis_models import atomic
 from dvis_models.categories import vipseg_categories
@@ -700,10 +701,10 @@ def test_exports_leave_out_damaged_frames(project_dir, tmp_path):
     cut = masks / "00000005.g1.png"
     cut.write_bytes(cut.read_bytes()[:80])  # found only while exporting
     with Project.open(project_dir, read_only=True) as project:
-        export_vipseg([("clip", project.annotation, None)], tmp_path / "vipseg")
+        run_job(export_vipseg([("clip", project.annotation, None)], tmp_path / "vipseg"))
         gt = json.loads((tmp_path / "vipseg" / "panoptic_gt_VIPSeg_train.json").read_text())
         assert [image["id"] for image in gt["videos"][0]["images"]] == ["00000000", "00000001", "00000002", "00000004"]
-        result = export_track_masks(project.annotation, [1], range(F), tmp_path / "masks")
+        result = run_job(export_track_masks(project.annotation, [1], range(F), tmp_path / "masks"))
         folder, = (tmp_path / "masks").iterdir()  # the one track's folder
         assert sorted(p.name for p in folder.iterdir()) == [
             f"{i:08d}.png" for i in (0, 1, 2, 4)]

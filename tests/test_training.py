@@ -197,8 +197,8 @@ def test_training_state_that_needs_code_is_refused(tmp_path):
 
 # ----- real model, real synthetic data ---------------------------------------------------------------------------
 
-from dataclasses import replace  # noqa: E402
 import json  # noqa: E402
+from dataclasses import replace  # noqa: E402
 
 from dvis_models.data.clip_dataset import VIPSegClipDataset  # noqa: E402
 from dvis_models.data.synthetic import generate_dataset  # noqa: E402

@@ -269,6 +269,7 @@ def test_non_rgb_mask_png_is_rejected(copy):
 def test_reads_a_dataset_exported_by_the_app(tmp_path):
     """The rule: training reads exactly what app/core/vipseg exports (Annotation + VideoSource -> VIPSeg)."""
     from app.core.annotation import Annotation
+    from app.core.progress import run_job
     from app.core.video import VideoSource
     from app.core.vipseg import export_vipseg
     from dvis_models.data.synthetic import render_video, video_rng
@@ -285,7 +286,7 @@ def test_reads_a_dataset_exported_by_the_app(tmp_path):
     for t, ids in enumerate(video.id_masks):
         annotation.set_frame(t, np.vectorize(lambda i: track_of.get(int(i), 0), otypes=[np.int32])(ids))
     with VideoSource.open(folder) as source:
-        export_vipseg([("exported", annotation, source)], tmp_path / "ds", split="train")
+        run_job(export_vipseg([("exported", annotation, source)], tmp_path / "ds", split="train"))
 
     dataset = VIPSegClipDataset(tmp_path / "ds", "train", augmentation=NO_AUG)
     clip = dataset.load_clip(0, range(4))

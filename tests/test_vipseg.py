@@ -12,12 +12,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from synthetic_vipseg import CAR, GROUND, PERSON, SKY, track_maps, write_dataset
+from synthetic_vipseg import video as synthetic_video
+from videos import make_video
 
 from app.core.annotation import Annotation, Provenance
+from app.core.errors import Cancelled
+from app.core.progress import run_job
 from app.core.video import VideoSource
 from app.core.vipseg import (
     DatasetError,
-    ExportCancelled,
     annotation_frames,
     export_predictions,
     export_vipseg,
@@ -26,11 +30,18 @@ from app.core.vipseg import (
     import_vipseg_raw,
     read_ground_truth,
     read_predictions,
+    write_videos,
 )
 from dvis_models.categories import vipseg_categories
-from dvis_models.vipseg_format import ColorAllocator, color_to_id, read_id_png, read_raw_png, resize_nearest, resized_size
-from synthetic_vipseg import CAR, GROUND, PERSON, SKY, track_maps, write_dataset
-from videos import make_video
+from dvis_models.vipseg_format import (
+    ColorAllocator,
+    color_to_id,
+    read_id_png,
+    read_raw_png,
+    resize_nearest,
+    resized_size,
+)
+from tests.job_helpers import cancel_after, run_reporting
 
 CATS = vipseg_categories()
 
@@ -111,8 +122,8 @@ def test_export_import_export_is_byte_identical(tmp_path):
     annotation = synthetic_annotation()
     first, second = tmp_path / "first", tmp_path / "second"
     with VideoSource.open(video_path) as source:
-        export_vipseg([("clip", annotation, source)], first, split="val")
-    (imported,) = import_vipseg(first)
+        run_job(export_vipseg([("clip", annotation, source)], first, split="val"))
+    (imported,) = run_job(import_vipseg(first))
     assert imported.video_id == "clip" and imported.image_paths == [first / f"images/clip/{i:08d}.jpg" for i in range(4)]
     assert all(t.provenance == Provenance.IMPORTED for t in imported.annotation.tracks.values())
     # Same partition of pixels into tracks with the same categories.
@@ -122,7 +133,7 @@ def test_export_import_export_is_byte_identical(tmp_path):
         assert len(pairs) == len({p[0] for p in pairs}) == len({p[1] for p in pairs})
         assert all(annotation.tracks[x].category_id == imported.annotation.tracks[y].category_id for x, y in pairs if x)
     with VideoSource.open(first / "images/clip") as source:
-        export_vipseg([("clip", imported.annotation, source)], second, split="val")
+        run_job(export_vipseg([("clip", imported.annotation, source)], second, split="val"))
     assert files_of(first) == files_of(second)
 
 
@@ -133,11 +144,11 @@ def test_resized_export_round_trips_byte_identically(tmp_path):
     data = json.loads((first / "panoptic_gt_VIPSeg_train.json").read_text())
     assert data["videos"][0]["images"][0]["height"] == 12 and data["videos"][0]["images"][0]["width"] == 16
     assert cv2.imread(str(first / "images/vid_a/00000000.jpg")).shape == (12, 16, 3)
-    imported = import_vipseg(first, split="train")
+    imported = run_job(import_vipseg(first, split="train"))
     videos = []
     for video_id, annotation, image_paths in imported:
         videos.append((video_id, annotation, VideoSource.open(image_paths[0].parent)))
-    export_vipseg(videos, second, split="train", resolution=12)
+    run_job(export_vipseg(videos, second, split="train", resolution=12))
     for _, _, source in videos:
         source.close()
     assert files_of(first) == files_of(second)
@@ -146,13 +157,13 @@ def test_resized_export_round_trips_byte_identically(tmp_path):
 def test_predictions_round_trip_and_match_ground_truth(tmp_path):
     annotation = synthetic_annotation()
     pred_root = tmp_path / "pred"
-    path = export_predictions([("vid", annotation, None)], pred_root).json_path
+    path = run_job(export_predictions([("vid", annotation, None)], pred_root)).json_path
     assert path == pred_root / "pred.json"
     data = json.loads(path.read_text())
     assert set(data) == {"annotations"} and data["annotations"][0]["video_id"] == "vid"
     assert sorted(p.name for p in (pred_root / "pan_pred/vid").iterdir()) == [f"{i:08d}.png" for i in range(4)]
     assert not (pred_root / "images").exists()
-    (imported,) = import_predictions(pred_root)
+    (imported,) = run_job(import_predictions(pred_root))
     assert imported.image_paths == []
     for index in range(4):
         areas = [sorted(a.area(index, t) for t in a.frame_track_ids(index)) for a in (imported.annotation, annotation)]
@@ -163,31 +174,30 @@ def test_predictions_round_trip_and_match_ground_truth(tmp_path):
 
 
 def test_progress_and_cancel(tmp_path):
-    seen = []
-    write_dataset(tmp_path / "ok", progress=lambda done, total: seen.append((done, total)))
+    def job(root):
+        videos = [synthetic_video("vid_a", 4), synthetic_video("vid_b", 3, 20, 28)]
+        return write_videos(videos, root, vipseg_categories())
+
+    _, seen = run_reporting(job(tmp_path / "ok"))
     assert seen == [(i, 7) for i in range(1, 8)]
-    calls = []
-
-    def cancel() -> bool:
-        calls.append(1)
-        return len(calls) > 2
-
-    with pytest.raises(ExportCancelled):
-        write_dataset(tmp_path / "cancelled", cancel=cancel)
+    with pytest.raises(Cancelled):
+        cancel_after(job(tmp_path / "cancelled"), 2)
+    assert len(list((tmp_path / "cancelled/panomasksRGB/vid_a").iterdir())) == 2  # the frames before the cancel
     assert not (tmp_path / "cancelled/panoptic_gt_VIPSeg_train.json").exists()
-    with pytest.raises(ExportCancelled):
-        import_vipseg(tmp_path / "ok", cancel=lambda: True)
+    _, seen = run_reporting(import_vipseg(tmp_path / "ok"))
+    assert seen == [(i, 7) for i in range(1, 8)]
+    with pytest.raises(Cancelled):
+        cancel_after(import_vipseg(tmp_path / "ok"), 1)
 
 
 def test_import_chosen_videos_only(tmp_path):
     """Opening one video of a dataset decodes only that video's PNGs (progress counts its frames only)."""
     write_dataset(tmp_path)
-    seen = []
-    (imported,) = import_vipseg(tmp_path, video_ids=["vid_b"], progress=lambda done, total: seen.append(total))
-    assert imported.video_id == "vid_b" and imported.annotation.num_frames == 3 and set(seen) == {3}
-    assert [v.video_id for v in import_vipseg(tmp_path, video_ids=["vid_b", "vid_a"])] == ["vid_b", "vid_a"]
+    (imported,), seen = run_reporting(import_vipseg(tmp_path, video_ids=["vid_b"]))
+    assert imported.video_id == "vid_b" and imported.annotation.num_frames == 3 and {total for _, total in seen} == {3}
+    assert [v.video_id for v in run_job(import_vipseg(tmp_path, video_ids=["vid_b", "vid_a"]))] == ["vid_b", "vid_a"]
     with pytest.raises(DatasetError, match="'vid_c'.*not listed"):
-        import_vipseg(tmp_path, video_ids=["vid_c"])
+        run_job(import_vipseg(tmp_path, video_ids=["vid_c"]))
 
 
 def test_too_many_instances_for_raw_panomasks(tmp_path):
@@ -197,9 +207,9 @@ def test_too_many_instances_for_raw_panomasks(tmp_path):
         track_map.flat[k] = annotation.add_track(PERSON).id
     annotation.set_frame(0, track_map)
     with pytest.raises(DatasetError, match="more than 100 'person' tracks"):
-        export_vipseg([("crowded", annotation, None)], tmp_path / "a")
-    export_vipseg([("crowded", annotation, None)], tmp_path / "b", raw_panomasks=False)
-    assert len(import_vipseg(tmp_path / "b")[0].annotation.tracks) == 101
+        run_job(export_vipseg([("crowded", annotation, None)], tmp_path / "a"))
+    run_job(export_vipseg([("crowded", annotation, None)], tmp_path / "b", raw_panomasks=False))
+    assert len(run_job(import_vipseg(tmp_path / "b"))[0].annotation.tracks) == 101
 
 
 # ---------------------------------------------------------------------------------------------- malformed input
@@ -371,18 +381,18 @@ MALFORMED = [
 def test_malformed_dataset_raises_dataset_error_naming_the_file(tmp_path, corrupt):
     root = tmp_path / "dataset"
     write_dataset(root)
-    import_vipseg(root)  # valid before the corruption
+    run_job(import_vipseg(root))  # valid before the corruption
     expected = corrupt(root)
     start = time.perf_counter()
     with pytest.raises(DatasetError) as error:
-        import_vipseg(root)
+        run_job(import_vipseg(root))
     assert expected in str(error.value)
     assert time.perf_counter() - start < 5  # refused up front: a bomb decoded would take ~1 GB and many seconds
 
 
 def test_prediction_png_declaring_a_huge_frame_is_not_decoded(tmp_path):
     root = tmp_path / "pred"
-    export_predictions([("vid", synthetic_annotation(), None)], root)
+    run_job(export_predictions([("vid", synthetic_annotation(), None)], root))
     png_bomb(root / "pan_pred/vid/00000000.png", 30000, 30000)  # the first frame: no size is known yet
     _, (video,) = read_predictions(root)
     with pytest.raises(DatasetError, match="declares 30000x30000 pixels, more than any video frame"):
@@ -406,7 +416,7 @@ def test_images_folder_that_disagrees_with_the_json_names_the_frames(tmp_path):
     root = tmp_path / "dataset"
     write_dataset(root)
     categories, videos = read_ground_truth(root)
-    imported = import_dataset_video(categories, videos[0])
+    imported = run_job(import_dataset_video(categories, videos[0]))
     folder = root / "images/vid_a"
 
     def check() -> None:
@@ -442,24 +452,25 @@ def test_stuff_with_crowd_and_plain_segments_cannot_become_one_track(tmp_path):
     _frame(data, frame=0)["segments_info"].append({"id": 999, "category_id": SKY, "iscrowd": 1, "area": 1})
     _save(root, data)
     with pytest.raises(DatasetError, match="both crowd and non-crowd segments"):
-        import_vipseg(root)
+        run_job(import_vipseg(root))
 
 
 def test_exports_into_one_folder_merge_into_its_json(tmp_path):
     from dvis_models.categories import CategoryTable
 
     root = tmp_path / "dataset"
-    first = export_vipseg([("clip_a", synthetic_annotation(4), None)], root, split="train")
-    second = export_vipseg([("clip_b", synthetic_annotation(3, 20, 28), None)], root, split="train")
+    first = run_job(export_vipseg([("clip_a", synthetic_annotation(4), None)], root, split="train"))
+    second = run_job(export_vipseg([("clip_b", synthetic_annotation(3, 20, 28), None)], root, split="train"))
     assert (first.videos, first.replaced) == (["clip_a"], [])
     assert (second.videos, second.replaced) == (["clip_a", "clip_b"], []) and "(2 videos)" in second.summary()
     _, videos = read_ground_truth(root, "train")
     assert [(v.video_id, v.num_frames) for v in videos] == [("clip_a", 4), ("clip_b", 3)]
-    assert [len(i.annotation.tracks) for i in import_vipseg(root, "train")] == [5, 5]  # every frame's PNG is there
+    imported = run_job(import_vipseg(root, "train"))
+    assert [len(i.annotation.tracks) for i in imported] == [5, 5]  # every frame's PNG is there
 
     # Exporting clip_a again (now 2 frames) replaces its entry in place and removes its stale mask PNGs.
     clip_b_files = {k: v for k, v in files_of(root).items() if "clip_b" in k}
-    again = export_vipseg([("clip_a", synthetic_annotation(2), None)], root, split="train")
+    again = run_job(export_vipseg([("clip_a", synthetic_annotation(2), None)], root, split="train"))
     assert (again.videos, again.replaced) == (["clip_a", "clip_b"], ["clip_a"]) and "replaced the earlier version of 'clip_a'" in again.summary()
     _, videos = read_ground_truth(root, "train")
     assert [(v.video_id, v.num_frames) for v in videos] == [("clip_a", 2), ("clip_b", 3)]
@@ -473,12 +484,12 @@ def test_exports_into_one_folder_merge_into_its_json(tmp_path):
     other = Annotation(2, 24, 32, CategoryTable.from_json(entries))
     before = files_of(root)
     with pytest.raises(DatasetError, match="different category table"):
-        export_vipseg([("clip_c", other, None)], root, split="train")
+        run_job(export_vipseg([("clip_c", other, None)], root, split="train"))
     assert files_of(root) == before
 
     # Predictions merge the same way.
-    export_predictions([("clip_a", synthetic_annotation(2), None)], tmp_path / "pred")
-    merged = export_predictions([("clip_b", synthetic_annotation(3, 20, 28), None)], tmp_path / "pred")
+    run_job(export_predictions([("clip_a", synthetic_annotation(2), None)], tmp_path / "pred"))
+    merged = run_job(export_predictions([("clip_b", synthetic_annotation(3, 20, 28), None)], tmp_path / "pred"))
     assert merged.videos == ["clip_a", "clip_b"]
     assert [a["video_id"] for a in json.loads(merged.json_path.read_text())["annotations"]] == ["clip_a", "clip_b"]
 
@@ -488,9 +499,9 @@ def test_export_refuses_paths_outside_the_root(tmp_path):
     root = tmp_path / "root"
     for bad in ("../evil", "/tmp/evil", "..", "a/b"):
         with pytest.raises(DatasetError, match="not a plain file name"):
-            export_vipseg([(bad, annotation, None)], root)
+            run_job(export_vipseg([(bad, annotation, None)], root))
     with pytest.raises(DatasetError, match="not a plain file name"):
-        export_vipseg([("ok", annotation, None)], root, split="../x")
+        run_job(export_vipseg([("ok", annotation, None)], root, split="../x"))
     assert list(tmp_path.iterdir()) in ([], [root])
     assert not root.exists() or not any(p.is_file() for p in root.rglob("*"))
 
@@ -521,11 +532,11 @@ def test_raw_release_converts_to_the_same_dataset_as_a_direct_export(tmp_path):
     write_dataset(raw)
     as_raw_release(raw)
     with pytest.raises(DatasetError, match="import it as raw VIPSeg"):
-        import_vipseg(raw)
-    imported = {v.video_id: v for v in import_vipseg_raw(raw, split="train")}
+        run_job(import_vipseg(raw))
+    imported = {v.video_id: v for v in run_job(import_vipseg_raw(raw, split="train"))}
     assert list(imported) == ["vid_b", "vid_a"] and imported["vid_a"].image_paths[0] == raw / "imgs/vid_a/00000000.jpg"
     sources = [VideoSource.open(imported[v].image_paths[0].parent) for v in ("vid_a", "vid_b")]
-    export_vipseg([(v, imported[v].annotation, s) for v, s in zip(("vid_a", "vid_b"), sources)], converted)
+    run_job(export_vipseg([(v, imported[v].annotation, s) for v, s in zip(("vid_a", "vid_b"), sources)], converted))
     for source in sources:
         source.close()
     assert files_of(converted) == files_of(direct)
@@ -540,16 +551,16 @@ def test_raw_release_with_impossible_values_is_refused(tmp_path, value, message)
     raw[0, 5] = value
     cv2.imwrite(str(path), raw.astype(np.uint16))
     with pytest.raises(DatasetError, match=message) as error:
-        import_vipseg_raw(tmp_path)
+        run_job(import_vipseg_raw(tmp_path))
     assert str(path) in str(error.value)
 
 
 def test_every_frame_has_an_entry_even_when_empty(tmp_path):
     annotation = synthetic_annotation(3)
     annotation.set_frame(1, np.zeros((24, 32), np.int32))
-    export_vipseg([("gaps", annotation, None)], tmp_path)
+    run_job(export_vipseg([("gaps", annotation, None)], tmp_path))
     frames = json.loads((tmp_path / "panoptic_gt_VIPSeg_train.json").read_text())["annotations"][0]["annotations"]
     assert [f["image_id"] for f in frames] == ["00000000", "00000001", "00000002"] and frames[1]["segments_info"] == []
     assert not read_id_png(tmp_path / "panomasksRGB/gaps/00000001.png").any()
-    (imported,) = import_vipseg(tmp_path)
+    (imported,) = run_job(import_vipseg(tmp_path))
     assert imported.annotation.frame_track_ids(1) == set() and len(imported.annotation.frame_track_ids(2)) == 5

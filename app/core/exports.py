@@ -2,7 +2,8 @@
 
 Every export takes the masks from any object with ``track_map(index) -> int32 (H, W)`` (the
 ``Annotation``) and, where pixels are needed, a ``VideoSource``. Each export works on chosen tracks and
-chosen frames, reports ``progress(done, total)`` and stops early when ``cancel()`` returns True.
+chosen frames and is a job (``app.core.progress``): a generator that yields ``Progress`` after each frame and
+returns an ``ExportResult``; ``Cancelled`` thrown in at a yield stops it, files already written stay complete.
 
 Files appear atomically: PNGs through ``dvis_models.atomic``, videos are encoded into a temporary file in
 the destination folder and renamed over the target when complete, so an editor watching the folder
@@ -19,9 +20,9 @@ import os
 import re
 import tempfile
 from collections import deque
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import closing
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -34,11 +35,9 @@ import numpy as np
 from app.core.annotation import Annotation
 from app.core.colors import OverlayMode, overlay, visible_mask
 from app.core.errors import StudioError
+from app.core.progress import Job, Progress
 from app.core.video import VideoSource
 from dvis_models import atomic
-
-Progress = Callable[[int, int], None]
-Cancel = Callable[[], bool]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv")
 _VFR_TIME_BASE = Fraction(1, 90000)
@@ -58,11 +57,10 @@ class TrackMaps(Protocol):
 
 @dataclass
 class ExportResult:
-    """What an export wrote. ``cancelled``: stopped by the user; ``paths`` then lists the complete files only."""
+    """What an export wrote: the files and the number of frames."""
 
     paths: list[Path] = field(default_factory=list)
     frames: int = 0
-    cancelled: bool = False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,9 +76,7 @@ def export_track_masks(
     combine: bool = False,
     class_names: Mapping[int, str] | None = None,
     all_frames: bool = False,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-) -> ExportResult:
+) -> Job[ExportResult]:
     """Binary masks (8-bit grey PNG, 0 outside / 255 inside) at the annotation's resolution.
 
     Writes ``out_dir/track_<id>_<class>/<stem>.png`` per track (see ``track_folder``; ``class_names`` maps
@@ -95,8 +91,8 @@ def export_track_masks(
     def render(pixels: None, mask: np.ndarray) -> np.ndarray:
         return mask
 
-    return _png_sequence(annotation, None, track_ids, frames, Path(out_dir), stems, combine, render, progress, cancel,
-                         class_names, all_frames)
+    return (yield from _png_sequence(annotation, None, track_ids, frames, Path(out_dir), stems, combine, render,
+                                     class_names, all_frames))
 
 
 def export_cutouts(
@@ -109,9 +105,7 @@ def export_cutouts(
     combine: bool = False,
     class_names: Mapping[int, str] | None = None,
     all_frames: bool = False,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-) -> ExportResult:
+) -> Job[ExportResult]:
     """RGBA PNGs at the video's resolution: the object's pixels, fully transparent elsewhere.
 
     Writes ``out_dir/track_<id>_<class>/<stem>.png`` per track (stems of the source), or with ``combine`` one
@@ -124,8 +118,8 @@ def export_cutouts(
     def render(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.dstack([pixels, mask])
 
-    return _png_sequence(annotation, source, track_ids, frames, Path(out_dir), source.stems, combine, render,
-                         progress, cancel, class_names, all_frames)
+    return (yield from _png_sequence(annotation, source, track_ids, frames, Path(out_dir), source.stems, combine, render,
+                                     class_names, all_frames))
 
 
 def class_names(annotation: Annotation) -> dict[int, str]:
@@ -139,12 +133,13 @@ def track_folder(track_id: int, class_name: str | None = None) -> str:
     return f"track_{track_id:04d}" + (f"_{safe}" if safe else "")
 
 
-def _png_sequence(annotation, source, track_ids, frames, out_dir, stems, combine, render, progress, cancel,
-                  class_names, all_frames):
+def _png_sequence(annotation, source, track_ids, frames, out_dir, stems, combine, render, class_names,
+                  all_frames) -> Job[ExportResult]:
     """Render one image per (frame, track folder) and write them on a few threads.
 
     PNG encoding and fsync release the GIL, so writer threads overlap them with rendering the next
-    frames; at most a few frames are in flight, which bounds memory. Frames complete in order.
+    frames; at most a few frames are in flight, which bounds memory. Frames complete in order. Progress
+    counts the frames rendered; when the job stops early, writes not yet started are dropped.
     """
     names = class_names or {}
     folders: dict[tuple[int, ...], Path] = (
@@ -158,28 +153,23 @@ def _png_sequence(annotation, source, track_ids, frames, out_dir, stems, combine
     def finish_oldest() -> None:
         result.paths.extend(future.result() for future in in_flight.popleft())
         result.frames += 1
-        if progress is not None:
-            progress(result.frames, len(frames))
 
     with ThreadPoolExecutor(max_workers=_PNG_WRITERS) as pool, closing(_with_pixels(source, frames)) as inputs:
         try:
-            for index, pixels in inputs:
-                if cancel is not None and cancel():
-                    result.cancelled = True
-                    break
+            for done, (index, pixels) in enumerate(inputs, 1):
                 track_map = _track_map(annotation, index, source)
-                if index in getattr(annotation, "damaged_frames", ()):  # found damaged only now, when read
-                    continue
-                stem = stems[index] if stems is not None else f"{index:08d}"
-                masks = {ids: _mask(track_map, list(ids)) for ids in folders}
-                in_flight.append([pool.submit(_write_png, folders[ids] / f"{stem}.png", render(pixels, mask))
-                                  for ids, mask in masks.items() if all_frames or mask.any()])
-                while len(in_flight) > 2 * _PNG_WRITERS:
-                    finish_oldest()
+                if index not in getattr(annotation, "damaged_frames", ()):  # found damaged only now, when read
+                    stem = stems[index] if stems is not None else f"{index:08d}"
+                    masks = {ids: _mask(track_map, list(ids)) for ids in folders}
+                    in_flight.append([pool.submit(_write_png, folders[ids] / f"{stem}.png", render(pixels, mask))
+                                      for ids, mask in masks.items() if all_frames or mask.any()])
+                    while len(in_flight) > 2 * _PNG_WRITERS:
+                        finish_oldest()
+                yield Progress(done, len(frames))
             while in_flight:
                 finish_oldest()
         finally:
-            for futures in in_flight:  # after an error: let queued writes go, wait for running ones
+            for futures in in_flight:  # after an error or Cancelled: let queued writes go, wait for running ones
                 for future in futures:
                     future.cancel()
     return result
@@ -196,16 +186,14 @@ def export_alpha_video(
     out_path: str | Path,
     *,
     crf: int = 12,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-) -> ExportResult:
+) -> Job[ExportResult]:
     """A black/white matte video (white = chosen tracks) to use as a track matte in an editor."""
     track_ids = _check_tracks(track_ids)
 
     def render(pixels: None, track_map: np.ndarray) -> np.ndarray:
         return np.repeat(_mask(track_map, track_ids)[..., None], 3, axis=2)
 
-    return _encode_video(annotation, source, frames, Path(out_path), render, False, crf, progress, cancel)
+    return (yield from _encode_video(annotation, source, frames, Path(out_path), render, False, crf))
 
 
 def export_overlay_video(
@@ -218,19 +206,18 @@ def export_overlay_video(
     mode: OverlayMode = "fill_contour",
     alpha: float = 0.5,
     crf: int = 18,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-) -> ExportResult:
+) -> Job[ExportResult]:
     """The video with the chosen tracks (None: all) drawn in their track colours (see ``colors.overlay``)."""
     visible = None if track_ids is None else _check_tracks(track_ids)
 
     def render(pixels: np.ndarray, track_map: np.ndarray) -> np.ndarray:
         return overlay(pixels, track_map, alpha=alpha, mode=mode, visible=visible)
 
-    return _encode_video(annotation, source, frames, Path(out_path), render, True, crf, progress, cancel)
+    return (yield from _encode_video(annotation, source, frames, Path(out_path), render, True, crf))
 
 
-def _encode_video(annotation, source, frames, out_path, render, needs_pixels, crf, progress, cancel) -> ExportResult:
+def _encode_video(annotation, source, frames, out_path, render, needs_pixels, crf) -> Job[ExportResult]:
+    """Encode into a temporary file renamed over ``out_path`` once complete (removed if the job stops early)."""
     frames = _check_frames(frames, annotation, source.num_frames)
     if out_path.suffix.lower() not in VIDEO_SUFFIXES:
         raise ExportError(f"Cannot write {out_path}: use a {', '.join(VIDEO_SUFFIXES)} file name for an H.264 video.")
@@ -249,20 +236,14 @@ def _encode_video(annotation, source, frames, out_path, render, needs_pixels, cr
             stream.codec_context.colorspace = stream.codec_context.color_primaries = 1  # BT.709
             stream.codec_context.color_trc = stream.codec_context.color_range = 1  # BT.709, limited range
             for done, ((index, pixels), timestamp) in enumerate(zip(inputs, pts)):
-                if cancel is not None and cancel():
-                    result.cancelled = True
-                    break
                 rgb = _pad_even(render(pixels, _track_map(annotation, index, source)))
                 frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(
                     format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
                 frame.pts, frame.time_base = timestamp, time_base
                 container.mux(stream.encode(frame))
                 result.frames += 1
-                if progress is not None:
-                    progress(done + 1, len(frames))
+                yield Progress(done + 1, len(frames))
             container.mux(stream.encode(None))
-        if result.cancelled:
-            return result  # the temporary file is removed below
         _fsync(temp)
         os.replace(temp, out_path)
         atomic.fsync_dir(out_path.parent)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from app.core.errors import AnnotationError
 from app.core.edits import PaintMask
+from app.core.errors import AnnotationError
 
 __all__ = ["colour_region", "image_fill"]
 

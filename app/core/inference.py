@@ -12,11 +12,8 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.model_source import BUNDLED, build_segmenter, load_model, phase_text, set_threads
 from app.core.progress import Job, Progress, Rate, threaded
-
-BUNDLED = "bundled"
-PRESET_PREFIX = "preset:"
-MODEL_PREFIX = "model:"  # an installed model of the library, by name
 
 
 @dataclass(frozen=True)
@@ -38,58 +35,20 @@ class RunRequest:
     fast: bool = False  # CPU fast mode (VideoSegmenter's fast): quicker, slightly off the official outputs
 
 
-_model_cache: dict[tuple, object] = {}  # (source, file mtime) -> model; used by one run at a time
-
-
-def load_model(source: str, seed: int = 0):
-    """Build or load the model for `source` (cached, so re-runs start at once). Runs in the job."""
-    import torch
-
-    import dvis_models
-
-    if source.startswith(MODEL_PREFIX):
-        from app.core.models import ModelLibrary
-
-        path = ModelLibrary().path(source[len(MODEL_PREFIX):])
-    else:
-        path = None if source == BUNDLED or source.startswith(PRESET_PREFIX) else Path(source)
-    key = (source, path.stat().st_mtime if path is not None and path.exists() else seed)
-    if key in _model_cache:
-        return _model_cache[key]
-
-    if source == BUNDLED:
-        from dvis_models.resources import BUNDLED_CHECKPOINT
-
-        model = dvis_models.load_checkpoint(BUNDLED_CHECKPOINT)
-    elif source.startswith(PRESET_PREFIX):
-        torch.manual_seed(seed)
-        model = dvis_models.build_model(source[len(PRESET_PREFIX):])
-    else:
-        model = dvis_models.load_checkpoint(path)
-    _model_cache.clear()
-    _model_cache[key] = model
-    return model
-
-
 def inference_job(request: RunRequest) -> Job[None]:
     """Run `request`. Yields, in order: Progress with a text while the model loads and once it runs; Progress
     without text (frames done of the range) after each frame; before an offline run's frames finish, Progress
     with its phase ("Segmenting 12/24 frames", "Refining window 1/2", ...); and each frame's `FrameResult`,
     whose `index` is the frame's index in the video."""
     yield Progress(0, None, "Loading model…")
-    import torch
-
     from app.core.video import VideoSource
-    from dvis_models.pipeline import FINISHED, VideoSegmenter, progress_text
 
-    if request.torch_threads:
-        torch.set_num_threads(request.torch_threads)
+    set_threads(request.torch_threads)
     model = load_model(request.model, request.seed)
-    device = request.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    max_size = request.short_edge and round(request.short_edge * 1333 / 720)  # keep DVIS's 720/1333 aspect
-    segmenter = VideoSegmenter(model, device=device, chunk_size=request.chunk_size, offline=request.offline,
-                               object_mask_threshold=request.score_threshold, short_edge=request.short_edge,
-                               fast=request.fast, max_size=max_size)
+    segmenter = build_segmenter(model, device=request.device, chunk_size=request.chunk_size, offline=request.offline,
+                                score_threshold=request.score_threshold, short_edge=request.short_edge,
+                                fast=request.fast)
+    device = segmenter.device
 
     def segment(report, cancelled) -> None:
         """The pipeline reports its phases through a callback, so it runs on `threaded`'s helper thread."""
@@ -102,8 +61,9 @@ def inference_job(request: RunRequest) -> Job[None]:
 
             def phase(name: str, count: int, of: int | None) -> None:
                 """Offline frames finish only after a whole window is refined: show the phases until then."""
-                if request.offline and name != FINISHED:
-                    report(Progress(count, of, progress_text(name, count, of).capitalize()))
+                text = phase_text(name, count, of)
+                if request.offline and text is not None:
+                    report(Progress(count, of, text))
 
             results = segmenter.run(frames, num_frames=total, progress=phase, cancel=cancelled)
             for done, result in enumerate(results, 1):

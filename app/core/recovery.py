@@ -20,9 +20,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.core.annotation import Annotation
 from app.core.errors import StudioError
 from app.core.paths import data_dir
-from app.core.annotation import Annotation
 from app.core.project import MANIFEST, Project, ProjectError, process_alive
 from dvis_models import atomic
 

@@ -28,14 +28,14 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import ModelLibraryError
-from app.core.inference import BUNDLED, MODEL_PREFIX, PRESET_PREFIX, RunRequest
+from app.core.inference import RunRequest
+from app.core.jobs import EXPORTS, FILE_EXPORTS, ExportRequest
+from app.core.model_source import BUNDLED, MODEL_PREFIX, PRESET_PREFIX, PRESETS
 from app.core.models import ModelLibrary
-from app.gui.documents import EXPORTS, FILE_EXPORTS, ExportRequest
 
 if TYPE_CHECKING:  # the type only; the GUI reaches dvis_models through app.core at run time
     from dvis_models.categories import CategoryTable
 
-PRESETS = ("r50_vipseg_online", "r50_vipseg_offline", "swinl_vipseg_online", "swinl_vipseg_offline", "bundled_small")
 RESOLUTIONS = (("Model default", None), ("360p (fast)", 360), ("480p", 480), ("720p", 720), ("1080p", 1080))
 
 

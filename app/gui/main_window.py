@@ -35,14 +35,13 @@ from PySide6.QtWidgets import (
 )
 
 from app import __version__
-from app.core import edits
+from app.core import edits, jobs
 from app.core.frame_range import parse_frame_range
 from app.core.inference import RunRequest, frames_text, inference_job
 from app.core.progress import Job, Progress, Rate
 from app.core.proxy import ProxyStore
 from app.core.session import Session
 from app.core.vipseg.merge import WrittenDataset
-from app.gui import documents
 from app.gui.autosave import Autosaver, offer_recovery
 from app.gui.controller import StudioController, UserActionError
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
@@ -54,7 +53,7 @@ from app.gui.propagate_dialog import Propagator
 from app.gui.stability import StabilityPanel
 from app.gui.timeline import TimelineWidget
 from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
-from app.gui.worker import Worker, callback_job
+from app.gui.worker import Worker
 
 RECENT_KEY = "recent_files"
 MAX_RECENT = 10
@@ -400,11 +399,11 @@ class MainWindow(QMainWindow):
 
     # ================================================================ opening
     def open_path(self, path: str | Path, kind: str | None = None) -> None:
-        """Open whatever `path` is (`kind`: as `documents.kind_of` says, unless the menu item chose it): project
+        """Open whatever `path` is (`kind`: as `jobs.kind_of` says, unless the menu item chose it): project
         folder, VIPSeg dataset, image folder or video file. The file is read first (an unreadable one is an error
         and the open document stays); then unsaved edits are asked about and running work is stopped."""
         path = Path(path)
-        kind = kind or documents.kind_of(path)
+        kind = kind or jobs.kind_of(path)
         if kind == "vipseg":
             self._open_vipseg(path)  # in the background; it asks and adds to the recent files once imported
             return
@@ -493,7 +492,7 @@ class MainWindow(QMainWindow):
             self._run_action("Demo", self.open_demo)
 
     def open_demo(self) -> None:
-        clip = documents.demo_clip(self.cache_dir)
+        clip = jobs.demo_clip(self.cache_dir)
         self.session.open_video(clip)
         self._demo_run = True  # a missing bundled model is a status message here, not an error dialog
         self.start_inference(RunRequest(clip))
@@ -518,7 +517,7 @@ class MainWindow(QMainWindow):
                     return
             then(categories, videos[names.index(name)])
 
-        self._start_task(f"Reading {root}…", callback_job(documents.read_vipseg_job(root)), chosen)
+        self._start_task(f"Reading {root}…", jobs.read_vipseg(root), chosen)
 
     def _open_vipseg(self, root: Path) -> None:
         """Read and import in the background; once imported, ask about unsaved edits and show it."""
@@ -530,7 +529,7 @@ class MainWindow(QMainWindow):
                 else:
                     self.status_label.setText("Ready.")
 
-            self._start_task(f"Importing {video.video_id}…", callback_job(documents.import_vipseg_job(categories, video)), opened)
+            self._start_task(f"Importing {video.video_id}…", jobs.import_vipseg_video(categories, video), opened)
 
         self._pick_vipseg_video(root, "Open VIPSeg video", import_video)
 
@@ -625,16 +624,18 @@ class MainWindow(QMainWindow):
                 raise UserActionError("Choose where to export (the Destination field).")
             self.start_export(request)
 
-    def start_export(self, request: documents.ExportRequest) -> None:
+    def start_export(self, request: jobs.ExportRequest) -> None:
         """Export in a worker thread; the status bar says where it went."""
-        job = callback_job(documents.export_job(self.controller, request))
+        job = jobs.export(self.controller.annotation, Path(self.controller.video.path), request)
 
         def done(result) -> None:  # editor exports return an ExportResult; VIPSeg a WrittenDataset
             where = result.summary() if isinstance(result, WrittenDataset) else request.target
             self.status_label.setText(f"Exported to {where}")
 
+        dataset = request.kind in ("vipseg", "predictions")
         self._start_task(f"Exporting to {request.target}…", job, done,
-                         cancelled=f"Export cancelled; the files written to {request.target} so far stay.")
+                         cancelled=f"Export cancelled; the files in {request.target} so far are complete"
+                                   f"{', the JSON was not updated' if dataset else ''}.")
 
     # ===================================================== background jobs
     def _start_task(self, text: str, job: Job, done: Callable[[object], None],
@@ -765,7 +766,7 @@ class MainWindow(QMainWindow):
         if self.controller.annotation is None or self.diagnosis.running:
             return
         self.session.begin_diagnostics()
-        self.diagnosis.start(callback_job(documents.diagnostics_job(self.controller.annotation)))
+        self.diagnosis.start(jobs.diagnose_annotation(self.controller.annotation))
         self._update_actions()
 
     def _on_diagnosed(self, diagnostics: list) -> None:
@@ -801,8 +802,8 @@ class MainWindow(QMainWindow):
         self._pick_vipseg_video(Path(root), "Ground-truth video to compare with", self.start_evaluation)
 
     def start_evaluation(self, categories, video) -> None:
-        """Score the annotation against `video` of a ground truth read by `documents.read_vipseg_job`."""
-        job = callback_job(documents.evaluation_job(self.controller.annotation, categories, video))
+        """Score the annotation against `video` of a ground truth read by `jobs.read_vipseg`."""
+        job = jobs.evaluate_annotation(self.controller.annotation, categories, video)
         self._start_task("Evaluating…", job, self._show_scores, cancelled="Evaluation cancelled.")
 
     def _show_scores(self, scores: dict) -> None:

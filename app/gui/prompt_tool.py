@@ -58,8 +58,8 @@ class _ProposalWorker:
         if model_source is None:
             return propose(image, prompt)
         if model_source != self._model_source:
+            from app.core.model_source import load_model
             from app.core.propagation.segmenter import SegmenterCache
-            from app.gui.propagate_dialog import load_model
 
             self._segmenter = SegmenterCache(load_model(model_source), self._video.frame, max_frames=CACHED_FRAMES)
             self._model_source = model_source

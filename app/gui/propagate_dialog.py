@@ -13,6 +13,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject
 from PySide6.QtWidgets import QComboBox, QDialog, QDialogButtonBox, QFormLayout, QHBoxLayout, QSpinBox, QWidget
 
+from app.core.model_source import load_model
 from app.core.propagation.labelling import (
     AppliedPropagation,
     FrameMask,
@@ -148,11 +149,3 @@ class Propagator(QObject):
 
 def _frames_text(frames: list[int]) -> str:
     return f"{len(frames)} frame{'s' if len(frames) > 1 else ''} ({frames[0]}-{frames[-1]})"
-
-
-def load_model(source: str):
-    """The model for ``source`` (cached across runs), for prompts and propagation: the one place they get it.
-    Called on a worker thread, which imports torch."""
-    from app.core.inference import load_model as load
-
-    return load(source)

@@ -14,13 +14,12 @@ emit of True (the interpreter aborts after enough runs), so a job yields and ret
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal
 
 from app.core.errors import Cancelled
-from app.core.progress import Job, Progress, threaded
+from app.core.progress import Job, Progress
 
 RETURNED, ERRORED, ABORTED = "returned", "errored", "aborted"
 
@@ -173,10 +172,3 @@ class Worker(QObject):
         else:
             self.aborted.emit()
         self.finished.emit()
-
-
-def callback_job(job: Callable[[Callable[[int, int], None], Callable[[], bool]], Any]) -> Job:
-    """A job still written as `job(progress, cancel)` (progress(done, total); cancel() True once aborted) as a
-    generator job, until every job is one."""
-    return threaded(lambda report, cancelled: job(lambda done, total: report(Progress(int(done), int(total))),
-                                                  cancelled))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -73,12 +73,21 @@ def frame_pairs(pair: VideoPair) -> Iterable[FramePair]:
 
 def accumulate(videos: Iterable[VideoPair], *accumulators) -> None:
     """Feed every video's frame pairs to each accumulator (``start_video``, ``add_frame``); each frame is read once."""
+    for _ in feed_frames(videos, *accumulators):
+        pass
+
+
+def feed_frames(videos: Iterable[VideoPair], *accumulators) -> Iterator[int]:
+    """``accumulate`` one frame at a time: yields the number of frames fed so far (a job reports progress with it)."""
+    done = 0
     for pair in videos:
         for accumulator in accumulators:
             accumulator.start_video(pair.video_id)
         for frame in frame_pairs(pair):
             for accumulator in accumulators:
                 accumulator.add_frame(frame)
+            done += 1
+            yield done
 
 
 def check_segments(video_id: str, index: int, frame: PanopticFrame, role: str, present: set[int]) -> None:

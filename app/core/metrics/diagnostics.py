@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from app.core.progress import Job, Progress, run_job
 from app.core.result_merger import pair_iou
 
 KINDS = ("id_switch", "fragment", "class_flicker", "area_jump", "short_track")
@@ -179,11 +180,18 @@ def diagnose(
 
 def _analyze(frames: Iterable[tuple[int, np.ndarray, Mapping[int, int] | None]], config: DiagnosticsConfig | None) -> list[Diagnostic]:
     """Feed (index, track map, classes or None) in frame order to one analyzer."""
+    return run_job(_analysis(frames, config))
+
+
+def _analysis(frames: Iterable[tuple[int, np.ndarray, Mapping[int, int] | None]], config: DiagnosticsConfig | None,
+              total: int | None = None) -> Job[list[Diagnostic]]:
+    """``_analyze`` as a job: yields ``Progress`` after each frame (of ``total`` when known)."""
     analyzer = _Analyzer(config or DiagnosticsConfig())
     count = 0
     for index, track_map, classes in frames:
         analyzer.step(index, np.asarray(track_map), classes)
         count += 1
+        yield Progress(count, total)
     return analyzer.finish(count)
 
 
@@ -191,3 +199,9 @@ def stability_diagnostics(annotation, frame_classes: Mapping[int, Mapping[int, i
                           config: DiagnosticsConfig | None = None) -> list[Diagnostic]:
     """Diagnostics of an ``Annotation`` (its track maps, frame by frame)."""
     return diagnose((annotation.track_map(i) for i in range(annotation.num_frames)), frame_classes, config)
+
+
+def annotation_diagnosis(annotation, config: DiagnosticsConfig | None = None) -> Job[list[Diagnostic]]:
+    """``stability_diagnostics`` of an annotation as a job (a long video takes seconds): ``Progress`` per frame."""
+    frames = ((i, annotation.track_map(i), None) for i in range(annotation.num_frames))
+    return (yield from _analysis(frames, config, annotation.num_frames))

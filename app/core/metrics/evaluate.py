@@ -6,9 +6,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.core.metrics.common import MetricsError, VideoPair, accumulate
+from app.core.metrics.common import MetricsError, VideoPair, feed_frames
 from app.core.metrics.stq import STQAccumulator, STQResult
 from app.core.metrics.vpq import VIPSEG_WINDOWS, VPQAccumulator, VPQResult
+from app.core.progress import Job, Progress, run_job
 from app.core.vipseg.reader import read_ground_truth, read_predictions
 from dvis_models.categories import CategoryTable
 
@@ -21,13 +22,20 @@ class Evaluation:
 
 def evaluate(videos: Iterable[VideoPair], categories: CategoryTable, **options) -> Evaluation:
     """VPQ + STQ. ``options``: windows, short_videos_as_one_window (VPQ); crowd_quirk, void_column_quirk (STQ)."""
+    return run_job(evaluation(videos, categories, **options))
+
+
+def evaluation(videos: Iterable[VideoPair], categories: CategoryTable, total: int | None = None,
+               **options) -> Job[Evaluation]:
+    """``evaluate`` as a job: yields ``Progress`` per frame (of ``total`` frames when known)."""
     vpq_acc = VPQAccumulator(
         categories, options.pop("windows", VIPSEG_WINDOWS), options.pop("short_videos_as_one_window", False)
     )
     stq_acc = STQAccumulator(categories, options.pop("crowd_quirk", True), options.pop("void_column_quirk", True))
     if options:
         raise TypeError(f"Unknown evaluation options {sorted(options)}")
-    accumulate(videos, vpq_acc, stq_acc)
+    for done in feed_frames(videos, vpq_acc, stq_acc):
+        yield Progress(done, total)
     return Evaluation(vpq_acc.result(), stq_acc.result())
 
 

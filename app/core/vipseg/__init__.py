@@ -18,8 +18,8 @@ from app.core.vipseg.convert import (
     source_image_file,
 )
 from app.core.vipseg.frames import PanopticFrame
-from app.core.vipseg.layout import DatasetError, DatasetLayout, ExportCancelled, video_id_for
-from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json
+from app.core.vipseg.layout import DatasetError, DatasetLayout, video_id_for
+from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json, merge_json_files
 from app.core.vipseg.reader import DatasetVideo, RawVideo, read_ground_truth, read_predictions, read_raw_release
 from app.core.vipseg.writer import VideoToWrite, write_videos
 
@@ -27,7 +27,6 @@ __all__ = [
     "DatasetError",
     "DatasetLayout",
     "DatasetVideo",
-    "ExportCancelled",
     "ImportedVideo",
     "PanopticFrame",
     "RawVideo",
@@ -43,6 +42,7 @@ __all__ = [
     "import_vipseg",
     "import_vipseg_raw",
     "merge_into_json",
+    "merge_json_files",
     "read_ground_truth",
     "read_predictions",
     "read_raw_release",

@@ -14,9 +14,10 @@ import numpy as np
 
 from app.core.annotation import Annotation, Provenance
 from app.core.errors import AnnotationError
+from app.core.progress import Job, Progress
 from app.core.video import VideoSource
 from app.core.vipseg.frames import PanopticFrame, first_appearance
-from app.core.vipseg.layout import Cancel, DatasetError, ExportCancelled, Progress
+from app.core.vipseg.layout import DatasetError
 from app.core.vipseg.merge import WrittenDataset
 from app.core.vipseg.reader import DatasetVideo, RawVideo, read_ground_truth, read_predictions, read_raw_release
 from app.core.vipseg.writer import VideoToWrite, write_videos
@@ -89,30 +90,26 @@ def export_vipseg(
     split: str = "train",
     resolution: int | None = None,
     raw_panomasks: bool = True,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-) -> WrittenDataset:
+) -> Job[WrittenDataset]:
     """Export annotated videos as a VIPSeg ground-truth dataset (``resolution=720`` for VIPSeg_720P), merged into
-    the folder's JSON if it has one; returns the JSON and the videos it lists."""
+    the folder's JSON if it has one; a job (``write_videos``) returning the JSON and the videos it lists."""
     table = _shared_categories([annotation for _, annotation, _ in videos])
     plain = [_video_to_write(video_id, annotation, source) for video_id, annotation, source in videos]
-    return write_videos(plain, root, table, split=split, resolution=resolution, raw_panomasks=raw_panomasks, progress=progress, cancel=cancel)
+    return (yield from write_videos(plain, root, table, split=split, resolution=resolution, raw_panomasks=raw_panomasks))
 
 
 def export_predictions(
     videos: Sequence[tuple[str, Annotation, VideoSource | None]],
     root: str | Path,
     resolution: int | None = None,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-) -> WrittenDataset:
-    """Write ``pred.json`` + ``pan_pred/`` for the official evaluators (merged into a pred.json already there).
-    Sources only give stems."""
+) -> Job[WrittenDataset]:
+    """Write ``pred.json`` + ``pan_pred/`` for the official evaluators (merged into a pred.json already there),
+    as a job. Sources only give stems."""
     table = _shared_categories([annotation for _, annotation, _ in videos])
     plain = [_video_to_write(video_id, annotation, source) for video_id, annotation, source in videos]
     for video in plain:
         video.image = video.image_file = None
-    return write_videos(plain, root, table, resolution=resolution, predictions=True, progress=progress, cancel=cancel)
+    return (yield from write_videos(plain, root, table, resolution=resolution, predictions=True))
 
 
 def _track_for(annotation: Annotation, category_id: int, crowd: bool, where: Path) -> int:
@@ -131,7 +128,8 @@ def _track_for(annotation: Annotation, category_id: int, crowd: bool, where: Pat
     return stuff_track
 
 
-def _to_annotation(video: DatasetVideo | RawVideo, categories: CategoryTable, tick) -> Annotation:
+def _to_annotation(video: DatasetVideo | RawVideo, categories: CategoryTable, done: int, total: int) -> Job[Annotation]:
+    """The video's frames in a new Annotation; progress counts on from ``done`` of ``total`` frames."""
     first = video.frame(0)
     height, width = first.ids.shape
     annotation = Annotation(video.num_frames, height, width, categories)
@@ -148,33 +146,28 @@ def _to_annotation(video: DatasetVideo | RawVideo, categories: CategoryTable, ti
             annotation.set_frame(index, lut[inverse])
         except AnnotationError as error:
             raise DatasetError(f"{video.png_paths[index]}: {error}") from None
-        tick()
+        yield Progress(done + index + 1, total)
     return annotation
 
 
-def _import(categories: CategoryTable, videos: list[DatasetVideo] | list[RawVideo], progress: Progress | None, cancel: Cancel | None) -> list[ImportedVideo]:
+def _import(categories: CategoryTable, videos: list[DatasetVideo] | list[RawVideo]) -> Job[list[ImportedVideo]]:
+    """A job importing ``videos``: it yields ``Progress`` over all their frames."""
     total = sum(v.num_frames for v in videos)
     done = 0
-
-    def tick() -> None:
-        nonlocal done
-        done += 1
-        if progress is not None:
-            progress(done, total)
-        if cancel is not None and cancel():
-            raise ExportCancelled("Import cancelled.")
-
-    return [ImportedVideo(v.video_id, _to_annotation(v, categories, tick), list(v.image_paths)) for v in videos]
+    imported = []
+    for video in videos:
+        annotation = yield from _to_annotation(video, categories, done, total)
+        imported.append(ImportedVideo(video.video_id, annotation, list(video.image_paths)))
+        done += video.num_frames
+    return imported
 
 
 def import_vipseg(
     root: str | Path,
     split: str | None = None,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
     video_ids: Sequence[str] | None = None,
-) -> list[ImportedVideo]:
-    """Import a VIPSeg ground-truth dataset (one split, or every split file when ``split`` is None).
+) -> Job[list[ImportedVideo]]:
+    """Import a VIPSeg ground-truth dataset (one split, or every split file when ``split`` is None), as a job.
 
     ``video_ids`` imports only those videos, in that order (opening one video must not decode the whole dataset).
     """
@@ -185,14 +178,12 @@ def import_vipseg(
         if missing:
             raise DatasetError(f"Videos {missing} are not listed in the dataset at {root}; pick one of {sorted(by_id)[:10]}.")
         videos = [by_id[v] for v in video_ids]
-    return _import(categories, videos, progress, cancel)
+    return (yield from _import(categories, videos))
 
 
-def import_dataset_video(
-    categories: CategoryTable, video: DatasetVideo, progress: Progress | None = None, cancel: Cancel | None = None
-) -> ImportedVideo:
+def import_dataset_video(categories: CategoryTable, video: DatasetVideo) -> Job[ImportedVideo]:
     """Import one video of a dataset already read with ``read_ground_truth`` (a large JSON is parsed once)."""
-    (imported,) = _import(categories, [video], progress, cancel)
+    (imported,) = yield from _import(categories, [video])
     return imported
 
 
@@ -236,17 +227,14 @@ def check_frame_images(imported: ImportedVideo, shown_stems: Sequence[str]) -> N
         )
 
 
-def import_predictions(
-    root: str | Path, categories: CategoryTable | None = None, progress: Progress | None = None, cancel: Cancel | None = None
-) -> list[ImportedVideo]:
-    """Import ``pred.json`` + ``pan_pred/`` (categories: given, else the folder's table, else VIPSeg's)."""
+def import_predictions(root: str | Path, categories: CategoryTable | None = None) -> Job[list[ImportedVideo]]:
+    """Import ``pred.json`` + ``pan_pred/`` (categories: given, else the folder's table, else VIPSeg's), as a job."""
     table, videos = read_predictions(root, categories)
-    return _import(table, videos, progress, cancel)
+    return (yield from _import(table, videos))
 
 
-def import_vipseg_raw(
-    root: str | Path, split: str | None = None, progress: Progress | None = None, cancel: Cancel | None = None
-) -> list[ImportedVideo]:
-    """Import the raw VIPSeg release (``panomasks/`` raw values + ``imgs/``), e.g. to re-export it as VIPSeg_720P."""
+def import_vipseg_raw(root: str | Path, split: str | None = None) -> Job[list[ImportedVideo]]:
+    """Import the raw VIPSeg release (``panomasks/`` raw values + ``imgs/``), e.g. to re-export it as VIPSeg_720P,
+    as a job."""
     categories, videos = read_raw_release(root, split)
-    return _import(categories, videos, progress, cancel)
+    return (yield from _import(categories, videos))

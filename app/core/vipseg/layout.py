@@ -21,12 +21,9 @@ from dvis_models.vipseg_format import (
     gt_json_name,
 )
 
-Progress = Callable[[int, int], None]  # progress(done, total) of a long read or write
-Cancel = Callable[[], bool]  # True once the user asked to stop
+Progress = Callable[[int, int], None]  # progress(done, total) of a long read
 
 
-class ExportCancelled(DatasetError):
-    """The user cancelled an export or import; files already written are complete, the JSON is not updated."""
 
 
 def video_id_for(path: Path) -> str:

@@ -72,6 +72,20 @@ def _merged(old: list[dict], new: list[dict]) -> list[dict]:
     return kept + [entry for entry in new if entry["video_id"] in by_id]
 
 
+def merge_json_files(root: str | Path, parts: Sequence[Path], split: str | None, predictions: bool) -> WrittenDataset:
+    """Merge JSON files written by ``write_videos`` into other folders (``parts``, each holding other videos) into
+    ``root``'s ground-truth JSON of ``split``, or its pred.json; the videos are in ``root`` already."""
+    layout = DatasetLayout(root)
+    loaded = [(_top_level(part), part) for part in parts]
+    annotations = [entry for data, part in loaded for entry in _entries(data, "annotations", part)]
+    if predictions:
+        return merge_into_json(layout, layout.pred_json(), None, [], annotations, predictions=True)
+    (first, first_path), *_ = loaded
+    table = categories_from_json(first.get("categories"), first_path)
+    videos = [entry for data, part in loaded for entry in _entries(data, "videos", part)]
+    return merge_into_json(layout, layout.gt_json(split), table, videos, annotations, predictions=False)
+
+
 def _remove_stale_masks(layout: DatasetLayout, annotations: Sequence[dict], predictions: bool) -> None:
     """Mask PNGs of a replaced video that its new entry does not list (the earlier version had more frames)."""
     folders = (PAN_PRED,) if predictions else (PANOMASKS, PANOMASKS_RGB)

@@ -33,7 +33,6 @@ from dvis_models.vipseg_format import (
     read_raw_png,
 )
 
-
 MAX_FRAME_PIXELS = 1 << 26  # 67 MP, twice 8K UHD: a mask declaring more is refused when no size is known
 
 

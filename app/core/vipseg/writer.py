@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from app.core.progress import Job, Progress
 from app.core.vipseg.frames import first_appearance
-from app.core.vipseg.layout import Cancel, DatasetError, DatasetLayout, ExportCancelled, Progress
+from app.core.vipseg.layout import DatasetError, DatasetLayout
 from app.core.vipseg.merge import WrittenDataset, check_categories, merge_into_json
 from dvis_models import atomic
 from dvis_models.categories import CategoryTable
@@ -173,17 +174,16 @@ def write_videos(
     resolution: int | None = None,
     predictions: bool = False,
     raw_panomasks: bool = True,
-    progress: Progress | None = None,
-    cancel: Cancel | None = None,
-) -> WrittenDataset:
-    """Write ``videos`` under ``root``; returns the JSON written and the videos it lists.
+) -> Job[WrittenDataset]:
+    """Write ``videos`` under ``root`` (a job: yields ``Progress`` per frame); returns the JSON written and the
+    videos it lists.
 
     Ground truth (``predictions=False``): images/, panomasks/ (raw 16-bit, if ``raw_panomasks``),
     panomasksRGB/, panoVIPSeg_categories.json and panoptic_gt_VIPSeg_<split>.json. Predictions: pan_pred/ +
     pred.json. A JSON already there keeps its other videos (``merge_into_json``); a folder with another
     category table is refused before anything is written. ``resolution``: target height (e.g. 720) or None
-    for the source size. The JSON is written last, so a cancelled or failed export never leaves a JSON
-    pointing at missing PNGs.
+    for the source size. The JSON is written last, so a cancelled (``Cancelled`` thrown in) or failed export
+    never leaves a JSON pointing at missing PNGs.
     """
     layout = DatasetLayout(root)
     _check_stuff_colors(categories)
@@ -200,11 +200,10 @@ def write_videos(
         encoder = _VideoEncoder(video, categories, raw=raw_panomasks and not predictions)
         images, annotations = [], []
         for index, stem in enumerate(video.frame_stems()):
-            if cancel is not None and cancel():
-                raise ExportCancelled(f"Export to {layout.root} cancelled; the JSON was not updated.")
             track_map = np.asarray(video.track_map(index))
             if index in video.damaged:
                 done += 1
+                yield Progress(done, total)
                 continue
             width, height = resized_size(track_map.shape[1], track_map.shape[0], resolution)
             panoptic, raw, segments = encoder.encode(resize_nearest(track_map, width, height))
@@ -220,8 +219,7 @@ def write_videos(
             images.append({"id": stem, "width": width, "height": height, "file_name": file_name})
             annotations.append({"image_id": stem, "file_name": file_name, "segments_info": segments})
             done += 1
-            if progress is not None:
-                progress(done, total)
+            yield Progress(done, total)
         json_videos.append({"video_id": video.video_id, "images": images})
         json_annotations.append({"video_id": video.video_id, "annotations": annotations})
     return merge_into_json(layout, json_path, categories, json_videos, json_annotations, predictions)
