@@ -218,9 +218,7 @@ def finetune(request: FinetuneRequest) -> Job[FinetuneResult]:
         yield Progress(0, 1, "Adding the model to the library")
         library.add(work / "train" / "model_final.pth", name,
                     source=f"fine-tuned ({plan['stage']}) from {plan['base']} on {Path(request.project).absolute()}")
-        shutil.rmtree(work, ignore_errors=True)
-        if not any(work.parent.iterdir()):
-            work.parent.rmdir()
+        _remove(work)
         yield Progress(1, 1, "Adding the model to the library")
         return FinetuneResult(name=name, model=MODEL_PREFIX + name, **result)
     except OSError as error:
@@ -252,10 +250,11 @@ def _prepare(request: FinetuneRequest, work: Path, library) -> Job[dict]:
         base = base_checkpoint(project.model, library)
         train, heldout = split_runs(runs_of(corrected_frames(project.annotation)))
         data = work / "data"
+        work.mkdir(parents=True)
         try:
             yield from _export(project, {"train": train, HELDOUT_SPLIT: heldout}, data)
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)  # an unfinished export is no use to a resumed run
+            _remove(work)  # an unfinished export is no use to a resumed run
             raise
         info = project.model or {}
     plan = {"stage": request.stage, "iterations": request.iterations, "base": str(base),
@@ -263,6 +262,15 @@ def _prepare(request: FinetuneRequest, work: Path, library) -> Job[dict]:
             "train": [[r.start, r.stop] for r in train], "heldout": [[r.start, r.stop] for r in heldout]}
     atomic.write_json(plan_path, plan)  # last: a plan means the data is complete
     return plan
+
+
+def _remove(work: Path) -> None:
+    """Delete a work folder, and the project's fine-tune folder when it was the last one."""
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        work.parent.rmdir()
+    except OSError:  # other fine-tunes are kept there
+        pass
 
 
 def _export(project, splits: dict[str, list[range]], root: Path) -> Job[None]:

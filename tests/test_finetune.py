@@ -1,0 +1,202 @@
+"""Fine-tuning from a project (app.core.finetune and `dvis finetune`) on a tiny synthetic project, end to end.
+
+The project is a real synthetic VIPSeg video imported as a project (imported tracks are "corrected"), recorded as
+run with the bundled model; training runs a few real iterations on the CPU.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from app.cli import main
+from app.core.annotation import Provenance
+from app.core.errors import Cancelled, StudioError
+from app.core.finetune import (FinetuneError, FinetuneRequest, LossPoint, corrected_frames, finetune, runs_of,
+                               split_runs)
+from app.core.models import ModelLibrary
+from app.core.progress import Progress, run_job
+from app.core.project import Project
+from app.core.vipseg import import_vipseg
+from dvis_models import load_checkpoint
+from dvis_models.data.synthetic import generate_dataset
+from dvis_models.training.checkpointing import load_state
+
+FRAMES = 8
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synthetic")
+    generate_dataset(root, 1, FRAMES, (96, 128), seed=3, split="ft")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def make_project(dataset: Path, folder: Path, model: dict | None = None, corrected: bool = True) -> Path:
+    (video,) = import_vipseg(dataset, "ft")
+    annotation = video.annotation
+    if not corrected:  # as the model left it: nothing vouched for
+        annotation.put_tracks([t.replace(provenance=Provenance.MODEL) for t in annotation.tracks.values()])
+    model = {"model": "bundled", "offline": False, "short_edge": 64} if model is None else model  # small: fast tests
+    Project.create(folder, dataset / "images" / video.video_id, annotation=annotation, model=model).close()
+    return folder
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def request(project: Path, tmp_path: Path, **options) -> FinetuneRequest:
+    return FinetuneRequest(project, library=tmp_path / "lib", **{"iterations": 3, "name": "tuned", **options})
+
+
+def test_held_out_frames_are_whole_runs_from_the_end_or_the_end_of_the_only_run():
+    assert runs_of([0, 1, 2, 5, 6, 9]) == [range(0, 3), range(5, 7), range(9, 10)]
+    assert split_runs([range(0, 10)]) == ([range(0, 8)], [range(8, 10)])
+    assert split_runs([range(0, 10), range(20, 25), range(30, 33)]) == ([range(0, 10)], [range(20, 25), range(30, 33)])
+    with pytest.raises(FinetuneError, match="3 corrected frame.*at least 4"):
+        split_runs([range(0, 3)])
+
+
+def test_finetune_installs_a_loadable_model_and_scores_it_before_and_after(dataset, tmp_path):
+    project = make_project(dataset, tmp_path / "project")
+    before = digest(project)
+    items = []
+    result = run_job(finetune(request(project, tmp_path)), items.append)
+
+    assert result.name == "tuned" and result.model == "model:tuned" and result.stage == "tracker"
+    assert (result.train_frames, result.heldout_frames) == (FRAMES - 2, 2)
+    for scores in (result.before, result.after):
+        assert 0 <= scores.vpq <= 100
+    losses = [item for item in items if isinstance(item, LossPoint)]
+    assert [point.iteration for point in losses] == [1, 2, 3] and all(point.loss > 0 for point in losses)
+    assert {item.text for item in items if isinstance(item, Progress)} >= {
+        "Exporting the corrected frames", "Scoring the starting model on held-out frames", "Training the tracker",
+        "Scoring the fine-tuned model on held-out frames"}
+    library = ModelLibrary(tmp_path / "lib")
+    assert [model.name for model in library.list()] == ["tuned"]
+    tuned, bundled = load_checkpoint(library.path("tuned")), load_checkpoint(Path(library.get("tuned").source.split()[3]))
+    changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, bundled.state_dict()[k])]
+    assert changed and all(key.startswith("tracker.") for key in changed)  # the segmenter stayed frozen
+    assert digest(project) == before  # the project is only read; the work folder is gone
+
+
+def test_cancel_checkpoints_and_resume_continues_from_there(dataset, tmp_path):
+    project = make_project(dataset, tmp_path / "project")
+    job = finetune(request(project, tmp_path, iterations=5))
+    for item in job:
+        if isinstance(item, LossPoint) and item.iteration == 2:
+            break
+    with pytest.raises(Cancelled):
+        job.throw(Cancelled())
+    state = load_state(project / "finetune" / "tuned" / "train" / "last.pth")
+    assert state.iteration == 2
+    assert ModelLibrary(tmp_path / "lib").list() == []
+
+    with pytest.raises(FinetuneError, match="started before and not finished.*resume it"):
+        run_job(finetune(request(project, tmp_path, iterations=5)))
+    with pytest.raises(FinetuneError, match="trains the tracker, not the refiner"):
+        run_job(finetune(request(project, tmp_path, stage="refiner", resume=True)))
+
+    items = []
+    result = run_job(finetune(request(project, tmp_path, iterations=99, resume=True)), items.append)
+    assert [item.iteration for item in items if isinstance(item, LossPoint)] == [3, 4, 5]  # the run's own 5
+    assert not any(isinstance(i, Progress) and i.text.startswith("Scoring the starting") for i in items)  # kept
+    assert result.iterations == 5
+    load_checkpoint(ModelLibrary(tmp_path / "lib").path("tuned"))
+
+
+def test_a_project_without_corrections_says_what_to_do(dataset, tmp_path):
+    project = make_project(dataset, tmp_path / "project", corrected=False)
+    assert corrected_frames(Project.open(project, read_only=True).annotation) == []
+    with pytest.raises(FinetuneError, match="0 corrected frame.*Correct more frames"):
+        run_job(finetune(request(project, tmp_path)))
+    assert not (project / "finetune").exists()
+
+
+def test_a_project_without_model_info_says_what_to_do(dataset, tmp_path):
+    project = make_project(dataset, tmp_path / "project", model={})
+    with pytest.raises(FinetuneError, match="does not record which model.*Run DVIS on it once"):
+        run_job(finetune(request(project, tmp_path)))
+
+
+def test_a_name_clash_is_refused_before_any_work(dataset, tmp_path):
+    from dvis_models.resources import BUNDLED_CHECKPOINT
+
+    project = make_project(dataset, tmp_path / "project")
+    ModelLibrary(tmp_path / "lib").add(BUNDLED_CHECKPOINT, "tuned")
+    with pytest.raises(FinetuneError, match="'tuned' is already installed; choose another name"):
+        run_job(finetune(request(project, tmp_path)))
+    assert not (project / "finetune").exists()
+
+
+def test_an_unwritable_work_folder_gives_a_clear_error(dataset, tmp_path):
+    project = make_project(dataset, tmp_path / "project")
+    (project / "finetune").write_text("in the way")  # the work folder cannot be made
+    with pytest.raises(FinetuneError, match="Cannot write the fine-tuning files in .*project folder writable"):
+        run_job(finetune(request(project, tmp_path)))
+
+
+def test_a_full_disk_while_exporting_loses_nothing(dataset, tmp_path, monkeypatch):
+    from app.core.vipseg import writer
+
+    project = make_project(dataset, tmp_path / "project")
+    before = digest(project)
+
+    def disk_full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(writer.atomic, "write_bytes", disk_full)
+    with pytest.raises(StudioError, match="No space left on device. Check free disk space"):
+        run_job(finetune(request(project, tmp_path)))
+    monkeypatch.undo()
+    assert digest(project) == before and ModelLibrary(tmp_path / "lib").list() == []
+    assert run_job(finetune(request(project, tmp_path))).name == "tuned"  # nothing half-done is in the way
+
+
+def test_a_full_disk_while_checkpointing_can_be_resumed(dataset, tmp_path, monkeypatch):
+    from dvis_models.training import checkpointing
+
+    project = make_project(dataset, tmp_path / "project")
+    save_state = checkpointing.save_state
+
+    def disk_full(state, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpointing, "save_state", disk_full)
+    with pytest.raises(FinetuneError, match="No space left on device.*resume"):
+        run_job(finetune(request(project, tmp_path)))
+    monkeypatch.setattr(checkpointing, "save_state", save_state)
+    result = run_job(finetune(request(project, tmp_path, resume=True)))
+    assert result.name == "tuned" and ModelLibrary(tmp_path / "lib").list()[0].name == "tuned"
+
+
+def test_cli_finetune_prints_progress_and_scores(dataset, tmp_path, capsys):
+    project = make_project(dataset, tmp_path / "project")
+    assert main(["finetune", str(project), "--iterations", "2", "--name", "cli-tuned"]) == 0
+    out = capsys.readouterr().out
+    assert "Exporting the corrected frames" in out and "it 2/2  loss" in out
+    assert "held-out VPQ (2 frames, online): before" in out
+    assert "installed cli-tuned (tracker fine-tuned on 6 frames, 2 iterations)" in out
+    assert [model.name for model in ModelLibrary().list()] == ["cli-tuned"]  # the user's library (test data folder)
+
+
+def test_cli_finetune_errors_are_one_line(dataset, tmp_path, capsys):
+    project = make_project(dataset, tmp_path / "project", model={})
+    assert main(["finetune", str(project)]) == 1
+    assert capsys.readouterr().err.startswith("error: This project does not record which model")
+    assert main(["finetune", str(project), "--resume"]) == 1
+    assert "no cancelled fine-tune named 'project-tracker'" in capsys.readouterr().err
