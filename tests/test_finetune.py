@@ -14,44 +14,15 @@ import pytest
 import torch
 
 from app.cli import main
-from app.core.annotation import Provenance
 from app.core.errors import Cancelled, StudioError
 from app.core.finetune import (FinetuneError, FinetuneRequest, LossPoint, corrected_frames, finetune, runs_of,
                                split_runs)
 from app.core.models import ModelLibrary
 from app.core.progress import Progress, run_job
 from app.core.project import Project
-from app.core.vipseg import import_vipseg
 from dvis_models import load_checkpoint
-from dvis_models.data.synthetic import generate_dataset
 from dvis_models.training.checkpointing import load_state
-
-FRAMES = 8
-
-
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("synthetic")
-    generate_dataset(root, 1, FRAMES, (96, 128), seed=3, split="ft")
-    return root
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def make_project(dataset: Path, folder: Path, model: dict | None = None, corrected: bool = True) -> Path:
-    (video,) = import_vipseg(dataset, "ft")
-    annotation = video.annotation
-    if not corrected:  # as the model left it: nothing vouched for
-        annotation.put_tracks([t.replace(provenance=Provenance.MODEL) for t in annotation.tracks.values()])
-    model = {"model": "bundled", "offline": False, "short_edge": 64} if model is None else model  # small: fast tests
-    Project.create(folder, dataset / "images" / video.video_id, annotation=annotation, model=model).close()
-    return folder
+from tests.finetune_project import FRAMES, dataset, make_project, one_thread  # noqa: F401 - fixtures
 
 
 def digest(folder: Path) -> dict[str, str]:

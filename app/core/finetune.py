@@ -227,6 +227,11 @@ def finetune(request: FinetuneRequest) -> Job[FinetuneResult]:
             "project folder writable) and resume; the project and the model library are unchanged.") from None
 
 
+def can_resume(project: Path, name: str) -> bool:
+    """Whether a cancelled (or failed) fine-tune named ``name`` waits in the project's work folder."""
+    return (Path(project) / WORK_DIR / name / PLAN_FILE).is_file()
+
+
 def _prepare(request: FinetuneRequest, work: Path, library) -> Job[dict]:
     """Read the project, check it can be fine-tuned, export its corrected frames and write the plan (or read the
     plan of the run being resumed); returns the plan."""
@@ -234,7 +239,7 @@ def _prepare(request: FinetuneRequest, work: Path, library) -> Job[dict]:
 
     plan_path = work / PLAN_FILE
     if request.resume:
-        if not plan_path.exists():
+        if not can_resume(request.project, work.name):
             raise FinetuneError(f"There is no cancelled fine-tune named {work.name!r} in {request.project} to resume; "
                                 "start a new one.")
         plan = json.loads(plan_path.read_text(encoding="utf-8"))

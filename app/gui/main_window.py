@@ -44,6 +44,7 @@ from app.gui import documents
 from app.gui.autosave import Autosaver, offer_recovery
 from app.gui.controller import StudioController, UserActionError
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
+from app.gui.finetune_dialog import open_finetune_dialog
 from app.gui.errors import report_exception
 from app.gui.inference import CANCELLED, InferenceRunner, RunRequest
 from app.gui.object_list import ObjectList
@@ -274,6 +275,8 @@ class MainWindow(QMainWindow):
         a("cancel", "&Cancel Inference / Export", self.cancel_work, "Ctrl+.")
         a("diagnose", "Stability &Diagnostics", self.run_diagnostics, "Ctrl+D")
         a("evaluate", "&Evaluate against Ground Truth…", self.evaluate_dialog)
+        a("finetune", "&Fine-tune on this Project…", self.finetune_dialog,
+          tip="Train the project's model on the frames you corrected, then re-run with it")
         a("shortcuts", "&Keyboard Shortcuts", self.show_shortcuts, "F1")
         a("about", "&About", lambda: QMessageBox.about(self, "DVIS Studio", f"DVIS Studio {__version__}"))
 
@@ -300,7 +303,7 @@ class MainWindow(QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
         self._add(bar.addMenu("&Playback"), "play | next prev next10 prev10 next_edge prev_edge first last goto")
         self._add(bar.addMenu("&Model"), "run pause cancel | models")
-        self._add(bar.addMenu("&Analyze"), "diagnose evaluate")
+        self._add(bar.addMenu("&Analyze"), "diagnose evaluate | finetune")
         self._add(bar.addMenu("&Help"), "shortcuts about")
         for name in ("merge", "split", "swap", "delete", "relabel", "lock", "hide"):
             self.objects.table.addAction(self.actions[name])
@@ -799,6 +802,9 @@ class MainWindow(QMainWindow):
             return
         self._pick_vipseg_video(Path(root), "Ground-truth video to compare with", self.start_evaluation)
 
+    def finetune_dialog(self) -> None:
+        open_finetune_dialog(self)
+
     def start_evaluation(self, categories, video) -> None:
         """Score the annotation against `video` of a ground truth read by `documents.read_vipseg_job`."""
         job = documents.evaluation_job(self.controller.annotation, categories, video)
@@ -995,7 +1001,7 @@ class MainWindow(QMainWindow):
             "merge": idle and count >= 2, "swap": idle and count == 2, "split": idle and count == 1,
             "delete": idle and count >= 1, "delete_range": idle and count == 1, "relabel": idle and count == 1,
             "lock": idle and count >= 1, "hide": count >= 1, "new_track": idle and has_video, "diagnose": has_video,
-            "evaluate": has_video and idle, "undo": idle and c.undo_stack.canUndo(), "redo": idle and c.undo_stack.canRedo(),
+            "evaluate": has_video and idle, "finetune": has_video and idle, "undo": idle and c.undo_stack.canUndo(), "redo": idle and c.undo_stack.canRedo(),
         }
         for name, on in enabled.items():
             self.actions[name].setEnabled(on)
