@@ -21,6 +21,7 @@ from app.core.models import ModelLibrary
 from app.core.progress import Progress, run_job
 from app.core.project import Project
 from dvis_models import load_checkpoint
+from dvis_models.resources import BUNDLED_CHECKPOINT
 from dvis_models.training.checkpointing import load_state
 from tests.finetune_project import FRAMES, dataset, make_project, one_thread  # noqa: F401 - fixtures
 
@@ -59,10 +60,20 @@ def test_finetune_installs_a_loadable_model_and_scores_it_before_and_after(datas
         "Scoring the fine-tuned model on held-out frames"}
     library = ModelLibrary(tmp_path / "lib")
     assert [model.name for model in library.list()] == ["tuned"]
-    tuned, bundled = load_checkpoint(library.path("tuned")), load_checkpoint(Path(library.get("tuned").source.split()[3]))
+    tuned, bundled = load_checkpoint(library.path("tuned")), load_checkpoint(BUNDLED_CHECKPOINT)
     changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, bundled.state_dict()[k])]
     assert changed and all(key.startswith("tracker.") for key in changed)  # the segmenter stayed frozen
     assert digest(project) == before  # the project is only read; the work folder is gone
+
+
+@pytest.mark.parametrize("stage, trained", [("refiner", ("refiner.",)), ("segmenter", ("backbone.", "sem_seg_head."))])
+def test_each_stage_trains_only_its_part(dataset, tmp_path, stage, trained):
+    project = make_project(dataset, tmp_path / "project")
+    result = run_job(finetune(request(project, tmp_path, stage=stage, iterations=1)))
+    assert result.stage == stage and result.offline == (stage == "refiner")
+    tuned, bundled = load_checkpoint(ModelLibrary(tmp_path / "lib").path("tuned")), load_checkpoint(BUNDLED_CHECKPOINT)
+    changed = [k for k, v in tuned.state_dict().items() if not torch.equal(v, bundled.state_dict()[k])]
+    assert changed and all(key.startswith(trained) for key in changed)
 
 
 def test_cancel_checkpoints_and_resume_continues_from_there(dataset, tmp_path):
@@ -105,8 +116,6 @@ def test_a_project_without_model_info_says_what_to_do(dataset, tmp_path):
 
 
 def test_a_name_clash_is_refused_before_any_work(dataset, tmp_path):
-    from dvis_models.resources import BUNDLED_CHECKPOINT
-
     project = make_project(dataset, tmp_path / "project")
     ModelLibrary(tmp_path / "lib").add(BUNDLED_CHECKPOINT, "tuned")
     with pytest.raises(FinetuneError, match="'tuned' is already installed; choose another name"):
@@ -148,7 +157,7 @@ def test_a_full_disk_while_checkpointing_can_be_resumed(dataset, tmp_path, monke
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(checkpointing, "save_state", disk_full)
-    with pytest.raises(FinetuneError, match="No space left on device.*resume"):
+    with pytest.raises(FinetuneError, match="No space left on device.*try again \\(with Resume"):
         run_job(finetune(request(project, tmp_path)))
     monkeypatch.setattr(checkpointing, "save_state", save_state)
     result = run_job(finetune(request(project, tmp_path, resume=True)))

@@ -67,3 +67,41 @@ def test_analyze_menu_asks_for_a_saved_project_first(window, video_path, qtbot, 
     assert action.isEnabled()
     action.trigger()
     assert errors and "save this video as a project first" in errors[0][1]
+
+
+def test_fine_tune_from_the_menu_then_rerun_keeps_locked_tracks(window, dataset, tmp_path, qtbot, errors):
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from app.core.edits import SetTrackLocked
+    from app.core.project import Project
+
+    folder = make_project(dataset, tmp_path / "project")
+    with Project.open(folder) as project:  # the user locked the first track
+        locked = min(project.annotation.tracks)
+        project.apply(SetTrackLocked(locked, True))
+        project.save()
+    window.open_path(folder)
+    annotation = window.controller.annotation
+    locked_masks = [annotation.track_map(i) == locked for i in range(annotation.num_frames)]
+    seen = []
+
+    def drive_dialog() -> None:
+        dialog = QApplication.activeModalWidget()
+        seen.append(dialog)
+        dialog.iterations.selectAll()
+        qtbot.keyClicks(dialog.iterations, "2")
+        qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+        qtbot.waitUntil(lambda: dialog.result is not None, timeout=TRAINING)
+        qtbot.mouseClick(dialog.rerun_button, Qt.MouseButton.LeftButton)
+
+    QTimer.singleShot(0, drive_dialog)
+    window.actions["finetune"].trigger()
+    assert isinstance(seen[0], FinetuneDialog) and errors == []
+    assert [model.name for model in ModelLibrary().list()] == ["project-tracker"]
+    qtbot.waitUntil(lambda: not window.runner.running, timeout=TRAINING)
+    assert errors == []
+    assert window.controller.project.model["model"] == "model:project-tracker"  # the run used it
+    assert window.controller.project.model["short_edge"] == 64
+    annotation = window.controller.annotation
+    assert all(((annotation.track_map(i) == locked) == mask).all() for i, mask in enumerate(locked_masks))

@@ -23,11 +23,15 @@ import math
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.core import atomic
 from app.core.annotation import Annotation, Provenance
 from app.core.errors import Cancelled, StudioError
 from app.core.progress import Job, Progress
+
+if TYPE_CHECKING:
+    from dvis_models.training.trainer import TrainConfig
 
 STAGES = ("tracker", "refiner", "segmenter")
 WORK_DIR = "finetune"  # under the project folder: <project>/finetune/<name>/
@@ -101,7 +105,7 @@ class FinetuneResult:
     heldout_frames: int
     before: Scores
     after: Scores
-    offline: bool  # the mode both scores were taken in
+    offline: bool  # the mode the scores were taken in (before: online when the starting model has no refiner)
 
 
 # ----------------------------------------------------------------------------------------- which frames
@@ -173,7 +177,8 @@ def base_checkpoint(info: dict | None, library) -> Path:
     return path
 
 
-def training_recipe(stage: str, iterations: int, short_edge: int, max_size: int):
+def training_recipe(stage: str, iterations: int, short_edge: int, max_size: int
+                    ) -> tuple[TrainConfig, tuple[int, ...], int]:
     """Settings of a short fine-tune: DVIS's losses, clipping and clip lengths at the resolution the model is run at.
 
     The points per mask scale with the image area (12544 at the official 480-800 sizes, 2048 at 128); the
@@ -187,7 +192,7 @@ def training_recipe(stage: str, iterations: int, short_edge: int, max_size: int)
         stage=stage, max_iter=iterations, lr=LEARNING_RATE, schedule="cosine", warmup_iters=min(10, iterations // 10),
         warmup_factor=0.01, match_switch_iter=0, checkpoint_period=max(10, iterations // 10),
         log_period=max(1, iterations // 100), loss=LossConfig(num_points=points),
-    ), (round(short_edge * 7 / 8), short_edge, round(short_edge * 9 / 8)), max_size
+    ), (round(short_edge * 7 / 8), short_edge, round(short_edge * 9 / 8)), max_size  # config, short edges, long-side cap
 
 
 # ----------------------------------------------------------------------------------------- the job
@@ -224,7 +229,8 @@ def finetune(request: FinetuneRequest) -> Job[FinetuneResult]:
     except OSError as error:
         raise FinetuneError(
             f"Cannot write the fine-tuning files in {work}: {error.strerror or error}. Free some disk space (or make the "
-            "project folder writable) and resume; the project and the model library are unchanged.") from None
+            "project folder writable) and try again (with Resume / --resume once training has started); the project "
+            "and the model library are unchanged.") from None
 
 
 def can_resume(project: Path, name: str) -> bool:
@@ -302,38 +308,38 @@ def _export(project, splits: dict[str, list[range]], root: Path) -> Job[None]:
 
 def _train_and_score(plan: dict, work: Path, device: str | None) -> Job[dict]:
     """Score the starting model, train (resuming from the last checkpoint), score the result; returns the
-    `FinetuneResult` fields other than the name."""
+    `FinetuneResult` fields other than the name. Scores are taken in the mode the project ran in (offline needs
+    a refiner), the refiner stage's result offline."""
     import torch
 
-    from dvis_models import DVISError, load_checkpoint
+    from dvis_models import DVISError
+    from dvis_models.checkpoint import save_checkpoint
     from dvis_models.training import launch
     from dvis_models.training.data import DatasetClips
     from dvis_models.training.distributed import DistributedContext
-    from dvis_models.checkpoint import save_checkpoint
     from dvis_models.training.trainer import Trainer
 
     data, stage, iterations = work / "data", plan["stage"], plan["iterations"]
     try:
-        base = load_checkpoint(plan["base"])
-        offline = base.refiner is not None and (plan["offline"] or stage == "refiner")
+        options = launch.TrainOptions(stage=stage, data=data, out=work / "train", init=Path(plan["base"]))
+        model = launch.build_initial_model(options)  # the starting weights (plus a fresh refiner for an online model)
         if "before" not in plan:
-            before = yield from _score(base, data, offline, plan, device, "Scoring the starting model on held-out frames")
+            before = yield from _score(model, data, plan["offline"], plan, device,
+                                       "Scoring the starting model on held-out frames")
             plan = {**plan, "before": asdict(before)}
             atomic.write_json(work / PLAN_FILE, plan)
-        config = base.config
-        short_edge = plan["short_edge"] or config.test_short_edge
-        train_config, short_edges, max_size = training_recipe(stage, iterations, short_edge, config.test_max_size)
-        options = launch.TrainOptions(stage=stage, data=data, out=work / "train", init=Path(plan["base"]),
-                                      short_edges=short_edges, max_size=max_size, train=train_config)
-        model = launch.build_initial_model(options)
+        config = model.config
+        options.train, options.short_edges, options.max_size = training_recipe(
+            stage, iterations, plan["short_edge"] or config.test_short_edge, config.test_max_size)
         dataset = launch.build_dataset(options, model, world_size=1)
         clips = DatasetClips(dataset, 1, config.pixel_mean, config.pixel_std, config.size_divisibility)
         context = DistributedContext(0, 1, 0, torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu")))
-        trainer = Trainer(model, train_config, clips, options.out, context, save_checkpoint, log=lambda line: None)
+        trainer = Trainer(model, options.train, clips, options.out, context, save_checkpoint, log=lambda line: None)
         trainer.resume()
         yield from _train(trainer, iterations)
-        tuned = load_checkpoint(trainer.final_path)
-        after = yield from _score(tuned, data, offline, plan, device, "Scoring the fine-tuned model on held-out frames")
+        offline = plan["offline"] or stage == "refiner"
+        after = yield from _score(trainer.stage.model, data, offline, plan, device,
+                                  "Scoring the fine-tuned model on held-out frames")
     except DVISError as error:  # a dataset or checkpoint the training code cannot use: its message says why
         raise FinetuneError(f"Fine-tuning stopped: {error}") from None
     return {"stage": stage, "iterations": iterations, "offline": offline,
