@@ -62,7 +62,8 @@ def corrected_project(root: Path, videos: int, seed: int) -> Path:
             cv2_write(frames_dir / f"{index:08d}.jpg", read_rgb_image(image))
             annotation.set_frame(index, lut[video.annotation.track_map(frame)])
             index += 1
-    Project.create(root / "project", frames_dir, annotation=annotation, model={"model": "bundled", "offline": False}).close()
+    model = {"model": "bundled", "offline": False}
+    Project.create(root / "project", frames_dir, annotation=annotation, model=model).close()
     return root / "project"
 
 

@@ -86,7 +86,7 @@ class Scores:
     stuff: float | None
 
     @classmethod
-    def of(cls, evaluation) -> "Scores":
+    def of(cls, evaluation) -> Scores:
         vpq = evaluation.vpq
         return cls(*(None if math.isnan(value) else 100 * value for value in (vpq.all, vpq.things, vpq.stuff)))
 
@@ -138,7 +138,8 @@ def split_runs(runs: list[range]) -> tuple[list[range], list[range]]:
     wanted = max(MIN_HELDOUT_FRAMES, round(total * HELDOUT_FRACTION))
     if total < wanted + MIN_TRAIN_FRAMES:
         raise FinetuneError(
-            f"The project has {total} corrected frame(s); fine-tuning needs at least {MIN_HELDOUT_FRAMES + MIN_TRAIN_FRAMES} "
+            f"The project has {total} corrected frame(s); fine-tuning needs at least "
+            f"{MIN_HELDOUT_FRAMES + MIN_TRAIN_FRAMES} "
             "(some to train on, some held out to measure the gain). Correct more frames (edit, lock or import tracks), "
             "save the project and try again.")
     train, heldout = list(runs), []
@@ -155,7 +156,7 @@ def split_runs(runs: list[range]) -> tuple[list[range], list[range]]:
 
 
 def base_checkpoint(info: dict | None, library) -> Path:
-    """The checkpoint file of the model a project was run with (``Project.model``); installed models from ``library``."""
+    """The checkpoint file of the model a project was run with (``Project.model``); installed ones from ``library``."""
     source = (info or {}).get("model")
     if not source:
         raise FinetuneError("This project does not record which model made its masks, so there is nothing to "
@@ -192,7 +193,7 @@ def training_recipe(stage: str, iterations: int, short_edge: int, max_size: int
         stage=stage, max_iter=iterations, lr=LEARNING_RATE, schedule="cosine", warmup_iters=min(10, iterations // 10),
         warmup_factor=0.01, match_switch_iter=0, checkpoint_period=max(10, iterations // 10),
         log_period=max(1, iterations // 100), loss=LossConfig(num_points=points),
-    ), (round(short_edge * 7 / 8), short_edge, round(short_edge * 9 / 8)), max_size  # config, short edges, long-side cap
+    ), (round(short_edge * 7 / 8), short_edge, round(short_edge * 9 / 8)), max_size  # short edges, long-side cap
 
 
 # ----------------------------------------------------------------------------------------- the job
@@ -228,9 +229,9 @@ def finetune(request: FinetuneRequest) -> Job[FinetuneResult]:
         return FinetuneResult(name=name, model=MODEL_PREFIX + name, **result)
     except OSError as error:
         raise FinetuneError(
-            f"Cannot write the fine-tuning files in {work}: {error.strerror or error}. Free some disk space (or make the "
-            "project folder writable) and try again (with Resume / --resume once training has started); the project "
-            "and the model library are unchanged.") from None
+            f"Cannot write the fine-tuning files in {work}: {error.strerror or error}. Free some disk space (or make "
+            "the project folder writable) and try again (with Resume / --resume once training has started); the "
+            "project and the model library are unchanged.") from None
 
 
 def can_resume(project: Path, name: str) -> bool:
@@ -253,9 +254,10 @@ def _prepare(request: FinetuneRequest, work: Path, library) -> Job[dict]:
             raise FinetuneError(f"The cancelled fine-tune {work.name!r} trains the {plan['stage']}, not the "
                                 f"{request.stage}; resume it with that stage, or choose another name.")
         return plan
-    if work.exists():
+    if can_resume(request.project, work.name):
         raise FinetuneError(f"A fine-tune named {work.name!r} was started before and not finished ({work}); resume "
                             "it, or choose another name.")
+    _remove(work)  # what an export killed midway left (no plan yet): no use to anyone
     yield Progress(0, None, "Reading the project")
     with Project.open(request.project, read_only=True) as project:
         base = base_checkpoint(project.model, library)
@@ -343,7 +345,8 @@ def _train_and_score(plan: dict, work: Path, device: str | None) -> Job[dict]:
     except DVISError as error:  # a dataset or checkpoint the training code cannot use: its message says why
         raise FinetuneError(f"Fine-tuning stopped: {error}") from None
     return {"stage": stage, "iterations": iterations, "offline": offline,
-            "train_frames": sum(b - a for a, b in plan["train"]), "heldout_frames": sum(b - a for a, b in plan["heldout"]),
+            "train_frames": sum(b - a for a, b in plan["train"]),
+            "heldout_frames": sum(b - a for a, b in plan["heldout"]),
             "before": Scores(**plan["before"]), "after": after}
 
 
@@ -367,5 +370,6 @@ def _score(model, data: Path, offline: bool, plan: dict, device: str | None, tex
     from app.core.model_eval import evaluate_model_job
 
     evaluation = yield from evaluate_model_job(model, data, HELDOUT_SPLIT, offline=offline, device=device,
-                                               short_edge=plan["short_edge"], text=text, short_videos_as_one_window=True)
+                                               short_edge=plan["short_edge"], text=text,
+                                               short_videos_as_one_window=True)
     return Scores.of(evaluation)
