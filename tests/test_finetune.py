@@ -114,6 +114,16 @@ def test_a_project_without_model_info_says_what_to_do(dataset, tmp_path):
         run_job(finetune(request(project, tmp_path)))
 
 
+def test_the_default_name_is_the_project_and_stage_then_numbered():
+    project = Path("/somewhere/street")
+    library = ModelLibrary()
+    assert FinetuneRequest(project, "refiner").model_name() == "street-refiner"
+    library.add(BUNDLED_CHECKPOINT, "street-tracker")
+    library.add(BUNDLED_CHECKPOINT, "street-tracker-2")
+    assert FinetuneRequest(project).model_name() == "street-tracker-3"
+    assert FinetuneRequest(project, name="mine").model_name() == "mine"
+
+
 def test_a_name_clash_is_refused_before_any_work(dataset, tmp_path):
     project = make_project(dataset, tmp_path / "project")
     ModelLibrary(tmp_path / "lib").add(BUNDLED_CHECKPOINT, "tuned")

@@ -18,6 +18,7 @@ removed once the model is in the library.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shutil
@@ -51,9 +52,10 @@ class FinetuneError(StudioError):
 
 @dataclass(frozen=True)
 class FinetuneRequest:
-    """What to fine-tune. ``name``: the library name of the result (default ``<project>-<stage>``).
-    ``resume`` continues a cancelled run of that name with its own settings. ``library``: the model
-    library folder (default: the user's)."""
+    """What to fine-tune. ``name``: the library name of the result (default ``<project>-<stage>``, then ``-2``,
+    ``-3``... once installed, so fine-tuning again after more corrections needs no new name). ``resume``
+    continues a cancelled run of that name with its own settings. ``library``: the model library folder
+    (default: the user's)."""
 
     project: Path
     stage: str = "tracker"
@@ -64,7 +66,13 @@ class FinetuneRequest:
     library: Path | None = None
 
     def model_name(self) -> str:
-        return self.name or f"{Path(self.project).name}-{self.stage}"
+        if self.name:
+            return self.name
+        from app.core.models import ModelLibrary
+
+        base, installed = f"{Path(self.project).name}-{self.stage}", {m.name for m in ModelLibrary(self.library).list()}
+        return next(name for name in (base if n == 1 else f"{base}-{n}" for n in itertools.count(1))
+                    if name not in installed)
 
 
 @dataclass(frozen=True)

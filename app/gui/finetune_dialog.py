@@ -62,7 +62,6 @@ class FinetuneDialog(QDialog):
             self.stage.addItem(STAGE_TEXT[stage], stage)
         self.iterations = QSpinBox(minimum=1, maximum=100_000, value=200, singleStep=50)
         self.name = QLineEdit()
-        self.name.setPlaceholderText(FinetuneRequest(self.project).model_name())
         self.start_button, self.resume_button = QPushButton("Start"), QPushButton("Resume")
         self.cancel_button, self.rerun_button = QPushButton("Cancel"), QPushButton("Re-run the project with it")
         self.close_button = QPushButton("Close")
@@ -154,6 +153,8 @@ class FinetuneDialog(QDialog):
 
     def _update_buttons(self) -> None:
         running = self.task.running
+        self.name.setPlaceholderText(FinetuneRequest(self.project, self.stage.currentData(),
+                                                     library=self.library).model_name())
         for widget in (self.stage, self.iterations, self.name, self.start_button, self.close_button):
             widget.setEnabled(not running)
         request = self.request(resume=True)
