@@ -998,10 +998,11 @@ class MainWindow(QMainWindow):
         enabled = {
             "save": has_video and idle, "save_as": has_video and idle, "export": has_video and idle,
             "run": has_video and idle, "pause": self.runner.running, "cancel": self.runner.running or self.tasks.running or self.diagnosis.running,
+            "finetune": has_video and idle,
             "merge": idle and count >= 2, "swap": idle and count == 2, "split": idle and count == 1,
             "delete": idle and count >= 1, "delete_range": idle and count == 1, "relabel": idle and count == 1,
             "lock": idle and count >= 1, "hide": count >= 1, "new_track": idle and has_video, "diagnose": has_video,
-            "evaluate": has_video and idle, "finetune": has_video and idle, "undo": idle and c.undo_stack.canUndo(), "redo": idle and c.undo_stack.canRedo(),
+            "evaluate": has_video and idle, "undo": idle and c.undo_stack.canUndo(), "redo": idle and c.undo_stack.canRedo(),
         }
         for name, on in enabled.items():
             self.actions[name].setEnabled(on)
