@@ -32,11 +32,15 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
-def make_project(dataset: Path, folder: Path, model: dict | None = None, corrected: bool = True) -> Path:
+def make_project(dataset: Path, folder: Path, model: dict | None = None, corrected: bool = True,
+                 locked: int | None = None) -> Path:
+    """``corrected=False``: every track as the model left it; ``locked``: a track id the user locked."""
     (video,) = import_vipseg(dataset, "ft")
     annotation = video.annotation
     if not corrected:  # as the model left it: nothing vouched for
         annotation.put_tracks([t.replace(provenance=Provenance.MODEL) for t in annotation.tracks.values()])
+    if locked is not None:
+        annotation.put_tracks([annotation.tracks[locked].replace(locked=True)])
     model = {"model": "bundled", "offline": False, "short_edge": 64} if model is None else model  # small: fast tests
     Project.create(folder, dataset / "images" / video.video_id, annotation=annotation, model=model).close()
     return folder

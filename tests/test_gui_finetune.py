@@ -73,16 +73,11 @@ def test_fine_tune_from_the_menu_then_rerun_keeps_locked_tracks(window, dataset,
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from app.core.edits import SetTrackLocked
-    from app.core.project import Project
-
-    folder = make_project(dataset, tmp_path / "project")
-    with Project.open(folder) as project:  # the user locked the first track
-        locked = min(project.annotation.tracks)
-        project.apply(SetTrackLocked(locked, True))
-        project.save()
+    locked = 1  # the user locked the first track
+    folder = make_project(dataset, tmp_path / "project", locked=locked)
     window.open_path(folder)
     annotation = window.controller.annotation
+    assert annotation.tracks[locked].locked
     locked_masks = [annotation.track_map(i) == locked for i in range(annotation.num_frames)]
     seen = []
 
