@@ -455,6 +455,59 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+# ----- finetune ------------------------------------------------------------------------------------------------
+
+def _add_finetune(commands) -> None:
+    parser = commands.add_parser(
+        "finetune", help="fine-tune a project's model on its corrected frames",
+        description="Export the project's corrected frames (those holding edited, imported or locked tracks), hold "
+                    "some out, train one stage of the model the project was run with, install the result in the "
+                    "model library and print the VPQ on the held-out frames before and after. Ctrl+C checkpoints; "
+                    "--resume continues. Run the project with the result: dvis infer VIDEO --model NAME.",
+    )
+    parser.add_argument("project", type=Path, help="project folder (read as last saved; never changed)")
+    parser.add_argument("--stage", choices=("tracker", "refiner", "segmenter"), default="tracker",
+                        help="what to train (default tracker, the segmenter frozen, as DVIS trains it)")
+    parser.add_argument("--iterations", type=_positive_int, default=200, help="training iterations (default 200)")
+    parser.add_argument("--name", help="library name of the fine-tuned model (default PROJECT-STAGE)")
+    parser.add_argument("--resume", action="store_true", help="continue the cancelled fine-tune of that name")
+    parser.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
+    parser.set_defaults(handler=_finetune)
+
+
+def _finetune(args: argparse.Namespace) -> int:
+    from app.core.finetune import FinetuneRequest, LossPoint, finetune, score_text
+    from app.core.progress import Progress, run_job
+
+    request = FinetuneRequest(args.project, args.stage, args.iterations, args.name, args.resume, args.device)
+    printed: dict[str, int] = {}  # phase -> last tenth printed
+
+    def report(item) -> None:
+        if isinstance(item, LossPoint) and (item.iteration % max(1, item.total // 20) == 0 or item.iteration == item.total):
+            left = "?" if item.seconds_left is None else f"{item.seconds_left:.0f} s"
+            print(f"  it {item.iteration}/{item.total}  loss {item.loss:.3f}  ETA {left}", flush=True)
+        elif isinstance(item, Progress) and not item.text.startswith("Training"):
+            tenth = item.done * 10 // item.total if item.total else 0
+            if tenth > printed.get(item.text, -1):
+                printed[item.text] = tenth
+                print(f"{item.text}: {item.done}/{item.total if item.total else '?'}", flush=True)
+
+    try:
+        result = run_job(finetune(request), report)
+    except KeyboardInterrupt:
+        print(f"interrupted; continue with: dvis finetune {args.project} --stage {args.stage} "
+              f"--name {request.model_name()} --resume", file=sys.stderr)
+        return 130
+    mode = "offline" if result.offline else "online"
+    before, after = result.before, result.after
+    print(f"held-out VPQ ({result.heldout_frames} frames, {mode}): before {score_text(before.vpq)} (things "
+          f"{score_text(before.things)}, stuff {score_text(before.stuff)})  after {score_text(after.vpq)} (things "
+          f"{score_text(after.things)}, stuff {score_text(after.stuff)})")
+    print(f"installed {result.name} ({result.stage} fine-tuned on {result.train_frames} frames, {result.iterations} "
+          f"iterations); run it with: dvis infer VIDEO --out DIR --model {result.name}")
+    return 0
+
+
 # ----- models --------------------------------------------------------------------------------------------------
 
 def _add_models(commands) -> None:
@@ -568,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_project(commands)
     _add_eval_bundled(commands)
     _add_train(commands)
+    _add_finetune(commands)
     _add_models(commands)
     return parser
 

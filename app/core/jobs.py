@@ -169,10 +169,13 @@ def diagnose_annotation(annotation) -> Job[list]:
 
 
 def evaluate_model(model, gt_root: Path, split: str | None = None, offline: bool | None = None, device=None,
-                   max_videos: int | None = None, fast: bool = False) -> Job:
-    """Run ``model`` on every video of a VIPSeg ground-truth folder and score it (VPQ / STQ), all in memory.
+                   max_videos: int | None = None, fast: bool = False, short_edge: int | None = None,
+                   text: str = "Scoring the model", **options) -> Job:
+    """Run ``model`` on every video of a VIPSeg ground-truth folder and score it (VPQ / STQ), all in memory;
+    nothing is written. ``dvis eval-bundled`` and fine-tuning's before/after scores both go through here.
 
-    Yields ``Progress`` per video segmented; returns the ``Evaluation``."""
+    Yields a ``Progress`` per frame (``text`` names the phase); returns the ``Evaluation``. ``options`` go to
+    ``app.core.metrics.evaluate``."""
     from app.core.metrics import VideoPair, evaluate
     from app.core.model_source import build_segmenter
     from app.core.vipseg import PanopticFrame, read_ground_truth
@@ -180,17 +183,18 @@ def evaluate_model(model, gt_root: Path, split: str | None = None, offline: bool
 
     categories, videos = read_ground_truth(gt_root, split)
     videos = videos[:max_videos]
-    segmenter = build_segmenter(model, device=device, offline=offline, fast=fast)
+    segmenter = build_segmenter(model, device=device, offline=offline, fast=fast, short_edge=short_edge)
+    total, done = sum(len(video.image_paths) for video in videos), 0
     pairs = []
-    for number, video in enumerate(videos, 1):
+    for video in videos:
         frames = [read_rgb_image(path) for path in video.image_paths]
-        predicted = [
-            PanopticFrame(result.track_map, {s.track_id: s.category_id for s in result.segments})
-            for result in segmenter.run(frames, num_frames=len(frames))
-        ]
+        predicted = []
+        for result in segmenter.run(frames, num_frames=len(frames)):
+            predicted.append(PanopticFrame(result.track_map, {s.track_id: s.category_id for s in result.segments}))
+            done += 1
+            yield Progress(done, total, text)
         pairs.append(VideoPair(video.video_id, video.frames(), predicted))
-        yield Progress(number, len(videos), video.video_id)
-    return evaluate(pairs, categories)
+    return evaluate(pairs, categories, **options)
 
 
 # ----- a model's output as a VIPSeg folder -----------------------------------------------------------------------

@@ -46,6 +46,7 @@ from app.gui.autosave import Autosaver, offer_recovery
 from app.gui.controller import StudioController, UserActionError
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
 from app.gui.errors import report_exception
+from app.gui.finetune_dialog import open_finetune_dialog
 from app.gui.object_list import ObjectList
 from app.gui.prompt_tool import GESTURES as PROMPT_GESTURES
 from app.gui.prompt_tool import PromptTool
@@ -290,6 +291,8 @@ class MainWindow(QMainWindow):
         a("cancel", "&Cancel Inference / Export", self.cancel_work, "Ctrl+.")
         a("diagnose", "Stability &Diagnostics", self.run_diagnostics, "Ctrl+D")
         a("evaluate", "&Evaluate against Ground Truth…", self.evaluate_dialog)
+        a("finetune", "&Fine-tune on this Project…", self.finetune_dialog,
+          tip="Train the project's model on the frames you corrected, then re-run with it")
         a("shortcuts", "&Keyboard Shortcuts", self.show_shortcuts, "F1")
         a("about", "&About", lambda: QMessageBox.about(self, "DVIS Studio", f"DVIS Studio {__version__}"))
 
@@ -317,7 +320,7 @@ class MainWindow(QMainWindow):
             view_menu.addAction(dock.toggleViewAction())
         self._add(bar.addMenu("&Playback"), "play | next prev next10 prev10 next_edge prev_edge first last goto")
         self._add(bar.addMenu("&Model"), "run pause cancel | models")
-        self._add(bar.addMenu("&Analyze"), "diagnose evaluate")
+        self._add(bar.addMenu("&Analyze"), "diagnose evaluate | finetune")
         self._add(bar.addMenu("&Help"), "shortcuts about")
         for name in ("merge", "split", "swap", "delete", "relabel", "lock", "hide"):
             self.objects.table.addAction(self.actions[name])
@@ -801,6 +804,9 @@ class MainWindow(QMainWindow):
             return
         self._pick_vipseg_video(Path(root), "Ground-truth video to compare with", self.start_evaluation)
 
+    def finetune_dialog(self) -> None:
+        open_finetune_dialog(self)
+
     def start_evaluation(self, categories, video) -> None:
         """Score the annotation against `video` of a ground truth read by `jobs.read_vipseg`."""
         job = jobs.evaluate_annotation(self.controller.annotation, categories, video)
@@ -1005,6 +1011,7 @@ class MainWindow(QMainWindow):
         enabled = {
             "save": has_video and idle, "save_as": has_video and idle, "export": has_video and idle,
             "run": has_video and idle, "pause": self.runner.running, "cancel": self.runner.running or self.tasks.running or self.diagnosis.running,
+            "finetune": has_video and idle,
             "merge": idle and count >= 2, "swap": idle and count == 2, "split": idle and count == 1,
             "delete": idle and count >= 1, "delete_range": idle and count == 1, "relabel": idle and count == 1,
             "lock": idle and count >= 1, "hide": count >= 1, "propagate": idle and count == 1,

@@ -14,7 +14,7 @@ import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Iterator, Protocol
 
 import torch
 import torch.distributed as dist
@@ -147,8 +147,22 @@ class Trainer:
 
     # ----- loop ------------------------------------------------------------------------------------------
 
+    @property
+    def final_path(self) -> Path:
+        return self.out_dir / FINAL_MODEL_NAME
+
     def run(self) -> Path:
         """Train up to ``max_iter`` and export the model; returns the path of ``model_final.pth``."""
+        for _ in self.iterate():
+            pass
+        return self.final_path
+
+    def iterate(self) -> Iterator[dict]:
+        """The loop, one iteration per step of the generator: yields each iteration's record (``iteration``,
+        ``lr``, ``it_per_s`` and the losses) and, after the last, saves the state and exports the model.
+
+        A caller that stops early (the app's Cancel) calls ``save`` so a resumed run starts at the iteration reached.
+        """
         config = self.config
         self.out_dir.mkdir(parents=True, exist_ok=True)
         if self.iteration == 0:
@@ -165,21 +179,20 @@ class Trainer:
             losses = self.step(network)
             self.iteration += 1
             rate = progress.tick(self.iteration)
+            record = {"iteration": self.iteration, "lr": config.lr * lr_factor, "it_per_s": rate, **losses}
             if self.iteration % config.log_period == 0 or self.iteration == config.max_iter:
-                record = {"iteration": self.iteration, "lr": config.lr * lr_factor, "it_per_s": rate, **losses}
                 self.log(progress.line(config.stage, self.iteration, record))
                 if self.context.is_main:
                     with metrics_path.open("a", encoding="utf-8") as handle:
                         handle.write(json.dumps(record) + "\n")
             if self.iteration % config.checkpoint_period == 0 and self.iteration < config.max_iter:
                 self.save()
+            yield record
         self.save()
-        final_path = self.out_dir / FINAL_MODEL_NAME
         if self.context.is_main:
-            self.save_model(self.stage.model, final_path)
-            self.log(f"wrote {final_path}")
+            self.save_model(self.stage.model, self.final_path)
+            self.log(f"wrote {self.final_path}")
         barrier()
-        return final_path
 
     def step(self, network: nn.Module) -> dict[str, float]:
         """One optimisation step on this process's clip; returns the losses as floats (this process)."""
