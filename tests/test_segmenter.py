@@ -17,6 +17,7 @@ from dvis_models.backbones.swin import SwinTransformerBlock, relative_position_i
 from dvis_models.mask_decoder import attention_mask_from_logits
 from dvis_models.ms_deform_attn import (MSDeformAttn, ms_deform_attn_sample, ms_deform_attn_sample_gather,
                                         ms_deform_attn_sample_grid)
+from dvis_models.pixel_decoder import FFN_CHUNK_TOKENS, MSDeformAttnEncoderLayer
 from dvis_models.position_encoding import PositionEmbeddingSine
 from dvis_models.segmenter_head import SegmenterOutput, build_maskformer_head
 
@@ -211,6 +212,25 @@ def test_gather_sampling_gradients_equal_grid_sample_gradients():
         grads[sampler] = [leaf.grad for leaf in leaves]
     for grid_grad, gather_grad in zip(*grads.values()):
         torch.testing.assert_close(gather_grad, grid_grad, rtol=1e-4, atol=1e-4)
+
+
+def test_encoder_layer_ffn_in_token_chunks_equals_the_whole_ffn():
+    """The encoder's FFN runs in chunks of FFN_CHUNK_TOKENS tokens: same output and gradients as in one piece."""
+    torch.manual_seed(0)
+    layer = MSDeformAttnEncoderLayer(d_model=16, dim_feedforward=24, n_levels=2, n_heads=2, n_points=2)
+    shapes = [(50, 60), (25, 30)]
+    tokens = 50 * 60 + 25 * 30
+    assert 2 * tokens > FFN_CHUNK_TOKENS  # two frames span several chunks, one chunk straddling them
+    src, pos = torch.randn(2, tokens, 16, requires_grad=True), torch.randn(2, tokens, 16)
+    refs = torch.rand(2, tokens, 2, 2)
+    out = layer(src, pos, refs, shapes)
+    attn = layer.self_attn(src + pos, refs, src, shapes)
+    mid = layer.norm1(src + attn)
+    expected = layer.norm2(mid + layer.linear2(F.relu(layer.linear1(mid))))
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    grad, = torch.autograd.grad(out.square().sum(), src)
+    expected_grad, = torch.autograd.grad(expected.square().sum(), src)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-5)
 
 
 def test_ms_deform_attn_module_offsets_are_in_level_pixels():
