@@ -1,17 +1,21 @@
-"""Benchmark: fast multi-scale deformable attention sampling vs the straightforward formulation.
+"""Benchmark: the multi-scale deformable attention sampling formulations vs the straightforward one.
 
-Prints milliseconds per call for R50-sized pyramids (levels 1/8, 1/16, 1/32; 256 dims, 8 heads, 4 points) of a
-480p (864x480 padded) and a 720p (1280x736 padded) frame, and the largest absolute difference between the two.
+Prints milliseconds per call of the per-level ``grid_sample`` and the one-``embedding_bag`` gather formulations
+and of the straightforward one, for R50-sized pyramids (levels 1/8, 1/16, 1/32; 256 dims, 8 heads, 4 points) of a
+480p (864x480 padded) and a 720p (1280x736 padded) frame, and each one's largest absolute difference from the
+straightforward result. Locations are uniform over the map (worse cache locality than a model's, whose points
+stay near the query). The last line is one JSON object.
 
     python benchmarks/bench_ms_deform_attn.py [--device cuda] [--repeats 5] [--threads N]
 
 ``reference_ms_deform_attn_sample`` is the plain formulation (stack all levels and points, broadcast-multiply,
-sum); tests/test_seg_ms_deform_attn.py uses it as the numerical reference.
+sum); tests/test_segmenter.py uses it as the numerical reference.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Sequence
 
@@ -19,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dvis_models.ms_deform_attn import ms_deform_attn_sample
+from dvis_models.ms_deform_attn import ms_deform_attn_sample_gather, ms_deform_attn_sample_grid
 
 PYRAMIDS = {"480p": (480, 864), "720p": (736, 1280)}
 
@@ -76,15 +80,21 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"device={args.device} threads={torch.get_num_threads()} torch={torch.__version__}")
+    formulations = {"grid_sample": ms_deform_attn_sample_grid, "gather": ms_deform_attn_sample_gather}
+    summary = {}
     with torch.no_grad():
         for name, (h, w) in PYRAMIDS.items():
             inputs = random_inputs(h, w, args.device)
-            fast = time_ms(ms_deform_attn_sample, inputs, args.repeats, args.device)
-            ref = time_ms(reference_ms_deform_attn_sample, inputs, args.repeats, args.device)
-            diff = (ms_deform_attn_sample(*inputs) - reference_ms_deform_attn_sample(*inputs)).abs().max().item()
-            queries = inputs[0].shape[1]
-            print(f"{name} ({w}x{h}, {queries} queries): fast {fast:7.1f} ms  straightforward {ref:7.1f} ms  "
-                  f"speed-up {ref / fast:4.2f}x  max|diff| {diff:.2e}")
+            expected = reference_ms_deform_attn_sample(*inputs)
+            ref_ms = time_ms(reference_ms_deform_attn_sample, inputs, args.repeats, args.device)
+            summary[name] = {"straightforward_ms": round(ref_ms, 1)}
+            for label, fn in formulations.items():
+                ms = time_ms(fn, inputs, args.repeats, args.device)
+                diff = (fn(*inputs) - expected).abs().max().item()
+                summary[name] |= {f"{label}_ms": round(ms, 1), f"{label}_diff": float(f"{diff:.2e}")}
+                print(f"{name} ({w}x{h}, {inputs[0].shape[1]} queries): {label} {ms:7.1f} ms, straightforward "
+                      f"{ref_ms:7.1f} ms, speed-up {ref_ms / ms:4.2f}x, max|diff| {diff:.2e}")
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from dvis_models import VideoSegmenter, build_model
-from dvis_models.fast import fast_model, quantize_linears, sparse_sampling, to_channels_last
+from dvis_models.fast import fast_model, quantize_linears, to_channels_last
 from dvis_models.postprocess import video_panoptic
 from dvis_models.preprocess import prepare_frames
 
@@ -40,7 +40,6 @@ RESOLUTIONS = {"480p": (480, 854), "720p": (720, 1280)}
 # Fast-mode conversions timed alone and combined (each makes a converted copy of the exact model).
 CPU_VARIANTS = {
     "channels_last": lambda model: to_channels_last(copy.deepcopy(model)),
-    "sparse_sampling": lambda model: sparse_sampling(copy.deepcopy(model)),
     "int8_linears": lambda model: quantize_linears(copy.deepcopy(model)),
     "fast": fast_model,
 }

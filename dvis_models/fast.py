@@ -7,9 +7,9 @@ times each one per stage and prints its output drift):
 - ``quantize_linears``: int8 dynamic quantization (weights int8, activations quantized per batch) of the
   ``nn.Linear`` layers of the pixel decoder's deformable encoder and of the decoder/tracker/refiner FFNs, where
   most of the non-convolution FLOPs are. The deformable sampling offsets and attention weights stay float32:
-  they decide *where* to sample, and quantizing them moves sampling points by whole pixels;
-- ``sparse_sampling``: deformable attention's sampling as one sparse matrix product per level
-  (``ms_deform_attn_sample_sparse``), equal to the exact sampling up to float rounding.
+  they decide *where* to sample, and quantizing them moves sampling points by whole pixels.
+Deformable attention's sampling needs no conversion: the exact path's CPU formulation (one ``embedding_bag``
+over all levels) is already the fastest measured.
 bf16 autocast is not used: without ``avx512_bf16``/AMX it is emulated and slower than float32.
 """
 
@@ -21,7 +21,6 @@ import torch
 from torch import nn
 
 from dvis_models.model import DVISModel
-from dvis_models.ms_deform_attn import MSDeformAttn, ms_deform_attn_sample_sparse
 
 # Linear layers of the deformable encoder kept in float32 (see the module docstring).
 _FLOAT_ENCODER_LINEARS = ("sampling_offsets", "attention_weights")
@@ -31,7 +30,6 @@ def fast_model(model: DVISModel) -> DVISModel:
     """A CPU copy of ``model`` with every fast-mode conversion applied; ``model`` itself is left unchanged."""
     fast = copy.deepcopy(model).cpu().eval()
     to_channels_last(fast)
-    sparse_sampling(fast)
     quantize_linears(fast)
     return fast
 
@@ -40,14 +38,6 @@ def to_channels_last(model: DVISModel) -> DVISModel:
     """Convolution weights in channels_last; activations follow (oneDNN keeps the format conv to conv)."""
     for part in (model.backbone, model.sem_seg_head.pixel_decoder):
         part.to(memory_format=torch.channels_last)
-    return model
-
-
-def sparse_sampling(model: DVISModel) -> DVISModel:
-    """Every deformable attention samples with ``ms_deform_attn_sample_sparse``."""
-    for module in model.modules():
-        if isinstance(module, MSDeformAttn):
-            module.sample = ms_deform_attn_sample_sparse
     return model
 
 

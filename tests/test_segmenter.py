@@ -15,7 +15,9 @@ from dvis_models.backbones import FrozenBatchNorm2d, ResNet50, SmallBackbone, Sw
 from dvis_models.backbones.resnet import ConvNorm
 from dvis_models.backbones.swin import SwinTransformerBlock, relative_position_index, shifted_window_mask
 from dvis_models.mask_decoder import attention_mask_from_logits
-from dvis_models.ms_deform_attn import MSDeformAttn, ms_deform_attn_sample, ms_deform_attn_sample_sparse
+from dvis_models.ms_deform_attn import (MSDeformAttn, ms_deform_attn_sample, ms_deform_attn_sample_gather,
+                                        ms_deform_attn_sample_grid)
+from dvis_models.pixel_decoder import FFN_CHUNK_TOKENS, MSDeformAttnEncoderLayer
 from dvis_models.position_encoding import PositionEmbeddingSine
 from dvis_models.segmenter_head import SegmenterOutput, build_maskformer_head
 
@@ -163,11 +165,9 @@ def test_pixel_decoder_stays_float32_under_autocast(device):
     assert mask_features.dtype == torch.float32 and all(m.dtype == torch.float32 for m in maps)
 
 
-@pytest.mark.parametrize("sampler", [ms_deform_attn_sample, ms_deform_attn_sample_sparse])
+@pytest.mark.parametrize("sampler", [ms_deform_attn_sample, ms_deform_attn_sample_grid, ms_deform_attn_sample_gather])
 @pytest.mark.parametrize("frames", [1, 2])
 def test_ms_deform_attn_sampling_equals_straightforward_formulation(frames, sampler, device):
-    if sampler is ms_deform_attn_sample_sparse and device.type != "cpu":
-        pytest.skip("the sparse formulation is CPU fast mode only")
     gen = torch.Generator().manual_seed(frames)
     shapes = [(7, 9), (4, 5), (2, 3)]
     total = sum(h * w for h, w in shapes)
@@ -179,6 +179,58 @@ def test_ms_deform_attn_sampling_equals_straightforward_formulation(frames, samp
     assert fast.shape == (frames, 11, 32)
     torch.testing.assert_close(fast, reference_ms_deform_attn_sample(value, shapes, locations, weights),
                                rtol=1e-5, atol=1e-5)
+
+
+def test_gather_sampling_equals_grid_sample_at_borders_and_far_outside():
+    """The gather formulation's clamped coordinates and zero border reproduce grid_sample's zero padding wherever
+    a point lands: on pixel centres and edges, half outside, on the last row/column, and far outside."""
+    shapes = [(5, 7), (3, 4)]
+    gen = torch.Generator().manual_seed(3)
+    value = torch.randn(2, 35 + 12, 2, 4, generator=gen)
+    edges = torch.tensor([-3.0, -1.0, -0.6, -0.5, -0.25, 0.0, 0.5, 1.0, 2.0, 5.5, 6.0, 6.5, 6.75, 7.0, 7.5, 20.0])
+    x, y = torch.meshgrid(edges, edges, indexing="ij")  # pixel coordinates on the 7x5 level, reused on the 4x3 one
+    size = torch.tensor([[7.0, 5.0], [4.0, 3.0]])
+    locations = (torch.stack((x.reshape(-1), y.reshape(-1)), -1)[:, None, :] + 0.5) / size  # (Q, L, 2)
+    q = locations.shape[0]
+    locations = locations.view(1, q, 1, 2, 1, 2).expand(2, q, 2, 2, 3, 2).clone()
+    locations[..., 1:, :] += torch.rand(2, q, 2, 2, 2, 2, generator=gen) * 0.1  # and near them
+    weights = torch.rand(2, q, 2, 2, 3, generator=gen)
+    torch.testing.assert_close(ms_deform_attn_sample_gather(value, shapes, locations, weights),
+                               ms_deform_attn_sample_grid(value, shapes, locations, weights), rtol=1e-5, atol=1e-6)
+
+
+def test_gather_sampling_gradients_equal_grid_sample_gradients():
+    """Training on the CPU backpropagates through the gather formulation: same gradients as grid_sample's."""
+    gen = torch.Generator().manual_seed(5)
+    shapes = [(6, 8), (3, 4)]
+    inputs = (torch.randn(2, 60, 2, 4, generator=gen), torch.rand(2, 9, 2, 2, 3, 2, generator=gen) * 1.2 - 0.1,
+              torch.rand(2, 9, 2, 2, 3, generator=gen))
+    grads = {}
+    for sampler in (ms_deform_attn_sample_grid, ms_deform_attn_sample_gather):
+        leaves = [tensor.clone().requires_grad_() for tensor in inputs]
+        (sampler(leaves[0], shapes, leaves[1], leaves[2]) ** 2).sum().backward()
+        grads[sampler] = [leaf.grad for leaf in leaves]
+    for grid_grad, gather_grad in zip(*grads.values()):
+        torch.testing.assert_close(gather_grad, grid_grad, rtol=1e-4, atol=1e-4)
+
+
+def test_encoder_layer_ffn_in_token_chunks_equals_the_whole_ffn():
+    """The encoder's FFN runs in chunks of FFN_CHUNK_TOKENS tokens: same output and gradients as in one piece."""
+    torch.manual_seed(0)
+    layer = MSDeformAttnEncoderLayer(d_model=16, dim_feedforward=24, n_levels=2, n_heads=2, n_points=2)
+    shapes = [(50, 60), (25, 30)]
+    tokens = 50 * 60 + 25 * 30
+    assert 2 * tokens > FFN_CHUNK_TOKENS  # two frames span several chunks, one chunk straddling them
+    src, pos = torch.randn(2, tokens, 16, requires_grad=True), torch.randn(2, tokens, 16)
+    refs = torch.rand(2, tokens, 2, 2)
+    out = layer(src, pos, refs, shapes)
+    attn = layer.self_attn(src + pos, refs, src, shapes)
+    mid = layer.norm1(src + attn)
+    expected = layer.norm2(mid + layer.linear2(F.relu(layer.linear1(mid))))
+    torch.testing.assert_close(out, expected, rtol=0, atol=1e-6)
+    grad, = torch.autograd.grad(out.square().sum(), src)
+    expected_grad, = torch.autograd.grad(expected.square().sum(), src)
+    torch.testing.assert_close(grad, expected_grad, rtol=1e-5, atol=1e-5)
 
 
 def test_ms_deform_attn_module_offsets_are_in_level_pixels():

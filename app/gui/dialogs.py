@@ -76,7 +76,7 @@ class RunDialog(QDialog):
         self.mode = QComboBox()
         self.mode.addItem("Online (referring tracker, streams frames)", False)
         self.mode.addItem("Offline (temporal refiner, more stable)", True)
-        self.fast = QCheckBox("Fast CPU mode (15-25% faster; masks differ slightly from the official model's)")
+        self.fast = QCheckBox("Fast CPU mode (a few % faster; masks differ slightly from the official model's)")
         self.resolution = QComboBox()
         for text, value in RESOLUTIONS:
             self.resolution.addItem(text, value)
