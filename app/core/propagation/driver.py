@@ -118,7 +118,8 @@ class Propagation:
         """Propagate, yielding ``(steps done, steps total)`` after every frame."""
         total, done = self.total(), 0
         for span in self.spans():
-            for self.last_frame in self._run_span(span):
+            for frame in self._run_span(span):
+                self.last_frame = frame
                 done += 1
                 yield done, total
 
