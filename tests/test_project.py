@@ -601,7 +601,7 @@ def test_moved_video_error_and_relink(project_dir, video, tmp_path):
         with pytest.raises(ProjectError, match=rf"missing: {video}.*[Rr]elink"):
             project.check_video()
         with pytest.raises(ProjectError, match=rf"missing: {video}.*[Rr]elink"):
-            project.video
+            _ = project.video
         impostor = tmp_path / "other.mp4"
         impostor.write_bytes(os.urandom(3000))
         with pytest.raises(ProjectError, match="is not this project's video"):
@@ -619,7 +619,7 @@ def test_video_of_other_size_is_refused(tmp_path):
     annotation = Annotation(7, 48, 64, vipseg_categories())
     with Project.create(tmp_path / "p", clip, annotation=annotation) as project:
         with pytest.raises(ProjectError, match="has 4 frames of 64x48, but this project annotates 7 frames"):
-            project.video
+            _ = project.video
 
 
 def test_project_and_video_moved_together_still_find_it(tmp_path, video):

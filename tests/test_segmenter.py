@@ -15,8 +15,12 @@ from dvis_models.backbones import FrozenBatchNorm2d, ResNet50, SmallBackbone, Sw
 from dvis_models.backbones.resnet import ConvNorm
 from dvis_models.backbones.swin import SwinTransformerBlock, relative_position_index, shifted_window_mask
 from dvis_models.mask_decoder import attention_mask_from_logits
-from dvis_models.ms_deform_attn import (MSDeformAttn, ms_deform_attn_sample, ms_deform_attn_sample_gather,
-                                        ms_deform_attn_sample_grid)
+from dvis_models.ms_deform_attn import (
+    MSDeformAttn,
+    ms_deform_attn_sample,
+    ms_deform_attn_sample_gather,
+    ms_deform_attn_sample_grid,
+)
 from dvis_models.pixel_decoder import FFN_CHUNK_TOKENS, MSDeformAttnEncoderLayer
 from dvis_models.position_encoding import PositionEmbeddingSine
 from dvis_models.segmenter_head import SegmenterOutput, build_maskformer_head

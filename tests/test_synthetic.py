@@ -42,7 +42,10 @@ def test_train_and_val_splits_share_a_root_without_clashing(tmp_path):
     val = json.loads((tmp_path / "panoptic_gt_VIPSeg_val.json").read_text())
     assert [v["video_id"] for v in train["videos"]] == ["syn_train_0000"]
     assert [v["video_id"] for v in val["videos"]] == ["syn_val_0000"]
-    first = lambda split: (tmp_path / "images" / f"syn_{split}_0000" / "00000000.jpg").read_bytes()
+
+    def first(split: str) -> bytes:
+        return (tmp_path / "images" / f"syn_{split}_0000" / "00000000.jpg").read_bytes()
+
     assert first("train") != first("val")
 
 

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from dvis_models.training.criterion import SetCriterion
+from dvis_models.training.launch import TrainOptions
 from dvis_models.training.matcher import HungarianMatcher, Targets
 from dvis_models.training.optim import LRSchedule, build_optimizer
 from dvis_models.training.point_sampling import point_sample, uncertain_point_coords
@@ -346,9 +347,7 @@ def test_two_process_ddp_training_keeps_ranks_identical(tiny_data, tmp_path):
     assert state["iteration"] == 3 and len(state["rng"]) == 2  # every rank's RNG state is kept
 
 
-def _options(tmp_path, stage: str, init) -> "TrainOptions":
-    from dvis_models.training.launch import TrainOptions
-
+def _options(tmp_path, stage: str, init) -> TrainOptions:
     return TrainOptions(stage=stage, data=tmp_path, out=tmp_path / "run", init=init)
 
 
