@@ -107,7 +107,7 @@ def run_stage_benchmark(num_frames: int, repeats: int, resolutions: list[str], c
                       for i in range(num_frames)]
             runs: dict[str, list[dict[str, float]]] = {variant: [] for variant in models}
             outputs: dict[str, dict[str, torch.Tensor]] = {variant: {} for variant in models}
-            for variant, variant_model in models.items():  # warm-up (allocator, kernels, oneDNN primitives)
+            for variant_model in models.values():  # warm-up (allocator, kernels, oneDNN primitives)
                 stage_times(variant_model, frames[:1], height, device, clock)
             for _ in range(repeats):  # interleaved, so load changes hit every variant alike
                 for variant, variant_model in models.items():

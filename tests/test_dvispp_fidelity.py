@@ -119,7 +119,7 @@ def test_video_panoptic_output_matches_official(mode):
     # are bounded.
     pairs, counts = np.unique(np.stack([official_maps.ravel(), ours.ravel()]), axis=1, return_counts=True)
     track_of = {}
-    for (official_id, track_id), count in sorted(zip(pairs.T.tolist(), counts.tolist()), key=lambda item: -item[1]):
+    for (official_id, track_id), _count in sorted(zip(pairs.T.tolist(), counts.tolist()), key=lambda item: -item[1]):
         track_of.setdefault(official_id, track_id)
     assert sorted(track_of) == [0, *sorted(official)] and len(set(track_of.values())) == len(track_of)
     stray = int((np.vectorize(track_of.get)(official_maps) != ours).sum())

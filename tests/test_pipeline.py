@@ -137,7 +137,7 @@ def test_progress_and_cancel(model, frames, device):
 def phases(calls) -> list[tuple[str, int | None]]:
     """The phases in the order they were reported (consecutive repeats merged), with each run's last count."""
     merged: list[list] = []
-    for phase, done, total in calls:
+    for phase, done, _total in calls:
         if merged and merged[-1][0] == phase:
             merged[-1][1] = done
         else:
