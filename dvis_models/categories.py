@@ -74,7 +74,7 @@ class CategoryTable:
         return [c.to_json() for c in self.categories]
 
     @classmethod
-    def from_json(cls, entries: object, source: str = "category table") -> "CategoryTable":
+    def from_json(cls, entries: object, source: str = "category table") -> CategoryTable:
         if not isinstance(entries, list):
             raise CategoryTableError(f"{source}: expected a JSON list of categories.")
         categories = []
@@ -91,7 +91,7 @@ class CategoryTable:
         return cls(categories)
 
     @classmethod
-    def load(cls, path: Path) -> "CategoryTable":
+    def load(cls, path: Path) -> CategoryTable:
         try:
             entries = json.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as error:

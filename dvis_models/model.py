@@ -88,7 +88,7 @@ class ModelConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Rebuild from ``to_dict`` output; unknown keys are an error so a newer file is not half-read.
 
         Any malformed value (wrong type, missing category id) is a ``PresetError``, never a bare TypeError."""

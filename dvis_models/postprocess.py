@@ -8,8 +8,8 @@ per-slot areas and a second pass that paints frame chunks gives the identical re
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch

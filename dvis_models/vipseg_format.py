@@ -109,7 +109,7 @@ class ColorAllocator:
         self._taken: set[tuple[int, int, int]] = {(0, 0, 0)} | {tuple(c.color) for c in categories.stuff}
 
     @classmethod
-    def for_video(cls, categories: CategoryTable, video_id: str) -> "ColorAllocator":
+    def for_video(cls, categories: CategoryTable, video_id: str) -> ColorAllocator:
         return cls(categories, np.random.default_rng(zlib.crc32(video_id.encode("utf-8"))))
 
     def color(self, category_id: int) -> tuple[int, int, int]:

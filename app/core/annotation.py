@@ -18,9 +18,9 @@ category, a stuff category has at most one track per video, and 0 is void.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class Track:
     locked: bool = False
     crowd: bool = False
 
-    def replace(self, **changes) -> "Track":
+    def replace(self, **changes) -> Track:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict:
@@ -70,7 +70,7 @@ class Track:
         }
 
     @classmethod
-    def from_json(cls, entry: dict) -> "Track":
+    def from_json(cls, entry: dict) -> Track:
         return cls(
             id=int(entry["id"]),
             category_id=int(entry["category_id"]),
@@ -435,7 +435,7 @@ class Annotation:
 
     @classmethod
     def restore(cls, num_frames: int, height: int, width: int, categories: CategoryTable, tracks: dict,
-                arrays: dict[str, np.ndarray], loader: Loader | None) -> "Annotation":
+                arrays: dict[str, np.ndarray], loader: Loader | None) -> Annotation:
         """Rebuild from :meth:`tracks_json` + :meth:`table_arrays` output; raises ValueError on inconsistent data."""
         annotation = cls(num_frames, height, width, categories, loader=loader)
         seg, area, owner = arrays["seg"], arrays["area"], arrays["owner"]

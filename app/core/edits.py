@@ -37,7 +37,7 @@ __all__ = [
 
 PAINT_TOOLS = ("brush", "eraser", "fill", "polygon")
 
-_REGISTRY: dict[str, type["Edit"]] = {}
+_REGISTRY: dict[str, type[Edit]] = {}
 
 
 class Edit:
@@ -50,7 +50,7 @@ class Edit:
         if cls.kind:  # shared bases (no kind of their own) are not edits one can record
             _REGISTRY[cls.kind] = cls
 
-    def apply(self, annotation: Annotation) -> "Edit":
+    def apply(self, annotation: Annotation) -> Edit:
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -61,7 +61,7 @@ class Edit:
         return {"kind": self.kind, **dataclasses.asdict(self)}
 
     @staticmethod
-    def from_json(data: dict) -> "Edit":
+    def from_json(data: dict) -> Edit:
         try:
             cls = _REGISTRY[data["kind"]]
             names = {f.name for f in dataclasses.fields(cls)}
@@ -117,7 +117,7 @@ class TrackTablePatch(Edit):
     cuts: list[list[int]] = field(default_factory=list)  # [[key, new_key, start, stop]], applied first
     joins: list[list[int]] = field(default_factory=list)  # the same form, re-joined last (undo of cuts)
 
-    def apply(self, annotation: Annotation) -> "TrackTablePatch":
+    def apply(self, annotation: Annotation) -> TrackTablePatch:
         for key, new_key, start, stop in self.cuts:
             annotation.split_key(key, new_key, start, stop)
         keys = [int(k) for k, _ in self.owners]
@@ -155,14 +155,14 @@ class PixelPatch(Edit):
     tracks: list[dict] = field(default_factory=list)  # track records to put (provenance changes)
 
     @classmethod
-    def of(cls, frame: int, y0: int, x0: int, pixels: np.ndarray, row, tracks: list[dict]) -> "PixelPatch":
+    def of(cls, frame: int, y0: int, x0: int, pixels: np.ndarray, row, tracks: list[dict]) -> PixelPatch:
         data = base64.b64encode(encode_slots(pixels.astype(np.uint16))).decode("ascii")
         return cls(frame, y0, x0, pixels.shape[0], pixels.shape[1], data, [int(k) for k in row], tracks)
 
     def decoded(self) -> np.ndarray:
         return decode_slots(base64.b64decode(self.pixels), self.height, self.width, source="paint patch")
 
-    def apply(self, annotation: Annotation) -> "PixelPatch":
+    def apply(self, annotation: Annotation) -> PixelPatch:
         before_tracks = [annotation.tracks[int(t["id"])].to_json() for t in self.tracks if int(t["id"]) in annotation.tracks]
         old_pixels, old_row = annotation.write_pixels(self.frame, self.y0, self.x0, self.decoded(), np.asarray(self.row, np.int32))
         annotation.put_tracks([Track.from_json(t) for t in self.tracks])
@@ -177,7 +177,7 @@ class EditGroup(Edit):
     edits: list[dict] = field(default_factory=list)
     label: str = ""
 
-    def apply(self, annotation: Annotation) -> "EditGroup":
+    def apply(self, annotation: Annotation) -> EditGroup:
         inverses: list[Edit] = []
         try:
             for position, entry in enumerate(self.edits):
@@ -473,7 +473,7 @@ class PaintMask(_BoxedMaskEdit):
     label: str = "paint mask"
 
     @classmethod
-    def of(cls, frame: int, track_id: int, mask: np.ndarray, label: str = "paint mask") -> "PaintMask":
+    def of(cls, frame: int, track_id: int, mask: np.ndarray, label: str = "paint mask") -> PaintMask:
         return cls(frame, track_id, *cls.boxed(mask), label)
 
     def apply(self, annotation: Annotation) -> Edit:
@@ -495,7 +495,7 @@ class SetMask(_BoxedMaskEdit):
     void_only: bool = False
 
     @classmethod
-    def of(cls, frame: int, track_id: int, mask: np.ndarray, void_only: bool = False) -> "SetMask":
+    def of(cls, frame: int, track_id: int, mask: np.ndarray, void_only: bool = False) -> SetMask:
         return cls(frame, track_id, *cls.boxed(mask), void_only)
 
     def apply(self, annotation: Annotation) -> Edit:

@@ -274,7 +274,7 @@ class Project:
     @classmethod
     def create(cls, folder: str | os.PathLike, video_path: str | os.PathLike, *, annotation: Annotation | None = None,
                num_frames: int | None = None, height: int | None = None, width: int | None = None, fps: float | None = None,
-               categories: CategoryTable | None = None, model: dict | None = None) -> "Project":
+               categories: CategoryTable | None = None, model: dict | None = None) -> Project:
         """Start a project for a video. Sizes default to the video's (opened with ``VideoSource``) or ``annotation``'s."""
         folder = Path(folder).absolute()
         video_path = Path(video_path).absolute()
@@ -331,7 +331,7 @@ class Project:
         return project
 
     @classmethod
-    def open(cls, folder: str | os.PathLike, read_only: bool = False) -> "Project":
+    def open(cls, folder: str | os.PathLike, read_only: bool = False) -> Project:
         """Open a project, taking its lock. A missing video does not stop opening: see :meth:`check_video`.
 
         ``read_only`` (exports, evaluation from the CLI while the GUI has it open): no lock, no repair,
@@ -363,7 +363,7 @@ class Project:
             raise
 
     @classmethod
-    def _read(cls, folder: Path, lock: ProjectLock, read_only: bool) -> "Project":
+    def _read(cls, folder: Path, lock: ProjectLock, read_only: bool) -> Project:
         """Open from project.json, or from project.prev.json when project.json or its files are damaged."""
         failures: list[ProjectError] = []
         opened = None
@@ -424,7 +424,7 @@ class Project:
             self._video.close()
             self._video = None
 
-    def __enter__(self) -> "Project":
+    def __enter__(self) -> Project:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -534,7 +534,7 @@ class Project:
             raise
         self.finish_save(plan)
 
-    def prepare_save(self) -> "SavePlan":
+    def prepare_save(self) -> SavePlan:
         """First step of a save, on the thread that edits: snapshot what changed (no file is touched).
 
         Then :meth:`write_save` (any thread: all the file writing and fsyncs) and :meth:`finish_save` or, when
@@ -567,7 +567,7 @@ class Project:
         self._saving = True
         return SavePlan(generation, blobs, mask_gen, manifest, tables, tracks, list(self._pending_history))
 
-    def write_save(self, plan: "SavePlan") -> None:
+    def write_save(self, plan: SavePlan) -> None:
         """Write a prepared save (safe on a worker thread: touches files and ``plan`` only); ProjectError on failure."""
         try:
             self._write(plan)
@@ -577,7 +577,7 @@ class Project:
                 "Free disk space or check permissions, then save again; the last saved state on disk is intact."
             ) from None
 
-    def _write(self, plan: "SavePlan") -> None:
+    def _write(self, plan: SavePlan) -> None:
         """The writing itself; an OSError leaves every file the current manifest names untouched."""
         atomic.write_new_files([(self._mask_path(i, plan.generation), data) for i, data in plan.blobs.items() if data is not None])
         if plan.tables is not None:
@@ -591,7 +591,7 @@ class Project:
             atomic.write_json(self.folder / BACKUP_MANIFEST, self._disk_manifest)  # the fallback if project.json is damaged
         atomic.write_json(self.folder / MANIFEST, plan.manifest)
 
-    def finish_save(self, plan: "SavePlan") -> None:
+    def finish_save(self, plan: SavePlan) -> None:
         """The written generation is now the project's state: forget what it saved and delete superseded files."""
         superseded = self._backup
         if self._disk_manifest is not None:
@@ -606,7 +606,7 @@ class Project:
         if superseded is not None:
             self._collect_garbage(self._superseded_files(*superseded))
 
-    def abandon_save(self, plan: "SavePlan") -> None:
+    def abandon_save(self, plan: SavePlan) -> None:
         """Writing failed: what the plan held is unsaved again (files it wrote are named by no manifest)."""
         if plan.tables is not None:
             self.annotation.tables_dirty = True

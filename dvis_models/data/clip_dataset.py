@@ -26,9 +26,9 @@ File names and decoding come from :mod:`dvis_models.vipseg_format` (shared with 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -179,7 +179,7 @@ class VIPSegClipDataset(Dataset):
         self.length = length if length is not None else len(self.videos)
 
     @classmethod
-    def for_stage(cls, root: Path, stage: str, split: str = "train", **kwargs) -> "VIPSegClipDataset":
+    def for_stage(cls, root: Path, stage: str, split: str = "train", **kwargs) -> VIPSegClipDataset:
         """The official clip settings of a training stage: ``segmenter`` (1 frame), ``tracker`` (5), ``refiner``
         (21, reversed with p = 0.5, 608x608 random crop unless ``augmentation`` is given)."""
         if stage not in STAGE_CLIP_LENGTHS:

@@ -8,9 +8,9 @@ weights (segmenter only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from dvis_models.checkpoint import infer_config, init_segmenter_from, load_state, read_checkpoint, save_checkpoint
 from dvis_models.data.clip_dataset import VIPSegClipDataset

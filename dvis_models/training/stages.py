@@ -39,7 +39,7 @@ class Clip:
     labels: Tensor
     masks: Tensor
 
-    def to(self, device: torch.device) -> "Clip":
+    def to(self, device: torch.device) -> Clip:
         return Clip(self.images.to(device), self.labels.to(device), self.masks.to(device))
 
     def frame_targets(self, present_only: bool) -> list[Targets]:
@@ -104,7 +104,7 @@ class TrainingStage(nn.Module):
         names = {"backbone", "sem_seg_head", "tracker", "refiner"} - set(self.trainable_prefixes())
         return [getattr(self.model, name) for name in sorted(names) if getattr(self.model, name, None) is not None]
 
-    def train(self, mode: bool = True) -> "TrainingStage":
+    def train(self, mode: bool = True) -> TrainingStage:
         super().train(mode)
         for module in self.frozen_modules():
             module.eval()  # frozen parts run as at inference (DVIS ``dvis/meta_architecture.py`` DVIS_online.forward)

@@ -9,8 +9,9 @@ by its closeness to its keyframe (mask interpolation). ``Propagation.run`` is a 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 

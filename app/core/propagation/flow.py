@@ -7,7 +7,7 @@ the new frame looks up where it came from in the previous one) and scaled back u
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
