@@ -73,7 +73,8 @@ def _add_infer(commands) -> None:
     parser.add_argument("--chunk-size", type=_positive_int, metavar="FRAMES",
                         help="frames per segmenter batch (default 16): smaller needs less memory")
     parser.add_argument("--format", choices=("vipseg", "pred"), default="vipseg",
-                        help="vipseg: images + panomasks + JSON (a dataset); pred: pred.json + pan_pred/ (for dvis eval)")
+                        help="vipseg: images + panomasks + JSON (a dataset); "
+                             "pred: pred.json + pan_pred/ (for dvis eval)")
     parser.add_argument("--split", default="val", help="split name of the vipseg JSON (default val)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--threads", type=_positive_int, help="CPU threads (1 is fastest on a busy machine)")
@@ -158,7 +159,8 @@ def _infer(args: argparse.Namespace) -> int:
         print(f"[{number}/{len(todo)}] {path}", flush=True)
         staging = parts / f"{video_id}.staging"
         shutil.rmtree(staging, ignore_errors=True)
-        # Frames are read once, in order (by the pipeline and by the writer): a large frame cache would only hold memory.
+        # Frames are read once, in order (by the pipeline and by the writer): a large frame cache would only hold
+        # memory.
         with VideoSource.open(path, cache_bytes=STREAM_CACHE_BYTES) as video:
             frames = _frames(args, path, video.num_frames)
             results = segmenter.run((frame for _, frame in video.iter_frames(frames.start, frames.stop)),
@@ -222,7 +224,8 @@ def format_evaluation(evaluation) -> str:
     vpq, stq = evaluation.vpq, evaluation.stq
     lines = [f"{'window':>8} {'VPQ':>7} {'things':>7} {'stuff':>7}"]
     for window in vpq.windows:
-        lines.append(f"{window.nframes:>6}fr {100 * window.all.pq:7.2f} {100 * window.things.pq:7.2f} {100 * window.stuff.pq:7.2f}")
+        lines.append(f"{window.nframes:>6}fr {100 * window.all.pq:7.2f} {100 * window.things.pq:7.2f} "
+                     f"{100 * window.stuff.pq:7.2f}")
     lines.append(f"{'mean':>8} {100 * vpq.all:7.2f} {100 * vpq.things:7.2f} {100 * vpq.stuff:7.2f}")
     lines.append(f"STQ {100 * stq.stq:.2f}  (AQ {100 * stq.aq:.2f}, SQ {100 * stq.sq:.2f})")
     return "\n".join(lines)
@@ -253,14 +256,16 @@ def _eval_bundled(args: argparse.Namespace) -> int:
     from dvis_models.data.synthetic import generate_dataset
 
     if min(args.size) < 16:
-        raise StudioError(f"--size {args.size[0]}x{args.size[1]} is too small; synthetic frames need at least 16x16 pixels.")
+        raise StudioError(f"--size {args.size[0]}x{args.size[1]} is too small; synthetic frames need at least 16x16 "
+                          "pixels.")
     model = load_model(source_for(checkpoint=args.checkpoint))
     with tempfile.TemporaryDirectory(prefix="dvis-heldout-") as root:
         generate_dataset(Path(root), args.videos, args.frames, args.size, args.seed, split="val")
         modes = [("online", False)] + ([("offline", True)] if model.refiner is not None else [])
         for name, offline in modes:
             evaluation = run_job(evaluate_model(model, Path(root), "val", offline=offline, device=args.device, fast=args.fast))
-            print(f"{model.config.name} {name}{' fast' if args.fast else ''}, {args.videos} held-out synthetic videos x {args.frames} frames:")
+            print(f"{model.config.name} {name}{' fast' if args.fast else ''}, {args.videos} held-out synthetic videos "
+                  f"x {args.frames} frames:")
             print(format_evaluation(evaluation))
     return 0
 
@@ -605,14 +610,16 @@ def _models_info(args: argparse.Namespace) -> int:
         for key, value in asdict(entry).items():
             print(f"  {key}: {value}")
         if args.name not in installed:
-            print(entry.where_to_get() if entry.direct_url is None else f"get it with: dvis models download {entry.name}")
+            print(entry.where_to_get() if entry.direct_url is None
+                  else f"get it with: dvis models download {entry.name}")
     return 0
 
 
 # ----- parser / main -------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dvis", description="DVIS Studio command line: video panoptic segmentation with DVIS.")
+    parser = argparse.ArgumentParser(
+        prog="dvis", description="DVIS Studio command line: video panoptic segmentation with DVIS.")
     parser.add_argument("--version", action="version", version=f"dvis-studio {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_infer(commands)

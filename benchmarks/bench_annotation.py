@@ -143,7 +143,8 @@ def bench_mask_store(frames: int = 30) -> None:
     start = time.perf_counter()
     inverse = annotation.apply(Paint(0, track_id or 1, "brush", [[600, 300], [700, 420]], 12))
     paint_ms = (time.perf_counter() - start) * 1e3
-    print(f"  brush stroke at 720p: {paint_ms:.1f} ms; its undo record: {len(str(inverse.to_json())) / 1024:.1f} KB JSON")
+    print(f"  brush stroke at 720p: {paint_ms:.1f} ms; its undo record: {len(str(inverse.to_json())) / 1024:.1f} KB "
+          "JSON")
 
 
 def bench_project_save(annotation: Annotation) -> None:
@@ -167,8 +168,8 @@ def bench_project_save(annotation: Annotation) -> None:
         reopen = time.perf_counter() - start
         tables = next((Path(folder) / "project").glob("tables.g*.npz")).stat().st_size / 1024
     print(f"\nproject of {annotation.num_frames} frames: first save {first:.2f} s (all masks); save after a track edit "
-          f"{after_edit * 1e3:.0f} ms; autosave after one paint {after_paint * 1e3:.0f} ms; open {reopen * 1e3:.0f} ms; "
-          f"tables file {tables:.0f} KB")
+          f"{after_edit * 1e3:.0f} ms; autosave after one paint {after_paint * 1e3:.0f} ms; open {reopen * 1e3:.0f} "
+          f"ms; tables file {tables:.0f} KB")
 
 
 def main() -> None:

@@ -67,7 +67,8 @@ def peak_rss_mb(video: Path, mode: str, out: Path, code: Path, threads: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="720p, 500 / 2000 / 5000 frames")
-    parser.add_argument("--frames", type=int, nargs="+", help="video lengths (default: quick 60 300, full 500 2000 5000)")
+    parser.add_argument("--frames", type=int, nargs="+",
+                        help="video lengths (default: quick 60 300, full 500 2000 5000)")
     parser.add_argument("--height", type=int, help="frame height (default: quick 360, full 720)")
     parser.add_argument("--modes", nargs="+", choices=("online", "offline"), default=["online", "offline"])
     parser.add_argument("--code", type=Path, default=REPO, help="checkout whose app.cli runs (default: this one)")

@@ -143,7 +143,8 @@ def online_peak_rss(num_frames: int) -> None:
     count = sum(1 for _ in segmenter.run(frames, num_frames=num_frames))
     elapsed = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"online bundled_small, {count} frames 224x128: peak RSS {peak_mb:.0f} MB, {elapsed / count * 1000:.0f} ms/frame")
+    print(f"online bundled_small, {count} frames 224x128: peak RSS {peak_mb:.0f} MB, {elapsed / count * 1000:.0f} "
+          "ms/frame")
 
 
 def main() -> None:

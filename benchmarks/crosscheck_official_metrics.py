@@ -143,7 +143,8 @@ def main() -> None:
         worst["stq"] = max(worst["stq"], abs(reference["STQ"] - ours.stq.stq))
         worst["aq"] = max(worst["aq"], abs(reference["AQ"] - ours.stq.aq))
         worst["sq"] = max(worst["sq"], abs(reference["IoU"] - ours.stq.sq))
-    print(f"{args.trials} random trials ({crowd_trials} with {crowd_segments} crowd ground-truth segments), largest |ours - official|:")
+    print(f"{args.trials} random trials ({crowd_trials} with {crowd_segments} crowd ground-truth segments), largest "
+          "|ours - official|:")
     for name, value in worst.items():
         print(f"  {name:9s} {value:.3g}")
     print(json.dumps({"trials": args.trials, "crowd_trials": crowd_trials, "crowd_segments": crowd_segments, "max_abs_diff": worst}))

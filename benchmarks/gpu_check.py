@@ -3,7 +3,7 @@
     python benchmarks/gpu_check.py env
     python benchmarks/gpu_check.py correctness --frames 6 --height 480 --width 854
     python benchmarks/gpu_check.py bench --preset r50 --frames 24 --height 720 --width 1280
-    python benchmarks/gpu_check.py summary --out DIR    # DIR/*.json and DIR/tests.xml as one line, also DIR/results.json
+    python benchmarks/gpu_check.py summary --out DIR  # DIR/*.json and DIR/tests.xml as one line, also DIR/results.json
     add --device cpu (and small sizes) to run a section without a GPU; --out DIR writes each result as DIR/<key>.json
 
 ``correctness`` runs the same seeded random weights (official-structure R50) on the CPU in fp32 and on the device
@@ -11,8 +11,9 @@ the way the app does (fp16 autocast on CUDA) and reports how far the logits drif
 masks agree. ``bench`` times whole online and offline runs through ``VideoSegmenter`` (frames/s, peak GPU memory)
 and each stage with ``bench_pipeline.stage_times``. ``bundled`` scores the bundled (trained) model on the held-out
 synthetic videos on the CPU in fp32 and on the device, so a precision change shows as a VPQ change on decisive
-scores, where random weights' near-ties make ids differ for no fault of the device. Random weights are enough for timing; thresholds are 0 so
-post-processing keeps every slot (its worst case). Every subcommand prints its result as one JSON line last.
+scores, where random weights' near-ties make ids differ for no fault of the device. Random weights are enough for
+timing; thresholds are 0 so post-processing keeps every slot (its worst case). Every subcommand prints its result as one
+JSON line last.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Plain Python (numpy, OpenCV; no torch), so the app imports it without loading the model; torch files go
 through ``dvis_models.weights_file.torch_save``. Every write goes to a temporary file in the destination
-folder (same file system, so the rename is atomic), is flushed and fsynced, then ``os.replace``-d over the destination; finally the folder
-itself is fsynced so the rename survives a power cut. On any failure the temporary file is removed
+folder (same file system, so the rename is atomic), is flushed and fsynced, then ``os.replace``-d over the destination;
+finally the folder itself is fsynced so the rename survives a power cut. On any failure the temporary file is removed
 and the original ``OSError`` propagates: callers wrap it in their own area's error with a message
 that names the file and says what to do (for example "free some disk space").
 """

@@ -86,7 +86,8 @@ class CategoryTable:
                 categories.append(Category(int(entry["id"]), str(entry["name"]), bool(entry["isthing"]), color))
             except (KeyError, TypeError, ValueError) as error:
                 raise CategoryTableError(
-                    f"{source}: entry {position} is malformed ({error}); each entry needs id, name, isthing and color [r, g, b]."
+                    f"{source}: entry {position} is malformed ({error}); each entry needs id, name, isthing and color "
+                    "[r, g, b]."
                 ) from None
         return cls(categories)
 

@@ -58,7 +58,8 @@ class LoadReport:
     def describe(self, limit: int = 8) -> str:
         lines = []
         for key, file_shape, model_shape in self.mismatched[:limit]:
-            lines.append(f"key {key!r} has shape {tuple(file_shape)} in the file but the model needs {tuple(model_shape)}")
+            lines.append(f"key {key!r} has shape {tuple(file_shape)} in the file but the model needs "
+                         f"{tuple(model_shape)}")
         lines += _listing("missing from the file", self.missing, limit)
         lines += _listing("in the file but unknown to the model", self.unexpected, limit)
         return "\n".join(lines + self.notes)

@@ -109,9 +109,9 @@ class VideoSegmenter:
         ``memory_budget_mb`` bounds what a run keeps: a quarter for an offline window's queries and the
         refiner, a sixteenth for mask features held in memory (more are spilled to ``spill_dir``, default the
         system temporary folder), a twelfth for each post-processing chunk; the rest is left for the model
-        and the caller. ``fast=True`` runs a ``dvis_models.fast.fast_model`` copy on the CPU (int8 linears, channels_last
-        convolutions: faster, outputs drift slightly from the official ones); on CUDA it changes nothing, as fp16
-        autocast is already the fast path there."""
+        and the caller. ``fast=True`` runs a ``dvis_models.fast.fast_model`` copy on the CPU (int8 linears,
+        channels_last convolutions: faster, outputs drift slightly from the official ones); on CUDA it changes nothing,
+        as fp16 autocast is already the fast path there."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.fast = fast and self.device.type == "cpu"
         self.model = (fast_model(model) if self.fast else model.to(self.device)).eval()

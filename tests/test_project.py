@@ -744,7 +744,8 @@ def test_read_only_open_beside_a_save_reads_the_new_state(project_dir, monkeypat
                 for _ in range(2):
                     edit(writer, Paint(0, 1, "brush", [[2, 2]], 1))
                     writer.save()
-            raise ProjectError(f"{folder}/tables.g1.npz is missing; the project folder is incomplete. Restore it from a backup.")
+            raise ProjectError(f"{folder}/tables.g1.npz is missing; the project folder is incomplete. Restore it from "
+                               "a backup.")
         return real(folder, manifest)
 
     monkeypatch.setattr(project_module, "_read_annotation", racing)

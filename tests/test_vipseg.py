@@ -84,7 +84,8 @@ def test_written_dataset_has_the_vipseg_layout_and_encodings(tmp_path):
         assert segments[panoptic_id]["category_id"] == category and segments[panoptic_id]["iscrowd"] == 0
         ys, xs = np.nonzero(mask)
         assert segments[panoptic_id]["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
-    # Stuff: id = category colour, raw = category + 1. Things: raw = (category + 1) * 100 + k, k per video in first-appearance order.
+    # Stuff: id = category colour, raw = category + 1. Things: raw = (category + 1) * 100 + k, k per video in
+    # first-appearance order.
     assert set(np.unique(rgb_ids[maps[1] == 1])) == {color_to_id(CATS[SKY].color)}
     assert set(np.unique(raw[maps[1] == 1])) == {SKY + 1} and set(np.unique(raw[maps[1] == 2])) == {GROUND + 1}
     assert set(np.unique(raw[maps[1] == 3])) == {(PERSON + 1) * 100 + 0}

@@ -87,7 +87,8 @@ class Annotation:
 
     def __init__(self, num_frames: int, height: int, width: int, categories: CategoryTable, loader: Loader | None = None):
         if num_frames < 1 or height < 1 or width < 1:
-            raise AnnotationError(f"An annotation needs at least one frame of at least 1x1 pixels, got {num_frames} x {height}x{width}.")
+            raise AnnotationError(f"An annotation needs at least one frame of at least 1x1 pixels, got {num_frames} x "
+                                  f"{height}x{width}.")
         self.num_frames = num_frames
         self.height = height
         self.width = width
@@ -146,13 +147,15 @@ class Annotation:
         self._check_frame(index)
         track_map = np.asarray(track_map)
         if track_map.shape != (self.height, self.width):
-            raise AnnotationError(f"Frame {index}: mask is {track_map.shape[:2]}, the video is {self.height}x{self.width}.")
+            raise AnnotationError(f"Frame {index}: mask is {track_map.shape[:2]}, the video is "
+                                  f"{self.height}x{self.width}.")
         if track_map.size and int(track_map.min()) < 0:
             raise AnnotationError(f"Frame {index}: negative ids in the mask; ids are 0 (void) or a track id.")
         slots, track_ids, areas = _slots_of(track_map)
         unknown = [t for t in track_ids if t not in self.tracks]
         if unknown:
-            raise AnnotationError(f"Frame {index}: ids {unknown} are not tracks of this annotation; add_track() them first.")
+            raise AnnotationError(f"Frame {index}: ids {unknown} are not tracks of this annotation; add_track() them "
+                                  "first.")
         if len(track_ids) + 1 > 65535:
             raise AnnotationError(f"Frame {index}: {len(track_ids)} segments in one frame; at most 65534 are supported.")
         row = np.zeros(len(track_ids) + 1, np.int32)
@@ -336,7 +339,8 @@ class Annotation:
         """Track ids owning ``keys``; AnnotationError for keys this annotation does not have."""
         keys = np.asarray(list(keys), np.int64)
         if len(keys) and (int(keys.max()) >= self._num_keys or int(keys.min()) < 0):
-            raise AnnotationError("This edit refers to segment keys the annotation does not have; it was made for another state.")
+            raise AnnotationError("This edit refers to segment keys the annotation does not have; it was made for "
+                                  "another state.")
         return self._owner[keys].tolist()
 
     def set_owners(self, keys: Iterable[int], owners: Iterable[int]) -> None:
@@ -440,7 +444,8 @@ class Annotation:
         annotation = cls(num_frames, height, width, categories, loader=loader)
         seg, area, owner = arrays["seg"], arrays["area"], arrays["owner"]
         if seg.shape != area.shape or seg.ndim != 2 or seg.shape[0] != num_frames or owner.ndim != 1:
-            raise ValueError(f"table shapes do not match: seg {seg.shape}, area {area.shape}, owner {owner.shape}, {num_frames} frames")
+            raise ValueError(f"table shapes do not match: seg {seg.shape}, area {area.shape}, owner {owner.shape}, "
+                             f"{num_frames} frames")
         if len(owner) == 0 or (seg.size and (int(seg.min()) < 0 or int(seg.max()) >= len(owner))):
             raise ValueError("segment keys in the slot table point outside the key table")
         for entry in tracks["tracks"]:

@@ -86,7 +86,8 @@ def _editable(annotation: Annotation, track_id: int) -> Track:
 def _range(annotation: Annotation, start: int, stop: int | None) -> tuple[int, int]:
     stop = annotation.num_frames if stop is None else stop
     if not 0 <= start < stop <= annotation.num_frames:
-        raise AnnotationError(f"Frame range {start}..{stop - 1} is not inside the video (frames 0..{annotation.num_frames - 1}).")
+        raise AnnotationError(f"Frame range {start}..{stop - 1} is not inside the video (frames "
+                              f"0..{annotation.num_frames - 1}).")
     return start, stop
 
 
@@ -265,12 +266,13 @@ class SplitTrack(Edit):
         track = _editable(annotation, self.track_id)
         if not track.isthing:
             raise AnnotationError(
-                f"Track {track.id} is stuff ('{annotation.categories[track.category_id].name}'); VIPSeg allows one track per stuff "
-                "category, so it cannot be split. Relabel it from this frame on instead."
+                f"Track {track.id} is stuff ('{annotation.categories[track.category_id].name}'); VIPSeg allows one "
+                "track per stuff category, so it cannot be split. Relabel it from this frame on instead."
             )
         frames = annotation.presence(track.id)
         if not (len(frames) and frames[0] < self.frame <= frames[-1]):
-            raise AnnotationError(f"Track {track.id} has no frames both before and from frame {self.frame}; there is nothing to split.")
+            raise AnnotationError(f"Track {track.id} has no frames both before and from frame {self.frame}; there is "
+                                  "nothing to split.")
         new = annotation.make_track(track.category_id, track.score, Provenance.EDITED, self.new_track_id).replace(crowd=track.crowd)
         self.new_track_id = new.id
         keys, cuts = annotation.cut_keys(track.id, self.frame, annotation.num_frames)

@@ -156,7 +156,8 @@ class ProjectLock:
                     f"{owner['hostname']}). Close it there. If that program is no longer running, delete {self.path}."
                 )
             self._remove_stale(owner)
-        raise ProjectError(f"Could not lock the project {self.path.parent}: {self.path} keeps reappearing. Is another instance starting?")
+        raise ProjectError(f"Could not lock the project {self.path.parent}: {self.path} keeps reappearing. Is another "
+                           "instance starting?")
 
     def release(self) -> None:
         if not self.held:
@@ -208,7 +209,8 @@ class ProjectLock:
 
     def _cannot_create(self, error: OSError) -> ProjectError:
         advice = "Free some disk space" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "Check that the folder is writable"
-        return ProjectError(f"Cannot create the lock file {self.path}: {error.strerror or error}. {advice}, then open the project again.")
+        return ProjectError(f"Cannot create the lock file {self.path}: {error.strerror or error}. {advice}, then open "
+                            "the project again.")
 
     def _remove_stale(self, owner: dict | None) -> None:
         """Take away a dead instance's lock without ever deleting a live one a racing instance just made."""
@@ -324,8 +326,9 @@ class Project:
             shutil.rmtree(staging, ignore_errors=True)
             reason = str(error) if isinstance(error, ProjectError) else _why(error)
             raise ProjectError(
-                f"Could not save the project into {folder}: {reason}. Nothing was written there and the work being saved is unchanged "
-                "(still open, not saved). Free disk space (or choose another folder), then save again."
+                f"Could not save the project into {folder}: {reason}. Nothing was written there and the work being "
+                "saved is unchanged (still open, not saved). Free disk space (or choose another folder), then save "
+                "again."
             ) from None
         project.folder, lock.path = folder, folder / LOCK
         return project
@@ -385,7 +388,8 @@ class Project:
         if opened is None:
             if len(failures) == 1:
                 raise failures[0]
-            raise ProjectError(f"{failures[0]} The previous save ({BACKUP_MANIFEST}) cannot be used either: {failures[1]}")
+            raise ProjectError(f"{failures[0]} The previous save ({BACKUP_MANIFEST}) cannot be used either: "
+                               f"{failures[1]}")
         project = cls(folder, manifest, annotation, mask_gen, lock, read_only=read_only)
         project._disk_manifest = json.loads(json.dumps(manifest))
         if failures:
@@ -395,8 +399,8 @@ class Project:
         else:
             project._backup = _read_backup(folder, len(mask_gen))
             if project._backup is None and (folder / BACKUP_MANIFEST).exists():
-                project.notes.append(f"The previous save's manifest {folder / BACKUP_MANIFEST} is damaged; the next save "
-                                     "replaces it (until then there is no fallback).")
+                project.notes.append(f"The previous save's manifest {folder / BACKUP_MANIFEST} is damaged; the next "
+                                     "save replaces it (until then there is no fallback).")
         project._check_history()
         unreferenced = project._inspect_masks()
         if not read_only:
@@ -448,8 +452,9 @@ class Project:
             if (source.num_frames, source.height, source.width) != (annotation.num_frames, annotation.height, annotation.width):
                 source.close()
                 raise ProjectError(
-                    f"The video {source.path} has {source.num_frames} frames of {source.width}x{source.height}, but this project "
-                    f"annotates {annotation.num_frames} frames of {annotation.width}x{annotation.height}. Relink the project to its original video."
+                    f"The video {source.path} has {source.num_frames} frames of {source.width}x{source.height}, but "
+                    f"this project annotates {annotation.num_frames} frames of {annotation.width}x{annotation.height}. "
+                    "Relink the project to its original video."
                 )
             self._video = source
         return self._video
@@ -506,8 +511,8 @@ class Project:
         expected = {k: self._manifest["video"][k] for k in ("size", "sha256_first_mib")}
         if fingerprint != expected and not force:
             raise ProjectError(
-                f"{path} is not this project's video (size {fingerprint['size']} bytes, expected {expected['size']}; or its "
-                "content differs). Choose the original file; to use a re-encoded copy anyway, relink with force."
+                f"{path} is not this project's video (size {fingerprint['size']} bytes, expected {expected['size']}; "
+                "or its content differs). Choose the original file; to use a re-encoded copy anyway, relink with force."
             )
         self._close_video()
         self._manifest["video"].update(path=str(path), relative_path=_relative(path, self.folder), **fingerprint)
@@ -648,7 +653,8 @@ class Project:
             self.annotation.damaged_frames.add(index)  # shown void and left out of exports; ``problems`` lists it
             return None
         except OSError as error:
-            raise ProjectError(f"Cannot read the mask file {path}: {error.strerror or error}. Check the disk, then try again.") from None
+            raise ProjectError(f"Cannot read the mask file {path}: {error.strerror or error}. Check the disk, then try "
+                               "again.") from None
 
     def _append_history(self, history: dict, lines: list[str]) -> dict:
         data = "".join(lines).encode("utf-8")
@@ -674,14 +680,16 @@ class Project:
             if size < valid:
                 data = path.read_bytes()
                 data = data[: data.rfind(b"\n") + 1]  # whole entries only
-                self.notes.append(f"The edit history {path} is shorter than saved; its last entries are lost (the annotation is not).")
+                self.notes.append(f"The edit history {path} is shorter than saved; its last entries are lost (the "
+                                  "annotation is not).")
                 self._manifest["history"] = {**history, "bytes": len(data), "entries": data.count(b"\n")}
             if not self.read_only and size > int(self._manifest["history"]["bytes"]):
                 with open(path, "r+b") as handle:
                     handle.truncate(int(self._manifest["history"]["bytes"]))
         except FileNotFoundError:
             if valid:
-                self.notes.append(f"The edit history {path} is missing; the annotation is fine but its logged edits are lost.")
+                self.notes.append(f"The edit history {path} is missing; the annotation is fine but its logged edits "
+                                  "are lost.")
             self._manifest["history"] = {**history, "bytes": 0, "entries": 0}
             if not self.read_only:
                 self._create_history(path)
@@ -732,9 +740,9 @@ class Project:
         if damaged:
             listed = ", ".join(map(str, damaged[:10])) + (", ..." if len(damaged) > 10 else "")
             problems.append(
-                f"{len(damaged)} frame(s) have a missing or unreadable mask (frames {listed}): they are shown empty and left "
-                "out of exports. Restore the mask files from a backup, run the model on those frames again, or run "
-                "`dvis project repair` to accept them as empty.")
+                f"{len(damaged)} frame(s) have a missing or unreadable mask (frames {listed}): they are shown empty "
+                "and left out of exports. Restore the mask files from a backup, run the model on those frames again, "
+                "or run `dvis project repair` to accept them as empty.")
         return problems
 
     def _superseded_files(self, manifest: dict, mask_gen: np.ndarray) -> list[Path]:
@@ -790,7 +798,8 @@ def _read_manifest(path: Path) -> dict:
         raise ProjectError(f"{path} is not a DVIS Studio project file.")
     version = manifest.get("version", 0)
     if isinstance(version, int) and version > FORMAT_VERSION:
-        raise ProjectError(f"{path} was written by a newer DVIS Studio (format {manifest['version']}); update DVIS Studio to open it.")
+        raise ProjectError(f"{path} was written by a newer DVIS Studio (format {manifest['version']}); update DVIS "
+                           "Studio to open it.")
     problem = _schema_problem(manifest, MANIFEST_SCHEMA)
     if problem is not None:
         raise ProjectError(f"{path} is damaged: entry {problem}. Restore it from a backup.")
@@ -857,7 +866,8 @@ def _read_annotation(folder: Path, manifest: dict) -> tuple[Annotation, np.ndarr
     try:
         annotation = Annotation.restore(num_frames, height, width, categories, tracks, arrays, loader=None)
     except (ValueError, KeyError, TypeError, AnnotationError) as error:
-        raise ProjectError(f"{tables_path} / {tracks_path} are damaged or disagree ({error}). Restore them from a backup.") from None
+        raise ProjectError(f"{tables_path} / {tracks_path} are damaged or disagree ({error}). Restore them from a "
+                           "backup.") from None
     if mask_gen.size and int(mask_gen.min()) < 0:
         raise ProjectError(f"{tables_path} is damaged: negative mask generations. Restore it from a backup.")
     return annotation, mask_gen

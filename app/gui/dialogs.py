@@ -102,7 +102,8 @@ class RunDialog(QDialog):
         form.addRow(_buttons(self))
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", "", "Checkpoints (*.pth *.pt *.pkl);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", "",
+                                              "Checkpoints (*.pth *.pt *.pkl);;All files (*)")
         if path:
             self.checkpoint.setText(path)
             self.model.setCurrentIndex(self.model.findData("checkpoint"))

@@ -97,7 +97,8 @@ def _parse_frame(root: Path, video_id: str, entry: object, source: Path, video_c
         except (KeyError, TypeError, ValueError):
             raise DatasetError(f"{source}: {video_id}/{file_name}: segment {info!r} needs integer 'id' and "
                                "'category_id'.") from None
-        _require(0 < segment_id < 2 ** 24, source, f"{video_id}/{file_name}: segment id {segment_id} is outside 1..2^24-1.")
+        _require(0 < segment_id < 2 ** 24, source,
+                 f"{video_id}/{file_name}: segment id {segment_id} is outside 1..2^24-1.")
         _require(category_id in known_categories, source,
                  f"{video_id}/{file_name}: category_id {category_id} is not in the category table.")
         _require(segment_id not in segments and segment_id not in crowd, source,

@@ -57,8 +57,9 @@ def build_initial_model(options: TrainOptions) -> DVISModel:
     if options.init is None:
         if PREREQUISITES[options.stage]:
             raise CheckpointError(
-                f"The {options.stage} stage trains on top of a trained {', '.join(p.rstrip('.') for p in PREREQUISITES[options.stage])}: "
-                "pass --init with the previous stage's model_final.pth (or an official DVIS checkpoint)."
+                f"The {options.stage} stage trains on top of a trained "
+                f"{', '.join(p.rstrip('.') for p in PREREQUISITES[options.stage])}: pass --init with the previous "
+                "stage's model_final.pth (or an official DVIS checkpoint)."
             )
         return build_model(preset or "bundled_small")
     if Path(options.init).suffix == ".pkl":  # Mask2Former COCO weights: segmenter only

@@ -104,11 +104,14 @@ class _Analyzer:
                     if track_id < other:  # report a swap once
                         self.add("id_switch", track_id, index, f"tracks {track_id} and {other} swap masks", 1.0, other)
                 else:
-                    self.add("id_switch", track_id, index, f"track {track_id} jumps onto the mask of track {other} (IoU {iou[i, j]:.2f})", iou[i, j], other)
+                    self.add("id_switch", track_id, index,
+                             f"track {track_id} jumps onto the mask of track {other} (IoU {iou[i, j]:.2f})",
+                             iou[i, j], other)
             elif other not in current_set:
                 self.add(
                     "id_switch", track_id, index,
-                    f"track {other} ends at frame {index - 1} and track {track_id} starts here on the same pixels (IoU {iou[i, j]:.2f})",
+                    f"track {other} ends at frame {index - 1} and track {track_id} starts here on the same pixels "
+                    f"(IoU {iou[i, j]:.2f})",
                     iou[i, j], other,
                 )
 
@@ -117,7 +120,8 @@ class _Analyzer:
             state = self.tracks.get(track_id)
             if state is not None and state.last < index - 1:
                 gap = index - 1 - state.last
-                self.add("fragment", track_id, index, f"track {track_id} is missing in frames {state.last + 1}..{index - 1} ({gap} frames)",
+                self.add("fragment", track_id, index,
+                         f"track {track_id} is missing in frames {state.last + 1}..{index - 1} ({gap} frames)",
                          0.5 + 0.5 * min(1.0, gap / self.config.max_gap))
         new = [t for t in current if t not in self.tracks]
         ended = [
@@ -131,7 +135,8 @@ class _Analyzer:
             if best is not None and best[0] > self.config.iou_threshold:
                 score, other, last = best
                 self.add("fragment", track_id, index,
-                         f"new track {track_id} starts where track {other} was last seen at frame {last} (IoU {score:.2f}); likely the same object",
+                         f"new track {track_id} starts where track {other} was last seen at frame {last} "
+                         f"(IoU {score:.2f}); likely the same object",
                          score, other)
 
     def _update(self, index: int, track_id: int, area: int, continuing: bool, classes: Mapping[int, int] | None) -> None:

@@ -55,11 +55,12 @@ def folder_pairs(gt_root: str | Path, pred_root: str | Path, split: str | None =
     for gt in gt_videos:
         pred = predictions.get(gt.video_id)
         if pred is None:
-            raise MetricsError(f"{pred_root} has no prediction for video {gt.video_id!r}; predict every ground-truth video.")
+            raise MetricsError(f"{pred_root} has no prediction for video {gt.video_id!r}; predict every ground-truth "
+                               "video.")
         if pred.stems != gt.stems:
             raise MetricsError(
-                f"Video {gt.video_id!r}: the prediction's frames ({len(pred.stems)}) differ from the ground truth's ({len(gt.stems)}); "
-                "predict exactly the annotated frames, in order."
+                f"Video {gt.video_id!r}: the prediction's frames ({len(pred.stems)}) differ from the ground truth's "
+                f"({len(gt.stems)}); predict exactly the annotated frames, in order."
             )
         pairs.append(VideoPair(gt.video_id, gt.frames(), pred.frames()))
     return categories, pairs

@@ -98,7 +98,8 @@ class Propagation:
             raise PropagationError(f"Keyframe {request.keyframe} and range {request.start}..{stop - 1} must lie inside "
                                    f"the video (frames 0..{self.num_frames - 1}), the keyframe inside the range.")
         if not self.key_masks.get(request.keyframe, np.zeros(1, bool)).any():
-            raise PropagationError(f"The object has no pixels on keyframe {request.keyframe}; paint or accept a mask there first.")
+            raise PropagationError(f"The object has no pixels on keyframe {request.keyframe}; paint or accept a mask "
+                                   "there first.")
         self._stop = stop
 
     def spans(self) -> list[_Span]:

@@ -59,8 +59,9 @@ def _video_to_write(video_id: str, annotation: Annotation, source: VideoSource |
     if source is not None:
         if source.num_frames != annotation.num_frames or (source.width, source.height) != (annotation.width, annotation.height):
             raise DatasetError(
-                f"Video {video_id!r}: the annotation has {annotation.num_frames} frames of {annotation.width}x{annotation.height} but "
-                f"{source.path} has {source.num_frames} of {source.width}x{source.height}; export needs the video it was made from."
+                f"Video {video_id!r}: the annotation has {annotation.num_frames} frames of "
+                f"{annotation.width}x{annotation.height} but {source.path} has {source.num_frames} of "
+                f"{source.width}x{source.height}; export needs the video it was made from."
             )
     return VideoToWrite(
         video_id,
@@ -80,7 +81,8 @@ def _shared_categories(annotations: Sequence[Annotation]) -> CategoryTable:
         raise DatasetError("Nothing to export: no videos were given.")
     table = annotations[0].categories
     if any(a.categories.to_json() != table.to_json() for a in annotations[1:]):
-        raise DatasetError("The videos use different category tables; export videos annotated with the same table together.")
+        raise DatasetError("The videos use different category tables; export videos annotated with the same table "
+                           "together.")
     return table
 
 
@@ -122,8 +124,8 @@ def _track_for(annotation: Annotation, category_id: int, crowd: bool, where: Pat
     if annotation.tracks[stuff_track].crowd != crowd:
         name = annotation.categories[category_id].name
         raise DatasetError(
-            f"{where}: stuff category {name!r} has both crowd and non-crowd segments in this video; the app keeps one track "
-            "per stuff category, so give its segments one iscrowd value."
+            f"{where}: stuff category {name!r} has both crowd and non-crowd segments in this video; the app keeps one "
+            "track per stuff category, so give its segments one iscrowd value."
         )
     return stuff_track
 
@@ -176,7 +178,8 @@ def import_vipseg(
         by_id = {v.video_id: v for v in videos}
         missing = [v for v in video_ids if v not in by_id]
         if missing:
-            raise DatasetError(f"Videos {missing} are not listed in the dataset at {root}; pick one of {sorted(by_id)[:10]}.")
+            raise DatasetError(f"Videos {missing} are not listed in the dataset at {root}; pick one of "
+                               f"{sorted(by_id)[:10]}.")
         videos = [by_id[v] for v in video_ids]
     return (yield from _import(categories, videos))
 
@@ -219,7 +222,8 @@ def check_frame_images(imported: ImportedVideo, shown_stems: Sequence[str]) -> N
         if declared is not None and declared != size:
             wrong.append(f"{path.stem} ({declared[0]}x{declared[1]})")
     if wrong:
-        problems.append(f"{_few('frame', wrong)} {'are' if len(wrong) > 1 else 'is'} not {size[0]}x{size[1]} like the masks")
+        problems.append(f"{_few('frame', wrong)} {'are' if len(wrong) > 1 else 'is'} not {size[0]}x{size[1]} like the "
+                        "masks")
     if problems:
         raise DatasetError(
             f"{folder} does not match the dataset's JSON: {'; '.join(problems)}. The masks would be shown on the wrong "

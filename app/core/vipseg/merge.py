@@ -61,7 +61,8 @@ def _top_level(path: Path) -> dict:
 def _entries(data: dict, key: str, path: Path) -> list[dict]:
     entries = data.get(key, [])
     if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("video_id"), str) for e in entries):
-        raise DatasetError(f"{path}: '{key}' must be a list of entries with a video_id; move the file away or write into another folder.")
+        raise DatasetError(f"{path}: '{key}' must be a list of entries with a video_id; move the file away or write "
+                           "into another folder.")
     return entries
 
 

@@ -78,7 +78,8 @@ class _VideoEncoder:
         except KeyError:
             raise DatasetError(f"Video {self.video.video_id!r}: track {track_id} has pixels but no category.") from None
         if category_id not in self.categories:
-            raise DatasetError(f"Video {self.video.video_id!r}: track {track_id} has category {category_id}, not in the category table.")
+            raise DatasetError(f"Video {self.video.video_id!r}: track {track_id} has category {category_id}, not in "
+                               "the category table.")
         category = self.categories[category_id]
         k = 0
         if category.isthing:
@@ -86,8 +87,9 @@ class _VideoEncoder:
             self.instances[category_id] = k + 1
             if self.raw and k >= MAX_INSTANCES_PER_CATEGORY:
                 raise DatasetError(
-                    f"Video {self.video.video_id!r} has more than {MAX_INSTANCES_PER_CATEGORY} {category.name!r} tracks; raw panomasks "
-                    "(category*100 + k) cannot hold them. Merge short tracks, or export without raw panomasks."
+                    f"Video {self.video.video_id!r} has more than {MAX_INSTANCES_PER_CATEGORY} {category.name!r} "
+                    "tracks; raw panomasks (category*100 + k) cannot hold them. Merge short tracks, or export without "
+                    "raw panomasks."
                 )
         panoptic_id = color_to_id(self.colors.color(category_id))
         self.panoptic[track_id] = panoptic_id
@@ -133,8 +135,8 @@ def _check_stuff_colors(categories: CategoryTable) -> None:
     for category in categories.stuff:
         if tuple(category.color) in seen:
             raise DatasetError(
-                f"Stuff categories {seen[tuple(category.color)]!r} and {category.name!r} share a colour, so their panoptic ids "
-                "would collide; give them different colours in the category table."
+                f"Stuff categories {seen[tuple(category.color)]!r} and {category.name!r} share a colour, so their "
+                "panoptic ids would collide; give them different colours in the category table."
             )
         seen[tuple(category.color)] = category.name
 
