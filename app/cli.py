@@ -235,7 +235,8 @@ def _add_eval_bundled(commands) -> None:
     parser = commands.add_parser(
         "eval-bundled", help="score the bundled model on held-out synthetic videos",
         description="Generate the held-out synthetic split (the generator's 'val' videos, never used for training) "
-                    "and print the bundled model's VPQ / STQ online and offline. Deterministic: same numbers every run.",
+                    "and print the bundled model's VPQ / STQ online and offline. Deterministic: same numbers every "
+                    "run.",
     )
     parser.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled model)")
     parser.add_argument("--videos", type=_positive_int, default=8, help="number of held-out videos (default 8)")

@@ -164,12 +164,14 @@ def correctness(args: argparse.Namespace) -> dict:
                 for model, where in ((cpu_model, cpu), (device_model, device))]
         result[mode] = track_agreement(*runs)
         print(f"{mode}: {result[mode]}", flush=True)
-    print(f"max |logit drift| device vs CPU fp32: {result['max_abs_drift']} (scale {result['logit_scale']})", flush=True)
+    print(f"max |logit drift| device vs CPU fp32: {result['max_abs_drift']} (scale {result['logit_scale']})",
+          flush=True)
     return result
 
 
 def bundled(args: argparse.Namespace) -> dict:
-    """VPQ / STQ of the bundled model on the held-out synthetic split: CPU fp32 against the device as the app runs it."""
+    """VPQ / STQ of the bundled model on the held-out synthetic split: CPU fp32 against the device as the app runs
+    it."""
     import tempfile
 
     from app.core.jobs import evaluate_model

@@ -49,7 +49,8 @@ class CategoryTable:
         try:
             return self._by_id[category_id]
         except KeyError:
-            raise CategoryTableError(f"Unknown category id {category_id}; valid ids are listed in the category table.") from None
+            raise CategoryTableError(f"Unknown category id {category_id}; valid ids are listed in the category "
+                                     "table.") from None
 
     def name(self, category_id: int) -> str:
         """The category's name for display; the bare id when the table lacks it (a project made with another table)."""

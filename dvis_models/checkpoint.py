@@ -357,4 +357,5 @@ def save_checkpoint(model: DVISModel, path: str | os.PathLike, half: bool = Fals
         weights_file.torch_save(payload, path)
     except OSError as error:
         raise CheckpointError(f"Cannot write the checkpoint {path}: {error.strerror or error}. "
-                              "Free some disk space or choose another folder; any previous file there is unchanged.") from None
+                              "Free some disk space or choose another folder; any previous file there is "
+                              "unchanged.") from None

@@ -106,6 +106,7 @@ def torch_load(path: Path) -> object:
 
 
 def torch_save(payload: object, path: str | os.PathLike) -> None:
-    """``torch.save`` that leaves either the old file or the complete new one (folder created, file and folder fsynced)."""
+    """``torch.save`` that leaves either the old file or the complete new one (folder created, file and folder
+    fsynced)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic.write_with(path, lambda stream: torch.save(payload, stream))

@@ -576,7 +576,8 @@ def test_read_only_reader_beside_two_saves_is_told_to_try_again(project_dir):
             for index in range(F):
                 edit(writer, Paint(index, 1, "brush", [[2 + step, 2]], 1))
             writer.save()
-    with pytest.raises(ProjectChangedError, match="was saved by another DVIS Studio while it was being read.*try again"):
+    with pytest.raises(ProjectChangedError,
+                       match="was saved by another DVIS Studio while it was being read.*try again"):
         reader.annotation.track_map(0)
     assert reader.annotation.damaged_frames == set()
     reader.close()

@@ -227,7 +227,8 @@ def test_json_id_missing_from_png_is_reported(copy):
     "edit, message",
     [
         (lambda p: p.pop("annotations"), "'annotations' list"),
-        (lambda p: p["annotations"][0]["annotations"][0]["segments_info"][0].update(category_id=500), "category_id 500"),
+        (lambda p: p["annotations"][0]["annotations"][0]["segments_info"][0].update(category_id=500),
+         "category_id 500"),
         (lambda p: p["annotations"][0]["annotations"][1]["segments_info"][0].update(
             category_id=p["annotations"][0]["annotations"][1]["segments_info"][0]["category_id"] ^ 1),
          "one category for the whole video"),

@@ -157,7 +157,8 @@ class Annotation:
             raise AnnotationError(f"Frame {index}: ids {unknown} are not tracks of this annotation; add_track() them "
                                   "first.")
         if len(track_ids) + 1 > 65535:
-            raise AnnotationError(f"Frame {index}: {len(track_ids)} segments in one frame; at most 65534 are supported.")
+            raise AnnotationError(f"Frame {index}: {len(track_ids)} segments in one frame; at most 65534 are "
+                                  "supported.")
         row = np.zeros(len(track_ids) + 1, np.int32)
         row[1:] = [self._key_for(t) for t in track_ids]
         old_tracks = self._frame_tracks_array(index)

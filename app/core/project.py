@@ -277,7 +277,8 @@ class Project:
     def create(cls, folder: str | os.PathLike, video_path: str | os.PathLike, *, annotation: Annotation | None = None,
                num_frames: int | None = None, height: int | None = None, width: int | None = None, fps: float | None = None,
                categories: CategoryTable | None = None, model: dict | None = None) -> Project:
-        """Start a project for a video. Sizes default to the video's (opened with ``VideoSource``) or ``annotation``'s."""
+        """Start a project for a video. Sizes default to the video's (opened with ``VideoSource``) or
+        ``annotation``'s."""
         folder = Path(folder).absolute()
         video_path = Path(video_path).absolute()
         if (folder / MANIFEST).exists():
@@ -850,13 +851,15 @@ def _read_annotation(folder: Path, manifest: dict) -> tuple[Annotation, np.ndarr
         with np.load(tables_path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in ("seg", "area", "owner", "mask_gen")}
     except FileNotFoundError:
-        raise ProjectError(f"{tables_path} is missing; the project folder is incomplete. Restore it from a backup.") from None
+        raise ProjectError(f"{tables_path} is missing; the project folder is incomplete. Restore it from a "
+                           "backup.") from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
         raise ProjectError(f"{tables_path} is damaged ({error}). Restore the project folder from a backup.") from None
     try:
         tracks = json.loads(tracks_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ProjectError(f"{tracks_path} is missing; the project folder is incomplete. Restore it from a backup.") from None
+        raise ProjectError(f"{tracks_path} is missing; the project folder is incomplete. Restore it from a "
+                           "backup.") from None
     except (OSError, ValueError) as error:
         raise ProjectError(f"{tracks_path} is damaged ({error}). Restore the project folder from a backup.") from None
     mask_gen = arrays.pop("mask_gen").astype(np.int32)

@@ -60,7 +60,8 @@ class Autosaver(QObject):
                 self._guarded(self._start)
 
     def save_now(self) -> None:
-        """Autosave at once and wait for it (after recovering a crash: the old copy may go only when this one exists)."""
+        """Autosave at once and wait for it (after recovering a crash: the old copy may go only when this one
+        exists)."""
         self.flush()
         self._follow_document()
         self.flush()

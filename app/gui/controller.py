@@ -247,7 +247,8 @@ class StudioController(QObject):
         self.edit(edits.with_keyframe(op, track_id, self.frame_index, label), label)
 
     def colour_fill(self, x: int, y: int, tolerance: int) -> None:
-        """Paint the region of the current frame's colours around (x, y) (within `tolerance`) into the selected track."""
+        """Paint the region of the current frame's colours around (x, y) (within `tolerance`) into the selected
+        track."""
         track_id = self._need(1, "Colour fill")[0]
         op = image_fill(self.video.frame(self.frame_index), self.frame_index, track_id, x, y, tolerance)
         self.edit(edits.with_keyframe(op, track_id, self.frame_index, op.label), op.label)

@@ -98,7 +98,8 @@ def _official_config(state_dict: dict, options: TrainOptions) -> ModelConfig:
     try:
         return infer_config(state_dict, str(options.init))
     except CheckpointError as error:
-        raise CheckpointError(f"{error}\nName the architecture to train with --preset (e.g. r50_vipseg_online).") from None
+        raise CheckpointError(f"{error}\nName the architecture to train with --preset (e.g. "
+                              "r50_vipseg_online).") from None
 
 
 def build_dataset(options: TrainOptions, model: DVISModel, world_size: int) -> VIPSegClipDataset:

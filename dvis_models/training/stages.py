@@ -57,7 +57,8 @@ class Clip:
 
 @dataclass
 class LossConfig:
-    """Matching costs and loss weights (DVIS ``configs/VIPSeg/*.yaml``, MASK_FORMER section); ``num_points`` per frame."""
+    """Matching costs and loss weights (DVIS ``configs/VIPSeg/*.yaml``, MASK_FORMER section); ``num_points`` per
+    frame."""
 
     class_weight: float = 2.0
     mask_weight: float = 5.0

@@ -146,7 +146,8 @@ class _Analyzer:
         elif continuing and max(area, state.area) >= self.config.min_area:
             ratio = max(area, state.area) / max(1, min(area, state.area))
             if ratio >= self.config.area_ratio:
-                self.add("area_jump", track_id, index, f"area changes from {state.area} to {area} pixels (x{ratio:.1f})",
+                self.add("area_jump", track_id, index,
+                         f"area changes from {state.area} to {area} pixels (x{ratio:.1f})",
                          math.log(ratio) / math.log(self.config.area_ratio * 4))
         state.last, state.area = index, area
         state.frames += 1
@@ -154,7 +155,8 @@ class _Analyzer:
             category = classes.get(track_id)
             if category is not None:
                 if state.category is not None and category != state.category:
-                    self.add("class_flicker", track_id, index, f"class changes from {state.category} to {category}", 0.8)
+                    self.add("class_flicker", track_id, index,
+                             f"class changes from {state.category} to {category}", 0.8)
                 state.category = category
 
     def finish(self, num_frames: int) -> list[Diagnostic]:

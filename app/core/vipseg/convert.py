@@ -45,7 +45,8 @@ def annotation_frames(annotation: Annotation) -> Iterator[PanopticFrame]:
 
 
 def source_image_file(source: VideoSource, index: int) -> Path | None:
-    """The JPEG of an image-folder frame (``VideoToWrite.image_file``: copied verbatim when no resize is needed), else None."""
+    """The JPEG of an image-folder frame (``VideoToWrite.image_file``: copied verbatim when no resize is needed), else
+    None."""
     if not Path(source.path).is_dir():
         return None
     for suffix in (".jpg", ".jpeg", ".JPG", ".JPEG"):

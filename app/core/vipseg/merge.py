@@ -128,5 +128,6 @@ def merge_into_json(
                               indent=None)
         _remove_stale_masks(layout, [entry for entry in annotations if entry["video_id"] in old_ids], predictions)
     except OSError as error:
-        raise DatasetError(f"Cannot write {json_path}: {error.strerror}. Check free disk space and folder permissions.") from None
+        raise DatasetError(f"Cannot write {json_path}: {error.strerror}. Check free disk space and folder "
+                           "permissions.") from None
     return WrittenDataset(json_path, [entry["video_id"] for entry in merged_annotations], replaced)

@@ -146,7 +146,8 @@ def _write(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(path, data)
     except OSError as error:
-        raise DatasetError(f"Cannot write {path}: {error.strerror}. Check free disk space and folder permissions.") from None
+        raise DatasetError(f"Cannot write {path}: {error.strerror}. Check free disk space and folder "
+                           "permissions.") from None
 
 
 def _write_image(layout: DatasetLayout, video: VideoToWrite, index: int, stem: str, size: tuple[int, int], resized: bool) -> None:
