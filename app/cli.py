@@ -133,7 +133,8 @@ def _infer(args: argparse.Namespace) -> int:
                            "so rename or infer them in separate runs.")
     rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     parts = args.out / PARTS_DIR
-    todo = [(i, p) for i, p in shard(list(zip(ids, args.videos)), rank, world_size) if not (parts / f"{i}.json").exists()]
+    todo = [(i, p) for i, p in shard(list(zip(ids, args.videos)), rank, world_size)
+            if not (parts / f"{i}.json").exists()]
     skipped = len(shard(ids, rank, world_size)) - len(todo)
     if skipped:
         print(f"skipping {skipped} video(s) already complete in {args.out}")
@@ -143,7 +144,8 @@ def _infer(args: argparse.Namespace) -> int:
         source = source_for(args.model, args.preset, args.checkpoint)
         model = load_model(source)
         # Offline mask features beyond the memory budget are spilled next to the output (a disk, unlike a tmpfs /tmp).
-        segmenter = build_segmenter(model, device=args.device, offline=True if args.offline else False if args.online else None,
+        segmenter = build_segmenter(model, device=args.device,
+                                    offline=True if args.offline else False if args.online else None,
                                     short_edge=args.short_edge, chunk_size=args.chunk_size,
                                     score_threshold=args.score_threshold, fast=args.fast, spill_dir=parts)
         categories = CategoryTable.from_json(model.config.categories, source=source)
@@ -165,7 +167,8 @@ def _infer(args: argparse.Namespace) -> int:
             frames = _frames(args, path, video.num_frames)
             results = segmenter.run((frame for _, frame in video.iter_frames(frames.start, frames.stop)),
                                     num_frames=len(frames), progress=_PhasePrinter(video_id))
-            written = run_job(write_results(results, video, frames, video_id, staging, categories, args.split, predictions))
+            written = run_job(write_results(results, video, frames, video_id, staging, categories, args.split,
+                                            predictions))
             if video.damaged_frames:
                 damaged.append(video_id)
                 _warn_damaged(path, video.damaged_frames, video.num_frames)
@@ -264,7 +267,8 @@ def _eval_bundled(args: argparse.Namespace) -> int:
         generate_dataset(Path(root), args.videos, args.frames, args.size, args.seed, split="val")
         modes = [("online", False)] + ([("offline", True)] if model.refiner is not None else [])
         for name, offline in modes:
-            evaluation = run_job(evaluate_model(model, Path(root), "val", offline=offline, device=args.device, fast=args.fast))
+            evaluation = run_job(evaluate_model(model, Path(root), "val", offline=offline, device=args.device,
+                                                fast=args.fast))
             print(f"{model.config.name} {name}{' fast' if args.fast else ''}, {args.videos} held-out synthetic videos "
                   f"x {args.frames} frames:")
             print(format_evaluation(evaluation))
@@ -326,7 +330,8 @@ def _export_once(args: argparse.Namespace) -> int:
         unknown = sorted(set(tracks) - set(annotation.tracks))
         if unknown:
             raise StudioError(f"{args.project} has no track {unknown}; its tracks are {sorted(annotation.tracks)}.")
-        frames = range(annotation.num_frames) if args.frames is None else parse_frame_range(args.frames, annotation.num_frames)
+        frames = (range(annotation.num_frames) if args.frames is None
+                  else parse_frame_range(args.frames, annotation.num_frames))
         def progress(report: Progress) -> None:
             _print_progress(args.format, report.done, report.total)
 
@@ -489,7 +494,8 @@ def _finetune(args: argparse.Namespace) -> int:
     printed: dict[str, int] = {}  # phase -> last tenth printed
 
     def report(item) -> None:
-        if isinstance(item, LossPoint) and (item.iteration % max(1, item.total // 20) == 0 or item.iteration == item.total):
+        if isinstance(item, LossPoint) and (item.iteration % max(1, item.total // 20) == 0
+                                            or item.iteration == item.total):
             left = "?" if item.seconds_left is None else f"{item.seconds_left:.0f} s"
             print(f"  it {item.iteration}/{item.total}  loss {item.loss:.3f}  ETA {left}", flush=True)
         elif isinstance(item, Progress) and not item.text.startswith("Training"):

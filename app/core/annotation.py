@@ -85,7 +85,8 @@ class Track:
 class Annotation:
     """Tracked panoptic masks of ``num_frames`` frames of ``height`` x ``width`` pixels."""
 
-    def __init__(self, num_frames: int, height: int, width: int, categories: CategoryTable, loader: Loader | None = None):
+    def __init__(self, num_frames: int, height: int, width: int, categories: CategoryTable,
+                 loader: Loader | None = None):
         if num_frames < 1 or height < 1 or width < 1:
             raise AnnotationError(f"An annotation needs at least one frame of at least 1x1 pixels, got {num_frames} x "
                                   f"{height}x{width}.")
@@ -110,7 +111,8 @@ class Annotation:
 
     # ------------------------------------------------------------------ ingest
 
-    def ingest(self, index: int, track_map: np.ndarray, segments: Iterable, provenance: Provenance = Provenance.MODEL) -> None:
+    def ingest(self, index: int, track_map: np.ndarray, segments: Iterable,
+               provenance: Provenance = Provenance.MODEL) -> None:
         """Store a model/imported frame whose ids are the producer's, applying the VIPSeg rules on the way.
 
         A producer id seen with a new category becomes a new track (a track keeps one category);
@@ -408,7 +410,8 @@ class Annotation:
         row[slot] = self._key_for(track_id)
         return slot, row
 
-    def write_pixels(self, index: int, y0: int, x0: int, pixels: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def write_pixels(self, index: int, y0: int, x0: int, pixels: np.ndarray,
+                     row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Write a slot patch at (y0, x0) and the frame's key row; returns the previous (pixels, row)."""
         slots = self.mask_store.get(index)
         y1, x1 = y0 + pixels.shape[0], x0 + pixels.shape[1]
@@ -491,7 +494,9 @@ class Annotation:
         return track
 
     def _keys_of(self, track_id: int) -> np.ndarray:
-        return np.flatnonzero(self._owner[: self._num_keys] == track_id).astype(np.int32) if track_id else np.zeros(0, np.int32)
+        if not track_id:
+            return np.zeros(0, np.int32)
+        return np.flatnonzero(self._owner[: self._num_keys] == track_id).astype(np.int32)
 
     def _new_key(self, track_id: int) -> int:
         if self._num_keys == len(self._owner):

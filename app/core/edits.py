@@ -124,7 +124,8 @@ class TrackTablePatch(Edit):
         keys = [int(k) for k, _ in self.owners]
         before_owners = annotation.owners_of(keys)
         put = [Track.from_json(entry) for entry in self.put]
-        before_put = [annotation.tracks[i].to_json() for i in dict.fromkeys([*self.remove, *(t.id for t in put)]) if i in annotation.tracks]
+        before_put = [annotation.tracks[i].to_json() for i in dict.fromkeys([*self.remove, *(t.id for t in put)])
+                      if i in annotation.tracks]
         before_remove = [t.id for t in put if t.id not in annotation.tracks]
         annotation.set_owners(keys, [int(o) for _, o in self.owners])
         annotation.put_tracks(put, self.remove)
@@ -164,8 +165,10 @@ class PixelPatch(Edit):
         return decode_slots(base64.b64decode(self.pixels), self.height, self.width, source="paint patch")
 
     def apply(self, annotation: Annotation) -> PixelPatch:
-        before_tracks = [annotation.tracks[int(t["id"])].to_json() for t in self.tracks if int(t["id"]) in annotation.tracks]
-        old_pixels, old_row = annotation.write_pixels(self.frame, self.y0, self.x0, self.decoded(), np.asarray(self.row, np.int32))
+        before_tracks = [annotation.tracks[int(t["id"])].to_json() for t in self.tracks
+                         if int(t["id"]) in annotation.tracks]
+        old_pixels, old_row = annotation.write_pixels(self.frame, self.y0, self.x0, self.decoded(),
+                                                      np.asarray(self.row, np.int32))
         annotation.put_tracks([Track.from_json(t) for t in self.tracks])
         return PixelPatch.of(self.frame, self.y0, self.x0, old_pixels, old_row, before_tracks)
 
@@ -208,7 +211,8 @@ class AddTrack(Edit):
     track_id: int | None = None
 
     def apply(self, annotation: Annotation) -> Edit:
-        track = annotation.make_track(self.category_id, self.score, Provenance(self.provenance), self.track_id, self.locked)
+        track = annotation.make_track(self.category_id, self.score, Provenance(self.provenance), self.track_id,
+                                      self.locked)
         self.track_id = track.id
         return annotation.apply(TrackTablePatch(put=[track.to_json()]))
 
@@ -273,10 +277,12 @@ class SplitTrack(Edit):
         if not (len(frames) and frames[0] < self.frame <= frames[-1]):
             raise AnnotationError(f"Track {track.id} has no frames both before and from frame {self.frame}; there is "
                                   "nothing to split.")
-        new = annotation.make_track(track.category_id, track.score, Provenance.EDITED, self.new_track_id).replace(crowd=track.crowd)
+        new = annotation.make_track(track.category_id, track.score, Provenance.EDITED,
+                                    self.new_track_id).replace(crowd=track.crowd)
         self.new_track_id = new.id
         keys, cuts = annotation.cut_keys(track.id, self.frame, annotation.num_frames)
-        return _apply_cut_patch(annotation, cuts, TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
+        patch = TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)])
+        return _apply_cut_patch(annotation, cuts, patch)
 
 
 @dataclass
@@ -297,7 +303,8 @@ class SwapTracks(Edit):
         first_keys, first_cuts = annotation.cut_keys(first.id, start, stop)
         second_keys, second_cuts = annotation.cut_keys(second.id, start, stop)
         owners = [[k, second.id] for k in first_keys] + [[k, first.id] for k in second_keys]
-        return _apply_cut_patch(annotation, first_cuts + second_cuts, TrackTablePatch(owners, [_edited(first), _edited(second)]))
+        patch = TrackTablePatch(owners, [_edited(first), _edited(second)])
+        return _apply_cut_patch(annotation, first_cuts + second_cuts, patch)
 
 
 @dataclass
@@ -342,7 +349,8 @@ class RelabelTrack(Edit):
         merge_into = _stuff_target(annotation, self.category_id, track.id)
         frames = annotation.presence(track.id)
         whole = not np.any(frames < start)
-        keys, cuts = (annotation.keys_of(track.id).tolist(), []) if whole else annotation.cut_keys(track.id, start, stop)
+        keys, cuts = ((annotation.keys_of(track.id).tolist(), []) if whole
+                      else annotation.cut_keys(track.id, start, stop))
         if merge_into is not None:
             remove = [track.id] if whole else []
             put = [_edited(merge_into)] + ([] if whole else [_edited(track)])
@@ -351,9 +359,11 @@ class RelabelTrack(Edit):
         if whole:
             relabelled = track.replace(category_id=category.id, isthing=category.isthing, provenance=Provenance.EDITED)
             return annotation.apply(TrackTablePatch(put=[relabelled.to_json()]))
-        new = annotation.make_track(category.id, track.score, Provenance.EDITED, self.new_track_id).replace(crowd=track.crowd)
+        new = annotation.make_track(category.id, track.score, Provenance.EDITED,
+                                    self.new_track_id).replace(crowd=track.crowd)
         self.new_track_id = new.id
-        return _apply_cut_patch(annotation, cuts, TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
+        patch = TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)])
+        return _apply_cut_patch(annotation, cuts, patch)
 
 
 # ---------------------------------------------------------------------------------- painting
@@ -456,7 +466,8 @@ class _BoxedMaskEdit(Edit):
     def mask(self, annotation: Annotation) -> np.ndarray:
         """The stored mask on a frame of ``annotation`` (checked to lie inside it)."""
         _check_frame(annotation, self.frame)
-        if self.y0 < 0 or self.x0 < 0 or self.y0 + self.height > annotation.height or self.x0 + self.width > annotation.width:
+        if (self.y0 < 0 or self.x0 < 0 or self.y0 + self.height > annotation.height
+                or self.x0 + self.width > annotation.width):
             raise AnnotationError(f"The mask's box ({self.x0}, {self.y0}, {self.width}x{self.height}) is not inside "
                                   f"the {annotation.width}x{annotation.height} frame.")
         mask = np.zeros((annotation.height, annotation.width), bool)

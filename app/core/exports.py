@@ -118,8 +118,8 @@ def export_cutouts(
     def render(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.dstack([pixels, mask])
 
-    return (yield from _png_sequence(annotation, source, track_ids, frames, Path(out_dir), source.stems, combine, render,
-                                     class_names, all_frames))
+    return (yield from _png_sequence(annotation, source, track_ids, frames, Path(out_dir), source.stems, combine,
+                                     render, class_names, all_frames))
 
 
 def class_names(annotation: Annotation) -> dict[int, str]:

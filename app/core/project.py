@@ -208,7 +208,8 @@ class ProjectLock:
         return True
 
     def _cannot_create(self, error: OSError) -> ProjectError:
-        advice = "Free some disk space" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "Check that the folder is writable"
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        advice = "Free some disk space" if full else "Check that the folder is writable"
         return ProjectError(f"Cannot create the lock file {self.path}: {error.strerror or error}. {advice}, then open "
                             "the project again.")
 
@@ -275,8 +276,8 @@ class Project:
 
     @classmethod
     def create(cls, folder: str | os.PathLike, video_path: str | os.PathLike, *, annotation: Annotation | None = None,
-               num_frames: int | None = None, height: int | None = None, width: int | None = None, fps: float | None = None,
-               categories: CategoryTable | None = None, model: dict | None = None) -> Project:
+               num_frames: int | None = None, height: int | None = None, width: int | None = None,
+               fps: float | None = None, categories: CategoryTable | None = None, model: dict | None = None) -> Project:
         """Start a project for a video. Sizes default to the video's (opened with ``VideoSource``) or
         ``annotation``'s."""
         folder = Path(folder).absolute()
@@ -292,8 +293,9 @@ class Project:
                 num_frames, height, width, fps = video.num_frames, video.height, video.width, video.fps
         if annotation is None:
             annotation = Annotation(num_frames, height, width, categories or vipseg_categories())
-        video = {"path": str(video_path), "relative_path": _relative(video_path, folder), "num_frames": annotation.num_frames,
-                 "width": annotation.width, "height": annotation.height, "fps": fps, **video_fingerprint(video_path)}
+        video = {"path": str(video_path), "relative_path": _relative(video_path, folder),
+                 "num_frames": annotation.num_frames, "width": annotation.width, "height": annotation.height,
+                 "fps": fps, **video_fingerprint(video_path)}
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "generation": 0, "video": video, "model": model,
                     "annotation": {"categories": CATEGORIES}, "history": {"file": HISTORY, "bytes": 0, "entries": 0}}
         # Everything is written into a hidden sibling folder that is renamed into place at the end: a failure
@@ -406,7 +408,8 @@ class Project:
         unreferenced = project._inspect_masks()
         if not read_only:
             named = project._named_tables()
-            unreferenced += [p for pattern in ("tables.g*.npz", "tracks.g*.json") for p in folder.glob(pattern) if p.name not in named]
+            unreferenced += [p for pattern in ("tables.g*.npz", "tracks.g*.json") for p in folder.glob(pattern)
+                             if p.name not in named]
             project._collect_garbage(unreferenced)
             for place in (folder, folder / MASKS):
                 if place.is_dir():
@@ -450,7 +453,8 @@ class Project:
 
             source = VideoSource.open(self.check_video())
             annotation = self.annotation
-            if (source.num_frames, source.height, source.width) != (annotation.num_frames, annotation.height, annotation.width):
+            expected = (annotation.num_frames, annotation.height, annotation.width)
+            if (source.num_frames, source.height, source.width) != expected:
                 source.close()
                 raise ProjectError(
                     f"The video {source.path} has {source.num_frames} frames of {source.width}x{source.height}, but "
@@ -489,7 +493,8 @@ class Project:
     def dirty(self) -> bool:
         """Whether a save has anything to write (frames, tables, logged edits, model or video info). This is the
         writer's view; whether the user's work is saved is the edit history's clean marker (``app.core.history``)."""
-        return bool(self.annotation.mask_store.dirty or self.annotation.tables_dirty or self._pending_history or self._meta_dirty)
+        return bool(self.annotation.mask_store.dirty or self.annotation.tables_dirty or self._pending_history
+                    or self._meta_dirty)
 
     # -------------------------------------------------------------- video
 
@@ -525,7 +530,8 @@ class Project:
     def record(self, edit, inverse, label: str = "") -> None:
         """Log an edit applied to the annotation (an ``EditHistory`` step, done, undone or redone) with its
         inverse; the log is written with the next save."""
-        entry = {"time": time.time(), "label": label or edit.describe(), "edit": edit.to_json(), "inverse": inverse.to_json()}
+        entry = {"time": time.time(), "label": label or edit.describe(), "edit": edit.to_json(),
+                 "inverse": inverse.to_json()}
         self._pending_history.append(json.dumps(entry, allow_nan=False) + "\n")
 
     # -------------------------------------------------------------- saving
@@ -567,7 +573,8 @@ class Project:
             tables = {name: array.copy() for name, array in annotation.table_arrays().items()}
             tracks = annotation.tracks_json()
         manifest.update(generation=generation, app_version=__version__)
-        manifest["annotation"].update(num_frames=annotation.num_frames, height=annotation.height, width=annotation.width)
+        manifest["annotation"].update(num_frames=annotation.num_frames, height=annotation.height,
+                                      width=annotation.width)
         annotation.tables_dirty = False  # edits from now on set it again: they belong to the next save
         self._meta_dirty = False
         self._saving = True
@@ -585,16 +592,19 @@ class Project:
 
     def _write(self, plan: SavePlan) -> None:
         """The writing itself; an OSError leaves every file the current manifest names untouched."""
-        atomic.write_new_files([(self._mask_path(i, plan.generation), data) for i, data in plan.blobs.items() if data is not None])
+        atomic.write_new_files([(self._mask_path(i, plan.generation), data) for i, data in plan.blobs.items()
+                                if data is not None])
         if plan.tables is not None:
             annotation = plan.manifest["annotation"]
-            atomic.write_bytes(self.folder / annotation["tables"], _npz_bytes({**plan.tables, "mask_gen": plan.mask_gen}))
+            atomic.write_bytes(self.folder / annotation["tables"],
+                               _npz_bytes({**plan.tables, "mask_gen": plan.mask_gen}))
             atomic.write_json(self.folder / annotation["tracks"], plan.tracks)
         if plan.history:
             plan.manifest["history"] = self._append_history(plan.manifest["history"], plan.history)
         plan.manifest["saved_at"] = time.time()
         if self._disk_manifest is not None:
-            atomic.write_json(self.folder / BACKUP_MANIFEST, self._disk_manifest)  # the fallback if project.json is damaged
+            # the fallback if project.json is damaged
+            atomic.write_json(self.folder / BACKUP_MANIFEST, self._disk_manifest)
         atomic.write_json(self.folder / MANIFEST, plan.manifest)
 
     def finish_save(self, plan: SavePlan) -> None:
@@ -666,7 +676,8 @@ class Project:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        return {"file": HISTORY, "bytes": int(history["bytes"]) + len(data), "entries": int(history["entries"]) + len(lines)}
+        return {"file": HISTORY, "bytes": int(history["bytes"]) + len(data),
+                "entries": int(history["entries"]) + len(lines)}
 
     def _check_history(self) -> None:
         """Make the edit history agree with the manifest: it is optional, so a lost or cut file only loses undo.
@@ -721,7 +732,8 @@ class Project:
             raise ProjectError(f"Cannot list {self.folder / MASKS}: {error.strerror or error}.") from None
         for entry in entries:
             stem, _, generation = entry.name.removesuffix(".png").partition(".g")
-            if entry.name.endswith(".png") and stem.isdigit() and generation.isdigit() and int(stem) < len(self._mask_gen):
+            if (entry.name.endswith(".png") and stem.isdigit() and generation.isdigit()
+                    and int(stem) < len(self._mask_gen)):
                 index, generation = int(stem), int(generation)
                 if generation == self._mask_gen[index]:
                     present[index] = entry.stat().st_size
@@ -729,7 +741,8 @@ class Project:
                 if backup_gen is not None and generation == backup_gen[index]:
                     continue
             unreferenced.append(Path(entry.path))
-        damaged = [int(i) for i in np.flatnonzero(self._mask_gen) if int(i) not in present or present[int(i)] < MIN_PNG_BYTES]
+        damaged = [int(i) for i in np.flatnonzero(self._mask_gen)
+                   if int(i) not in present or present[int(i)] < MIN_PNG_BYTES]
         self.annotation.damaged_frames.update(damaged)
         return unreferenced
 
@@ -812,7 +825,8 @@ FILE_NAME = "file name"
 MANIFEST_SCHEMA = {
     "version": int, "generation": int,
     "video": {"path": str, "size": int, "sha256_first_mib": str, "num_frames": int, "width": int, "height": int},
-    "annotation": {"categories": FILE_NAME, "tables": FILE_NAME, "tracks": FILE_NAME, "num_frames": int, "height": int, "width": int},
+    "annotation": {"categories": FILE_NAME, "tables": FILE_NAME, "tracks": FILE_NAME,
+                   "num_frames": int, "height": int, "width": int},
     "history": {"bytes": int, "entries": int},
 }
 
@@ -834,7 +848,8 @@ def _schema_problem(value: object, schema: object, name: str = "") -> str | None
         return f"'{name}' is not a whole number ({value!r})"
     if schema is str and not isinstance(value, str):
         return f"'{name}' is not a text ({value!r})"
-    if schema is FILE_NAME and (not isinstance(value, str) or not value or Path(value).name != value or value.startswith(".")):
+    if schema is FILE_NAME and (not isinstance(value, str) or not value or Path(value).name != value
+                                or value.startswith(".")):
         return f"'{name}' is not a file name in the project folder ({value!r})"
     return None
 

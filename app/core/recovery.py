@@ -83,7 +83,8 @@ class RecoverySession:
         """The window shows ``video`` (saved in ``project``, None for unsaved work); an earlier recovery copy is
         dropped."""
         self.drop_project()
-        self._info.update(video=str(video) if video else None, project=str(project) if project else None, autosaved=None)
+        self._info.update(video=str(video) if video else None, project=str(project) if project else None,
+                          autosaved=None)
         self._write()
 
     def autosaved(self, project: Path | None) -> None:

@@ -65,7 +65,8 @@ def frame_pair(video_id: str, index: int, gt: PanopticFrame, pred: PanopticFrame
     check_segments(video_id, index, pred, "predicted", set(pred_values.tolist()) - {0})
     size = len(gt_values) * len(pred_values)
     joint = np.bincount((gt_inverse.astype(np.int64) * len(pred_values) + pred_inverse).ravel(), minlength=size)
-    return FramePair(gt_values, pred_values, joint.reshape(len(gt_values), len(pred_values)), gt.segments, pred.segments, gt.crowd)
+    return FramePair(gt_values, pred_values, joint.reshape(len(gt_values), len(pred_values)), gt.segments,
+                     pred.segments, gt.crowd)
 
 
 def frame_pairs(pair: VideoPair) -> Iterable[FramePair]:

@@ -139,7 +139,8 @@ class _Analyzer:
                          f"(IoU {score:.2f}); likely the same object",
                          score, other)
 
-    def _update(self, index: int, track_id: int, area: int, continuing: bool, classes: Mapping[int, int] | None) -> None:
+    def _update(self, index: int, track_id: int, area: int, continuing: bool,
+                classes: Mapping[int, int] | None) -> None:
         state = self.tracks.get(track_id)
         if state is None:
             state = self.tracks[track_id] = _TrackState(index, index, 0, area)
@@ -185,7 +186,8 @@ def diagnose(
     return _analyze(frames, config)
 
 
-def _analyze(frames: Iterable[tuple[int, np.ndarray, Mapping[int, int] | None]], config: DiagnosticsConfig | None) -> list[Diagnostic]:
+def _analyze(frames: Iterable[tuple[int, np.ndarray, Mapping[int, int] | None]],
+             config: DiagnosticsConfig | None) -> list[Diagnostic]:
     """Feed (index, track map, classes or None) in frame order to one analyzer."""
     return run_job(_analysis(frames, config))
 

@@ -39,7 +39,8 @@ def evaluation(videos: Iterable[VideoPair], categories: CategoryTable, total: in
     return Evaluation(vpq_acc.result(), stq_acc.result())
 
 
-def folder_pairs(gt_root: str | Path, pred_root: str | Path, split: str | None = None) -> tuple[CategoryTable, list[VideoPair]]:
+def folder_pairs(gt_root: str | Path, pred_root: str | Path,
+                 split: str | None = None) -> tuple[CategoryTable, list[VideoPair]]:
     """Pairs of a VIPSeg ground-truth folder and a prediction folder, matched by video id and frame stem.
 
     The prediction is evaluator output (``pred.json`` + ``pan_pred/``), which like the evaluators may not keep

@@ -107,10 +107,12 @@ class Propagation:
         spans = []
         if request.direction in ("forward", "both"):
             after = [k for k in keys if request.keyframe < k < self._stop]
-            spans.append(_Span(request.keyframe, after[0], True) if after else _Span(request.keyframe, self._stop, False))
+            spans.append(_Span(request.keyframe, after[0], True) if after
+                         else _Span(request.keyframe, self._stop, False))
         if request.direction in ("backward", "both"):
             before = [k for k in keys if request.start <= k < request.keyframe]
-            spans.append(_Span(request.keyframe, before[-1], True) if before else _Span(request.keyframe, request.start - 1, False))
+            spans.append(_Span(request.keyframe, before[-1], True) if before
+                         else _Span(request.keyframe, request.start - 1, False))
         return spans
 
     def total(self) -> int:

@@ -41,7 +41,8 @@ def annotation_frames(annotation: Annotation) -> Iterator[PanopticFrame]:
         track_map = annotation.track_map(index)
         values, _, _, order = first_appearance(track_map)
         tracks = [annotation.tracks[int(values[p])] for p in order]
-        yield PanopticFrame(track_map, {t.id: t.category_id for t in tracks}, frozenset(t.id for t in tracks if t.crowd))
+        yield PanopticFrame(track_map, {t.id: t.category_id for t in tracks},
+                            frozenset(t.id for t in tracks if t.crowd))
 
 
 def source_image_file(source: VideoSource, index: int) -> Path | None:
@@ -58,7 +59,8 @@ def source_image_file(source: VideoSource, index: int) -> Path | None:
 
 def _video_to_write(video_id: str, annotation: Annotation, source: VideoSource | None) -> VideoToWrite:
     if source is not None:
-        if source.num_frames != annotation.num_frames or (source.width, source.height) != (annotation.width, annotation.height):
+        if (source.num_frames != annotation.num_frames
+                or (source.width, source.height) != (annotation.width, annotation.height)):
             raise DatasetError(
                 f"Video {video_id!r}: the annotation has {annotation.num_frames} frames of "
                 f"{annotation.width}x{annotation.height} but {source.path} has {source.num_frames} of "
@@ -98,7 +100,8 @@ def export_vipseg(
     the folder's JSON if it has one; a job (``write_videos``) returning the JSON and the videos it lists."""
     table = _shared_categories([annotation for _, annotation, _ in videos])
     plain = [_video_to_write(video_id, annotation, source) for video_id, annotation, source in videos]
-    return (yield from write_videos(plain, root, table, split=split, resolution=resolution, raw_panomasks=raw_panomasks))
+    return (yield from write_videos(plain, root, table, split=split, resolution=resolution,
+                                    raw_panomasks=raw_panomasks))
 
 
 def export_predictions(
@@ -143,7 +146,8 @@ def _to_annotation(video: DatasetVideo | RawVideo, categories: CategoryTable, do
         for position in order:
             segment_id = int(values[position])
             if segment_id not in track_of:
-                track_of[segment_id] = _track_for(annotation, frame.segments[segment_id], segment_id in frame.crowd, video.png_paths[index])
+                track_of[segment_id] = _track_for(annotation, frame.segments[segment_id], segment_id in frame.crowd,
+                                                  video.png_paths[index])
         lut = np.array([track_of.get(int(v), 0) for v in values], dtype=np.int32)
         try:
             annotation.set_frame(index, lut[inverse])

@@ -210,14 +210,16 @@ def _gt_files(layout: DatasetLayout, split: str | None) -> list[Path]:
         return [layout.gt_json(split)]
     files = sorted(p for p in layout.root.glob(gt_json_name("*")) if p.is_file())
     if not files and not layout.gt_json(None).is_file():
-        raw = " It looks like the raw release (panomasks/ only): import it as raw VIPSeg." if layout.path(PANOMASKS).is_dir() else ""
+        raw = (" It looks like the raw release (panomasks/ only): import it as raw VIPSeg."
+               if layout.path(PANOMASKS).is_dir() else "")
         raise DatasetError(f"{layout.root} has no panoptic_gt_VIPSeg_<split>.json or panoptic_gt_VIPSeg.json.{raw}")
     if not files:
         files = [layout.gt_json(None)]
     return [layout.path(p.name) for p in files]
 
 
-def read_ground_truth(root: str | Path, split: str | None = None, progress: Progress | None = None) -> tuple[CategoryTable, list[DatasetVideo]]:
+def read_ground_truth(root: str | Path, split: str | None = None,
+                      progress: Progress | None = None) -> tuple[CategoryTable, list[DatasetVideo]]:
     """Videos of ``panoptic_gt_VIPSeg_<split>.json`` (``split=None``: every split file, or the all-in-one JSON).
 
     ``progress(done, total)`` reports the bytes of each JSON read, then the videos of that file checked.
@@ -296,7 +298,8 @@ def read_predictions(
     layout = DatasetLayout(root)
     if categories is None:
         table_file = layout.categories_json()
-        categories = categories_from_json(load_json(table_file), table_file) if table_file.is_file() else vipseg_categories()
+        categories = (categories_from_json(load_json(table_file), table_file) if table_file.is_file()
+                      else vipseg_categories())
     source = layout.pred_json()
     data = _expect(load_json(source), dict, "the top level", source)
     videos = []
@@ -308,7 +311,8 @@ def read_predictions(
         segments = list(frames.values())
         if one_category_per_id:
             _check_one_category(video_id, segments, stems, source)
-        videos.append(DatasetVideo(video_id, stems, segments, [layout.pan_pred(video_id, s) for s in stems], [], source))
+        videos.append(DatasetVideo(video_id, stems, segments, [layout.pan_pred(video_id, s) for s in stems], [],
+                                   source))
     return categories, videos
 
 
@@ -345,7 +349,8 @@ class RawVideo(_LazyFrames):
         return PanopticFrame(ids, segments)
 
 
-def read_raw_release(root: str | Path, split: str | None = None, categories: CategoryTable | None = None) -> tuple[CategoryTable, list[RawVideo]]:
+def read_raw_release(root: str | Path, split: str | None = None,
+                     categories: CategoryTable | None = None) -> tuple[CategoryTable, list[RawVideo]]:
     """Videos of the raw VIPSeg release: ``panomasks/`` (+ ``imgs/`` or ``images/``); ``split`` picks the videos
     listed in ``<split>.txt``, else every folder of ``panomasks/``. Frames are the PNGs in name order."""
     layout = DatasetLayout(root)

@@ -123,7 +123,8 @@ class _VideoEncoder:
                 segment["area"] += int(counts[position])
             else:
                 segment = segments[segment_id] = {
-                    "id": segment_id, "category_id": self.category_of_id[segment_id], "iscrowd": int(segment_id in self.crowd_ids),
+                    "id": segment_id, "category_id": self.category_of_id[segment_id],
+                    "iscrowd": int(segment_id in self.crowd_ids),
                     "area": int(counts[position]),
                 }
             segment["bbox"] = [box[0], box[1], box[2] - box[0], box[3] - box[1]]
@@ -150,7 +151,8 @@ def _write(path: Path, data: bytes) -> None:
                            "permissions.") from None
 
 
-def _write_image(layout: DatasetLayout, video: VideoToWrite, index: int, stem: str, size: tuple[int, int], resized: bool) -> None:
+def _write_image(layout: DatasetLayout, video: VideoToWrite, index: int, stem: str, size: tuple[int, int],
+                 resized: bool) -> None:
     """The frame JPEG: the source JPEG's bytes when no resize is needed (no generational loss), else encoded."""
     target = layout.image(video.video_id, stem)
     source = video.image_file(index) if video.image_file is not None else None
