@@ -75,6 +75,9 @@ def bench_track_edits(num_frames: int, num_tracks: int, repeats: int) -> Annotat
                 return t, int(frames[len(frames) // 2])
         raise RuntimeError("no splittable track")
 
+    def other_category(track_id: int) -> int:
+        return 62 if annotation.tracks[track_id].category_id != 62 else 63
+
     edits = {
         "merge (whole tracks)": lambda r: MergeTracks(*pair(r)),
         "split at a frame": lambda r: SplitTrack(*splittable(r)),
@@ -82,8 +85,8 @@ def bench_track_edits(num_frames: int, num_tracks: int, repeats: int) -> Annotat
         "swap on one frame": lambda r: SwapTracks(*pair(r), start=mid, stop=mid + 1),
         "delete whole track": lambda r: DeleteTrack(pair(r)[0]),
         "delete frame range": lambda r: DeleteTrack(pair(r)[0], start=mid, stop=mid + num_frames // 10),
-        "relabel whole track": lambda r: RelabelTrack(pair(r)[0], 62 if annotation.tracks[pair(r)[0]].category_id != 62 else 63),
-        "relabel from a frame": lambda r: RelabelTrack(pair(r)[0], 62 if annotation.tracks[pair(r)[0]].category_id != 62 else 63, start=mid),
+        "relabel whole track": lambda r: RelabelTrack(pair(r)[0], other_category(pair(r)[0])),
+        "relabel from a frame": lambda r: RelabelTrack(pair(r)[0], other_category(pair(r)[0]), start=mid),
     }
     print(f"\ntrack-edit latency on {num_frames} frames, {num_tracks} tracks (median of {repeats}):")
     print(f"  {'edit':24s} {'apply ms':>9s} {'undo ms':>9s}")

@@ -115,7 +115,8 @@ def run_stage_benchmark(num_frames: int, repeats: int, resolutions: list[str], c
             precision = "fp16 autocast" if device.type == "cuda" else "fp32"
             result = {}
             for variant, variant_runs in runs.items():
-                stages = {stage: 1000 * statistics.median(run[stage] for run in variant_runs) for stage in variant_runs[0]}
+                stages = {stage: 1000 * statistics.median(run[stage] for run in variant_runs)
+                          for stage in variant_runs[0]}
                 stages["total"] = 1000 * statistics.median(sum(run.values()) for run in variant_runs)
                 drift = max((outputs[variant][key].float() - outputs["exact"][key].float()).abs().max().item()
                             for key in outputs["exact"])

@@ -301,7 +301,8 @@ def compare_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], s
     return report
 
 
-def load_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str, strict: bool = True) -> LoadReport:
+def load_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str,
+               strict: bool = True) -> LoadReport:
     """Copy the fitting weights into ``model``; with ``strict`` any misfit raises ``CheckpointError`` first."""
     report = compare_state(model, state_dict, source)
     if strict and not report.ok:

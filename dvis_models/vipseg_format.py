@@ -227,7 +227,9 @@ def jpeg_size(path: Path) -> tuple[int, int] | None:
                     return None
                 if code in _JPEG_FRAME_MARKERS:
                     frame = handle.read(5)
-                    return (int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")) if len(frame) == 5 else None
+                    if len(frame) != 5:
+                        return None
+                    return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
                 handle.seek(length - 2, 1)
     except OSError:
         return None

@@ -110,8 +110,8 @@ def _parse_frame(root: Path, video_id: str, entry: object, source: Path, video_c
             crowd.add(segment_id)
         else:
             segments[segment_id] = category_id
-    return FrameRecord(stem, root / fmt.IMAGES / video_id / f"{stem}.jpg", root / fmt.PANOMASKS_RGB / video_id / file_name,
-                       segments, frozenset(crowd))
+    return FrameRecord(stem, root / fmt.IMAGES / video_id / f"{stem}.jpg",
+                       root / fmt.PANOMASKS_RGB / video_id / file_name, segments, frozenset(crowd))
 
 
 def load_split(root: Path, split: str = "train", json_path: Path | None = None,
@@ -139,7 +139,8 @@ def load_split(root: Path, split: str = "train", json_path: Path | None = None,
         _require(len(video["annotations"]) > 0, source, f"video {video_id!r} has no frames.")
         seen.add(video_id)
         video_categories: dict[int, int] = {}
-        frames = [_parse_frame(root, video_id, entry, source, video_categories, known) for entry in video["annotations"]]
+        frames = [_parse_frame(root, video_id, entry, source, video_categories, known)
+                  for entry in video["annotations"]]
         _require(len({f.stem for f in frames}) == len(frames), source, f"video {video_id!r} lists a frame twice.")
         videos.append(VideoRecord(video_id, frames))
     _require(len(videos) > 0, source, "the split has no videos.")

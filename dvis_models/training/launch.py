@@ -81,7 +81,8 @@ def build_initial_model(options: TrainOptions) -> DVISModel:
             "supported yet. Fine-tune its segmenter, or start from a DVIS checkpoint."
         )
     model = build_model(config)
-    missing_needed = [k for k in model.state_dict() if k.startswith(PREREQUISITES[options.stage]) and k not in state_dict]
+    missing_needed = [k for k in model.state_dict()
+                      if k.startswith(PREREQUISITES[options.stage]) and k not in state_dict]
     if missing_needed:
         raise CheckpointError(
             f"{options.init} lacks {len(missing_needed)} weights the {options.stage} stage needs trained "

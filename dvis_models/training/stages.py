@@ -150,7 +150,8 @@ class TrackerStage(TrainingStage):
             shared = matcher.match_first_appearance(*reordered, targets)
             matches = [[shared] * len(targets)] * len(layers)
         else:
-            matches = [[matcher.match_first_appearance(logits, masks, targets)] * len(targets) for logits, masks in layers]
+            matches = [[matcher.match_first_appearance(logits, masks, targets)] * len(targets)
+                       for logits, masks in layers]
         num_masks = self.num_masks(len(clip.labels) * len(targets), clip.images.device)
         return self.loss.criterion(self.model.config.num_classes)(layers, targets, matches, num_masks)
 
