@@ -33,7 +33,8 @@ KEYS_DIR = REPO / "tests" / "data" / "checkpoint_keys"
 
 def _load_reference():
     """The straightforward MSDeformAttn formulation lives in the benchmark script (one copy only)."""
-    spec = importlib.util.spec_from_file_location("bench_ms_deform_attn", REPO / "benchmarks" / "bench_ms_deform_attn.py")
+    spec = importlib.util.spec_from_file_location("bench_ms_deform_attn",
+                                                  REPO / "benchmarks" / "bench_ms_deform_attn.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.reference_ms_deform_attn_sample

@@ -137,6 +137,7 @@ def test_cli_writes_a_split(tmp_path, capsys):
 
 
 def test_category_table_without_the_scene_categories_is_rejected(tmp_path):
-    table = [{"id": 0, "name": "a", "isthing": 0, "color": [1, 2, 3]}, {"id": 1, "name": "b", "isthing": 1, "color": [3, 2, 1]}]
+    table = [{"id": 0, "name": "a", "isthing": 0, "color": [1, 2, 3]},
+             {"id": 1, "name": "b", "isthing": 1, "color": [3, 2, 1]}]
     with pytest.raises(ValueError, match="lacks the stuff/thing categories"):
         generate_dataset(tmp_path, num_videos=1, num_frames=1, size=SIZE, categories=table)
