@@ -73,7 +73,8 @@ def _add_infer(commands) -> None:
     parser.add_argument("--chunk-size", type=_positive_int, metavar="FRAMES",
                         help="frames per segmenter batch (default 16): smaller needs less memory")
     parser.add_argument("--format", choices=("vipseg", "pred"), default="vipseg",
-                        help="vipseg: images + panomasks + JSON (a dataset); pred: pred.json + pan_pred/ (for dvis eval)")
+                        help="vipseg: images + panomasks + JSON (a dataset); "
+                             "pred: pred.json + pan_pred/ (for dvis eval)")
     parser.add_argument("--split", default="val", help="split name of the vipseg JSON (default val)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda when available)")
     parser.add_argument("--threads", type=_positive_int, help="CPU threads (1 is fastest on a busy machine)")
@@ -132,7 +133,8 @@ def _infer(args: argparse.Namespace) -> int:
                            "so rename or infer them in separate runs.")
     rank, world_size = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
     parts = args.out / PARTS_DIR
-    todo = [(i, p) for i, p in shard(list(zip(ids, args.videos)), rank, world_size) if not (parts / f"{i}.json").exists()]
+    todo = [(i, p) for i, p in shard(list(zip(ids, args.videos)), rank, world_size)
+            if not (parts / f"{i}.json").exists()]
     skipped = len(shard(ids, rank, world_size)) - len(todo)
     if skipped:
         print(f"skipping {skipped} video(s) already complete in {args.out}")
@@ -142,7 +144,8 @@ def _infer(args: argparse.Namespace) -> int:
         source = source_for(args.model, args.preset, args.checkpoint)
         model = load_model(source)
         # Offline mask features beyond the memory budget are spilled next to the output (a disk, unlike a tmpfs /tmp).
-        segmenter = build_segmenter(model, device=args.device, offline=True if args.offline else False if args.online else None,
+        segmenter = build_segmenter(model, device=args.device,
+                                    offline=True if args.offline else False if args.online else None,
                                     short_edge=args.short_edge, chunk_size=args.chunk_size,
                                     score_threshold=args.score_threshold, fast=args.fast, spill_dir=parts)
         categories = CategoryTable.from_json(model.config.categories, source=source)
@@ -158,12 +161,14 @@ def _infer(args: argparse.Namespace) -> int:
         print(f"[{number}/{len(todo)}] {path}", flush=True)
         staging = parts / f"{video_id}.staging"
         shutil.rmtree(staging, ignore_errors=True)
-        # Frames are read once, in order (by the pipeline and by the writer): a large frame cache would only hold memory.
+        # Frames are read once, in order (by the pipeline and by the writer): a large frame cache would only hold
+        # memory.
         with VideoSource.open(path, cache_bytes=STREAM_CACHE_BYTES) as video:
             frames = _frames(args, path, video.num_frames)
             results = segmenter.run((frame for _, frame in video.iter_frames(frames.start, frames.stop)),
                                     num_frames=len(frames), progress=_PhasePrinter(video_id))
-            written = run_job(write_results(results, video, frames, video_id, staging, categories, args.split, predictions))
+            written = run_job(write_results(results, video, frames, video_id, staging, categories, args.split,
+                                            predictions))
             if video.damaged_frames:
                 damaged.append(video_id)
                 _warn_damaged(path, video.damaged_frames, video.num_frames)
@@ -222,7 +227,8 @@ def format_evaluation(evaluation) -> str:
     vpq, stq = evaluation.vpq, evaluation.stq
     lines = [f"{'window':>8} {'VPQ':>7} {'things':>7} {'stuff':>7}"]
     for window in vpq.windows:
-        lines.append(f"{window.nframes:>6}fr {100 * window.all.pq:7.2f} {100 * window.things.pq:7.2f} {100 * window.stuff.pq:7.2f}")
+        lines.append(f"{window.nframes:>6}fr {100 * window.all.pq:7.2f} {100 * window.things.pq:7.2f} "
+                     f"{100 * window.stuff.pq:7.2f}")
     lines.append(f"{'mean':>8} {100 * vpq.all:7.2f} {100 * vpq.things:7.2f} {100 * vpq.stuff:7.2f}")
     lines.append(f"STQ {100 * stq.stq:.2f}  (AQ {100 * stq.aq:.2f}, SQ {100 * stq.sq:.2f})")
     return "\n".join(lines)
@@ -232,7 +238,8 @@ def _add_eval_bundled(commands) -> None:
     parser = commands.add_parser(
         "eval-bundled", help="score the bundled model on held-out synthetic videos",
         description="Generate the held-out synthetic split (the generator's 'val' videos, never used for training) "
-                    "and print the bundled model's VPQ / STQ online and offline. Deterministic: same numbers every run.",
+                    "and print the bundled model's VPQ / STQ online and offline. Deterministic: same numbers every "
+                    "run.",
     )
     parser.add_argument("--checkpoint", type=Path, help="model weights (default: the bundled model)")
     parser.add_argument("--videos", type=_positive_int, default=8, help="number of held-out videos (default 8)")
@@ -253,14 +260,17 @@ def _eval_bundled(args: argparse.Namespace) -> int:
     from dvis_models.data.synthetic import generate_dataset
 
     if min(args.size) < 16:
-        raise StudioError(f"--size {args.size[0]}x{args.size[1]} is too small; synthetic frames need at least 16x16 pixels.")
+        raise StudioError(f"--size {args.size[0]}x{args.size[1]} is too small; synthetic frames need at least 16x16 "
+                          "pixels.")
     model = load_model(source_for(checkpoint=args.checkpoint))
     with tempfile.TemporaryDirectory(prefix="dvis-heldout-") as root:
         generate_dataset(Path(root), args.videos, args.frames, args.size, args.seed, split="val")
         modes = [("online", False)] + ([("offline", True)] if model.refiner is not None else [])
         for name, offline in modes:
-            evaluation = run_job(evaluate_model(model, Path(root), "val", offline=offline, device=args.device, fast=args.fast))
-            print(f"{model.config.name} {name}{' fast' if args.fast else ''}, {args.videos} held-out synthetic videos x {args.frames} frames:")
+            evaluation = run_job(evaluate_model(model, Path(root), "val", offline=offline, device=args.device,
+                                                fast=args.fast))
+            print(f"{model.config.name} {name}{' fast' if args.fast else ''}, {args.videos} held-out synthetic videos "
+                  f"x {args.frames} frames:")
             print(format_evaluation(evaluation))
     return 0
 
@@ -320,7 +330,8 @@ def _export_once(args: argparse.Namespace) -> int:
         unknown = sorted(set(tracks) - set(annotation.tracks))
         if unknown:
             raise StudioError(f"{args.project} has no track {unknown}; its tracks are {sorted(annotation.tracks)}.")
-        frames = range(annotation.num_frames) if args.frames is None else parse_frame_range(args.frames, annotation.num_frames)
+        frames = (range(annotation.num_frames) if args.frames is None
+                  else parse_frame_range(args.frames, annotation.num_frames))
         def progress(report: Progress) -> None:
             _print_progress(args.format, report.done, report.total)
 
@@ -483,7 +494,8 @@ def _finetune(args: argparse.Namespace) -> int:
     printed: dict[str, int] = {}  # phase -> last tenth printed
 
     def report(item) -> None:
-        if isinstance(item, LossPoint) and (item.iteration % max(1, item.total // 20) == 0 or item.iteration == item.total):
+        if isinstance(item, LossPoint) and (item.iteration % max(1, item.total // 20) == 0
+                                            or item.iteration == item.total):
             left = "?" if item.seconds_left is None else f"{item.seconds_left:.0f} s"
             print(f"  it {item.iteration}/{item.total}  loss {item.loss:.3f}  ETA {left}", flush=True)
         elif isinstance(item, Progress) and not item.text.startswith("Training"):
@@ -605,14 +617,16 @@ def _models_info(args: argparse.Namespace) -> int:
         for key, value in asdict(entry).items():
             print(f"  {key}: {value}")
         if args.name not in installed:
-            print(entry.where_to_get() if entry.direct_url is None else f"get it with: dvis models download {entry.name}")
+            print(entry.where_to_get() if entry.direct_url is None
+                  else f"get it with: dvis models download {entry.name}")
     return 0
 
 
 # ----- parser / main -------------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="dvis", description="DVIS Studio command line: video panoptic segmentation with DVIS.")
+    parser = argparse.ArgumentParser(
+        prog="dvis", description="DVIS Studio command line: video panoptic segmentation with DVIS.")
     parser.add_argument("--version", action="version", version=f"dvis-studio {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_infer(commands)

@@ -75,6 +75,9 @@ def bench_track_edits(num_frames: int, num_tracks: int, repeats: int) -> Annotat
                 return t, int(frames[len(frames) // 2])
         raise RuntimeError("no splittable track")
 
+    def other_category(track_id: int) -> int:
+        return 62 if annotation.tracks[track_id].category_id != 62 else 63
+
     edits = {
         "merge (whole tracks)": lambda r: MergeTracks(*pair(r)),
         "split at a frame": lambda r: SplitTrack(*splittable(r)),
@@ -82,8 +85,8 @@ def bench_track_edits(num_frames: int, num_tracks: int, repeats: int) -> Annotat
         "swap on one frame": lambda r: SwapTracks(*pair(r), start=mid, stop=mid + 1),
         "delete whole track": lambda r: DeleteTrack(pair(r)[0]),
         "delete frame range": lambda r: DeleteTrack(pair(r)[0], start=mid, stop=mid + num_frames // 10),
-        "relabel whole track": lambda r: RelabelTrack(pair(r)[0], 62 if annotation.tracks[pair(r)[0]].category_id != 62 else 63),
-        "relabel from a frame": lambda r: RelabelTrack(pair(r)[0], 62 if annotation.tracks[pair(r)[0]].category_id != 62 else 63, start=mid),
+        "relabel whole track": lambda r: RelabelTrack(pair(r)[0], other_category(pair(r)[0])),
+        "relabel from a frame": lambda r: RelabelTrack(pair(r)[0], other_category(pair(r)[0]), start=mid),
     }
     print(f"\ntrack-edit latency on {num_frames} frames, {num_tracks} tracks (median of {repeats}):")
     print(f"  {'edit':24s} {'apply ms':>9s} {'undo ms':>9s}")
@@ -143,7 +146,8 @@ def bench_mask_store(frames: int = 30) -> None:
     start = time.perf_counter()
     inverse = annotation.apply(Paint(0, track_id or 1, "brush", [[600, 300], [700, 420]], 12))
     paint_ms = (time.perf_counter() - start) * 1e3
-    print(f"  brush stroke at 720p: {paint_ms:.1f} ms; its undo record: {len(str(inverse.to_json())) / 1024:.1f} KB JSON")
+    print(f"  brush stroke at 720p: {paint_ms:.1f} ms; its undo record: {len(str(inverse.to_json())) / 1024:.1f} KB "
+          "JSON")
 
 
 def bench_project_save(annotation: Annotation) -> None:
@@ -167,8 +171,8 @@ def bench_project_save(annotation: Annotation) -> None:
         reopen = time.perf_counter() - start
         tables = next((Path(folder) / "project").glob("tables.g*.npz")).stat().st_size / 1024
     print(f"\nproject of {annotation.num_frames} frames: first save {first:.2f} s (all masks); save after a track edit "
-          f"{after_edit * 1e3:.0f} ms; autosave after one paint {after_paint * 1e3:.0f} ms; open {reopen * 1e3:.0f} ms; "
-          f"tables file {tables:.0f} KB")
+          f"{after_edit * 1e3:.0f} ms; autosave after one paint {after_paint * 1e3:.0f} ms; open {reopen * 1e3:.0f} "
+          f"ms; tables file {tables:.0f} KB")
 
 
 def main() -> None:

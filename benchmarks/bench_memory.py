@@ -55,7 +55,8 @@ def peak_rss_mb(video: Path, mode: str, out: Path, code: Path, threads: int) -> 
     env = dict(os.environ, PYTHONPATH=str(code), OMP_NUM_THREADS=str(threads), PYTHONDONTWRITEBYTECODE="1")
     command = [sys.executable, "-m", "app.cli", "infer", str(video), "--out", str(out), f"--{mode}", "--device", "cpu"]
     start = time.perf_counter()
-    child = subprocess.Popen(command, cwd=out.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    child = subprocess.Popen(command, cwd=out.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)
     log = child.stdout.read()
     _, status, usage = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -67,7 +68,8 @@ def peak_rss_mb(video: Path, mode: str, out: Path, code: Path, threads: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--full", action="store_true", help="720p, 500 / 2000 / 5000 frames")
-    parser.add_argument("--frames", type=int, nargs="+", help="video lengths (default: quick 60 300, full 500 2000 5000)")
+    parser.add_argument("--frames", type=int, nargs="+",
+                        help="video lengths (default: quick 60 300, full 500 2000 5000)")
     parser.add_argument("--height", type=int, help="frame height (default: quick 360, full 720)")
     parser.add_argument("--modes", nargs="+", choices=("online", "offline"), default=["online", "offline"])
     parser.add_argument("--code", type=Path, default=REPO, help="checkout whose app.cli runs (default: this one)")
@@ -82,7 +84,8 @@ def main() -> None:
             video = Path(scratch) / f"clip_{length}.mp4"
             write_video(video, length, height)
             for mode in args.modes:
-                peak, seconds = peak_rss_mb(video, mode, Path(scratch) / f"out_{mode}_{length}", args.code, args.threads)
+                peak, seconds = peak_rss_mb(video, mode, Path(scratch) / f"out_{mode}_{length}", args.code,
+                                            args.threads)
                 results[mode]["frames"].append(length)
                 results[mode]["peak_mb"].append(round(peak))
                 print(f"{mode:7} {length:5} frames {height}p: peak RSS {peak:6.0f} MB  ({seconds:.0f} s, "

@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -107,7 +107,7 @@ def run_stage_benchmark(num_frames: int, repeats: int, resolutions: list[str], c
                       for i in range(num_frames)]
             runs: dict[str, list[dict[str, float]]] = {variant: [] for variant in models}
             outputs: dict[str, dict[str, torch.Tensor]] = {variant: {} for variant in models}
-            for variant, variant_model in models.items():  # warm-up (allocator, kernels, oneDNN primitives)
+            for variant_model in models.values():  # warm-up (allocator, kernels, oneDNN primitives)
                 stage_times(variant_model, frames[:1], height, device, clock)
             for _ in range(repeats):  # interleaved, so load changes hit every variant alike
                 for variant, variant_model in models.items():
@@ -115,7 +115,8 @@ def run_stage_benchmark(num_frames: int, repeats: int, resolutions: list[str], c
             precision = "fp16 autocast" if device.type == "cuda" else "fp32"
             result = {}
             for variant, variant_runs in runs.items():
-                stages = {stage: 1000 * statistics.median(run[stage] for run in variant_runs) for stage in variant_runs[0]}
+                stages = {stage: 1000 * statistics.median(run[stage] for run in variant_runs)
+                          for stage in variant_runs[0]}
                 stages["total"] = 1000 * statistics.median(sum(run.values()) for run in variant_runs)
                 drift = max((outputs[variant][key].float() - outputs["exact"][key].float()).abs().max().item()
                             for key in outputs["exact"])
@@ -143,7 +144,8 @@ def online_peak_rss(num_frames: int) -> None:
     count = sum(1 for _ in segmenter.run(frames, num_frames=num_frames))
     elapsed = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"online bundled_small, {count} frames 224x128: peak RSS {peak_mb:.0f} MB, {elapsed / count * 1000:.0f} ms/frame")
+    print(f"online bundled_small, {count} frames 224x128: peak RSS {peak_mb:.0f} MB, {elapsed / count * 1000:.0f} "
+          "ms/frame")
 
 
 def main() -> None:

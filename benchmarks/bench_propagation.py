@@ -5,9 +5,10 @@
 Propagation: for each thing track of the held-out synthetic videos (split "val", 128x160, as ``dvis eval-bundled``)
 and of a harder set (split "hard": 12-frame videos, so objects move twice as fast, with the
 generator's occlusions and look-alike crossings), the ground-truth mask on its first visible frame is
-propagated to its last (the keyframe is the first frame showing a quarter of its largest area); mean J (IoU) and J&F (mean of J and DAVIS boundary F) over the frames after the
-keyframe, per engine, for the "copy the keyframe mask" baseline, and for interpolation (the default engine
-with ground truth at both ends). Speed: ms per frame on a synthetic video upscaled to 1280x720.
+propagated to its last (the keyframe is the first frame showing a quarter of its largest area); mean J (IoU)
+and J&F (mean of J and DAVIS boundary F) over the frames after the keyframe, per engine, for the "copy the
+keyframe mask" baseline, and for interpolation (the default engine with ground truth at both ends).
+Speed: ms per frame on a synthetic video upscaled to 1280x720.
 
 Prompted masks: NoC@85 on the held-out things (clicks at the centre of the largest error region, positive
 on a miss, negative on a false positive, at most 20; a track that never reaches IoU 0.85 counts 20),
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from functools import partial
 
 import cv2
 import numpy as np
@@ -72,8 +74,8 @@ def propagation_scores(sets, engines, model) -> dict[str, dict[str, list[float]]
     for video, tracks in sets:
         frames = video.frames.__getitem__
         segmenter = SegmenterCache(model, frames)
-        factories = {"copy": CopyEngine, "flow": lambda: FlowEngine(frames),
-                     "model": lambda: ModelEngine(segmenter, frames)}
+        factories = {"copy": CopyEngine, "flow": partial(FlowEngine, frames),
+                     "model": partial(ModelEngine, segmenter, frames)}
         for track in tracks:
             gt = truth(video, track)
             first, last = track_span(gt)
@@ -106,8 +108,8 @@ def timing(model, engines, frames: int = 6) -> dict[str, float]:
     timings = {}
     for name in [*engines, "interp"]:
         segmenter = SegmenterCache(model, large.__getitem__)
-        factories = {"copy": CopyEngine, "flow": lambda: FlowEngine(large.__getitem__),
-                     "model": lambda: ModelEngine(segmenter, large.__getitem__)}
+        factories = {"copy": CopyEngine, "flow": partial(FlowEngine, large.__getitem__),
+                     "model": partial(ModelEngine, segmenter, large.__getitem__)}
         key_masks = {0: key, frames: key} if name == "interp" else {0: key}
         engine = factories[DEFAULT_ENGINE if name == "interp" else name]
         run = Propagation(key_masks, PropagationRequest(0, min_area_fraction=0.0), len(large), engine)
@@ -142,6 +144,14 @@ def clicks_needed(image: np.ndarray, gt: np.ndarray, segment) -> int:
     return MAX_CLICKS
 
 
+def proposed_mask(image: np.ndarray, output, labels, prompt: Prompt) -> np.ndarray:
+    return propose(image, prompt, output, labels)[0].mask
+
+
+def grabcut_only(image: np.ndarray, prompt: Prompt) -> np.ndarray:
+    return grabcut_mask(image, prompt).mask
+
+
 def noc_scores(sets, model, min_area: int = 40) -> dict[str, float]:
     counts = {"model": [], "grabcut": []}
     labels = model.config.label_to_category
@@ -153,8 +163,8 @@ def noc_scores(sets, model, min_area: int = 40) -> dict[str, float]:
             if gt[frame].sum() < min_area:
                 continue
             image, output = video.frames[frame], segmenter.get(frame)
-            counts["model"].append(clicks_needed(image, gt[frame], lambda p: propose(image, p, output, labels)[0].mask))
-            counts["grabcut"].append(clicks_needed(image, gt[frame], lambda p: grabcut_mask(image, p).mask))
+            counts["model"].append(clicks_needed(image, gt[frame], partial(proposed_mask, image, output, labels)))
+            counts["grabcut"].append(clicks_needed(image, gt[frame], partial(grabcut_only, image)))
     return {name: {"NoC85": float(np.mean(c)), "one_click": float(np.mean(np.asarray(c) == 1)), "objects": len(c)}
             for name, c in counts.items()}
 
@@ -175,14 +185,11 @@ def main() -> None:
     hard = list(videos("hard", args.hard, 12))
     summary: dict[str, dict] = {}
     timings = timing(model, engines)
-    for label, sets in (("held-out", held_out), ("hard", hard), ("all", held_out + hard)):
-        results = propagation_scores(sets, engines, model) if label != "all" else merged
-        if label == "held-out":
-            merged = {k: {m: list(v) for m, v in r.items()} for k, r in results.items()}
-        elif label == "hard":
-            for name, r in results.items():
-                for metric, values in r.items():
-                    merged[name][metric] += values
+    per_set = {"held-out": propagation_scores(held_out, engines, model),
+               "hard": propagation_scores(hard, engines, model)}
+    per_set["all"] = {name: {metric: values + per_set["hard"][name][metric] for metric, values in r.items()}
+                      for name, r in per_set["held-out"].items()}
+    for label, results in per_set.items():
         print(f"{label}: {len(next(iter(results.values()))['J'])} tracks")
         for name, r in results.items():
             print(f"  {name:7s} J {np.mean(r['J']):.3f}  J&F {np.mean(r['JF']):.3f}")
@@ -193,7 +200,8 @@ def main() -> None:
         print(f"  {name:7s} {ms:.1f} ms per 1280x720 frame")
     noc = noc_scores(held_out, model)
     for name, n in noc.items():
-        print(f"NoC@85 {name}: {n['NoC85']:.2f} clicks, one click enough for {100 * n['one_click']:.0f}% of {n['objects']} objects")
+        print(f"NoC@85 {name}: {n['NoC85']:.2f} clicks, "
+              f"one click enough for {100 * n['one_click']:.0f}% of {n['objects']} objects")
     summary["noc85"] = {name: round(n["NoC85"], 2) for name, n in noc.items()}
     print(json.dumps(summary))
 

@@ -214,7 +214,7 @@ def main() -> None:
                 runners[side] = ours_runner(segmenter, clocks[side], attributes)
             runs: dict[str, list[dict[str, float]]] = {side: [] for side in runners}
             logits: dict[str, torch.Tensor] = {}
-            for side, run in runners.items():  # warm-up: allocator, oneDNN primitives
+            for run in runners.values():  # warm-up: allocator, oneDNN primitives
                 run(frames[:1])
             for _ in range(args.repeats):
                 for side, run in runners.items():

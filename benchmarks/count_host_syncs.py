@@ -44,7 +44,8 @@ class SyncCounter(TorchFunctionMode):
         name = _name(func)
         if name in _HOST_READS or name in _DATA_DEPENDENT:
             self.counts[name] += 1
-        elif name == "to" and not kwargs.get("non_blocking") and any(str(a) == "cpu" for a in (*args[1:], kwargs.get("device"))):
+        elif (name == "to" and not kwargs.get("non_blocking")
+              and any(str(a) == "cpu" for a in (*args[1:], kwargs.get("device")))):
             self.counts["to(cpu)"] += 1
         elif name == "__getitem__" and _has_bool_index(args[1] if len(args) > 1 else None):
             self.counts["boolean index"] += 1

@@ -43,7 +43,8 @@ def load_official(folder: str):
     return importlib.import_module("eval_vpq_vspw"), importlib.import_module("segmentation_and_tracking_quality")
 
 
-def random_video(rng, num_frames: int, categories: list[int], flicker: bool, crowd: bool = False) -> list[PanopticFrame]:
+def random_video(rng, num_frames: int, categories: list[int], flicker: bool,
+                 crowd: bool = False) -> list[PanopticFrame]:
     ids = rng.integers(1, 1 << 24, size=6)
     category_of = {int(i): int(rng.choice(categories)) for i in ids}
     crowd_ids = frozenset(int(i) for i in ids if crowd and rng.random() < 0.3)
@@ -73,9 +74,10 @@ def official_vpq(vpq_module, videos, categories) -> dict[int, tuple[float, float
             window_input = []
             for t, (g, p) in enumerate(zip(gt, pred)):
                 ARRAYS[video_id, "gt", t], ARRAYS[video_id, "pred", t] = id_to_rgb(g.ids), id_to_rgb(p.ids)
-                gt_json = {"segments_info": [{"id": i, "category_id": c, "iscrowd": int(i in g.crowd), "area": int((g.ids == i).sum())}
-                                             for i, c in g.segments.items()]}
-                pred_json = {"segments_info": [{"id": i, "category_id": c, "iscrowd": 0} for i, c in p.segments.items()]}
+                gt_json = {"segments_info": [{"id": i, "category_id": c, "iscrowd": int(i in g.crowd),
+                                              "area": int((g.ids == i).sum())} for i, c in g.segments.items()]}
+                pred_json = {"segments_info": [{"id": i, "category_id": c, "iscrowd": 0}
+                                               for i, c in p.segments.items()]}
                 window_input.append((gt_json, pred_json, (video_id, "gt", t), (video_id, "pred", t), None))
             stat += vpq_module.vpq_compute_single_core(table, nframes, window_input)
         row = []
@@ -143,10 +145,12 @@ def main() -> None:
         worst["stq"] = max(worst["stq"], abs(reference["STQ"] - ours.stq.stq))
         worst["aq"] = max(worst["aq"], abs(reference["AQ"] - ours.stq.aq))
         worst["sq"] = max(worst["sq"], abs(reference["IoU"] - ours.stq.sq))
-    print(f"{args.trials} random trials ({crowd_trials} with {crowd_segments} crowd ground-truth segments), largest |ours - official|:")
+    print(f"{args.trials} random trials ({crowd_trials} with {crowd_segments} crowd ground-truth segments), largest "
+          "|ours - official|:")
     for name, value in worst.items():
         print(f"  {name:9s} {value:.3g}")
-    print(json.dumps({"trials": args.trials, "crowd_trials": crowd_trials, "crowd_segments": crowd_segments, "max_abs_diff": worst}))
+    print(json.dumps({"trials": args.trials, "crowd_trials": crowd_trials, "crowd_segments": crowd_segments,
+                      "max_abs_diff": worst}))
 
 
 if __name__ == "__main__":

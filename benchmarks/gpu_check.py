@@ -3,7 +3,7 @@
     python benchmarks/gpu_check.py env
     python benchmarks/gpu_check.py correctness --frames 6 --height 480 --width 854
     python benchmarks/gpu_check.py bench --preset r50 --frames 24 --height 720 --width 1280
-    python benchmarks/gpu_check.py summary --out DIR    # DIR/*.json and DIR/tests.xml as one line, also DIR/results.json
+    python benchmarks/gpu_check.py summary --out DIR  # DIR/*.json and DIR/tests.xml as one line, also DIR/results.json
     add --device cpu (and small sizes) to run a section without a GPU; --out DIR writes each result as DIR/<key>.json
 
 ``correctness`` runs the same seeded random weights (official-structure R50) on the CPU in fp32 and on the device
@@ -11,8 +11,9 @@ the way the app does (fp16 autocast on CUDA) and reports how far the logits drif
 masks agree. ``bench`` times whole online and offline runs through ``VideoSegmenter`` (frames/s, peak GPU memory)
 and each stage with ``bench_pipeline.stage_times``. ``bundled`` scores the bundled (trained) model on the held-out
 synthetic videos on the CPU in fp32 and on the device, so a precision change shows as a VPQ change on decisive
-scores, where random weights' near-ties make ids differ for no fault of the device. Random weights are enough for timing; thresholds are 0 so
-post-processing keeps every slot (its worst case). Every subcommand prints its result as one JSON line last.
+scores, where random weights' near-ties make ids differ for no fault of the device. Random weights are enough for
+timing; thresholds are 0 so post-processing keeps every slot (its worst case). Every subcommand prints its result as one
+JSON line last.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from dvis_models.preprocess import prepare_frames  # noqa: E402
 from dvis_models.types import FrameResult  # noqa: E402
 
 RESULTS_FILE = "results.json"  # the summary of all sections
-PRESETS = {"r50": "r50_vipseg_offline", "swinl": "swinl_vipseg_offline"}  # online runs use the same model, offline=False
+# online runs use the same model, offline=False
+PRESETS = {"r50": "r50_vipseg_offline", "swinl": "swinl_vipseg_offline"}
 
 
 def moving_scene(num_frames: int, height: int, width: int) -> list[np.ndarray]:
@@ -90,7 +92,8 @@ def summary(out: Path) -> dict:
         result["tests"] = {"passed": 0, "failed": None, "note": "no tests.xml: the test section did not finish"}
     result["section_exit_codes"] = {path.stem: int(path.read_text() or -1) for path in sorted(out.glob("*.rc"))}
     aims = {"r50_online_720p": 20.0, "swinl_online_720p": 8.0}  # frames/s on one H100, end to end
-    result["aims_met"] = {f"{key} >= {fps:g} fps": result[key]["fps"] >= fps for key, fps in aims.items() if key in result}
+    result["aims_met"] = {f"{key} >= {fps:g} fps": result[key]["fps"] >= fps
+                          for key, fps in aims.items() if key in result}
     return result
 
 
@@ -152,10 +155,13 @@ def correctness(args: argparse.Namespace) -> dict:
     cpu, device = torch.device("cpu"), torch.device(args.device)
     device_model = copy.deepcopy(cpu_model).to(device)  # two copies of the same weights, one per device
     frames = moving_scene(args.frames, args.height, args.width)
-    reference, tested = raw_logits(cpu_model, frames, args.height, cpu), raw_logits(device_model, frames, args.height, device)
+    reference = raw_logits(cpu_model, frames, args.height, cpu)
+    tested = raw_logits(device_model, frames, args.height, device)
     result: dict = {"preset": "r50_vipseg_offline (random weights, seed 0)", "frames": args.frames,
-                    "size": f"{args.width}x{args.height}", "device_precision": "fp16 autocast" if device.type == "cuda" else "fp32",
-                    "max_abs_drift": {name: round(float((tested[name] - value).abs().max()), 5) for name, value in reference.items()},
+                    "size": f"{args.width}x{args.height}",
+                    "device_precision": "fp16 autocast" if device.type == "cuda" else "fp32",
+                    "max_abs_drift": {name: round(float((tested[name] - value).abs().max()), 5)
+                                      for name, value in reference.items()},
                     "logit_scale": {name: round(float(value.abs().max()), 3) for name, value in reference.items()}}
     options = dict(short_edge=args.height, object_mask_threshold=0.0, overlap_threshold=0.0)
     for mode, offline in (("online", False), ("offline", True)):
@@ -163,12 +169,14 @@ def correctness(args: argparse.Namespace) -> dict:
                 for model, where in ((cpu_model, cpu), (device_model, device))]
         result[mode] = track_agreement(*runs)
         print(f"{mode}: {result[mode]}", flush=True)
-    print(f"max |logit drift| device vs CPU fp32: {result['max_abs_drift']} (scale {result['logit_scale']})", flush=True)
+    print(f"max |logit drift| device vs CPU fp32: {result['max_abs_drift']} (scale {result['logit_scale']})",
+          flush=True)
     return result
 
 
 def bundled(args: argparse.Namespace) -> dict:
-    """VPQ / STQ of the bundled model on the held-out synthetic split: CPU fp32 against the device as the app runs it."""
+    """VPQ / STQ of the bundled model on the held-out synthetic split: CPU fp32 against the device as the app runs
+    it."""
     import tempfile
 
     from app.core.jobs import evaluate_model
@@ -209,11 +217,13 @@ def timed_run(segmenter: VideoSegmenter, frames: list[np.ndarray], device: torch
 def bench(args: argparse.Namespace, out: Path | None) -> None:
     device = torch.device(args.device)
     torch.manual_seed(0)
-    model = build_model(PRESETS[args.preset], device=device)  # initialised where it runs: Swin-L is quick to build on a GPU
+    # initialised where it runs: Swin-L is quick to build on a GPU
+    model = build_model(PRESETS[args.preset], device=device)
     frames = moving_scene(args.warmup + args.frames, args.height, args.width)
     stage_frames = frames[: args.stage_frames]
     stage_times(model, stage_frames[:1], args.height, device)  # warm-up: allocator, kernels
-    stages = {name: round(seconds * 1000, 2) for name, seconds in stage_times(model, stage_frames, args.height, device).items()}
+    stages = {name: round(seconds * 1000, 2)
+              for name, seconds in stage_times(model, stage_frames, args.height, device).items()}
     label = f"{args.height}p" if args.height in (480, 720, 1080) else f"{args.width}x{args.height}"
     for mode, offline in (("online", False), ("offline", True)):
         segmenter = VideoSegmenter(model, device=device, offline=offline, short_edge=args.height,

@@ -2,8 +2,8 @@
 
 Plain Python (numpy, OpenCV; no torch), so the app imports it without loading the model; torch files go
 through ``dvis_models.weights_file.torch_save``. Every write goes to a temporary file in the destination
-folder (same file system, so the rename is atomic), is flushed and fsynced, then ``os.replace``-d over the destination; finally the folder
-itself is fsynced so the rename survives a power cut. On any failure the temporary file is removed
+folder (same file system, so the rename is atomic), is flushed and fsynced, then ``os.replace``-d over the destination;
+finally the folder itself is fsynced so the rename survives a power cut. On any failure the temporary file is removed
 and the original ``OSError`` propagates: callers wrap it in their own area's error with a message
 that names the file and says what to do (for example "free some disk space").
 """
@@ -14,9 +14,10 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable
+from typing import Any, BinaryIO
 
 import cv2
 import numpy as np

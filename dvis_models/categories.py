@@ -49,7 +49,8 @@ class CategoryTable:
         try:
             return self._by_id[category_id]
         except KeyError:
-            raise CategoryTableError(f"Unknown category id {category_id}; valid ids are listed in the category table.") from None
+            raise CategoryTableError(f"Unknown category id {category_id}; valid ids are listed in the category "
+                                     "table.") from None
 
     def name(self, category_id: int) -> str:
         """The category's name for display; the bare id when the table lacks it (a project made with another table)."""
@@ -74,7 +75,7 @@ class CategoryTable:
         return [c.to_json() for c in self.categories]
 
     @classmethod
-    def from_json(cls, entries: object, source: str = "category table") -> "CategoryTable":
+    def from_json(cls, entries: object, source: str = "category table") -> CategoryTable:
         if not isinstance(entries, list):
             raise CategoryTableError(f"{source}: expected a JSON list of categories.")
         categories = []
@@ -86,12 +87,13 @@ class CategoryTable:
                 categories.append(Category(int(entry["id"]), str(entry["name"]), bool(entry["isthing"]), color))
             except (KeyError, TypeError, ValueError) as error:
                 raise CategoryTableError(
-                    f"{source}: entry {position} is malformed ({error}); each entry needs id, name, isthing and color [r, g, b]."
+                    f"{source}: entry {position} is malformed ({error}); each entry needs id, name, isthing and color "
+                    "[r, g, b]."
                 ) from None
         return cls(categories)
 
     @classmethod
-    def load(cls, path: Path) -> "CategoryTable":
+    def load(cls, path: Path) -> CategoryTable:
         try:
             entries = json.loads(Path(path).read_text(encoding="utf-8"))
         except OSError as error:

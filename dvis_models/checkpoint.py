@@ -58,7 +58,8 @@ class LoadReport:
     def describe(self, limit: int = 8) -> str:
         lines = []
         for key, file_shape, model_shape in self.mismatched[:limit]:
-            lines.append(f"key {key!r} has shape {tuple(file_shape)} in the file but the model needs {tuple(model_shape)}")
+            lines.append(f"key {key!r} has shape {tuple(file_shape)} in the file but the model needs "
+                         f"{tuple(model_shape)}")
         lines += _listing("missing from the file", self.missing, limit)
         lines += _listing("in the file but unknown to the model", self.unexpected, limit)
         return "\n".join(lines + self.notes)
@@ -300,7 +301,8 @@ def compare_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], s
     return report
 
 
-def load_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str, strict: bool = True) -> LoadReport:
+def load_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], source: str,
+               strict: bool = True) -> LoadReport:
     """Copy the fitting weights into ``model``; with ``strict`` any misfit raises ``CheckpointError`` first."""
     report = compare_state(model, state_dict, source)
     if strict and not report.ok:
@@ -356,4 +358,5 @@ def save_checkpoint(model: DVISModel, path: str | os.PathLike, half: bool = Fals
         weights_file.torch_save(payload, path)
     except OSError as error:
         raise CheckpointError(f"Cannot write the checkpoint {path}: {error.strerror or error}. "
-                              "Free some disk space or choose another folder; any previous file there is unchanged.") from None
+                              "Free some disk space or choose another folder; any previous file there is "
+                              "unchanged.") from None

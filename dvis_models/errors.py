@@ -24,7 +24,8 @@ class PresetError(DVISError):
 
 
 class DatasetError(DVISError):
-    """A VIPSeg dataset (or prediction folder) is malformed, unreadable, or cannot be written; the message names the file."""
+    """A VIPSeg dataset (or prediction folder) is malformed, unreadable, or cannot be written; the message names the
+    file."""
 
 
 class CategoryTableError(DVISError):

@@ -6,7 +6,7 @@ official attribute names so checkpoints load key-for-key.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch.nn.functional as F
 from torch import Tensor, nn

@@ -137,7 +137,8 @@ class MaskedAttentionDecoder(nn.Module):
         without_norm = None
         if self.reid_embed is not None:
             reid = self.reid_embed(decoded)
-            decoded, without_norm = torch.cat([decoded, reid], dim=-1), torch.cat([output.transpose(0, 1), reid], dim=-1)
+            decoded, without_norm = (torch.cat([decoded, reid], dim=-1),
+                                     torch.cat([output.transpose(0, 1), reid], dim=-1))
         return SegmenterOutput(
             pred_logits=final["pred_logits"],
             pred_masks=final["pred_masks"],

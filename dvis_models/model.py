@@ -64,9 +64,11 @@ class ModelConfig:
 
     def validate(self) -> None:
         if self.backbone not in BACKBONES:
-            raise PresetError(f"Unknown backbone {self.backbone!r} in model config {self.name!r}; use one of {BACKBONES}.")
+            raise PresetError(f"Unknown backbone {self.backbone!r} in model config {self.name!r}; use one of "
+                              f"{BACKBONES}.")
         if self.family not in FAMILIES:
-            raise PresetError(f"Unknown model family {self.family!r} in model config {self.name!r}; use one of {FAMILIES}.")
+            raise PresetError(f"Unknown model family {self.family!r} in model config {self.name!r}; use one of "
+                              f"{FAMILIES}.")
         if len(self.label_to_category) != self.num_classes:
             raise PresetError(
                 f"Model config {self.name!r}: label_to_category has {len(self.label_to_category)} entries "
@@ -88,7 +90,7 @@ class ModelConfig:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         """Rebuild from ``to_dict`` output; unknown keys are an error so a newer file is not half-read.
 
         Any malformed value (wrong type, missing category id) is a ``PresetError``, never a bare TypeError."""

@@ -12,7 +12,7 @@ Two formulations compute it (equal up to float summation order, a few 1e-7):
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

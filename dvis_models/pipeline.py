@@ -23,10 +23,10 @@ handed to the caller. ``total`` is None when the number of frames is not known.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -109,9 +109,9 @@ class VideoSegmenter:
         ``memory_budget_mb`` bounds what a run keeps: a quarter for an offline window's queries and the
         refiner, a sixteenth for mask features held in memory (more are spilled to ``spill_dir``, default the
         system temporary folder), a twelfth for each post-processing chunk; the rest is left for the model
-        and the caller. ``fast=True`` runs a ``dvis_models.fast.fast_model`` copy on the CPU (int8 linears, channels_last
-        convolutions: faster, outputs drift slightly from the official ones); on CUDA it changes nothing, as fp16
-        autocast is already the fast path there."""
+        and the caller. ``fast=True`` runs a ``dvis_models.fast.fast_model`` copy on the CPU (int8 linears,
+        channels_last convolutions: faster, outputs drift slightly from the official ones); on CUDA it changes nothing,
+        as fp16 autocast is already the fast path there."""
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.fast = fast and self.device.type == "cpu"
         self.model = (fast_model(model) if self.fast else model.to(self.device)).eval()
@@ -126,7 +126,8 @@ class VideoSegmenter:
         self.window_overlap = max(0, window_overlap)
         self.segment_batch = max(1, segment_batch)
         self.fp16 = self.device.type == "cuda" and (fp16 is None or fp16)  # autocast exists for CUDA only here
-        self.object_mask_threshold = config.object_mask_threshold if object_mask_threshold is None else object_mask_threshold
+        self.object_mask_threshold = (config.object_mask_threshold if object_mask_threshold is None
+                                      else object_mask_threshold)
         self.overlap_threshold = config.overlap_threshold if overlap_threshold is None else overlap_threshold
         self.short_edge = short_edge or config.test_short_edge
         self.max_size = max_size or config.test_max_size
@@ -212,7 +213,8 @@ class VideoSegmenter:
                               config.pixel_std, config.size_divisibility, device=self.device)
 
     @torch.no_grad()
-    def _segment_and_track(self, prepared: PreparedFrames, extra_scales: list[PreparedFrames]) -> dict[str, torch.Tensor]:
+    def _segment_and_track(self, prepared: PreparedFrames,
+                           extra_scales: list[PreparedFrames]) -> dict[str, torch.Tensor]:
         """Segmenter (+ TTA scales) + tracker on a few frames; keeps only what the unit's finishing step needs."""
         with self._autocast():
             segmented = self.model.segment(prepared.images, with_masks=False)
@@ -304,14 +306,16 @@ class VideoSegmenter:
         areas = np.bincount(id_map.ravel(), minlength=lookup.size)
         label_to_category = self.model.config.label_to_category
         results = [
-            Segment(int(lookup[s.id]), int(label_to_category[s.label]), bool(s.isthing), float(s.score), int(areas[s.id]))
+            Segment(int(lookup[s.id]), int(label_to_category[s.label]), bool(s.isthing), float(s.score),
+                    int(areas[s.id]))
             for s in segments
         ]
         return FrameResult(index, track_map, results)
 
 
 def fuse_scales(
-    primary: SegmenterOutput, resized_size: tuple[int, int], other: SegmenterOutput, other_resized_size: tuple[int, int],
+    primary: SegmenterOutput, resized_size: tuple[int, int],
+    other: SegmenterOutput, other_resized_size: tuple[int, int],
 ) -> SegmenterOutput:
     """Test-time augmentation: fuse a segmenter pass at another scale into the primary one.
 

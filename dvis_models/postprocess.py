@@ -8,8 +8,8 @@ per-slot areas and a second pass that paints frame chunks gives the identical re
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -39,7 +39,8 @@ class LazyMaskLogits:
 
 
 def fuse_class_probabilities(pred_cls: torch.Tensor, aux_cls: torch.Tensor | None) -> torch.Tensor:
-    """Softmax class probabilities; offline DVIS takes the foreground max of refiner and tracker, no-object from the refiner."""
+    """Softmax class probabilities; offline DVIS takes the foreground max of refiner and tracker, no-object from the
+    refiner."""
     probs = F.softmax(pred_cls.float(), dim=-1)
     if aux_cls is not None:
         aux = F.softmax(aux_cls.float(), dim=-1)
@@ -119,7 +120,8 @@ def video_panoptic(
     count = kept.numel()
 
     def winners(chunk: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Per pixel: the winning slot (index into ``kept``), whether its own mask covers the pixel, and all probabilities."""
+        """Per pixel: the winning slot (index into ``kept``), whether its own mask covers the pixel, and all
+        probabilities."""
         probs = _full_resolution_probs(kept_frames(chunk), padded_size, resized_size, original_size)
         winner = (scores[kept].to(probs.device).view(-1, 1, 1, 1) * probs).argmax(0)
         covered = torch.gather(probs, 0, winner.unsqueeze(0)).squeeze(0) >= 0.5

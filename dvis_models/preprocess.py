@@ -7,8 +7,8 @@ weights were trained and evaluated on exactly this input. PIL's bilinear resize 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -1,9 +1,9 @@
 """Named model configurations and the builder that turns a ``ModelConfig`` into a ``DVISModel``.
 
-The four DVIS VIPSeg presets reproduce the official DVIS configs (``configs/VIPSeg/DVIS_{Online,Offline}_R50_720p.yaml``,
-``configs/VIPSeg/swin/DVIS_{Online,Offline}_SwinL.yaml``); the two DVIS++ presets the official DVIS_Plus
-``configs/dvis_Plus/VIPSeg/DVIS_Plus_{Online,Offline}_R50.yaml`` (the same segmenter sizes, test resize and
-thresholds, plus a 3-layer re-id branch). ``bundled_small`` is our
+The four DVIS VIPSeg presets reproduce the official DVIS configs
+(``configs/VIPSeg/DVIS_{Online,Offline}_R50_720p.yaml``, ``configs/VIPSeg/swin/DVIS_{Online,Offline}_SwinL.yaml``); the
+two DVIS++ presets the official DVIS_Plus ``configs/dvis_Plus/VIPSeg/DVIS_Plus_{Online,Offline}_R50.yaml`` (the same
+segmenter sizes, test resize and thresholds, plus a 3-layer re-id branch). ``bundled_small`` is our
 CPU-friendly model trained by ``dvis_models.training``: the same architecture, scaled down, with the
 full VIPSeg 124-class head so its output exports to VIPSeg unchanged.
 """

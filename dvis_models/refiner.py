@@ -1,8 +1,8 @@
 """DVIS temporal refiner: refines the tracker's slot-aligned queries with the whole video in view.
 
-Per layer (as ``TemporalRefiner`` in DVIS ``dvis/video_dvis_modules.py``: post-norm, no positional encodings): long-term self-attention along time,
-short-term temporal convolution (+LayerNorm), self-attention among objects, cross-attention to the
-frame's ``tracker.frame_forward`` embeddings, FFN. The class is one per slot for the whole video
+Per layer (as ``TemporalRefiner`` in DVIS ``dvis/video_dvis_modules.py``: post-norm, no positional encodings): long-term
+self-attention along time, short-term temporal convolution (+LayerNorm), self-attention among objects, cross-attention
+to the frame's ``tracker.frame_forward`` embeddings, FFN. The class is one per slot for the whole video
 (temporally weighted pooling); masks are computed a few frames at a time to bound memory.
 """
 

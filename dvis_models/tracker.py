@@ -2,7 +2,8 @@
 
 The slot index is the track identity. State (the previous frame's output and re-ordered segmenter
 embeddings) is carried across calls, so a video can be fed in chunks; ``reset()`` starts a new video.
-Semantics follow the official ``ReferringTracker`` (DVIS ``dvis/video_dvis_modules.py``), including its pre-matching quirk.
+Semantics follow the official ``ReferringTracker`` (DVIS ``dvis/video_dvis_modules.py``), including its pre-matching
+quirk.
 """
 
 from __future__ import annotations

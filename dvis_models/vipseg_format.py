@@ -50,7 +50,8 @@ def check_name(name: object, what: str, source: object) -> str:
         or Path(name).is_absolute()
         or re.match(r"^[A-Za-z]:", name)
     ):
-        raise DatasetError(f"{source}: {what} {name!r} is not a plain file name (no folders, '..' or absolute paths allowed).")
+        raise DatasetError(f"{source}: {what} {name!r} is not a plain file name (no folders, '..' or absolute paths "
+                           "allowed).")
     return name
 
 
@@ -109,7 +110,7 @@ class ColorAllocator:
         self._taken: set[tuple[int, int, int]] = {(0, 0, 0)} | {tuple(c.color) for c in categories.stuff}
 
     @classmethod
-    def for_video(cls, categories: CategoryTable, video_id: str) -> "ColorAllocator":
+    def for_video(cls, categories: CategoryTable, video_id: str) -> ColorAllocator:
         return cls(categories, np.random.default_rng(zlib.crc32(video_id.encode("utf-8"))))
 
     def color(self, category_id: int) -> tuple[int, int, int]:
@@ -126,7 +127,8 @@ class ColorAllocator:
             if color not in self._taken:
                 self._taken.add(color)
                 return color
-        raise DatasetError(f"Ran out of distinct colours for category {category.name!r}; the video has too many of its instances.")
+        raise DatasetError(f"Ran out of distinct colours for category {category.name!r}; the video has too many of its "
+                           "instances.")
 
 
 def load_json(path: Path, progress: Callable[[int, int], None] | None = None) -> object:
@@ -148,7 +150,8 @@ def load_json(path: Path, progress: Callable[[int, int], None] | None = None) ->
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise DatasetError(f"{path} is not valid JSON ({error}).") from None
     except RecursionError:
-        raise DatasetError(f"{path} nests lists or objects too deeply to be a VIPSeg JSON (damaged or not a dataset file).") from None
+        raise DatasetError(f"{path} nests lists or objects too deeply to be a VIPSeg JSON (damaged or not a dataset "
+                           "file).") from None
 
 
 def resized_size(width: int, height: int, target_height: int | None) -> tuple[int, int]:
@@ -224,7 +227,9 @@ def jpeg_size(path: Path) -> tuple[int, int] | None:
                     return None
                 if code in _JPEG_FRAME_MARKERS:
                     frame = handle.read(5)
-                    return (int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")) if len(frame) == 5 else None
+                    if len(frame) != 5:
+                        return None
+                    return int.from_bytes(frame[3:5], "big"), int.from_bytes(frame[1:3], "big")
                 handle.seek(length - 2, 1)
     except OSError:
         return None
@@ -252,7 +257,8 @@ def read_id_png(path: Path) -> np.ndarray:
     """Panoptic ids (int32 (H, W), 0 void) from an 8-bit RGB panoptic PNG."""
     image = _decode(path)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in (3, 4):
-        raise DatasetError(f"{path} must be an 8-bit RGB PNG (id = R + 256 G + 256^2 B); it is {image.dtype} with shape {image.shape}.")
+        raise DatasetError(f"{path} must be an 8-bit RGB PNG (id = R + 256 G + 256^2 B); it is {image.dtype} with "
+                           f"shape {image.shape}.")
     return rgb_to_id(image[..., 2::-1])  # OpenCV gives BGR(A)
 
 
@@ -260,5 +266,6 @@ def read_raw_png(path: Path) -> np.ndarray:
     """Raw panomask values (int32 (H, W)) from a single-channel 8/16-bit PNG."""
     image = _decode(path)
     if image.ndim != 2 or image.dtype not in (np.uint8, np.uint16):
-        raise DatasetError(f"{path} must be a single-channel 8- or 16-bit PNG of raw panomask values; it has shape {image.shape}.")
+        raise DatasetError(f"{path} must be a single-channel 8- or 16-bit PNG of raw panomask values; it has shape "
+                           f"{image.shape}.")
     return image.astype(np.int32)

@@ -54,7 +54,8 @@ def not_weights(head: bytes) -> str | None:
     if not head:
         return "empty (0 bytes): the download or copy did not finish; fetch the file again"
     if head.startswith(LFS_POINTER):
-        return "a Git LFS pointer, not the weights: download the real file (e.g. `git lfs pull`, or the file's download link)"
+        return ("a Git LFS pointer, not the weights: download the real file (e.g. `git lfs pull`, or the file's "
+                "download link)")
     if not is_text(head):
         return None
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
@@ -94,7 +95,7 @@ def torch_load(path: Path) -> object:
     except FileNotFoundError:
         raise CheckpointError(f"Checkpoint {path} does not exist; check the path.") from None
     except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError,
-            IndexError, KeyError, TypeError) as error:  # what torch's unpickler raises on a file that is not a checkpoint
+            IndexError, KeyError, TypeError) as error:  # what torch's unpickler raises on a non-checkpoint file
         if is_text(head):
             raise CheckpointError(f"{path} is a text file, not a checkpoint; point to the .pth weights file.") from None
         if "weights only" in str(error).lower() and head.startswith(CHECKPOINT_STARTS):
@@ -106,6 +107,7 @@ def torch_load(path: Path) -> object:
 
 
 def torch_save(payload: object, path: str | os.PathLike) -> None:
-    """``torch.save`` that leaves either the old file or the complete new one (folder created, file and folder fsynced)."""
+    """``torch.save`` that leaves either the old file or the complete new one (folder created, file and folder
+    fsynced)."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     atomic.write_with(path, lambda stream: torch.save(payload, stream))

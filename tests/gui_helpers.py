@@ -42,7 +42,8 @@ class LoopGaps:
 def errors(monkeypatch):
     """Every error dialog's (title, message) instead of a modal QMessageBox."""
     shown: list[tuple[str, str]] = []
-    monkeypatch.setattr("app.gui.errors.show_error", lambda parent, title, message, details="": shown.append((title, message)))
+    monkeypatch.setattr("app.gui.errors.show_error",
+                        lambda parent, title, message, details="": shown.append((title, message)))
     return shown
 
 
@@ -102,7 +103,8 @@ def scripted_result(index: int) -> FrameResult:
     track_map[30:50, x : x + 14] = 5
     track_map[30:50, 60:80] = 6
     categories = vipseg_categories()
-    segments = [Segment(i, c, categories[c].isthing, 0.9, int((track_map == i).sum())) for i, c in ((5, PERSON), (6, CAR), (7, SKY))]
+    segments = [Segment(i, c, categories[c].isthing, 0.9, int((track_map == i).sum()))
+                for i, c in ((5, PERSON), (6, CAR), (7, SKY))]
     return FrameResult(index, track_map, segments)
 
 

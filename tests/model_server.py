@@ -47,7 +47,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @contextmanager
 def serve(payload: bytes, drop_after: int | None = None, honour_range: bool = True, delay: float = 0.0):
-    """Serve ``payload`` at any path (``delay`` seconds after each 64 KiB); yields the server (``.url``, ``.requests``)."""
+    """Serve ``payload`` at any path (``delay`` seconds after each 64 KiB); yields the server (``.url``,
+    ``.requests``)."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.payload, server.drop_after, server.honour_range, server.requests = payload, drop_after, honour_range, []
     server.delay = delay

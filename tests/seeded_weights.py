@@ -29,7 +29,8 @@ def seeded_state(shapes: dict[str, tuple[int, ...]], seed: int, gain: float = 1.
     for key in sorted(shapes):
         shape = tuple(shapes[key])
         values = torch.randn(shape, generator=generator)
-        if key.rsplit(".", 2)[-2:-1] in (["query_feat"], ["query_embed"], ["level_embed"]) or key.endswith("level_embed"):
+        if (key.rsplit(".", 2)[-2:-1] in (["query_feat"], ["query_embed"], ["level_embed"])
+                or key.endswith("level_embed")):
             pass
         elif key.endswith("running_var"):
             values = 1 + 0.1 * values.abs()

@@ -86,7 +86,8 @@ def test_ingest_applies_vipseg_rules(annotation):
     frame0[:2] = 7  # producer id 7: person
     frame0[5:, :3] = 30  # sky, producer id 30
     frame0[5:, 10:] = 31  # sky again, another producer id
-    annotation.ingest(0, frame0, [Segment(7, PERSON, True, 0.9, 0), Segment(30, SKY, False, 0.8, 0), Segment(31, SKY, False, 0.7, 0)])
+    annotation.ingest(0, frame0, [Segment(7, PERSON, True, 0.9, 0), Segment(30, SKY, False, 0.8, 0),
+                                  Segment(31, SKY, False, 0.7, 0)])
     frame1 = blank()
     frame1[:2] = 7  # producer id 7 is now a car: a new track
     annotation.ingest(1, frame1, [Segment(7, CAR, True, 0.6, 0)])
@@ -162,7 +163,8 @@ def test_damaged_stored_mask_marks_its_frame_damaged():
     wrong_size = MaskStore(1, 8, 8, loader=lambda index: (encode_slots(np.zeros((4, 4), np.uint8)), "x.png"))
     wrong_size.get(0)
     assert wrong_size.damaged == {0}
-    beyond = MaskStore(1, 8, 8, loader=lambda index: (encode_slots(np.full((8, 8), 9, np.uint8)), "x.png"), slot_limit=lambda: 4)
+    beyond = MaskStore(1, 8, 8, loader=lambda index: (encode_slots(np.full((8, 8), 9, np.uint8)), "x.png"),
+                       slot_limit=lambda: 4)
     beyond.get(0)
     assert beyond.damaged == {0}
 

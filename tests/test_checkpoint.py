@@ -22,7 +22,10 @@ def random_official_state(reference: str) -> dict[str, torch.Tensor]:
     state = {}
     for key, shape in official_shapes(reference).items():
         positive = key.endswith(("norm.weight", "running_var"))  # scales and variances stay > 0
-        value = torch.rand(shape, generator=generator) * 0.5 + 0.5 if positive else torch.randn(shape, generator=generator) * 0.05
+        if positive:
+            value = torch.rand(shape, generator=generator) * 0.5 + 0.5
+        else:
+            value = torch.randn(shape, generator=generator) * 0.05
         state[key.replace("refiner.", "offline_tracker.", 1)] = value
     state["criterion.empty_weight"] = torch.ones(125)
     return state
@@ -40,8 +43,10 @@ def test_official_layout_loads_and_runs_end_to_end(official_offline_r50, device)
     assert model.config.backbone == "resnet50" and model.config.mode == "offline"
     assert model.config.num_queries == 100
     file_state = torch.load(official_offline_r50, weights_only=True)["model"]
-    torch.testing.assert_close(model.refiner.activation_proj.weight, file_state["offline_tracker.activation_proj.weight"])
-    torch.testing.assert_close(model.backbone.stem.conv1.norm.running_var, file_state["backbone.stem.conv1.norm.running_var"])
+    torch.testing.assert_close(model.refiner.activation_proj.weight,
+                               file_state["offline_tracker.activation_proj.weight"])
+    torch.testing.assert_close(model.backbone.stem.conv1.norm.running_var,
+                               file_state["backbone.stem.conv1.norm.running_var"])
 
     assert_runs_on_a_tiny_video(model, device)
 
@@ -87,7 +92,8 @@ def test_unsupported_dvispp_backbones_are_named(tmp_path):
     vit["backbone.interactions.0.injector.gamma"] = torch.ones(1024)
     with pytest.raises(CheckpointError, match="ViT-Adapter"):
         infer_config(vit, "vit.pth")
-    swin = {**vit, "backbone.patch_embed.proj.weight": torch.ones(1), "backbone.layers.0.blocks.0.norm1.weight": torch.ones(1)}
+    swin = {**vit, "backbone.patch_embed.proj.weight": torch.ones(1),
+            "backbone.layers.0.blocks.0.norm1.weight": torch.ones(1)}
     del swin["backbone.interactions.0.injector.gamma"]
     with pytest.raises(CheckpointError, match="DVIS\\+\\+ checkpoint with a swinl backbone"):
         infer_config(swin, "swin.pth")
@@ -124,7 +130,8 @@ def test_wrong_shape_names_the_key_and_both_shapes(tmp_path):
     model = build_model("bundled_small")
     state = model.state_dict()
     state["tracker.class_embed.weight"] = torch.zeros(10, 128)
-    torch.save({"format": FORMAT, "version": 1, "config": model.config.to_dict(), "state_dict": state}, tmp_path / "bad.pth")
+    torch.save({"format": FORMAT, "version": 1, "config": model.config.to_dict(), "state_dict": state},
+               tmp_path / "bad.pth")
     with pytest.raises(CheckpointError) as error:
         load_checkpoint(tmp_path / "bad.pth")
     message = str(error.value)

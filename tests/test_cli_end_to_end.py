@@ -214,7 +214,8 @@ def test_user_errors_print_a_message_and_exit_1(tmp_path, capsys):
     assert code == 1 and err.startswith("error:") and "missing.mp4" in err
     code, _, err = run(capsys, "train", "tracker", "--data", tmp_path, "--out", tmp_path / "run")
     assert code == 1 and "--init" in err
-    code, _, err = run(capsys, "infer", tmp_path / "x.mp4", "--out", tmp_path / "o", "--checkpoint", tmp_path / "no.pth")
+    code, _, err = run(capsys, "infer", tmp_path / "x.mp4", "--out", tmp_path / "o",
+                       "--checkpoint", tmp_path / "no.pth")
     assert code == 1 and "error:" in err
     code, _, err = run(capsys, "eval", tmp_path / "nothing", tmp_path / "nothing")
     assert code == 1 and err.startswith("error:")

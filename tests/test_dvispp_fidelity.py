@@ -77,7 +77,8 @@ def test_segmenter_with_reid_branch_matches_official(modules):
 def test_tracker_matches_official_across_chunks(modules):
     model, data = modules
     tracker = model.tracker
-    embeds, raw, features = data["tracker.frame_embeds"], data["tracker.frame_embeds_no_norm"], data["tracker.mask_features"]
+    embeds, raw = data["tracker.frame_embeds"], data["tracker.frame_embeds_no_norm"]
+    features = data["tracker.mask_features"]
     tracker.reset()
     with torch.no_grad():  # chunks of 4, the official run used windows of 3: the carried state must not care
         parts = [tracker(embeds[i:i + 4], features[i:i + 4], frame_embeds_no_norm=raw[i:i + 4]) for i in (0, 4)]
@@ -93,7 +94,8 @@ def test_tracker_matches_official_across_chunks(modules):
 def test_refiner_matches_official(modules):
     model, data = modules
     with torch.no_grad():
-        out = model.refiner(data["tracker.pred_embds"], data["tracker.frame_embeds_no_norm"], data["tracker.mask_features"])
+        out = model.refiner(data["tracker.pred_embds"], data["tracker.frame_embeds_no_norm"],
+                            data["tracker.mask_features"])
     torch.testing.assert_close(out.pred_logits, data["refiner.pred_logits"], **TOLERANCE)
     torch.testing.assert_close(out.pred_masks, data["refiner.pred_masks"], **TOLERANCE)
     torch.testing.assert_close(out.pred_embds, data["refiner.pred_embds"], **TOLERANCE)
@@ -119,7 +121,7 @@ def test_video_panoptic_output_matches_official(mode):
     # are bounded.
     pairs, counts = np.unique(np.stack([official_maps.ravel(), ours.ravel()]), axis=1, return_counts=True)
     track_of = {}
-    for (official_id, track_id), count in sorted(zip(pairs.T.tolist(), counts.tolist()), key=lambda item: -item[1]):
+    for (official_id, track_id), _count in sorted(zip(pairs.T.tolist(), counts.tolist()), key=lambda item: -item[1]):
         track_of.setdefault(official_id, track_id)
     assert sorted(track_of) == [0, *sorted(official)] and len(set(track_of.values())) == len(track_of)
     stray = int((np.vectorize(track_of.get)(official_maps) != ours).sum())

@@ -55,7 +55,8 @@ def snapshot(annotation: Annotation) -> dict:
         "maps": [annotation.track_map(i).copy() for i in range(annotation.num_frames)],
         "tracks": dict(annotation.tracks),
         "frames": {t: annotation.track_frames(t) for t in annotation.tracks},
-        "areas": [{t: annotation.area(i, t) for t in annotation.frame_track_ids(i)} for i in range(annotation.num_frames)],
+        "areas": [{t: annotation.area(i, t) for t in annotation.frame_track_ids(i)}
+                  for i in range(annotation.num_frames)],
         "next": annotation.next_track_id,
     }
 
@@ -102,7 +103,8 @@ def test_edit_inverse_restores_exactly_and_redo_repeats(name):
     before = snapshot(annotation)
     inverse = annotation.apply(edit)
     after = snapshot(annotation)
-    assert any(not np.array_equal(x, y) for x, y in zip(before["maps"], after["maps"])) or before["tracks"] != after["tracks"]
+    assert (any(not np.array_equal(x, y) for x, y in zip(before["maps"], after["maps"]))
+            or before["tracks"] != after["tracks"])
     annotation.apply(Edit.from_json(json.loads(json.dumps(inverse.to_json()))))  # undo through JSON, as from history
     assert_same(before, snapshot(annotation))
     redo = Edit.from_json(json.loads(json.dumps(edit.to_json())))  # ids chosen on first apply are kept
@@ -351,7 +353,8 @@ def test_random_edit_sequences_match_reference_with_interleaved_undo():
             a, b = (int(v) for v in rng.choice(things, 2, replace=False))
             frame = int(rng.integers(0, F))
             kind = int(rng.choice(4, p=[0.1, 0.4, 0.3, 0.2]))  # splits add tracks, merges remove them
-            edit = [MergeTracks(a, b), SplitTrack(a, frame), SwapTracks(a, b, frame, int(rng.integers(frame + 1, F + 1))),
+            edit = [MergeTracks(a, b), SplitTrack(a, frame),
+                    SwapTracks(a, b, frame, int(rng.integers(frame + 1, F + 1))),
                     DeleteTrack(a, frame, int(rng.integers(frame + 1, F + 1)))][kind]
             try:
                 inverse = annotation.apply(edit)
@@ -388,7 +391,8 @@ def check_invariants(annotation: Annotation) -> Annotation:
     blobs = [annotation.mask_store.blob(i) for i in range(annotation.num_frames)]
     restored = Annotation.restore(annotation.num_frames, annotation.height, annotation.width, annotation.categories,
                                   json.loads(json.dumps(annotation.tracks_json())),
-                                  {k: v.copy() for k, v in tables.items()}, loader=lambda i: (blobs[i], "") if blobs[i] else None)
+                                  {k: v.copy() for k, v in tables.items()},
+                                  loader=lambda i: (blobs[i], "") if blobs[i] else None)
     assert_same(snapshot(annotation), snapshot(restored))
     return restored
 
@@ -405,7 +409,8 @@ def random_edit(rng: np.random.Generator, annotation: Annotation) -> Edit:
     choices = [
         lambda: MergeTracks(a, b), lambda: SplitTrack(a, frame), lambda: SwapTracks(a, b, frame, stop),
         lambda: DeleteTrack(a, frame, stop), lambda: RelabelTrack(a, category, start=frame), lambda: AddTrack(category),
-        lambda: SetTrackLocked(a, bool(rng.random() < 0.5)), lambda: Paint(frame, a, "brush", point, int(rng.integers(0, 4))),
+        lambda: SetTrackLocked(a, bool(rng.random() < 0.5)),
+        lambda: Paint(frame, a, "brush", point, int(rng.integers(0, 4))),
         lambda: Paint(frame, 0, "eraser", point, 2), lambda: Paint(frame, a, "fill", point),
     ]
     return choices[int(rng.integers(0, len(choices)))]()

@@ -57,7 +57,8 @@ def test_vipseg_export_in_worker_then_reimport(window, video_path, qtbot, tmp_pa
         assert same_partition(imported.track_map(i), maps[i])
 
 
-def test_opening_a_dataset_reads_its_json_once_in_a_worker_and_checks_the_images(window, qtbot, tmp_path, monkeypatch, errors):
+def test_opening_a_dataset_reads_its_json_once_in_a_worker_and_checks_the_images(window, qtbot, tmp_path, monkeypatch,
+                                                                                    errors):
     import threading
 
     from synthetic_vipseg import write_dataset
@@ -68,7 +69,8 @@ def test_opening_a_dataset_reads_its_json_once_in_a_worker_and_checks_the_images
     write_dataset(root)  # vid_a (4 frames), vid_b (3 frames)
     threads = []
     real_load = reader.load_json
-    monkeypatch.setattr(reader, "load_json", lambda *args: threads.append(threading.current_thread()) or real_load(*args))
+    monkeypatch.setattr(reader, "load_json",
+                        lambda *args: threads.append(threading.current_thread()) or real_load(*args))
     monkeypatch.setattr("app.gui.main_window.QInputDialog.getItem", lambda *args: ("vid_b", True))
     reports = []
     window.tasks.progress.connect(lambda progress: reports.append((progress.done, progress.total)))
@@ -183,7 +185,8 @@ def test_diagnostics_become_timeline_markers(window, video_path, qtbot):
 def test_drop_a_video_file_opens_it(window, video_path):
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(video_path))])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
     window.dropEvent(event)
     assert window.controller.num_frames == FRAMES
 

@@ -25,5 +25,6 @@ def test_installed_pyside_keeps_references_to_true_on_emit():
 
 
 def test_version_flag():
-    result = subprocess.run([sys.executable, "-m", "app.gui.main", "--version"], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-m", "app.gui.main", "--version"], capture_output=True, text=True,
+                            check=True)
     assert result.stdout.startswith("DVIS Studio")

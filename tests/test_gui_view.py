@@ -18,8 +18,9 @@ def settle(qtbot, turns: int = 5) -> None:
 
 def wheel(view, pos: QPointF, notches: int, modifiers=Qt.KeyboardModifier.NoModifier) -> None:
     """One real wheel event over the viewport at `pos` (viewport coordinates)."""
-    event = QWheelEvent(pos, QPointF(view.viewport().mapToGlobal(pos.toPoint())), QPoint(0, 0), QPoint(0, 120 * notches),
-                        Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase, False)
+    event = QWheelEvent(pos, QPointF(view.viewport().mapToGlobal(pos.toPoint())), QPoint(0, 0),
+                        QPoint(0, 120 * notches), Qt.MouseButton.NoButton, modifiers, Qt.ScrollPhase.NoScrollPhase,
+                        False)
     QApplication.sendEvent(view.viewport(), event)
 
 

@@ -63,10 +63,12 @@ def test_id_switch_costs_the_two_frame_window_exactly():
     result = vpq(one_video(gt, pred), CATS, windows=(1, 2))
     one, two = result.windows
     # 1-frame windows: each frame is perfect: 2 windows x 2 TPs with IoU 1 -> PQ 1.
-    assert (one.per_class[PERSON].tp, one.per_class[PERSON].fp, one.per_class[PERSON].fn) == (4, 0, 0) and one.all.pq == 1.0
+    person = one.per_class[PERSON]
+    assert (person.tp, person.fp, person.fn) == (4, 0, 0) and one.all.pq == 1.0
     # 2-frame window: tube A (16 px) meets P in frame 0 only: 8 px; union 16 + 16 - 8 = 24; IoU 1/3 <= 0.5.
     # Every pair is like that: 0 TP, 2 FN, 2 FP -> PQ 0 / (0 + 1 + 1) = 0.
-    assert (two.per_class[PERSON].tp, two.per_class[PERSON].fp, two.per_class[PERSON].fn) == (0, 2, 2) and two.all.pq == 0.0
+    person = two.per_class[PERSON]
+    assert (person.tp, person.fp, person.fn) == (0, 2, 2) and two.all.pq == 0.0
     assert result.all == result.things == 0.5 and math.isnan(result.stuff)  # no stuff class was evaluated
 
 
@@ -114,7 +116,8 @@ def test_tube_category_comes_from_the_first_frame_of_the_window():
     pred = [frame(halves(P, 0), {P: PERSON}), frame(halves(P, 0), {P: CAR})]
     one, two = vpq(one_video(gt, pred), CATS, windows=(1, 2)).windows
     # 1-frame: frame 0 TP; frame 1 person FN + car FP -> person 1 / (1 + 0.5) = 2/3, car 0 -> mean 1/3.
-    assert one.per_class[PERSON].pq == pytest.approx(2 / 3) and one.per_class[CAR].fp == 1 and one.all.pq == pytest.approx(1 / 3)
+    assert one.per_class[PERSON].pq == pytest.approx(2 / 3) and one.per_class[CAR].fp == 1
+    assert one.all.pq == pytest.approx(1 / 3)
     # 2-frame: the tube is "person" (its first frame) -> TP with IoU 1; car has no stats.
     assert two.all.pq == 1.0 and two.all.n == 1
 
@@ -127,7 +130,8 @@ def crowd_case(crowd: frozenset) -> tuple[PanopticFrame, PanopticFrame]:
     Prediction: P = A exactly; person Q on rows 0-2 of the right half (6 px, all on C); car R on row 3 of it (2 px)."""
     pred = halves(P, Q)
     pred[3, 2:] = R
-    return frame(halves(A, C), {A: PERSON, C: PERSON})._replace(crowd=crowd), frame(pred, {P: PERSON, Q: PERSON, R: CAR})
+    return (frame(halves(A, C), {A: PERSON, C: PERSON})._replace(crowd=crowd),
+            frame(pred, {P: PERSON, Q: PERSON, R: CAR}))
 
 
 def test_crowd_ground_truth_is_not_matched_and_covers_predictions_of_its_category():
@@ -193,11 +197,12 @@ def test_crowd_tracks_survive_export_and_import_and_score_like_plain_data(tmp_pa
     assert len(video.frame(0).crowd) == 1
     (imported,) = run_job(import_vipseg(tmp_path / "gt", "val"))
     assert sorted(t.crowd for t in imported.annotation.tracks.values()) == [False, True]
-    pred_annotation = _annotation([np.where(pred.ids == P, 1, np.where(pred.ids == Q, 2, np.where(pred.ids == R, 3, 0)))],
-                                  {1: PERSON, 2: PERSON, 3: CAR})
+    pred_ids = np.where(pred.ids == P, 1, np.where(pred.ids == Q, 2, np.where(pred.ids == R, 3, 0)))
+    pred_annotation = _annotation([pred_ids], {1: PERSON, 2: PERSON, 3: CAR})
     run_job(export_predictions([("clip", pred_annotation, None)], tmp_path / "pred"))
     from_files = evaluate_folders(tmp_path / "gt", tmp_path / "pred", split="val", windows=(1,))
-    from_annotation = evaluate(one_video(annotation_frames(imported.annotation), annotation_frames(pred_annotation)), CATS, windows=(1,))
+    from_annotation = evaluate(one_video(annotation_frames(imported.annotation), annotation_frames(pred_annotation)),
+                               CATS, windows=(1,))
     assert from_files.vpq.all == from_annotation.vpq.all == 0.5
 
 

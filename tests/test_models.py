@@ -85,7 +85,8 @@ def test_add_records_the_model_and_remove_deletes_it(tmp_path):
 
 def test_a_catalogue_name_needs_the_file_of_that_architecture(tmp_path):
     library = ModelLibrary(tmp_path / "lib")
-    with pytest.raises(ModelLibraryError, match="holds a bundled_small model, but dvis-vipseg-swinl-offline is .*Swin-L"):
+    with pytest.raises(ModelLibraryError,
+                       match="holds a bundled_small model, but dvis-vipseg-swinl-offline is .*Swin-L"):
         library.add(BUNDLED_CHECKPOINT, name="dvis-vipseg-swinl-offline")
     assert library.list() == []
 

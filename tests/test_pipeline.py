@@ -137,7 +137,7 @@ def test_progress_and_cancel(model, frames, device):
 def phases(calls) -> list[tuple[str, int | None]]:
     """The phases in the order they were reported (consecutive repeats merged), with each run's last count."""
     merged: list[list] = []
-    for phase, done, total in calls:
+    for phase, done, _total in calls:
         if merged and merged[-1][0] == phase:
             merged[-1][1] = done
         else:
@@ -156,7 +156,8 @@ def test_offline_progress_reports_every_phase_in_order(model, frames, device):
     assert segmented == sorted(segmented) and len(segmented) > 2
 
     calls.clear()
-    run(model, frames, device, offline=True, memory_budget_mb=0, window_overlap=2, progress=lambda *call: calls.append(call))
+    run(model, frames, device, offline=True, memory_budget_mb=0, window_overlap=2,
+        progress=lambda *call: calls.append(call))
     windows = [(done, total) for phase, done, total in calls if phase == REFINING]
     assert windows == [(1, 2), (2, 2)]  # 7 frames in windows of 5 overlapping by 2: frames 0-4, then 3-6
     assert [done for phase, done, _ in calls if phase == FINISHED] == list(range(1, 8))

@@ -81,7 +81,8 @@ def video(tmp_path) -> Path:
 @pytest.fixture
 def project_dir(tmp_path, video) -> Path:
     """A saved, closed project holding make_annotation()."""
-    Project.create(tmp_path / "project", video, annotation=make_annotation(), model={"preset": "r50_vipseg_online"}).close()
+    Project.create(tmp_path / "project", video, annotation=make_annotation(),
+                   model={"preset": "r50_vipseg_online"}).close()
     return tmp_path / "project"
 
 
@@ -163,7 +164,8 @@ def test_save_writes_only_what_changed(project_dir):
         project.save()
         masks_after = sorted(os.listdir(project_dir / "masks"))
         assert masks_after == sorted([f"{i:08d}.g1.png" for i in range(F)] + ["00000004.g3.png"])
-        assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g2.npz", "tables.g3.npz"}  # g1 superseded
+        # g1 is superseded
+        assert {p.name for p in project_dir.glob("tables.g*.npz")} == {"tables.g2.npz", "tables.g3.npz"}
 
         edit(project, Paint(4, 1, "brush", [[3, 3]], 1))
         edit(project, MergeTracks(3, 1))
@@ -341,7 +343,8 @@ def kill_at_marker(child: subprocess.Popen, marker: Path, timeout: float, step: 
 
 def run_child(project_dir: Path, action: str, step: str, tmp_path: Path) -> int:
     marker = tmp_path / "mid-save"
-    child = subprocess.Popen([sys.executable, "-c", CHILD, str(project_dir), action, step, str(marker)], cwd=Path(__file__).resolve().parents[1])
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(project_dir), action, step, str(marker)],
+                             cwd=Path(__file__).resolve().parents[1])
     if action == "kill":
         kill_at_marker(child, marker, 60, "the save step")
     return child.wait(timeout=60)
@@ -355,7 +358,8 @@ def test_kill_9_during_save_reopens_to_the_last_good_state(project_dir, tmp_path
     with Project.open(project_dir) as project:  # the dead child's lock is taken over
         assert_state(saved, state(project.annotation))
         assert project.generation == 1 and list(logged(project)) == []
-        assert not list(project_dir.glob("*.g2.*")) and not list((project_dir / "masks").glob("*.g2.png"))  # garbage gone
+        # the garbage is gone
+        assert not list(project_dir.glob("*.g2.*")) and not list((project_dir / "masks").glob("*.g2.png"))
         edit(project, MergeTracks(2, 1))
         project.save()
     with Project.open(project_dir) as project:
@@ -465,7 +469,8 @@ def test_cut_history_keeps_its_whole_entries(project_dir):
         edit(project, MergeTracks(3, 1))
         project.save()
     with Project.open(project_dir) as project:
-        assert [entry["label"] for entry in logged(project)] == ["merge tracks", "merge tracks"] and project.problems == []
+        assert [entry["label"] for entry in logged(project)] == ["merge tracks", "merge tracks"]
+        assert project.problems == []
 
 
 def _saved_twice(project_dir: Path) -> dict:
@@ -576,7 +581,8 @@ def test_read_only_reader_beside_two_saves_is_told_to_try_again(project_dir):
             for index in range(F):
                 edit(writer, Paint(index, 1, "brush", [[2 + step, 2]], 1))
             writer.save()
-    with pytest.raises(ProjectChangedError, match="was saved by another DVIS Studio while it was being read.*try again"):
+    with pytest.raises(ProjectChangedError,
+                       match="was saved by another DVIS Studio while it was being read.*try again"):
         reader.annotation.track_map(0)
     assert reader.annotation.damaged_frames == set()
     reader.close()
@@ -601,7 +607,7 @@ def test_moved_video_error_and_relink(project_dir, video, tmp_path):
         with pytest.raises(ProjectError, match=rf"missing: {video}.*[Rr]elink"):
             project.check_video()
         with pytest.raises(ProjectError, match=rf"missing: {video}.*[Rr]elink"):
-            project.video
+            _ = project.video
         impostor = tmp_path / "other.mp4"
         impostor.write_bytes(os.urandom(3000))
         with pytest.raises(ProjectError, match="is not this project's video"):
@@ -619,7 +625,7 @@ def test_video_of_other_size_is_refused(tmp_path):
     annotation = Annotation(7, 48, 64, vipseg_categories())
     with Project.create(tmp_path / "p", clip, annotation=annotation) as project:
         with pytest.raises(ProjectError, match="has 4 frames of 64x48, but this project annotates 7 frames"):
-            project.video
+            _ = project.video
 
 
 def test_project_and_video_moved_together_still_find_it(tmp_path, video):
@@ -744,7 +750,8 @@ def test_read_only_open_beside_a_save_reads_the_new_state(project_dir, monkeypat
                 for _ in range(2):
                     edit(writer, Paint(0, 1, "brush", [[2, 2]], 1))
                     writer.save()
-            raise ProjectError(f"{folder}/tables.g1.npz is missing; the project folder is incomplete. Restore it from a backup.")
+            raise ProjectError(f"{folder}/tables.g1.npz is missing; the project folder is incomplete. Restore it from "
+                               "a backup.")
         return real(folder, manifest)
 
     monkeypatch.setattr(project_module, "_read_annotation", racing)

@@ -2,6 +2,8 @@
 the driver stops where it should and blends between keyframes, and the result is one undoable edit
 that respects locked tracks and the void-only option."""
 
+from functools import partial
+
 import cv2
 import numpy as np
 import pytest
@@ -79,7 +81,7 @@ def test_flow_on_held_out_synthetic_videos_beats_copying():
         for track in [s["id"] for s in video.segments[0] if s["category_id"] in things and s["area"] > 150]:
             gt = [ids == track for ids in video.id_masks]
             request = PropagationRequest(0, stop=12, min_area_fraction=0)
-            for engine, scores in ((lambda: FlowEngine(video.frames.__getitem__), flow_j), (CopyEngine, copy_j)):
+            for engine, scores in ((partial(FlowEngine, video.frames.__getitem__), flow_j), (CopyEngine, copy_j)):
                 run = run_all(Propagation({0: gt[0]}, request, len(gt), engine))
                 scores.append(np.mean([jaccard(run.masks[t], gt[t]) for t in range(1, 12)]))
     assert len(flow_j) >= 3

@@ -97,7 +97,8 @@ def same_state(a, b) -> bool:
     maps_b, tracks_b, tables_b = b
     rows = lambda tables: {n: t for n, t in tables.items() if n != "owner"}  # noqa: E731 - owners of new keys stay
     return (all(np.array_equal(x, y) for x, y in zip(maps_a, maps_b)) and tracks_a == tracks_b
-            and all(np.array_equal(rows(tables_a)[n][:, : rows(tables_b)[n].shape[1]], rows(tables_b)[n]) for n in rows(tables_b)))
+            and all(np.array_equal(rows(tables_a)[n][:, : rows(tables_b)[n].shape[1]], rows(tables_b)[n])
+                    for n in rows(tables_b)))
 
 
 def first_run(ann, frames=range(4)):

@@ -15,8 +15,12 @@ from dvis_models.backbones import FrozenBatchNorm2d, ResNet50, SmallBackbone, Sw
 from dvis_models.backbones.resnet import ConvNorm
 from dvis_models.backbones.swin import SwinTransformerBlock, relative_position_index, shifted_window_mask
 from dvis_models.mask_decoder import attention_mask_from_logits
-from dvis_models.ms_deform_attn import (MSDeformAttn, ms_deform_attn_sample, ms_deform_attn_sample_gather,
-                                        ms_deform_attn_sample_grid)
+from dvis_models.ms_deform_attn import (
+    MSDeformAttn,
+    ms_deform_attn_sample,
+    ms_deform_attn_sample_gather,
+    ms_deform_attn_sample_grid,
+)
 from dvis_models.pixel_decoder import FFN_CHUNK_TOKENS, MSDeformAttnEncoderLayer
 from dvis_models.position_encoding import PositionEmbeddingSine
 from dvis_models.segmenter_head import SegmenterOutput, build_maskformer_head
@@ -29,7 +33,8 @@ KEYS_DIR = REPO / "tests" / "data" / "checkpoint_keys"
 
 def _load_reference():
     """The straightforward MSDeformAttn formulation lives in the benchmark script (one copy only)."""
-    spec = importlib.util.spec_from_file_location("bench_ms_deform_attn", REPO / "benchmarks" / "bench_ms_deform_attn.py")
+    spec = importlib.util.spec_from_file_location("bench_ms_deform_attn",
+                                                  REPO / "benchmarks" / "bench_ms_deform_attn.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.reference_ms_deform_attn_sample

@@ -42,7 +42,10 @@ def test_train_and_val_splits_share_a_root_without_clashing(tmp_path):
     val = json.loads((tmp_path / "panoptic_gt_VIPSeg_val.json").read_text())
     assert [v["video_id"] for v in train["videos"]] == ["syn_train_0000"]
     assert [v["video_id"] for v in val["videos"]] == ["syn_val_0000"]
-    first = lambda split: (tmp_path / "images" / f"syn_{split}_0000" / "00000000.jpg").read_bytes()
+
+    def first(split: str) -> bytes:
+        return (tmp_path / "images" / f"syn_{split}_0000" / "00000000.jpg").read_bytes()
+
     assert first("train") != first("val")
 
 
@@ -134,6 +137,7 @@ def test_cli_writes_a_split(tmp_path, capsys):
 
 
 def test_category_table_without_the_scene_categories_is_rejected(tmp_path):
-    table = [{"id": 0, "name": "a", "isthing": 0, "color": [1, 2, 3]}, {"id": 1, "name": "b", "isthing": 1, "color": [3, 2, 1]}]
+    table = [{"id": 0, "name": "a", "isthing": 0, "color": [1, 2, 3]},
+             {"id": 1, "name": "b", "isthing": 1, "color": [3, 2, 1]}]
     with pytest.raises(ValueError, match="lacks the stuff/thing categories"):
         generate_dataset(tmp_path, num_videos=1, num_frames=1, size=SIZE, categories=table)

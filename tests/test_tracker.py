@@ -33,7 +33,8 @@ def test_swap_is_the_same_for_both_matchings():
     reference = torch.randn(4, 8)
     perm = np.array([1, 0, 3, 2])  # an involution: the quirk is invisible
     current = reference[perm]
-    np.testing.assert_array_equal(match_embeddings(reference, current, True), match_embeddings(reference, current, False))
+    np.testing.assert_array_equal(match_embeddings(reference, current, True),
+                                  match_embeddings(reference, current, False))
 
 
 def test_chunked_calls_equal_one_call(device):

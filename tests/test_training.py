@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from dvis_models.training.criterion import SetCriterion
+from dvis_models.training.launch import TrainOptions
 from dvis_models.training.matcher import HungarianMatcher, Targets
 from dvis_models.training.optim import LRSchedule, build_optimizer
 from dvis_models.training.point_sampling import point_sample, uncertain_point_coords
@@ -332,7 +333,8 @@ def test_two_process_ddp_training_keeps_ranks_identical(tiny_data, tmp_path):
     out = tmp_path / "out"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nnodes=1", "--nproc_per_node=2",
                str(script), str(tiny_data), str(out)]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert result.returncode == 0, result.stderr[-3000:]
     assert "[segmenter] it 3/3" in result.stdout  # rank 0 logs progress
     rank0 = torch.load(out / "rank0.pth", weights_only=True)
@@ -346,9 +348,7 @@ def test_two_process_ddp_training_keeps_ranks_identical(tiny_data, tmp_path):
     assert state["iteration"] == 3 and len(state["rng"]) == 2  # every rank's RNG state is kept
 
 
-def _options(tmp_path, stage: str, init) -> "TrainOptions":
-    from dvis_models.training.launch import TrainOptions
-
+def _options(tmp_path, stage: str, init) -> TrainOptions:
     return TrainOptions(stage=stage, data=tmp_path, out=tmp_path / "run", init=init)
 
 

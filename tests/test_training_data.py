@@ -227,7 +227,8 @@ def test_json_id_missing_from_png_is_reported(copy):
     "edit, message",
     [
         (lambda p: p.pop("annotations"), "'annotations' list"),
-        (lambda p: p["annotations"][0]["annotations"][0]["segments_info"][0].update(category_id=500), "category_id 500"),
+        (lambda p: p["annotations"][0]["annotations"][0]["segments_info"][0].update(category_id=500),
+         "category_id 500"),
         (lambda p: p["annotations"][0]["annotations"][1]["segments_info"][0].update(
             category_id=p["annotations"][0]["annotations"][1]["segments_info"][0]["category_id"] ^ 1),
          "one category for the whole video"),
@@ -291,7 +292,7 @@ def test_reads_a_dataset_exported_by_the_app(tmp_path):
     dataset = VIPSegClipDataset(tmp_path / "ds", "train", augmentation=NO_AUG)
     clip = dataset.load_clip(0, range(4))
     assert clip.video_id == "exported" and len(clip.ids) == len(category_of)
-    for t, frame in enumerate(video.frames):
+    for t in range(len(video.frames)):
         source_jpeg = cv2.imread(str(folder / f"{t:08d}.jpg"))[..., ::-1].copy()
         assert torch.equal(clip.images[t], torch.from_numpy(source_jpeg).permute(2, 0, 1).float())
     label_to_category = dataset.label_to_category

@@ -84,7 +84,8 @@ def test_written_dataset_has_the_vipseg_layout_and_encodings(tmp_path):
         assert segments[panoptic_id]["category_id"] == category and segments[panoptic_id]["iscrowd"] == 0
         ys, xs = np.nonzero(mask)
         assert segments[panoptic_id]["bbox"] == [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1]
-    # Stuff: id = category colour, raw = category + 1. Things: raw = (category + 1) * 100 + k, k per video in first-appearance order.
+    # Stuff: id = category colour, raw = category + 1. Things: raw = (category + 1) * 100 + k, k per video in
+    # first-appearance order.
     assert set(np.unique(rgb_ids[maps[1] == 1])) == {color_to_id(CATS[SKY].color)}
     assert set(np.unique(raw[maps[1] == 1])) == {SKY + 1} and set(np.unique(raw[maps[1] == 2])) == {GROUND + 1}
     assert set(np.unique(raw[maps[1] == 3])) == {(PERSON + 1) * 100 + 0}
@@ -124,7 +125,8 @@ def test_export_import_export_is_byte_identical(tmp_path):
     with VideoSource.open(video_path) as source:
         run_job(export_vipseg([("clip", annotation, source)], first, split="val"))
     (imported,) = run_job(import_vipseg(first))
-    assert imported.video_id == "clip" and imported.image_paths == [first / f"images/clip/{i:08d}.jpg" for i in range(4)]
+    assert imported.video_id == "clip"
+    assert imported.image_paths == [first / f"images/clip/{i:08d}.jpg" for i in range(4)]
     assert all(t.provenance == Provenance.IMPORTED for t in imported.annotation.tracks.values())
     # Same partition of pixels into tracks with the same categories.
     for index in range(4):
@@ -371,8 +373,9 @@ def symlink_escape(root):
 
 
 MALFORMED = [
-    drop_segment, extra_segment, size_mismatch, mixed_sizes, missing_frame_entry, missing_png, unknown_category, two_categories,
-    crowd_in_one_frame_only, iscrowd_not_0_or_1, dotdot_file_name, absolute_file_name, dotdot_video_id, unreadable_png, grey_png, broken_json, segment_listed_twice,
+    drop_segment, extra_segment, size_mismatch, mixed_sizes, missing_frame_entry, missing_png, unknown_category,
+    two_categories, crowd_in_one_frame_only, iscrowd_not_0_or_1, dotdot_file_name, absolute_file_name, dotdot_video_id,
+    unreadable_png, grey_png, broken_json, segment_listed_twice,
     symlink_escape, decompression_bomb, deeply_nested_json,
 ]
 
@@ -407,7 +410,8 @@ def test_png_and_jpeg_sizes_come_from_their_headers(tmp_path):
     cv2.imwrite(str(tmp_path / "a.jpg"), image)
     cv2.imwrite(str(tmp_path / "p.jpg"), image, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
     assert png_size(tmp_path / "a.png") == jpeg_size(tmp_path / "a.jpg") == jpeg_size(tmp_path / "p.jpg") == (37, 23)
-    assert png_size(tmp_path / "a.jpg") is None and jpeg_size(tmp_path / "a.png") is None and jpeg_size(tmp_path / "no.jpg") is None
+    assert png_size(tmp_path / "a.jpg") is None and jpeg_size(tmp_path / "a.png") is None
+    assert jpeg_size(tmp_path / "no.jpg") is None
 
 
 def test_images_folder_that_disagrees_with_the_json_names_the_frames(tmp_path):
@@ -471,7 +475,8 @@ def test_exports_into_one_folder_merge_into_its_json(tmp_path):
     # Exporting clip_a again (now 2 frames) replaces its entry in place and removes its stale mask PNGs.
     clip_b_files = {k: v for k, v in files_of(root).items() if "clip_b" in k}
     again = run_job(export_vipseg([("clip_a", synthetic_annotation(2), None)], root, split="train"))
-    assert (again.videos, again.replaced) == (["clip_a", "clip_b"], ["clip_a"]) and "replaced the earlier version of 'clip_a'" in again.summary()
+    assert (again.videos, again.replaced) == (["clip_a", "clip_b"], ["clip_a"])
+    assert "replaced the earlier version of 'clip_a'" in again.summary()
     _, videos = read_ground_truth(root, "train")
     assert [(v.video_id, v.num_frames) for v in videos] == [("clip_a", 2), ("clip_b", 3)]
     assert sorted(p.name for p in (root / "panomasksRGB/clip_a").iterdir()) == ["00000000.png", "00000001.png"]
@@ -510,7 +515,8 @@ def test_read_ground_truth_is_lazy_and_validates_each_frame(tmp_path):
     write_dataset(tmp_path)
     categories, videos = read_ground_truth(tmp_path, "train")
     assert categories.to_json() == CATS.to_json()
-    assert [(v.video_id, v.num_frames, v.width, v.height) for v in videos] == [("vid_a", 4, 32, 24), ("vid_b", 3, 28, 20)]
+    assert ([(v.video_id, v.num_frames, v.width, v.height) for v in videos]
+            == [("vid_a", 4, 32, 24), ("vid_b", 3, 28, 20)])
     frame = videos[0].frame(2)
     assert frame.ids.dtype == np.int32 and set(frame.segments) == set(np.unique(frame.ids)) - {0}
 
@@ -542,7 +548,8 @@ def test_raw_release_converts_to_the_same_dataset_as_a_direct_export(tmp_path):
     assert files_of(converted) == files_of(direct)
 
 
-@pytest.mark.parametrize("value, message", [(12500, "unknown category 124"), (PERSON + 1, "is thing"), ((SKY + 1) * 100, "is stuff")])
+@pytest.mark.parametrize("value, message",
+                         [(12500, "unknown category 124"), (PERSON + 1, "is thing"), ((SKY + 1) * 100, "is stuff")])
 def test_raw_release_with_impossible_values_is_refused(tmp_path, value, message):
     write_dataset(tmp_path)
     as_raw_release(tmp_path)

@@ -18,9 +18,9 @@ category, a stuff category has at most one track per video, and 0 is void.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
-from typing import Callable, Iterable
 
 import numpy as np
 
@@ -55,7 +55,7 @@ class Track:
     locked: bool = False
     crowd: bool = False
 
-    def replace(self, **changes) -> "Track":
+    def replace(self, **changes) -> Track:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict:
@@ -70,7 +70,7 @@ class Track:
         }
 
     @classmethod
-    def from_json(cls, entry: dict) -> "Track":
+    def from_json(cls, entry: dict) -> Track:
         return cls(
             id=int(entry["id"]),
             category_id=int(entry["category_id"]),
@@ -85,9 +85,11 @@ class Track:
 class Annotation:
     """Tracked panoptic masks of ``num_frames`` frames of ``height`` x ``width`` pixels."""
 
-    def __init__(self, num_frames: int, height: int, width: int, categories: CategoryTable, loader: Loader | None = None):
+    def __init__(self, num_frames: int, height: int, width: int, categories: CategoryTable,
+                 loader: Loader | None = None):
         if num_frames < 1 or height < 1 or width < 1:
-            raise AnnotationError(f"An annotation needs at least one frame of at least 1x1 pixels, got {num_frames} x {height}x{width}.")
+            raise AnnotationError(f"An annotation needs at least one frame of at least 1x1 pixels, got {num_frames} x "
+                                  f"{height}x{width}.")
         self.num_frames = num_frames
         self.height = height
         self.width = width
@@ -109,7 +111,8 @@ class Annotation:
 
     # ------------------------------------------------------------------ ingest
 
-    def ingest(self, index: int, track_map: np.ndarray, segments: Iterable, provenance: Provenance = Provenance.MODEL) -> None:
+    def ingest(self, index: int, track_map: np.ndarray, segments: Iterable,
+               provenance: Provenance = Provenance.MODEL) -> None:
         """Store a model/imported frame whose ids are the producer's, applying the VIPSeg rules on the way.
 
         A producer id seen with a new category becomes a new track (a track keeps one category);
@@ -146,15 +149,18 @@ class Annotation:
         self._check_frame(index)
         track_map = np.asarray(track_map)
         if track_map.shape != (self.height, self.width):
-            raise AnnotationError(f"Frame {index}: mask is {track_map.shape[:2]}, the video is {self.height}x{self.width}.")
+            raise AnnotationError(f"Frame {index}: mask is {track_map.shape[:2]}, the video is "
+                                  f"{self.height}x{self.width}.")
         if track_map.size and int(track_map.min()) < 0:
             raise AnnotationError(f"Frame {index}: negative ids in the mask; ids are 0 (void) or a track id.")
         slots, track_ids, areas = _slots_of(track_map)
         unknown = [t for t in track_ids if t not in self.tracks]
         if unknown:
-            raise AnnotationError(f"Frame {index}: ids {unknown} are not tracks of this annotation; add_track() them first.")
+            raise AnnotationError(f"Frame {index}: ids {unknown} are not tracks of this annotation; add_track() them "
+                                  "first.")
         if len(track_ids) + 1 > 65535:
-            raise AnnotationError(f"Frame {index}: {len(track_ids)} segments in one frame; at most 65534 are supported.")
+            raise AnnotationError(f"Frame {index}: {len(track_ids)} segments in one frame; at most 65534 are "
+                                  "supported.")
         row = np.zeros(len(track_ids) + 1, np.int32)
         row[1:] = [self._key_for(t) for t in track_ids]
         old_tracks = self._frame_tracks_array(index)
@@ -336,7 +342,8 @@ class Annotation:
         """Track ids owning ``keys``; AnnotationError for keys this annotation does not have."""
         keys = np.asarray(list(keys), np.int64)
         if len(keys) and (int(keys.max()) >= self._num_keys or int(keys.min()) < 0):
-            raise AnnotationError("This edit refers to segment keys the annotation does not have; it was made for another state.")
+            raise AnnotationError("This edit refers to segment keys the annotation does not have; it was made for "
+                                  "another state.")
         return self._owner[keys].tolist()
 
     def set_owners(self, keys: Iterable[int], owners: Iterable[int]) -> None:
@@ -403,7 +410,8 @@ class Annotation:
         row[slot] = self._key_for(track_id)
         return slot, row
 
-    def write_pixels(self, index: int, y0: int, x0: int, pixels: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def write_pixels(self, index: int, y0: int, x0: int, pixels: np.ndarray,
+                     row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Write a slot patch at (y0, x0) and the frame's key row; returns the previous (pixels, row)."""
         slots = self.mask_store.get(index)
         y1, x1 = y0 + pixels.shape[0], x0 + pixels.shape[1]
@@ -435,12 +443,13 @@ class Annotation:
 
     @classmethod
     def restore(cls, num_frames: int, height: int, width: int, categories: CategoryTable, tracks: dict,
-                arrays: dict[str, np.ndarray], loader: Loader | None) -> "Annotation":
+                arrays: dict[str, np.ndarray], loader: Loader | None) -> Annotation:
         """Rebuild from :meth:`tracks_json` + :meth:`table_arrays` output; raises ValueError on inconsistent data."""
         annotation = cls(num_frames, height, width, categories, loader=loader)
         seg, area, owner = arrays["seg"], arrays["area"], arrays["owner"]
         if seg.shape != area.shape or seg.ndim != 2 or seg.shape[0] != num_frames or owner.ndim != 1:
-            raise ValueError(f"table shapes do not match: seg {seg.shape}, area {area.shape}, owner {owner.shape}, {num_frames} frames")
+            raise ValueError(f"table shapes do not match: seg {seg.shape}, area {area.shape}, owner {owner.shape}, "
+                             f"{num_frames} frames")
         if len(owner) == 0 or (seg.size and (int(seg.min()) < 0 or int(seg.max()) >= len(owner))):
             raise ValueError("segment keys in the slot table point outside the key table")
         for entry in tracks["tracks"]:
@@ -485,7 +494,9 @@ class Annotation:
         return track
 
     def _keys_of(self, track_id: int) -> np.ndarray:
-        return np.flatnonzero(self._owner[: self._num_keys] == track_id).astype(np.int32) if track_id else np.zeros(0, np.int32)
+        if not track_id:
+            return np.zeros(0, np.int32)
+        return np.flatnonzero(self._owner[: self._num_keys] == track_id).astype(np.int32)
 
     def _new_key(self, track_id: int) -> int:
         if self._num_keys == len(self._owner):

@@ -37,7 +37,7 @@ __all__ = [
 
 PAINT_TOOLS = ("brush", "eraser", "fill", "polygon")
 
-_REGISTRY: dict[str, type["Edit"]] = {}
+_REGISTRY: dict[str, type[Edit]] = {}
 
 
 class Edit:
@@ -50,7 +50,7 @@ class Edit:
         if cls.kind:  # shared bases (no kind of their own) are not edits one can record
             _REGISTRY[cls.kind] = cls
 
-    def apply(self, annotation: Annotation) -> "Edit":
+    def apply(self, annotation: Annotation) -> Edit:
         raise NotImplementedError
 
     def describe(self) -> str:
@@ -61,7 +61,7 @@ class Edit:
         return {"kind": self.kind, **dataclasses.asdict(self)}
 
     @staticmethod
-    def from_json(data: dict) -> "Edit":
+    def from_json(data: dict) -> Edit:
         try:
             cls = _REGISTRY[data["kind"]]
             names = {f.name for f in dataclasses.fields(cls)}
@@ -86,7 +86,8 @@ def _editable(annotation: Annotation, track_id: int) -> Track:
 def _range(annotation: Annotation, start: int, stop: int | None) -> tuple[int, int]:
     stop = annotation.num_frames if stop is None else stop
     if not 0 <= start < stop <= annotation.num_frames:
-        raise AnnotationError(f"Frame range {start}..{stop - 1} is not inside the video (frames 0..{annotation.num_frames - 1}).")
+        raise AnnotationError(f"Frame range {start}..{stop - 1} is not inside the video (frames "
+                              f"0..{annotation.num_frames - 1}).")
     return start, stop
 
 
@@ -117,13 +118,14 @@ class TrackTablePatch(Edit):
     cuts: list[list[int]] = field(default_factory=list)  # [[key, new_key, start, stop]], applied first
     joins: list[list[int]] = field(default_factory=list)  # the same form, re-joined last (undo of cuts)
 
-    def apply(self, annotation: Annotation) -> "TrackTablePatch":
+    def apply(self, annotation: Annotation) -> TrackTablePatch:
         for key, new_key, start, stop in self.cuts:
             annotation.split_key(key, new_key, start, stop)
         keys = [int(k) for k, _ in self.owners]
         before_owners = annotation.owners_of(keys)
         put = [Track.from_json(entry) for entry in self.put]
-        before_put = [annotation.tracks[i].to_json() for i in dict.fromkeys([*self.remove, *(t.id for t in put)]) if i in annotation.tracks]
+        before_put = [annotation.tracks[i].to_json() for i in dict.fromkeys([*self.remove, *(t.id for t in put)])
+                      if i in annotation.tracks]
         before_remove = [t.id for t in put if t.id not in annotation.tracks]
         annotation.set_owners(keys, [int(o) for _, o in self.owners])
         annotation.put_tracks(put, self.remove)
@@ -155,16 +157,18 @@ class PixelPatch(Edit):
     tracks: list[dict] = field(default_factory=list)  # track records to put (provenance changes)
 
     @classmethod
-    def of(cls, frame: int, y0: int, x0: int, pixels: np.ndarray, row, tracks: list[dict]) -> "PixelPatch":
+    def of(cls, frame: int, y0: int, x0: int, pixels: np.ndarray, row, tracks: list[dict]) -> PixelPatch:
         data = base64.b64encode(encode_slots(pixels.astype(np.uint16))).decode("ascii")
         return cls(frame, y0, x0, pixels.shape[0], pixels.shape[1], data, [int(k) for k in row], tracks)
 
     def decoded(self) -> np.ndarray:
         return decode_slots(base64.b64decode(self.pixels), self.height, self.width, source="paint patch")
 
-    def apply(self, annotation: Annotation) -> "PixelPatch":
-        before_tracks = [annotation.tracks[int(t["id"])].to_json() for t in self.tracks if int(t["id"]) in annotation.tracks]
-        old_pixels, old_row = annotation.write_pixels(self.frame, self.y0, self.x0, self.decoded(), np.asarray(self.row, np.int32))
+    def apply(self, annotation: Annotation) -> PixelPatch:
+        before_tracks = [annotation.tracks[int(t["id"])].to_json() for t in self.tracks
+                         if int(t["id"]) in annotation.tracks]
+        old_pixels, old_row = annotation.write_pixels(self.frame, self.y0, self.x0, self.decoded(),
+                                                      np.asarray(self.row, np.int32))
         annotation.put_tracks([Track.from_json(t) for t in self.tracks])
         return PixelPatch.of(self.frame, self.y0, self.x0, old_pixels, old_row, before_tracks)
 
@@ -177,7 +181,7 @@ class EditGroup(Edit):
     edits: list[dict] = field(default_factory=list)
     label: str = ""
 
-    def apply(self, annotation: Annotation) -> "EditGroup":
+    def apply(self, annotation: Annotation) -> EditGroup:
         inverses: list[Edit] = []
         try:
             for position, entry in enumerate(self.edits):
@@ -207,7 +211,8 @@ class AddTrack(Edit):
     track_id: int | None = None
 
     def apply(self, annotation: Annotation) -> Edit:
-        track = annotation.make_track(self.category_id, self.score, Provenance(self.provenance), self.track_id, self.locked)
+        track = annotation.make_track(self.category_id, self.score, Provenance(self.provenance), self.track_id,
+                                      self.locked)
         self.track_id = track.id
         return annotation.apply(TrackTablePatch(put=[track.to_json()]))
 
@@ -265,16 +270,19 @@ class SplitTrack(Edit):
         track = _editable(annotation, self.track_id)
         if not track.isthing:
             raise AnnotationError(
-                f"Track {track.id} is stuff ('{annotation.categories[track.category_id].name}'); VIPSeg allows one track per stuff "
-                "category, so it cannot be split. Relabel it from this frame on instead."
+                f"Track {track.id} is stuff ('{annotation.categories[track.category_id].name}'); VIPSeg allows one "
+                "track per stuff category, so it cannot be split. Relabel it from this frame on instead."
             )
         frames = annotation.presence(track.id)
         if not (len(frames) and frames[0] < self.frame <= frames[-1]):
-            raise AnnotationError(f"Track {track.id} has no frames both before and from frame {self.frame}; there is nothing to split.")
-        new = annotation.make_track(track.category_id, track.score, Provenance.EDITED, self.new_track_id).replace(crowd=track.crowd)
+            raise AnnotationError(f"Track {track.id} has no frames both before and from frame {self.frame}; there is "
+                                  "nothing to split.")
+        new = annotation.make_track(track.category_id, track.score, Provenance.EDITED,
+                                    self.new_track_id).replace(crowd=track.crowd)
         self.new_track_id = new.id
         keys, cuts = annotation.cut_keys(track.id, self.frame, annotation.num_frames)
-        return _apply_cut_patch(annotation, cuts, TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
+        patch = TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)])
+        return _apply_cut_patch(annotation, cuts, patch)
 
 
 @dataclass
@@ -295,7 +303,8 @@ class SwapTracks(Edit):
         first_keys, first_cuts = annotation.cut_keys(first.id, start, stop)
         second_keys, second_cuts = annotation.cut_keys(second.id, start, stop)
         owners = [[k, second.id] for k in first_keys] + [[k, first.id] for k in second_keys]
-        return _apply_cut_patch(annotation, first_cuts + second_cuts, TrackTablePatch(owners, [_edited(first), _edited(second)]))
+        patch = TrackTablePatch(owners, [_edited(first), _edited(second)])
+        return _apply_cut_patch(annotation, first_cuts + second_cuts, patch)
 
 
 @dataclass
@@ -340,7 +349,8 @@ class RelabelTrack(Edit):
         merge_into = _stuff_target(annotation, self.category_id, track.id)
         frames = annotation.presence(track.id)
         whole = not np.any(frames < start)
-        keys, cuts = (annotation.keys_of(track.id).tolist(), []) if whole else annotation.cut_keys(track.id, start, stop)
+        keys, cuts = ((annotation.keys_of(track.id).tolist(), []) if whole
+                      else annotation.cut_keys(track.id, start, stop))
         if merge_into is not None:
             remove = [track.id] if whole else []
             put = [_edited(merge_into)] + ([] if whole else [_edited(track)])
@@ -349,9 +359,11 @@ class RelabelTrack(Edit):
         if whole:
             relabelled = track.replace(category_id=category.id, isthing=category.isthing, provenance=Provenance.EDITED)
             return annotation.apply(TrackTablePatch(put=[relabelled.to_json()]))
-        new = annotation.make_track(category.id, track.score, Provenance.EDITED, self.new_track_id).replace(crowd=track.crowd)
+        new = annotation.make_track(category.id, track.score, Provenance.EDITED,
+                                    self.new_track_id).replace(crowd=track.crowd)
         self.new_track_id = new.id
-        return _apply_cut_patch(annotation, cuts, TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)]))
+        patch = TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)])
+        return _apply_cut_patch(annotation, cuts, patch)
 
 
 # ---------------------------------------------------------------------------------- painting
@@ -454,7 +466,8 @@ class _BoxedMaskEdit(Edit):
     def mask(self, annotation: Annotation) -> np.ndarray:
         """The stored mask on a frame of ``annotation`` (checked to lie inside it)."""
         _check_frame(annotation, self.frame)
-        if self.y0 < 0 or self.x0 < 0 or self.y0 + self.height > annotation.height or self.x0 + self.width > annotation.width:
+        if (self.y0 < 0 or self.x0 < 0 or self.y0 + self.height > annotation.height
+                or self.x0 + self.width > annotation.width):
             raise AnnotationError(f"The mask's box ({self.x0}, {self.y0}, {self.width}x{self.height}) is not inside "
                                   f"the {annotation.width}x{annotation.height} frame.")
         mask = np.zeros((annotation.height, annotation.width), bool)
@@ -473,7 +486,7 @@ class PaintMask(_BoxedMaskEdit):
     label: str = "paint mask"
 
     @classmethod
-    def of(cls, frame: int, track_id: int, mask: np.ndarray, label: str = "paint mask") -> "PaintMask":
+    def of(cls, frame: int, track_id: int, mask: np.ndarray, label: str = "paint mask") -> PaintMask:
         return cls(frame, track_id, *cls.boxed(mask), label)
 
     def apply(self, annotation: Annotation) -> Edit:
@@ -495,7 +508,7 @@ class SetMask(_BoxedMaskEdit):
     void_only: bool = False
 
     @classmethod
-    def of(cls, frame: int, track_id: int, mask: np.ndarray, void_only: bool = False) -> "SetMask":
+    def of(cls, frame: int, track_id: int, mask: np.ndarray, void_only: bool = False) -> SetMask:
         return cls(frame, track_id, *cls.boxed(mask), void_only)
 
     def apply(self, annotation: Annotation) -> Edit:

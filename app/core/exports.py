@@ -118,8 +118,8 @@ def export_cutouts(
     def render(pixels: np.ndarray, mask: np.ndarray) -> np.ndarray:
         return np.dstack([pixels, mask])
 
-    return (yield from _png_sequence(annotation, source, track_ids, frames, Path(out_dir), source.stems, combine, render,
-                                     class_names, all_frames))
+    return (yield from _png_sequence(annotation, source, track_ids, frames, Path(out_dir), source.stems, combine,
+                                     render, class_names, all_frames))
 
 
 def class_names(annotation: Annotation) -> dict[int, str]:
@@ -128,7 +128,8 @@ def class_names(annotation: Annotation) -> dict[int, str]:
 
 
 def track_folder(track_id: int, class_name: str | None = None) -> str:
-    """``track_0012_person``: the id (zero-padded, so folders sort by id) and the class, made safe for any file system."""
+    """``track_0012_person``: the id (zero-padded, so folders sort by id) and the class, made safe for any file
+    system."""
     safe = re.sub(r"[^0-9A-Za-z]+", "_", class_name or "").strip("_")
     return f"track_{track_id:04d}" + (f"_{safe}" if safe else "")
 
@@ -329,7 +330,8 @@ def _check_frames(frames: Iterable[int], annotation: TrackMaps, num_frames: int 
     chosen = [int(i) for i in frames]
     frames = [i for i in chosen if i not in damaged]
     if chosen and not frames:
-        raise ExportError("Every chosen frame is damaged (its mask is lost); repair the project or choose other frames.")
+        raise ExportError("Every chosen frame is damaged (its mask is lost); repair the project or choose other "
+                          "frames.")
     if not frames:
         raise ExportError("No frames chosen: select a frame range to export.")
     if sorted(set(frames)) != frames:

@@ -17,7 +17,8 @@ def parse_frame_range(text: str, num_frames: int) -> range:
     try:
         start, end = int(first), int(last or first)
     except ValueError:
-        raise FrameRangeError(f"{text!r} is not a frame range; write it as first-last (0-based, inclusive), e.g. 3-10.") from None
+        raise FrameRangeError(f"{text!r} is not a frame range; write it as first-last (0-based, inclusive), e.g. "
+                              "3-10.") from None
     if not 0 <= start <= end < num_frames:
         raise FrameRangeError(f"Frames {start}-{end} are outside the video (frames 0-{num_frames - 1}).")
     return range(start, end + 1)

@@ -23,7 +23,8 @@ def colour_region(image: np.ndarray, x: int, y: int, tolerance: int) -> np.ndarr
     """
     height, width = image.shape[:2]
     if not (0 <= x < width and 0 <= y < height):
-        raise AnnotationError(f"The fill point ({x}, {y}) is outside the {width}x{height} frame; click inside the picture.")
+        raise AnnotationError(f"The fill point ({x}, {y}) is outside the {width}x{height} frame; click inside the "
+                              "picture.")
     if not 0 <= tolerance <= 255:
         raise AnnotationError(f"Fill tolerance {tolerance} is out of range; use 0 to 255 (colour levels per channel).")
     mask = np.zeros((height + 2, width + 2), np.uint8)  # OpenCV's mask has a one-pixel border

@@ -156,7 +156,8 @@ class ProjectLock:
                     f"{owner['hostname']}). Close it there. If that program is no longer running, delete {self.path}."
                 )
             self._remove_stale(owner)
-        raise ProjectError(f"Could not lock the project {self.path.parent}: {self.path} keeps reappearing. Is another instance starting?")
+        raise ProjectError(f"Could not lock the project {self.path.parent}: {self.path} keeps reappearing. Is another "
+                           "instance starting?")
 
     def release(self) -> None:
         if not self.held:
@@ -207,8 +208,10 @@ class ProjectLock:
         return True
 
     def _cannot_create(self, error: OSError) -> ProjectError:
-        advice = "Free some disk space" if error.errno in (errno.ENOSPC, errno.EDQUOT) else "Check that the folder is writable"
-        return ProjectError(f"Cannot create the lock file {self.path}: {error.strerror or error}. {advice}, then open the project again.")
+        full = error.errno in (errno.ENOSPC, errno.EDQUOT)
+        advice = "Free some disk space" if full else "Check that the folder is writable"
+        return ProjectError(f"Cannot create the lock file {self.path}: {error.strerror or error}. {advice}, then open "
+                            "the project again.")
 
     def _remove_stale(self, owner: dict | None) -> None:
         """Take away a dead instance's lock without ever deleting a live one a racing instance just made."""
@@ -273,9 +276,10 @@ class Project:
 
     @classmethod
     def create(cls, folder: str | os.PathLike, video_path: str | os.PathLike, *, annotation: Annotation | None = None,
-               num_frames: int | None = None, height: int | None = None, width: int | None = None, fps: float | None = None,
-               categories: CategoryTable | None = None, model: dict | None = None) -> "Project":
-        """Start a project for a video. Sizes default to the video's (opened with ``VideoSource``) or ``annotation``'s."""
+               num_frames: int | None = None, height: int | None = None, width: int | None = None,
+               fps: float | None = None, categories: CategoryTable | None = None, model: dict | None = None) -> Project:
+        """Start a project for a video. Sizes default to the video's (opened with ``VideoSource``) or
+        ``annotation``'s."""
         folder = Path(folder).absolute()
         video_path = Path(video_path).absolute()
         if (folder / MANIFEST).exists():
@@ -289,8 +293,9 @@ class Project:
                 num_frames, height, width, fps = video.num_frames, video.height, video.width, video.fps
         if annotation is None:
             annotation = Annotation(num_frames, height, width, categories or vipseg_categories())
-        video = {"path": str(video_path), "relative_path": _relative(video_path, folder), "num_frames": annotation.num_frames,
-                 "width": annotation.width, "height": annotation.height, "fps": fps, **video_fingerprint(video_path)}
+        video = {"path": str(video_path), "relative_path": _relative(video_path, folder),
+                 "num_frames": annotation.num_frames, "width": annotation.width, "height": annotation.height,
+                 "fps": fps, **video_fingerprint(video_path)}
         manifest = {"format": FORMAT, "version": FORMAT_VERSION, "generation": 0, "video": video, "model": model,
                     "annotation": {"categories": CATEGORIES}, "history": {"file": HISTORY, "bytes": 0, "entries": 0}}
         # Everything is written into a hidden sibling folder that is renamed into place at the end: a failure
@@ -324,14 +329,15 @@ class Project:
             shutil.rmtree(staging, ignore_errors=True)
             reason = str(error) if isinstance(error, ProjectError) else _why(error)
             raise ProjectError(
-                f"Could not save the project into {folder}: {reason}. Nothing was written there and the work being saved is unchanged "
-                "(still open, not saved). Free disk space (or choose another folder), then save again."
+                f"Could not save the project into {folder}: {reason}. Nothing was written there and the work being "
+                "saved is unchanged (still open, not saved). Free disk space (or choose another folder), then save "
+                "again."
             ) from None
         project.folder, lock.path = folder, folder / LOCK
         return project
 
     @classmethod
-    def open(cls, folder: str | os.PathLike, read_only: bool = False) -> "Project":
+    def open(cls, folder: str | os.PathLike, read_only: bool = False) -> Project:
         """Open a project, taking its lock. A missing video does not stop opening: see :meth:`check_video`.
 
         ``read_only`` (exports, evaluation from the CLI while the GUI has it open): no lock, no repair,
@@ -363,7 +369,7 @@ class Project:
             raise
 
     @classmethod
-    def _read(cls, folder: Path, lock: ProjectLock, read_only: bool) -> "Project":
+    def _read(cls, folder: Path, lock: ProjectLock, read_only: bool) -> Project:
         """Open from project.json, or from project.prev.json when project.json or its files are damaged."""
         failures: list[ProjectError] = []
         opened = None
@@ -385,7 +391,8 @@ class Project:
         if opened is None:
             if len(failures) == 1:
                 raise failures[0]
-            raise ProjectError(f"{failures[0]} The previous save ({BACKUP_MANIFEST}) cannot be used either: {failures[1]}")
+            raise ProjectError(f"{failures[0]} The previous save ({BACKUP_MANIFEST}) cannot be used either: "
+                               f"{failures[1]}")
         project = cls(folder, manifest, annotation, mask_gen, lock, read_only=read_only)
         project._disk_manifest = json.loads(json.dumps(manifest))
         if failures:
@@ -395,13 +402,14 @@ class Project:
         else:
             project._backup = _read_backup(folder, len(mask_gen))
             if project._backup is None and (folder / BACKUP_MANIFEST).exists():
-                project.notes.append(f"The previous save's manifest {folder / BACKUP_MANIFEST} is damaged; the next save "
-                                     "replaces it (until then there is no fallback).")
+                project.notes.append(f"The previous save's manifest {folder / BACKUP_MANIFEST} is damaged; the next "
+                                     "save replaces it (until then there is no fallback).")
         project._check_history()
         unreferenced = project._inspect_masks()
         if not read_only:
             named = project._named_tables()
-            unreferenced += [p for pattern in ("tables.g*.npz", "tracks.g*.json") for p in folder.glob(pattern) if p.name not in named]
+            unreferenced += [p for pattern in ("tables.g*.npz", "tracks.g*.json") for p in folder.glob(pattern)
+                             if p.name not in named]
             project._collect_garbage(unreferenced)
             for place in (folder, folder / MASKS):
                 if place.is_dir():
@@ -424,7 +432,7 @@ class Project:
             self._video.close()
             self._video = None
 
-    def __enter__(self) -> "Project":
+    def __enter__(self) -> Project:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -445,11 +453,13 @@ class Project:
 
             source = VideoSource.open(self.check_video())
             annotation = self.annotation
-            if (source.num_frames, source.height, source.width) != (annotation.num_frames, annotation.height, annotation.width):
+            expected = (annotation.num_frames, annotation.height, annotation.width)
+            if (source.num_frames, source.height, source.width) != expected:
                 source.close()
                 raise ProjectError(
-                    f"The video {source.path} has {source.num_frames} frames of {source.width}x{source.height}, but this project "
-                    f"annotates {annotation.num_frames} frames of {annotation.width}x{annotation.height}. Relink the project to its original video."
+                    f"The video {source.path} has {source.num_frames} frames of {source.width}x{source.height}, but "
+                    f"this project annotates {annotation.num_frames} frames of {annotation.width}x{annotation.height}. "
+                    "Relink the project to its original video."
                 )
             self._video = source
         return self._video
@@ -483,7 +493,8 @@ class Project:
     def dirty(self) -> bool:
         """Whether a save has anything to write (frames, tables, logged edits, model or video info). This is the
         writer's view; whether the user's work is saved is the edit history's clean marker (``app.core.history``)."""
-        return bool(self.annotation.mask_store.dirty or self.annotation.tables_dirty or self._pending_history or self._meta_dirty)
+        return bool(self.annotation.mask_store.dirty or self.annotation.tables_dirty or self._pending_history
+                    or self._meta_dirty)
 
     # -------------------------------------------------------------- video
 
@@ -506,8 +517,8 @@ class Project:
         expected = {k: self._manifest["video"][k] for k in ("size", "sha256_first_mib")}
         if fingerprint != expected and not force:
             raise ProjectError(
-                f"{path} is not this project's video (size {fingerprint['size']} bytes, expected {expected['size']}; or its "
-                "content differs). Choose the original file; to use a re-encoded copy anyway, relink with force."
+                f"{path} is not this project's video (size {fingerprint['size']} bytes, expected {expected['size']}; "
+                "or its content differs). Choose the original file; to use a re-encoded copy anyway, relink with force."
             )
         self._close_video()
         self._manifest["video"].update(path=str(path), relative_path=_relative(path, self.folder), **fingerprint)
@@ -519,7 +530,8 @@ class Project:
     def record(self, edit, inverse, label: str = "") -> None:
         """Log an edit applied to the annotation (an ``EditHistory`` step, done, undone or redone) with its
         inverse; the log is written with the next save."""
-        entry = {"time": time.time(), "label": label or edit.describe(), "edit": edit.to_json(), "inverse": inverse.to_json()}
+        entry = {"time": time.time(), "label": label or edit.describe(), "edit": edit.to_json(),
+                 "inverse": inverse.to_json()}
         self._pending_history.append(json.dumps(entry, allow_nan=False) + "\n")
 
     # -------------------------------------------------------------- saving
@@ -534,7 +546,7 @@ class Project:
             raise
         self.finish_save(plan)
 
-    def prepare_save(self) -> "SavePlan":
+    def prepare_save(self) -> SavePlan:
         """First step of a save, on the thread that edits: snapshot what changed (no file is touched).
 
         Then :meth:`write_save` (any thread: all the file writing and fsyncs) and :meth:`finish_save` or, when
@@ -561,13 +573,14 @@ class Project:
             tables = {name: array.copy() for name, array in annotation.table_arrays().items()}
             tracks = annotation.tracks_json()
         manifest.update(generation=generation, app_version=__version__)
-        manifest["annotation"].update(num_frames=annotation.num_frames, height=annotation.height, width=annotation.width)
+        manifest["annotation"].update(num_frames=annotation.num_frames, height=annotation.height,
+                                      width=annotation.width)
         annotation.tables_dirty = False  # edits from now on set it again: they belong to the next save
         self._meta_dirty = False
         self._saving = True
         return SavePlan(generation, blobs, mask_gen, manifest, tables, tracks, list(self._pending_history))
 
-    def write_save(self, plan: "SavePlan") -> None:
+    def write_save(self, plan: SavePlan) -> None:
         """Write a prepared save (safe on a worker thread: touches files and ``plan`` only); ProjectError on failure."""
         try:
             self._write(plan)
@@ -577,21 +590,24 @@ class Project:
                 "Free disk space or check permissions, then save again; the last saved state on disk is intact."
             ) from None
 
-    def _write(self, plan: "SavePlan") -> None:
+    def _write(self, plan: SavePlan) -> None:
         """The writing itself; an OSError leaves every file the current manifest names untouched."""
-        atomic.write_new_files([(self._mask_path(i, plan.generation), data) for i, data in plan.blobs.items() if data is not None])
+        atomic.write_new_files([(self._mask_path(i, plan.generation), data) for i, data in plan.blobs.items()
+                                if data is not None])
         if plan.tables is not None:
             annotation = plan.manifest["annotation"]
-            atomic.write_bytes(self.folder / annotation["tables"], _npz_bytes({**plan.tables, "mask_gen": plan.mask_gen}))
+            atomic.write_bytes(self.folder / annotation["tables"],
+                               _npz_bytes({**plan.tables, "mask_gen": plan.mask_gen}))
             atomic.write_json(self.folder / annotation["tracks"], plan.tracks)
         if plan.history:
             plan.manifest["history"] = self._append_history(plan.manifest["history"], plan.history)
         plan.manifest["saved_at"] = time.time()
         if self._disk_manifest is not None:
-            atomic.write_json(self.folder / BACKUP_MANIFEST, self._disk_manifest)  # the fallback if project.json is damaged
+            # the fallback if project.json is damaged
+            atomic.write_json(self.folder / BACKUP_MANIFEST, self._disk_manifest)
         atomic.write_json(self.folder / MANIFEST, plan.manifest)
 
-    def finish_save(self, plan: "SavePlan") -> None:
+    def finish_save(self, plan: SavePlan) -> None:
         """The written generation is now the project's state: forget what it saved and delete superseded files."""
         superseded = self._backup
         if self._disk_manifest is not None:
@@ -606,7 +622,7 @@ class Project:
         if superseded is not None:
             self._collect_garbage(self._superseded_files(*superseded))
 
-    def abandon_save(self, plan: "SavePlan") -> None:
+    def abandon_save(self, plan: SavePlan) -> None:
         """Writing failed: what the plan held is unsaved again (files it wrote are named by no manifest)."""
         if plan.tables is not None:
             self.annotation.tables_dirty = True
@@ -648,7 +664,8 @@ class Project:
             self.annotation.damaged_frames.add(index)  # shown void and left out of exports; ``problems`` lists it
             return None
         except OSError as error:
-            raise ProjectError(f"Cannot read the mask file {path}: {error.strerror or error}. Check the disk, then try again.") from None
+            raise ProjectError(f"Cannot read the mask file {path}: {error.strerror or error}. Check the disk, then try "
+                               "again.") from None
 
     def _append_history(self, history: dict, lines: list[str]) -> dict:
         data = "".join(lines).encode("utf-8")
@@ -659,7 +676,8 @@ class Project:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        return {"file": HISTORY, "bytes": int(history["bytes"]) + len(data), "entries": int(history["entries"]) + len(lines)}
+        return {"file": HISTORY, "bytes": int(history["bytes"]) + len(data),
+                "entries": int(history["entries"]) + len(lines)}
 
     def _check_history(self) -> None:
         """Make the edit history agree with the manifest: it is optional, so a lost or cut file only loses undo.
@@ -674,14 +692,16 @@ class Project:
             if size < valid:
                 data = path.read_bytes()
                 data = data[: data.rfind(b"\n") + 1]  # whole entries only
-                self.notes.append(f"The edit history {path} is shorter than saved; its last entries are lost (the annotation is not).")
+                self.notes.append(f"The edit history {path} is shorter than saved; its last entries are lost (the "
+                                  "annotation is not).")
                 self._manifest["history"] = {**history, "bytes": len(data), "entries": data.count(b"\n")}
             if not self.read_only and size > int(self._manifest["history"]["bytes"]):
                 with open(path, "r+b") as handle:
                     handle.truncate(int(self._manifest["history"]["bytes"]))
         except FileNotFoundError:
             if valid:
-                self.notes.append(f"The edit history {path} is missing; the annotation is fine but its logged edits are lost.")
+                self.notes.append(f"The edit history {path} is missing; the annotation is fine but its logged edits "
+                                  "are lost.")
             self._manifest["history"] = {**history, "bytes": 0, "entries": 0}
             if not self.read_only:
                 self._create_history(path)
@@ -712,7 +732,8 @@ class Project:
             raise ProjectError(f"Cannot list {self.folder / MASKS}: {error.strerror or error}.") from None
         for entry in entries:
             stem, _, generation = entry.name.removesuffix(".png").partition(".g")
-            if entry.name.endswith(".png") and stem.isdigit() and generation.isdigit() and int(stem) < len(self._mask_gen):
+            if (entry.name.endswith(".png") and stem.isdigit() and generation.isdigit()
+                    and int(stem) < len(self._mask_gen)):
                 index, generation = int(stem), int(generation)
                 if generation == self._mask_gen[index]:
                     present[index] = entry.stat().st_size
@@ -720,7 +741,8 @@ class Project:
                 if backup_gen is not None and generation == backup_gen[index]:
                     continue
             unreferenced.append(Path(entry.path))
-        damaged = [int(i) for i in np.flatnonzero(self._mask_gen) if int(i) not in present or present[int(i)] < MIN_PNG_BYTES]
+        damaged = [int(i) for i in np.flatnonzero(self._mask_gen)
+                   if int(i) not in present or present[int(i)] < MIN_PNG_BYTES]
         self.annotation.damaged_frames.update(damaged)
         return unreferenced
 
@@ -732,9 +754,9 @@ class Project:
         if damaged:
             listed = ", ".join(map(str, damaged[:10])) + (", ..." if len(damaged) > 10 else "")
             problems.append(
-                f"{len(damaged)} frame(s) have a missing or unreadable mask (frames {listed}): they are shown empty and left "
-                "out of exports. Restore the mask files from a backup, run the model on those frames again, or run "
-                "`dvis project repair` to accept them as empty.")
+                f"{len(damaged)} frame(s) have a missing or unreadable mask (frames {listed}): they are shown empty "
+                "and left out of exports. Restore the mask files from a backup, run the model on those frames again, "
+                "or run `dvis project repair` to accept them as empty.")
         return problems
 
     def _superseded_files(self, manifest: dict, mask_gen: np.ndarray) -> list[Path]:
@@ -790,7 +812,8 @@ def _read_manifest(path: Path) -> dict:
         raise ProjectError(f"{path} is not a DVIS Studio project file.")
     version = manifest.get("version", 0)
     if isinstance(version, int) and version > FORMAT_VERSION:
-        raise ProjectError(f"{path} was written by a newer DVIS Studio (format {manifest['version']}); update DVIS Studio to open it.")
+        raise ProjectError(f"{path} was written by a newer DVIS Studio (format {manifest['version']}); update DVIS "
+                           "Studio to open it.")
     problem = _schema_problem(manifest, MANIFEST_SCHEMA)
     if problem is not None:
         raise ProjectError(f"{path} is damaged: entry {problem}. Restore it from a backup.")
@@ -802,7 +825,8 @@ FILE_NAME = "file name"
 MANIFEST_SCHEMA = {
     "version": int, "generation": int,
     "video": {"path": str, "size": int, "sha256_first_mib": str, "num_frames": int, "width": int, "height": int},
-    "annotation": {"categories": FILE_NAME, "tables": FILE_NAME, "tracks": FILE_NAME, "num_frames": int, "height": int, "width": int},
+    "annotation": {"categories": FILE_NAME, "tables": FILE_NAME, "tracks": FILE_NAME,
+                   "num_frames": int, "height": int, "width": int},
     "history": {"bytes": int, "entries": int},
 }
 
@@ -824,7 +848,8 @@ def _schema_problem(value: object, schema: object, name: str = "") -> str | None
         return f"'{name}' is not a whole number ({value!r})"
     if schema is str and not isinstance(value, str):
         return f"'{name}' is not a text ({value!r})"
-    if schema is FILE_NAME and (not isinstance(value, str) or not value or Path(value).name != value or value.startswith(".")):
+    if schema is FILE_NAME and (not isinstance(value, str) or not value or Path(value).name != value
+                                or value.startswith(".")):
         return f"'{name}' is not a file name in the project folder ({value!r})"
     return None
 
@@ -841,13 +866,15 @@ def _read_annotation(folder: Path, manifest: dict) -> tuple[Annotation, np.ndarr
         with np.load(tables_path, allow_pickle=False) as npz:
             arrays = {name: npz[name] for name in ("seg", "area", "owner", "mask_gen")}
     except FileNotFoundError:
-        raise ProjectError(f"{tables_path} is missing; the project folder is incomplete. Restore it from a backup.") from None
+        raise ProjectError(f"{tables_path} is missing; the project folder is incomplete. Restore it from a "
+                           "backup.") from None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
         raise ProjectError(f"{tables_path} is damaged ({error}). Restore the project folder from a backup.") from None
     try:
         tracks = json.loads(tracks_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ProjectError(f"{tracks_path} is missing; the project folder is incomplete. Restore it from a backup.") from None
+        raise ProjectError(f"{tracks_path} is missing; the project folder is incomplete. Restore it from a "
+                           "backup.") from None
     except (OSError, ValueError) as error:
         raise ProjectError(f"{tracks_path} is damaged ({error}). Restore the project folder from a backup.") from None
     mask_gen = arrays.pop("mask_gen").astype(np.int32)
@@ -857,7 +884,8 @@ def _read_annotation(folder: Path, manifest: dict) -> tuple[Annotation, np.ndarr
     try:
         annotation = Annotation.restore(num_frames, height, width, categories, tracks, arrays, loader=None)
     except (ValueError, KeyError, TypeError, AnnotationError) as error:
-        raise ProjectError(f"{tables_path} / {tracks_path} are damaged or disagree ({error}). Restore them from a backup.") from None
+        raise ProjectError(f"{tables_path} / {tracks_path} are damaged or disagree ({error}). Restore them from a "
+                           "backup.") from None
     if mask_gen.size and int(mask_gen.min()) < 0:
         raise ProjectError(f"{tables_path} is damaged: negative mask generations. Restore it from a backup.")
     return annotation, mask_gen

@@ -113,7 +113,8 @@ class FrameProxy:
     def put(self, index: int, frame: np.ndarray) -> None:
         """Store frame ``index`` (full-size RGB). OSError when the disk is full."""
         small = frame if frame.shape[1::-1] == self.size else cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
-        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+        ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
+                                [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise OSError(f"JPEG encoding of frame {index} failed")
         with self._lock:

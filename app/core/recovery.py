@@ -80,9 +80,11 @@ class RecoverySession:
         return self.folder / RECOVERY_PROJECT
 
     def track(self, video: Path | None, project: Path | None) -> None:
-        """The window shows ``video`` (saved in ``project``, None for unsaved work); an earlier recovery copy is dropped."""
+        """The window shows ``video`` (saved in ``project``, None for unsaved work); an earlier recovery copy is
+        dropped."""
         self.drop_project()
-        self._info.update(video=str(video) if video else None, project=str(project) if project else None, autosaved=None)
+        self._info.update(video=str(video) if video else None, project=str(project) if project else None,
+                          autosaved=None)
         self._write()
 
     def autosaved(self, project: Path | None) -> None:
@@ -117,7 +119,8 @@ class RecoverySession:
             self.folder.mkdir(parents=True, exist_ok=True)
             atomic.write_json(self.folder / SESSION, self._info)
         except OSError as error:
-            raise RecoveryError(f"Cannot write the crash-recovery notes in {self.folder}: {error.strerror or error}.") from None
+            raise RecoveryError(f"Cannot write the crash-recovery notes in {self.folder}: "
+                                f"{error.strerror or error}.") from None
 
 
 @dataclass(frozen=True)
@@ -147,7 +150,8 @@ class CrashedSession:
 
 
 def crashed_sessions(root: Path | None = None) -> list[CrashedSession]:
-    """Sessions whose process is gone without a clean exit, newest first; folders with nothing to recover are removed."""
+    """Sessions whose process is gone without a clean exit, newest first; folders with nothing to recover are
+    removed."""
     root = root or recovery_root()
     found = []
     for folder in sorted(root.glob("*/")) if root.is_dir() else []:

@@ -167,6 +167,7 @@ class ResultMerger:
         isthing = self.annotation.categories[segment.category_id].isthing
         track_id = None if isthing else self.annotation.stuff_track(segment.category_id)
         if track_id is None:
-            track_id = self.annotation.add_track(segment.category_id, score=segment.score, provenance=self.provenance).id
+            track_id = self.annotation.add_track(segment.category_id, score=segment.score,
+                                                 provenance=self.provenance).id
         self.mapping[segment.track_id] = track_id
         self._claimed.add(track_id)

@@ -541,7 +541,8 @@ class VideoFileSource(VideoSource):
         frame = first[1]
         self._quarter_turns = _quarter_turns(frame)
         self._stored_size = (frame.width, frame.height)
-        self.width, self.height = (frame.height, frame.width) if self._quarter_turns % 2 else (frame.width, frame.height)
+        turned = self._quarter_turns % 2
+        self.width, self.height = (frame.height, frame.width) if turned else (frame.width, frame.height)
         self.rotation = (-90 * self._quarter_turns) % 360
         self._cache.put(first[0], self._to_rgb(frame))  # the first frame is shown at once after opening
 

@@ -35,7 +35,8 @@ class Autosaver(QObject):
     saved = Signal(str)  # status text
     failed = Signal(str)
 
-    def __init__(self, controller, can_save: Callable[[], bool], root: Path | None = None, parent: QObject | None = None):
+    def __init__(self, controller, can_save: Callable[[], bool], root: Path | None = None,
+                 parent: QObject | None = None):
         super().__init__(parent)
         self.controller = controller
         self.session = RecoverySession(root)
@@ -60,7 +61,8 @@ class Autosaver(QObject):
                 self._guarded(self._start)
 
     def save_now(self) -> None:
-        """Autosave at once and wait for it (after recovering a crash: the old copy may go only when this one exists)."""
+        """Autosave at once and wait for it (after recovering a crash: the old copy may go only when this one
+        exists)."""
         self.flush()
         self._follow_document()
         self.flush()
@@ -150,7 +152,8 @@ class Autosaver(QObject):
         if note is not None:
             self.failed.emit(str(note))
 
-    def _run(self, work: Callable[[], object], done: Callable[[object], None], undo: Callable[[BaseException], None]) -> None:
+    def _run(self, work: Callable[[], object], done: Callable[[object], None],
+             undo: Callable[[BaseException], None]) -> None:
         self._job = (self._pool.submit(work), done, undo)
 
     def _collect(self, wait: bool) -> None:
@@ -181,7 +184,8 @@ class Autosaver(QObject):
 def ask_to_recover(parent: QWidget, session: CrashedSession) -> QMessageBox.StandardButton:
     """Recover (Yes), throw away (Discard) or decide next time (Cancel)."""
     box = QMessageBox(QMessageBox.Icon.Warning, "Recover work", "DVIS Studio did not close properly last time.",
-                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Discard
+                      | QMessageBox.StandardButton.Cancel,
                       parent)
     box.setInformativeText(f"It had {session.describe()}.\n\nRecover it now?")
     box.button(QMessageBox.StandardButton.Yes).setText("Recover")

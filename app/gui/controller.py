@@ -205,7 +205,8 @@ class StudioController(QObject):
 
     def swap_selected(self) -> None:
         first, second = self._need(2, "Swap")[:2]
-        self.edit(edits.SwapTracks(first, second, self.frame_index), f"Swap {first} and {second} from frame {self.frame_index}")
+        self.edit(edits.SwapTracks(first, second, self.frame_index),
+                  f"Swap {first} and {second} from frame {self.frame_index}")
 
     def delete_selected(self, start: int = 0, stop: int | None = None) -> None:
         """Delete the selected tracks in frames [start, stop) (default: everywhere)."""
@@ -224,7 +225,8 @@ class StudioController(QObject):
     def toggle_locked(self) -> None:
         ids = self._need(1, "Lock")
         lock = not all(self.annotation.tracks[t].locked for t in ids)
-        self.edit_group([edits.SetTrackLocked(t, lock) for t in ids], f"{'Lock' if lock else 'Unlock'} {', '.join(map(str, ids))}")
+        self.edit_group([edits.SetTrackLocked(t, lock) for t in ids],
+                        f"{'Lock' if lock else 'Unlock'} {', '.join(map(str, ids))}")
 
     def set_locked(self, track_id: int, locked: bool) -> None:
         if self.annotation.tracks[track_id].locked != locked:
@@ -245,7 +247,8 @@ class StudioController(QObject):
         self.edit(edits.with_keyframe(op, track_id, self.frame_index, label), label)
 
     def colour_fill(self, x: int, y: int, tolerance: int) -> None:
-        """Paint the region of the current frame's colours around (x, y) (within `tolerance`) into the selected track."""
+        """Paint the region of the current frame's colours around (x, y) (within `tolerance`) into the selected
+        track."""
         track_id = self._need(1, "Colour fill")[0]
         op = image_fill(self.video.frame(self.frame_index), self.frame_index, track_id, x, y, tolerance)
         self.edit(edits.with_keyframe(op, track_id, self.frame_index, op.label), op.label)

@@ -66,7 +66,8 @@ class RunDialog(QDialog):
         for preset in PRESETS:
             self.model.addItem(f"Preset {preset} (untrained weights, for testing)", PRESET_PREFIX + preset)
         self.checkpoint = QLineEdit(placeholderText="official DVIS .pth or our checkpoint")
-        self.model.currentIndexChanged.connect(lambda: self.checkpoint.setEnabled(self.model.currentData() == "checkpoint"))
+        self.model.currentIndexChanged.connect(
+            lambda: self.checkpoint.setEnabled(self.model.currentData() == "checkpoint"))
         self.checkpoint.setEnabled(False)
         browse = QPushButton("Browse…")
         browse.clicked.connect(self._browse)
@@ -102,7 +103,8 @@ class RunDialog(QDialog):
         form.addRow(_buttons(self))
 
     def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", "", "Checkpoints (*.pth *.pt *.pkl);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", "",
+                                              "Checkpoints (*.pth *.pt *.pkl);;All files (*)")
         if path:
             self.checkpoint.setText(path)
             self.model.setCurrentIndex(self.model.findData("checkpoint"))
@@ -195,7 +197,8 @@ class ShortcutsDialog(ResultsDialog):
     view's mouse and key `gestures` ((what, how) pairs) that are not actions."""
 
     def __init__(self, actions: list[QAction], parent: QWidget | None = None, gestures: list[tuple[str, str]] = ()):
-        rows = [(a.text().replace("&", ""), ", ".join(s.toString() for s in a.shortcuts())) for a in actions if a.shortcuts()]
+        rows = [(a.text().replace("&", ""), ", ".join(s.toString() for s in a.shortcuts()))
+                for a in actions if a.shortcuts()]
         rows += gestures
         super().__init__("Keyboard shortcuts", rows, parent, headers=("Action", "Shortcut"))
         self.resize(460, 560)

@@ -14,7 +14,8 @@ from app.gui.errors import install_excepthook
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="dvis-studio", description="DVIS Studio: track, correct and export video masks.")
+    parser = argparse.ArgumentParser(
+        prog="dvis-studio", description="DVIS Studio: track, correct and export video masks.")
     parser.add_argument("path", nargs="?", help="video file, image folder, VIPSeg dataset root or project folder "
                         "(default: the bundled demo clip)")
     parser.add_argument("--version", action="version", version=f"DVIS Studio {__version__}")

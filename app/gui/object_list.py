@@ -22,6 +22,7 @@ from app.gui.controller import StudioController
 
 COLUMNS = ("ID", "Class", "Kind", "Frames", "Score", "Locked", "Shown")
 SORT_ROLE = Qt.ItemDataRole.UserRole
+_ROOT = QModelIndex()  # the invisible root: a flat table has rows only under it
 
 
 class TrackTableModel(QAbstractTableModel):
@@ -65,10 +66,10 @@ class TrackTableModel(QAbstractTableModel):
         except ValueError:
             return None
 
-    def rowCount(self, parent=QModelIndex()) -> int:
+    def rowCount(self, parent=_ROOT) -> int:
         return 0 if parent.isValid() else len(self._ids)
 
-    def columnCount(self, parent=QModelIndex()) -> int:
+    def columnCount(self, parent=_ROOT) -> int:
         return 0 if parent.isValid() else len(COLUMNS)
 
     def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):

@@ -286,7 +286,8 @@ class VideoView(QGraphicsView):
 
     # ------------------------------------------------------------ mouse tools
     def set_tool(self, tool: str) -> None:
-        """"select" (click selects, drag pans) or a paint tool (see the class docstring); drops an unfinished polygon."""
+        """"select" (click selects, drag pans) or a paint tool (see the class docstring); drops an unfinished
+        polygon."""
         self.tool = tool
         self.cancel_polygon()
         painting = tool in ("brush", "eraser")
@@ -321,7 +322,8 @@ class VideoView(QGraphicsView):
         self._draw_polygon()
 
     def _draw_polygon(self, rubber_band: tuple[int, int] | None = None) -> None:
-        """The vertices so far joined by a dashed line, plus a line to the cursor (`rubber_band`) and back to the start."""
+        """The vertices so far joined by a dashed line, plus a line to the cursor (`rubber_band`) and back to the
+        start."""
         path = QPainterPath()
         points = [QPointF(x + 0.5, y + 0.5) for x, y in self.polygon]
         if rubber_band is not None and points:

@@ -26,9 +26,9 @@ File names and decoding come from :mod:`dvis_models.vipseg_format` (shared with 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -97,7 +97,8 @@ def _parse_frame(root: Path, video_id: str, entry: object, source: Path, video_c
         except (KeyError, TypeError, ValueError):
             raise DatasetError(f"{source}: {video_id}/{file_name}: segment {info!r} needs integer 'id' and "
                                "'category_id'.") from None
-        _require(0 < segment_id < 2 ** 24, source, f"{video_id}/{file_name}: segment id {segment_id} is outside 1..2^24-1.")
+        _require(0 < segment_id < 2 ** 24, source,
+                 f"{video_id}/{file_name}: segment id {segment_id} is outside 1..2^24-1.")
         _require(category_id in known_categories, source,
                  f"{video_id}/{file_name}: category_id {category_id} is not in the category table.")
         _require(segment_id not in segments and segment_id not in crowd, source,
@@ -109,8 +110,8 @@ def _parse_frame(root: Path, video_id: str, entry: object, source: Path, video_c
             crowd.add(segment_id)
         else:
             segments[segment_id] = category_id
-    return FrameRecord(stem, root / fmt.IMAGES / video_id / f"{stem}.jpg", root / fmt.PANOMASKS_RGB / video_id / file_name,
-                       segments, frozenset(crowd))
+    return FrameRecord(stem, root / fmt.IMAGES / video_id / f"{stem}.jpg",
+                       root / fmt.PANOMASKS_RGB / video_id / file_name, segments, frozenset(crowd))
 
 
 def load_split(root: Path, split: str = "train", json_path: Path | None = None,
@@ -138,7 +139,8 @@ def load_split(root: Path, split: str = "train", json_path: Path | None = None,
         _require(len(video["annotations"]) > 0, source, f"video {video_id!r} has no frames.")
         seen.add(video_id)
         video_categories: dict[int, int] = {}
-        frames = [_parse_frame(root, video_id, entry, source, video_categories, known) for entry in video["annotations"]]
+        frames = [_parse_frame(root, video_id, entry, source, video_categories, known)
+                  for entry in video["annotations"]]
         _require(len({f.stem for f in frames}) == len(frames), source, f"video {video_id!r} lists a frame twice.")
         videos.append(VideoRecord(video_id, frames))
     _require(len(videos) > 0, source, "the split has no videos.")
@@ -179,7 +181,7 @@ class VIPSegClipDataset(Dataset):
         self.length = length if length is not None else len(self.videos)
 
     @classmethod
-    def for_stage(cls, root: Path, stage: str, split: str = "train", **kwargs) -> "VIPSegClipDataset":
+    def for_stage(cls, root: Path, stage: str, split: str = "train", **kwargs) -> VIPSegClipDataset:
         """The official clip settings of a training stage: ``segmenter`` (1 frame), ``tracker`` (5), ``refiner``
         (21, reversed with p = 0.5, 608x608 random crop unless ``augmentation`` is given)."""
         if stage not in STAGE_CLIP_LENGTHS:

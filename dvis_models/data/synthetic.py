@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import argparse
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
@@ -234,7 +234,8 @@ THING_KINDS: dict[int, ThingKind] = {
                   0.33, 1.1, gait=0.5),  # flag
     41: ThingKind(shape_star, Style((160, 160, 170), (90, 90, 100), lambda r, h, w: value_noise(r, h, w, 3.0)),
                   0.34, 1.0),  # sculpture
-    54: ThingKind(shape_boat, Style((150, 40, 30), (245, 240, 225), lambda r, h, w: (vertical_gradient(h, w) < 0.6).astype(np.float32)),
+    54: ThingKind(shape_boat, Style((150, 40, 30), (245, 240, 225),
+                                    lambda r, h, w: (vertical_gradient(h, w) < 0.6).astype(np.float32)),
                   0.36, 1.3, gait=0.4),  # ship_or_boat
 }
 

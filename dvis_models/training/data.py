@@ -7,7 +7,7 @@ them normalised and zero-padded to its size divisibility, with the target masks 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -8,9 +8,9 @@ weights (segmenter only).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 from dvis_models.checkpoint import infer_config, init_segmenter_from, load_state, read_checkpoint, save_checkpoint
 from dvis_models.data.clip_dataset import VIPSegClipDataset
@@ -57,8 +57,9 @@ def build_initial_model(options: TrainOptions) -> DVISModel:
     if options.init is None:
         if PREREQUISITES[options.stage]:
             raise CheckpointError(
-                f"The {options.stage} stage trains on top of a trained {', '.join(p.rstrip('.') for p in PREREQUISITES[options.stage])}: "
-                "pass --init with the previous stage's model_final.pth (or an official DVIS checkpoint)."
+                f"The {options.stage} stage trains on top of a trained "
+                f"{', '.join(p.rstrip('.') for p in PREREQUISITES[options.stage])}: pass --init with the previous "
+                "stage's model_final.pth (or an official DVIS checkpoint)."
             )
         return build_model(preset or "bundled_small")
     if Path(options.init).suffix == ".pkl":  # Mask2Former COCO weights: segmenter only
@@ -80,7 +81,8 @@ def build_initial_model(options: TrainOptions) -> DVISModel:
             "supported yet. Fine-tune its segmenter, or start from a DVIS checkpoint."
         )
     model = build_model(config)
-    missing_needed = [k for k in model.state_dict() if k.startswith(PREREQUISITES[options.stage]) and k not in state_dict]
+    missing_needed = [k for k in model.state_dict()
+                      if k.startswith(PREREQUISITES[options.stage]) and k not in state_dict]
     if missing_needed:
         raise CheckpointError(
             f"{options.init} lacks {len(missing_needed)} weights the {options.stage} stage needs trained "
@@ -97,7 +99,8 @@ def _official_config(state_dict: dict, options: TrainOptions) -> ModelConfig:
     try:
         return infer_config(state_dict, str(options.init))
     except CheckpointError as error:
-        raise CheckpointError(f"{error}\nName the architecture to train with --preset (e.g. r50_vipseg_online).") from None
+        raise CheckpointError(f"{error}\nName the architecture to train with --preset (e.g. "
+                              "r50_vipseg_online).") from None
 
 
 def build_dataset(options: TrainOptions, model: DVISModel, world_size: int) -> VIPSegClipDataset:

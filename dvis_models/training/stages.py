@@ -39,7 +39,7 @@ class Clip:
     labels: Tensor
     masks: Tensor
 
-    def to(self, device: torch.device) -> "Clip":
+    def to(self, device: torch.device) -> Clip:
         return Clip(self.images.to(device), self.labels.to(device), self.masks.to(device))
 
     def frame_targets(self, present_only: bool) -> list[Targets]:
@@ -57,7 +57,8 @@ class Clip:
 
 @dataclass
 class LossConfig:
-    """Matching costs and loss weights (DVIS ``configs/VIPSeg/*.yaml``, MASK_FORMER section); ``num_points`` per frame."""
+    """Matching costs and loss weights (DVIS ``configs/VIPSeg/*.yaml``, MASK_FORMER section); ``num_points`` per
+    frame."""
 
     class_weight: float = 2.0
     mask_weight: float = 5.0
@@ -104,7 +105,7 @@ class TrainingStage(nn.Module):
         names = {"backbone", "sem_seg_head", "tracker", "refiner"} - set(self.trainable_prefixes())
         return [getattr(self.model, name) for name in sorted(names) if getattr(self.model, name, None) is not None]
 
-    def train(self, mode: bool = True) -> "TrainingStage":
+    def train(self, mode: bool = True) -> TrainingStage:
         super().train(mode)
         for module in self.frozen_modules():
             module.eval()  # frozen parts run as at inference (DVIS ``dvis/meta_architecture.py`` DVIS_online.forward)
@@ -149,7 +150,8 @@ class TrackerStage(TrainingStage):
             shared = matcher.match_first_appearance(*reordered, targets)
             matches = [[shared] * len(targets)] * len(layers)
         else:
-            matches = [[matcher.match_first_appearance(logits, masks, targets)] * len(targets) for logits, masks in layers]
+            matches = [[matcher.match_first_appearance(logits, masks, targets)] * len(targets)
+                       for logits, masks in layers]
         num_masks = self.num_masks(len(clip.labels) * len(targets), clip.images.device)
         return self.loss.criterion(self.model.config.num_classes)(layers, targets, matches, num_masks)
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable, Iterator
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import torch
 import torch.distributed as dist
@@ -87,7 +88,8 @@ class Trainer:
         self.log = log if context.is_main else (lambda message: None)
         switch = config.match_switch_iter if config.match_switch_iter is not None else config.max_iter // 2
         self.stage = build_stage(config.stage, model.to(context.device), config.loss, switch)
-        self.optimizer = build_optimizer(self.stage.model, config.lr, config.weight_decay, config.backbone_lr_multiplier)
+        self.optimizer = build_optimizer(self.stage.model, config.lr, config.weight_decay,
+                                         config.backbone_lr_multiplier)
         self.schedule = config.lr_schedule()
         self.use_amp = config.amp and context.device.type == "cuda"
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)

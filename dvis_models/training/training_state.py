@@ -48,7 +48,8 @@ def load_state(path: Path) -> TrainingState:
     try:
         payload = weights_file.torch_load(path)
     except CheckpointError as error:
-        raise TrainingStateError(f"Cannot read the training state: {error} Delete it to start the run again.") from error
+        raise TrainingStateError(f"Cannot read the training state: {error} Delete it to start the run "
+                                 "again.") from error
     if not isinstance(payload, dict) or payload.get("format") != STATE_FORMAT:
         raise TrainingStateError(f"{path} is not a DVIS Studio training state; choose another output folder.")
     if payload.get("version") != STATE_VERSION:

@@ -36,9 +36,11 @@ def checked_frames(pair: VideoPair) -> Iterable[tuple[int, PanopticFrame, Panopt
         if gt is None and pred is None:
             return
         if gt is None or pred is None:
-            raise MetricsError(f"Video {pair.video_id!r}: ground truth and prediction have different numbers of frames (they differ at frame {index}).")
+            raise MetricsError(f"Video {pair.video_id!r}: ground truth and prediction have different numbers of frames "
+                               f"(they differ at frame {index}).")
         if gt.ids.shape != pred.ids.shape:
-            raise MetricsError(f"Video {pair.video_id!r} frame {index}: ground truth is {gt.ids.shape} but prediction is {pred.ids.shape}.")
+            raise MetricsError(f"Video {pair.video_id!r} frame {index}: ground truth is {gt.ids.shape} but prediction "
+                               f"is {pred.ids.shape}.")
         yield index, gt, pred
         index += 1
 
@@ -63,7 +65,8 @@ def frame_pair(video_id: str, index: int, gt: PanopticFrame, pred: PanopticFrame
     check_segments(video_id, index, pred, "predicted", set(pred_values.tolist()) - {0})
     size = len(gt_values) * len(pred_values)
     joint = np.bincount((gt_inverse.astype(np.int64) * len(pred_values) + pred_inverse).ravel(), minlength=size)
-    return FramePair(gt_values, pred_values, joint.reshape(len(gt_values), len(pred_values)), gt.segments, pred.segments, gt.crowd)
+    return FramePair(gt_values, pred_values, joint.reshape(len(gt_values), len(pred_values)), gt.segments,
+                     pred.segments, gt.crowd)
 
 
 def frame_pairs(pair: VideoPair) -> Iterable[FramePair]:
@@ -94,7 +97,9 @@ def check_segments(video_id: str, index: int, frame: PanopticFrame, role: str, p
     """Every id in the map has a category and every listed id is in the map (the evaluators' sanity checks)."""
     missing = present - frame.segments.keys()
     if missing:
-        raise MetricsError(f"Video {video_id!r} frame {index}: {role} ids {sorted(missing)} are in the mask but have no category.")
+        raise MetricsError(f"Video {video_id!r} frame {index}: {role} ids {sorted(missing)} are in the mask but have "
+                           "no category.")
     absent = frame.segments.keys() - present
     if absent:
-        raise MetricsError(f"Video {video_id!r} frame {index}: {role} lists ids {sorted(absent)} that are not in the mask.")
+        raise MetricsError(f"Video {video_id!r} frame {index}: {role} lists ids {sorted(absent)} that are not in the "
+                           "mask.")

@@ -104,11 +104,14 @@ class _Analyzer:
                     if track_id < other:  # report a swap once
                         self.add("id_switch", track_id, index, f"tracks {track_id} and {other} swap masks", 1.0, other)
                 else:
-                    self.add("id_switch", track_id, index, f"track {track_id} jumps onto the mask of track {other} (IoU {iou[i, j]:.2f})", iou[i, j], other)
+                    self.add("id_switch", track_id, index,
+                             f"track {track_id} jumps onto the mask of track {other} (IoU {iou[i, j]:.2f})",
+                             iou[i, j], other)
             elif other not in current_set:
                 self.add(
                     "id_switch", track_id, index,
-                    f"track {other} ends at frame {index - 1} and track {track_id} starts here on the same pixels (IoU {iou[i, j]:.2f})",
+                    f"track {other} ends at frame {index - 1} and track {track_id} starts here on the same pixels "
+                    f"(IoU {iou[i, j]:.2f})",
                     iou[i, j], other,
                 )
 
@@ -117,7 +120,8 @@ class _Analyzer:
             state = self.tracks.get(track_id)
             if state is not None and state.last < index - 1:
                 gap = index - 1 - state.last
-                self.add("fragment", track_id, index, f"track {track_id} is missing in frames {state.last + 1}..{index - 1} ({gap} frames)",
+                self.add("fragment", track_id, index,
+                         f"track {track_id} is missing in frames {state.last + 1}..{index - 1} ({gap} frames)",
                          0.5 + 0.5 * min(1.0, gap / self.config.max_gap))
         new = [t for t in current if t not in self.tracks]
         ended = [
@@ -131,17 +135,20 @@ class _Analyzer:
             if best is not None and best[0] > self.config.iou_threshold:
                 score, other, last = best
                 self.add("fragment", track_id, index,
-                         f"new track {track_id} starts where track {other} was last seen at frame {last} (IoU {score:.2f}); likely the same object",
+                         f"new track {track_id} starts where track {other} was last seen at frame {last} "
+                         f"(IoU {score:.2f}); likely the same object",
                          score, other)
 
-    def _update(self, index: int, track_id: int, area: int, continuing: bool, classes: Mapping[int, int] | None) -> None:
+    def _update(self, index: int, track_id: int, area: int, continuing: bool,
+                classes: Mapping[int, int] | None) -> None:
         state = self.tracks.get(track_id)
         if state is None:
             state = self.tracks[track_id] = _TrackState(index, index, 0, area)
         elif continuing and max(area, state.area) >= self.config.min_area:
             ratio = max(area, state.area) / max(1, min(area, state.area))
             if ratio >= self.config.area_ratio:
-                self.add("area_jump", track_id, index, f"area changes from {state.area} to {area} pixels (x{ratio:.1f})",
+                self.add("area_jump", track_id, index,
+                         f"area changes from {state.area} to {area} pixels (x{ratio:.1f})",
                          math.log(ratio) / math.log(self.config.area_ratio * 4))
         state.last, state.area = index, area
         state.frames += 1
@@ -149,7 +156,8 @@ class _Analyzer:
             category = classes.get(track_id)
             if category is not None:
                 if state.category is not None and category != state.category:
-                    self.add("class_flicker", track_id, index, f"class changes from {state.category} to {category}", 0.8)
+                    self.add("class_flicker", track_id, index,
+                             f"class changes from {state.category} to {category}", 0.8)
                 state.category = category
 
     def finish(self, num_frames: int) -> list[Diagnostic]:
@@ -178,7 +186,8 @@ def diagnose(
     return _analyze(frames, config)
 
 
-def _analyze(frames: Iterable[tuple[int, np.ndarray, Mapping[int, int] | None]], config: DiagnosticsConfig | None) -> list[Diagnostic]:
+def _analyze(frames: Iterable[tuple[int, np.ndarray, Mapping[int, int] | None]],
+             config: DiagnosticsConfig | None) -> list[Diagnostic]:
     """Feed (index, track map, classes or None) in frame order to one analyzer."""
     return run_job(_analysis(frames, config))
 

@@ -39,7 +39,8 @@ def evaluation(videos: Iterable[VideoPair], categories: CategoryTable, total: in
     return Evaluation(vpq_acc.result(), stq_acc.result())
 
 
-def folder_pairs(gt_root: str | Path, pred_root: str | Path, split: str | None = None) -> tuple[CategoryTable, list[VideoPair]]:
+def folder_pairs(gt_root: str | Path, pred_root: str | Path,
+                 split: str | None = None) -> tuple[CategoryTable, list[VideoPair]]:
     """Pairs of a VIPSeg ground-truth folder and a prediction folder, matched by video id and frame stem.
 
     The prediction is evaluator output (``pred.json`` + ``pan_pred/``), which like the evaluators may not keep
@@ -55,11 +56,12 @@ def folder_pairs(gt_root: str | Path, pred_root: str | Path, split: str | None =
     for gt in gt_videos:
         pred = predictions.get(gt.video_id)
         if pred is None:
-            raise MetricsError(f"{pred_root} has no prediction for video {gt.video_id!r}; predict every ground-truth video.")
+            raise MetricsError(f"{pred_root} has no prediction for video {gt.video_id!r}; predict every ground-truth "
+                               "video.")
         if pred.stems != gt.stems:
             raise MetricsError(
-                f"Video {gt.video_id!r}: the prediction's frames ({len(pred.stems)}) differ from the ground truth's ({len(gt.stems)}); "
-                "predict exactly the annotated frames, in order."
+                f"Video {gt.video_id!r}: the prediction's frames ({len(pred.stems)}) differ from the ground truth's "
+                f"({len(gt.stems)}); predict exactly the annotated frames, in order."
             )
         pairs.append(VideoPair(gt.video_id, gt.frames(), pred.frames()))
     return categories, pairs

@@ -88,7 +88,8 @@ class STQAccumulator:
         size = self.num_classes + 1
         self.sequences.append(_Sequence(video_id, np.zeros((size, size), dtype=np.int64)))
 
-    def _labels(self, values: np.ndarray, segments: dict[int, int], instances: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def _labels(self, values: np.ndarray, segments: dict[int, int],
+                instances: dict[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """(semantic, panoptic label) per distinct id; instances numbered by first appearance in the video."""
         for segment_id in segments:
             instances.setdefault(segment_id, len(instances) + self.first_instance)
@@ -106,7 +107,8 @@ class STQAccumulator:
         rows = np.where(gt_semantic == IGNORE, self.num_classes, gt_semantic)
         cols = np.where(pred_semantic == IGNORE, self.num_classes, pred_semantic)
         cells = (rows[:, None] * size + cols[None, :]).ravel()
-        sequence.confusion += np.bincount(cells, weights=joint.ravel(), minlength=size * size).astype(np.int64).reshape(size, size)
+        counts = np.bincount(cells, weights=joint.ravel(), minlength=size * size)
+        sequence.confusion += counts.astype(np.int64).reshape(size, size)
 
         gt_things = self.things[gt_semantic]
         crowd = gt_things & ((gt_label & 0xFFFF) == 0)
@@ -118,7 +120,8 @@ class STQAccumulator:
         _add(sequence.pred_areas, pred_label[kept], pred_areas[kept])
         inner = joint[np.ix_(gt_kept, pred_things)]
         rows_i, cols_i = np.nonzero(inner)
-        _add(sequence.intersections, gt_label[gt_kept][rows_i] * OFFSET + pred_label[pred_things][cols_i], inner[rows_i, cols_i])
+        _add(sequence.intersections, gt_label[gt_kept][rows_i] * OFFSET + pred_label[pred_things][cols_i],
+             inner[rows_i, cols_i])
         sequence.num_frames += 1
 
     def _mean_iou(self, confusion: np.ndarray) -> float:
@@ -136,7 +139,8 @@ class STQAccumulator:
     def result(self) -> STQResult:
         per_video = []
         association, tubes = 0.0, 0
-        total_confusion = np.zeros_like(self.sequences[0].confusion) if self.sequences else np.zeros((1, 1), dtype=np.int64)
+        total_confusion = (np.zeros_like(self.sequences[0].confusion) if self.sequences
+                           else np.zeros((1, 1), dtype=np.int64))
         for sequence in self.sequences:
             seq_association = sequence.association()
             association += seq_association
@@ -150,7 +154,8 @@ class STQAccumulator:
         return STQResult(math.sqrt(aq * sq), aq, sq, per_video)
 
 
-def stq(videos: Iterable[VideoPair], categories: CategoryTable, crowd_quirk: bool = True, void_column_quirk: bool = True) -> STQResult:
+def stq(videos: Iterable[VideoPair], categories: CategoryTable, crowd_quirk: bool = True,
+        void_column_quirk: bool = True) -> STQResult:
     """STQ over ``videos`` (defaults = the official VIPSeg evaluator's numbers)."""
     accumulator = STQAccumulator(categories, crowd_quirk, void_column_quirk)
     accumulate(videos, accumulator)

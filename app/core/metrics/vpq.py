@@ -152,7 +152,8 @@ class _Stats:
                 per_class[category.id] = ClassPQ(0.0, 0.0, 0.0, 0.0, 0, 0, 0)
                 continue
             result = ClassPQ(
-                stat.iou / denominator, stat.iou / stat.tp if stat.tp else 0.0, stat.tp / denominator, stat.iou, stat.tp, stat.fp, stat.fn
+                stat.iou / denominator, stat.iou / stat.tp if stat.tp else 0.0, stat.tp / denominator,
+                stat.iou, stat.tp, stat.fp, stat.fn
             )
             per_class[category.id] = result
             groups["all"].append(result)
@@ -179,7 +180,8 @@ def window_starts(num_frames: int, nframes: int, short_videos_as_one_window: boo
 class VPQAccumulator:
     """Feed frames video by video (``start_video`` then ``add_frame``), then read ``result()``."""
 
-    def __init__(self, categories: CategoryTable, windows: Sequence[int] = VIPSEG_WINDOWS, short_videos_as_one_window: bool = False):
+    def __init__(self, categories: CategoryTable, windows: Sequence[int] = VIPSEG_WINDOWS,
+                 short_videos_as_one_window: bool = False):
         self.categories = categories
         self.short_videos_as_one_window = short_videos_as_one_window
         self.stats = {nframes: _Stats() for nframes in windows}

@@ -43,7 +43,7 @@ def part_path(target: Path) -> Path:
     return target.with_name(target.name + PART_SUFFIX)
 
 
-def _file_sha256(path: Path, hasher: "hashlib._Hash") -> None:
+def _file_sha256(path: Path, hasher: hashlib._Hash) -> None:
     with open(path, "rb") as handle:
         while block := handle.read(CHUNK):
             hasher.update(block)

@@ -155,7 +155,8 @@ class ModelLibrary:
         return record
 
     def remove(self, name: str) -> InstalledModel:
-        """Forget ``name`` and delete its file (the index first: a crash leaves a stray file, never a dangling entry)."""
+        """Forget ``name`` and delete its file (the index first: a crash leaves a stray file, never a dangling
+        entry)."""
         record = self.get(name)
         models = self._read()
         del models[name]

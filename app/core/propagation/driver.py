@@ -9,8 +9,9 @@ by its closeness to its keyframe (mask interpolation). ``Propagation.run`` is a 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -97,7 +98,8 @@ class Propagation:
             raise PropagationError(f"Keyframe {request.keyframe} and range {request.start}..{stop - 1} must lie inside "
                                    f"the video (frames 0..{self.num_frames - 1}), the keyframe inside the range.")
         if not self.key_masks.get(request.keyframe, np.zeros(1, bool)).any():
-            raise PropagationError(f"The object has no pixels on keyframe {request.keyframe}; paint or accept a mask there first.")
+            raise PropagationError(f"The object has no pixels on keyframe {request.keyframe}; paint or accept a mask "
+                                   "there first.")
         self._stop = stop
 
     def spans(self) -> list[_Span]:
@@ -105,10 +107,12 @@ class Propagation:
         spans = []
         if request.direction in ("forward", "both"):
             after = [k for k in keys if request.keyframe < k < self._stop]
-            spans.append(_Span(request.keyframe, after[0], True) if after else _Span(request.keyframe, self._stop, False))
+            spans.append(_Span(request.keyframe, after[0], True) if after
+                         else _Span(request.keyframe, self._stop, False))
         if request.direction in ("backward", "both"):
             before = [k for k in keys if request.start <= k < request.keyframe]
-            spans.append(_Span(request.keyframe, before[-1], True) if before else _Span(request.keyframe, request.start - 1, False))
+            spans.append(_Span(request.keyframe, before[-1], True) if before
+                         else _Span(request.keyframe, request.start - 1, False))
         return spans
 
     def total(self) -> int:
@@ -118,7 +122,8 @@ class Propagation:
         """Propagate, yielding ``(steps done, steps total)`` after every frame."""
         total, done = self.total(), 0
         for span in self.spans():
-            for self.last_frame in self._run_span(span):
+            for frame in self._run_span(span):
+                self.last_frame = frame
                 done += 1
                 yield done, total
 

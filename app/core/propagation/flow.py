@@ -7,7 +7,7 @@ the new frame looks up where it came from in the previous one) and scaled back u
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -56,12 +56,14 @@ class FlowWarper:
             ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
             self._grid = np.dstack([xs, ys])
         where = self._grid + backward
-        warped = cv2.remap(soft, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        warped = cv2.remap(soft, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                           borderValue=0)
         back_again = cv2.remap(forward, where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         cycle = np.linalg.norm(backward + back_again, axis=2)
         scale = width / self.frames(source).shape[1]  # working pixels per frame pixel
         consistent = cycle <= 2.0 * scale + 0.5 * np.linalg.norm(backward, axis=2)  # lenient: DIS is noisy
-        came_from = cv2.remap(self.grey(source), where[..., 0], where[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        came_from = cv2.remap(self.grey(source), where[..., 0], where[..., 1], cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_REPLICATE)
         consistent &= np.abs(came_from.astype(np.int16) - self.grey(target)) <= self.colour_tolerance
         return np.where(consistent, warped, 0).astype(np.float32)
 

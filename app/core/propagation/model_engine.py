@@ -76,8 +76,10 @@ class ModelEngine:
         prior_mask = prior >= 0.5
         area = int(prior_mask.sum())
         radius = max(1, int(self.reach * np.sqrt(max(area, 1))))
-        near = cv2.dilate(prior_mask.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2))
-        soft = np.where(near.astype(bool), self.appearance_weight * appearance + (1 - self.appearance_weight) * prior, 0.0)
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1,) * 2)
+        near = cv2.dilate(prior_mask.astype(np.uint8), disc)
+        weight = self.appearance_weight
+        soft = np.where(near.astype(bool), weight * appearance + (1 - weight) * prior, 0.0)
         soft = soft.astype(np.float32)
         mask = clean_mask(soft, prior)
         self.flow.start(index, mask)

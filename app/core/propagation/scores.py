@@ -14,7 +14,8 @@ def jaccard(prediction: np.ndarray, truth: np.ndarray) -> float:
 
 def _boundary(mask: np.ndarray) -> np.ndarray:
     mask = mask.astype(np.uint8)
-    return (mask - cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)).astype(bool)
+    eroded = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    return (mask - eroded).astype(bool)
 
 
 def boundary_f(prediction: np.ndarray, truth: np.ndarray, tolerance: float = 0.008) -> float:

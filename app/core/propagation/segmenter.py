@@ -7,8 +7,8 @@ resolution. Everything is cropped to the unpadded image area so masks map straig
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np

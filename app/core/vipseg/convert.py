@@ -41,11 +41,13 @@ def annotation_frames(annotation: Annotation) -> Iterator[PanopticFrame]:
         track_map = annotation.track_map(index)
         values, _, _, order = first_appearance(track_map)
         tracks = [annotation.tracks[int(values[p])] for p in order]
-        yield PanopticFrame(track_map, {t.id: t.category_id for t in tracks}, frozenset(t.id for t in tracks if t.crowd))
+        yield PanopticFrame(track_map, {t.id: t.category_id for t in tracks},
+                            frozenset(t.id for t in tracks if t.crowd))
 
 
 def source_image_file(source: VideoSource, index: int) -> Path | None:
-    """The JPEG of an image-folder frame (``VideoToWrite.image_file``: copied verbatim when no resize is needed), else None."""
+    """The JPEG of an image-folder frame (``VideoToWrite.image_file``: copied verbatim when no resize is needed), else
+    None."""
     if not Path(source.path).is_dir():
         return None
     for suffix in (".jpg", ".jpeg", ".JPG", ".JPEG"):
@@ -57,10 +59,12 @@ def source_image_file(source: VideoSource, index: int) -> Path | None:
 
 def _video_to_write(video_id: str, annotation: Annotation, source: VideoSource | None) -> VideoToWrite:
     if source is not None:
-        if source.num_frames != annotation.num_frames or (source.width, source.height) != (annotation.width, annotation.height):
+        if (source.num_frames != annotation.num_frames
+                or (source.width, source.height) != (annotation.width, annotation.height)):
             raise DatasetError(
-                f"Video {video_id!r}: the annotation has {annotation.num_frames} frames of {annotation.width}x{annotation.height} but "
-                f"{source.path} has {source.num_frames} of {source.width}x{source.height}; export needs the video it was made from."
+                f"Video {video_id!r}: the annotation has {annotation.num_frames} frames of "
+                f"{annotation.width}x{annotation.height} but {source.path} has {source.num_frames} of "
+                f"{source.width}x{source.height}; export needs the video it was made from."
             )
     return VideoToWrite(
         video_id,
@@ -80,7 +84,8 @@ def _shared_categories(annotations: Sequence[Annotation]) -> CategoryTable:
         raise DatasetError("Nothing to export: no videos were given.")
     table = annotations[0].categories
     if any(a.categories.to_json() != table.to_json() for a in annotations[1:]):
-        raise DatasetError("The videos use different category tables; export videos annotated with the same table together.")
+        raise DatasetError("The videos use different category tables; export videos annotated with the same table "
+                           "together.")
     return table
 
 
@@ -95,7 +100,8 @@ def export_vipseg(
     the folder's JSON if it has one; a job (``write_videos``) returning the JSON and the videos it lists."""
     table = _shared_categories([annotation for _, annotation, _ in videos])
     plain = [_video_to_write(video_id, annotation, source) for video_id, annotation, source in videos]
-    return (yield from write_videos(plain, root, table, split=split, resolution=resolution, raw_panomasks=raw_panomasks))
+    return (yield from write_videos(plain, root, table, split=split, resolution=resolution,
+                                    raw_panomasks=raw_panomasks))
 
 
 def export_predictions(
@@ -122,8 +128,8 @@ def _track_for(annotation: Annotation, category_id: int, crowd: bool, where: Pat
     if annotation.tracks[stuff_track].crowd != crowd:
         name = annotation.categories[category_id].name
         raise DatasetError(
-            f"{where}: stuff category {name!r} has both crowd and non-crowd segments in this video; the app keeps one track "
-            "per stuff category, so give its segments one iscrowd value."
+            f"{where}: stuff category {name!r} has both crowd and non-crowd segments in this video; the app keeps one "
+            "track per stuff category, so give its segments one iscrowd value."
         )
     return stuff_track
 
@@ -140,7 +146,8 @@ def _to_annotation(video: DatasetVideo | RawVideo, categories: CategoryTable, do
         for position in order:
             segment_id = int(values[position])
             if segment_id not in track_of:
-                track_of[segment_id] = _track_for(annotation, frame.segments[segment_id], segment_id in frame.crowd, video.png_paths[index])
+                track_of[segment_id] = _track_for(annotation, frame.segments[segment_id], segment_id in frame.crowd,
+                                                  video.png_paths[index])
         lut = np.array([track_of.get(int(v), 0) for v in values], dtype=np.int32)
         try:
             annotation.set_frame(index, lut[inverse])
@@ -176,7 +183,8 @@ def import_vipseg(
         by_id = {v.video_id: v for v in videos}
         missing = [v for v in video_ids if v not in by_id]
         if missing:
-            raise DatasetError(f"Videos {missing} are not listed in the dataset at {root}; pick one of {sorted(by_id)[:10]}.")
+            raise DatasetError(f"Videos {missing} are not listed in the dataset at {root}; pick one of "
+                               f"{sorted(by_id)[:10]}.")
         videos = [by_id[v] for v in video_ids]
     return (yield from _import(categories, videos))
 
@@ -219,7 +227,8 @@ def check_frame_images(imported: ImportedVideo, shown_stems: Sequence[str]) -> N
         if declared is not None and declared != size:
             wrong.append(f"{path.stem} ({declared[0]}x{declared[1]})")
     if wrong:
-        problems.append(f"{_few('frame', wrong)} {'are' if len(wrong) > 1 else 'is'} not {size[0]}x{size[1]} like the masks")
+        problems.append(f"{_few('frame', wrong)} {'are' if len(wrong) > 1 else 'is'} not {size[0]}x{size[1]} like the "
+                        "masks")
     if problems:
         raise DatasetError(
             f"{folder} does not match the dataset's JSON: {'; '.join(problems)}. The masks would be shown on the wrong "

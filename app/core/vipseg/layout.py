@@ -44,7 +44,8 @@ class DatasetLayout:
         candidate = self.root.joinpath(*parts)
         resolved = candidate.resolve()
         if not resolved.is_relative_to(self.root):
-            raise DatasetError(f"{candidate} points outside the dataset folder {self.root} (symbolic link?); refusing to use it.")
+            raise DatasetError(f"{candidate} points outside the dataset folder {self.root} (symbolic link?); refusing "
+                               "to use it.")
         return candidate
 
     def image(self, video_id: str, stem: str) -> Path:

@@ -60,8 +60,10 @@ def _top_level(path: Path) -> dict:
 
 def _entries(data: dict, key: str, path: Path) -> list[dict]:
     entries = data.get(key, [])
-    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("video_id"), str) for e in entries):
-        raise DatasetError(f"{path}: '{key}' must be a list of entries with a video_id; move the file away or write into another folder.")
+    if not isinstance(entries, list) or not all(isinstance(e, dict) and isinstance(e.get("video_id"), str)
+                                                for e in entries):
+        raise DatasetError(f"{path}: '{key}' must be a list of entries with a video_id; move the file away or write "
+                           "into another folder.")
     return entries
 
 
@@ -123,9 +125,10 @@ def merge_into_json(
             check_categories(layout, json_path, table)
             merged_videos = _merged(_entries(data, "videos", json_path), videos)
             atomic.write_json(layout.categories_json(), table.to_json(), indent=None)
-            atomic.write_json(json_path, {"videos": merged_videos, "annotations": merged_annotations, "categories": table.to_json()},
-                              indent=None)
+            atomic.write_json(json_path, {"videos": merged_videos, "annotations": merged_annotations,
+                                          "categories": table.to_json()}, indent=None)
         _remove_stale_masks(layout, [entry for entry in annotations if entry["video_id"] in old_ids], predictions)
     except OSError as error:
-        raise DatasetError(f"Cannot write {json_path}: {error.strerror}. Check free disk space and folder permissions.") from None
+        raise DatasetError(f"Cannot write {json_path}: {error.strerror}. Check free disk space and folder "
+                           "permissions.") from None
     return WrittenDataset(json_path, [entry["video_id"] for entry in merged_annotations], replaced)

@@ -64,7 +64,8 @@ class _LazyFrames:
         if self.width is None:
             self.width, self.height = width, height
         if (width, height) != (self.width, self.height):
-            raise DatasetError(f"{path} is {width}x{height} but the video {self.video_id!r} is {self.width}x{self.height}.")
+            raise DatasetError(f"{path} is {width}x{height} but the video {self.video_id!r} is "
+                               f"{self.width}x{self.height}.")
         return path, ids
 
     def _check_declared_size(self, path: Path) -> None:
@@ -76,8 +77,9 @@ class _LazyFrames:
         width, height = declared
         if self.width is not None and declared != (self.width, self.height):
             raise DatasetError(
-                f"{path} declares {width}x{height} pixels but the video {self.video_id!r} is {self.width}x{self.height}; "
-                "it was not decoded. Replace the file with the right mask (damaged or from another dataset?)."
+                f"{path} declares {width}x{height} pixels but the video {self.video_id!r} is "
+                f"{self.width}x{self.height}; it was not decoded. Replace the file with the right mask (damaged or "
+                "from another dataset?)."
             )
         if self.width is None and width * height > MAX_FRAME_PIXELS:
             raise DatasetError(
@@ -112,9 +114,11 @@ class DatasetVideo(_LazyFrames):
         listed, crowd = self.segments[index]
         present = set(int(v) for v in np.unique(ids)) - {0}
         if present - listed.keys():
-            raise DatasetError(f"{path} has segment ids {sorted(present - listed.keys())} that are not in the frame's segments_info in {self.source}.")
+            raise DatasetError(f"{path} has segment ids {sorted(present - listed.keys())} that are not in the frame's "
+                               f"segments_info in {self.source}.")
         if listed.keys() - present:
-            raise DatasetError(f"{self.source} lists segment ids {sorted(listed.keys() - present)} for {path.name} that the PNG {path} does not contain.")
+            raise DatasetError(f"{self.source} lists segment ids {sorted(listed.keys() - present)} for {path.name} "
+                               f"that the PNG {path} does not contain.")
         return PanopticFrame(ids, dict(listed), crowd)
 
 
@@ -162,13 +166,13 @@ def _check_one_category(video_id: str, frames: list[_FrameEntry], stems: list[st
             seen = first.setdefault(segment_id, (category_id, crowd, stem))
             if seen[0] != category_id:
                 raise DatasetError(
-                    f"{source}: in video {video_id!r} segment id {segment_id} is category {seen[0]} in frame {seen[2]} and "
-                    f"{category_id} in frame {stem}; an id must keep one category for the whole video."
+                    f"{source}: in video {video_id!r} segment id {segment_id} is category {seen[0]} in frame {seen[2]} "
+                    f"and {category_id} in frame {stem}; an id must keep one category for the whole video."
                 )
             if seen[1] != crowd:
                 raise DatasetError(
-                    f"{source}: in video {video_id!r} segment id {segment_id} has iscrowd {int(seen[1])} in frame {seen[2]} and "
-                    f"{int(crowd)} in frame {stem}; an id must keep one iscrowd for the whole video."
+                    f"{source}: in video {video_id!r} segment id {segment_id} has iscrowd {int(seen[1])} in frame "
+                    f"{seen[2]} and {int(crowd)} in frame {stem}; an id must keep one iscrowd for the whole video."
                 )
 
 
@@ -206,14 +210,16 @@ def _gt_files(layout: DatasetLayout, split: str | None) -> list[Path]:
         return [layout.gt_json(split)]
     files = sorted(p for p in layout.root.glob(gt_json_name("*")) if p.is_file())
     if not files and not layout.gt_json(None).is_file():
-        raw = " It looks like the raw release (panomasks/ only): import it as raw VIPSeg." if layout.path(PANOMASKS).is_dir() else ""
+        raw = (" It looks like the raw release (panomasks/ only): import it as raw VIPSeg."
+               if layout.path(PANOMASKS).is_dir() else "")
         raise DatasetError(f"{layout.root} has no panoptic_gt_VIPSeg_<split>.json or panoptic_gt_VIPSeg.json.{raw}")
     if not files:
         files = [layout.gt_json(None)]
     return [layout.path(p.name) for p in files]
 
 
-def read_ground_truth(root: str | Path, split: str | None = None, progress: Progress | None = None) -> tuple[CategoryTable, list[DatasetVideo]]:
+def read_ground_truth(root: str | Path, split: str | None = None,
+                      progress: Progress | None = None) -> tuple[CategoryTable, list[DatasetVideo]]:
     """Videos of ``panoptic_gt_VIPSeg_<split>.json`` (``split=None``: every split file, or the all-in-one JSON).
 
     ``progress(done, total)`` reports the bytes of each JSON read, then the videos of that file checked.
@@ -255,12 +261,15 @@ def read_ground_truth(root: str | Path, split: str | None = None, progress: Prog
                 raise DatasetError(f"{source}: video {video_id!r} lists a frame twice in 'images'.")
             missing = [s for s in stems if s not in frames]
             if missing:
-                raise DatasetError(f"{source}: video {video_id!r} frames {missing[:5]} have no entry in 'annotations' (every frame needs one, even empty).")
+                raise DatasetError(f"{source}: video {video_id!r} frames {missing[:5]} have no entry in 'annotations' "
+                                   "(every frame needs one, even empty).")
             extra = sorted(frames.keys() - set(stems))
             if extra:
-                raise DatasetError(f"{source}: video {video_id!r} has annotations for frames {extra[:5]} that are not in 'images'.")
+                raise DatasetError(f"{source}: video {video_id!r} has annotations for frames {extra[:5]} that are not "
+                                   "in 'images'.")
             if len(sizes) != 1:
-                raise DatasetError(f"{source}: video {video_id!r} mixes frame sizes {sorted(sizes)}; all frames of a video must have one size.")
+                raise DatasetError(f"{source}: video {video_id!r} mixes frame sizes {sorted(sizes)}; all frames of a "
+                                   "video must have one size.")
             segments = [frames[s] for s in stems]
             _check_one_category(video_id, segments, stems, source)
             (width, height), = sizes
@@ -289,7 +298,8 @@ def read_predictions(
     layout = DatasetLayout(root)
     if categories is None:
         table_file = layout.categories_json()
-        categories = categories_from_json(load_json(table_file), table_file) if table_file.is_file() else vipseg_categories()
+        categories = (categories_from_json(load_json(table_file), table_file) if table_file.is_file()
+                      else vipseg_categories())
     source = layout.pred_json()
     data = _expect(load_json(source), dict, "the top level", source)
     videos = []
@@ -301,7 +311,8 @@ def read_predictions(
         segments = list(frames.values())
         if one_category_per_id:
             _check_one_category(video_id, segments, stems, source)
-        videos.append(DatasetVideo(video_id, stems, segments, [layout.pan_pred(video_id, s) for s in stems], [], source))
+        videos.append(DatasetVideo(video_id, stems, segments, [layout.pan_pred(video_id, s) for s in stems], [],
+                                   source))
     return categories, videos
 
 
@@ -332,12 +343,14 @@ class RawVideo(_LazyFrames):
                 raise DatasetError(f"{path} holds raw value {value}, which decodes to unknown category {category_id}.")
             if self.categories_table[category_id].isthing != (value >= RAW_THING_MIN):
                 kind = "thing" if self.categories_table[category_id].isthing else "stuff"
-                raise DatasetError(f"{path} holds raw value {value} but category {category_id} is {kind}; things are category*100+k.")
+                raise DatasetError(f"{path} holds raw value {value} but category {category_id} is {kind}; things are "
+                                   "category*100+k.")
             segments[value] = category_id
         return PanopticFrame(ids, segments)
 
 
-def read_raw_release(root: str | Path, split: str | None = None, categories: CategoryTable | None = None) -> tuple[CategoryTable, list[RawVideo]]:
+def read_raw_release(root: str | Path, split: str | None = None,
+                     categories: CategoryTable | None = None) -> tuple[CategoryTable, list[RawVideo]]:
     """Videos of the raw VIPSeg release: ``panomasks/`` (+ ``imgs/`` or ``images/``); ``split`` picks the videos
     listed in ``<split>.txt``, else every folder of ``panomasks/``. Frames are the PNGs in name order."""
     layout = DatasetLayout(root)

@@ -78,7 +78,8 @@ class _VideoEncoder:
         except KeyError:
             raise DatasetError(f"Video {self.video.video_id!r}: track {track_id} has pixels but no category.") from None
         if category_id not in self.categories:
-            raise DatasetError(f"Video {self.video.video_id!r}: track {track_id} has category {category_id}, not in the category table.")
+            raise DatasetError(f"Video {self.video.video_id!r}: track {track_id} has category {category_id}, not in "
+                               "the category table.")
         category = self.categories[category_id]
         k = 0
         if category.isthing:
@@ -86,8 +87,9 @@ class _VideoEncoder:
             self.instances[category_id] = k + 1
             if self.raw and k >= MAX_INSTANCES_PER_CATEGORY:
                 raise DatasetError(
-                    f"Video {self.video.video_id!r} has more than {MAX_INSTANCES_PER_CATEGORY} {category.name!r} tracks; raw panomasks "
-                    "(category*100 + k) cannot hold them. Merge short tracks, or export without raw panomasks."
+                    f"Video {self.video.video_id!r} has more than {MAX_INSTANCES_PER_CATEGORY} {category.name!r} "
+                    "tracks; raw panomasks (category*100 + k) cannot hold them. Merge short tracks, or export without "
+                    "raw panomasks."
                 )
         panoptic_id = color_to_id(self.colors.color(category_id))
         self.panoptic[track_id] = panoptic_id
@@ -121,7 +123,8 @@ class _VideoEncoder:
                 segment["area"] += int(counts[position])
             else:
                 segment = segments[segment_id] = {
-                    "id": segment_id, "category_id": self.category_of_id[segment_id], "iscrowd": int(segment_id in self.crowd_ids),
+                    "id": segment_id, "category_id": self.category_of_id[segment_id],
+                    "iscrowd": int(segment_id in self.crowd_ids),
                     "area": int(counts[position]),
                 }
             segment["bbox"] = [box[0], box[1], box[2] - box[0], box[3] - box[1]]
@@ -133,8 +136,8 @@ def _check_stuff_colors(categories: CategoryTable) -> None:
     for category in categories.stuff:
         if tuple(category.color) in seen:
             raise DatasetError(
-                f"Stuff categories {seen[tuple(category.color)]!r} and {category.name!r} share a colour, so their panoptic ids "
-                "would collide; give them different colours in the category table."
+                f"Stuff categories {seen[tuple(category.color)]!r} and {category.name!r} share a colour, so their "
+                "panoptic ids would collide; give them different colours in the category table."
             )
         seen[tuple(category.color)] = category.name
 
@@ -144,10 +147,12 @@ def _write(path: Path, data: bytes) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic.write_bytes(path, data)
     except OSError as error:
-        raise DatasetError(f"Cannot write {path}: {error.strerror}. Check free disk space and folder permissions.") from None
+        raise DatasetError(f"Cannot write {path}: {error.strerror}. Check free disk space and folder "
+                           "permissions.") from None
 
 
-def _write_image(layout: DatasetLayout, video: VideoToWrite, index: int, stem: str, size: tuple[int, int], resized: bool) -> None:
+def _write_image(layout: DatasetLayout, video: VideoToWrite, index: int, stem: str, size: tuple[int, int],
+                 resized: bool) -> None:
     """The frame JPEG: the source JPEG's bytes when no resize is needed (no generational loss), else encoded."""
     target = layout.image(video.video_id, stem)
     source = video.image_file(index) if video.image_file is not None else None
