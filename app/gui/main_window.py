@@ -84,7 +84,8 @@ class MainWindow(QMainWindow):
         self.diagnosis = Worker(self)  # stability diagnostics (edits go on; stale results are recomputed)
         self._rate = Rate()  # frames/s and ETA of the running inference
         self._demo_run = False
-        self.cache_dir = cache_dir or Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation))
+        cache = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)
+        self.cache_dir = cache_dir or Path(cache)
         self.actions: dict[str, QAction] = {}
         self.controller.proxy_store = ProxyStore(self.cache_dir / "proxies")  # instant scrubbing after one pass
         self.opener = Opener(self.session, self, confirm=self._may_replace)  # opens on its own worker
@@ -126,7 +127,8 @@ class MainWindow(QMainWindow):
         c.busy_changed.connect(self._update_actions)
         self.view.space_tapped.connect(self.actions["play"].trigger)
         self.view.hovered.connect(lambda x, y: self.hover_label.setText(self.controller.describe_pixel(x, y)))
-        self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action("Paint", lambda: self._paint(tool, points, radius)))
+        self.view.paint_stroke.connect(
+            lambda tool, points, radius: self._run_action("Paint", lambda: self._paint(tool, points, radius)))
         self.runner.yielded.connect(self._on_frame_result)
         self.runner.progress.connect(self._on_progress)
         self.runner.started.connect(self._on_running_changed)
@@ -234,7 +236,8 @@ class MainWindow(QMainWindow):
 
         a("undo", "&Undo", c.undo, "Ctrl+Z")
         a("redo", "&Redo", c.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
-        a("merge", "&Merge Selected Tracks", self.merge_selected, "M", tip="Merge the selected tracks into the first one")
+        a("merge", "&Merge Selected Tracks", self.merge_selected, "M",
+          tip="Merge the selected tracks into the first one")
         a("split", "S&plit Track at Current Frame", c.split_selected, "S")
         a("swap", "S&wap Two Tracks from Current Frame", c.swap_selected, "W")
         a("delete", "&Delete Track", c.delete_selected, QKeySequence.StandardKey.Delete)
@@ -306,7 +309,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.actions["quit"])
         self.edit_menu = bar.addMenu("&Edit")
         self._add(self.edit_menu, "undo redo | merge split swap delete delete_range relabel lock new_track propagate | "
-                                  "tool_select tool_brush tool_eraser tool_fill tool_colour_fill tool_polygon tool_prompt "
+                                  "tool_select tool_brush tool_eraser tool_fill tool_colour_fill tool_polygon "
+                                  "tool_prompt "
                                   "brush_smaller brush_larger | select_none")
         view_menu = bar.addMenu("&View")
         self._add(view_menu, "mode_fill mode_contour mode_fill_contour mode_fade mode_cutout | labels hide show_all | "
@@ -372,7 +376,8 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel(" Brush radius "))
         bar.addWidget(self.brush_spin)
         self.tolerance_spin = QSpinBox(minimum=0, maximum=255, value=32)
-        self.tolerance_spin.setToolTip("Fill Similar Colour: how far (colour levels per channel) a pixel may be from the clicked one")
+        self.tolerance_spin.setToolTip(
+            "Fill Similar Colour: how far (colour levels per channel) a pixel may be from the clicked one")
         bar.addWidget(QLabel(" Colour tolerance "))
         bar.addWidget(self.tolerance_spin)
 
@@ -498,7 +503,8 @@ class MainWindow(QMainWindow):
     def save_as(self) -> None:
         if self.controller.video is None:
             return
-        folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project", self.recent.last_dir())
+        folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project",
+                                                  self.recent.last_dir())
         if folder:
             self.autosaver.flush()  # one save at a time (the autosave timer runs while the dialog is open)
             saved = self.session.save_project(folder)
@@ -647,8 +653,8 @@ class MainWindow(QMainWindow):
         self._demo_run = False
         end = self._run_action("Inference result", lambda: self.session.finish_run(cancelled=cancelled))
         if end is not None and end.cancelled:
-            self.status_label.setText(f"Cancelled at frame {end.resume_at}; the finished frames are kept. Run DVIS (Ctrl+R) "
-                                      f"continues from frame {end.resume_at}." if end.resume_at is not None
+            self.status_label.setText(f"Cancelled at frame {end.resume_at}; the finished frames are kept. Run DVIS "
+                                      f"(Ctrl+R) continues from frame {end.resume_at}." if end.resume_at is not None
                                       else "Cancelled; the finished frames are kept.")
         elif end is not None:
             self.status_label.setText("Inference finished.")
@@ -658,7 +664,8 @@ class MainWindow(QMainWindow):
         self._run_action("Inference result", self.session.fail_run)
         demo, self._demo_run = self._demo_run, False
         if demo:
-            self.status_label.setText(f"Demo clip loaded; the bundled model could not run ({error}). Use Model → Run DVIS.")
+            self.status_label.setText(f"Demo clip loaded; the bundled model could not run ({error}). "
+                                      "Use Model → Run DVIS.")
         else:
             self.status_label.setText("Inference failed.")
             report_exception(self, "Inference failed", error)
@@ -729,7 +736,8 @@ class MainWindow(QMainWindow):
 
     # ================================================================== edits
     def merge_selected(self) -> None:
-        """Merge the selected tracks; if they are present in the same frames, ask first (one id would own two objects)."""
+        """Merge the selected tracks; if they are present in the same frames, ask first (one id would own two
+        objects)."""
         c = self.controller
         shared = edits.shared_frames(c.annotation, c.selection) if c.annotation is not None else []
         if shared and not self._confirm_overlapping_merge(c.selection, shared):
@@ -754,7 +762,8 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.selected is None:
             raise UserActionError("Select a track first (click its mask or its row in the object list).")
-        dialog = CategoryDialog(c.categories, c.annotation.tracks[c.selected].category_id, self, from_frame=c.frame_index)
+        category = c.annotation.tracks[c.selected].category_id
+        dialog = CategoryDialog(c.categories, category, self, from_frame=c.frame_index)
         if dialog.exec() and dialog.category_id() is not None:
             c.relabel_selected(dialog.category_id(), dialog.from_frame.isChecked())
 
@@ -830,8 +839,8 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_actions()
         hint = "" if c.annotation.tracks else " — Model → Run DVIS (Ctrl+R) to segment and track it"
-        self.status_label.setText(f"{Path(c.video.path).name}: {c.num_frames} frames, {c.video.width}x{c.video.height}, "
-                                  f"{c.video.fps:.2f} fps{hint}")
+        self.status_label.setText(f"{Path(c.video.path).name}: {c.num_frames} frames, "
+                                  f"{c.video.width}x{c.video.height}, {c.video.fps:.2f} fps{hint}")
 
     def _on_frame_changed(self, index: int) -> None:
         for widget in (self.slider, self.frame_spin):
@@ -907,7 +916,8 @@ class MainWindow(QMainWindow):
         idle = self.session.busy is None  # no edits while a worker reads or writes the annotation
         enabled = {
             "save": has_video and idle, "save_as": has_video and idle, "export": has_video and idle,
-            "run": has_video and idle, "pause": self.runner.running, "cancel": self.opener.running or self.runner.running or self.tasks.running or self.diagnosis.running,
+            "run": has_video and idle, "pause": self.runner.running,
+            "cancel": self.opener.running or self.runner.running or self.tasks.running or self.diagnosis.running,
             "finetune": has_video and idle,
             "merge": idle and count >= 2, "swap": idle and count == 2, "split": idle and count == 1,
             "delete": idle and count >= 1, "delete_range": idle and count == 1, "relabel": idle and count == 1,
