@@ -141,3 +141,15 @@ def test_a_newer_open_replaces_an_older_one(window, video_path, tmp_path, qtbot,
     assert window.controller.video.path == video_path and window.controller.num_frames == FRAMES
     assert "first.mp4" in closed and "clip.mp4" not in closed and not errors
     assert window.recent.paths() == [str(video_path.resolve())]
+
+
+def test_a_cancelled_first_open_leaves_the_view_empty(window, tmp_path, qtbot, monkeypatch, in_background, errors):
+    path = make_video(tmp_path / "first.mp4", num_frames=5, size=(40, 20))
+    gate = gate_open(monkeypatch, "first.mp4")
+    window.open_path(path)
+    qtbot.waitUntil(lambda: window.view.pixmap_item.pixmap().width() == 40, timeout=10_000)  # its first frame
+    window.actions["cancel"].trigger()
+    gate.set()
+    qtbot.waitUntil(lambda: not window.opener.worker.running, timeout=20_000)
+    assert window.controller.video is None and window.view.pixmap_item.pixmap().isNull() and not errors
+    assert window.status_label.text() == "Opening cancelled."

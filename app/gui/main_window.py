@@ -287,7 +287,7 @@ class MainWindow(QMainWindow):
         a("run", "&Run DVIS…", self.run_dialog, "Ctrl+R")
         a("models", "&Models…", self.models_dialog, tip="Installed models, the official checkpoints, add and download")
         a("pause", "&Pause Inference", self.toggle_pause, "Ctrl+P", checkable=True)
-        a("cancel", "&Cancel Inference / Export", self.cancel_work, "Ctrl+.")
+        a("cancel", "&Cancel Open / Inference / Export", self.cancel_work, "Ctrl+.")
         a("diagnose", "Stability &Diagnostics", self.run_diagnostics, "Ctrl+D")
         a("evaluate", "&Evaluate against Ground Truth…", self.evaluate_dialog)
         a("finetune", "&Fine-tune on this Project…", self.finetune_dialog,
