@@ -37,7 +37,7 @@ from app import __version__
 from app.core import edits, jobs
 from app.core.frame_range import parse_frame_range
 from app.core.inference import RunRequest, frames_text, inference_job
-from app.core.progress import Job, Progress, Rate
+from app.core.progress import Progress, Rate
 from app.core.proxy import ProxyStore
 from app.core.session import Session
 from app.core.vipseg.merge import WrittenDataset
@@ -54,6 +54,7 @@ from app.gui.prompt_tool import PromptTool
 from app.gui.propagate_dialog import Propagator
 from app.gui.recent import RecentFiles
 from app.gui.stability import StabilityPanel
+from app.gui.tasks import Tasks
 from app.gui.timeline import TimelineWidget
 from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
 from app.gui.worker import Worker
@@ -80,7 +81,8 @@ class MainWindow(QMainWindow):
         self.session = Session()  # the open document, its history, runs and busy state
         self.controller = StudioController(self.session, self)
         self.runner = Worker(self)  # DVIS runs
-        self.tasks = Worker(self)  # exports and evaluation (edits wait for them)
+        self.background = Tasks(self.session, self)  # exports, evaluation, propagation (edits wait for them)
+        self.tasks = self.background.worker
         self.diagnosis = Worker(self)  # stability diagnostics (edits go on; stale results are recomputed)
         self._rate = Rate()  # frames/s and ETA of the running inference
         self._demo_run = False
@@ -103,7 +105,7 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self.prompt = PromptTool(self.view, self.controller, self.session.model_in_use, self._choose_category,
                                  self.status_label.setText)
-        self.propagator = Propagator(self.controller, start_task=self._start_task, tasks=self.tasks,
+        self.propagator = Propagator(self.controller, start_task=self.background.start, tasks=self.tasks,
                                      open_dialog=self._open_window_modal,
                                      run_action=self._run_action, model_source=self.session.model_in_use,
                                      status=self.status_label.setText, parent=self)
@@ -136,16 +138,14 @@ class MainWindow(QMainWindow):
         self.runner.returned.connect(lambda _: self._on_inference_finished())
         self.runner.aborted.connect(lambda: self._on_inference_finished(cancelled=True))
         self.runner.errored.connect(self._on_inference_failed)
+        self.tasks.started.connect(self._on_task_started)
         self.tasks.progress.connect(self._on_task_progress)
-        self.tasks.errored.connect(self._on_task_failed)
-        self._task_done: Callable[[object], None] | None = None
-        self._task_cancelled = ""  # what the status bar says when the running task is cancelled
-        self.tasks.returned.connect(self._on_task_finished)
-        self.tasks.aborted.connect(self._on_task_aborted)
+        self.background.status.connect(self.status_label.setText)
+        self.background.ended.connect(self._on_task_ended)
         self.diagnosis.returned.connect(self._on_diagnosed)
         self.diagnosis.errored.connect(self._on_diagnosis_failed)
         self.diagnosis.aborted.connect(self._on_diagnosis_aborted)
-        self.opener.worker.started.connect(self._on_open_started)
+        self.opener.worker.started.connect(self._on_task_started)
         self.opener.picture.connect(self.view.show_picture)
         self.opener.progress.connect(self._on_task_progress)
         self.opener.status.connect(self.status_label.setText)
@@ -423,11 +423,6 @@ class MainWindow(QMainWindow):
                                       else "Opened with problems (see the message)")
             QMessageBox.warning(self, "Project opened with problems", "\n\n".join(problems))
 
-    def _on_open_started(self) -> None:
-        self.progress.setRange(0, 0)
-        self.progress.setVisible(True)
-        self._update_actions()
-
     def _on_open_ended(self) -> None:
         """A background open ended: the view shows the open document (not the first frame of one not opened)."""
         self._show_progress_if_busy()
@@ -539,49 +534,24 @@ class MainWindow(QMainWindow):
             self.status_label.setText(f"Exported to {where}")
 
         dataset = request.kind in ("vipseg", "predictions")
-        self._start_task("An export", f"Exporting to {request.target}…", job, done,
+        self.background.start("An export", f"Exporting to {request.target}…", job, done,
                          cancelled=f"Export cancelled; the files in {request.target} so far are complete"
                                    f"{', the JSON was not updated' if dataset else ''}.")
 
     # ===================================================== background jobs
-    def _start_task(self, name: str, text: str, job: Job, done: Callable[[object], None],
-                    cancelled: str | Callable[[], str] = "Cancelled.") -> None:
-        """Run the generator job `name` (what a refused edit says is running) on the tasks worker, showing `text`;
-        `done(result)` on completion, `cancelled` (text, or a callable giving it) on abort."""
-        self.session.begin_job(name)  # edits wait for it
-        self._task_done, self._task_cancelled = done, cancelled
-        self.status_label.setText(text)
+    def _on_task_started(self) -> None:
+        """An open or a task started: the progress bar runs until its first report."""
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
-        self.tasks.start(job)
         self._update_actions()
 
     def _on_task_progress(self, progress: Progress) -> None:
         self.progress.setRange(0, max(progress.total or 0, 1))
         self.progress.setValue(progress.done)
 
-    def _end_task(self) -> Callable[[object], None] | None:
-        """The task's worker ended: edits and the progress bar follow; returns what to do with its result."""
-        self.session.end_job()
+    def _on_task_ended(self) -> None:
         self._update_actions()
         self._show_progress_if_busy()
-        done, self._task_done = self._task_done, None
-        return done
-
-    def _on_task_finished(self, result: object) -> None:
-        done = self._end_task()
-        if done is not None:
-            self._run_action("Finishing", lambda: done(result))
-
-    def _on_task_aborted(self) -> None:
-        self._end_task()
-        cancelled = self._task_cancelled
-        self.status_label.setText(cancelled() if callable(cancelled) else cancelled)
-
-    def _on_task_failed(self, error: object) -> None:
-        self._end_task()
-        self.status_label.setText("Failed.")
-        report_exception(self, "Background job failed", error)
 
     # ============================================================= inference
     def run_dialog(self) -> None:
@@ -719,7 +689,7 @@ class MainWindow(QMainWindow):
             else:
                 self.start_evaluation(categories, video)
 
-        self._start_task("Reading the ground truth", f"Reading {root}…", jobs.read_vipseg(root), chosen)
+        self.background.start("Reading the ground truth", f"Reading {root}…", jobs.read_vipseg(root), chosen)
 
     def finetune_dialog(self) -> None:
         open_finetune_dialog(self)
@@ -727,7 +697,7 @@ class MainWindow(QMainWindow):
     def start_evaluation(self, categories, video) -> None:
         """Score the annotation against `video` of a ground truth read by `jobs.read_vipseg`."""
         job = jobs.evaluate_annotation(self.controller.annotation, categories, video)
-        self._start_task("Evaluation", "Evaluating…", job, self._show_scores, cancelled="Evaluation cancelled.")
+        self.background.start("Evaluation", "Evaluating…", job, self._show_scores, cancelled="Evaluation cancelled.")
 
     def _show_scores(self, scores: dict) -> None:
         rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in scores.items()]
