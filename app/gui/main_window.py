@@ -43,6 +43,7 @@ from app.core.session import Session
 from app.core.vipseg.merge import WrittenDataset
 from app.gui.autosave import Autosaver, offer_recovery
 from app.gui.controller import StudioController, UserActionError
+from app.gui.diagnostics import Diagnostics
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
 from app.gui.errors import report_exception
 from app.gui.finetune_dialog import open_finetune_dialog
@@ -83,7 +84,8 @@ class MainWindow(QMainWindow):
         self.runner = Worker(self)  # DVIS runs
         self.background = Tasks(self.session, self)  # exports, evaluation, propagation (edits wait for them)
         self.tasks = self.background.worker
-        self.diagnosis = Worker(self)  # stability diagnostics (edits go on; stale results are recomputed)
+        self.diagnostics = Diagnostics(self.session, self)  # edits go on; stale results are recomputed
+        self.diagnosis = self.diagnostics.worker
         self._rate = Rate()  # frames/s and ETA of the running inference
         self._demo_run = False
         cache = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)
@@ -142,9 +144,10 @@ class MainWindow(QMainWindow):
         self.tasks.progress.connect(self._on_task_progress)
         self.background.status.connect(self.status_label.setText)
         self.background.ended.connect(self._on_task_ended)
-        self.diagnosis.returned.connect(self._on_diagnosed)
-        self.diagnosis.errored.connect(self._on_diagnosis_failed)
-        self.diagnosis.aborted.connect(self._on_diagnosis_aborted)
+        self.diagnosis.started.connect(self._update_actions)
+        self.diagnosis.finished.connect(self._update_actions)
+        self.diagnostics.updated.connect(self._on_diagnosed)
+        self.diagnostics.status.connect(self.status_label.setText)
         self.opener.worker.started.connect(self._on_task_started)
         self.opener.picture.connect(self.view.show_picture)
         self.opener.progress.connect(self._on_task_progress)
@@ -288,7 +291,7 @@ class MainWindow(QMainWindow):
         a("models", "&Models…", self.models_dialog, tip="Installed models, the official checkpoints, add and download")
         a("pause", "&Pause Inference", self.toggle_pause, "Ctrl+P", checkable=True)
         a("cancel", "&Cancel Open / Inference / Export", self.cancel_work, "Ctrl+.")
-        a("diagnose", "Stability &Diagnostics", self.run_diagnostics, "Ctrl+D")
+        a("diagnose", "Stability &Diagnostics", self.diagnostics.run, "Ctrl+D")
         a("evaluate", "&Evaluate against Ground Truth…", self.evaluate_dialog)
         a("finetune", "&Fine-tune on this Project…", self.finetune_dialog,
           tip="Train the project's model on the frames you corrected, then re-run with it")
@@ -628,7 +631,7 @@ class MainWindow(QMainWindow):
                                       else "Cancelled; the finished frames are kept.")
         elif end is not None:
             self.status_label.setText("Inference finished.")
-        self._run_action("Diagnostics", self.run_diagnostics)
+        self._run_action("Diagnostics", self.diagnostics.run)
 
     def _on_inference_failed(self, error: object) -> None:
         self._run_action("Inference result", self.session.fail_run)
@@ -640,38 +643,10 @@ class MainWindow(QMainWindow):
             self.status_label.setText("Inference failed.")
             report_exception(self, "Inference failed", error)
 
-    def run_diagnostics(self) -> None:
-        """Stability diagnostics in their own worker (a long video takes seconds) without blocking edits:
-        a result computed while the annotation changed is stale, so it is recomputed instead of shown."""
-        if self.controller.annotation is None or self.diagnosis.running:
-            return
-        self.session.begin_diagnostics()
-        self.diagnosis.start(jobs.diagnose_annotation(self.controller.annotation))
-        self._update_actions()
-
-    def _on_diagnosed(self, diagnostics: list) -> None:
-        self._update_actions()
-        if self.session.diagnostics_stale:
-            self.run_diagnostics()
-            return
-        self.session.set_diagnostics(diagnostics)
+    def _on_diagnosed(self) -> None:
         self._refresh_panels()
         if self.session.resume_at is not None:
             self.status_label.setText(f"Run DVIS (Ctrl+R) continues from frame {self.session.resume_at}.")
-
-    def _on_diagnosis_aborted(self) -> None:
-        self._update_actions()
-        if self.session.diagnostics_stale:
-            self.run_diagnostics()  # stopped because the annotation changed: recompute on the new state
-        else:
-            self.status_label.setText("Stability diagnostics cancelled.")
-
-    def _on_diagnosis_failed(self, error: object) -> None:
-        self._update_actions()
-        if self.session.diagnostics_stale:
-            self.run_diagnostics()  # the annotation changed under the reader: try again on the new state
-        else:
-            report_exception(self, "Stability diagnostics failed", error)
 
     def evaluate_dialog(self) -> None:
         if self.controller.annotation is None:
@@ -836,7 +811,7 @@ class MainWindow(QMainWindow):
         if self.stability_dock.isVisible() or not self.runner.running:
             self.stability.refresh()
         if self.session.diagnostics_stale and not self.runner.running:
-            self._run_action("Diagnostics", self.run_diagnostics)
+            self._run_action("Diagnostics", self.diagnostics.run)
         self._update_counts()
 
     def _show_progress_if_busy(self) -> None:
