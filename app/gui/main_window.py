@@ -36,8 +36,8 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.core import edits, jobs
 from app.core.frame_range import parse_frame_range
-from app.core.inference import RunRequest, frames_text, inference_job
-from app.core.progress import Progress, Rate
+from app.core.inference import RunRequest
+from app.core.progress import Progress
 from app.core.proxy import ProxyStore
 from app.core.session import Session
 from app.core.vipseg.merge import WrittenDataset
@@ -54,11 +54,11 @@ from app.gui.prompt_tool import GESTURES as PROMPT_GESTURES
 from app.gui.prompt_tool import PromptTool
 from app.gui.propagate_dialog import Propagator
 from app.gui.recent import RecentFiles
+from app.gui.runs import Runs
 from app.gui.stability import StabilityPanel
 from app.gui.tasks import Tasks
 from app.gui.timeline import TimelineWidget
 from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
-from app.gui.worker import Worker
 
 # Bump when toolbars or docks change: Qt then ignores a saved layout that does not know them (one saved before
 # the Paint toolbar existed squeezed that toolbar onto the main row, out of sight).
@@ -81,13 +81,12 @@ class MainWindow(QMainWindow):
         self.recent = RecentFiles(self.settings)
         self.session = Session()  # the open document, its history, runs and busy state
         self.controller = StudioController(self.session, self)
-        self.runner = Worker(self)  # DVIS runs
+        self.runs = Runs(self.session, self, self._run_action)  # DVIS runs
+        self.runner = self.runs.worker
         self.background = Tasks(self.session, self)  # exports, evaluation, propagation (edits wait for them)
         self.tasks = self.background.worker
         self.diagnostics = Diagnostics(self.session, self)  # edits go on; stale results are recomputed
         self.diagnosis = self.diagnostics.worker
-        self._rate = Rate()  # frames/s and ETA of the running inference
-        self._demo_run = False
         cache = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)
         self.cache_dir = cache_dir or Path(cache)
         self.actions: dict[str, QAction] = {}
@@ -133,13 +132,11 @@ class MainWindow(QMainWindow):
         self.view.hovered.connect(lambda x, y: self.hover_label.setText(self.controller.describe_pixel(x, y)))
         self.view.paint_stroke.connect(
             lambda tool, points, radius: self._run_action("Paint", lambda: self._paint(tool, points, radius)))
-        self.runner.yielded.connect(self._on_frame_result)
-        self.runner.progress.connect(self._on_progress)
+        self.runner.progress.connect(self._on_run_progress)
         self.runner.started.connect(self._on_running_changed)
         self.runner.finished.connect(self._on_running_changed)
-        self.runner.returned.connect(lambda _: self._on_inference_finished())
-        self.runner.aborted.connect(lambda: self._on_inference_finished(cancelled=True))
-        self.runner.errored.connect(self._on_inference_failed)
+        self.runs.status.connect(self.status_label.setText)
+        self.runs.ended.connect(lambda: self._run_action("Diagnostics", self.diagnostics.run))
         self.tasks.started.connect(self._on_task_started)
         self.tasks.progress.connect(self._on_task_progress)
         self.background.status.connect(self.status_label.setText)
@@ -446,8 +443,7 @@ class MainWindow(QMainWindow):
     def open_demo(self) -> None:
         clip = jobs.demo_clip(self.cache_dir)
         self.session.open_video(clip)
-        self._demo_run = True  # a missing bundled model is a status message here, not an error dialog
-        self.start_inference(RunRequest(clip))
+        self.runs.start(RunRequest(clip), demo=True)  # a missing bundled model is a status line, not a dialog
 
     def open_video_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open video", self.recent.last_dir(), VIDEO_FILTER)
@@ -571,9 +567,7 @@ class MainWindow(QMainWindow):
         ModelsDialog(parent=self).exec()
 
     def start_inference(self, request: RunRequest) -> None:
-        run = self.session.begin_run(request)
-        self._rate = Rate()
-        self.runner.start(inference_job(run))
+        self.runs.start(request)
 
     def cancel_work(self) -> None:
         """Cancel an open in progress, else the running inference (finished frames stay), background export /
@@ -590,26 +584,11 @@ class MainWindow(QMainWindow):
     def toggle_pause(self) -> None:
         paused = self.actions["pause"].isChecked()
         self.actions["pause"].setText("&Resume Inference" if paused else "&Pause Inference")
-        if not self.runner.running:
-            return
-        (self.runner.pause if paused else self.runner.resume)()
-        (self._rate.pause if paused else self._rate.resume)()  # paused time is not in the ETA
-        if self._rate.last is not None:
-            self._on_progress(self._rate.last)
-        elif paused:  # the model is still loading
-            self.status_label.setText("Paused; Model → Resume Inference (Ctrl+P) continues")
+        self.runs.set_paused(paused)
+        if self.runner.running:
+            self.progress.setFormat("Paused %v/%m" if paused else "%p%")
 
-    def _on_frame_result(self, result) -> None:
-        self._run_action("Inference result", lambda: self.session.add_result(result))
-
-    def _on_progress(self, progress: Progress) -> None:
-        """A phase's own text, else "Paused at …" or frames/s and ETA."""
-        if progress.text:
-            self.status_label.setText(progress.text)
-        else:
-            self._rate.update(progress)
-            self.status_label.setText(f"Paused at {progress.done}/{progress.total} frames; Model → Resume Inference "
-                                      "(Ctrl+P) continues" if self.runner.is_paused else frames_text(self._rate))
+    def _on_run_progress(self, progress: Progress) -> None:
         self.progress.setFormat("Paused %v/%m" if self.runner.is_paused else "%p%")
         self.progress.setVisible(True)
         self.progress.setRange(0, progress.total or 0)
@@ -621,27 +600,6 @@ class MainWindow(QMainWindow):
             self.actions["pause"].setText("&Pause Inference")
             self._show_progress_if_busy()
         self._update_actions()
-
-    def _on_inference_finished(self, cancelled: bool = False) -> None:
-        self._demo_run = False
-        end = self._run_action("Inference result", lambda: self.session.finish_run(cancelled=cancelled))
-        if end is not None and end.cancelled:
-            self.status_label.setText(f"Cancelled at frame {end.resume_at}; the finished frames are kept. Run DVIS "
-                                      f"(Ctrl+R) continues from frame {end.resume_at}." if end.resume_at is not None
-                                      else "Cancelled; the finished frames are kept.")
-        elif end is not None:
-            self.status_label.setText("Inference finished.")
-        self._run_action("Diagnostics", self.diagnostics.run)
-
-    def _on_inference_failed(self, error: object) -> None:
-        self._run_action("Inference result", self.session.fail_run)
-        demo, self._demo_run = self._demo_run, False
-        if demo:
-            self.status_label.setText(f"Demo clip loaded; the bundled model could not run ({error}). "
-                                      "Use Model → Run DVIS.")
-        else:
-            self.status_label.setText("Inference failed.")
-            report_exception(self, "Inference failed", error)
 
     def _on_diagnosed(self) -> None:
         self._refresh_panels()
