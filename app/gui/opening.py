@@ -68,7 +68,7 @@ class Opener(QObject):
     @property
     def running(self) -> bool:
         """Whether an open is in progress in the background."""
-        return self._then is not None and self._then is not _discard or self._next is not None
+        return (self._then is not None and self._then is not _discard) or self._next is not None
 
     def open(self, path: str | Path, kind: str | None = None) -> None:
         """Open whatever `path` is (`kind` as `jobs.kind_of` says, unless a menu item chose it). An unreadable
