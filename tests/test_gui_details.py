@@ -155,7 +155,7 @@ def test_opening_checks_the_file_before_asking_about_unsaved_edits(window, video
     window.open_path(other)  # opens fine: now the user is asked, declines, and keeps the open document
     assert asked == ["clip.mp4"]
     assert window.controller.video.path.name == "clip.mp4" and window.session.modified
-    assert str(other.resolve()) not in window.recent_files()
+    assert str(other.resolve()) not in window.recent.paths()
 
     monkeypatch.setattr(window, "confirm_discard", lambda: True)
     window.open_path(other)
@@ -173,10 +173,10 @@ def test_a_vipseg_dataset_is_imported_before_asking_about_unsaved_edits(window, 
     with qtbot.waitSignal(window.tasks.finished, timeout=60_000):
         window.start_export(ExportRequest("vipseg", root))
     asked: list[bool] = []
-    monkeypatch.setattr(window, "confirm_discard", lambda: asked.append(window.tasks.running) or False)
+    monkeypatch.setattr(window, "confirm_discard", lambda: asked.append(window.opener.worker.running) or False)
     window.open_path(root)
     assert not asked  # reading and importing first, in the background
     qtbot.waitUntil(lambda: bool(asked), timeout=60_000)
     assert asked == [False]  # asked once the import had finished; declined
     assert window.controller.annotation is original and window.session.busy is None and not errors
-    assert str(root.resolve()) not in window.recent_files()
+    assert str(root.resolve()) not in window.recent.paths()

@@ -73,7 +73,7 @@ def test_opening_a_dataset_reads_its_json_once_in_a_worker_and_checks_the_images
                         lambda *args: threads.append(threading.current_thread()) or real_load(*args))
     monkeypatch.setattr("app.gui.main_window.QInputDialog.getItem", lambda *args: ("vid_b", True))
     reports = []
-    window.tasks.progress.connect(lambda progress: reports.append((progress.done, progress.total)))
+    window.opener.progress.connect(lambda progress: reports.append((progress.done, progress.total)))
     window.open_path(root)
     assert window.controller.video is None  # the UI thread returned at once; reading goes on in the worker
     qtbot.waitUntil(lambda: window.controller.num_frames == 3, timeout=60_000)
@@ -82,7 +82,7 @@ def test_opening_a_dataset_reads_its_json_once_in_a_worker_and_checks_the_images
 
     (root / "images/vid_a/00000002.jpg").unlink()  # vid_a's masks from frame 2 on would be shown a frame early
     monkeypatch.setattr("app.gui.main_window.QInputDialog.getItem", lambda *args: ("vid_a", True))
-    with qtbot.waitSignal(window.tasks.errored, timeout=60_000):  # reading succeeds, the import is refused
+    with qtbot.waitSignal(window.opener.worker.errored, timeout=60_000):  # reading succeeds, the import is refused
         window.open_path(root)
     assert window.controller.num_frames == 3  # vid_b stays open
     assert len(errors) == 1 and "frame 00000002 has no image" in errors[0][1]
@@ -213,7 +213,7 @@ def test_moved_video_is_relinked_when_opening_a_project(window, video_path, tmp_
     moved = tmp_path / "elsewhere" / "clip.mp4"
     moved.parent.mkdir()
     video_path.rename(moved)
-    monkeypatch.setattr(window, "_locate_moved_video", lambda missing: moved)
+    monkeypatch.setattr(window.opener, "locate_moved_video", lambda missing: moved)
     window.open_path(folder)
     assert not errors
     assert window.controller.project.video_path == moved and window.controller.num_frames == FRAMES
@@ -222,12 +222,12 @@ def test_moved_video_is_relinked_when_opening_a_project(window, video_path, tmp_
 def test_no_edits_while_a_worker_uses_the_annotation(window, video_path, errors):
     window.open_path(video_path)
     mapping = load_scripted(window)
-    window.session.begin_job()  # as an export does
+    window.session.begin_job("An export")  # as an export does
     window.controller.select([mapping[5], mapping[6]])
     window._update_actions()
     assert not window.actions["merge"].isEnabled()
     window._run_action("Merge", window.controller.merge_selected)
-    assert errors and "export or evaluation is running" in errors[0][1]
+    assert errors and "An export is running" in errors[0][1]
     assert mapping[6] in window.controller.annotation.tracks
 
 
@@ -247,7 +247,7 @@ def test_open_menus_ask_before_dropping_unsaved_edits(window, video_path, tmp_pa
     monkeypatch.setattr("app.gui.main_window.QFileDialog.getExistingDirectory", lambda *args: str(folder))
     window.open_folder_dialog()
     assert len(asked) == 1 and window.controller.annotation is original  # "Cancel" keeps the edits
-    with qtbot.waitSignal(window.tasks.errored, timeout=10_000):  # not a VIPSeg dataset: read in the background
+    with qtbot.waitSignal(window.opener.worker.errored, timeout=10_000):  # not a VIPSeg dataset: read in the background
         window.actions["open_vipseg"].trigger()
     assert len(asked) == 1 and len(errors) == 1 and window.controller.annotation is original  # nobody was asked
     monkeypatch.setattr(window, "confirm_discard", lambda: True)

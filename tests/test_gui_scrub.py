@@ -32,7 +32,7 @@ def test_a_large_video_opens_in_the_background_showing_its_first_frame(window, t
 
     from app.core.video import VideoSource
 
-    monkeypatch.setattr("app.gui.main_window.BACKGROUND_OPEN_BYTES", 0)  # this small clip stands for a long one
+    monkeypatch.setattr("app.core.opening.BACKGROUND_OPEN_BYTES", 0)  # this small clip stands for a long one
     indexing = threading.Event()
     real_open = VideoSource.open
 
@@ -44,10 +44,12 @@ def test_a_large_video_opens_in_the_background_showing_its_first_frame(window, t
     path = make_video(tmp_path / "long.mp4", num_frames=20, size=(96, 64), gop=10)
     window.open_path(path)  # returns while the index is still being built
     assert window.controller.video is None and window.progress.isVisible()
-    assert read_index(shown_picture(window.view)) == 0  # the first frame is shown at once
     ticked = []
     QTimer.singleShot(10, lambda: ticked.append(True))
     qtbot.waitUntil(lambda: ticked == [True], timeout=5000)  # the event loop runs: the UI is not blocked
+    qtbot.waitUntil(lambda: window.view.pixmap_item.pixmap().width() == 96, timeout=5000)
+    assert read_index(shown_picture(window.view)) == 0  # the first frame is shown before the index is ready
+    assert window.controller.video is None
     indexing.set()
     qtbot.waitUntil(lambda: window.controller.video is not None, timeout=20000)
     assert window.controller.num_frames == 20 and not window.progress.isVisible()

@@ -37,7 +37,7 @@ def test_open_video_shows_first_frame(window, video_path):
     assert (controller.video.width, controller.video.height) == SIZE
     assert not window.view.pixmap_item.pixmap().isNull()
     assert window.slider.maximum() == FRAMES - 1
-    assert window.recent_files()[0] == str(video_path.resolve())
+    assert window.recent.paths()[0] == str(video_path.resolve())
     window.actions["next10"].trigger()
     assert controller.frame_index == 10 and window.slider.value() == 10
     window.actions["last"].trigger()

@@ -8,8 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.core import opening
 from app.core.edits import MergeTracks, SetTrackLocked
-from app.core.session import BUSY_INFERENCE, BUSY_JOB, Session, UserActionError
+from app.core.progress import run_job
+from app.core.session import BUSY_INFERENCE, Session, UserActionError
 from tests.test_project import logged
 from tests.test_result_merger import CAR, PERSON, result
 from tests.videos import make_video
@@ -64,7 +66,9 @@ def test_opening_editing_saving_and_undo_past_the_save(clip, tmp_path):
     assert not session.modified
     session.undo()
     session.save_project()
-    assert session.open_project(tmp_path / "project")  # reopening releases and takes the lock again
+    assert session.is_open_project(tmp_path / "project")
+    session.release_project()  # reopening releases and takes the lock again
+    assert session.show(run_job(opening.open_project(tmp_path / "project")))
     assert [entry["label"] for entry in logged(session.project)] == ["Merge 2 into 1", "Undo Merge 2 into 1",
                                                                       "Merge 2 into 1", "Undo Merge 2 into 1"]
     assert 2 in session.annotation.tracks and not session.modified and len(session.history) == 0
@@ -90,16 +94,16 @@ def test_busy_is_read_only_and_announced(clip):
     session.open_video(clip)
     heard = []
     session.busy_changed.connect(heard.append)
-    session.begin_job()
-    with pytest.raises(UserActionError, match="export or evaluation is running"):
+    session.begin_job("Propagation")
+    with pytest.raises(UserActionError, match="Propagation is running; edits are possible again"):
         session.edit(SetTrackLocked(1, True), "Lock")
-    with pytest.raises(UserActionError, match="still running"):
-        session.begin_job()
+    with pytest.raises(UserActionError, match="Propagation is still running"):
+        session.begin_job("Export")
     run(session, range(1))  # a VIPSeg import may read while DVIS runs: the run is what edits wait for
     session.end_job()
     assert session.busy == BUSY_INFERENCE
     session.finish_run(cancelled=False)
-    assert heard == [BUSY_JOB, BUSY_INFERENCE, None] and session.busy is None
+    assert heard == ["Propagation is running", BUSY_INFERENCE, None] and session.busy is None
     with pytest.raises(AttributeError):
         session.busy = None
 

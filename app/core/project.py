@@ -448,21 +448,26 @@ class Project:
     @property
     def video(self):
         """The project's ``VideoSource``, opened on first use; ProjectError (with how to relink) if it moved."""
-        if self._video is None:
-            from app.core.video import VideoSource  # opening a project does not need the decoder
+        return self._video if self._video is not None else self.open_video()
 
-            source = VideoSource.open(self.check_video())
-            annotation = self.annotation
-            expected = (annotation.num_frames, annotation.height, annotation.width)
-            if (source.num_frames, source.height, source.width) != expected:
-                source.close()
-                raise ProjectError(
-                    f"The video {source.path} has {source.num_frames} frames of {source.width}x{source.height}, but "
-                    f"this project annotates {annotation.num_frames} frames of {annotation.width}x{annotation.height}. "
-                    "Relink the project to its original video."
-                )
-            self._video = source
-        return self._video
+    def open_video(self, progress=None):
+        """Open the project's video now (``progress(fraction)`` while its frame index builds, from this thread),
+        checked against the annotation's size; ProjectError (with how to relink) if it moved."""
+        from app.core.video import VideoSource  # opening a project does not need the decoder
+
+        source = VideoSource.open(self.check_video(), progress=progress)
+        annotation = self.annotation
+        expected = (annotation.num_frames, annotation.height, annotation.width)
+        if (source.num_frames, source.height, source.width) != expected:
+            source.close()
+            raise ProjectError(
+                f"The video {source.path} has {source.num_frames} frames of {source.width}x{source.height}, but "
+                f"this project annotates {annotation.num_frames} frames of {annotation.width}x{annotation.height}. "
+                "Relink the project to its original video."
+            )
+        self._close_video()
+        self._video = source
+        return source
 
     @property
     def video_path(self) -> Path:

@@ -20,7 +20,7 @@ from app.core.history import EditHistory
 from app.core.notify import Notifier
 from dvis_models.categories import CategoryTable, vipseg_categories
 
-BUSY_INFERENCE, BUSY_JOB = "DVIS is running", "An export or evaluation is running"  # why edits wait
+BUSY_INFERENCE = "DVIS is running"  # why edits wait while a model run writes into the annotation
 
 Confirm = Callable[[], bool]
 
@@ -60,7 +60,7 @@ class Session:
         self.last_model: str | None = None  # the model source of this session's last run
         self.version = 0  # counts changes of the annotation and documents: tells stale diagnostics
         self._diagnosed_version = 0
-        self._job = False  # an export / evaluation / import reads the annotation
+        self._job: str | None = None  # the name of the export / evaluation / propagation reading the annotation
         self.closing = Notifier()  # () before the open document's video and project are released
         self.loaded = Notifier()  # () a new document replaced the old one
         self.annotation_changed = Notifier()  # (frames, tracks): set or None (= all)
@@ -76,51 +76,38 @@ class Session:
         return self.video.num_frames if self.video is not None else 0
 
     def open_video(self, path: str | Path, confirm: Confirm | None = None) -> bool:
-        """Open a video file or an image folder with an empty annotation.
+        """Open a video file or an image folder with an empty annotation, here and now.
 
         `confirm()` is asked once the file has opened, before the open document is replaced (unsaved edits);
         an unreadable file raises before anyone is asked. Returns whether the new document was shown.
         """
-        from app.core.video import VideoSource
+        from app.core.opening import open_video
+        from app.core.progress import run_job
 
-        return self.set_video(VideoSource.open(Path(path)), confirm)
+        return self.show(run_job(open_video(Path(path))), confirm)
 
-    def set_video(self, video, confirm: Confirm | None = None) -> bool:
-        """Show an opened ``VideoSource`` (e.g. one opened in a background thread) with an empty annotation
-        (`confirm` as for `open_video`)."""
+    def show(self, opened, confirm: Confirm | None = None) -> bool:
+        """Show a document an `app.core.opening` job opened (on any thread) if `confirm` allows (as for
+        `open_video`); otherwise close it and keep the open one."""
         from app.core.annotation import Annotation
 
-        annotation = Annotation(video.num_frames, video.height, video.width, vipseg_categories())
-        return self._replace_document(video, annotation, None, confirm)
+        video, annotation = opened.video, opened.annotation
+        if annotation is None:
+            annotation = Annotation(video.num_frames, video.height, video.width, vipseg_categories())
+        if confirm is not None and not confirm():
+            opened.close()
+            return False
+        self._set_document(video, annotation, opened.project)
+        return True
 
-    def open_project(self, folder: str | Path, locate_video: Callable[[Path], Path | None] | None = None,
-                     confirm: Confirm | None = None) -> bool:
-        """Open a project; if its video moved, `locate_video(old path)` may point to it (the project is relinked).
-        `confirm` as for `open_video`."""
-        from app.core.project import Project
+    def is_open_project(self, folder: str | Path) -> bool:
+        """Whether `folder` is the open project: reopening it must `release_project` (its lock) first."""
+        return self.project is not None and self.project.folder == Path(folder).absolute()
 
-        if self.project is not None and self.project.folder == Path(folder).absolute():
-            if confirm is not None and not confirm():  # reopening the open project: ask before releasing our lock
-                return False
-            confirm = None
-            self.closing.emit()
-            self._release_project()
-        project = Project.open(Path(folder))
-        try:
-            if not project.video_path.exists() and locate_video is not None:
-                moved = locate_video(project.video_path)
-                if moved is not None:
-                    project.relink_video(moved)
-            video = project.video
-        except StudioError:
-            project.close()
-            raise
-        return self._replace_document(video, project.annotation, project, confirm)
-
-    def open_imported(self, video, annotation, confirm: Confirm | None = None) -> bool:
-        """Show a video imported from a VIPSeg dataset with its masks, for correction
-        (`confirm` as for `open_video`)."""
-        return self._replace_document(video, annotation, None, confirm)
+    def release_project(self) -> None:
+        """Let go of the open project's lock (before reopening it); the document stays shown, unsaved as a project."""
+        self.closing.emit()
+        self._release_project()
 
     def open_recovered(self, video_path: Path, annotation) -> None:
         """Show work recovered after a crash: the video with the autosaved annotation, unsaved until saved
@@ -165,14 +152,6 @@ class Session:
         return ("Your edits are still open in this window and not saved anywhere yet; "
                 "use File → Save Project As… to keep them.")
 
-    def _replace_document(self, video, annotation, project, confirm: Confirm | None) -> bool:
-        """Show a loaded document if `confirm` allows; otherwise release it and keep the open one."""
-        if confirm is not None and not confirm():
-            (project or video).close()  # a project closes its video
-            return False
-        self._set_document(video, annotation, project)
-        return True
-
     def _set_document(self, video, annotation, project) -> None:
         if self.annotation is not None and self._on_annotation_change in self.annotation.listeners:
             self.annotation.listeners.remove(self._on_annotation_change)
@@ -209,7 +188,9 @@ class Session:
     @property
     def busy(self) -> str | None:
         """Why edits are refused right now (a run writes or a job reads the annotation); None when they are not."""
-        return BUSY_INFERENCE if self.run is not None else BUSY_JOB if self._job else None
+        if self.run is not None:
+            return BUSY_INFERENCE
+        return f"{self._job} is running" if self._job is not None else None
 
     def check_idle(self) -> None:
         if self.busy is not None:
@@ -229,15 +210,16 @@ class Session:
         self.history.redo()
 
     # -------------------------------------------------------------------- jobs
-    def begin_job(self) -> None:
-        """An export, evaluation or import starts reading the annotation: edits wait until `end_job`."""
-        if self._job:
-            raise UserActionError("Another export or evaluation is still running; wait for it to finish.")
-        before, self._job = self.busy, True
+    def begin_job(self, name: str) -> None:
+        """A job called `name` (e.g. "Propagation") starts reading or writing the annotation: edits wait until
+        `end_job`, and a refused edit names it."""
+        if self._job is not None:
+            raise UserActionError(f"{self._job} is still running; wait for it to finish (or cancel it).")
+        before, self._job = self.busy, name
         self._busy_changed(before)
 
     def end_job(self) -> None:
-        before, self._job = self.busy, False
+        before, self._job = self.busy, None
         self._busy_changed(before)
 
     def _busy_changed(self, before: str | None) -> None:
@@ -295,7 +277,7 @@ class Session:
 
     def abandon_work(self) -> None:
         """The runs and jobs were stopped without reporting back (the document is being replaced or closed)."""
-        before, self.run, self._job = self.busy, None, False
+        before, self.run, self._job = self.busy, None, None
         self._busy_changed(before)
 
     def _close_run(self) -> list[int]:

@@ -7,7 +7,6 @@ Every user action goes through `_run_action`, the single boundary where errors b
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
@@ -37,41 +36,36 @@ from PySide6.QtWidgets import (
 from app import __version__
 from app.core import edits, jobs
 from app.core.frame_range import parse_frame_range
-from app.core.inference import RunRequest, frames_text, inference_job
-from app.core.progress import Job, Progress, Rate
+from app.core.inference import RunRequest
+from app.core.progress import Progress
 from app.core.proxy import ProxyStore
 from app.core.session import Session
 from app.core.vipseg.merge import WrittenDataset
 from app.gui.autosave import Autosaver, offer_recovery
 from app.gui.controller import StudioController, UserActionError
+from app.gui.diagnostics import Diagnostics
 from app.gui.dialogs import CategoryDialog, ExportDialog, ResultsDialog, RunDialog, ShortcutsDialog
 from app.gui.errors import report_exception
 from app.gui.finetune_dialog import open_finetune_dialog
 from app.gui.object_list import ObjectList
+from app.gui.opening import VIDEO_FILTER, Opener, choose_vipseg_video
+from app.gui.playback import Player
 from app.gui.prompt_tool import GESTURES as PROMPT_GESTURES
 from app.gui.prompt_tool import PromptTool
 from app.gui.propagate_dialog import Propagator
+from app.gui.recent import RecentFiles
+from app.gui.runs import Runs
 from app.gui.stability import StabilityPanel
+from app.gui.tasks import Tasks
 from app.gui.timeline import TimelineWidget
 from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
-from app.gui.worker import Worker
 
-RECENT_KEY = "recent_files"
-MAX_RECENT = 10
 # Bump when toolbars or docks change: Qt then ignores a saved layout that does not know them (one saved before
 # the Paint toolbar existed squeezed that toolbar onto the main row, out of sight).
 LAYOUT_VERSION = 2
 MAX_LISTED_FRAMES = 8  # frames named in a message; the rest is "…"
-BACKGROUND_OPEN_BYTES = 64 * 1024**2  # smaller videos index in well under a second: opened in place
 MODE_NAMES = {"fill": "Filled Masks", "contour": "Contours", "fill_contour": "Filled Masks + Contours",
               "fade": "Fade Background", "cutout": "Cut-Out"}
-VIDEO_FILTER = "Videos (*.mp4 *.mkv *.avi *.mov *.webm *.m4v *.ts *.m2ts *.mts *.mpg *.mpeg);;All files (*)"
-
-
-def _close_opened(future: Future) -> None:
-    """Close a video that finished opening after it was no longer wanted."""
-    if future.exception() is None:
-        future.result().close()
 
 
 class MainWindow(QMainWindow):
@@ -84,20 +78,21 @@ class MainWindow(QMainWindow):
         self.resize(min(1500, int(screen.width() * 0.92)), min(920, int(screen.height() * 0.9)))
         self.setAcceptDrops(True)
         self.settings = settings or QSettings("DVIS Studio", "DVIS Studio")
+        self.recent = RecentFiles(self.settings)
         self.session = Session()  # the open document, its history, runs and busy state
         self.controller = StudioController(self.session, self)
-        self.runner = Worker(self)  # DVIS runs
-        self.tasks = Worker(self)  # exports and evaluation (edits wait for them)
-        self.diagnosis = Worker(self)  # stability diagnostics (edits go on; stale results are recomputed)
-        self._rate = Rate()  # frames/s and ETA of the running inference
-        self._demo_run = False
-        self.cache_dir = cache_dir or Path(QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation))
+        self.runs = Runs(self.session, self, self._run_action)  # DVIS runs
+        self.runner = self.runs.worker
+        self.background = Tasks(self.session, self)  # exports, evaluation, propagation (edits wait for them)
+        self.tasks = self.background.worker
+        self.diagnostics = Diagnostics(self.session, self)  # edits go on; stale results are recomputed
+        self.diagnosis = self.diagnostics.worker
+        cache = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.CacheLocation)
+        self.cache_dir = cache_dir or Path(cache)
         self.actions: dict[str, QAction] = {}
         self.controller.proxy_store = ProxyStore(self.cache_dir / "proxies")  # instant scrubbing after one pass
-        self._opener = ThreadPoolExecutor(max_workers=2, thread_name_prefix="open-video")
-        self._opening: tuple[Future, list[float]] | None = None  # (the VideoSource being opened, [fraction read])
-        self._opening_timer = QTimer(self, interval=50)
-        self._opening_timer.timeout.connect(self._poll_opening)
+        self.opener = Opener(self.session, self, confirm=self._may_replace)  # opens on its own worker
+        self.player = Player(self.controller, self)
 
         self.view = VideoView(self.controller)
         self.timeline = TimelineWidget(self.controller)
@@ -111,15 +106,13 @@ class MainWindow(QMainWindow):
         self._build_toolbar()
         self.prompt = PromptTool(self.view, self.controller, self.session.model_in_use, self._choose_category,
                                  self.status_label.setText)
-        self.propagator = Propagator(self.controller, start_task=self._start_task, tasks=self.tasks,
+        self.propagator = Propagator(self.controller, start_task=self.background.start, tasks=self.tasks,
                                      open_dialog=self._open_window_modal,
                                      run_action=self._run_action, model_source=self.session.model_in_use,
                                      status=self.status_label.setText, parent=self)
 
         self._refresh_timer = QTimer(self, singleShot=True, interval=150)
         self._refresh_timer.timeout.connect(self._refresh_panels)
-        self._play_timer = QTimer(self)
-        self._play_timer.timeout.connect(self._play_tick)
         # after each burst of edits, off the UI thread; unsaved work into a crash-recovery copy
         self.autosaver = Autosaver(self.controller, can_save=lambda: not self.tasks.running, parent=self)
         self.autosaver.saved.connect(self._on_autosaved)
@@ -137,23 +130,28 @@ class MainWindow(QMainWindow):
         c.busy_changed.connect(self._update_actions)
         self.view.space_tapped.connect(self.actions["play"].trigger)
         self.view.hovered.connect(lambda x, y: self.hover_label.setText(self.controller.describe_pixel(x, y)))
-        self.view.paint_stroke.connect(lambda tool, points, radius: self._run_action("Paint", lambda: self._paint(tool, points, radius)))
-        self.runner.yielded.connect(self._on_frame_result)
-        self.runner.progress.connect(self._on_progress)
+        self.view.paint_stroke.connect(
+            lambda tool, points, radius: self._run_action("Paint", lambda: self._paint(tool, points, radius)))
+        self.runner.progress.connect(self._on_run_progress)
         self.runner.started.connect(self._on_running_changed)
         self.runner.finished.connect(self._on_running_changed)
-        self.runner.returned.connect(lambda _: self._on_inference_finished())
-        self.runner.aborted.connect(lambda: self._on_inference_finished(cancelled=True))
-        self.runner.errored.connect(self._on_inference_failed)
+        self.runs.status.connect(self.status_label.setText)
+        self.runs.ended.connect(lambda: self._run_action("Diagnostics", self.diagnostics.run))
+        self.tasks.started.connect(self._on_task_started)
         self.tasks.progress.connect(self._on_task_progress)
-        self.tasks.errored.connect(self._on_task_failed)
-        self._task_done: Callable[[object], None] | None = None
-        self._task_cancelled = ""  # what the status bar says when the running task is cancelled
-        self.tasks.returned.connect(self._on_task_finished)
-        self.tasks.aborted.connect(self._on_task_aborted)
-        self.diagnosis.returned.connect(self._on_diagnosed)
-        self.diagnosis.errored.connect(self._on_diagnosis_failed)
-        self.diagnosis.aborted.connect(self._on_diagnosis_aborted)
+        self.background.status.connect(self.status_label.setText)
+        self.background.ended.connect(self._on_task_ended)
+        self.diagnosis.started.connect(self._update_actions)
+        self.diagnosis.finished.connect(self._update_actions)
+        self.diagnostics.updated.connect(self._on_diagnosed)
+        self.diagnostics.status.connect(self.status_label.setText)
+        self.opener.worker.started.connect(self._on_task_started)
+        self.opener.picture.connect(self.view.show_picture)
+        self.opener.progress.connect(self._on_task_progress)
+        self.opener.status.connect(self.status_label.setText)
+        self.opener.shown.connect(self._on_opened)
+        self.opener.ended.connect(self._on_open_ended)
+        self.player.playing_changed.connect(lambda state: self.play_button.setText("⏸" if state == "playing" else "▶"))
         self._update_actions()
         self.restoreGeometry(self.settings.value("window/geometry", b""))
         self.restoreState(self.settings.value("window/state", b""), LAYOUT_VERSION)  # an older layout is ignored
@@ -238,7 +236,8 @@ class MainWindow(QMainWindow):
 
         a("undo", "&Undo", c.undo, "Ctrl+Z")
         a("redo", "&Redo", c.redo, ["Ctrl+Shift+Z", "Ctrl+Y"])
-        a("merge", "&Merge Selected Tracks", self.merge_selected, "M", tip="Merge the selected tracks into the first one")
+        a("merge", "&Merge Selected Tracks", self.merge_selected, "M",
+          tip="Merge the selected tracks into the first one")
         a("split", "S&plit Track at Current Frame", c.split_selected, "S")
         a("swap", "S&wap Two Tracks from Current Frame", c.swap_selected, "W")
         a("delete", "&Delete Track", c.delete_selected, QKeySequence.StandardKey.Delete)
@@ -274,7 +273,7 @@ class MainWindow(QMainWindow):
         a("fit", "&Fit to Window", self.view.fit, "F")
         a("fit_timeline", "Fit &Timeline", self.timeline.fit, "Shift+F")
 
-        a("play", "&Play / Pause", self.toggle_play, "Space")
+        a("play", "&Play / Pause", self.player.toggle, "Space")
         a("next", "Next Frame", lambda: c.step(1), "Right")
         a("prev", "Previous Frame", lambda: c.step(-1), "Left")
         a("next10", "Forward 10 Frames", lambda: c.step(10), "Shift+Right")
@@ -288,8 +287,8 @@ class MainWindow(QMainWindow):
         a("run", "&Run DVIS…", self.run_dialog, "Ctrl+R")
         a("models", "&Models…", self.models_dialog, tip="Installed models, the official checkpoints, add and download")
         a("pause", "&Pause Inference", self.toggle_pause, "Ctrl+P", checkable=True)
-        a("cancel", "&Cancel Inference / Export", self.cancel_work, "Ctrl+.")
-        a("diagnose", "Stability &Diagnostics", self.run_diagnostics, "Ctrl+D")
+        a("cancel", "&Cancel Open / Inference / Export", self.cancel_work, "Ctrl+.")
+        a("diagnose", "Stability &Diagnostics", self.diagnostics.run, "Ctrl+D")
         a("evaluate", "&Evaluate against Ground Truth…", self.evaluate_dialog)
         a("finetune", "&Fine-tune on this Project…", self.finetune_dialog,
           tip="Train the project's model on the frames you corrected, then re-run with it")
@@ -310,7 +309,8 @@ class MainWindow(QMainWindow):
         file_menu.addAction(self.actions["quit"])
         self.edit_menu = bar.addMenu("&Edit")
         self._add(self.edit_menu, "undo redo | merge split swap delete delete_range relabel lock new_track propagate | "
-                                  "tool_select tool_brush tool_eraser tool_fill tool_colour_fill tool_polygon tool_prompt "
+                                  "tool_select tool_brush tool_eraser tool_fill tool_colour_fill tool_polygon "
+                                  "tool_prompt "
                                   "brush_smaller brush_larger | select_none")
         view_menu = bar.addMenu("&View")
         self._add(view_menu, "mode_fill mode_contour mode_fill_contour mode_fade mode_cutout | labels hide show_all | "
@@ -376,7 +376,8 @@ class MainWindow(QMainWindow):
         bar.addWidget(QLabel(" Brush radius "))
         bar.addWidget(self.brush_spin)
         self.tolerance_spin = QSpinBox(minimum=0, maximum=255, value=32)
-        self.tolerance_spin.setToolTip("Fill Similar Colour: how far (colour levels per channel) a pixel may be from the clicked one")
+        self.tolerance_spin.setToolTip(
+            "Fill Similar Colour: how far (colour levels per channel) a pixel may be from the clicked one")
         bar.addWidget(QLabel(" Colour tolerance "))
         bar.addWidget(self.tolerance_spin)
 
@@ -402,23 +403,8 @@ class MainWindow(QMainWindow):
 
     # ================================================================ opening
     def open_path(self, path: str | Path, kind: str | None = None) -> None:
-        """Open whatever `path` is (`kind`: as `jobs.kind_of` says, unless the menu item chose it): project
-        folder, VIPSeg dataset, image folder or video file. The file is read first (an unreadable one is an error
-        and the open document stays); then unsaved edits are asked about and running work is stopped."""
-        path = Path(path)
-        kind = kind or jobs.kind_of(path)
-        if kind == "vipseg":
-            self._open_vipseg(path)  # in the background; it asks and adds to the recent files once imported
-            return
-        if kind == "project":
-            opened = self.session.open_project(path, locate_video=self._locate_moved_video, confirm=self._may_replace)
-            if opened:
-                self._report_damage()
-        else:
-            self._open_video(path)
-            return  # a video adds itself to the recent files once shown
-        if opened:
-            self._add_recent(path)
+        """Open whatever `path` is: project folder, VIPSeg dataset, image folder or video file (see `Opener`)."""
+        self.opener.open(path, kind)
 
     def _may_replace(self) -> bool:
         """The new document has loaded: ask about unsaved edits, then stop the work on the open one."""
@@ -427,65 +413,25 @@ class MainWindow(QMainWindow):
         self._stop_work()
         return True
 
-    def _report_damage(self) -> None:
-        """A project opened with damaged parts: say what (the intact rest is open)."""
-        problems = self.controller.project.problems
+    def _on_opened(self, path: Path) -> None:
+        """A document opened from `path` is shown: it is a recent file; a damaged project says what is damaged."""
+        self.recent.add(path)
+        problems = self.controller.project.problems if self.controller.project is not None else []
         if problems:
             damaged = len(self.controller.annotation.damaged_frames)
             self.status_label.setText(f"Opened with problems: {damaged} damaged frame(s) shown empty" if damaged
                                       else "Opened with problems (see the message)")
             QMessageBox.warning(self, "Project opened with problems", "\n\n".join(problems))
 
+    def _on_open_ended(self) -> None:
+        """A background open ended: the view shows the open document (not the first frame of one not opened)."""
+        self._show_progress_if_busy()
+        self.view.redraw()
+        self._update_actions()
+
     def offer_recovery(self) -> bool:
         """Start-up: offer what a crashed session left; True when it was recovered (then open nothing else)."""
         return bool(self._run_action("Recover", lambda: offer_recovery(self)))
-
-    def _open_video(self, path: Path) -> None:
-        """Open a video file or image folder. A large file's frame index is built in a background thread
-        (seconds for an hour of video); meanwhile the view shows its first frame and the status bar the progress."""
-        from app.core.video import VideoSource, first_frame
-
-        self._abandon_opening()  # the latest choice wins
-        if not (path.is_file() and path.stat().st_size >= BACKGROUND_OPEN_BYTES):
-            self._show_opened(path, lambda: self.session.open_video(path, confirm=self._may_replace))
-            return
-        fraction = [0.0]
-
-        def report(done: float) -> None:
-            fraction[0] = done
-
-        self._opening = (self._opener.submit(VideoSource.open, path, progress=report), fraction, path)
-        picture = first_frame(path)
-        if picture is not None:
-            self.view.show_picture(picture)
-        self.status_label.setText(f"Opening {path.name}: indexing its frames…")
-        self.progress.setRange(0, 100)
-        self.progress.setVisible(True)
-        self._opening_timer.start()
-
-    def _poll_opening(self) -> None:
-        future, fraction, path = self._opening
-        if not future.done():
-            self.progress.setValue(round(100 * fraction[0]))
-            return
-        self._opening_timer.stop()
-        self._opening = None
-        self.progress.setVisible(self.runner.running or self.tasks.running)
-        self._run_action("Open", lambda: self._show_opened(
-            path, lambda: self.session.set_video(future.result(), confirm=self._may_replace)))
-
-    def _show_opened(self, path: Path, show) -> None:
-        """`show()` replaces the document once unsaved edits were asked about; a shown video is a recent file."""
-        if show():
-            self._add_recent(path)
-
-    def _abandon_opening(self) -> None:
-        """Forget a video still being opened (another was chosen, or the window closes); it is closed once open."""
-        if self._opening is not None:
-            future = self._opening[0]
-            self._opening = None
-            self._opening_timer.stop()
-            future.add_done_callback(_close_opened)
 
     def open_initial(self, path: str | None) -> None:
         """Start-up: open `path`, or the demo clip and run the bundled model on it."""
@@ -497,81 +443,31 @@ class MainWindow(QMainWindow):
     def open_demo(self) -> None:
         clip = jobs.demo_clip(self.cache_dir)
         self.session.open_video(clip)
-        self._demo_run = True  # a missing bundled model is a status message here, not an error dialog
-        self.start_inference(RunRequest(clip))
-
-    def _locate_moved_video(self, missing: Path) -> Path | None:
-        """Ask where a project's video went (it was moved or renamed)."""
-        QMessageBox.information(self, "Video moved", f"The project's video {missing} is missing. Please locate it.")
-        path, _ = QFileDialog.getOpenFileName(self, f"Locate {missing.name}", str(missing.parent), VIDEO_FILTER)
-        return Path(path) if path else None
-
-    def _pick_vipseg_video(self, root: Path, title: str, then: Callable[[object, object], None]) -> None:
-        """Read the dataset's JSON once in the background, ask which video, then call `then(categories, video)`."""
-
-        def chosen(dataset) -> None:
-            categories, videos = dataset
-            names = [video.video_id for video in videos]
-            name = names[0]
-            if len(names) > 1:
-                name, ok = QInputDialog.getItem(self, title, f"{len(names)} videos in {root.name}:", names, 0, False)
-                if not ok:
-                    self.status_label.setText("Ready.")
-                    return
-            then(categories, videos[names.index(name)])
-
-        self._start_task(f"Reading {root}…", jobs.read_vipseg(root), chosen)
-
-    def _open_vipseg(self, root: Path) -> None:
-        """Read and import in the background; once imported, ask about unsaved edits and show it."""
-        def import_video(categories, video) -> None:
-            def opened(document) -> None:
-                if self.session.open_imported(*document, confirm=self._may_replace):
-                    self._add_recent(root)
-                    self.status_label.setText(f"Opened {video.video_id} from {root}")
-                else:
-                    self.status_label.setText("Ready.")
-
-            self._start_task(f"Importing {video.video_id}…", jobs.import_vipseg_video(categories, video), opened)
-
-        self._pick_vipseg_video(root, "Open VIPSeg video", import_video)
+        self.runs.start(RunRequest(clip), demo=True)  # a missing bundled model is a status line, not a dialog
 
     def open_video_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open video", self._last_dir(), VIDEO_FILTER)
+        path, _ = QFileDialog.getOpenFileName(self, "Open video", self.recent.last_dir(), VIDEO_FILTER)
         if path:
             self.open_path(path)
 
     def open_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open image folder", self._last_dir())
+        path = QFileDialog.getExistingDirectory(self, "Open image folder", self.recent.last_dir())
         if path:
             self.open_path(path, kind="video")
 
     def open_vipseg_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open VIPSeg dataset root", self._last_dir())
+        path = QFileDialog.getExistingDirectory(self, "Open VIPSeg dataset root", self.recent.last_dir())
         if path:
             self.open_path(path, kind="vipseg")
 
     def open_project_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open project folder", self._last_dir())
+        path = QFileDialog.getExistingDirectory(self, "Open project folder", self.recent.last_dir())
         if path:
             self.open_path(path)
 
-    def _last_dir(self) -> str:
-        recent = self.recent_files()
-        return str(Path(recent[0]).parent) if recent else str(Path.home())
-
-    def recent_files(self) -> list[str]:
-        value = self.settings.value(RECENT_KEY, [])
-        return [value] if isinstance(value, str) else list(value or [])
-
-    def _add_recent(self, path: Path) -> None:
-        entry = str(path.resolve())
-        recent = [entry] + [p for p in self.recent_files() if p != entry]
-        self.settings.setValue(RECENT_KEY, recent[:MAX_RECENT])
-
     def _fill_recent_menu(self) -> None:
         self.recent_menu.clear()
-        for path in self.recent_files():
+        for path in self.recent.paths():
             action = self.recent_menu.addAction(path)
             action.triggered.connect(lambda *_, p=path: self._run_action("Open recent", lambda: self.open_path(p)))
         if self.recent_menu.isEmpty():
@@ -601,11 +497,12 @@ class MainWindow(QMainWindow):
     def save_as(self) -> None:
         if self.controller.video is None:
             return
-        folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project", self._last_dir())
+        folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project",
+                                                  self.recent.last_dir())
         if folder:
             self.autosaver.flush()  # one save at a time (the autosave timer runs while the dialog is open)
             saved = self.session.save_project(folder)
-            self._add_recent(saved)
+            self.recent.add(saved)
             self.status_label.setText(f"Saved {saved}")
 
     def autosave(self) -> None:
@@ -620,7 +517,7 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.video is None:
             return
-        dialog = ExportDialog(c.num_frames, c.selection, self._last_dir(), self)
+        dialog = ExportDialog(c.num_frames, c.selection, self.recent.last_dir(), self)
         if dialog.exec():
             request = dialog.request()
             if not str(request.target) or str(request.target) == ".":
@@ -636,49 +533,24 @@ class MainWindow(QMainWindow):
             self.status_label.setText(f"Exported to {where}")
 
         dataset = request.kind in ("vipseg", "predictions")
-        self._start_task(f"Exporting to {request.target}…", job, done,
+        self.background.start("An export", f"Exporting to {request.target}…", job, done,
                          cancelled=f"Export cancelled; the files in {request.target} so far are complete"
                                    f"{', the JSON was not updated' if dataset else ''}.")
 
     # ===================================================== background jobs
-    def _start_task(self, text: str, job: Job, done: Callable[[object], None],
-                    cancelled: str | Callable[[], str] = "Cancelled.") -> None:
-        """Run a generator job on the tasks worker; `done(result)` on completion, `cancelled` (text, or a callable
-        giving it) on abort."""
-        self.session.begin_job()  # edits wait for it
-        self._task_done, self._task_cancelled = done, cancelled
-        self.status_label.setText(text)
+    def _on_task_started(self) -> None:
+        """An open or a task started: the progress bar runs until its first report."""
         self.progress.setRange(0, 0)
         self.progress.setVisible(True)
-        self.tasks.start(job)
         self._update_actions()
 
     def _on_task_progress(self, progress: Progress) -> None:
         self.progress.setRange(0, max(progress.total or 0, 1))
         self.progress.setValue(progress.done)
 
-    def _end_task(self) -> Callable[[object], None] | None:
-        """The task's worker ended: edits and the progress bar follow; returns what to do with its result."""
-        self.session.end_job()
+    def _on_task_ended(self) -> None:
         self._update_actions()
-        self.progress.setVisible(self.runner.running)
-        done, self._task_done = self._task_done, None
-        return done
-
-    def _on_task_finished(self, result: object) -> None:
-        done = self._end_task()
-        if done is not None:
-            self._run_action("Finishing", lambda: done(result))
-
-    def _on_task_aborted(self) -> None:
-        self._end_task()
-        cancelled = self._task_cancelled
-        self.status_label.setText(cancelled() if callable(cancelled) else cancelled)
-
-    def _on_task_failed(self, error: object) -> None:
-        self._end_task()
-        self.status_label.setText("Failed.")
-        report_exception(self, "Background job failed", error)
+        self._show_progress_if_busy()
 
     # ============================================================= inference
     def run_dialog(self) -> None:
@@ -695,13 +567,14 @@ class MainWindow(QMainWindow):
         ModelsDialog(parent=self).exec()
 
     def start_inference(self, request: RunRequest) -> None:
-        run = self.session.begin_run(request)
-        self._rate = Rate()
-        self.runner.start(inference_job(run))
+        self.runs.start(request)
 
     def cancel_work(self) -> None:
-        """Cancel the running inference (finished frames stay), background export / evaluation, or diagnostics."""
-        if self.runner.running:
+        """Cancel an open in progress, else the running inference (finished frames stay), background export /
+        evaluation, or diagnostics."""
+        if self.opener.running:
+            self.opener.cancel()
+        elif self.runner.running:
             self.runner.quit()
         elif self.tasks.running:
             self.tasks.quit()
@@ -711,26 +584,11 @@ class MainWindow(QMainWindow):
     def toggle_pause(self) -> None:
         paused = self.actions["pause"].isChecked()
         self.actions["pause"].setText("&Resume Inference" if paused else "&Pause Inference")
-        if not self.runner.running:
-            return
-        (self.runner.pause if paused else self.runner.resume)()
-        (self._rate.pause if paused else self._rate.resume)()  # paused time is not in the ETA
-        if self._rate.last is not None:
-            self._on_progress(self._rate.last)
-        elif paused:  # the model is still loading
-            self.status_label.setText("Paused; Model → Resume Inference (Ctrl+P) continues")
+        self.runs.set_paused(paused)
+        if self.runner.running:
+            self.progress.setFormat("Paused %v/%m" if paused else "%p%")
 
-    def _on_frame_result(self, result) -> None:
-        self._run_action("Inference result", lambda: self.session.add_result(result))
-
-    def _on_progress(self, progress: Progress) -> None:
-        """A phase's own text, else "Paused at …" or frames/s and ETA."""
-        if progress.text:
-            self.status_label.setText(progress.text)
-        else:
-            self._rate.update(progress)
-            self.status_label.setText(f"Paused at {progress.done}/{progress.total} frames; Model → Resume Inference "
-                                      "(Ctrl+P) continues" if self.runner.is_paused else frames_text(self._rate))
+    def _on_run_progress(self, progress: Progress) -> None:
         self.progress.setFormat("Paused %v/%m" if self.runner.is_paused else "%p%")
         self.progress.setVisible(True)
         self.progress.setRange(0, progress.total or 0)
@@ -740,69 +598,31 @@ class MainWindow(QMainWindow):
         if not self.runner.running:
             self.actions["pause"].setChecked(False)
             self.actions["pause"].setText("&Pause Inference")
-            self.progress.setVisible(self.tasks.running)
+            self._show_progress_if_busy()
         self._update_actions()
 
-    def _on_inference_finished(self, cancelled: bool = False) -> None:
-        self._demo_run = False
-        end = self._run_action("Inference result", lambda: self.session.finish_run(cancelled=cancelled))
-        if end is not None and end.cancelled:
-            self.status_label.setText(f"Cancelled at frame {end.resume_at}; the finished frames are kept. Run DVIS (Ctrl+R) "
-                                      f"continues from frame {end.resume_at}." if end.resume_at is not None
-                                      else "Cancelled; the finished frames are kept.")
-        elif end is not None:
-            self.status_label.setText("Inference finished.")
-        self._run_action("Diagnostics", self.run_diagnostics)
-
-    def _on_inference_failed(self, error: object) -> None:
-        self._run_action("Inference result", self.session.fail_run)
-        demo, self._demo_run = self._demo_run, False
-        if demo:
-            self.status_label.setText(f"Demo clip loaded; the bundled model could not run ({error}). Use Model → Run DVIS.")
-        else:
-            self.status_label.setText("Inference failed.")
-            report_exception(self, "Inference failed", error)
-
-    def run_diagnostics(self) -> None:
-        """Stability diagnostics in their own worker (a long video takes seconds) without blocking edits:
-        a result computed while the annotation changed is stale, so it is recomputed instead of shown."""
-        if self.controller.annotation is None or self.diagnosis.running:
-            return
-        self.session.begin_diagnostics()
-        self.diagnosis.start(jobs.diagnose_annotation(self.controller.annotation))
-        self._update_actions()
-
-    def _on_diagnosed(self, diagnostics: list) -> None:
-        self._update_actions()
-        if self.session.diagnostics_stale:
-            self.run_diagnostics()
-            return
-        self.session.set_diagnostics(diagnostics)
+    def _on_diagnosed(self) -> None:
         self._refresh_panels()
         if self.session.resume_at is not None:
             self.status_label.setText(f"Run DVIS (Ctrl+R) continues from frame {self.session.resume_at}.")
 
-    def _on_diagnosis_aborted(self) -> None:
-        self._update_actions()
-        if self.session.diagnostics_stale:
-            self.run_diagnostics()  # stopped because the annotation changed: recompute on the new state
-        else:
-            self.status_label.setText("Stability diagnostics cancelled.")
-
-    def _on_diagnosis_failed(self, error: object) -> None:
-        self._update_actions()
-        if self.session.diagnostics_stale:
-            self.run_diagnostics()  # the annotation changed under the reader: try again on the new state
-        else:
-            report_exception(self, "Stability diagnostics failed", error)
-
     def evaluate_dialog(self) -> None:
         if self.controller.annotation is None:
             return
-        root = QFileDialog.getExistingDirectory(self, "Ground truth: VIPSeg dataset root", self._last_dir())
+        root = QFileDialog.getExistingDirectory(self, "Ground truth: VIPSeg dataset root", self.recent.last_dir())
         if not root:
             return
-        self._pick_vipseg_video(Path(root), "Ground-truth video to compare with", self.start_evaluation)
+        root = Path(root)
+
+        def chosen(dataset) -> None:
+            categories, videos = dataset
+            video = choose_vipseg_video(self, root, "Ground-truth video to compare with", videos)
+            if video is None:
+                self.status_label.setText("Ready.")
+            else:
+                self.start_evaluation(categories, video)
+
+        self.background.start("Reading the ground truth", f"Reading {root}…", jobs.read_vipseg(root), chosen)
 
     def finetune_dialog(self) -> None:
         open_finetune_dialog(self)
@@ -810,7 +630,7 @@ class MainWindow(QMainWindow):
     def start_evaluation(self, categories, video) -> None:
         """Score the annotation against `video` of a ground truth read by `jobs.read_vipseg`."""
         job = jobs.evaluate_annotation(self.controller.annotation, categories, video)
-        self._start_task("Evaluating…", job, self._show_scores, cancelled="Evaluation cancelled.")
+        self.background.start("Evaluation", "Evaluating…", job, self._show_scores, cancelled="Evaluation cancelled.")
 
     def _show_scores(self, scores: dict) -> None:
         rows = [(name, f"{value:.4f}" if isinstance(value, float) else str(value)) for name, value in scores.items()]
@@ -819,7 +639,8 @@ class MainWindow(QMainWindow):
 
     # ================================================================== edits
     def merge_selected(self) -> None:
-        """Merge the selected tracks; if they are present in the same frames, ask first (one id would own two objects)."""
+        """Merge the selected tracks; if they are present in the same frames, ask first (one id would own two
+        objects)."""
         c = self.controller
         shared = edits.shared_frames(c.annotation, c.selection) if c.annotation is not None else []
         if shared and not self._confirm_overlapping_merge(c.selection, shared):
@@ -844,7 +665,8 @@ class MainWindow(QMainWindow):
         c = self.controller
         if c.selected is None:
             raise UserActionError("Select a track first (click its mask or its row in the object list).")
-        dialog = CategoryDialog(c.categories, c.annotation.tracks[c.selected].category_id, self, from_frame=c.frame_index)
+        category = c.annotation.tracks[c.selected].category_id
+        dialog = CategoryDialog(c.categories, category, self, from_frame=c.frame_index)
         if dialog.exec() and dialog.category_id() is not None:
             c.relabel_selected(dialog.category_id(), dialog.from_frame.isChecked())
 
@@ -907,23 +729,6 @@ class MainWindow(QMainWindow):
         dialog.finished.connect(self._take_focus_back)
         dialog.open()
 
-    # ================================================================ playback
-    def toggle_play(self) -> None:
-        if self._play_timer.isActive():
-            self._play_timer.stop()
-            self.play_button.setText("▶")
-        elif self.controller.video is not None:
-            fps = self.controller.video.fps or 25.0
-            self._play_timer.start(max(10, int(1000 / fps)))
-            self.play_button.setText("⏸")
-
-    def _play_tick(self) -> None:
-        c = self.controller
-        if c.frame_index >= c.num_frames - 1:
-            self.toggle_play()
-        else:
-            c.step(1)
-
     # ============================================================ refreshing
     def _on_loaded(self) -> None:
         c = self.controller
@@ -937,8 +742,8 @@ class MainWindow(QMainWindow):
         self._update_title()
         self._update_actions()
         hint = "" if c.annotation.tracks else " — Model → Run DVIS (Ctrl+R) to segment and track it"
-        self.status_label.setText(f"{Path(c.video.path).name}: {c.num_frames} frames, {c.video.width}x{c.video.height}, "
-                                  f"{c.video.fps:.2f} fps{hint}")
+        self.status_label.setText(f"{Path(c.video.path).name}: {c.num_frames} frames, "
+                                  f"{c.video.width}x{c.video.height}, {c.video.fps:.2f} fps{hint}")
 
     def _on_frame_changed(self, index: int) -> None:
         for widget in (self.slider, self.frame_spin):
@@ -964,8 +769,12 @@ class MainWindow(QMainWindow):
         if self.stability_dock.isVisible() or not self.runner.running:
             self.stability.refresh()
         if self.session.diagnostics_stale and not self.runner.running:
-            self._run_action("Diagnostics", self.run_diagnostics)
+            self._run_action("Diagnostics", self.diagnostics.run)
         self._update_counts()
+
+    def _show_progress_if_busy(self) -> None:
+        """The progress bar is shared: it stays while any worker it reports on runs."""
+        self.progress.setVisible(self.runner.running or self.tasks.running or self.opener.running)
 
     def _update_counts(self) -> None:
         c = self.controller
@@ -1010,7 +819,8 @@ class MainWindow(QMainWindow):
         idle = self.session.busy is None  # no edits while a worker reads or writes the annotation
         enabled = {
             "save": has_video and idle, "save_as": has_video and idle, "export": has_video and idle,
-            "run": has_video and idle, "pause": self.runner.running, "cancel": self.runner.running or self.tasks.running or self.diagnosis.running,
+            "run": has_video and idle, "pause": self.runner.running,
+            "cancel": self.opener.running or self.runner.running or self.tasks.running or self.diagnosis.running,
             "finetune": has_video and idle,
             "merge": idle and count >= 2, "swap": idle and count == 2, "split": idle and count == 1,
             "delete": idle and count >= 1, "delete_range": idle and count == 1, "relabel": idle and count == 1,
@@ -1026,7 +836,7 @@ class MainWindow(QMainWindow):
         """Stop inference and background jobs and wait for them (before replacing the document or closing)."""
         for runner in (self.runner, self.tasks, self.diagnosis):
             runner.stop()
-        self._abandon_opening()
+        self.opener.stop()
         self.autosaver.flush()
         self.session.abandon_work()
         self._on_running_changed()

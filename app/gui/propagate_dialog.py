@@ -111,7 +111,7 @@ class Propagator(QObject):
         source = self._model_source()
         load = (lambda: load_model(source)) if options.engine == "model" and source is not None else None
         job = propagation_job(propagation, track_id, Path(c.video.path), options.engine, load)
-        self._start_task(f"Propagating track {track_id} from frame {keyframe}…", job, self._finish,
+        self._start_task("Propagation", f"Propagating track {track_id} from frame {keyframe}…", job, self._finish,
                          cancelled=self._on_cancelled)
         self._applied, self._keyframe, self._frames = AppliedPropagation(c.annotation, track_id), keyframe, set()
 

@@ -131,7 +131,9 @@ class VideoView(QGraphicsView):
     def redraw(self) -> None:
         """Render the current frame with the controller's display settings."""
         controller = self._controller
-        if controller.video is None:
+        if controller.video is None:  # nothing open (e.g. the first frame of a cancelled open was shown)
+            self.pixmap_item.setPixmap(QPixmap())
+            self._place_labels(None)
             return
         frame = controller.display_frame()
         track_map = controller.track_map()
