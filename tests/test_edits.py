@@ -12,6 +12,7 @@ from app.core.edits import (
     DeleteTrack,
     Edit,
     EditGroup,
+    MarkFrames,
     MergeTracks,
     Paint,
     PaintMask,
@@ -22,6 +23,7 @@ from app.core.edits import (
     shared_frames,
 )
 from app.core.errors import AnnotationError
+from app.core.keyframes import KEY, PROPAGATED
 from dvis_models.categories import vipseg_categories
 
 PERSON, CAR, DOG, SKY, WALL, GRASS = 60, 48, 62, 28, 0, 15
@@ -57,6 +59,7 @@ def snapshot(annotation: Annotation) -> dict:
         "frames": {t: annotation.track_frames(t) for t in annotation.tracks},
         "areas": [{t: annotation.area(i, t) for t in annotation.frame_track_ids(i)} for i in range(annotation.num_frames)],
         "next": annotation.next_track_id,
+        "marks": annotation.marks.to_json(),
     }
 
 
@@ -66,6 +69,7 @@ def assert_same(a: dict, b: dict) -> None:
     assert a["tracks"] == b["tracks"]
     assert a["frames"] == b["frames"]
     assert a["areas"] == b["areas"]
+    assert a["marks"] == b["marks"]
 
 
 EDITS = {
@@ -161,6 +165,59 @@ def test_merge_split_swap_delete_semantics():
     annotation.apply(DeleteTrack(1, start=2, stop=5))
     assert annotation.track_frames(1) == [0, 1, 5, 6, 7]
     assert annotation.area(3, 1) == 0 and annotation.track_at(3, 3, 14) is None
+
+
+def marked_annotation() -> Annotation:
+    """:func:`make_annotation` with keyframes and propagated frames on tracks 1, 2, 3 (things), 4 and 5 (stuff)."""
+    annotation = make_annotation()
+    K, P = KEY, PROPAGATED
+    for track, marks in {1: {0: K, 1: P, 2: P, 5: K, 6: P}, 2: {1: K, 2: P, 4: K}, 3: {2: K, 3: P, 6: K},
+                         4: {0: P, 1: K}, 5: {0: K, 2: P}}.items():
+        annotation.apply(MarkFrames(track, [[f, k] for f, k in marks.items()]))
+    return annotation
+
+
+K, P = KEY, PROPAGATED
+NEW = -1  # stands for the track id the edit creates
+MARKED_EDITS = {  # edit -> the marks of every track afterwards (tracks not named keep theirs)
+    # where both tracks mark a frame, a keyframe wins over a propagated mark
+    "merge": (lambda: MergeTracks(source=3, target=1), {1: {0: K, 1: P, 2: K, 3: P, 5: K, 6: K}, 3: {}}),
+    "split": (lambda: SplitTrack(track_id=1, frame=3), {1: {0: K, 1: P, 2: P}, NEW: {5: K, 6: P}}),
+    "swap from frame": (lambda: SwapTracks(1, 2, start=3), {1: {0: K, 1: P, 2: P, 4: K}, 2: {1: K, 2: P, 5: K, 6: P}}),
+    "swap one frame": (lambda: SwapTracks(1, 3, start=2, stop=3), {1: {0: K, 1: P, 2: K, 5: K, 6: P}, 3: {2: P, 3: P, 6: K}}),
+    "delete all": (lambda: DeleteTrack(2), {2: {}}),
+    "delete range": (lambda: DeleteTrack(1, start=1, stop=3), {1: {0: K, 5: K, 6: P}}),
+    "delete the range left": (lambda: DeleteTrack(2, start=0, stop=6), {2: {}}),
+    "relabel whole": (lambda: RelabelTrack(3, DOG), {}),
+    "relabel from frame": (lambda: RelabelTrack(1, DOG, start=5), {1: {0: K, 1: P, 2: P}, NEW: {5: K, 6: P}}),
+    "relabel into existing stuff": (lambda: RelabelTrack(5, SKY), {4: {0: K, 1: K, 2: P}, 5: {}}),
+    "relabel from frame into stuff": (lambda: RelabelTrack(1, SKY, start=6), {1: {0: K, 1: P, 2: P, 5: K}, 4: {0: P, 1: K, 6: P}}),
+}
+
+
+@pytest.mark.parametrize("name", MARKED_EDITS)
+def test_marks_follow_track_edits_and_undo_restores_them(name):
+    annotation = marked_annotation()
+    make_edit, expected = MARKED_EDITS[name]
+    before = {t: annotation.marks.of(t) for t in range(1, 6)}
+    edit = make_edit()
+    inverse = annotation.apply(edit)
+    new_id = getattr(edit, "new_track_id", None)
+    wanted = {**before, **{(new_id if t == NEW else t): marks for t, marks in expected.items()}}
+    after = {t: annotation.marks.of(t) for t in wanted}
+    assert after == wanted
+    assert {int(t) for t in annotation.marks.to_json()} <= set(annotation.tracks), "marks left on a track that is gone"
+    annotation.apply(Edit.from_json(json.loads(json.dumps(inverse.to_json()))))  # undo through JSON, as from history
+    assert {t: annotation.marks.of(t) for t in range(1, 6)} == before and annotation.marks.of(new_id or 0) == {}
+    annotation.apply(Edit.from_json(json.loads(json.dumps(edit.to_json()))))  # redo: the same ids, the same marks
+    assert {t: annotation.marks.of(t) for t in wanted} == wanted
+
+
+def test_marks_need_a_track():
+    annotation = make_annotation()
+    with pytest.raises(AnnotationError, match="no track 99"):
+        annotation.apply(MarkFrames(99, [[0, KEY]]))
+    assert annotation.marks.to_json() == {}
 
 
 def test_parts_split_or_relabelled_off_a_crowd_track_stay_crowd():
@@ -382,6 +439,7 @@ def check_invariants(annotation: Annotation) -> Annotation:
         live = tables["seg"][index][counts > 0]
         assert set(tables["owner"][live].tolist()) <= set(annotation.tracks) | {0}
         assert annotation.frame_track_ids(index) == set(np.unique(annotation.track_map(index)).tolist()) - {0}
+    assert {int(t) for t in annotation.marks.to_json()} <= set(annotation.tracks), "marks left on a track that is gone"
     for track_id in annotation.tracks:
         expected = [i for i in range(annotation.num_frames) if annotation.area(i, track_id) > 0]
         assert annotation.track_frames(track_id) == expected
@@ -407,6 +465,7 @@ def random_edit(rng: np.random.Generator, annotation: Annotation) -> Edit:
         lambda: DeleteTrack(a, frame, stop), lambda: RelabelTrack(a, category, start=frame), lambda: AddTrack(category),
         lambda: SetTrackLocked(a, bool(rng.random() < 0.5)), lambda: Paint(frame, a, "brush", point, int(rng.integers(0, 4))),
         lambda: Paint(frame, 0, "eraser", point, 2), lambda: Paint(frame, a, "fill", point),
+        lambda: MarkFrames(a, [[frame, str(rng.choice([KEY, PROPAGATED, ""]))], [stop - 1, KEY]]),
     ]
     return choices[int(rng.integers(0, len(choices)))]()
 

@@ -25,7 +25,7 @@ from typing import Callable, Iterable
 import numpy as np
 
 from app.core.errors import AnnotationError
-from app.core.keyframes import FrameMarks
+from app.core.keyframes import FrameMarks, MarkChanges
 from app.core.mask_store import Loader, MaskStore
 from dvis_models.categories import CategoryTable
 
@@ -93,7 +93,7 @@ class Annotation:
         self.width = width
         self.categories = categories
         self.tracks: dict[int, Track] = {}
-        self.marks = FrameMarks()  # keyframes and propagated frames per track (set by the MarkFrames edit)
+        self.marks = FrameMarks()  # keyframes and propagated frames per track (changed by edits only)
         self.listeners: list[Listener] = []
         self.mask_store = MaskStore(num_frames, height, width, loader=loader, slot_limit=lambda: self._seg.shape[1])
         self.tables_dirty = False  # set by any table change; the project clears it after saving
@@ -372,11 +372,13 @@ class Annotation:
         self.tables_dirty = True
         self._changed(frozenset(), frozenset(changed))
 
-    def set_marks(self, track_id: int, marks: dict[int, str | None]) -> dict[int, str | None]:
-        """Mark frames of a track as keyframes / propagated (None unmarks); returns the marks before."""
-        before = self.marks.set(track_id, marks)
+    def set_marks(self, changes: MarkChanges) -> MarkChanges:
+        """Mark ``(track id, frame)`` pairs as keyframes / propagated (None unmarks); returns the marks before."""
+        if not changes:
+            return {}
+        before = self.marks.set(changes)
         self.tables_dirty = True
-        self._changed(frozenset(), frozenset([track_id]))
+        self._changed(frozenset(), frozenset(track for track, _ in changes))
         return before
 
     def slot_row(self, index: int) -> np.ndarray:
