@@ -26,7 +26,7 @@ import numpy as np
 
 from app.core.errors import AnnotationError
 from app.core.keyframes import FrameMarks, MarkChanges
-from app.core.mask_store import Loader, MaskStore
+from app.core.mask_store import Loader, MaskStore, encode_slots
 from dvis_models.categories import CategoryTable
 
 #: Called after every change with (frames whose rendering changed, track ids whose row changed).
@@ -424,6 +424,27 @@ class Annotation:
         touched = (old_tracks | set(self._frame_tracks_array(index).tolist()))
         self._changed(frozenset([index]), frozenset(touched))
         return old_pixels, old_row
+
+    def frame_record(self, index: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+        """Frame ``index`` as it is stored: its encoded slot map, key row and slot areas (copies), for
+        :meth:`restore_frame`. A frame never written gives the encoding of an all-void map."""
+        self._check_frame(index)
+        blob = self.mask_store.blob(index)
+        if blob is None:
+            blob = encode_slots(np.zeros((self.height, self.width), np.uint8))
+        return blob, self._seg[index].copy(), self._area[index].copy()
+
+    def restore_frame(self, index: int, blob: bytes, row: np.ndarray, areas: np.ndarray) -> None:
+        """Put back a :meth:`frame_record` (undo): no pixel is decoded or encoded."""
+        self._check_frame(index)
+        row, areas = np.asarray(row, np.int32), np.asarray(areas, np.int32)
+        if row.shape != areas.shape or row.ndim != 1:
+            raise AnnotationError(f"Frame {index}: a restored frame needs one area per slot of its key row.")
+        self.owners_of(row)
+        old_tracks = set(self._frame_tracks_array(index).tolist())
+        self.mask_store.put_blob(index, blob)
+        self._set_row(index, row, areas)
+        self._changed(frozenset([index]), frozenset(old_tracks | set(self._frame_tracks_array(index).tolist())))
 
     # ------------------------------------------------------------------ persistence (used by project.py)
 

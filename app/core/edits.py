@@ -31,7 +31,7 @@ from app.core.keyframes import KEY, KINDS, MarkChanges
 from app.core.mask_store import decode_slots, encode_slots
 
 __all__ = [
-    "Edit", "TrackTablePatch", "PixelPatch", "EditGroup", "AddTrack", "SetTrackLocked", "MergeTracks",
+    "Edit", "TrackTablePatch", "PixelPatch", "FramePatch", "EditGroup", "AddTrack", "SetTrackLocked", "MergeTracks",
     "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PaintMask", "SetMask", "MarkFrames",
     "with_keyframe", "PAINT_TOOLS", "shared_frames",
 ]
@@ -175,6 +175,35 @@ class PixelPatch(Edit):
         old_pixels, old_row = annotation.write_pixels(self.frame, self.y0, self.x0, self.decoded(), np.asarray(self.row, np.int32))
         annotation.put_tracks([Track.from_json(t) for t in self.tracks])
         return PixelPatch.of(self.frame, self.y0, self.x0, old_pixels, old_row, before_tracks)
+
+
+@dataclass
+class FramePatch(Edit):
+    """A whole frame as stored (its encoded slot map, base64), its key row and slot areas, plus track records.
+
+    Applying it swaps stored bytes and table rows without decoding or encoding pixels: it is the inverse of
+    a mask set on a frame, so undoing (and redoing) a propagation over hundreds of frames stays quick.
+    """
+
+    kind: ClassVar[str] = "frame_patch"
+    frame: int = 0
+    pixels: str = ""  # base64 of the frame's encoded slot map (PNG)
+    row: list[int] = field(default_factory=list)  # slot -> segment key
+    areas: list[int] = field(default_factory=list)  # slot -> pixels
+    tracks: list[dict] = field(default_factory=list)  # track records to put (provenance changes)
+
+    @classmethod
+    def of(cls, annotation: Annotation, frame: int, track_ids: list[int]) -> FramePatch:
+        """Frame ``frame`` and the records of ``track_ids`` as they are now."""
+        blob, row, areas = annotation.frame_record(frame)
+        tracks = [annotation.tracks[t].to_json() for t in track_ids if t in annotation.tracks]
+        return cls(frame, base64.b64encode(blob).decode("ascii"), row.tolist(), areas.tolist(), tracks)
+
+    def apply(self, annotation: Annotation) -> FramePatch:
+        before = FramePatch.of(annotation, self.frame, [int(t["id"]) for t in self.tracks])
+        annotation.restore_frame(self.frame, base64.b64decode(self.pixels), np.asarray(self.row), np.asarray(self.areas))
+        annotation.put_tracks([Track.from_json(t) for t in self.tracks])
+        return before
 
 
 @dataclass
@@ -510,7 +539,8 @@ class SetMask(_BoxedMaskEdit):
     """On one frame, ``track_id``'s pixels become exactly a given mask (propagated or prompted masks).
 
     The track's old pixels outside the mask become void. Inside it the track takes pixels from other
-    unlocked tracks, or with ``void_only`` only fills void. Locked tracks' pixels never change.
+    unlocked tracks, or with ``void_only`` only fills void. Locked tracks' pixels never change. The inverse
+    is a :class:`FramePatch` of the frame before (cheap to make and to apply: no pixel encoding).
     """
 
     kind: ClassVar[str] = "set_mask"
@@ -536,7 +566,10 @@ class SetMask(_BoxedMaskEdit):
         before = annotation.mask_store.get(self.frame)[y0 : y0 + h, x0 : x0 + w]
         box_changed = changed[y0 : y0 + h, x0 : x0 + w]
         after = np.where(box_changed, np.where(wanted[y0 : y0 + h, x0 : x0 + w], slot, 0), before)
-        return annotation.apply(PixelPatch.of(self.frame, y0, x0, after, row, [_edited(track)]))
+        inverse = FramePatch.of(annotation, self.frame, [track.id])
+        annotation.write_pixels(self.frame, y0, x0, after, row)
+        annotation.put_tracks([Track.from_json(_edited(track))])
+        return inverse
 
 
 @dataclass
