@@ -201,7 +201,8 @@ class FramePatch(Edit):
 
     def apply(self, annotation: Annotation) -> FramePatch:
         before = FramePatch.of(annotation, self.frame, [int(t["id"]) for t in self.tracks])
-        annotation.restore_frame(self.frame, base64.b64decode(self.pixels), np.asarray(self.row), np.asarray(self.areas))
+        blob = base64.b64decode(self.pixels)
+        annotation.restore_frame(self.frame, blob, np.asarray(self.row), np.asarray(self.areas))
         annotation.put_tracks([Track.from_json(t) for t in self.tracks])
         return before
 
