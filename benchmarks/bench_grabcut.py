@@ -63,9 +63,9 @@ def main() -> None:
     cv2.setNumThreads(1)
     rows: dict[str, dict[str, list[float]]] = {}
     for kind, image, gt, prompt in prompts(args.videos):
-        for way, run in (("whole", lambda: whole_frame(image, prompt)), ("region", lambda: grabcut_mask(image, prompt).mask)):
+        for way, run in (("whole", whole_frame), ("region", lambda i, p: grabcut_mask(i, p).mask)):
             begin = time.perf_counter()
-            mask = run()
+            mask = run(image, prompt)
             row = rows.setdefault(f"{kind}_{way}", {"ms": [], "iou": []})
             row["ms"].append(1000 * (time.perf_counter() - begin))
             row["iou"].append(jaccard(mask, gt))

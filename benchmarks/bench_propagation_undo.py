@@ -83,7 +83,8 @@ def main() -> None:
                "apply_ms_per_frame": round(1000 * apply_time / count, 2)}
     summary["undo_speedup"] = round(baseline / undo, 1)
     print(f"undo, box patches (before): {summary['undo_box_patch_ms_per_frame']:.2f} ms per 1280x720 frame")
-    print(f"undo, frame patches:        {summary['undo_ms_per_frame']:.2f} ms per frame ({summary['undo_speedup']}x faster)")
+    print(f"undo, frame patches:        {summary['undo_ms_per_frame']:.2f} ms per frame "
+          f"({summary['undo_speedup']}x faster)")
     print(f"redo:                       {summary['redo_ms_per_frame']:.2f} ms per frame")
     print(f"applying the run's frames:  {summary['apply_ms_per_frame']:.2f} ms per frame")
     print(json.dumps(summary))
