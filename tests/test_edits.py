@@ -12,16 +12,20 @@ from app.core.edits import (
     DeleteTrack,
     Edit,
     EditGroup,
+    FramePatch,
+    MarkFrames,
     MergeTracks,
     Paint,
     PaintMask,
     RelabelTrack,
+    SetMask,
     SetTrackLocked,
     SplitTrack,
     SwapTracks,
     shared_frames,
 )
 from app.core.errors import AnnotationError
+from app.core.keyframes import KEY, PROPAGATED
 from dvis_models.categories import vipseg_categories
 
 PERSON, CAR, DOG, SKY, WALL, GRASS = 60, 48, 62, 28, 0, 15
@@ -58,6 +62,7 @@ def snapshot(annotation: Annotation) -> dict:
         "areas": [{t: annotation.area(i, t) for t in annotation.frame_track_ids(i)}
                   for i in range(annotation.num_frames)],
         "next": annotation.next_track_id,
+        "marks": annotation.marks.to_json(),
     }
 
 
@@ -67,6 +72,7 @@ def assert_same(a: dict, b: dict) -> None:
     assert a["tracks"] == b["tracks"]
     assert a["frames"] == b["frames"]
     assert a["areas"] == b["areas"]
+    assert a["marks"] == b["marks"]
 
 
 EDITS = {
@@ -90,6 +96,8 @@ EDITS = {
     "fill": lambda: Paint(0, 3, "fill", [[30, 21]]),
     "polygon": lambda: Paint(2, 2, "polygon", [[1, 1], [30, 3], [16, 22]]),
     "paint mask": lambda: PaintMask.of(5, 3, np.pad(np.ones((5, 7), bool), ((3, 16), (20, 5)))),
+    "set mask": lambda: SetMask.of(4, 3, np.pad(np.ones((9, 7), bool), ((10, 5), (12, 13)))),
+    "set mask void only": lambda: SetMask.of(6, 2, np.pad(np.ones((9, 7), bool), ((10, 5), (12, 13))), void_only=True),
     "group": lambda: EditGroup([AddTrack(DOG).to_json(), Paint(2, 0, "brush", [[16, 8]], 2).to_json()], "new dog"),
 }
 
@@ -163,6 +171,61 @@ def test_merge_split_swap_delete_semantics():
     annotation.apply(DeleteTrack(1, start=2, stop=5))
     assert annotation.track_frames(1) == [0, 1, 5, 6, 7]
     assert annotation.area(3, 1) == 0 and annotation.track_at(3, 3, 14) is None
+
+
+def marked_annotation() -> Annotation:
+    """:func:`make_annotation` with keyframes and propagated frames on tracks 1, 2, 3 (things), 4 and 5 (stuff)."""
+    annotation = make_annotation()
+    K, P = KEY, PROPAGATED
+    for track, marks in {1: {0: K, 1: P, 2: P, 5: K, 6: P}, 2: {1: K, 2: P, 4: K}, 3: {2: K, 3: P, 6: K},
+                         4: {0: P, 1: K}, 5: {0: K, 2: P}}.items():
+        annotation.apply(MarkFrames(track, [[f, k] for f, k in marks.items()]))
+    return annotation
+
+
+K, P = KEY, PROPAGATED
+NEW = -1  # stands for the track id the edit creates
+MARKED_EDITS = {  # edit -> the marks of every track afterwards (tracks not named keep theirs)
+    # where both tracks mark a frame, a keyframe wins over a propagated mark
+    "merge": (lambda: MergeTracks(source=3, target=1), {1: {0: K, 1: P, 2: K, 3: P, 5: K, 6: K}, 3: {}}),
+    "split": (lambda: SplitTrack(track_id=1, frame=3), {1: {0: K, 1: P, 2: P}, NEW: {5: K, 6: P}}),
+    "swap from frame": (lambda: SwapTracks(1, 2, start=3), {1: {0: K, 1: P, 2: P, 4: K}, 2: {1: K, 2: P, 5: K, 6: P}}),
+    "swap one frame": (lambda: SwapTracks(1, 3, start=2, stop=3),
+                       {1: {0: K, 1: P, 2: K, 5: K, 6: P}, 3: {2: P, 3: P, 6: K}}),
+    "delete all": (lambda: DeleteTrack(2), {2: {}}),
+    "delete range": (lambda: DeleteTrack(1, start=1, stop=3), {1: {0: K, 5: K, 6: P}}),
+    "delete the range left": (lambda: DeleteTrack(2, start=0, stop=6), {2: {}}),
+    "relabel whole": (lambda: RelabelTrack(3, DOG), {}),
+    "relabel from frame": (lambda: RelabelTrack(1, DOG, start=5), {1: {0: K, 1: P, 2: P}, NEW: {5: K, 6: P}}),
+    "relabel into existing stuff": (lambda: RelabelTrack(5, SKY), {4: {0: K, 1: K, 2: P}, 5: {}}),
+    "relabel from frame into stuff": (lambda: RelabelTrack(1, SKY, start=6),
+                                      {1: {0: K, 1: P, 2: P, 5: K}, 4: {0: P, 1: K, 6: P}}),
+}
+
+
+@pytest.mark.parametrize("name", MARKED_EDITS)
+def test_marks_follow_track_edits_and_undo_restores_them(name):
+    annotation = marked_annotation()
+    make_edit, expected = MARKED_EDITS[name]
+    before = {t: annotation.marks.of(t) for t in range(1, 6)}
+    edit = make_edit()
+    inverse = annotation.apply(edit)
+    new_id = getattr(edit, "new_track_id", None)
+    wanted = {**before, **{(new_id if t == NEW else t): marks for t, marks in expected.items()}}
+    after = {t: annotation.marks.of(t) for t in wanted}
+    assert after == wanted
+    assert {int(t) for t in annotation.marks.to_json()} <= set(annotation.tracks), "marks left on a track that is gone"
+    annotation.apply(Edit.from_json(json.loads(json.dumps(inverse.to_json()))))  # undo through JSON, as from history
+    assert {t: annotation.marks.of(t) for t in range(1, 6)} == before and annotation.marks.of(new_id or 0) == {}
+    annotation.apply(Edit.from_json(json.loads(json.dumps(edit.to_json()))))  # redo: the same ids, the same marks
+    assert {t: annotation.marks.of(t) for t in wanted} == wanted
+
+
+def test_marks_need_a_track():
+    annotation = make_annotation()
+    with pytest.raises(AnnotationError, match="no track 99"):
+        annotation.apply(MarkFrames(99, [[0, KEY]]))
+    assert annotation.marks.to_json() == {}
 
 
 def test_parts_split_or_relabelled_off_a_crowd_track_stay_crowd():
@@ -278,6 +341,29 @@ def test_undo_of_a_polygon_and_a_mask_paint_restores_the_store_byte_for_byte():
     assert [annotation.mask_store.blob(i) for i in range(F)] == blobs
 
 
+def test_a_set_mask_is_undone_by_putting_back_the_stored_frame():
+    """The inverse of a mask set on a frame is the frame as stored (a FramePatch): undo swaps bytes and table
+    rows back (no pixel encoding, which made undoing long propagations slow), giving the same bytes."""
+    annotation = make_annotation()
+    annotation.apply(AddTrack(DOG))
+    blobs = [annotation.mask_store.blob(i) for i in range(F)]
+    inverses = [annotation.apply(SetMask.of(i, 6, np.pad(np.ones((8, 8), bool), ((i, H - 8 - i), (i, W - 8 - i)))))
+                for i in range(F)]
+    assert all(isinstance(inverse, FramePatch) for inverse in inverses)
+    assert annotation.track_frames(6) == list(range(F)) and annotation.tracks[6].provenance is Provenance.EDITED
+    for inverse in reversed(inverses):
+        annotation.apply(Edit.from_json(json.loads(json.dumps(inverse.to_json()))))
+    assert [annotation.mask_store.blob(i) for i in range(F)] == blobs
+    assert annotation.track_frames(6) == [] and 6 not in annotation.frame_track_ids(3)
+    check_invariants(annotation)
+
+    empty = Annotation(2, H, W, vipseg_categories())  # a frame never written is void again after undo
+    track = empty.add_track(PERSON)
+    undo = empty.apply(SetMask.of(1, track.id, np.ones((H, W), bool)))
+    empty.apply(undo)
+    assert empty.track_map(1).max() == 0 and empty.track_frames(track.id) == []
+
+
 def test_track_edit_records_stay_small_on_long_videos():
     annotation = Annotation(3000, 4, 4, vipseg_categories())
     first, second = annotation.add_track(PERSON), annotation.add_track(CAR)
@@ -385,6 +471,7 @@ def check_invariants(annotation: Annotation) -> Annotation:
         live = tables["seg"][index][counts > 0]
         assert set(tables["owner"][live].tolist()) <= set(annotation.tracks) | {0}
         assert annotation.frame_track_ids(index) == set(np.unique(annotation.track_map(index)).tolist()) - {0}
+    assert {int(t) for t in annotation.marks.to_json()} <= set(annotation.tracks), "marks left on a track that is gone"
     for track_id in annotation.tracks:
         expected = [i for i in range(annotation.num_frames) if annotation.area(i, track_id) > 0]
         assert annotation.track_frames(track_id) == expected
@@ -412,6 +499,7 @@ def random_edit(rng: np.random.Generator, annotation: Annotation) -> Edit:
         lambda: SetTrackLocked(a, bool(rng.random() < 0.5)),
         lambda: Paint(frame, a, "brush", point, int(rng.integers(0, 4))),
         lambda: Paint(frame, 0, "eraser", point, 2), lambda: Paint(frame, a, "fill", point),
+        lambda: MarkFrames(a, [[frame, str(rng.choice([KEY, PROPAGATED, ""]))], [stop - 1, KEY]]),
     ]
     return choices[int(rng.integers(0, len(choices)))]()
 

@@ -95,3 +95,25 @@ def test_a_box_around_an_object_proposes_the_models_mask_and_class_for_it():
     best = propose(video.frames[0], Prompt(box=(x, y, x + w, y + h)), output, model.config.label_to_category)[0]
     assert best.source == "model" and best.category_id == largest["category_id"]
     assert jaccard(best.mask, video.id_masks[0] == largest["id"]) > 0.6  # the bundled model's query mask: 0.72
+
+
+def test_grabcut_runs_on_the_prompts_region_of_a_large_frame():
+    """GrabCut models only the box or the clicked discs plus a margin (its cost grows with pixels); the mask
+    found there is pasted back at the right place, and a look-alike far from the prompt is left out."""
+    from app.core.propagation.prompts import grabcut_region
+
+    frame, mask = square_frame()
+    rng = np.random.default_rng(5)
+    big = np.clip(np.array([90, 140, 90]) + rng.normal(0, 6, (360, 640, 3)), 0, 255).astype(np.uint8)
+    big_mask = np.zeros((360, 640), bool)
+    big[200 : 200 + H, 300 : 300 + W] = frame
+    big_mask[200 : 200 + H, 300 : 300 + W] = mask
+    big[10:40, 10:40] = (220, 40, 40)  # the same red, far away
+    click = Prompt(positives=[(330, 224)])
+    x0, y0, x1, y1 = grabcut_region(click, 360, 640)
+    assert (x1 - x0) * (y1 - y0) < 0.5 * 360 * 640 and x0 <= 330 < x1 and y0 <= 224 < y1
+    assert jaccard(grabcut_mask(big, click).mask, big_mask) > 0.85
+    box = Prompt(box=(317, 213, 343, 235))
+    assert grabcut_region(box, 360, 640) == (291, 191, 369, 257)  # the box's size again on each side
+    assert jaccard(grabcut_mask(big, box).mask, big_mask) > 0.85
+    assert grabcut_region(Prompt(box=(0, 0, 30, 20)), 360, 640) == (0, 0, 60, 40)  # clipped to the frame

@@ -25,8 +25,8 @@ from enum import Enum
 import numpy as np
 
 from app.core.errors import AnnotationError
-from app.core.keyframes import FrameMarks
-from app.core.mask_store import Loader, MaskStore
+from app.core.keyframes import FrameMarks, MarkChanges
+from app.core.mask_store import Loader, MaskStore, encode_slots
 from dvis_models.categories import CategoryTable
 
 #: Called after every change with (frames whose rendering changed, track ids whose row changed).
@@ -95,7 +95,7 @@ class Annotation:
         self.width = width
         self.categories = categories
         self.tracks: dict[int, Track] = {}
-        self.marks = FrameMarks()  # keyframes and propagated frames per track (set by the MarkFrames edit)
+        self.marks = FrameMarks()  # keyframes and propagated frames per track (changed by edits only)
         self.listeners: list[Listener] = []
         self.mask_store = MaskStore(num_frames, height, width, loader=loader, slot_limit=lambda: self._seg.shape[1])
         self.tables_dirty = False  # set by any table change; the project clears it after saving
@@ -379,11 +379,13 @@ class Annotation:
         self.tables_dirty = True
         self._changed(frozenset(), frozenset(changed))
 
-    def set_marks(self, track_id: int, marks: dict[int, str | None]) -> dict[int, str | None]:
-        """Mark frames of a track as keyframes / propagated (None unmarks); returns the marks before."""
-        before = self.marks.set(track_id, marks)
+    def set_marks(self, changes: MarkChanges) -> MarkChanges:
+        """Mark ``(track id, frame)`` pairs as keyframes / propagated (None unmarks); returns the marks before."""
+        if not changes:
+            return {}
+        before = self.marks.set(changes)
         self.tables_dirty = True
-        self._changed(frozenset(), frozenset([track_id]))
+        self._changed(frozenset(), frozenset(track for track, _ in changes))
         return before
 
     def slot_row(self, index: int) -> np.ndarray:
@@ -430,6 +432,27 @@ class Annotation:
         touched = (old_tracks | set(self._frame_tracks_array(index).tolist()))
         self._changed(frozenset([index]), frozenset(touched))
         return old_pixels, old_row
+
+    def frame_record(self, index: int) -> tuple[bytes, np.ndarray, np.ndarray]:
+        """Frame ``index`` as it is stored: its encoded slot map, key row and slot areas (copies), for
+        :meth:`restore_frame`. A frame never written gives the encoding of an all-void map."""
+        self._check_frame(index)
+        blob = self.mask_store.blob(index)
+        if blob is None:
+            blob = encode_slots(np.zeros((self.height, self.width), np.uint8))
+        return blob, self._seg[index].copy(), self._area[index].copy()
+
+    def restore_frame(self, index: int, blob: bytes, row: np.ndarray, areas: np.ndarray) -> None:
+        """Put back a :meth:`frame_record` (undo): no pixel is decoded or encoded."""
+        self._check_frame(index)
+        row, areas = np.asarray(row, np.int32), np.asarray(areas, np.int32)
+        if row.shape != areas.shape or row.ndim != 1:
+            raise AnnotationError(f"Frame {index}: a restored frame needs one area per slot of its key row.")
+        self.owners_of(row)
+        old_tracks = set(self._frame_tracks_array(index).tolist())
+        self.mask_store.put_blob(index, blob)
+        self._set_row(index, row, areas)
+        self._changed(frozenset([index]), frozenset(old_tracks | set(self._frame_tracks_array(index).tolist())))
 
     # ------------------------------------------------------------------ persistence (used by project.py)
 

@@ -6,7 +6,8 @@ changes the annotation and returns the inverse edit, which restores tables and p
 them as its history (``to_json`` / ``Edit.from_json``).
 
 Track-level edits (merge, split, swap, delete, relabel) become a :class:`TrackTablePatch` after
-their rules are checked: they move segment keys between tracks and never touch pixels. Painting
+their rules are checked: they move segment keys between tracks and never touch pixels; the track's
+keyframe / propagated marks move with its frames (``app.core.keyframes``), so undo restores both. Painting
 becomes a :class:`PixelPatch`: the changed pixels' bounding box plus that frame's key row.
 
 Edits that create a track (split, relabel from a frame on, add) choose its id on first apply and
@@ -26,11 +27,11 @@ import numpy as np
 
 from app.core.annotation import Annotation, Provenance, Track
 from app.core.errors import AnnotationError
-from app.core.keyframes import KEY, KINDS
+from app.core.keyframes import KEY, KINDS, MarkChanges
 from app.core.mask_store import decode_slots, encode_slots
 
 __all__ = [
-    "Edit", "TrackTablePatch", "PixelPatch", "EditGroup", "AddTrack", "SetTrackLocked", "MergeTracks",
+    "Edit", "TrackTablePatch", "PixelPatch", "FramePatch", "EditGroup", "AddTrack", "SetTrackLocked", "MergeTracks",
     "SplitTrack", "SwapTracks", "DeleteTrack", "RelabelTrack", "Paint", "PaintMask", "SetMask", "MarkFrames",
     "with_keyframe", "PAINT_TOOLS", "shared_frames",
 ]
@@ -109,14 +110,15 @@ def _stuff_target(annotation: Annotation, category_id: int, except_track: int) -
 @dataclass
 class TrackTablePatch(Edit):
     """What every track-level edit reduces to: cut keys at frames, set key owners, put/remove track
-    records, re-join keys. Applying it returns the patch that does the opposite, in reverse order."""
+    records, re-join keys, set frame marks. Applying it returns the patch that does the opposite."""
 
     kind: ClassVar[str] = "track_table_patch"
     owners: list[list[int]] = field(default_factory=list)  # [[key, track id or 0], ...]
     put: list[dict] = field(default_factory=list)  # track records (Track.to_json) to insert or replace
     remove: list[int] = field(default_factory=list)  # track ids to drop
     cuts: list[list[int]] = field(default_factory=list)  # [[key, new_key, start, stop]], applied first
-    joins: list[list[int]] = field(default_factory=list)  # the same form, re-joined last (undo of cuts)
+    joins: list[list[int]] = field(default_factory=list)  # the same form, re-joined after the owners (undo of cuts)
+    marks: list[list] = field(default_factory=list)  # [[track id, frame, "key" | "propagated" | ""]], set last
 
     def apply(self, annotation: Annotation) -> TrackTablePatch:
         for key, new_key, start, stop in self.cuts:
@@ -131,8 +133,14 @@ class TrackTablePatch(Edit):
         annotation.put_tracks(put, self.remove)
         for key, new_key, _, _ in reversed(self.joins):
             annotation.join_key(key, new_key)
+        before_marks = annotation.set_marks({(int(t), int(f)): k or None for t, f, k in self.marks})
         return TrackTablePatch([[k, o] for k, o in zip(keys, before_owners)], before_put, before_remove,
-                               cuts=self.joins, joins=self.cuts)
+                               cuts=self.joins, joins=self.cuts, marks=_mark_rows(before_marks))
+
+
+def _mark_rows(changes: MarkChanges) -> list[list]:
+    """Mark changes as JSON rows of :attr:`TrackTablePatch.marks`."""
+    return [[track, frame, kind or ""] for (track, frame), kind in sorted(changes.items())]
 
 
 def _apply_cut_patch(annotation: Annotation, cuts: list[list[int]], patch: TrackTablePatch) -> TrackTablePatch:
@@ -171,6 +179,36 @@ class PixelPatch(Edit):
                                                       np.asarray(self.row, np.int32))
         annotation.put_tracks([Track.from_json(t) for t in self.tracks])
         return PixelPatch.of(self.frame, self.y0, self.x0, old_pixels, old_row, before_tracks)
+
+
+@dataclass
+class FramePatch(Edit):
+    """A whole frame as stored (its encoded slot map, base64), its key row and slot areas, plus track records.
+
+    Applying it swaps stored bytes and table rows without decoding or encoding pixels: it is the inverse of
+    a mask set on a frame, so undoing (and redoing) a propagation over hundreds of frames stays quick.
+    """
+
+    kind: ClassVar[str] = "frame_patch"
+    frame: int = 0
+    pixels: str = ""  # base64 of the frame's encoded slot map (PNG)
+    row: list[int] = field(default_factory=list)  # slot -> segment key
+    areas: list[int] = field(default_factory=list)  # slot -> pixels
+    tracks: list[dict] = field(default_factory=list)  # track records to put (provenance changes)
+
+    @classmethod
+    def of(cls, annotation: Annotation, frame: int, track_ids: list[int]) -> FramePatch:
+        """Frame ``frame`` and the records of ``track_ids`` as they are now."""
+        blob, row, areas = annotation.frame_record(frame)
+        tracks = [annotation.tracks[t].to_json() for t in track_ids if t in annotation.tracks]
+        return cls(frame, base64.b64encode(blob).decode("ascii"), row.tolist(), areas.tolist(), tracks)
+
+    def apply(self, annotation: Annotation) -> FramePatch:
+        before = FramePatch.of(annotation, self.frame, [int(t["id"]) for t in self.tracks])
+        blob = base64.b64decode(self.pixels)
+        annotation.restore_frame(self.frame, blob, np.asarray(self.row), np.asarray(self.areas))
+        annotation.put_tracks([Track.from_json(t) for t in self.tracks])
+        return before
 
 
 @dataclass
@@ -246,7 +284,9 @@ class MergeTracks(Edit):
         _editable(annotation, self.source)
         target = _editable(annotation, self.target)
         keys = annotation.keys_of(self.source).tolist()
-        return annotation.apply(TrackTablePatch([[k, self.target] for k in keys], [_edited(target)], [self.source]))
+        marks = _mark_rows(annotation.marks.moved(self.source, self.target))
+        owners = [[k, self.target] for k in keys]
+        return annotation.apply(TrackTablePatch(owners, [_edited(target)], [self.source], marks=marks))
 
 
 def shared_frames(annotation: Annotation, track_ids: list[int]) -> list[int]:
@@ -281,7 +321,8 @@ class SplitTrack(Edit):
                                     self.new_track_id).replace(crowd=track.crowd)
         self.new_track_id = new.id
         keys, cuts = annotation.cut_keys(track.id, self.frame, annotation.num_frames)
-        patch = TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)])
+        marks = _mark_rows(annotation.marks.moved(track.id, new.id, self.frame))
+        patch = TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)], marks=marks)
         return _apply_cut_patch(annotation, cuts, patch)
 
 
@@ -303,7 +344,8 @@ class SwapTracks(Edit):
         first_keys, first_cuts = annotation.cut_keys(first.id, start, stop)
         second_keys, second_cuts = annotation.cut_keys(second.id, start, stop)
         owners = [[k, second.id] for k in first_keys] + [[k, first.id] for k in second_keys]
-        patch = TrackTablePatch(owners, [_edited(first), _edited(second)])
+        marks = _mark_rows(annotation.marks.swapped(first.id, second.id, start, stop))
+        patch = TrackTablePatch(owners, [_edited(first), _edited(second)], marks=marks)
         return _apply_cut_patch(annotation, first_cuts + second_cuts, patch)
 
 
@@ -323,7 +365,11 @@ class DeleteTrack(Edit):
         keys, cuts = annotation.cut_keys(track.id, start, stop)
         emptied = not np.any((frames < start) | (frames >= stop))
         owners = [[k, 0] for k in keys]
-        patch = TrackTablePatch(owners, [], [track.id]) if emptied else TrackTablePatch(owners, [_edited(track)])
+        if emptied:  # the track goes, and all its marks with it
+            patch = TrackTablePatch(owners, [], [track.id], marks=_mark_rows(annotation.marks.cleared(track.id)))
+        else:
+            marks = _mark_rows(annotation.marks.cleared(track.id, start, stop))
+            patch = TrackTablePatch(owners, [_edited(track)], marks=marks)
         return _apply_cut_patch(annotation, cuts, patch)
 
 
@@ -354,7 +400,9 @@ class RelabelTrack(Edit):
         if merge_into is not None:
             remove = [track.id] if whole else []
             put = [_edited(merge_into)] + ([] if whole else [_edited(track)])
-            return _apply_cut_patch(annotation, cuts, TrackTablePatch([[k, merge_into.id] for k in keys], put, remove))
+            marks = _mark_rows(annotation.marks.moved(track.id, merge_into.id, 0 if whole else start))
+            patch = TrackTablePatch([[k, merge_into.id] for k in keys], put, remove, marks=marks)
+            return _apply_cut_patch(annotation, cuts, patch)
         category = annotation.categories[self.category_id]
         if whole:
             relabelled = track.replace(category_id=category.id, isthing=category.isthing, provenance=Provenance.EDITED)
@@ -362,7 +410,8 @@ class RelabelTrack(Edit):
         new = annotation.make_track(category.id, track.score, Provenance.EDITED,
                                     self.new_track_id).replace(crowd=track.crowd)
         self.new_track_id = new.id
-        patch = TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)])
+        marks = _mark_rows(annotation.marks.moved(track.id, new.id, start))
+        patch = TrackTablePatch([[k, new.id] for k in keys], [new.to_json(), _edited(track)], marks=marks)
         return _apply_cut_patch(annotation, cuts, patch)
 
 
@@ -501,7 +550,8 @@ class SetMask(_BoxedMaskEdit):
     """On one frame, ``track_id``'s pixels become exactly a given mask (propagated or prompted masks).
 
     The track's old pixels outside the mask become void. Inside it the track takes pixels from other
-    unlocked tracks, or with ``void_only`` only fills void. Locked tracks' pixels never change.
+    unlocked tracks, or with ``void_only`` only fills void. Locked tracks' pixels never change. The inverse
+    is a :class:`FramePatch` of the frame before (cheap to make and to apply: no pixel encoding).
     """
 
     kind: ClassVar[str] = "set_mask"
@@ -527,7 +577,10 @@ class SetMask(_BoxedMaskEdit):
         before = annotation.mask_store.get(self.frame)[y0 : y0 + h, x0 : x0 + w]
         box_changed = changed[y0 : y0 + h, x0 : x0 + w]
         after = np.where(box_changed, np.where(wanted[y0 : y0 + h, x0 : x0 + w], slot, 0), before)
-        return annotation.apply(PixelPatch.of(self.frame, y0, x0, after, row, [_edited(track)]))
+        inverse = FramePatch.of(annotation, self.frame, [track.id])
+        annotation.write_pixels(self.frame, y0, x0, after, row)
+        annotation.put_tracks([Track.from_json(_edited(track))])
+        return inverse
 
 
 @dataclass
@@ -539,12 +592,14 @@ class MarkFrames(Edit):
     marks: list[list] = field(default_factory=list)  # [[frame, "key" | "propagated" | ""], ...]
 
     def apply(self, annotation: Annotation) -> Edit:
+        if self.track_id not in annotation.tracks:
+            raise AnnotationError(f"There is no track {self.track_id} in this annotation.")
         for frame, kind in self.marks:
             _check_frame(annotation, int(frame))
             if kind and kind not in KINDS:
                 raise AnnotationError(f"Unknown frame mark {kind!r}; use one of {', '.join(KINDS)}.")
-        before = annotation.set_marks(self.track_id, {int(f): k or None for f, k in self.marks})
-        return MarkFrames(self.track_id, [[f, k or ""] for f, k in before.items()])
+        before = annotation.set_marks({(self.track_id, int(f)): k or None for f, k in self.marks})
+        return MarkFrames(self.track_id, [[f, k or ""] for (_, f), k in before.items()])
 
 
 def with_keyframe(edit: Edit, track_id: int, frame: int, label: str) -> Edit:

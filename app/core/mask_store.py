@@ -97,6 +97,16 @@ class MaskStore:
         self.damaged.discard(index)  # written again (re-run, import, paint): the frame is whole
         self._remember(index, slots)
 
+    def put_blob(self, index: int, data: bytes) -> None:
+        """Replace frame ``index`` with an encoded slot map (bytes :meth:`blob` gave): nothing is encoded, and
+        it is decoded only when next read, so restoring many frames at once (undo) stays cheap."""
+        self._find(index)  # checks the index
+        self._blobs[index] = data
+        self.dirty.add(index)
+        self.damaged.discard(index)
+        with self._cache_lock:
+            self._cache.pop(index, None)
+
     def blob(self, index: int) -> bytes | None:
         """The PNG bytes of frame ``index``, or None when it was never written (all void)."""
         found = self._find(index)

@@ -87,10 +87,10 @@ def model_proposals(output, label_to_category: Sequence[int], prompt: Prompt) ->
     return rank_masks(masks, scores, [label_to_category[int(label)] for label in labels], prompt)
 
 
-def grabcut_mask(image: np.ndarray, prompt: Prompt, iterations: int = 4, reach: float = 0.15) -> Proposal:
-    """GrabCut seeded by the prompt: the box is probable foreground (outside it background), positive clicks
-    foreground and negative ones background; with clicks only, a disc of ``reach`` x the frame size around them."""
-    height, width = image.shape[:2]
+def grabcut_seeds(prompt: Prompt, height: int, width: int, reach: float = 0.15) -> np.ndarray:
+    """GrabCut's seed map for the prompt: the box is probable foreground (outside it background), positive
+    clicks foreground and negative ones background; with clicks only, a disc of ``reach`` x the frame size
+    around each positive click is probable foreground and the rest probable background."""
     radius = max(1, round(0.01 * max(height, width)))
     seeds = np.full((height, width), cv2.GC_BGD if prompt.box else cv2.GC_PR_BGD, np.uint8)
     if prompt.box is not None:
@@ -98,17 +98,44 @@ def grabcut_mask(image: np.ndarray, prompt: Prompt, iterations: int = 4, reach: 
         seeds[y0:y1, x0:x1] = cv2.GC_PR_FGD
     else:
         for x, y in prompt.positives:
-            cv2.circle(seeds, (x, y), max(2, round(reach * min(height, width))), cv2.GC_PR_FGD, -1)
+            cv2.circle(seeds, (x, y), _reach(reach, height, width), cv2.GC_PR_FGD, -1)
     for x, y in prompt.positives:
         cv2.circle(seeds, (x, y), radius, cv2.GC_FGD, -1)
     for x, y in prompt.negatives:
         cv2.circle(seeds, (x, y), radius, cv2.GC_BGD, -1)
-    mask = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
+    return seeds
+
+
+def _reach(reach: float, height: int, width: int) -> int:
+    return max(2, round(reach * min(height, width)))
+
+
+def grabcut_region(prompt: Prompt, height: int, width: int, reach: float = 0.15) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1): where GrabCut runs. Its cost grows with the pixels it models, and far from the prompt
+    they only blur the colour models, so it runs on the box (or the positive clicks' probable-foreground discs)
+    plus a margin as wide again on each side (at least 16 pixels), which keeps background around the object."""
+    if prompt.box is not None:
+        x0, y0, x1, y1 = prompt.box
+    else:
+        xs, ys = [x for x, _ in prompt.positives], [y for _, y in prompt.positives]
+        disc = _reach(reach, height, width)
+        x0, y0, x1, y1 = min(xs) - disc, min(ys) - disc, max(xs) + disc + 1, max(ys) + disc + 1
+    margin_x, margin_y = max(16, x1 - x0), max(16, y1 - y0)
+    return max(0, x0 - margin_x), max(0, y0 - margin_y), min(width, x1 + margin_x), min(height, y1 + margin_y)
+
+
+def grabcut_mask(image: np.ndarray, prompt: Prompt, iterations: int = 4, reach: float = 0.15) -> Proposal:
+    """GrabCut seeded by the prompt (:func:`grabcut_seeds`), run on :func:`grabcut_region` and pasted back into
+    an empty frame-size mask; only the parts the user clicked on are kept."""
+    height, width = image.shape[:2]
+    x0, y0, x1, y1 = grabcut_region(prompt, height, width, reach)
+    seeds = np.ascontiguousarray(grabcut_seeds(prompt, height, width, reach)[y0:y1, x0:x1])
     if (seeds == cv2.GC_BGD).any() or (seeds == cv2.GC_PR_BGD).any():
         background, foreground = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        bgr = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR)
+        bgr = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_RGB2BGR)
         cv2.grabCut(bgr, seeds, None, background, foreground, iterations, cv2.GC_INIT_WITH_MASK)
-        mask = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
+    mask = np.zeros((height, width), bool)
+    mask[y0:y1, x0:x1] = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
     if prompt.positives:  # keep the parts the user clicked on
         _, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
         clicked = {int(labels[y, x]) for x, y in prompt.positives} - {0}
