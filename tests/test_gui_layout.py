@@ -42,3 +42,23 @@ def test_the_default_size_fits_the_screen(qtbot, tmp_path):
     window = make_window(qtbot, QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat), tmp_path)
     screen = window.screen().availableGeometry()
     assert window.width() <= screen.width() and window.height() <= screen.height()
+
+
+def test_an_autosave_note_passes_and_leaves_the_last_jobs_status(qtbot, tmp_path, monkeypatch):
+    from tests.gui_helpers import load_scripted
+    from tests.videos import make_video
+
+    settings = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = make_window(qtbot, settings, tmp_path)
+    monkeypatch.setattr(window, "confirm_discard", lambda: True)
+    monkeypatch.setattr("app.gui.main_window.AUTOSAVE_NOTE_MS", 300)
+    video = tmp_path / "clip.mp4"
+    make_video(video, num_frames=6, size=(96, 64))
+    window.open_path(video)
+    load_scripted(window)
+    window.status_label.setText("Propagated over 5 frames (1-5); Ctrl+Z undoes all of it.")
+    window.autosave()
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage().startswith("Autosaved"), timeout=10_000)
+    assert window.status_label.text().startswith("Propagated over 5 frames")  # not overwritten
+    qtbot.waitUntil(lambda: window.statusBar().currentMessage() == "", timeout=5_000)  # the note passes
+    assert window.status_label.isVisible() and window.status_label.text().startswith("Propagated over 5 frames")

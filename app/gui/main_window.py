@@ -63,6 +63,7 @@ from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
 # Bump when toolbars or docks change: Qt then ignores a saved layout that does not know them (one saved before
 # the Paint toolbar existed squeezed that toolbar onto the main row, out of sight).
 LAYOUT_VERSION = 2
+AUTOSAVE_NOTE_MS = 4000  # how long "Autosaved …" covers the status line
 MAX_LISTED_FRAMES = 8  # frames named in a message; the rest is "…"
 MODE_NAMES = {"fill": "Filled Masks", "contour": "Contours", "fill_contour": "Filled Masks + Contours",
               "fade": "Fade Background", "cutout": "Cut-Out"}
@@ -510,8 +511,9 @@ class MainWindow(QMainWindow):
         self.autosaver.save_now()
 
     def _on_autosaved(self, text: str) -> None:
+        """A passing note: it covers the status line for a moment, then what the last job said shows again."""
         self._update_title()
-        self.status_label.setText(text)
+        self.statusBar().showMessage(text, AUTOSAVE_NOTE_MS)
 
     def export_dialog(self) -> None:
         c = self.controller
