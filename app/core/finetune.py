@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 from app.core.annotation import Annotation, Provenance
 from app.core.errors import Cancelled, StudioError
+from app.core.model_source import MODEL_PREFIX, PRESET_PREFIX, checkpoint_path
 from app.core.progress import Job, Progress, run_job
 from dvis_models import atomic
 
@@ -41,7 +42,6 @@ HELDOUT_SPLIT = "heldout"
 HELDOUT_FRACTION = 0.2
 MIN_HELDOUT_FRAMES = 2
 MIN_TRAIN_FRAMES = 2
-BUNDLED, MODEL_PREFIX, PRESET_PREFIX = "bundled", "model:", "preset:"  # how a project records its model
 LEARNING_RATE = 1e-4  # the official recipe's base lr; short runs start from trained weights
 FULL_RECIPE_POINTS = 12544  # points per mask at the official training sizes
 
@@ -170,16 +170,10 @@ def base_checkpoint(info: dict | None, library) -> Path:
         raise FinetuneError("This project does not record which model made its masks, so there is nothing to "
                             "fine-tune from. Run DVIS on it once (Model → Run DVIS, or dvis infer), correct the "
                             "masks, save, then fine-tune.")
-    if source == BUNDLED:
-        from dvis_models.resources import BUNDLED_CHECKPOINT
-
-        return Path(BUNDLED_CHECKPOINT)
     if source.startswith(PRESET_PREFIX):
         raise FinetuneError(f"This project was run with {source[len(PRESET_PREFIX):]}'s untrained weights; "
                             "run it with a trained model (the bundled one or an installed one), then fine-tune.")
-    if source.startswith(MODEL_PREFIX):
-        return library.path(source[len(MODEL_PREFIX):])
-    path = Path(source)
+    path = checkpoint_path(source, library)
     if not path.is_file():
         raise FinetuneError(f"The project was run with {path}, which no longer exists; put the file back (or add "
                             "that model to the library and run the project with it), then fine-tune.")

@@ -34,8 +34,9 @@ def source_for(model: str | None = None, preset: str | None = None, checkpoint: 
     return MODEL_PREFIX + model
 
 
-def _checkpoint_path(source: str) -> Path | None:
-    """The file a source loads (None for a preset's fresh weights)."""
+def checkpoint_path(source: str, library=None) -> Path | None:
+    """The file a source loads (None for a preset's fresh weights); installed names are looked up in ``library``
+    (an ``app.core.models.ModelLibrary``; default: the user's)."""
     if source == BUNDLED:
         from dvis_models.resources import BUNDLED_CHECKPOINT
 
@@ -43,9 +44,11 @@ def _checkpoint_path(source: str) -> Path | None:
     if source.startswith(PRESET_PREFIX):
         return None
     if source.startswith(MODEL_PREFIX):
-        from app.core.models import ModelLibrary  # an unknown name is a ModelLibraryError that says what to do
+        if library is None:
+            from app.core.models import ModelLibrary
 
-        return ModelLibrary().path(source[len(MODEL_PREFIX):])
+            library = ModelLibrary()
+        return library.path(source[len(MODEL_PREFIX):])  # an unknown name: a ModelLibraryError saying what to do
     return Path(source)  # a missing file is a CheckpointError once loaded
 
 
@@ -57,7 +60,7 @@ def load_model(source: str, seed: int = 0):
 
     A preset's fresh weights come from ``seed``, so test runs are reproducible. Only the last model is kept.
     """
-    path = _checkpoint_path(source)
+    path = checkpoint_path(source)
     key = (source, path.stat().st_mtime if path is not None and path.exists() else seed)
     if key not in _cache:
         import dvis_models
