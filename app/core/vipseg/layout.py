@@ -21,7 +21,7 @@ from dvis_models.vipseg_format import (
     gt_json_name,
 )
 
-Progress = Callable[[int, int], None]  # progress(done, total) of a long read
+ReportProgress = Callable[[int, int], None]  # progress(done, total) of a long read
 
 
 

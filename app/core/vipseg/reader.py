@@ -17,7 +17,7 @@ import numpy as np
 
 from app.core.errors import CategoryTableError
 from app.core.vipseg.frames import PanopticFrame
-from app.core.vipseg.layout import DatasetError, DatasetLayout, Progress
+from app.core.vipseg.layout import DatasetError, DatasetLayout, ReportProgress
 from dvis_models.categories import CategoryTable, vipseg_categories
 from dvis_models.vipseg_format import (
     IMAGES,
@@ -219,7 +219,7 @@ def _gt_files(layout: DatasetLayout, split: str | None) -> list[Path]:
 
 
 def read_ground_truth(root: str | Path, split: str | None = None,
-                      progress: Progress | None = None) -> tuple[CategoryTable, list[DatasetVideo]]:
+                      progress: ReportProgress | None = None) -> tuple[CategoryTable, list[DatasetVideo]]:
     """Videos of ``panoptic_gt_VIPSeg_<split>.json`` (``split=None``: every split file, or the all-in-one JSON).
 
     ``progress(done, total)`` reports the bytes of each JSON read, then the videos of that file checked.
