@@ -39,7 +39,8 @@ if TYPE_CHECKING:  # the type only; the GUI reaches dvis_models through app.core
 RESOLUTIONS = (("Model default", None), ("360p (fast)", 360), ("480p", 480), ("720p", 720), ("1080p", 1080))
 
 
-def _buttons(dialog: QDialog) -> QDialogButtonBox:
+def ok_cancel_buttons(dialog: QDialog) -> QDialogButtonBox:
+    """OK accepts `dialog`, Cancel rejects it."""
     box = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
     box.accepted.connect(dialog.accept)
     box.rejected.connect(dialog.reject)
@@ -100,7 +101,7 @@ class RunDialog(QDialog):
         form.addRow("Edited tracks", self.keep_edited)
         form.addRow(QLabel("Locked tracks are kept; new tracks that overlap kept tracks take their id.\n"
                            "The whole run is one step of Edit → Undo."))
-        form.addRow(_buttons(self))
+        form.addRow(ok_cancel_buttons(self))
 
     def _browse(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", "",
@@ -149,7 +150,7 @@ class CategoryDialog(QDialog):
         layout.addWidget(self.search)
         layout.addWidget(self.list)
         layout.addWidget(self.from_frame)
-        layout.addWidget(_buttons(self))
+        layout.addWidget(ok_cancel_buttons(self))
         self.resize(380, 500)
 
     def _filter(self, text: str) -> None:
@@ -240,7 +241,7 @@ class ExportDialog(QDialog):
         form.addRow("Frames", range_row)
         form.addRow("VIPSeg size", self.resolution)
         form.addRow("Destination", target_row)
-        form.addRow(_buttons(self))
+        form.addRow(ok_cancel_buttons(self))
         self.kind.currentIndexChanged.connect(self._update)
         self._update()
 

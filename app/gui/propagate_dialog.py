@@ -23,6 +23,7 @@ from app.core.propagation.labelling import (
     propagation_job,
 )
 from app.gui.controller import StudioController, UserActionError
+from app.gui.dialogs import ok_cancel_buttons
 from app.gui.worker import Worker
 
 DIRECTION_NAMES = {"forward": "Forward", "backward": "Backward", "both": "Both ways"}
@@ -55,10 +56,8 @@ class PropagateDialog(QDialog):
         form.addRow("Stop at", self.stop_at)
         form.addRow("Engine", self.engine)
         form.addRow("Where other tracks are", self.overlap)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons = ok_cancel_buttons(self)
         buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Propagate")
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
     def options(self) -> PropagateOptions:
