@@ -472,15 +472,18 @@ def _add_finetune(commands) -> None:
     parser = commands.add_parser(
         "finetune", help="fine-tune a project's model on its corrected frames",
         description="Export the project's corrected frames (those holding edited, imported or locked tracks), hold "
-                    "some out, train one stage of the model the project was run with, install the result in the "
-                    "model library and print the VPQ on the held-out frames before and after. Ctrl+C checkpoints; "
-                    "--resume continues. Run the project with the result: dvis infer VIDEO --model NAME.",
+                    "some out, train one stage of the model the project was run with (or of --base), install the "
+                    "result in the model library and print the VPQ on the held-out frames before and after. Ctrl+C "
+                    "checkpoints; --resume continues. Run the project with the result: dvis infer VIDEO --model NAME.",
     )
     parser.add_argument("project", type=Path, help="project folder (read as last saved; never changed)")
     parser.add_argument("--stage", choices=("tracker", "refiner", "segmenter"), default="tracker",
                         help="what to train (default tracker, the segmenter frozen, as DVIS trains it)")
     parser.add_argument("--iterations", type=_positive_int, default=200, help="training iterations (default 200)")
     parser.add_argument("--name", help="library name of the fine-tuned model (default PROJECT-STAGE)")
+    parser.add_argument("--base", metavar="MODEL",
+                        help="the model to start from: bundled, model:NAME (installed) or a checkpoint file "
+                             "(default: the model the project was run with)")
     parser.add_argument("--resume", action="store_true", help="continue the cancelled fine-tune of that name")
     parser.add_argument("--device", help="cpu, cuda ... (default: cuda when available)")
     parser.set_defaults(handler=_finetune)
@@ -490,7 +493,8 @@ def _finetune(args: argparse.Namespace) -> int:
     from app.core.finetune import FinetuneRequest, LossPoint, finetune, score_text
     from app.core.progress import Progress, run_job
 
-    request = FinetuneRequest(args.project, args.stage, args.iterations, args.name, args.resume, args.device)
+    request = FinetuneRequest(args.project, args.stage, args.iterations, args.name, args.resume, args.device,
+                              base=args.base)
     printed: dict[str, int] = {}  # phase -> last tenth printed
 
     def report(item) -> None:

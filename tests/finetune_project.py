@@ -45,3 +45,19 @@ def make_project(dataset: Path, folder: Path, model: dict | None = None, correct
     model = {"model": "bundled", "offline": False, "short_edge": 64} if model is None else model  # small: fast tests
     Project.create(folder, dataset / "images" / video.video_id, annotation=annotation, model=model).close()
     return folder
+
+
+def other_base(path: Path) -> Path:
+    """A trained base model that is not the bundled one: the bundled model with its backbone's weights shifted, so
+    a model fine-tuned from it (segmenter frozen) shows which base it started from."""
+    from dvis_models import load_checkpoint
+    from dvis_models.checkpoint import save_checkpoint
+    from dvis_models.resources import BUNDLED_CHECKPOINT
+
+    model = load_checkpoint(BUNDLED_CHECKPOINT)
+    with torch.no_grad():
+        for name, weight in model.named_parameters():
+            if name.startswith("backbone."):
+                weight.add_(0.01)
+    save_checkpoint(model, path)
+    return path

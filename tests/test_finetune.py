@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,10 @@ from app.core.models import ModelLibrary
 from app.core.progress import Progress, run_job
 from app.core.project import Project
 from dvis_models import load_checkpoint
+from dvis_models.checkpoint import FORMAT, FORMAT_VERSION
 from dvis_models.resources import BUNDLED_CHECKPOINT
 from dvis_models.training.training_state import load_state
-from tests.finetune_project import FRAMES, dataset, make_project, one_thread  # noqa: F401 - fixtures
+from tests.finetune_project import FRAMES, dataset, make_project, one_thread, other_base  # noqa: F401 - fixtures
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -190,3 +192,61 @@ def test_cli_finetune_errors_are_one_line(dataset, tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: This project does not record which model")
     assert main(["finetune", str(project), "--resume"]) == 1
     assert "no cancelled fine-tune named 'project-tracker'" in capsys.readouterr().err
+
+
+def backbone_of(path: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in load_checkpoint(path).state_dict().items() if k.startswith("backbone.")}
+
+
+def test_cli_finetune_starts_from_the_base_model_given(dataset, tmp_path, capsys):
+    """--base model:NAME trains that model, even when the project itself was run with untrained weights."""
+    project = make_project(dataset, tmp_path / "project", model={"model": "preset:bundled_small", "short_edge": 64})
+    library = ModelLibrary()  # the user's library (test data folder), where the CLI looks
+    library.add(other_base(tmp_path / "other.pth"), "other")
+    assert main(["finetune", str(project), "--iterations", "1", "--name", "from-other", "--base", "model:other"]) == 0
+    assert "installed from-other" in capsys.readouterr().out
+    tuned, other = backbone_of(library.path("from-other")), backbone_of(library.path("other"))
+    assert all(torch.equal(tuned[k], other[k]) for k in other)  # the frozen segmenter is the base's
+    assert not all(torch.equal(tuned[k], v) for k, v in backbone_of(BUNDLED_CHECKPOINT).items())
+    assert "from " + str(library.path("other")) in library.get("from-other").source
+
+
+def test_a_checkpoint_file_as_base(dataset, tmp_path):
+    project = make_project(dataset, tmp_path / "project")
+    base = other_base(tmp_path / "other.pth")
+    result = run_job(finetune(request(project, tmp_path, iterations=1, base=str(base))))
+    tuned = backbone_of(ModelLibrary(tmp_path / "lib").path(result.name))
+    assert all(torch.equal(tuned[k], v) for k, v in backbone_of(base).items())
+
+
+def test_resuming_with_another_base_is_refused(dataset, tmp_path):
+    project = make_project(dataset, tmp_path / "project")
+    job = finetune(request(project, tmp_path, iterations=5))
+    for item in job:
+        if isinstance(item, LossPoint):
+            break
+    with pytest.raises(Cancelled):
+        job.throw(Cancelled())
+    with pytest.raises(FinetuneError, match="starts from .*dvis_bundled_small.pth, not from .*other.pth; resume it"):
+        run_job(finetune(request(project, tmp_path, resume=True, base=str(tmp_path / "other.pth"))))
+
+
+@pytest.mark.parametrize("base, message", [
+    ("preset:r50_vipseg_online", "r50_vipseg_online is an architecture with untrained weights.*Choose a trained base"),
+    ("missing.pth", "The base model file missing.pth does not exist; give the path of a checkpoint file"),
+    ("model:nothing", "nothing"),
+    ("wrong.pth", "Cannot fine-tune the tracker of wrong.pth: .*not a DVIS checkpoint.*Choose another base model"),
+    ("partial.pth", "Cannot fine-tune the tracker of partial.pth: .*keys missing from the file: sem_seg_head"),
+])
+def test_cli_refuses_a_base_that_cannot_be_fine_tuned_before_any_work(dataset, tmp_path, capsys, monkeypatch,
+                                                                      base, message):
+    project = make_project(dataset, tmp_path / "project")
+    monkeypatch.chdir(tmp_path)
+    torch.save({"not": "weights"}, tmp_path / "wrong.pth")
+    bundled = load_checkpoint(BUNDLED_CHECKPOINT)  # our own format, its segmenter's head left out
+    torch.save({"format": FORMAT, "version": FORMAT_VERSION, "config": bundled.config.to_dict(), "state_dict": {
+        k: v for k, v in bundled.state_dict().items() if not k.startswith("sem_seg_head.")}}, tmp_path / "partial.pth")
+    assert main(["finetune", str(project), "--base", base]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and re.search(message, error, re.S)
+    assert not (project / "finetune").exists() and ModelLibrary().list() == []

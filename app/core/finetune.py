@@ -1,4 +1,5 @@
-"""Fine-tune the model a project was run with on the project's corrected frames, and install the result.
+"""Fine-tune a model (by default the one a project was run with) on the project's corrected frames, and install
+the result.
 
 The loop the app exists for: correct the masks, then teach the model from the corrections and run the better
 model. The job (a generator, see ``app.core.progress``):
@@ -7,7 +8,7 @@ model. The job (a generator, see ``app.core.progress``):
    frames that only hold the model's own output would teach the model nothing;
 2. holds some of them out (whole runs of frames when there are several, else the end of the run) and exports
    the rest and the held-out frames as a VIPSeg dataset into ``<project>/finetune/<name>/data``;
-3. scores the starting model on the held-out frames (VPQ), trains the chosen stage as DVIS trains it
+3. scores the starting model (the base) on the held-out frames (VPQ), trains the chosen stage as DVIS trains it
    (``dvis_models.training``: the tracker by default, with the segmenter frozen), checkpointing regularly and on
    Cancel, so ``resume`` continues from the iteration reached;
 4. scores the fine-tuned model on the same held-out frames and adds it to the model library under ``name``.
@@ -54,8 +55,9 @@ class FinetuneError(StudioError):
 class FinetuneRequest:
     """What to fine-tune. ``name``: the library name of the result (default ``<project>-<stage>``, then ``-2``,
     ``-3``... once installed, so fine-tuning again after more corrections needs no new name). ``resume``
-    continues a cancelled run of that name with its own settings. ``library``: the model library folder
-    (default: the user's)."""
+    continues a cancelled run of that name with its own settings. ``base``: the model to start from, a model source
+    (``bundled``, ``model:NAME`` or a checkpoint file; see ``app.core.model_source``); None: the model the project
+    was run with. ``library``: the model library folder (default: the user's)."""
 
     project: Path
     stage: str = "tracker"
@@ -64,6 +66,7 @@ class FinetuneRequest:
     resume: bool = False
     device: str | None = None
     library: Path | None = None
+    base: str | None = None
 
     def model_name(self) -> str:
         if self.name:
@@ -163,21 +166,48 @@ def split_runs(runs: list[range]) -> tuple[list[range], list[range]]:
 # ----------------------------------------------------------------------------------------- the model
 
 
-def base_checkpoint(info: dict | None, library) -> Path:
-    """The checkpoint file of the model a project was run with (``Project.model``); installed ones from ``library``."""
-    source = (info or {}).get("model")
+def base_checkpoint(info: dict | None, library, base: str | None = None) -> Path:
+    """The checkpoint file to start from: the model source ``base`` when given, else the model the project was run
+    with (``Project.model``); installed ones from ``library``. Refuses untrained weights and missing files."""
+    source = base or (info or {}).get("model")
     if not source:
         raise FinetuneError("This project does not record which model made its masks, so there is nothing to "
                             "fine-tune from. Run DVIS on it once (Model → Run DVIS, or dvis infer), correct the "
-                            "masks, save, then fine-tune.")
+                            "masks, save, then fine-tune, or choose the base model to start from.")
     if source.startswith(PRESET_PREFIX):
-        raise FinetuneError(f"This project was run with {source[len(PRESET_PREFIX):]}'s untrained weights; "
-                            "run it with a trained model (the bundled one or an installed one), then fine-tune.")
+        preset = source[len(PRESET_PREFIX):]
+        raise FinetuneError(f"{preset} is an architecture with untrained weights: there is nothing to fine-tune. "
+                            "Choose a trained base model (bundled, an installed model:NAME or a checkpoint file)."
+                            if base else
+                            f"This project was run with {preset}'s untrained weights; run it with a trained model "
+                            "(the bundled one or an installed one), or choose a trained base model, then fine-tune.")
     path = checkpoint_path(source, library)
     if not path.is_file():
-        raise FinetuneError(f"The project was run with {path}, which no longer exists; put the file back (or add "
-                            "that model to the library and run the project with it), then fine-tune.")
+        raise FinetuneError(f"The base model file {path} does not exist; give the path of a checkpoint file (or "
+                            "bundled, or model:NAME for a model in the library)." if base else
+                            f"The project was run with {path}, which no longer exists; put the file back (or add "
+                            "that model to the library and run the project with it), or choose another base model, "
+                            "then fine-tune.")
     return path
+
+
+def starting_model(stage: str, base: Path, work: Path):
+    """The model the training starts from: ``base``'s weights, checked to fit the ``stage`` (plus a fresh refiner for
+    an online model's refiner stage)."""
+    from dvis_models import DVISError
+    from dvis_models.training import launch
+
+    try:
+        return launch.build_initial_model(_options(stage, work, base))
+    except DVISError as error:  # not a checkpoint, not DVIS, or lacking the trained parts the stage builds on
+        raise FinetuneError(f"Cannot fine-tune the {stage} of {base}: {error}\nChoose another base model.") from None
+
+
+def _options(stage: str, work: Path, base: Path):
+    """``dvis_models.training.launch.TrainOptions`` of a fine-tune: the work folder's data, its ``train`` output."""
+    from dvis_models.training import launch
+
+    return launch.TrainOptions(stage=stage, data=work / "data", out=work / "train", init=base)
 
 
 def training_recipe(stage: str, iterations: int, short_edge: int, max_size: int
@@ -221,8 +251,8 @@ def finetune(request: FinetuneRequest) -> Job[FinetuneResult]:
                             f"dvis models remove {name}).")
     work = Path(request.project) / WORK_DIR / name
     try:
-        plan = yield from _prepare(request, work, library)
-        result = yield from _train_and_score(plan, work, request.device)
+        plan, model = yield from _prepare(request, work, library)
+        result = yield from _train_and_score(plan, work, request.device, model)
         yield Progress(0, 1, "Adding the model to the library")
         library.add(work / "train" / "model_final.pth", name,
                     source=f"fine-tuned ({plan['stage']}) from {plan['base']} on {Path(request.project).absolute()}")
@@ -241,9 +271,9 @@ def can_resume(project: Path, name: str) -> bool:
     return (Path(project) / WORK_DIR / name / PLAN_FILE).is_file()
 
 
-def _prepare(request: FinetuneRequest, work: Path, library) -> Job[dict]:
+def _prepare(request: FinetuneRequest, work: Path, library) -> Job[tuple[dict, object | None]]:
     """Read the project, check it can be fine-tuned, export its corrected frames and write the plan (or read the
-    plan of the run being resumed); returns the plan."""
+    plan of the run being resumed); returns the plan and the starting model (None when resuming)."""
     from app.core.project import Project
 
     plan_path = work / PLAN_FILE
@@ -255,15 +285,19 @@ def _prepare(request: FinetuneRequest, work: Path, library) -> Job[dict]:
         if plan["stage"] != request.stage:
             raise FinetuneError(f"The cancelled fine-tune {work.name!r} trains the {plan['stage']}, not the "
                                 f"{request.stage}; resume it with that stage, or choose another name.")
-        return plan
+        if request.base and str(checkpoint_path(request.base, library)) != plan["base"]:
+            raise FinetuneError(f"The cancelled fine-tune {work.name!r} starts from {plan['base']}, not from "
+                                f"{request.base}; resume it with that base model, or choose another name.")
+        return plan, None
     if can_resume(request.project, work.name):
         raise FinetuneError(f"A fine-tune named {work.name!r} was started before and not finished ({work}); resume "
                             "it, or choose another name.")
     _remove(work)  # what an export killed midway left (no plan yet): no use to anyone
     yield Progress(0, None, "Reading the project")
     with Project.open(request.project, read_only=True) as project:
-        base = base_checkpoint(project.model, library)
+        base = base_checkpoint(project.model, library, request.base)
         train, heldout = split_runs(runs_of(corrected_frames(project.annotation)))
+        model = starting_model(request.stage, base, work)  # a base that cannot be trained is refused before any work
         data = work / "data"
         work.mkdir(parents=True)
         try:
@@ -273,10 +307,11 @@ def _prepare(request: FinetuneRequest, work: Path, library) -> Job[dict]:
             raise
         info = project.model or {}
     plan = {"stage": request.stage, "iterations": request.iterations, "base": str(base),
-            "offline": bool(info.get("offline")), "short_edge": info.get("short_edge"),
+            "offline": bool(info.get("offline")) and model.refiner is not None,  # a base may be online only
+            "short_edge": info.get("short_edge"),
             "train": [[r.start, r.stop] for r in train], "heldout": [[r.start, r.stop] for r in heldout]}
     atomic.write_json(plan_path, plan)  # last: a plan means the data is complete
-    return plan
+    return plan, model
 
 
 def _remove(work: Path) -> None:
@@ -310,10 +345,10 @@ def _export(project, splits: dict[str, list[range]], root: Path) -> Job[None]:
     yield Progress(done, total, "Exporting the corrected frames")
 
 
-def _train_and_score(plan: dict, work: Path, device: str | None) -> Job[dict]:
-    """Score the starting model, train (resuming from the last checkpoint), score the result; returns the
-    `FinetuneResult` fields other than the name. Scores are taken in the mode the project ran in (offline needs
-    a refiner), the refiner stage's result offline."""
+def _train_and_score(plan: dict, work: Path, device: str | None, model=None) -> Job[dict]:
+    """Score the starting model (``model``, else built from the plan's base), train (resuming from the last
+    checkpoint), score the result; returns the `FinetuneResult` fields other than the name. Scores are taken in
+    the mode the project ran in (offline needs a refiner), the refiner stage's result offline."""
     import torch
 
     from dvis_models import DVISError
@@ -325,8 +360,9 @@ def _train_and_score(plan: dict, work: Path, device: str | None) -> Job[dict]:
 
     data, stage, iterations = work / "data", plan["stage"], plan["iterations"]
     try:
-        options = launch.TrainOptions(stage=stage, data=data, out=work / "train", init=Path(plan["base"]))
-        model = launch.build_initial_model(options)  # the starting weights (plus a fresh refiner for an online model)
+        options = _options(stage, work, Path(plan["base"]))
+        if model is None:
+            model = starting_model(stage, options.init, work)
         if "before" not in plan:
             before = yield from _score(model, data, plan["offline"], plan, device,
                                        "Scoring the starting model on held-out frames")
