@@ -6,7 +6,8 @@ from PySide6.QtCore import Qt
 
 from app.core.models import ModelLibrary
 from app.gui.finetune_dialog import FinetuneDialog
-from tests.finetune_project import dataset, make_project, one_thread  # noqa: F401 - fixtures
+from dvis_models import load_checkpoint
+from tests.finetune_project import dataset, make_project, one_thread, other_base  # noqa: F401 - fixtures
 from tests.gui_helpers import errors, open_focused, video_path, window  # noqa: F401 - fixtures
 
 TRAINING = 180_000  # ms: a few iterations and two scorings, on a busy shared CPU
@@ -57,6 +58,41 @@ def test_dialog_cancels_then_resumes_from_the_checkpoint(qtbot, dataset, tmp_pat
     assert dialog.points[0][0] in (stopped + 1, stopped + 2)  # the state is saved where the cancel reached the job
     qtbot.mouseClick(dialog.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not dialog.task.running, timeout=TRAINING)
+
+
+def test_dialog_fine_tunes_the_base_model_chosen_and_refuses_a_missing_file(qtbot, dataset, tmp_path, errors):
+    library = ModelLibrary(tmp_path / "lib")
+    library.add(other_base(tmp_path / "other.pth"), "other")
+    dialog = FinetuneDialog(make_project(dataset, tmp_path / "project"), library=tmp_path / "lib",
+                            project_model="bundled")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    combo = dialog.base.combo
+    assert combo.currentText() == "The project's model (bundled)" and dialog.request(False).base is None
+    assert [combo.itemText(i) for i in range(combo.count())] == [
+        "The project's model (bundled)", "Bundled model (CPU-friendly)", "other (bundled_small, installed)",
+        "Checkpoint file…"]  # no untrained presets: there is nothing to fine-tune in them
+
+    combo.setFocus()
+    for _ in range(3):
+        qtbot.keyClick(combo, Qt.Key.Key_Down)
+    assert combo.currentText() == "Checkpoint file…" and not dialog.start_button.isEnabled()  # no file named yet
+    qtbot.keyClicks(dialog.base.checkpoint, str(tmp_path / "missing.pth"))
+    assert dialog.start_button.isEnabled()
+    qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(errors), timeout=TRAINING)
+    assert "missing.pth does not exist" in errors[0][1] and dialog.start_button.isEnabled()
+
+    qtbot.keyClick(combo, Qt.Key.Key_Up)
+    assert combo.currentData() == "model:other"
+    dialog.iterations.selectAll()
+    qtbot.keyClicks(dialog.iterations, "1")
+    qtbot.keyClicks(dialog.name, "tuned")
+    qtbot.mouseClick(dialog.start_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.result is not None, timeout=TRAINING)
+    assert len(errors) == 1
+    tuned, other = (load_checkpoint(library.path(name)).state_dict() for name in ("tuned", "other"))
+    assert all(tuned[k].equal(v) for k, v in other.items() if k.startswith("backbone."))  # trained from "other"
 
 
 def test_analyze_menu_asks_for_a_saved_project_first(window, video_path, qtbot, errors):

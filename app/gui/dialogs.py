@@ -1,4 +1,5 @@
-"""Small dialogs: run settings, category picker, shortcuts list, export choice, evaluation results."""
+"""Small dialogs: run settings (and their model chooser), category picker, shortcuts list, export choice, evaluation
+results."""
 
 from __future__ import annotations
 
@@ -47,6 +48,55 @@ def ok_cancel_buttons(dialog: QDialog) -> QDialogButtonBox:
     return box
 
 
+class ModelChooser(QWidget):
+    """A model source (``app.core.model_source``): the bundled model, an installed one, a checkpoint file (typed or
+    browsed) or, with ``presets``, an architecture's untrained weights. ``first``: (text, source) offered first and
+    chosen by default, e.g. a project's own model. ``library``: the model library folder (default: the user's)."""
+
+    CHECKPOINT = "checkpoint"  # the combo's data for "Checkpoint file…": the file is the line edit's text
+
+    def __init__(self, parent: QWidget | None = None, presets: bool = True,
+                 first: tuple[str, str | None] | None = None, library: Path | None = None):
+        super().__init__(parent)
+        self.combo = QComboBox()
+        if first is not None:
+            self.combo.addItem(*first)
+        self.combo.addItem("Bundled model (CPU-friendly)", BUNDLED)
+        try:
+            for installed in ModelLibrary(library).list():
+                self.combo.addItem(f"{installed.name} ({installed.preset}, installed)", MODEL_PREFIX + installed.name)
+        except ModelLibraryError as error:  # a damaged library must not block using other models
+            self.combo.setToolTip(str(error))
+        self.combo.addItem("Checkpoint file…", self.CHECKPOINT)
+        for preset in PRESETS if presets else ():
+            self.combo.addItem(f"Preset {preset} (untrained weights, for testing)", PRESET_PREFIX + preset)
+        self.checkpoint = QLineEdit(placeholderText="official DVIS .pth or our checkpoint")
+        self.combo.currentIndexChanged.connect(
+            lambda: self.checkpoint.setEnabled(self.combo.currentData() == self.CHECKPOINT))
+        self.checkpoint.setEnabled(False)
+        self.browse = QPushButton("Browse…")
+        self.browse.clicked.connect(self._browse)
+        checkpoint_row = QHBoxLayout()
+        checkpoint_row.addWidget(self.checkpoint)
+        checkpoint_row.addWidget(self.browse)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.combo)
+        layout.addLayout(checkpoint_row)
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", "",
+                                              "Checkpoints (*.pth *.pt *.pkl);;All files (*)")
+        if path:
+            self.checkpoint.setText(path)
+            self.combo.setCurrentIndex(self.combo.findData(self.CHECKPOINT))
+
+    def source(self) -> str | None:
+        """The chosen model source (None: the ``first`` entry's None)."""
+        source = self.combo.currentData()
+        return self.checkpoint.text().strip() if source == self.CHECKPOINT else source
+
+
 class RunDialog(QDialog):
     """Model (bundled / installed / checkpoint file / preset), online or offline, resolution, frame range and
     whether edited tracks are kept. `start`: the first frame offered (where a cancelled run stopped)."""
@@ -56,25 +106,8 @@ class RunDialog(QDialog):
         super().__init__(parent)
         self.setWindowTitle("Run DVIS")
         self._video_path = video_path
-        self.model = QComboBox()
-        self.model.addItem("Bundled model (CPU-friendly)", BUNDLED)
-        try:
-            for installed in ModelLibrary().list():
-                self.model.addItem(f"{installed.name} ({installed.preset}, installed)", MODEL_PREFIX + installed.name)
-        except ModelLibraryError as error:  # a damaged library must not block running other models
-            self.model.setToolTip(str(error))
-        self.model.addItem("Checkpoint file…", "checkpoint")
-        for preset in PRESETS:
-            self.model.addItem(f"Preset {preset} (untrained weights, for testing)", PRESET_PREFIX + preset)
-        self.checkpoint = QLineEdit(placeholderText="official DVIS .pth or our checkpoint")
-        self.model.currentIndexChanged.connect(
-            lambda: self.checkpoint.setEnabled(self.model.currentData() == "checkpoint"))
-        self.checkpoint.setEnabled(False)
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._browse)
-        checkpoint_row = QHBoxLayout()
-        checkpoint_row.addWidget(self.checkpoint)
-        checkpoint_row.addWidget(browse)
+        self.chooser = ModelChooser()
+        self.model, self.checkpoint = self.chooser.combo, self.chooser.checkpoint
         self.mode = QComboBox()
         self.mode.addItem("Online (referring tracker, streams frames)", False)
         self.mode.addItem("Offline (temporal refiner, more stable)", True)
@@ -90,8 +123,7 @@ class RunDialog(QDialog):
         range_row.addWidget(QLabel("to (exclusive)"))
         range_row.addWidget(self.stop)
         form = QFormLayout(self)
-        form.addRow("Model", self.model)
-        form.addRow("Checkpoint", checkpoint_row)
+        form.addRow("Model", self.chooser)
         form.addRow("Mode", self.mode)
         form.addRow("Resolution", self.resolution)
         form.addRow("Speed", self.fast)
@@ -103,20 +135,10 @@ class RunDialog(QDialog):
                            "The whole run is one step of Edit → Undo."))
         form.addRow(ok_cancel_buttons(self))
 
-    def _browse(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Choose a checkpoint", "",
-                                              "Checkpoints (*.pth *.pt *.pkl);;All files (*)")
-        if path:
-            self.checkpoint.setText(path)
-            self.model.setCurrentIndex(self.model.findData("checkpoint"))
-
     def request(self) -> RunRequest:
-        model = self.model.currentData()
-        if model == "checkpoint":
-            model = self.checkpoint.text().strip()
         return RunRequest(
             video_path=self._video_path,
-            model=model,
+            model=self.chooser.source(),
             offline=bool(self.mode.currentData()),
             short_edge=self.resolution.currentData(),
             start=self.start.value(),

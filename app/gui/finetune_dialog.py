@@ -1,8 +1,9 @@
-"""Analyze → Fine-tune on this project: train the project's model on its corrected frames, then re-run with it.
+"""Analyze → Fine-tune on this project: train a model (the project's own by default) on the project's corrected
+frames, then re-run with it.
 
-The dialog picks the stage, iterations and library name, runs ``app.core.finetune`` in a worker with a progress
-bar, a live loss plot and the time left, cancels (the job checkpoints) and resumes, and ends with the before/after
-VPQ on the held-out frames and an offer to re-run the project with the fine-tuned model.
+The dialog picks the base model, the stage, iterations and library name, runs ``app.core.finetune`` in a worker
+with a progress bar, a live loss plot and the time left, cancels (the job checkpoints) and resumes, and ends with
+the before/after VPQ on the held-out frames and an offer to re-run the project with the fine-tuned model.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from PySide6.QtWidgets import (
 
 from app.core.finetune import STAGES, FinetuneRequest, FinetuneResult, LossPoint, can_resume, finetune, score_text
 from app.core.progress import Progress
+from app.gui.dialogs import ModelChooser
 from app.gui.errors import report_exception
 from app.gui.worker import Worker
 
@@ -42,11 +44,13 @@ def _duration(seconds: float | None) -> str:
 
 
 class FinetuneDialog(QDialog):
-    """``rerun_requested(result)``: the user chose to re-run the project with the fine-tuned model."""
+    """``rerun_requested(result)``: the user chose to re-run the project with the fine-tuned model.
+    ``project_model``: the model source the project was run with (named in the base-model choice)."""
 
     rerun_requested = Signal(object)
 
-    def __init__(self, project: Path, parent: QWidget | None = None, library: Path | None = None):
+    def __init__(self, project: Path, parent: QWidget | None = None, library: Path | None = None,
+                 project_model: str | None = None):
         super().__init__(parent)
         self.setWindowTitle("Fine-tune on this project")
         self.project, self.library = Path(project), library
@@ -58,6 +62,8 @@ class FinetuneDialog(QDialog):
         self.task.errored.connect(self._on_failed)
         self.task.aborted.connect(self._on_aborted)
 
+        self.base = ModelChooser(presets=False, library=library, first=(
+            f"The project's model ({project_model or 'as recorded'})", None))
         self.stage = QComboBox()
         for stage in STAGES:
             self.stage.addItem(STAGE_TEXT[stage], stage)
@@ -79,6 +85,7 @@ class FinetuneDialog(QDialog):
         self.points: tuple[list[int], list[float]] = ([], [])
 
         form = QFormLayout()
+        form.addRow("Base model", self.base)
         form.addRow("Train", self.stage)
         form.addRow("Iterations", self.iterations)
         form.addRow("Model name", self.name)
@@ -99,12 +106,15 @@ class FinetuneDialog(QDialog):
         self.rerun_button.clicked.connect(self._rerun)
         self.close_button.clicked.connect(self.reject)
         self.stage.currentIndexChanged.connect(self._update_buttons)
+        self.base.combo.currentIndexChanged.connect(self._update_buttons)
+        self.base.checkpoint.textChanged.connect(self._update_buttons)
         self.name.textChanged.connect(self._update_buttons)
         self._update_buttons()
 
     def request(self, resume: bool) -> FinetuneRequest:
         return FinetuneRequest(self.project, self.stage.currentData(), self.iterations.value(),
-                               self.name.text().strip() or None, resume, library=self.library)
+                               self.name.text().strip() or None, resume, library=self.library,
+                               base=self.base.source())
 
     def _start(self, resume: bool) -> None:
         self.result = None
@@ -158,8 +168,9 @@ class FinetuneDialog(QDialog):
         running = self.task.running
         self.name.setPlaceholderText(FinetuneRequest(self.project, self.stage.currentData(),
                                                      library=self.library).model_name())
-        for widget in (self.stage, self.iterations, self.name, self.start_button, self.close_button):
+        for widget in (self.base, self.stage, self.iterations, self.name, self.close_button):
             widget.setEnabled(not running)
+        self.start_button.setEnabled(not running and self.base.source() != "")  # "": a checkpoint file not named yet
         request = self.request(resume=True)
         self.resume_button.setEnabled(not running and can_resume(request.project, request.model_name()))
         self.cancel_button.setEnabled(running)
@@ -183,8 +194,8 @@ def open_finetune_dialog(window) -> None:
                               "(File → Save Project As…), correct some frames, then fine-tune.")
     if project.dirty:
         window.save()
-    dialog = FinetuneDialog(project.folder, window)
     info = project.model or {}
+    dialog = FinetuneDialog(project.folder, window, project_model=info.get("model"))
     dialog.rerun_requested.connect(lambda result: window.start_inference(RunRequest(
         video_path=Path(window.controller.video.path), model=result.model, offline=result.offline,
         short_edge=info.get("short_edge"), keep_edited=True)))
