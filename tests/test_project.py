@@ -4,6 +4,7 @@ really killed subprocess, damaged files, moved videos."""
 import errno
 import gc
 import json
+import logging
 import os
 import signal
 import socket
@@ -17,8 +18,9 @@ import numpy as np
 import pytest
 
 from app.core.annotation import Annotation
-from app.core.edits import AddTrack, Edit, MergeTracks, Paint, RelabelTrack, SplitTrack
+from app.core.edits import AddTrack, Edit, MarkFrames, MergeTracks, Paint, RelabelTrack, SplitTrack
 from app.core.history import EditHistory
+from app.core.keyframes import KEY, PROPAGATED
 from app.core.progress import run_job
 from app.core.project import LOCK, MANIFEST, Project, ProjectChangedError, ProjectError
 from dvis_models import atomic
@@ -412,6 +414,43 @@ def test_damaged_tables_and_tracks_name_the_file(project_dir):
     tracks.write_text("[1, 2")
     with pytest.raises(ProjectError, match=rf"{tracks.name} is damaged"):
         Project.open(project_dir)
+
+
+def add_orphaned_marks(project_dir: Path) -> Path:
+    """Give track 1 two keyframe marks, save, then hand-edit the saved track table: marks of a track that does not
+    exist (99) and of frames outside the video (-1, F + 3), as older versions could leave them. Returns the file."""
+    with Project.open(project_dir) as project:
+        edit(project, MarkFrames(1, [[0, "key"], [2, "propagated"]]))
+        project.save()
+    tracks = project_dir / json.loads((project_dir / MANIFEST).read_text())["annotation"]["tracks"]
+    data = json.loads(tracks.read_text())
+    data["marks"] = {"1": [[-1, "key"], [0, "key"], [2, "propagated"], [F + 3, "key"]], "99": [[1, "key"]]}
+    tracks.write_text(json.dumps(data))
+    return tracks
+
+
+def test_orphaned_frame_marks_are_dropped_on_opening_and_the_next_save_removes_them(project_dir, caplog):
+    tracks = add_orphaned_marks(project_dir)
+    with caplog.at_level(logging.WARNING, logger="app.core.annotation"), Project.open(project_dir) as project:
+        assert project.annotation.marks.of(1) == {0: KEY, 2: PROPAGATED} and project.annotation.marks.of(99) == {}
+        assert "dropped 3 frame mark(s)" in caplog.text and "(99, 1)" in caplog.text
+        assert project.dirty  # the project on disk still holds them: it needs a save
+        assert "99" in json.loads(tracks.read_text())["marks"]  # opening only reads
+        project.save()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="app.core.annotation"), Project.open(project_dir) as project:
+        assert not project.dirty and caplog.text == ""
+        saved = json.loads((project_dir / json.loads((project_dir / MANIFEST).read_text())["annotation"]["tracks"])
+                           .read_text())
+        assert saved["marks"] == {"1": [[0, "key"], [2, "propagated"]]}
+
+
+def test_a_project_without_orphaned_marks_opens_unmodified(project_dir, caplog):
+    with Project.open(project_dir) as project:
+        edit(project, MarkFrames(1, [[0, "key"]]))
+        project.save()
+    with caplog.at_level(logging.WARNING, logger="app.core.annotation"), Project.open(project_dir) as project:
+        assert not project.dirty and project.annotation.marks.of(1) == {0: KEY} and caplog.text == ""
 
 
 def test_lost_or_damaged_mask_files_mark_only_their_frames(project_dir):

@@ -169,3 +169,27 @@ def test_the_model_info_is_what_the_run_used(clip, tmp_path):
     assert session.project.model == {"model": "preset:r50_vipseg_online", "offline": True, "short_edge": 360,
                                      "frames": [0, 2], "fast": True}
     assert np.count_nonzero(session.annotation.track_map(1)) > 0
+
+
+def test_a_project_repaired_on_opening_is_modified(clip, tmp_path):
+    """Orphaned frame marks (a hand-edited or old project) are dropped on opening: the document needs a save."""
+    import json
+
+    def saved_marks(folder: Path) -> dict:
+        tracks = json.loads((folder / "project.json").read_text())["annotation"]["tracks"]
+        return json.loads((folder / tracks).read_text())["marks"]
+
+    session = Session()
+    session.open_video(clip)
+    run(session, range(FRAMES))
+    session.finish_run(cancelled=False)
+    folder = session.save_project(tmp_path / "project")
+    session.release_project()
+    assert session.show(run_job(opening.open_project(folder))) and not session.modified
+    session.release_project()
+    tracks = folder / json.loads((folder / "project.json").read_text())["annotation"]["tracks"]
+    tracks.write_text(json.dumps({**json.loads(tracks.read_text()), "marks": {"99": [[1, "key"]]}}))
+    assert session.show(run_job(opening.open_project(folder)))
+    assert session.modified and session.annotation.marks.of(99) == {}
+    session.save_project()
+    assert not session.modified and saved_marks(folder) == {}

@@ -18,6 +18,7 @@ category, a stuff category has at most one track per video, and 0 is void.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import Enum
@@ -28,6 +29,8 @@ from app.core.errors import AnnotationError
 from app.core.keyframes import FrameMarks, MarkChanges
 from app.core.mask_store import Loader, MaskStore, encode_slots
 from dvis_models.categories import CategoryTable
+
+log = logging.getLogger(__name__)
 
 #: Called after every change with (frames whose rendering changed, track ids whose row changed).
 Listener = Callable[[frozenset, frozenset], None]
@@ -484,6 +487,11 @@ class Annotation:
             raise ValueError(f"pixels belong to tracks {sorted(stray)} that the track table does not list")
         # Keys without pixels may name removed tracks (left by undone paints): undoing further re-uses them.
         annotation.marks = FrameMarks.from_json(tracks.get("marks", {}))  # absent in projects saved before marks
+        orphans = annotation.marks.drop_orphans(annotation.tracks, num_frames)
+        if orphans:  # the tables differ from the files now: the next save writes them without these marks
+            log.warning("dropped %d frame mark(s) of tracks that no longer exist or of frames outside the video "
+                        "(track, frame): %s", len(orphans), orphans[:10])
+            annotation.tables_dirty = True
         annotation._next_track_id = max(int(tracks["next_track_id"]), max(annotation.tracks, default=0) + 1)
         annotation._seg = seg.astype(np.int32, copy=True)
         annotation._area = area.astype(np.int32, copy=True)

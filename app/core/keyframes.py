@@ -9,6 +9,8 @@ the track edits (merge, split, swap, delete, relabel) carry them along with the 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 KEY, PROPAGATED = "key", "propagated"
 KINDS = (KEY, PROPAGATED)
 MarkChanges = dict[tuple[int, int], str | None]  # (track id, frame) -> new kind, None: unmarked
@@ -77,6 +79,14 @@ class FrameMarks:
     def cleared(self, track_id: int, start: int = 0, stop: int | None = None) -> MarkChanges:
         """The track's marks on frames [start, stop) removed (delete)."""
         return {(track_id, frame): None for frame in self._in(track_id, start, stop)}
+
+    def drop_orphans(self, tracks: Collection[int], num_frames: int) -> list[tuple[int, int]]:
+        """Remove the marks of tracks not in ``tracks`` and of frames outside the video (left by older versions or
+        a hand-edited project: no edit can make them); returns the (track id, frame) pairs removed."""
+        dropped = [(t, f) for t, frames in self._marks.items() for f in frames
+                   if t not in tracks or not 0 <= f < num_frames]
+        self.set(dict.fromkeys(dropped))
+        return dropped
 
     def _in(self, track_id: int, start: int, stop: int | None) -> dict[int, str]:
         return {f: k for f, k in self._marks.get(track_id, {}).items() if start <= f and (stop is None or f < stop)}

@@ -163,6 +163,8 @@ class Session:
             self.video.close()
         self.video, self.annotation = video, annotation
         self.history.reset(annotation)
+        if project is not None and project.dirty:  # opening repaired it (e.g. dropped orphaned marks): save that
+            self.history.mark_modified()
         annotation.listeners.append(self._on_annotation_change)
         self.diagnostics = []
         self.version += 1  # diagnostics of the previous document are stale
