@@ -3,8 +3,10 @@
 import fnmatch
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
+import pytest
 import tomllib
 
 from dvis_models import resources
@@ -48,3 +50,18 @@ def test_an_installed_dvis_resources_package_is_preferred(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                             env={"PYTHONPATH": env_path, "PATH": "/usr/bin:/bin"})
     assert result.stdout.strip() == str(package / "models" / "dvis_bundled_small.pth")
+
+
+def test_setuptools_reads_the_metadata_without_a_deprecation_warning():
+    """The build's first step (setuptools applying pyproject's [project]) warns about nothing, e.g. not about
+    ``license`` as a table (deprecated; builds stop accepting it): it is an SPDX expression."""
+    setuptools = pytest.importorskip("setuptools")
+    if int(setuptools.__version__.split(".")[0]) < 77:
+        pytest.skip("setuptools < 77 (the build requires 77 or later) is installed")
+    from setuptools.config.pyprojecttoml import apply_configuration
+    from setuptools.dist import Distribution
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        dist = apply_configuration(Distribution(), ROOT / "pyproject.toml")
+    assert dist.metadata.license_expression == "MIT"
