@@ -82,7 +82,8 @@ class MainWindow(QMainWindow):
         self.recent = RecentFiles(self.settings)
         self.session = Session()  # the open document, its history, runs and busy state
         self.controller = StudioController(self.session, self)
-        self.runs = Runs(self.session, self, self._run_action)  # DVIS runs
+        # DVIS runs; their decoding also fills the open video's scrubbing proxy
+        self.runs = Runs(self.session, self, self._run_action, shared=lambda: self.controller.scrubber)
         self.runner = self.runs.worker
         self.background = Tasks(self.session, self)  # exports, evaluation, propagation (edits wait for them)
         self.tasks = self.background.worker
