@@ -277,10 +277,14 @@ class Scrubber:
                 return
 
     def _decode_on_to(self, index: int) -> bool:
-        """Whether decoding on to frame ``index`` is the way to the next frame the pass has to store."""
-        if index >= self.source.num_frames:
+        """Whether decoding on to frame ``index`` is the way to the next frame the pass has to store: never
+        into a sharing job's frames, and through stored ones only for a short stretch."""
+        if index >= self.source.num_frames or self._claimed(index):
             return False
-        if not self.proxy.ready(index) and not self._claimed(index):
+        if not self.proxy.ready(index):
             return True
         following = self._next_to_decode()
-        return following is not None and index < following <= index + _DECODE_THROUGH
+        if following is None or not index < following <= index + _DECODE_THROUGH:
+            return False
+        with self._claims_changed:
+            return not any(claim.next < following and index < claim.stop for claim in self._claims)
