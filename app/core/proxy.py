@@ -81,7 +81,8 @@ class FrameProxy:
         except FileNotFoundError:
             pack_bytes = 0
         offsets, lengths = entries[:, 0], entries[:, 1]
-        damaged = (lengths < -1) | ((lengths >= 0) & ((lengths == 0) | (offsets < 0) | (offsets + lengths > pack_bytes)))
+        stored = lengths >= 0
+        damaged = (lengths < -1) | (stored & ((lengths == 0) | (offsets < 0) | (offsets + lengths > pack_bytes)))
         if damaged.any():
             log.warning("proxy %s: %d frames are damaged or cut off; they are decoded again",
                         self.folder.name, int(np.count_nonzero(damaged)))
