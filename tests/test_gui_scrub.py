@@ -91,6 +91,8 @@ def gate_the_proxy_pass(monkeypatch, per_frame_s: float = 0.0):
 def test_the_status_bar_shows_how_far_scrubbing_is_prepared_until_it_is(window, tmp_path, qtbot, monkeypatch):
     import re
 
+    from app.core.scrub import ProxyProgress
+
     go, _ = gate_the_proxy_pass(monkeypatch, per_frame_s=0.03)
     path = make_video(tmp_path / "long.mp4", num_frames=60, size=(96, 64), gop=60)
     window.open_path(path)
@@ -112,6 +114,8 @@ def test_the_status_bar_shows_how_far_scrubbing_is_prepared_until_it_is(window, 
     window.open_path(path)  # opened again: the proxy is complete, nothing to show
     qtbot.wait(200)
     assert not label.isVisible()
+    label.show_progress(ProxyProgress(450, 900, running=True, with_job=True))  # a run decodes the frames left
+    assert label.isVisible() and label.text() == "Preparing scrubbing 50 % as DVIS runs"
 
 
 def test_a_run_in_the_window_fills_the_proxy_instead_of_a_second_decode(window, tmp_path, qtbot, monkeypatch):

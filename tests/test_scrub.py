@@ -209,6 +209,7 @@ def test_the_pass_waits_for_a_job_covering_the_rest_and_ends_with_it(tmp_path):
         spy.go.set()
         time.sleep(0.3)
         assert spy.decoded == [0]  # the frame it was already decoding when the run began; then it waits
+        assert reports[-1] == ProxyProgress(1, 40, running=True, with_job=True)  # the rest comes from the run
         assert [index for index, _ in job] == list(range(1, 40))
         assert scrubber.wait_for_proxy(timeout=30)
         assert spy.decoded == [0]

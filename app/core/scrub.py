@@ -55,11 +55,13 @@ class Shown:
 @dataclass(frozen=True)
 class ProxyProgress:
     """How far the proxy is: ``done`` of ``total`` frames stored; ``running`` False once nothing fills it any
-    more (complete, the store full, or the scrubber closed)."""
+    more (complete, the store full, or the scrubber closed); ``with_job``: the frames left are the ones a
+    sharing job (a model run) is still to decode, so they come at its pace."""
 
     done: int
     total: int
     running: bool
+    with_job: bool = False
 
 
 class _Claim:
@@ -98,6 +100,7 @@ class Scrubber:
         self._stored = 0  # frames stored this session (by the pass or a job), guarded by _claims_changed
         self._full = False  # the store has no room left (or the disk): nothing more is stored
         self._reported = 0.0  # time.monotonic() of the last progress report
+        self._waiting = False  # the pass waits for sharing jobs to decode the frames left
         self._pass: threading.Thread | None = None
         self._start_pass()
 
@@ -216,10 +219,11 @@ class Scrubber:
 
     def _report(self, running: bool, force: bool = False) -> None:
         now = time.monotonic()
-        if running and not force and now - self._reported < _REPORT_EVERY_S:
-            return
+        if running and (self._stop.is_set() or not force and now - self._reported < _REPORT_EVERY_S):
+            return  # closed (only the pass's last word goes out then), or reported a moment ago
         self._reported = now
-        self.on_progress(ProxyProgress(self.proxy.num_ready, self.source.num_frames, running))
+        self.on_progress(ProxyProgress(self.proxy.num_ready, self.source.num_frames, running,
+                                       with_job=running and self._waiting))
 
     # ---------------------------------------------------------------- threads
     def _start_pass(self) -> None:
@@ -257,7 +261,10 @@ class Scrubber:
                     if start is None:
                         if not any(claim.next < claim.stop for claim in self._claims):
                             break  # complete
+                        self._waiting = True
+                        self._report(running=True, force=True)
                         self._claims_changed.wait()
+                        self._waiting = False
                         continue
                 self._decode_from(start)
             self.proxy.flush()

@@ -1,5 +1,6 @@
 """The status bar's note on the scrubbing proxy: "Preparing scrubbing 43 %" while the open video's frames are being
-prepared for instant scrubbing, nothing once they are (or when nothing prepares them any more)."""
+prepared for instant scrubbing ("... as DVIS runs" while the frames left come from a run's decode, at the model's
+pace), nothing once they are (or when nothing prepares them any more)."""
 
 from __future__ import annotations
 
@@ -22,5 +23,6 @@ class ScrubStatus(QLabel):
     def show_progress(self, progress: ProxyProgress) -> None:
         preparing = progress.running and progress.done < progress.total
         if preparing:
-            self.setText(f"Preparing scrubbing {100 * progress.done // progress.total} %")
+            self.setText(f"Preparing scrubbing {100 * progress.done // progress.total} %"
+                         + (" as DVIS runs" if progress.with_job else ""))
         self.setVisible(preparing)
