@@ -98,14 +98,12 @@ def test_before_the_pass_reaches_a_frame_the_nearest_ready_one_is_shown(tmp_path
 
 
 def test_a_second_session_reuses_the_proxy(tmp_path, clip):
-    store = ProxyStore(tmp_path / "proxies")
+    store, _ = built_proxy(tmp_path, clip)
     with VideoSource.open(clip) as source:
-        first = Scrubber(source, store)
-        assert first.wait_for_proxy(timeout=30)
-        first.close()
-    with VideoSource.open(clip) as source:
+        spy = PassSpy(source)
+        spy.go.set()
         second = Scrubber(source, store)
-        assert second.proxy_done and second._pass is None  # nothing to decode again
+        assert second.wait_for_proxy(timeout=5) and spy.decoded == []  # complete; nothing is decoded again
         assert read_index(second.proxy.get(12)) == 12
         second.close()
     os.utime(clip, ns=(0, 0))  # the file changed: its old proxy no longer applies
