@@ -7,25 +7,38 @@ checked against the index drawn into their pixels, so the numbers are for exact 
 The long-GOP case (1080p, keyframe every 600 frames, --long-frames frames, like screen recordings) measures
 what scrubbing feels like: time to the first frame after opening, cold exact random access (VideoSource)
 against raw PyAV seek + decode, the proxy pass (``app.core.scrub``), warm random access through the
-proxy, and the proxy's size on disk per minute of video. The last line is one JSON object.
+proxy, and the proxy's size on disk per minute of video.
 
-    python benchmarks/bench_video.py [--frames 240] [--gop 60] [--seeks 40] [--long-frames 900]
+The shared-pass case runs the bundled model over a clip just opened for scrubbing, twice: once with the run
+reading its frames through the scrubber (its decode fills the proxy, the pass leaves the run's frames to it)
+and once beside a proxy pass of its own (two decodes of one video). It counts every frame any decoder decodes
+(those decoded to reach a seek target or to open a file included), the wall time until both the run and the
+proxy are done, and the process's CPU time meanwhile.
+The last line is one JSON object.
+
+    python benchmarks/bench_video.py [--frames 240] [--gop 60] [--seeks 40] [--long-frames 900] [--shared-frames 60]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import av
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from app.core import video  # noqa: E402
+from app.core.inference import RunRequest, inference_job  # noqa: E402
+from app.core.progress import run_job  # noqa: E402
 from app.core.proxy import ProxyStore  # noqa: E402
 from app.core.scrub import Scrubber  # noqa: E402
 from app.core.video import VideoSource, first_frame  # noqa: E402
@@ -165,6 +178,60 @@ def long_gop_case(folder: Path, frames: int, seeks: int) -> dict[str, float]:
     }
 
 
+SHARED_RUN_SHORT_EDGE = 240
+
+
+@contextmanager
+def counting_decodes() -> Iterator[list[int]]:
+    """Count the packets every ``VideoSource`` decoder hands to FFmpeg (one per frame in these clips): all the
+    decoding done, the frames decoded on the way to a seek target included. Yields a one-item list."""
+    count = [0]
+    real = video._Decoder._decode
+
+    def counted(packets):
+        for packet in packets:
+            count[0] += 1
+            yield packet
+
+    video._Decoder._decode = lambda self, packets, first: real(self, counted(packets), first)
+    try:
+        yield count
+    finally:
+        video._Decoder._decode = real
+
+
+def shared_pass_case(folder: Path, frames: int) -> dict[str, float]:
+    """A model run over a clip just opened, its decode shared with the proxy pass or not: decodes and wall time."""
+    path = make_video(folder / "shared_720p.mp4", num_frames=frames, size=(1280, 720), fps=30, gop=60, crf=23)
+    # The model at a small input size, so that the case takes a minute on a CPU; a GPU makes it as fast or faster.
+    request = RunRequest(path, device="cpu", short_edge=SHARED_RUN_SHORT_EDGE)
+    run_job(inference_job(dataclasses.replace(request, stop=2)))  # load once: the first load is slower
+    result = {}
+    for name, shared in (("separate", False), ("shared", True)):
+        store = ProxyStore(folder / f"proxies_{name}")
+        with counting_decodes() as decoded, VideoSource.open(path) as source:
+            start, cpu_start = time.perf_counter(), time.process_time()
+            scrubber = Scrubber(source, store)
+            run_job(inference_job(request, scrubber if shared else None))
+            run_s = time.perf_counter() - start
+            assert scrubber.wait_for_proxy()
+            wall_s, cpu_s = time.perf_counter() - start, time.process_time() - cpu_start
+            for index in range(0, frames, 7):
+                assert read_index(scrubber.proxy.get(index)) == index
+            scrubber.close()
+        result[name] = {"decoded": decoded[0], "run_s": run_s, "wall_s": wall_s, "cpu_s": cpu_s}
+    separate, shared = result["separate"], result["shared"]
+    return {
+        "frames": frames, "size": "1280x720", "gop": 60, "model_short_edge": SHARED_RUN_SHORT_EDGE,
+        "frames_decoded_shared": shared["decoded"], "frames_decoded_separate": separate["decoded"],
+        "wall_s_shared": round(shared["wall_s"], 1), "wall_s_separate": round(separate["wall_s"], 1),
+        "run_s_shared": round(shared["run_s"], 1), "run_s_separate": round(separate["run_s"], 1),
+        "cpu_s_shared": round(shared["cpu_s"], 1), "cpu_s_separate": round(separate["cpu_s"], 1),
+        "wall_ratio": round(shared["wall_s"] / separate["wall_s"], 2),
+        "cpu_ratio": round(shared["cpu_s"] / separate["cpu_s"], 2),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=240)
@@ -172,6 +239,7 @@ def main() -> None:
     parser.add_argument("--seeks", type=int, default=40)
     parser.add_argument("--long-frames", type=int, default=900, help="frames of the long-GOP 1080p case")
     parser.add_argument("--long-seeks", type=int, default=10, help="cold random reads in the long-GOP case")
+    parser.add_argument("--shared-frames", type=int, default=60, help="frames of the shared-pass case")
     args = parser.parse_args()
     summary: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as folder:
@@ -192,10 +260,15 @@ def main() -> None:
             summary[name] = {"decode_vs_raw_pyav": round(ours / raw, 2), "open_ms": round(open_ms, 1),
                              "cold_p95_ms": round(latency["cold"][1], 1)}
         long_gop = long_gop_case(Path(folder), args.long_frames, args.long_seeks)
+        shared_pass = shared_pass_case(Path(folder), args.shared_frames)
     print(f"1080p long GOP (600), {long_gop['frames']} frames:")
     for key, value in long_gop.items():
         print(f"  {key}: {value}")
     summary["longgop_1080p"] = long_gop
+    print(f"bundled model run + proxy pass, 720p, {shared_pass['frames']} frames:")
+    for key, value in shared_pass.items():
+        print(f"  {key}: {value}")
+    summary["shared_pass"] = shared_pass
     print(json.dumps(summary))
 
 

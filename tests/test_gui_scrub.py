@@ -61,3 +61,75 @@ def test_an_exact_frame_announced_after_closing_is_ignored(window, video_path, q
     window.controller.stop_background()  # as when the window closes
     window.controller.exact_frame_ready.emit(0)  # a signal still queued from the stopped loader
     assert read_index(shown_picture(window.view)) == 0
+
+
+def gate_the_proxy_pass(monkeypatch, per_frame_s: float = 0.0):
+    """The proxy pass's decode (on its own thread) waits for the returned event, then takes ``per_frame_s`` a
+    frame (a slow decoder); other decodes (exact frames, a model run) are untouched. Returns (event, decoded)."""
+    import threading
+    import time
+
+    from app.core.video import VideoSource
+
+    go, decoded = threading.Event(), []
+    real = VideoSource.iter_frames
+
+    def iter_frames(self, start=0, stop=None):
+        if threading.current_thread().name != "proxy-pass":
+            yield from real(self, start, stop)
+            return
+        assert go.wait(60)
+        for index, frame in real(self, start, stop):
+            decoded.append(index)
+            time.sleep(per_frame_s)
+            yield index, frame
+
+    monkeypatch.setattr(VideoSource, "iter_frames", iter_frames)
+    return go, decoded
+
+
+def test_the_status_bar_shows_how_far_scrubbing_is_prepared_until_it_is(window, tmp_path, qtbot, monkeypatch):
+    import re
+
+    from app.core.scrub import ProxyProgress
+
+    go, _ = gate_the_proxy_pass(monkeypatch, per_frame_s=0.03)
+    path = make_video(tmp_path / "long.mp4", num_frames=60, size=(96, 64), gop=60)
+    window.open_path(path)
+    label = window.scrub_status
+    qtbot.waitUntil(lambda: label.isVisible() and label.text() == "Preparing scrubbing 0 %", timeout=10000)
+    assert label in window.statusBar().findChildren(type(label))
+    go.set()
+    percents = []
+
+    def partly_prepared() -> bool:
+        match = re.fullmatch(r"Preparing scrubbing (\d+) %", label.text())
+        percents.append(int(match[1]))
+        return label.isVisible() and 0 < percents[-1] < 100
+
+    qtbot.waitUntil(partly_prepared, timeout=20000)
+    qtbot.waitUntil(lambda: not label.isVisible(), timeout=30000)  # gone once every frame is ready
+    assert window.controller.scrubber.proxy_done
+    assert percents == sorted(percents)
+    window.open_path(path)  # opened again: the proxy is complete, nothing to show
+    qtbot.wait(200)
+    assert not label.isVisible()
+    label.show_progress(ProxyProgress(450, 900, running=True, with_job=True))  # a run decodes the frames left
+    assert label.isVisible() and label.text() == "Preparing scrubbing 50 % as DVIS runs"
+
+
+def test_a_run_in_the_window_fills_the_proxy_instead_of_a_second_decode(window, tmp_path, qtbot, monkeypatch):
+    from app.core.inference import RunRequest
+
+    go, decoded = gate_the_proxy_pass(monkeypatch)  # the pass waits at its first frame until the run has ended
+    path = make_video(tmp_path / "clip.mp4", num_frames=16, size=(96, 64), gop=16)
+    window.open_path(path)
+    c = window.controller
+    with qtbot.waitSignal(window.runner.returned, timeout=120_000):
+        window.start_inference(RunRequest(path, model="preset:bundled_small", torch_threads=1, chunk_size=4))
+    assert c.scrubber.proxy.complete  # filled by the run's decode
+    go.set()
+    assert c.scrubber.wait_for_proxy(timeout=30) and decoded in ([], [0])
+    qtbot.waitUntil(lambda: not window.scrub_status.isVisible(), timeout=5000)
+    for index in (3, 15):
+        assert read_index(c.scrubber.proxy.get(index)) == index

@@ -8,6 +8,7 @@ from app.core.errors import Cancelled
 from app.core.inference import RunRequest, inference_job
 from app.core.progress import Progress, run_job
 from dvis_models.types import FrameResult
+from tests.test_scrub import wait_until
 from tests.videos import make_video
 
 
@@ -50,3 +51,49 @@ def test_aborting_after_a_frame_stops_the_pipeline(clip):
         job.throw(Cancelled("stop"))
     with pytest.raises(StopIteration):
         next(job)  # the job is over
+
+
+# ---------------------------------------------------------------- the run's decode fills the scrubbing proxy
+def test_a_run_fills_the_open_videos_proxy_so_the_pass_decodes_nothing_again(tmp_path):
+    from app.core.proxy import ProxyStore
+    from app.core.scrub import Scrubber
+    from app.core.video import VideoSource
+    from tests.test_scrub import PassSpy, assert_proxy_is_the_video
+
+    path = make_video(tmp_path / "clip.mp4", num_frames=12, size=(96, 64), gop=12)
+    with VideoSource.open(path) as source:
+        spy = PassSpy(source)  # the pass is held at its first frame until the run has ended
+        scrubber = Scrubber(source, ProxyStore(tmp_path / "proxies"))
+        assert run_job(inference_job(request(path), scrubber)) is None
+        assert scrubber.proxy.complete
+        spy.go.set()
+        assert scrubber.wait_for_proxy(timeout=30)
+        assert spy.decoded in ([], [0])  # at most the frame it had begun with
+        assert_proxy_is_the_video(scrubber.proxy, source)
+        scrubber.close()
+
+
+def test_a_cancelled_range_run_leaves_the_rest_to_the_pass(tmp_path):
+    from app.core.proxy import ProxyStore
+    from app.core.scrub import Scrubber
+    from app.core.video import VideoSource
+    from tests.test_scrub import PassSpy, assert_proxy_is_the_video
+
+    path = make_video(tmp_path / "clip.mp4", num_frames=40, size=(96, 64), gop=10)
+    with VideoSource.open(path) as source:
+        spy = PassSpy(source)
+        scrubber = Scrubber(source, ProxyStore(tmp_path / "proxies"))
+        job = inference_job(request(path, start=10, stop=30), scrubber)
+        while not isinstance(next(job), FrameResult):
+            pass
+        assert scrubber.proxy.ready(10)  # the run's frames are in the proxy...
+        spy.go.set()  # ...when the pass starts beside the run: it leaves the run's frames to it
+        wait_until(lambda: 39 in spy.decoded)
+        with pytest.raises(Cancelled):
+            job.throw(Cancelled("stop"))
+        assert scrubber.wait_for_proxy(timeout=30)  # after the cancel the pass stores the rest of 10-29
+        resumed = spy.decoded[20]  # the first frame the run did not decode
+        assert spy.decoded == list(range(0, 10)) + list(range(30, 40)) + list(range(resumed, 30))
+        assert 10 < resumed < 30
+        assert_proxy_is_the_video(scrubber.proxy, source)
+        scrubber.close()

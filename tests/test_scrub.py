@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from app.core.proxy import FrameProxy, ProxyStore, proxy_size
-from app.core.scrub import Scrubber
+from app.core.scrub import ProxyProgress, Scrubber
 from app.core.video import VideoSource
 from tests.videos import make_video, read_index
 
@@ -98,14 +98,12 @@ def test_before_the_pass_reaches_a_frame_the_nearest_ready_one_is_shown(tmp_path
 
 
 def test_a_second_session_reuses_the_proxy(tmp_path, clip):
-    store = ProxyStore(tmp_path / "proxies")
+    store, _ = built_proxy(tmp_path, clip)
     with VideoSource.open(clip) as source:
-        first = Scrubber(source, store)
-        assert first.wait_for_proxy(timeout=30)
-        first.close()
-    with VideoSource.open(clip) as source:
+        spy = PassSpy(source)
+        spy.go.set()
         second = Scrubber(source, store)
-        assert second.proxy_done and second._pass is None  # nothing to decode again
+        assert second.wait_for_proxy(timeout=5) and spy.decoded == []  # complete; nothing is decoded again
         assert read_index(second.proxy.get(12)) == 12
         second.close()
     os.utime(clip, ns=(0, 0))  # the file changed: its old proxy no longer applies
@@ -142,4 +140,147 @@ def test_a_full_store_stops_the_pass_and_scrubbing_still_works(tmp_path, clip):
         scrubber.show(25)
         assert done.wait(20)
         assert scrubber.show(25).exact and read_index(scrubber.show(25).frame) == 25
+        scrubber.close()
+
+
+# ------------------------------------------------------------------ a model run shares its decode with the pass
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
+
+
+def assert_proxy_is_the_video(proxy, source) -> None:
+    """Frame i's JPEG is frame i: its index pixels, and close to the exact decode everywhere."""
+    assert proxy.complete
+    for index, frame in source.iter_frames():
+        stored = proxy.get(index)
+        assert read_index(stored) == index
+        assert psnr(stored, frame) > 30, index
+
+
+class PassSpy:
+    """Records the frames the proxy pass decodes (the scrubber's own source), held before its first one until
+    ``go`` is set: the test decides when the pass may start decoding."""
+
+    def __init__(self, source: VideoSource) -> None:
+        self.decoded: list[int] = []
+        self.go = threading.Event()
+        real = source.iter_frames
+
+        def iter_frames(start=0, stop=None):
+            assert self.go.wait(30)
+            for index, frame in real(start, stop):
+                self.decoded.append(index)
+                yield index, frame
+
+        source.iter_frames = iter_frames
+
+
+def test_a_job_decoding_a_range_fills_the_proxy_and_the_pass_decodes_only_the_rest(tmp_path):
+    path = make_video(tmp_path / "long.mp4", num_frames=120, size=SIZE, gop=10)
+    with VideoSource.open(path) as source, VideoSource.open(path) as runs_video:
+        spy = PassSpy(source)
+        scrubber = Scrubber(source, ProxyStore(tmp_path / "proxies"))
+        job = scrubber.iter_frames(runs_video, 20, 80)  # a run over frames 20-79
+        job_decoded = [index for index, _ in (next(job) for _ in range(40))]  # it is at frame 60...
+        assert job_decoded == list(range(20, 60))
+        spy.go.set()  # ...when the pass starts: frames 0-19 and 80-119, never the run's frames
+        wait_until(lambda: spy.decoded[-1:] == [119])
+        time.sleep(0.3)
+        assert not scrubber.proxy.complete and scrubber._pass.is_alive()  # waiting for frames 60-79
+        assert spy.decoded == list(range(0, 20)) + list(range(80, 120))
+        job.close()  # the run is cancelled at frame 60: the pass does the rest
+        assert scrubber.wait_for_proxy(timeout=30)
+        assert spy.decoded == list(range(0, 20)) + list(range(80, 120)) + list(range(60, 80))
+        assert_proxy_is_the_video(scrubber.proxy, runs_video)
+        scrubber.close()
+
+
+def test_the_pass_waits_for_a_job_covering_the_rest_and_ends_with_it(tmp_path):
+    path = make_video(tmp_path / "clip.mp4", num_frames=40, size=SIZE, gop=10)
+    reports = []
+    with VideoSource.open(path) as source, VideoSource.open(path) as runs_video:
+        spy = PassSpy(source)
+        scrubber = Scrubber(source, ProxyStore(tmp_path / "proxies"), on_progress=reports.append)
+        job = scrubber.iter_frames(runs_video)  # a run over the whole video, at the model's pace
+        next(job)
+        spy.go.set()
+        time.sleep(0.3)
+        assert spy.decoded == [0]  # the frame it was already decoding when the run began; then it waits
+        assert reports[-1] == ProxyProgress(1, 40, running=True, with_job=True)  # the rest comes from the run
+        assert [index for index, _ in job] == list(range(1, 40))
+        assert scrubber.wait_for_proxy(timeout=30)
+        assert spy.decoded == [0]
+        assert_proxy_is_the_video(scrubber.proxy, runs_video)
+        scrubber.close()
+    assert reports[0].running and reports[-1] == ProxyProgress(40, 40, running=False)
+
+
+def test_another_video_is_decoded_without_sharing(tmp_path, clip):
+    other = make_video(tmp_path / "other.mp4", num_frames=30, size=SIZE, gop=10)
+    with VideoSource.open(clip) as source, VideoSource.open(other) as other_video:
+        scrubber = Scrubber(source, ProxyStore(tmp_path / "proxies"))
+        assert scrubber.wait_for_proxy(timeout=30)
+        before = {i: scrubber.proxy.get(i) for i in (0, 29)}
+        assert [index for index, _ in scrubber.iter_frames(other_video, 0, 30)] == list(range(30))
+        for index, picture in before.items():  # the proxy still holds the open video's frames
+            np.testing.assert_array_equal(scrubber.proxy.get(index), picture)
+        scrubber.close()
+
+
+# ------------------------------------------------------------------ a damaged proxy is rebuilt, never shown
+def built_proxy(tmp_path, clip):
+    """A complete proxy of ``clip`` from an earlier session: (store, its folder)."""
+    store = ProxyStore(tmp_path / "proxies")
+    with VideoSource.open(clip) as source:
+        scrubber = Scrubber(source, store)
+        assert scrubber.wait_for_proxy(timeout=30)
+        scrubber.close()
+    return store, scrubber.proxy.folder
+
+
+def test_a_truncated_pack_is_completed_again(tmp_path, clip):
+    store, folder = built_proxy(tmp_path, clip)
+    pack = folder / "frames.bin"
+    entries = np.load(folder / "index.npy")
+    with open(pack, "r+b") as file:  # a crash lost the end of the file
+        file.truncate(int(entries[20, 0]) + 5)
+    with VideoSource.open(clip) as source:
+        spy = PassSpy(source)
+        scrubber = Scrubber(source, store)
+        assert scrubber.proxy.num_ready == 20 and scrubber.proxy.first_missing() == 20
+        spy.go.set()
+        assert scrubber.wait_for_proxy(timeout=30)
+        assert spy.decoded == list(range(20, 30))  # only the lost frames are decoded again
+        scrubber.close()
+    with VideoSource.open(clip) as source:
+        assert_proxy_is_the_video(store.open(source), source)
+
+
+@pytest.mark.parametrize("damage", [b"", b"garbage \x00\x01" * 50, b"\x93NUMPY\x01\x00garbage"])
+def test_an_unreadable_index_starts_the_proxy_over(tmp_path, clip, damage):
+    store, folder = built_proxy(tmp_path, clip)
+    (folder / "index.npy").write_bytes(damage)
+    with VideoSource.open(clip) as source:
+        scrubber = Scrubber(source, store)
+        assert scrubber.wait_for_proxy(timeout=30)
+        assert_proxy_is_the_video(scrubber.proxy, source)
+        scrubber.close()
+
+
+def test_a_damaged_jpeg_is_never_shown_and_is_stored_again(tmp_path, clip):
+    store, folder = built_proxy(tmp_path, clip)
+    offset, length = np.load(folder / "index.npy")[12]
+    with open(folder / "frames.bin", "r+b") as file:  # frame 12's bytes overwritten (same size)
+        file.seek(int(offset))
+        file.write(b"\x00" * int(length))
+    with VideoSource.open(clip) as source:
+        scrubber = Scrubber(source, store)
+        assert scrubber.proxy_done  # the damage is not known until the frame is read
+        with source._lock:  # the exact decoder is busy: the proxy answers
+            shown = scrubber.show(12)
+        assert shown is not None and shown.index != 12 and read_index(shown.frame) == shown.index  # a neighbour
+        assert scrubber.wait_for_proxy(timeout=30)  # frame 12 was stored again
+        stored = scrubber.proxy.get(12)
+        assert read_index(stored) == 12 and psnr(stored, source.frame(12)) > 30
         scrubber.close()

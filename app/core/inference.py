@@ -3,17 +3,26 @@
 `inference_job` loads the model (torch and dvis_models are imported there, never at import time), decodes the
 frame range with its own VideoSource (decoders are not shared across threads) and yields `Progress` and one
 `FrameResult` per finished frame, so the GUI's worker and a headless caller run it the same way. Aborting it
-keeps the frames already yielded.
+keeps the frames already yielded. Given a `SharedDecode` (the open video's `app.core.scrub.Scrubber`), the run
+reads its frames through it, so the one decode of the range also fills the scrubbing proxy.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from app.core.model_source import BUNDLED, build_segmenter, load_model, phase_text, set_threads
 from app.core.progress import Job, Progress, Rate, threaded
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from app.core.video import VideoSource
 
 
 @dataclass(frozen=True)
@@ -35,11 +44,20 @@ class RunRequest:
     fast: bool = False  # CPU fast mode (VideoSegmenter's fast): quicker, slightly off the official outputs
 
 
-def inference_job(request: RunRequest) -> Job[None]:
+class SharedDecode(Protocol):
+    """Something else that needs the frames a run decodes: it is handed the run's decoding to share."""
+
+    def iter_frames(self, video: VideoSource, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
+        """`video.iter_frames(start, stop)`, making what it needs of each frame on the way."""
+        ...
+
+
+def inference_job(request: RunRequest, shared: SharedDecode | None = None) -> Job[None]:
     """Run `request`. Yields, in order: Progress with a text while the model loads and once it runs; Progress
     without text (frames done of the range) after each frame; before an offline run's frames finish, Progress
     with its phase ("Segmenting 12/24 frames", "Refining window 1/2", ...); and each frame's `FrameResult`,
-    whose `index` is the frame's index in the video."""
+    whose `index` is the frame's index in the video. `shared`: the frames are read through it (see
+    `SharedDecode`), and its iterator is closed when the run ends, however it ends."""
     yield Progress(0, None, "Loading model…")
     from app.core.video import VideoSource
 
@@ -55,20 +73,23 @@ def inference_job(request: RunRequest) -> Job[None]:
         with VideoSource.open(request.video_path) as video:
             stop = video.num_frames if request.stop is None else min(request.stop, video.num_frames)
             total = max(0, stop - request.start)
-            frames = (frame for _, frame in video.iter_frames(request.start, stop))
-            report(Progress(0, None, f"Running on {device}{' in fast mode' if segmenter.fast else ''}…"))
-            report(Progress(0, total))
+            decoded = (video.iter_frames(request.start, stop) if shared is None
+                       else shared.iter_frames(video, request.start, stop))
+            with closing(decoded):  # a cancelled run stops sharing its decode at once
+                frames = (frame for _, frame in decoded)
+                report(Progress(0, None, f"Running on {device}{' in fast mode' if segmenter.fast else ''}…"))
+                report(Progress(0, total))
 
-            def phase(name: str, count: int, of: int | None) -> None:
-                """Offline frames finish only after a whole window is refined: show the phases until then."""
-                text = phase_text(name, count, of)
-                if request.offline and text is not None:
-                    report(Progress(count, of, text))
+                def phase(name: str, count: int, of: int | None) -> None:
+                    """Offline frames finish only after a whole window is refined: show the phases until then."""
+                    text = phase_text(name, count, of)
+                    if request.offline and text is not None:
+                        report(Progress(count, of, text))
 
-            results = segmenter.run(frames, num_frames=total, progress=phase, cancel=cancelled)
-            for done, result in enumerate(results, 1):
-                report(dataclasses.replace(result, index=result.index + request.start))
-                report(Progress(done, total))
+                results = segmenter.run(frames, num_frames=total, progress=phase, cancel=cancelled)
+                for done, result in enumerate(results, 1):
+                    report(dataclasses.replace(result, index=result.index + request.start))
+                    report(Progress(done, total))
 
     yield from threaded(segment)
 

@@ -9,6 +9,10 @@ One folder per video under the store's root, named by a hash of the video's path
 time (an edited file gets a new proxy): ``frames.bin`` holds the JPEGs back to back and ``index.npy``
 each frame's (offset, length), -1 while not stored. The store is bounded in bytes; the proxies used
 least recently (their ``index.npy`` time) are deleted first.
+
+A proxy left damaged (a crash or a full disk mid-write, a truncated or overwritten file) is never shown as
+garbage: an unreadable index starts the proxy over, entries pointing past the end of ``frames.bin`` count
+as not stored, and a stored JPEG that does not decode is forgotten when read, so the pass stores it again.
 """
 
 from __future__ import annotations
@@ -65,11 +69,25 @@ class FrameProxy:
         self._reader = open(folder / _PACK, "rb")
 
     def _load_index(self, num_frames: int) -> np.ndarray | None:
+        """The stored index with entries the pack cannot hold marked missing; None if unusable."""
         try:
             entries = np.load(self.folder / _INDEX)
-        except (OSError, ValueError):
+        except (OSError, ValueError, EOFError):  # missing, garbage or empty
             return None
-        return entries if entries.shape == (num_frames, 2) and entries.dtype == np.int64 else None
+        if entries.shape != (num_frames, 2) or entries.dtype != np.int64:
+            return None
+        try:
+            pack_bytes = (self.folder / _PACK).stat().st_size
+        except FileNotFoundError:
+            pack_bytes = 0
+        offsets, lengths = entries[:, 0], entries[:, 1]
+        stored = lengths >= 0
+        damaged = (lengths < -1) | (stored & ((lengths == 0) | (offsets < 0) | (offsets + lengths > pack_bytes)))
+        if damaged.any():
+            log.warning("proxy %s: %d frames are damaged or cut off; they are decoded again",
+                        self.folder.name, int(np.count_nonzero(damaged)))
+            entries[damaged] = -1
+        return entries
 
     @property
     def num_ready(self) -> int:
@@ -87,8 +105,12 @@ class FrameProxy:
         return bool(self._ready[index])
 
     def first_missing(self) -> int | None:
-        missing = np.flatnonzero(~self._ready)
+        missing = self.missing()
         return int(missing[0]) if len(missing) else None
+
+    def missing(self) -> np.ndarray:
+        """The indices not stored, ascending."""
+        return np.flatnonzero(~self._ready)
 
     def nearest_ready(self, index: int) -> int | None:
         """The stored frame closest to ``index`` (the earlier one on a tie), None while none is stored."""
@@ -100,24 +122,39 @@ class FrameProxy:
         return int(candidates[np.argmin(np.abs(candidates - index))])
 
     def get(self, index: int) -> np.ndarray | None:
-        """Frame ``index`` at proxy size, (h, w, 3) uint8 RGB; None if it is not stored (or unreadable)."""
+        """Frame ``index`` at proxy size, (h, w, 3) uint8 RGB; None if it is not stored. A stored JPEG that is
+        not whole (damaged file) is forgotten, so it is stored again, and None returned."""
         with self._lock:
             offset, length = (int(v) for v in self._entries[index])
             if length < 0:
                 return None
             self._reader.seek(offset)
             data = self._reader.read(length)
-        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-        return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        whole = len(data) == length and data[:2] == b"\xff\xd8" and data[-2:] == b"\xff\xd9"  # SOI ... EOI
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if whole else None
+        if bgr is None or bgr.shape[1::-1] != self.size:
+            log.warning("proxy %s: frame %d is damaged; it is decoded again", self.folder.name, index)
+            self._forget(index)
+            return None
+        return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+    def _forget(self, index: int) -> None:
+        with self._lock:
+            self._entries[index] = -1
+            self._ready[index] = False
+            self._unsaved += 1
 
     def put(self, index: int, frame: np.ndarray) -> None:
-        """Store frame ``index`` (full-size RGB). OSError when the disk is full."""
+        """Store frame ``index`` (full-size RGB) unless it is stored already or the proxy is closed (its video
+        was closed while a job still decodes). OSError when the disk is full."""
         small = frame if frame.shape[1::-1] == self.size else cv2.resize(frame, self.size, interpolation=cv2.INTER_AREA)
         ok, jpeg = cv2.imencode(".jpg", cv2.cvtColor(small, cv2.COLOR_RGB2BGR),
                                 [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         if not ok:
             raise OSError(f"JPEG encoding of frame {index} failed")
         with self._lock:
+            if self._ready[index] or self._writer.closed:  # another thread stored it meanwhile, or closed
+                return
             offset = self.nbytes
             self._writer.write(jpeg.tobytes())
             self._entries[index] = (offset, len(jpeg))
@@ -129,7 +166,7 @@ class FrameProxy:
     def flush(self) -> None:
         """Write the index, so a later session finds what is stored."""
         with self._lock:
-            if self._unsaved:
+            if self._unsaved and not self._writer.closed:
                 self._save_index()
 
     def _save_index(self) -> None:

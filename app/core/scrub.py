@@ -10,13 +10,19 @@ A ``Scrubber`` runs two background threads over one ``VideoSource``:
 ``show(index)`` returns the exact frame if it is decoded, else the proxy's frame at ``index``, else the
 nearest frame the proxy pass has reached, scaled to the video's size; the exact one follows through
 ``on_exact``. The proxy is for showing only: painting, exports and inference read the source itself.
+
+A model run decodes every frame of its range anyway: it reads them through ``iter_frames``, which stores
+each frame the proxy lacks (a display-size JPEG encode, milliseconds beside the model) and, while the run
+has frames of its range still to decode, keeps the proxy pass out of that range. Two full decodes of one
+video would compete with the model for the CPU; a run that ends early (cancelled) leaves the rest to the pass.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -32,6 +38,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _ROOM_CHECK_EVERY = 256  # frames stored between checks of the store's size limit
+_REPORT_EVERY_S = 0.2  # progress reports at most this often: a status line, not a flood of signals
+# Stored frames the pass decodes through rather than seeking past: a seek decodes from a keyframe anyway.
+_DECODE_THROUGH = 32
 
 
 @dataclass(frozen=True)
@@ -43,12 +52,34 @@ class Shown:
     exact: bool  # the source's own decoded frame, not the proxy's JPEG
 
 
+@dataclass(frozen=True)
+class ProxyProgress:
+    """How far the proxy is: ``done`` of ``total`` frames stored; ``running`` False once nothing fills it any
+    more (complete, the store full, or the scrubber closed); ``with_job``: the frames left are the ones a
+    sharing job (a model run) is still to decode, so they come at its pace."""
+
+    done: int
+    total: int
+    running: bool
+    with_job: bool = False
+
+
+class _Claim:
+    """Frames ``[next, stop)``: what a job sharing its decode (``Scrubber.iter_frames``) has still to decode."""
+
+    def __init__(self, start: int, stop: int) -> None:
+        self.next, self.stop = start, stop
+
+    def covers(self, index: int) -> bool:
+        return self.next <= index < self.stop
+
+
 class Scrubber:
     """Instant frames for display; see the module docstring. ``store`` None: no proxy, exact frames only."""
 
     def __init__(self, source: VideoSource, store: ProxyStore | None,
                  on_exact: Callable[[int], None] = lambda index: None,
-                 on_progress: Callable[[int, int], None] = lambda done, total: None) -> None:
+                 on_progress: Callable[[ProxyProgress], None] = lambda progress: None) -> None:
         self.source = source
         self.store = store
         self.on_exact = on_exact
@@ -64,10 +95,14 @@ class Scrubber:
         self._wake = threading.Condition()
         self._loader = threading.Thread(target=self._load_exact, name="exact-frames", daemon=True)
         self._loader.start()
+        self._claims: list[_Claim] = []  # guarded by _claims_changed, which the pass waits on
+        self._claims_changed = threading.Condition()
+        self._stored = 0  # frames stored this session (by the pass or a job), guarded by _claims_changed
+        self._full = False  # the store has no room left (or the disk): nothing more is stored
+        self._reported = 0.0  # time.monotonic() of the last progress report
+        self._waiting = False  # the pass waits for sharing jobs to decode the frames left
         self._pass: threading.Thread | None = None
-        if self.proxy is not None and not self.proxy.complete:
-            self._pass = threading.Thread(target=self._build_proxy, name="proxy-pass", daemon=True)
-            self._pass.start()
+        self._start_pass()
 
     # ------------------------------------------------------------------ showing
     def show(self, index: int) -> Shown | None:
@@ -76,9 +111,14 @@ class Scrubber:
         if exact is not None:
             return Shown(index, exact, True)
         self.request(index)
-        nearest = self.proxy.nearest_ready(index) if self.proxy is not None else None
-        picture = self.proxy.get(nearest) if nearest is not None else None
-        if picture is None:
+        if self.proxy is None:
+            return None
+        while (nearest := self.proxy.nearest_ready(index)) is not None:
+            picture = self.proxy.get(nearest)
+            if picture is not None:
+                break
+            self._start_pass()  # that frame was damaged and is forgotten: have it stored again
+        else:
             return None
         if picture.shape[:2] != (self.source.height, self.source.width):
             picture = cv2.resize(picture, (self.source.width, self.source.height), interpolation=cv2.INTER_LINEAR)
@@ -101,17 +141,100 @@ class Scrubber:
         return self.proxy_done
 
     def close(self) -> None:
-        """Stop both threads (a decode in progress finishes first) and save the proxy's index."""
+        """Stop both threads (a decode in progress finishes first) and save the proxy's index. A job still
+        reading through ``iter_frames`` goes on without storing."""
         self._stop.set()
         with self._wake:
             self._wake.notify()
+        with self._claims_changed:
+            self._claims_changed.notify_all()
         self._loader.join()
         if self._pass is not None:
             self._pass.join()
         if self.proxy is not None:
             self.proxy.close()
 
+    # ------------------------------------------------------------ sharing a decode
+    def iter_frames(self, video: VideoSource, start: int = 0, stop: int | None = None
+                    ) -> Iterator[tuple[int, np.ndarray]]:
+        """``video.iter_frames(start, stop)`` for a job that decodes this scrubber's video anyway (another
+        ``VideoSource`` of the same file, as decoders are not shared across threads): the frames the proxy
+        lacks are stored on the way, and the proxy pass leaves the frames still ahead to this iterator until
+        it is exhausted or closed. Close it when the job ends early, so that the pass takes over at once."""
+        if self.proxy is None or not self._same_video(video):
+            yield from video.iter_frames(start, stop)  # nothing to share
+            return
+        claim = _Claim(max(0, start), self.source.num_frames if stop is None else min(stop, self.source.num_frames))
+        with self._claims_changed:
+            self._claims.append(claim)
+        try:
+            for index, frame in video.iter_frames(start, stop):
+                if not self.proxy.ready(index):
+                    try:
+                        self._store(index, frame)
+                    except OSError as error:  # a full disk: the run goes on, scrubbing falls back to exact
+                        log.warning("proxy of %s: frame %d not stored: %s", self.source.path, index, error)
+                        self._full = True
+                with self._claims_changed:
+                    claim.next = index + 1
+                    if claim.next >= claim.stop:
+                        self._claims_changed.notify_all()
+                yield index, frame
+        finally:
+            with self._claims_changed:
+                self._claims.remove(claim)
+                self._claims_changed.notify_all()
+
+    def _same_video(self, video: VideoSource) -> bool:
+        return (video.path.resolve(), video.num_frames, video.width, video.height) == (
+            self.source.path.resolve(), self.source.num_frames, self.source.width, self.source.height)
+
+    def _claimed(self, index: int) -> bool:
+        with self._claims_changed:
+            return any(claim.covers(index) for claim in self._claims)
+
+    def _next_to_decode(self) -> int | None:
+        """The first frame the proxy lacks that no sharing job is still to decode; None if there is none."""
+        missing = self.proxy.missing()
+        with self._claims_changed:
+            for claim in self._claims:
+                missing = missing[(missing < claim.next) | (missing >= claim.stop)]
+        return int(missing[0]) if len(missing) else None
+
+    def _store(self, index: int, frame: np.ndarray) -> bool:
+        """Put a decoded frame into the proxy (from the pass or a sharing job); False once nothing more is
+        stored (the store is full, or the scrubber closed)."""
+        if self._full or self._stop.is_set():
+            return False
+        self.proxy.put(index, frame)
+        with self._claims_changed:
+            self._stored += 1
+            check_room = self._stored % _ROOM_CHECK_EVERY == 1
+        if check_room and not self.store.has_room(self.proxy):
+            log.warning("proxy cache %s is full; frames from %d on are decoded on demand", self.store.root, index)
+            self._full = True
+            return False
+        self._report(running=True)
+        return True
+
+    def _report(self, running: bool, force: bool = False) -> None:
+        now = time.monotonic()
+        if running and (self._stop.is_set() or not force and now - self._reported < _REPORT_EVERY_S):
+            return  # closed (only the pass's last word goes out then), or reported a moment ago
+        self._reported = now
+        self.on_progress(ProxyProgress(self.proxy.num_ready, self.source.num_frames, running,
+                                       with_job=running and self._waiting))
+
     # ---------------------------------------------------------------- threads
+    def _start_pass(self) -> None:
+        """Start the proxy pass if the proxy lacks frames and no pass runs (at opening, or after a damaged
+        frame was forgotten)."""
+        if self.proxy is None or self.proxy.complete or self._full or self._stop.is_set():
+            return
+        if self._pass is None or not self._pass.is_alive():
+            self._pass = threading.Thread(target=self._build_proxy, name="proxy-pass", daemon=True)
+            self._pass.start()
+
     def _load_exact(self) -> None:
         while True:
             with self._wake:
@@ -128,23 +251,47 @@ class Scrubber:
             self.on_exact(index)
 
     def _build_proxy(self) -> None:
-        proxy, total = self.proxy, self.source.num_frames
-        stored = 0
+        """Decode the frames the proxy lacks, skipping those a sharing job is still to decode; while only
+        such frames are left, wait for the job (it may end early and leave them to the pass)."""
+        self._report(running=True, force=True)
         try:
-            for index, frame in self.source.iter_frames(proxy.first_missing() or 0):
-                if self._stop.is_set():
-                    break
-                if proxy.ready(index):
-                    continue
-                proxy.put(index, frame)
-                stored += 1
-                if stored % _ROOM_CHECK_EVERY == 1:
-                    self.on_progress(proxy.num_ready, total)
-                    if not self.store.has_room(proxy):
-                        log.warning("proxy cache %s is full; frames from %d on are decoded on demand",
-                                    self.store.root, index)
-                        break
-            proxy.flush()
+            while not self._stop.is_set() and not self._full:
+                with self._claims_changed:
+                    start = self._next_to_decode()
+                    if start is None:
+                        if not any(claim.next < claim.stop for claim in self._claims):
+                            break  # complete
+                        self._waiting = True
+                        self._report(running=True, force=True)
+                        self._claims_changed.wait()
+                        self._waiting = False
+                        continue
+                self._decode_from(start)
+            self.proxy.flush()
         except (StudioError, OSError) as error:  # a full disk or a damaged file: scrubbing falls back to exact
             log.warning("proxy pass over %s stopped: %s", self.source.path, error)
-        self.on_progress(proxy.num_ready, total)
+        self._report(running=False)
+
+    def _decode_from(self, start: int) -> None:
+        """Store frames from ``start`` on; stop before a frame a sharing job is to decode, before a long stored
+        stretch (the caller seeks past it instead), or once the store is full."""
+        for index, frame in self.source.iter_frames(start):
+            if self._stop.is_set():
+                return
+            if not self.proxy.ready(index) and not self._claimed(index) and not self._store(index, frame):
+                return
+            if not self._decode_on_to(index + 1):
+                return
+
+    def _decode_on_to(self, index: int) -> bool:
+        """Whether decoding on to frame ``index`` is the way to the next frame the pass has to store: never
+        into a sharing job's frames, and through stored ones only for a short stretch."""
+        if index >= self.source.num_frames or self._claimed(index):
+            return False
+        if not self.proxy.ready(index):
+            return True
+        following = self._next_to_decode()
+        if following is None or not index < following <= index + _DECODE_THROUGH:
+            return False
+        with self._claims_changed:
+            return not any(claim.next < following and index < claim.stop for claim in self._claims)

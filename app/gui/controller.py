@@ -41,6 +41,7 @@ class StudioController(QObject):
     selection_changed = Signal()
     display_changed = Signal()
     exact_frame_ready = Signal(int)  # a frame shown from the proxy (or an older one) is now decoded exactly
+    proxy_progress = Signal(object)  # app.core.scrub.ProxyProgress of the open video's scrubbing proxy
     history_changed = Signal()  # undo / redo possible, their texts or "modified" may have changed
     busy_changed = Signal()  # read `session.busy`
 
@@ -85,7 +86,8 @@ class StudioController(QObject):
         from app.core.scrub import Scrubber
 
         video = self.session.video
-        self.scrubber = Scrubber(video, self.proxy_store, on_exact=self.exact_frame_ready.emit)
+        self.scrubber = Scrubber(video, self.proxy_store, on_exact=self.exact_frame_ready.emit,
+                                 on_progress=self.proxy_progress.emit)
         self._picture = video.frame(0)  # decoded when the video opened: shown at once
         self.selection = []
         self.display.hidden.clear()

@@ -55,6 +55,7 @@ from app.gui.prompt_tool import PromptTool
 from app.gui.propagate_dialog import Propagator
 from app.gui.recent import RecentFiles
 from app.gui.runs import Runs
+from app.gui.scrub_status import ScrubStatus
 from app.gui.stability import StabilityPanel
 from app.gui.tasks import Tasks
 from app.gui.timeline import TimelineWidget
@@ -82,7 +83,8 @@ class MainWindow(QMainWindow):
         self.recent = RecentFiles(self.settings)
         self.session = Session()  # the open document, its history, runs and busy state
         self.controller = StudioController(self.session, self)
-        self.runs = Runs(self.session, self, self._run_action)  # DVIS runs
+        # DVIS runs; their decoding also fills the open video's scrubbing proxy
+        self.runs = Runs(self.session, self, self._run_action, shared=lambda: self.controller.scrubber)
         self.runner = self.runs.worker
         self.background = Tasks(self.session, self)  # exports, evaluation, propagation (edits wait for them)
         self.tasks = self.background.worker
@@ -204,9 +206,12 @@ class MainWindow(QMainWindow):
         self.progress = QProgressBar(maximumWidth=260, visible=False)
         self.hover_label = QLabel()
         self.counts_label = QLabel()  # tracks and stability markers of the current state
+        self.scrub_status = ScrubStatus()  # "Preparing scrubbing 43 %" while the proxy pass runs
+        self.controller.proxy_progress.connect(self.scrub_status.show_progress)
         self.statusBar().addWidget(self.status_label, 1)
         self.statusBar().addPermanentWidget(self.hover_label)
         self.statusBar().addPermanentWidget(self.counts_label)
+        self.statusBar().addPermanentWidget(self.scrub_status)
         self.statusBar().addPermanentWidget(self.progress)
 
     def _action(self, name: str, text: str, slot: Callable[[], object] | None, shortcut=None, checkable=False,

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QWidget
 
-from app.core.inference import RunRequest, frames_text, inference_job
+from app.core.inference import RunRequest, SharedDecode, frames_text, inference_job
 from app.core.progress import Progress, Rate
 from app.core.session import Session
 from app.gui.errors import report_exception
@@ -19,13 +19,16 @@ RESUME_HINT = "Model → Resume Inference (Ctrl+P) continues"
 
 
 class Runs(QObject):
-    """Starts, pauses and ends model runs; `run_action(title, action)` is the window's error boundary."""
+    """Starts, pauses and ends model runs; `run_action(title, action)` is the window's error boundary;
+    `shared()` gives what shares a run's decoding (the open video's scrubber, filling its proxy), if anything."""
 
     status = Signal(str)
     ended = Signal()  # a run ended and its results are in the history: diagnostics follow
 
-    def __init__(self, session: Session, window: QWidget, run_action: Callable[[str, Callable[[], object]], object]):
+    def __init__(self, session: Session, window: QWidget, run_action: Callable[[str, Callable[[], object]], object],
+                 shared: Callable[[], SharedDecode | None] = lambda: None):
         super().__init__(window)
+        self._shared = shared
         self.session = session
         self.worker = Worker(self)
         self._window, self._run_action = window, run_action
@@ -40,7 +43,7 @@ class Runs(QObject):
     def start(self, request: RunRequest, demo: bool = False) -> None:
         run = self.session.begin_run(request)
         self._rate, self._demo = Rate(), demo
-        self.worker.start(inference_job(run))
+        self.worker.start(inference_job(run, self._shared()))
 
     def set_paused(self, paused: bool) -> None:
         """Pause or resume the running inference; paused time is not in the ETA."""
