@@ -41,6 +41,7 @@ STREAM_CACHE_BYTES = 64 * 2**20
 
 
 def _add_infer(commands) -> None:
+    from app.core.inference import CHUNK_SIZE_HELP
     from app.core.model_source import PRESETS
 
     parser = commands.add_parser(
@@ -71,7 +72,7 @@ def _add_infer(commands) -> None:
     parser.add_argument("--score-threshold", type=float, metavar="SCORE",
                         help="minimum object score, 0..1 (default: the model's own, 0.8 for DVIS)")
     parser.add_argument("--chunk-size", type=_positive_int, metavar="FRAMES",
-                        help="frames per segmenter batch (default 16): smaller needs less memory")
+                        help="(default 16) " + CHUNK_SIZE_HELP.replace("%", "%%"))  # argparse formats help with %
     parser.add_argument("--format", choices=("vipseg", "pred"), default="vipseg",
                         help="vipseg: images + panomasks + JSON (a dataset); "
                              "pred: pred.json + pan_pred/ (for dvis eval)")

@@ -124,13 +124,16 @@ class MSDeformAttn(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Official init: offsets start on a ring of directions (one per head) growing with the point index."""
+        """Official init: offsets start on a ring of directions (one per head) growing with the point index.
+
+        The ring is computed on the CPU, as in the official code, whatever device the module is built on (on the meta
+        device ``arange`` would run a Python decomposition that imports ``torch._dynamo``)."""
         nn.init.zeros_(self.sampling_offsets.weight)
-        thetas = torch.arange(self.n_heads, dtype=torch.float32) * (2.0 * math.pi / self.n_heads)
+        thetas = torch.arange(self.n_heads, dtype=torch.float32, device="cpu") * (2.0 * math.pi / self.n_heads)
         grid = torch.stack([thetas.cos(), thetas.sin()], -1)
         grid = (grid / grid.abs().max(-1, keepdim=True)[0]).view(self.n_heads, 1, 1, 2)
         grid = grid.repeat(1, self.n_levels, self.n_points, 1)
-        grid = grid * torch.arange(1, self.n_points + 1, dtype=torch.float32).view(1, 1, -1, 1)
+        grid = grid * torch.arange(1, self.n_points + 1, dtype=torch.float32, device="cpu").view(1, 1, -1, 1)
         with torch.no_grad():
             self.sampling_offsets.bias.copy_(grid.reshape(-1))
         nn.init.zeros_(self.attention_weights.weight)

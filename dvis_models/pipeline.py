@@ -3,7 +3,10 @@
 Frames are segmented and tracked a few at a time (the tracker's state carries over, so slots are the
 same objects for the whole video). Results are produced per *unit* of frames, the official
 post-processing unit in which a slot's class is decided and the 0.8 overlap filter is applied:
-- online: units of ``chunk_size`` frames, like the official ``demo_long_video`` with ``keep=True``;
+- online: units of ``chunk_size`` frames, like the official ``demo_long_video`` with ``keep=True`` and
+  ``--windows_size chunk_size``: the tracker's outputs do not depend on it, but the class (tracker logits
+  averaged over the unit), the score threshold and the overlap filter do, so masks differ between chunk sizes
+  as in the official demo; a unit at least as long as the video is the official evaluation's;
 - offline: the refiner needs every frame of its unit at once, so a unit is the whole video when the
   refiner's per-frame inputs and working memory fit a quarter of ``memory_budget_mb`` (exactly the official
   offline inference), otherwise long windows overlapping by ``window_overlap`` frames (each frame is
@@ -102,7 +105,9 @@ class VideoSegmenter:
         spill_dir: str | Path | None = None,
         fast: bool = False,
     ):
-        """``offline=None`` uses the refiner when the model has one. ``fp16=None``: autocast on CUDA only
+        """``chunk_size`` is the online post-processing unit (above): it changes the masks, as the official
+        ``demo_long_video.py --windows_size`` does, never which slot is which object; offline runs do not use it.
+        ``offline=None`` uses the refiner when the model has one. ``fp16=None``: autocast on CUDA only
         (the official evaluation setting; the pixel decoder stays fp32). Thresholds and the test resize
         (``short_edge``/``max_size``, e.g. 480 for speed) default to the model config.
         ``tta_short_edges`` (e.g. ``(800,)``) adds segmenter passes at other scales, fused by ``fuse_scales``.

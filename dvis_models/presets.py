@@ -14,6 +14,7 @@ from contextlib import nullcontext
 from dataclasses import replace
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from dvis_models.backbones import ResNet50, SmallBackbone, SwinTransformer
 from dvis_models.categories import vipseg_categories
@@ -104,6 +105,23 @@ def _build_backbone(config: ModelConfig) -> torch.nn.Module:
     return SmallBackbone(**kwargs)
 
 
+class _NoInitOnMeta(TorchFunctionMode):
+    """Skips weight initialisers (``torch.nn.init.*``, ``Tensor.normal_``) on meta tensors.
+
+    A meta tensor holds no values, so initialising it changes nothing; but the meta kernel of ``normal_`` (used by
+    ``nn.Embedding`` and the normal / Kaiming-normal initialisers) is a Python decomposition whose first call imports
+    ``torch._dynamo`` and ``sympy``: several seconds of a cold checkpoint load. Shapes and keys are unaffected.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        initialiser = func is torch.Tensor.normal_ or getattr(func, "__module__", None) == "torch.nn.init"
+        tensor = args[0] if args else kwargs.get("tensor")  # torch.nn.init passes it by keyword
+        if initialiser and isinstance(tensor, torch.Tensor) and tensor.is_meta:
+            return tensor
+        return func(*args, **kwargs)
+
+
 def build_model(preset: str | ModelConfig, device: torch.device | str | None = None) -> DVISModel:
     """A model with freshly initialised weights, in eval mode.
 
@@ -112,7 +130,8 @@ def build_model(preset: str | ModelConfig, device: torch.device | str | None = N
     config = preset_config(preset) if isinstance(preset, str) else preset
     config.validate()
     plus = config.family == "DVIS++"
-    with torch.device(device) if device is not None else nullcontext():
+    meta = device is not None and torch.device(device).type == "meta"
+    with torch.device(device) if device is not None else nullcontext(), _NoInitOnMeta() if meta else nullcontext():
         backbone = _build_backbone(config)
         head = build_maskformer_head(
             backbone.out_channels,

@@ -2,6 +2,8 @@
 
 import os
 import pickle
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -225,3 +227,23 @@ def test_unwritable_destination_is_a_checkpoint_error(tmp_path):
     (tmp_path / "file").write_text("x")
     with pytest.raises(CheckpointError, match="Cannot write"):
         save_checkpoint(build_model("bundled_small"), tmp_path / "file" / "model.pth")  # parent is a file
+
+
+def test_loading_a_checkpoint_does_not_import_the_compiler_stack():
+    """The shape check builds the model on the meta device; that must not pull in torch._dynamo / sympy (several
+    seconds of a cold start). A fresh interpreter, as other tests may have imported them here."""
+    code = (
+        "import sys\n"
+        "from dvis_models import build_model, load_checkpoint\n"
+        "from dvis_models.presets import list_presets\n"
+        "from dvis_models.resources import BUNDLED_CHECKPOINT\n"
+        "load_checkpoint(BUNDLED_CHECKPOINT)\n"
+        "for name in list_presets():\n"
+        "    build_model(name, device='meta')\n"
+        "print(sorted(m for m in ('torch._dynamo', 'torch._inductor', 'sympy') if m in sys.modules))\n"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = {**os.environ, "PYTHONPATH": root}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -63,7 +63,8 @@ def test_score_threshold_and_chunk_size(clip, tmp_path, capsys):
     code, _, _ = run(capsys, "infer", clip, "--out", tmp_path / "none", *SMALL, "--stop", 3, "--score-threshold", 1.0)
     assert code == 0 and not any(frame["segments_info"] for frame in frames_of(tmp_path / "none"))
     assert all(not mask.any() for mask in masks_of(tmp_path / "none").values())  # no object reaches score 1
-    # The segmenter's batch changes its masks a little: 16 (the default) equals the default run, 1 does not.
+    # Online, the chunk is the post-processing unit (classes are decided per unit, as the official long-video demo):
+    # 16 (the default) equals the default run, 1 does not.
     for chunk_size in (16, 1):
         out = tmp_path / f"chunk{chunk_size}"
         assert run(capsys, "infer", clip, "--out", out, *SMALL, "--stop", 3, "--chunk-size", chunk_size)[0] == 0

@@ -237,6 +237,27 @@ def test_relabel_and_run_dialogs(window, video_path):
     run.close()
 
 
+
+def test_run_dialog_online_unit(window, video_path):
+    """The online unit (dvis infer --chunk-size) is typed into the dialog, explained in its tooltip, and greyed out
+    for offline runs, which do not use it."""
+    from app.core.inference import RunRequest
+    from app.gui.dialogs import RunDialog
+
+    run = RunDialog(video_path, FRAMES, 0, window)
+    run.show()
+    assert run.request().chunk_size == RunRequest.chunk_size == 16  # dvis infer's default too
+    assert "windows_size" in run.chunk_size.toolTip() and "whole-video result" in run.chunk_size.toolTip()
+    run.chunk_size.setFocus()
+    QTest.keyClick(run.chunk_size, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    QTest.keyClicks(run.chunk_size, "4")
+    assert run.request().chunk_size == 4 and run.chunk_size.isEnabled()
+    QTest.keyClick(run.mode, Qt.Key.Key_Down)  # Offline
+    assert run.request().offline and not run.chunk_size.isEnabled()
+    QTest.keyClick(run.mode, Qt.Key.Key_Up)
+    assert not run.request().offline and run.chunk_size.isEnabled()
+    run.close()
+
 def test_swap_fill_erase_and_delete_everywhere(window, video_path, qtbot, errors):
     window.open_path(video_path)
     mapping = load_scripted(window)

@@ -24,6 +24,17 @@ if TYPE_CHECKING:
 
     from app.core.video import VideoSource
 
+# What ``chunk_size`` does, for the Run dialog's tooltip and ``dvis infer --chunk-size``'s help.
+CHUNK_SIZE_HELP = (
+    "Online runs only (offline runs ignore it): frames per post-processing unit, as the official DVIS long-video "
+    "demo's --windows_size. The tracker follows objects across units whatever the size, but each unit's classes "
+    "(the tracker's class scores averaged over the unit), score threshold and overlap filter are decided over its "
+    "frames alone, so the masks depend on it: on the bundled model's held-out videos, sizes 1 / 4 / 8 change the "
+    "class (or void) of 3.0 / 2.5 / 1.6 % of the pixels against 16 (VPQ 44.0 / 44.4 / 47.7 against 48.1). A size "
+    "of at least the video's length gives the official whole-video result. Smaller: results appear sooner and need "
+    "less memory."
+)
+
 
 @dataclass(frozen=True)
 class RunRequest:
@@ -36,7 +47,7 @@ class RunRequest:
     start: int = 0
     stop: int | None = None  # exclusive; None: to the end
     device: str | None = None  # None: CUDA when available, else CPU
-    chunk_size: int = 8  # frames per segmenter batch: smaller shows results sooner, larger is faster
+    chunk_size: int = 16  # online post-processing unit (CHUNK_SIZE_HELP); 16 as dvis infer and VideoSegmenter
     score_threshold: float | None = None  # minimum object score; None: the model's own (0.8 for DVIS)
     torch_threads: int | None = None
     seed: int = 0  # initialises a preset's fresh weights, so test runs are reproducible

@@ -3,6 +3,7 @@ results."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.core.errors import ModelLibraryError
-from app.core.inference import RunRequest
+from app.core.inference import CHUNK_SIZE_HELP, RunRequest
 from app.core.jobs import EXPORTS, FILE_EXPORTS, ExportRequest
 from app.core.model_source import BUNDLED, MODEL_PREFIX, PRESET_PREFIX, PRESETS
 from app.core.models import ModelLibrary
@@ -98,8 +99,8 @@ class ModelChooser(QWidget):
 
 
 class RunDialog(QDialog):
-    """Model (bundled / installed / checkpoint file / preset), online or offline, resolution, frame range and
-    whether edited tracks are kept. `start`: the first frame offered (where a cancelled run stopped)."""
+    """Model (bundled / installed / checkpoint file / preset), online or offline (with the online unit), resolution,
+    frame range and whether edited tracks are kept. `start`: the first frame offered (where a cancelled run stopped)."""
 
     def __init__(self, video_path: Path, num_frames: int, current_frame: int = 0, parent: QWidget | None = None,
                  start: int = 0):
@@ -111,6 +112,9 @@ class RunDialog(QDialog):
         self.mode = QComboBox()
         self.mode.addItem("Online (referring tracker, streams frames)", False)
         self.mode.addItem("Offline (temporal refiner, more stable)", True)
+        self.chunk_size = QSpinBox(minimum=1, maximum=100_000, value=RunRequest.chunk_size, suffix=" frames")
+        self.chunk_size.setToolTip(f"<p>{html.escape(CHUNK_SIZE_HELP)}</p>")  # rich text: Qt wraps it
+        self.mode.currentIndexChanged.connect(lambda: self.chunk_size.setEnabled(not self.mode.currentData()))
         self.fast = QCheckBox("Fast CPU mode (a few % faster; masks differ slightly from the official model's)")
         self.resolution = QComboBox()
         for text, value in RESOLUTIONS:
@@ -125,6 +129,7 @@ class RunDialog(QDialog):
         form = QFormLayout(self)
         form.addRow("Model", self.chooser)
         form.addRow("Mode", self.mode)
+        form.addRow("Online unit", self.chunk_size)
         form.addRow("Resolution", self.resolution)
         form.addRow("Speed", self.fast)
         form.addRow("Frames", range_row)
@@ -140,6 +145,7 @@ class RunDialog(QDialog):
             video_path=self._video_path,
             model=self.chooser.source(),
             offline=bool(self.mode.currentData()),
+            chunk_size=self.chunk_size.value(),
             short_edge=self.resolution.currentData(),
             start=self.start.value(),
             stop=max(self.stop.value(), self.start.value() + 1),

@@ -31,8 +31,12 @@ class DropPath(nn.Module):
 
 
 def relative_position_index(window: int) -> Tensor:
-    """(window², window²) index into the ((2w-1)², heads) bias table for every token pair of a window."""
-    coords = torch.stack(torch.meshgrid(torch.arange(window), torch.arange(window), indexing="ij")).flatten(1)
+    """(window², window²) index into the ((2w-1)², heads) bias table for every token pair of a window.
+
+    Computed on the CPU whatever the default device: it is a constant, and on the meta device (a checkpoint's shape
+    check) this integer arithmetic would run Python decompositions that import ``torch._dynamo``."""
+    steps = torch.arange(window, device="cpu")
+    coords = torch.stack(torch.meshgrid(steps, steps, indexing="ij")).flatten(1)
     rel = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + (window - 1)
     return rel[:, :, 0] * (2 * window - 1) + rel[:, :, 1]
 
@@ -73,7 +77,7 @@ class WindowAttention(nn.Module):
         self.window = window
         self.num_heads = num_heads
         self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * window - 1) ** 2, num_heads))
-        self.register_buffer("relative_position_index", relative_position_index(window))
+        self.register_buffer("relative_position_index", relative_position_index(window).to(torch.get_default_device()))
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
