@@ -178,8 +178,8 @@ def test_diagnostics_become_timeline_markers(window, video_path, qtbot):
         window.actions["diagnose"].trigger()
     kinds = {d.kind for d in window.controller.diagnostics}
     assert kinds & {"fragment", "id_switch"}
-    assert len(window.timeline.markers.data) == len([d for d in window.controller.diagnostics
-                                                     if d.track_id in window.timeline.lanes])
+    shown = [d for d in window.controller.diagnostics if d.track_id in window.timeline.lanes]
+    qtbot.waitUntil(lambda: len(window.timeline.markers.data) == len(shown) > 0)  # the panels refresh in steps
 
 
 def test_drop_a_video_file_opens_it(window, video_path):

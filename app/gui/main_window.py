@@ -58,6 +58,7 @@ from app.gui.runs import Runs
 from app.gui.stability import StabilityPanel
 from app.gui.tasks import Tasks
 from app.gui.timeline import TimelineWidget
+from app.gui.ui_steps import Steps
 from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
 
 # Bump when toolbars or docks change: Qt then ignores a saved layout that does not know them (one saved before
@@ -112,8 +113,9 @@ class MainWindow(QMainWindow):
                                      run_action=self._run_action, model_source=self.session.model_in_use,
                                      status=self.status_label.setText, parent=self)
 
+        self._panels = Steps(parent=self)  # panel refreshes, in steps that let the event loop run between them
         self._refresh_timer = QTimer(self, singleShot=True, interval=150)
-        self._refresh_timer.timeout.connect(self._refresh_panels)
+        self._refresh_timer.timeout.connect(lambda: self._panels.run(self._panel_steps()))
         # after each burst of edits, off the UI thread; unsaved work into a crash-recovery copy
         self.autosaver = Autosaver(self.controller, can_save=lambda: not self.tasks.running, parent=self)
         self.autosaver.saved.connect(self._on_autosaved)
@@ -604,7 +606,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _on_diagnosed(self) -> None:
-        self._refresh_panels()
+        self._panels.run(self._panel_steps())
         if self.session.resume_at is not None:
             self.status_label.setText(f"Run DVIS (Ctrl+R) continues from frame {self.session.resume_at}.")
 
@@ -739,8 +741,7 @@ class MainWindow(QMainWindow):
             widget.blockSignals(True)
             widget.setRange(0, max(0, c.num_frames - 1))
             widget.blockSignals(False)
-        self._refresh_panels()
-        self.timeline.fit()
+        self._panels.run(self._panel_steps(fit=True))  # a long document's panels take a while to fill
         self._update_title()
         self._update_actions()
         hint = "" if c.annotation.tracks else " — Model → Run DVIS (Ctrl+R) to segment and track it"
@@ -764,10 +765,18 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _refresh_panels(self) -> None:
-        """After edits, undo / redo, new frames or diagnostics: panels and counts show the current state, and
-        diagnostics of an edited annotation are recomputed (in their worker; inference recomputes them at its end)."""
-        self.timeline.refresh()
-        self.objects.refresh()
+        """Panels and counts show the current state now (`_panel_steps` at once)."""
+        for step in self._panel_steps():
+            step()
+
+    def _panel_steps(self, fit: bool = False) -> list[Callable[[], object]]:
+        """After opening, edits, undo / redo, new frames or diagnostics: the steps that make the panels and counts
+        show the current state (`fit`: and the whole timeline) and recompute the diagnostics of an edited
+        annotation (in their worker; inference recomputes them at its end)."""
+        fitted = [self.timeline.fit] if fit else []
+        return [self.timeline.refresh, *fitted, self.objects.refresh, self._refresh_stability]
+
+    def _refresh_stability(self) -> None:
         if self.stability_dock.isVisible() or not self.runner.running:
             self.stability.refresh()
         if self.session.diagnostics_stale and not self.runner.running:
