@@ -144,7 +144,8 @@ def test_undo_past_the_save_point_marks_the_title_again(window, video_path, qtbo
         return window.windowTitle().startswith("clip.mp4 *")
 
     assert key(Qt.Key.Key_L) and window.controller.annotation.tracks[person].locked  # lock: unsaved
-    assert not key(Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # saved into the project
+    key(Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # saved into the project, written on the autosaver's thread
+    qtbot.waitUntil(lambda: window.windowTitle().startswith("clip.mp4 —"))
     assert key(Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undone past the save point
     assert not window.controller.annotation.tracks[person].locked
     shift_control = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier

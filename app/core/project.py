@@ -315,14 +315,13 @@ class Project:
             plan = project.prepare_save()
             try:
                 project._write(plan)
+                if folder.exists():
+                    folder.rmdir()  # empty (checked above): the rename needs its place
+                os.rename(staging, folder)
+                atomic.fsync_dir(folder.parent)
             except OSError:
                 project.abandon_save(plan)  # the frames and tables stay unsaved for the project they came from
                 raise
-            project.finish_save(plan)
-            if folder.exists():
-                folder.rmdir()  # empty (checked above): the rename needs its place
-            os.rename(staging, folder)
-            atomic.fsync_dir(folder.parent)
         except (OSError, ProjectError) as error:
             lock.release()
             annotation.mask_store.set_loader(previous_loader)
@@ -333,7 +332,10 @@ class Project:
                 "saved is unchanged (still open, not saved). Free disk space (or choose another folder), then save "
                 "again."
             ) from None
+        # Only now do the frames leave memory for the mask files: a "save as" on a worker thread creates the project
+        # while the UI thread reads frames, which must never be looked for in the staging folder after its rename.
         project.folder, lock.path = folder, folder / LOCK
+        project.finish_save(plan)
         return project
 
     @classmethod

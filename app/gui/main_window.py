@@ -120,6 +120,8 @@ class MainWindow(QMainWindow):
         self.autosaver = Autosaver(self.controller, can_save=lambda: not self.tasks.running, parent=self)
         self.autosaver.saved.connect(self._on_autosaved)
         self.autosaver.failed.connect(self.status_label.setText)
+        self.autosaver.stored.connect(self._on_saved)
+        self.autosaver.store_failed.connect(self._on_save_failed)
 
         c = self.controller
         c.loaded.connect(self._on_loaded)
@@ -411,6 +413,7 @@ class MainWindow(QMainWindow):
 
     def _may_replace(self) -> bool:
         """The new document has loaded: ask about unsaved edits, then stop the work on the open one."""
+        self.autosaver.flush()  # a save being written ends first: then "modified" says what it did not save
         if self.session.modified and not self.confirm_discard():
             return False
         self._stop_work()
@@ -488,25 +491,34 @@ class MainWindow(QMainWindow):
 
     # ================================================================== saving
     def save(self) -> None:
+        """Save into the open project (a first save asks where, as Save As): written on the autosaver's thread,
+        after any save being written; edits go on meanwhile and stay unsaved until the next save."""
         if self.controller.video is None:
             return
-        self.autosaver.flush()  # one save at a time
         if self.controller.project is None:
             self.save_as()
             return
-        self.session.save_project()
-        self.status_label.setText(f"Saved {self.controller.project.folder}")
+        self.status_label.setText("Saving…")
+        self.autosaver.save()
 
     def save_as(self) -> None:
+        """Save into a new project in an empty folder, on the autosaver's thread (edits wait until it is written)."""
         if self.controller.video is None:
             return
         folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project",
                                                   self.recent.last_dir())
         if folder:
-            self.autosaver.flush()  # one save at a time (the autosave timer runs while the dialog is open)
-            saved = self.session.save_project(folder)
-            self.recent.add(saved)
-            self.status_label.setText(f"Saved {saved}")
+            self.status_label.setText("Saving…")
+            self.autosaver.save(Path(folder))
+
+    def _on_saved(self, folder: Path) -> None:
+        self.recent.add(folder)
+        self.status_label.setText(f"Saved {folder}")
+        self._update_title()
+
+    def _on_save_failed(self, error: BaseException) -> None:
+        self.status_label.setText("Saving failed; the edits are still unsaved.")
+        report_exception(self, "Save", error)
 
     def autosave(self) -> None:
         """Save now what the autosave timer would, and wait for it."""
@@ -853,6 +865,7 @@ class MainWindow(QMainWindow):
         self._on_running_changed()
 
     def closeEvent(self, event) -> None:
+        self.autosaver.flush()  # a save being written ends first: then "modified" says what it did not save
         if self.session.modified and not self.confirm_discard():
             event.ignore()
             return
@@ -871,5 +884,6 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Save:
             self._run_action("Save", self.save)
+            self.autosaver.flush()
             return not self.session.modified
         return answer == QMessageBox.StandardButton.Discard
