@@ -518,7 +518,7 @@ class MainWindow(QMainWindow):
 
     def _on_save_failed(self, error: BaseException) -> None:
         self.status_label.setText("Saving failed; the edits are still unsaved.")
-        report_exception(self, "Save", error)
+        report_exception(self, "Save Project", error)
 
     def autosave(self) -> None:
         """Save now what the autosave timer would, and wait for it."""
