@@ -145,7 +145,7 @@ def test_ctrl_s_writes_off_the_ui_thread_and_edits_during_it_stay_unsaved(projec
     window.controller.select(car)
     press(window, qtbot, Qt.Key.Key_L)  # an edit while the save writes
     qtbot.wait(300)
-    assert max(loop.gaps) < 0.25 and len(loop.gaps) > 5  # the event loop ran all along
+    assert len(loop.busy) > 5 and max(loop.busy) < 0.1  # the event loop ran all along, never blocked
     disk.release()
     qtbot.waitUntil(lambda: window.status_label.text() == f"Saved {folder}", timeout=10_000)
     loop.stop()
@@ -161,7 +161,6 @@ def test_ctrl_s_writes_off_the_ui_thread_and_edits_during_it_stay_unsaved(projec
     disk.release()
     qtbot.waitUntil(lambda: not modified(window) and window.status_label.text().startswith("Saved"), timeout=10_000)
     assert saved_tracks(folder) == {person: True, car: True, sky: True} and not errors
-    assert len(disk.threads) == 3
 
 
 def test_a_failing_save_says_why_and_keeps_the_edits_unsaved(project_window, qtbot, monkeypatch, errors):
