@@ -66,6 +66,8 @@ class Autosaver(QObject):
         self.schedule.changed(time.monotonic())
 
     def _tick(self) -> None:
+        if not self._timer.isActive():  # the session finished (a job's end may still be queued): nothing starts
+            return
         self._collect(wait=False)
         if self._job is None and self._asked is not None:
             self._start_asked()
@@ -91,6 +93,14 @@ class Autosaver(QObject):
             else:
                 self._collect(wait=True)
 
+    def finish_session(self) -> None:
+        """A clean exit: finish writing, then delete the recovery folder (nothing to recover)."""
+        self._timer.stop()
+        self.flush()
+        self.session.discard()
+        self._pool.shutdown(wait=True)
+
+    # ------------------------------------------------------------------ saving
     def save(self, folder: Path | None = None) -> None:
         """Save the document into its project, or into a new project in `folder` ("save as"), on the writer thread;
         `stored` or `store_failed` says how it went. Asked while another save writes, it starts when that one
@@ -109,14 +119,6 @@ class Autosaver(QObject):
         except StudioError as error:
             self.store_failed.emit(error)
 
-    def finish_session(self) -> None:
-        """A clean exit: finish writing, then delete the recovery folder (nothing to recover)."""
-        self._timer.stop()
-        self.flush()
-        self.session.discard()
-        self._pool.shutdown(wait=True)
-
-    # ------------------------------------------------------------------ saving
     def _follow_document(self) -> bool:
         """A new document, or unsaved work saved into a project: the recovery notes follow (old copy dropped).
 
