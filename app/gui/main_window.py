@@ -786,11 +786,10 @@ class MainWindow(QMainWindow):
         show the current state (`fit`: and the whole timeline) and recompute the diagnostics of an edited
         annotation (in their worker; inference recomputes them at its end)."""
         fitted = [self.timeline.fit] if fit else []
-        return [self.timeline.refresh, *fitted, self.objects.refresh, self._refresh_stability]
+        stability = self.stability.refresh_steps() if self.stability_dock.isVisible() or not self.runner.running else []
+        return [self.timeline.refresh, *fitted, self.objects.refresh, *stability, self._diagnose_and_count]
 
-    def _refresh_stability(self) -> None:
-        if self.stability_dock.isVisible() or not self.runner.running:
-            self.stability.refresh()
+    def _diagnose_and_count(self) -> None:
         if self.session.diagnostics_stale and not self.runner.running:
             self._run_action("Diagnostics", self.diagnostics.run)
         self._update_counts()
