@@ -17,25 +17,31 @@ FRAMES = 12
 
 
 class LoopGaps:
-    """The gaps between ticks of a 10 ms timer on the UI thread: how long its event loop was blocked at most."""
+    """The gaps between ticks of a 10 ms timer on the UI thread: how long its event loop was blocked at most.
+
+    `busy` is the UI thread's CPU time in each gap: the work that blocked it, without the time a busy machine
+    kept it waiting for a core (or a worker thread kept it waiting for the GIL).
+    """
 
     def __init__(self):
         self.gaps: list[float] = []
-        self._last = 0.0
+        self.busy: list[float] = []
+        self._last = self._last_cpu = 0.0
         self._timer = QTimer(interval=10)
         self._timer.timeout.connect(self._tick)
 
     def start(self) -> None:
-        self._last = time.monotonic()
+        self._last, self._last_cpu = time.monotonic(), time.thread_time()
         self._timer.start()
 
     def stop(self) -> None:
         self._timer.stop()
 
     def _tick(self) -> None:
-        now = time.monotonic()
+        now, cpu = time.monotonic(), time.thread_time()
         self.gaps.append(now - self._last)
-        self._last = now
+        self.busy.append(cpu - self._last_cpu)
+        self._last, self._last_cpu = now, cpu
 
 
 @pytest.fixture

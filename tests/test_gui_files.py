@@ -144,7 +144,8 @@ def test_undo_past_the_save_point_marks_the_title_again(window, video_path, qtbo
         return window.windowTitle().startswith("clip.mp4 *")
 
     assert key(Qt.Key.Key_L) and window.controller.annotation.tracks[person].locked  # lock: unsaved
-    assert not key(Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # saved into the project
+    key(Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # saved into the project, written on the autosaver's thread
+    qtbot.waitUntil(lambda: window.windowTitle().startswith("clip.mp4 —"))
     assert key(Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # undone past the save point
     assert not window.controller.annotation.tracks[person].locked
     shift_control = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier
@@ -178,8 +179,8 @@ def test_diagnostics_become_timeline_markers(window, video_path, qtbot):
         window.actions["diagnose"].trigger()
     kinds = {d.kind for d in window.controller.diagnostics}
     assert kinds & {"fragment", "id_switch"}
-    assert len(window.timeline.markers.data) == len([d for d in window.controller.diagnostics
-                                                     if d.track_id in window.timeline.lanes])
+    shown = [d for d in window.controller.diagnostics if d.track_id in window.timeline.lanes]
+    qtbot.waitUntil(lambda: len(window.timeline.markers.data) == len(shown) > 0)  # the panels refresh in steps
 
 
 def test_drop_a_video_file_opens_it(window, video_path):

@@ -84,6 +84,7 @@ def open_project(folder: Path) -> Job[Opened]:
 
     yield Progress(0, None, f"Reading the project {folder.name}…")
     project = Project.open(folder)
+    _warm(project.annotation)
     opened = Opened(folder, None, project.annotation, project)
     if not project.video_path.exists():
         return opened
@@ -109,7 +110,15 @@ def import_vipseg(root: Path, categories, video) -> Job[Opened]:
     from app.core.jobs import import_vipseg_video
 
     source, annotation = yield from import_vipseg_video(categories, video)
+    _warm(annotation)
     return Opened(root, source, annotation)
+
+
+def _warm(annotation) -> None:
+    """Work out which frames each track is in while nobody else has the annotation: the panels need it when it is
+    shown (a few tens of ms for hundreds of tracks) and, done here, the UI thread finds it cached."""
+    for track_id in annotation.tracks:
+        annotation.presence(track_id)
 
 
 def _indexed(path: Path, open_source: Callable[[Callable[[float], None]], object]) -> Job:

@@ -80,6 +80,7 @@ class SavePlan:
     tables: dict[str, np.ndarray] | None  # copies of the annotation tables (None: unchanged since the last save)
     tracks: dict | None
     history: list[str]  # edit log lines to append
+    doomed: list[Path]  # files only the backup names: once this save is written no manifest does
 
 
 # ---------------------------------------------------------------------------------- video reference
@@ -315,14 +316,13 @@ class Project:
             plan = project.prepare_save()
             try:
                 project._write(plan)
+                if folder.exists():
+                    folder.rmdir()  # empty (checked above): the rename needs its place
+                os.rename(staging, folder)
+                atomic.fsync_dir(folder.parent)
             except OSError:
                 project.abandon_save(plan)  # the frames and tables stay unsaved for the project they came from
                 raise
-            project.finish_save(plan)
-            if folder.exists():
-                folder.rmdir()  # empty (checked above): the rename needs its place
-            os.rename(staging, folder)
-            atomic.fsync_dir(folder.parent)
         except (OSError, ProjectError) as error:
             lock.release()
             annotation.mask_store.set_loader(previous_loader)
@@ -333,7 +333,10 @@ class Project:
                 "saved is unchanged (still open, not saved). Free disk space (or choose another folder), then save "
                 "again."
             ) from None
+        # Only now do the frames leave memory for the mask files: a "save as" on a worker thread creates the project
+        # while the UI thread reads frames, which must never be looked for in the staging folder after its rename.
         project.folder, lock.path = folder, folder / LOCK
+        project.finish_save(plan)
         return project
 
     @classmethod
@@ -583,10 +586,12 @@ class Project:
         annotation.tables_dirty = False  # edits from now on set it again: they belong to the next save
         self._meta_dirty = False
         self._saving = True
-        return SavePlan(generation, blobs, mask_gen, manifest, tables, tracks, list(self._pending_history))
+        return SavePlan(generation, blobs, mask_gen, manifest, tables, tracks, list(self._pending_history),
+                        self._doomed_by(manifest, mask_gen))
 
     def write_save(self, plan: SavePlan) -> None:
-        """Write a prepared save (safe on a worker thread: touches files and ``plan`` only); ProjectError on failure."""
+        """Write a prepared save (safe on a worker thread: touches files and ``plan`` only); ProjectError on failure.
+        Then delete the files no manifest names any more (thousands after a re-run: not on the editing thread)."""
         try:
             self._write(plan)
         except OSError as error:
@@ -594,6 +599,7 @@ class Project:
                 f"Saving the project {self.folder} failed: {_why(error)}. "
                 "Free disk space or check permissions, then save again; the last saved state on disk is intact."
             ) from None
+        self._collect_garbage(plan.doomed)
 
     def _write(self, plan: SavePlan) -> None:
         """The writing itself; an OSError leaves every file the current manifest names untouched."""
@@ -613,8 +619,7 @@ class Project:
         atomic.write_json(self.folder / MANIFEST, plan.manifest)
 
     def finish_save(self, plan: SavePlan) -> None:
-        """The written generation is now the project's state: forget what it saved and delete superseded files."""
-        superseded = self._backup
+        """The written generation is now the project's state: forget what it saved."""
         if self._disk_manifest is not None:
             self._backup = (self._disk_manifest, self._mask_gen)
         # model / video changed since the snapshot stay in memory (and dirty) for the next save
@@ -624,8 +629,6 @@ class Project:
         del self._pending_history[: len(plan.history)]
         self.annotation.mask_store.mark_saved(plan.blobs)
         self._saving = False
-        if superseded is not None:
-            self._collect_garbage(self._superseded_files(*superseded))
 
     def abandon_save(self, plan: SavePlan) -> None:
         """Writing failed: what the plan held is unsaved again (files it wrote are named by no manifest)."""
@@ -764,19 +767,22 @@ class Project:
                 "or run `dvis project repair` to accept them as empty.")
         return problems
 
-    def _superseded_files(self, manifest: dict, mask_gen: np.ndarray) -> list[Path]:
-        """Files of a generation that neither the current manifest nor its backup names any more."""
-        keep = self._named_tables()
-        files = [self.folder / manifest["annotation"][n] for n in ("tables", "tracks")
-                 if manifest["annotation"].get(n) and manifest["annotation"][n] not in keep]
-        kept_gen = self._backup[1] if self._backup is not None else self._mask_gen
-        stale = (mask_gen > 0) & (mask_gen != self._mask_gen) & (mask_gen != kept_gen)
-        return files + [self._mask_path(int(i), int(mask_gen[i])) for i in np.flatnonzero(stale)]
-
     def _named_tables(self) -> set[str]:
         """Table and track files the current manifest or its backup names."""
         manifests = [self._manifest] + ([self._backup[0]] if self._backup is not None else [])
         return {m["annotation"].get(n) for m in manifests for n in ("tables", "tracks")}
+
+    def _doomed_by(self, manifest: dict, mask_gen: np.ndarray) -> list[Path]:
+        """Files of the backup generation that a save of ``manifest`` / ``mask_gen`` leaves unnamed: that save makes
+        the state on disk the backup, and these files belong to neither."""
+        if self._backup is None or self._disk_manifest is None:
+            return []
+        old_manifest, old_gen = self._backup
+        keep = {m["annotation"].get(n) for m in (manifest, self._disk_manifest) for n in ("tables", "tracks")}
+        files = [self.folder / old_manifest["annotation"][n] for n in ("tables", "tracks")
+                 if old_manifest["annotation"].get(n) and old_manifest["annotation"][n] not in keep]
+        stale = (old_gen > 0) & (old_gen != mask_gen) & (old_gen != self._mask_gen)
+        return files + [self._mask_path(int(i), int(old_gen[i])) for i in np.flatnonzero(stale)]
 
     def _collect_garbage(self, doomed: list[Path]) -> None:
         """Delete files no manifest references (failures are harmless: retried on open)."""

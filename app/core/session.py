@@ -122,15 +122,21 @@ class Session:
         from app.core.project import Project
 
         if folder is not None:
-            project = Project.create(Path(folder), self.video.path, annotation=self.annotation)  # writes everything
-            self._release_project()
-            self._follow_project(project)
-        elif self.project is None:
+            state = self.history.state
+            self.adopt_project(Project.create(Path(folder), self.video.path, annotation=self.annotation), state)
+            return self.project.folder
+        if self.project is None:
             raise UserActionError("This video has no project yet; use File → Save Project As… to choose a folder.")
-        else:
-            self.project.save()
+        self.project.save()
         self.history.set_clean()
         return self.project.folder
+
+    def adopt_project(self, project, state: int) -> None:
+        """`project` was created from this document ("save as", maybe on another thread) as it was at history
+        state `state`: it is the open project from now on, and the open one's lock is let go."""
+        self._release_project()
+        self._follow_project(project)
+        self.history.set_clean(state)
 
     def mark_saved(self, state: int) -> None:
         """A save of history state `state` finished in the background (an autosave): that state is saved."""

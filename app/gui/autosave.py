@@ -1,8 +1,9 @@
-"""Autosave and crash recovery in the window: a timer, one writer thread and the recovery prompt.
+"""Saving and crash recovery in the window: an autosave timer, one writer thread and the recovery prompt.
 
 The decisions live in `app.core.recovery` (schedule, recovery folder) and `app.core.project`
-(a save snapshotted on the UI thread, written elsewhere): here only the wiring. Saves are written
-on a worker thread, so no fsync runs on the UI thread.
+(a save snapshotted on the UI thread, written elsewhere): here only the wiring. Every save, automatic or
+asked for (Ctrl+S, Save As), is written on the one writer thread, one after another, so no fsync runs on
+the UI thread and two saves never write the same project at once.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from app.core.errors import StudioError
+from app.core.project import Project
 from app.core.recovery import (
     AutosaveSchedule,
     CrashedSession,
@@ -29,11 +31,18 @@ from app.core.recovery import (
 TICK_MS = 250
 
 
-class Autosaver(QObject):
-    """Saves the open document after edit bursts: into its project, or into a recovery copy when it has none."""
+BUSY_SAVING = "Saving the project"  # why edits wait while "save as" writes a new project from the annotation
 
-    saved = Signal(str)  # status text
+
+class Autosaver(QObject):
+    """Saves the open document after edit bursts (into its project, or into a recovery copy when it has none),
+    and when the user asks (`save`)."""
+
+    saved = Signal(str)  # status text of an autosave
     failed = Signal(str)
+    stored = Signal(object)  # Path: a save the user asked for was written into this project
+    store_failed = Signal(object)  # the StudioError that stopped a save the user asked for
+    _written = Signal()  # (from the writer thread) a job ended: finish it now rather than at the next tick
 
     def __init__(self, controller, can_save: Callable[[], bool], root: Path | None = None,
                  parent: QObject | None = None):
@@ -44,19 +53,25 @@ class Autosaver(QObject):
         self._can_save = can_save
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="autosave")
         self._job: tuple[Future, Callable[[object], None], Callable[[BaseException], None]] | None = None
+        self._asked: tuple[Path | None] | None = None  # a save the user asked for, waiting for the job to end
         self._document: tuple[object, object] = (None, None)
         controller.annotation_changed.connect(self._on_edit)
         self._timer = QTimer(self, interval=TICK_MS)
         self._timer.timeout.connect(self._tick)
         self._timer.start()
+        self._written.connect(self._tick, Qt.ConnectionType.QueuedConnection)
 
     # ------------------------------------------------------------------ scheduling
     def _on_edit(self, *_) -> None:
         self.schedule.changed(time.monotonic())
 
     def _tick(self) -> None:
+        if not self._timer.isActive():  # the session finished (a job's end may still be queued): nothing starts
+            return
         self._collect(wait=False)
-        if self._job is None and not self._follow_document():
+        if self._job is None and self._asked is not None:
+            self._start_asked()
+        elif self._job is None and not self._follow_document():
             if self.controller.video is not None and self.schedule.due(time.monotonic()) and self._can_save():
                 self._guarded(self._start)
 
@@ -70,9 +85,13 @@ class Autosaver(QObject):
         self.flush()
 
     def flush(self) -> None:
-        """Wait for a save being written and finish it (before a manual save, opening another document, closing)."""
-        while self._job is not None:
-            self._collect(wait=True)
+        """Wait for the saves being written or asked for, and finish them (before opening another document,
+        closing)."""
+        while self._job is not None or self._asked is not None:
+            if self._job is None:
+                self._start_asked()
+            else:
+                self._collect(wait=True)
 
     def finish_session(self) -> None:
         """A clean exit: finish writing, then delete the recovery folder (nothing to recover)."""
@@ -82,6 +101,24 @@ class Autosaver(QObject):
         self._pool.shutdown(wait=True)
 
     # ------------------------------------------------------------------ saving
+    def save(self, folder: Path | None = None) -> None:
+        """Save the document into its project, or into a new project in `folder` ("save as"), on the writer thread;
+        `stored` or `store_failed` says how it went. Asked while another save writes, it starts when that one
+        has finished (and then also saves the edits made meanwhile)."""
+        self._asked = (folder,)
+        if self._job is None:
+            self._start_asked()
+
+    def _start_asked(self) -> None:
+        (folder,), self._asked = self._asked, None
+        try:
+            if folder is None:
+                self._save_into(self.controller.project, self._stored, self.store_failed.emit)
+            else:
+                self._create(folder)
+        except StudioError as error:
+            self.store_failed.emit(error)
+
     def _follow_document(self) -> bool:
         """A new document, or unsaved work saved into a project: the recovery notes follow (old copy dropped).
 
@@ -92,7 +129,7 @@ class Autosaver(QObject):
             return False
         self._document = (c.video, c.project)
         video, project = Path(c.video.path) if c.video is not None else None, c.project.folder if c.project else None
-        self._run(lambda: self.session.track(video, project), lambda _: None, lambda error: None)
+        self._run(lambda: self.session.track(video, project), lambda _: None)
         return True
 
     def _start(self) -> None:
@@ -109,6 +146,14 @@ class Autosaver(QObject):
         if target is None or not target.dirty:
             self.schedule.started()
             return
+        self._save_into(target, self._saved, self._failed)
+
+    def _save_into(self, target, done: Callable[[object, RecoveryError | None], None],
+                   failed: Callable[[BaseException], None]) -> None:
+        """Snapshot a save of `target` (the open project or the recovery copy) here, write it on the writer thread,
+        then finish it and call `done(target, note)` (`note`: the save is done, the recovery notes are not), or
+        call `failed(error)` with the save abandoned (what it held is unsaved again)."""
+        c = self.controller
         plan = target.prepare_save()
         self.schedule.started()
         state = c.session.history.state  # what this save holds
@@ -122,7 +167,37 @@ class Autosaver(QObject):
                 return error
             return None
 
-        self._run(write, lambda note: self._saved(target, plan, state, note), lambda error: target.abandon_save(plan))
+        def finish(note: RecoveryError | None) -> None:
+            target.finish_save(plan)
+            if target is c.project:
+                c.session.mark_saved(state)
+            done(target, note)
+
+        def abandon(error: BaseException) -> None:
+            target.abandon_save(plan)
+            failed(error)
+
+        self._run(write, finish, abandon)
+
+    def _create(self, folder: Path) -> None:
+        """"Save as": create the project in `folder` from the document on the writer thread, while edits wait
+        (creating it reads the whole annotation), then make it the open project."""
+        c = self.controller
+        session, annotation, video = c.session, c.annotation, Path(c.video.path)
+        session.begin_job(BUSY_SAVING)
+        state = session.history.state
+
+        def created(project: Project) -> None:
+            session.end_job()
+            session.adopt_project(project, state)
+            self.schedule.started()
+            self.stored.emit(project.folder)
+
+        def failed(error: BaseException) -> None:
+            session.end_job()
+            self.store_failed.emit(error)
+
+        self._run(lambda: Project.create(folder, video, annotation=annotation), created, failed)
 
     def _create_recovery_copy(self) -> None:
         """The first autosave of unsaved work: create the recovery project on the worker, then save into it."""
@@ -139,33 +214,37 @@ class Autosaver(QObject):
             self.session.project = project
             self._guarded(self._start)
 
-        self._run(lambda: self.session.create_project(video, *size, annotation.categories), adopt, lambda error: None)
+        self._run(lambda: self.session.create_project(video, *size, annotation.categories), adopt)
 
-    def _saved(self, target, plan, state: int, note: RecoveryError | None) -> None:
-        target.finish_save(plan)
-        c = self.controller
-        if target is c.project:
-            c.session.mark_saved(state)
+    def _saved(self, target, note: RecoveryError | None) -> None:
+        if target is self.controller.project:
             self.saved.emit(f"Autosaved {target.folder}")
         else:
             self.saved.emit("Autosaved a recovery copy (not yet saved as a project)")
         if note is not None:
             self.failed.emit(str(note))
 
+    def _stored(self, target, note: RecoveryError | None) -> None:
+        self.stored.emit(target.folder)
+        if note is not None:
+            self.failed.emit(str(note))
+
     def _run(self, work: Callable[[], object], done: Callable[[object], None],
-             undo: Callable[[BaseException], None]) -> None:
-        self._job = (self._pool.submit(work), done, undo)
+             failed: Callable[[BaseException], None] | None = None) -> None:
+        """Run `work` on the writer thread; then, here, `done(its result)` or `failed(its error)` (default: an
+        autosave's failure note)."""
+        self._job = (self._pool.submit(work), done, failed or self._failed)
+        self._job[0].add_done_callback(lambda _: self._written.emit())
 
     def _collect(self, wait: bool) -> None:
         if self._job is None or not (wait or self._job[0].done()):
             return
-        future, done, undo = self._job
+        future, done, failed = self._job
         self._job = None
         try:
             result = future.result()
-        except StudioError as error:
-            undo(error)
-            self._failed(error)
+        except Exception as error:  # noqa: BLE001 - any failure of a save must end it (a saving project stays locked)
+            failed(error)
             return
         self._guarded(lambda: done(result))
 

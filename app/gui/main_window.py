@@ -59,6 +59,7 @@ from app.gui.scrub_status import ScrubStatus
 from app.gui.stability import StabilityPanel
 from app.gui.tasks import Tasks
 from app.gui.timeline import TimelineWidget
+from app.gui.ui_steps import Steps
 from app.gui.video_view import GESTURES, MAX_BRUSH_RADIUS, WHEEL_STEP, VideoView
 
 # Bump when toolbars or docks change: Qt then ignores a saved layout that does not know them (one saved before
@@ -114,12 +115,15 @@ class MainWindow(QMainWindow):
                                      run_action=self._run_action, model_source=self.session.model_in_use,
                                      status=self.status_label.setText, parent=self)
 
+        self._panels = Steps(parent=self)  # panel refreshes, in steps that let the event loop run between them
         self._refresh_timer = QTimer(self, singleShot=True, interval=150)
-        self._refresh_timer.timeout.connect(self._refresh_panels)
+        self._refresh_timer.timeout.connect(lambda: self._panels.run(self._panel_steps()))
         # after each burst of edits, off the UI thread; unsaved work into a crash-recovery copy
         self.autosaver = Autosaver(self.controller, can_save=lambda: not self.tasks.running, parent=self)
         self.autosaver.saved.connect(self._on_autosaved)
         self.autosaver.failed.connect(self.status_label.setText)
+        self.autosaver.stored.connect(self._on_saved)
+        self.autosaver.store_failed.connect(self._on_save_failed)
 
         c = self.controller
         c.loaded.connect(self._on_loaded)
@@ -414,6 +418,7 @@ class MainWindow(QMainWindow):
 
     def _may_replace(self) -> bool:
         """The new document has loaded: ask about unsaved edits, then stop the work on the open one."""
+        self.autosaver.flush()  # a save being written ends first: then "modified" says what it did not save
         if self.session.modified and not self.confirm_discard():
             return False
         self._stop_work()
@@ -491,25 +496,34 @@ class MainWindow(QMainWindow):
 
     # ================================================================== saving
     def save(self) -> None:
+        """Save into the open project (a first save asks where, as Save As): written on the autosaver's thread,
+        after any save being written; edits go on meanwhile and stay unsaved until the next save."""
         if self.controller.video is None:
             return
-        self.autosaver.flush()  # one save at a time
         if self.controller.project is None:
             self.save_as()
             return
-        self.session.save_project()
-        self.status_label.setText(f"Saved {self.controller.project.folder}")
+        self.status_label.setText("Saving…")
+        self.autosaver.save()
 
     def save_as(self) -> None:
+        """Save into a new project in an empty folder, on the autosaver's thread (edits wait until it is written)."""
         if self.controller.video is None:
             return
         folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project",
                                                   self.recent.last_dir())
         if folder:
-            self.autosaver.flush()  # one save at a time (the autosave timer runs while the dialog is open)
-            saved = self.session.save_project(folder)
-            self.recent.add(saved)
-            self.status_label.setText(f"Saved {saved}")
+            self.status_label.setText("Saving…")
+            self.autosaver.save(Path(folder))
+
+    def _on_saved(self, folder: Path) -> None:
+        self.recent.add(folder)
+        self.status_label.setText(f"Saved {folder}")
+        self._update_title()
+
+    def _on_save_failed(self, error: BaseException) -> None:
+        self.status_label.setText("Saving failed; the edits are still unsaved.")
+        report_exception(self, "Save Project", error)
 
     def autosave(self) -> None:
         """Save now what the autosave timer would, and wait for it."""
@@ -609,7 +623,7 @@ class MainWindow(QMainWindow):
         self._update_actions()
 
     def _on_diagnosed(self) -> None:
-        self._refresh_panels()
+        self._panels.run(self._panel_steps())
         if self.session.resume_at is not None:
             self.status_label.setText(f"Run DVIS (Ctrl+R) continues from frame {self.session.resume_at}.")
 
@@ -744,8 +758,7 @@ class MainWindow(QMainWindow):
             widget.blockSignals(True)
             widget.setRange(0, max(0, c.num_frames - 1))
             widget.blockSignals(False)
-        self._refresh_panels()
-        self.timeline.fit()
+        self._panels.run(self._panel_steps(fit=True))  # a long document's panels take a while to fill
         self._update_title()
         self._update_actions()
         hint = "" if c.annotation.tracks else " — Model → Run DVIS (Ctrl+R) to segment and track it"
@@ -769,12 +782,19 @@ class MainWindow(QMainWindow):
         self._update_title()
 
     def _refresh_panels(self) -> None:
-        """After edits, undo / redo, new frames or diagnostics: panels and counts show the current state, and
-        diagnostics of an edited annotation are recomputed (in their worker; inference recomputes them at its end)."""
-        self.timeline.refresh()
-        self.objects.refresh()
-        if self.stability_dock.isVisible() or not self.runner.running:
-            self.stability.refresh()
+        """Panels and counts show the current state now (`_panel_steps` at once)."""
+        for step in self._panel_steps():
+            step()
+
+    def _panel_steps(self, fit: bool = False) -> list[Callable[[], object]]:
+        """After opening, edits, undo / redo, new frames or diagnostics: the steps that make the panels and counts
+        show the current state (`fit`: and the whole timeline) and recompute the diagnostics of an edited
+        annotation (in their worker; inference recomputes them at its end)."""
+        fitted = [self.timeline.fit] if fit else []
+        stability = self.stability.refresh_steps() if self.stability_dock.isVisible() or not self.runner.running else []
+        return [self.timeline.refresh, *fitted, self.objects.refresh, *stability, self._diagnose_and_count]
+
+    def _diagnose_and_count(self) -> None:
         if self.session.diagnostics_stale and not self.runner.running:
             self._run_action("Diagnostics", self.diagnostics.run)
         self._update_counts()
@@ -849,6 +869,7 @@ class MainWindow(QMainWindow):
         self._on_running_changed()
 
     def closeEvent(self, event) -> None:
+        self.autosaver.flush()  # a save being written ends first: then "modified" says what it did not save
         if self.session.modified and not self.confirm_discard():
             event.ignore()
             return
@@ -867,5 +888,6 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel)
         if answer == QMessageBox.StandardButton.Save:
             self._run_action("Save", self.save)
+            self.autosaver.flush()
             return not self.session.modified
         return answer == QMessageBox.StandardButton.Discard

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 
 import numpy as np
 import pyqtgraph as pg
@@ -38,26 +39,46 @@ class StabilityPanel(QWidget):
         controller.frame_changed.connect(self.cursor.setValue)
 
     def refresh(self) -> None:
+        for step in self.refresh_steps():
+            step()
+
+    def refresh_steps(self) -> list[Callable[[], None]]:
+        """`refresh` as one step per plot, for a caller that lets the event loop run in between (each plot rebuilds
+        its items: a few tens of ms with hundreds of tracks and markers)."""
+        return [self._plot_objects, self._plot_lengths, self._plot_events]
+
+    def _presence(self) -> list[np.ndarray]:
+        annotation = self._controller.annotation
+        return [annotation.presence(t) for t in annotation.tracks]  # cached per track: no per-frame work
+
+    def _plot_objects(self) -> None:
         annotation = self._controller.annotation
         if annotation is None:
             return
-        presence = [annotation.presence(t) for t in annotation.tracks]  # cached per track: no per-frame work
         counts = np.zeros(annotation.num_frames, np.int64)
-        for frames in presence:
+        for frames in self._presence():
             counts[frames] += 1
         self.objects.clear()
         self.objects.addItem(self.cursor)
         self.objects.plot(np.arange(len(counts)), counts, pen=pg.mkPen((120, 220, 160), width=2))
         self.objects.setXRange(0, max(1, annotation.num_frames - 1))
-        lengths = np.array([len(frames) for frames in presence], dtype=float)
+
+    def _plot_lengths(self) -> None:
+        if self._controller.annotation is None:
+            return
+        lengths = np.array([len(frames) for frames in self._presence()], dtype=float)
         self.lengths.clear()
         if len(lengths):
             hist, edges = np.histogram(lengths, bins=min(30, max(1, len(np.unique(lengths)))))
             self.lengths.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=hist, brush=(110, 150, 230)))
+
+    def _plot_events(self) -> None:
+        annotation = self._controller.annotation
+        if annotation is None:
+            return
         self.events.clear()
-        diagnostics = self._controller.diagnostics
         by_kind: dict[str, list[int]] = {}
-        for diagnostic in diagnostics:
+        for diagnostic in self._controller.diagnostics:
             by_kind.setdefault(diagnostic.kind, []).append(diagnostic.frame)
         for kind, frames in sorted(by_kind.items()):
             per_frame = Counter(frames)
@@ -65,4 +86,5 @@ class StabilityPanel(QWidget):
             self.events.plot(x, [per_frame[f] for f in x], pen=None, symbol=MARKER_SYMBOLS.get(kind, "o"),
                              symbolBrush=KIND_COLORS.get(kind, (200, 200, 200)), name=kind)
         kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items())) or "no diagnostics yet"
-        self.summary.setText(f"{len(lengths)} tracks, {counts.mean() if len(counts) else 0:.1f} objects/frame; {kinds}")
+        per_frame = sum(len(frames) for frames in self._presence()) / annotation.num_frames
+        self.summary.setText(f"{len(annotation.tracks)} tracks, {per_frame:.1f} objects/frame; {kinds}")

@@ -153,15 +153,15 @@ class TimelineWidget(QWidget):
             self.plot.getViewBox().setYRange(-1, min(len(self.lanes), 30), padding=0)
 
     def _set_markers(self, lane_of: dict[int, int]) -> None:
-        points = []
-        for diagnostic in self._controller.diagnostics:
-            if diagnostic.track_id in lane_of:
-                points.append({"pos": (diagnostic.frame, lane_of[diagnostic.track_id]),
-                               "symbol": MARKER_SYMBOLS.get(diagnostic.kind, "o"),
-                               "brush": pg.mkBrush(*KIND_COLORS.get(diagnostic.kind, (220, 220, 220))),
-                               "data": f"{diagnostic.kind}: track {diagnostic.track_id} at frame {diagnostic.frame}"
-                                       f" — {diagnostic.detail}"})
-        self.markers.setData(points)
+        """One marker per diagnostic, given to pyqtgraph as columns (a dict per point takes 20x as long: 130 ms
+        for 700 markers) with one brush per kind."""
+        shown = [d for d in self._controller.diagnostics if d.track_id in lane_of]
+        brushes = {kind: pg.mkBrush(*KIND_COLORS.get(kind, (220, 220, 220))) for kind in {d.kind for d in shown}}
+        tips = np.empty(len(shown), object)
+        tips[:] = [f"{d.kind}: track {d.track_id} at frame {d.frame} — {d.detail}" for d in shown]
+        self.markers.setData(x=[d.frame for d in shown], y=[lane_of[d.track_id] for d in shown],
+                             symbol=[MARKER_SYMBOLS.get(d.kind, "o") for d in shown],
+                             brush=[brushes[d.kind] for d in shown], data=tips)
 
     def _set_marks(self, lane_of: dict[int, int]) -> None:
         """Keyframes as ticks and propagated spans as bars on the tracks' lanes."""
