@@ -2,7 +2,7 @@
 
 All spans are one RGBA image (a row band per lane, built with numpy from the tracks' presence), so
 thousands of frames x hundreds of tracks refresh in milliseconds and pan and zoom smoothly. Stability diagnostics are
-markers on the lanes, keyframes white ticks and propagated spans a pale bar along the lane's lower edge; a
+markers on the lanes, keyframes white ticks and propagated spans a pale bar in the lane's lower half; a
 movable line is the current frame; a click seeks and selects.
 """
 
@@ -49,7 +49,9 @@ def presence_image(rows: list[tuple[np.ndarray, tuple[int, int, int]]], num_fram
     return image, sub, frames_per_column
 
 
-PROPAGATED_BAR = (0.22, 0.15)  # a propagated span's bar: from lane + 0.22, 0.15 lanes high (inside the band)
+# A propagated span's bar: from lane + 0.08, 0.2 lanes high, in the band's lower half but clear of its edge, and
+# drawn over the selection's outline: lanes a few pixels high leave the 2-pixel outline no room beside it.
+PROPAGATED_BAR = (0.08, 0.2)
 
 
 class SpansItem(pg.GraphicsObject):
@@ -106,7 +108,7 @@ class TimelineWidget(QWidget):
         self.plot.addItem(self.spans)
         self.outline = SpansItem(QPen(QColor(255, 255, 255), 2))
         self.plot.addItem(self.outline)
-        self.propagated = SpansItem(QPen(Qt.PenStyle.NoPen), QColor(255, 255, 255, 170), 1, *PROPAGATED_BAR)
+        self.propagated = SpansItem(QPen(Qt.PenStyle.NoPen), QColor(255, 255, 255, 170), 2.5, *PROPAGATED_BAR)
         self.plot.addItem(self.propagated)
         self.keyframes = pg.ScatterPlotItem(size=13, symbol="|", pen=pg.mkPen((255, 255, 255), width=3))
         self.keyframes.setZValue(3)
