@@ -70,3 +70,46 @@ def test_a_selected_lane_shows_its_outline_and_its_propagated_bar(window, video_
     assert white.any() and bar.any(), column
     assert np.flatnonzero(bar)[0] < np.flatnonzero(white)[-1], column  # the outline's lower edge shows below the bar
     assert not (np.abs(column - color).max(axis=1) <= 24).all()
+
+
+def damaged_mjpeg(path, frames: int, bad: int):
+    """A real MJPEG AVI whose frame `bad` cannot be decoded (its packet's data wiped)."""
+    import av
+
+    from tests.videos import make_video
+
+    make_video(path, num_frames=frames, size=SIZE, codec="mjpeg")
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size]
+    pos, size = packets[bad]
+    data = bytearray(path.read_bytes())
+    data[pos + size // 4 : pos + size] = bytes(size - size // 4)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_undecodable_frames_do_not_look_present(window, qtbot, tmp_path):
+    """A run segments a damaged frame from the last good one: the lanes there are faded and hatched red."""
+    from PySide6.QtCore import Qt
+
+    from tests.gui_helpers import load_scripted
+
+    window.open_path(damaged_mjpeg(tmp_path / "clip.avi", 12, bad=5))
+    person = load_scripted(window)[5]  # masks on every frame, as a run over the substitutes gives
+    window.activateWindow()
+    window.view.setFocus()
+    qtbot.waitUntil(lambda: window.controller.video.damaged_frames == [5], timeout=20_000)  # the scrubbing pass
+    qtbot.keyClick(window.view, Qt.Key.Key_Right)
+    timeline = window.timeline
+    qtbot.waitUntil(lambda: person in timeline.lanes)
+    lane, color = timeline.lanes.index(person), np.array(track_color(person))
+
+    def hatched_red() -> bool:
+        column = lane_column(timeline, 5.3, lane)
+        return bool(((column[:, 0] > 150) & (column[:, 1] < 110) & (column[:, 2] < 110)).any())
+
+    qtbot.waitUntil(hatched_red)
+    damaged, whole = lane_column(timeline, 5.3, lane), lane_column(timeline, 3.3, lane)
+    assert not (np.abs(damaged[:2] - color).max(axis=1) <= 24).any(), damaged  # not the solid "present" colour
+    assert (np.abs(whole[:2] - color).max(axis=1) <= 24).all(), whole  # a decodable frame: solid track colour
+    assert sorted(timeline.damaged.spans) == [(lane, 5, 5) for lane in range(3)]
