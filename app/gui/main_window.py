@@ -474,14 +474,25 @@ class MainWindow(QMainWindow):
         if self.recent_menu.isEmpty():
             self.recent_menu.addAction("(none)").setEnabled(False)
 
+    @staticmethod
+    def _accept_as_copy(event) -> bool:
+        """Take a dragged file as a copy, never a move: a file manager deletes what the target says it moved (its
+        Shift+drag proposes Move). A drag that offers no copy is refused."""
+        if not event.mimeData().hasUrls() or not event.possibleActions() & Qt.DropAction.CopyAction:
+            return False
+        event.setDropAction(Qt.DropAction.CopyAction)
+        event.accept()
+        return True
+
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+        self._accept_as_copy(event)
+
+    def dragMoveEvent(self, event) -> None:
+        self._accept_as_copy(event)
 
     def dropEvent(self, event) -> None:
         urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            event.acceptProposedAction()
+        if urls and self._accept_as_copy(event):
             self._run_action("Open", lambda: self.open_path(urls[0].toLocalFile()))
 
     # ================================================================== saving
