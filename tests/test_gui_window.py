@@ -173,6 +173,17 @@ def test_timeline_lanes_click_and_object_list_search(window, video_path, qtbot):
     assert first == max(mapping.values())
 
 
+def test_opening_another_video_clears_the_hovered_pixel_text(window, video_path, qtbot, tmp_path):
+    from tests.videos import make_video
+
+    window.open_path(video_path)
+    mapping = load_scripted(window)
+    qtbot.mouseMove(window.view.viewport(), view_point(window.view, 70, 40))  # the car, frame 0
+    assert window.hover_label.text() == f"(70, 40)  track {mapping[6]}: car"
+    window.open_path(make_video(tmp_path / "other.mkv", num_frames=4, size=SIZE))
+    assert window.controller.num_frames == 4 and window.hover_label.text() == ""
+
+
 def test_keyboard_shortcuts(window, video_path, qtbot):
     window.open_path(video_path)
     mapping = load_scripted(window)

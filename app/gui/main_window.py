@@ -750,6 +750,7 @@ class MainWindow(QMainWindow):
             widget.blockSignals(True)
             widget.setRange(0, max(0, c.num_frames - 1))
             widget.blockSignals(False)
+        self.hover_label.clear()  # it described a pixel of the document that was open before
         self._refresh_panels()
         self.timeline.fit()
         self._update_title()
