@@ -178,8 +178,8 @@ def test_opening_another_video_clears_the_hovered_pixel_text(window, video_path,
 
     window.open_path(video_path)
     mapping = load_scripted(window)
-    qtbot.mouseMove(window.view.viewport(), view_point(window.view, 70, 40))  # the car, frame 0
-    assert window.hover_label.text() == f"(70, 40)  track {mapping[6]}: car"
+    qtbot.mouseMove(window.view.viewport(), view_point(window.view, 75, 45))  # the car, frame 0
+    assert window.hover_label.text() == f"(75, 45)  track {mapping[6]}: car"
     window.open_path(make_video(tmp_path / "other.mkv", num_frames=4, size=SIZE))
     assert window.controller.num_frames == 4 and window.hover_label.text() == ""
 
