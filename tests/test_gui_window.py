@@ -184,6 +184,29 @@ def test_opening_another_video_clears_the_hovered_pixel_text(window, video_path,
     assert window.controller.num_frames == 4 and window.hover_label.text() == ""
 
 
+def test_the_play_button_shows_play_and_pause_with_the_styles_icons(window, video_path, qtbot):
+    """Its text was U+23F8 while playing, which common fonts (DejaVu Sans) lack: an empty box."""
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QStyle
+
+    def shows(pixmap) -> bool:
+        button = window.play_button
+        metrics = QFontMetrics(button.font())
+        drawable = all(metrics.inFontUcs4(ord(char)) for char in button.text())
+        icon = window.style().standardIcon(pixmap)
+        return drawable and button.icon().pixmap(16).toImage() == icon.pixmap(16).toImage()
+
+    window.open_path(video_path)
+    window.activateWindow()
+    window.view.setFocus()
+    qtbot.waitUntil(window.view.hasFocus)
+    assert shows(QStyle.StandardPixmap.SP_MediaPlay)
+    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    assert window.player.playing and shows(QStyle.StandardPixmap.SP_MediaPause)
+    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    assert not window.player.playing and shows(QStyle.StandardPixmap.SP_MediaPlay)
+
+
 def test_keyboard_shortcuts(window, video_path, qtbot):
     window.open_path(video_path)
     mapping = load_scripted(window)

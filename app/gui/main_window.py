@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QStyle,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -152,14 +153,20 @@ class MainWindow(QMainWindow):
         self.opener.status.connect(self.status_label.setText)
         self.opener.shown.connect(self._on_opened)
         self.opener.ended.connect(self._on_open_ended)
-        self.player.playing_changed.connect(lambda state: self.play_button.setText("⏸" if state == "playing" else "▶"))
+        self.player.playing_changed.connect(self._show_play_state)
         self._update_actions()
         self.restoreGeometry(self.settings.value("window/geometry", b""))
         self.restoreState(self.settings.value("window/state", b""), LAYOUT_VERSION)  # an older layout is ignored
 
     # ================================================================== layout
+    def _show_play_state(self, state: str) -> None:
+        """The style's play / pause icons: common fonts (DejaVu Sans) have no glyph for U+23F8, the pause sign."""
+        icon = QStyle.StandardPixmap.SP_MediaPause if state == "playing" else QStyle.StandardPixmap.SP_MediaPlay
+        self.play_button.setIcon(self.style().standardIcon(icon))
+
     def _build_central(self) -> None:
-        self.play_button = QPushButton("▶")
+        self.play_button = QPushButton()
+        self._show_play_state("paused")
         self.play_button.setFixedWidth(36)
         self.play_button.setToolTip("Play / pause (Space)")
         self.play_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space is the play shortcut, not a button press
