@@ -192,6 +192,18 @@ def test_drop_a_video_file_opens_it(window, video_path):
     assert window.controller.num_frames == FRAMES
 
 
+def test_a_dropped_file_is_copied_never_moved(window, video_path):
+    """Shift+drag from a file manager proposes Move: accepting that would let the file manager delete the video."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(video_path))])
+    actions = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
+    event = QDropEvent(QPointF(10, 10), actions, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.ShiftModifier)
+    assert event.proposedAction() == Qt.DropAction.MoveAction
+    window.dropEvent(event)
+    assert window.controller.num_frames == FRAMES
+    assert event.isAccepted() and event.dropAction() == Qt.DropAction.CopyAction
+
+
 def test_shortcuts_dialog_lists_the_edit_shortcuts_and_view_gestures(window):
     from app.gui.dialogs import ShortcutsDialog
     from app.gui.video_view import GESTURES

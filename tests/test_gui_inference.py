@@ -151,6 +151,19 @@ def test_start_without_arguments_opens_the_demo_clip(window, qtbot, errors):
     assert not errors  # a missing bundled model is a status-bar message at start-up, not a dialog
 
 
+@pytest.mark.timeout(180)
+def test_the_demo_run_is_not_an_unsaved_edit(window, qtbot, video_path, errors):
+    """A new user who only watched the demo is not asked to save it when opening a video."""
+    asked = []
+    window.confirm_discard = lambda: asked.append(True) or True
+    window.open_initial(None)
+    qtbot.waitUntil(lambda: window.status_label.text() == "Inference finished.", timeout=150_000)
+    assert window.controller.annotation.tracks and not window.session.modified
+    assert "*" not in window.windowTitle()
+    window.open_path(video_path)
+    assert window.controller.video.path.name == video_path.name and not asked and not errors
+
+
 def test_a_broken_checkpoint_is_an_error_dialog(window, long_video, tmp_path, qtbot, errors):
     window.open_path(long_video)
     broken = tmp_path / "model_final.pth"

@@ -173,6 +173,40 @@ def test_timeline_lanes_click_and_object_list_search(window, video_path, qtbot):
     assert first == max(mapping.values())
 
 
+def test_opening_another_video_clears_the_hovered_pixel_text(window, video_path, qtbot, tmp_path):
+    from tests.videos import make_video
+
+    window.open_path(video_path)
+    mapping = load_scripted(window)
+    qtbot.mouseMove(window.view.viewport(), view_point(window.view, 75, 45))  # the car, frame 0
+    assert window.hover_label.text() == f"(75, 45)  track {mapping[6]}: car"
+    window.open_path(make_video(tmp_path / "other.mkv", num_frames=4, size=SIZE))
+    assert window.controller.num_frames == 4 and window.hover_label.text() == ""
+
+
+def test_the_play_button_shows_play_and_pause_with_the_styles_icons(window, video_path, qtbot):
+    """Its text was U+23F8 while playing, which common fonts (DejaVu Sans) lack: an empty box."""
+    from PySide6.QtGui import QFontMetrics
+    from PySide6.QtWidgets import QStyle
+
+    def shows(pixmap) -> bool:
+        button = window.play_button
+        metrics = QFontMetrics(button.font())
+        drawable = all(metrics.inFontUcs4(ord(char)) for char in button.text())
+        icon = window.style().standardIcon(pixmap)
+        return drawable and button.icon().pixmap(16).toImage() == icon.pixmap(16).toImage()
+
+    window.open_path(video_path)
+    window.activateWindow()
+    window.view.setFocus()
+    qtbot.waitUntil(window.view.hasFocus)
+    assert shows(QStyle.StandardPixmap.SP_MediaPlay)
+    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    assert window.player.playing and shows(QStyle.StandardPixmap.SP_MediaPause)
+    qtbot.keyClick(window.view, Qt.Key.Key_Space)
+    assert not window.player.playing and shows(QStyle.StandardPixmap.SP_MediaPlay)
+
+
 def test_keyboard_shortcuts(window, video_path, qtbot):
     window.open_path(video_path)
     mapping = load_scripted(window)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
@@ -34,6 +34,17 @@ log = logging.getLogger(__name__)
 
 #: Called after every change with (frames whose rendering changed, track ids whose row changed).
 Listener = Callable[[frozenset, frozenset], None]
+
+
+def frame_runs(frames: np.ndarray | Sequence[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive frames in sorted, distinct `frames` as (first, last) inclusive pairs."""
+    frames = np.asarray(frames, dtype=np.int64)
+    if len(frames) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(frames) > 1)
+    starts = np.concatenate([[frames[0]], frames[breaks + 1]])
+    ends = np.concatenate([frames[breaks], [frames[-1]]])
+    return [(int(a), int(b)) for a, b in zip(starts, ends)]
 
 
 class Provenance(str, Enum):
@@ -237,13 +248,7 @@ class Annotation:
 
     def track_spans(self, track_id: int) -> list[tuple[int, int]]:
         """Runs of consecutive frames as (first, last) inclusive pairs."""
-        frames = self.presence(track_id)
-        if len(frames) == 0:
-            return []
-        breaks = np.flatnonzero(np.diff(frames) > 1)
-        starts = np.concatenate([[frames[0]], frames[breaks + 1]])
-        ends = np.concatenate([frames[breaks], [frames[-1]]])
-        return [(int(a), int(b)) for a, b in zip(starts, ends)]
+        return frame_runs(self.presence(track_id))
 
     def area(self, index: int, track_id: int) -> int:
         self._check_frame(index)

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QStyle,
     QToolBar,
     QVBoxLayout,
     QWidget,
@@ -158,14 +159,20 @@ class MainWindow(QMainWindow):
         self.opener.status.connect(self.status_label.setText)
         self.opener.shown.connect(self._on_opened)
         self.opener.ended.connect(self._on_open_ended)
-        self.player.playing_changed.connect(lambda state: self.play_button.setText("⏸" if state == "playing" else "▶"))
+        self.player.playing_changed.connect(self._show_play_state)
         self._update_actions()
         self.restoreGeometry(self.settings.value("window/geometry", b""))
         self.restoreState(self.settings.value("window/state", b""), LAYOUT_VERSION)  # an older layout is ignored
 
     # ================================================================== layout
+    def _show_play_state(self, state: str) -> None:
+        """The style's play / pause icons: common fonts (DejaVu Sans) have no glyph for U+23F8, the pause sign."""
+        icon = QStyle.StandardPixmap.SP_MediaPause if state == "playing" else QStyle.StandardPixmap.SP_MediaPlay
+        self.play_button.setIcon(self.style().standardIcon(icon))
+
     def _build_central(self) -> None:
-        self.play_button = QPushButton("▶")
+        self.play_button = QPushButton()
+        self._show_play_state("paused")
         self.play_button.setFixedWidth(36)
         self.play_button.setToolTip("Play / pause (Space)")
         self.play_button.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # Space is the play shortcut, not a button press
@@ -484,14 +491,25 @@ class MainWindow(QMainWindow):
         if self.recent_menu.isEmpty():
             self.recent_menu.addAction("(none)").setEnabled(False)
 
+    @staticmethod
+    def _accept_as_copy(event) -> bool:
+        """Take a dragged file as a copy, never a move: a file manager deletes what the target says it moved (its
+        Shift+drag proposes Move). A drag that offers no copy is refused."""
+        if not event.mimeData().hasUrls() or not event.possibleActions() & Qt.DropAction.CopyAction:
+            return False
+        event.setDropAction(Qt.DropAction.CopyAction)
+        event.accept()
+        return True
+
     def dragEnterEvent(self, event) -> None:
-        if event.mimeData().hasUrls():
-            event.acceptProposedAction()
+        self._accept_as_copy(event)
+
+    def dragMoveEvent(self, event) -> None:
+        self._accept_as_copy(event)
 
     def dropEvent(self, event) -> None:
         urls = [u for u in event.mimeData().urls() if u.isLocalFile()]
-        if urls:
-            event.acceptProposedAction()
+        if urls and self._accept_as_copy(event):
             self._run_action("Open", lambda: self.open_path(urls[0].toLocalFile()))
 
     # ================================================================== saving
@@ -758,6 +776,7 @@ class MainWindow(QMainWindow):
             widget.blockSignals(True)
             widget.setRange(0, max(0, c.num_frames - 1))
             widget.blockSignals(False)
+        self.hover_label.clear()  # it described a pixel of the document that was open before
         self._panels.run(self._panel_steps(fit=True))  # a long document's panels take a while to fill
         self._update_title()
         self._update_actions()

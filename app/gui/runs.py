@@ -69,8 +69,10 @@ class Runs(QObject):
                          else frames_text(self._rate))
 
     def _finish(self, cancelled: bool) -> None:
-        self._demo = False
+        demo, self._demo = self._demo, False
         end = self._run_action("Inference result", lambda: self.session.finish_run(cancelled=cancelled))
+        if demo and end is not None and not end.cancelled:
+            self.session.history.set_clean()  # the start-up demo is where a new user starts, not an edit to save
         if end is not None and end.cancelled:
             self.status.emit(f"Cancelled at frame {end.resume_at}; the finished frames are kept. Run DVIS (Ctrl+R) "
                              f"continues from frame {end.resume_at}." if end.resume_at is not None

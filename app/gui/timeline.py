@@ -2,8 +2,10 @@
 
 All spans are one RGBA image (a row band per lane, built with numpy from the tracks' presence), so
 thousands of frames x hundreds of tracks refresh in milliseconds and pan and zoom smoothly. Stability diagnostics are
-markers on the lanes, keyframes white ticks and propagated spans a pale bar along the lane's lower edge; a
-movable line is the current frame; a click seeks and selects.
+markers on the lanes, keyframes white ticks and propagated spans a pale bar in the lane's lower half. Frames of
+the video that could not be decoded (their masks come from the last good frame before them) are not shown as
+plainly present: their columns are faded and hatched red. A movable line is the current frame; a click seeks and
+selects.
 """
 
 from __future__ import annotations
@@ -11,9 +13,10 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPen, QPicture
+from PySide6.QtGui import QBrush, QColor, QPainter, QPen, QPicture
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from app.core.annotation import frame_runs
 from app.core.colors import track_color
 from app.core.keyframes import KEY, PROPAGATED
 from app.gui.controller import StudioController
@@ -29,9 +32,13 @@ MAX_IMAGE_COLUMNS = 16384  # longer videos: one image column covers several fram
 MAX_IMAGE_BYTES = 64 * 2**20
 
 
-def presence_image(rows: list[tuple[np.ndarray, tuple[int, int, int]]], num_frames: int) -> tuple[np.ndarray, int, int]:
+DAMAGED_ALPHA = 90  # a present lane over an undecodable frame: faded, under a red hatch
+
+
+def presence_image(rows: list[tuple[np.ndarray, tuple[int, int, int]]], num_frames: int,
+                   damaged: np.ndarray | None = None) -> tuple[np.ndarray, int, int]:
     """(RGBA image (lanes * sub, columns, 4), sub, frames per column): lane i is opaque in its colour
-    where the track is present.
+    where the track is present, and faded (`DAMAGED_ALPHA`) over the `damaged` frames.
 
     Each lane takes `sub` image rows, the last one left transparent as a gap between lanes (a single
     row when the image would get big: then lanes touch). Built with numpy, so thousands of frames x
@@ -46,17 +53,22 @@ def presence_image(rows: list[tuple[np.ndarray, tuple[int, int, int]]], num_fram
         present = np.asarray(frames) // frames_per_column
         band[:, present, :3] = color
         band[:, present, 3] = 255
+    if damaged is not None and len(damaged):
+        faded = np.unique(np.asarray(damaged) // frames_per_column)
+        image[:, faded, 3] = np.minimum(image[:, faded, 3], DAMAGED_ALPHA)
     return image, sub, frames_per_column
 
 
-PROPAGATED_BAR = (0.22, 0.15)  # a propagated span's bar: from lane + 0.22, 0.15 lanes high (inside the band)
+# A propagated span's bar: from lane + 0.08, 0.2 lanes high, in the band's lower half but clear of its edge, and
+# drawn over the selection's outline: lanes a few pixels high leave the 2-pixel outline no room beside it.
+PROPAGATED_BAR = (0.08, 0.2)
 
 
 class SpansItem(pg.GraphicsObject):
     """Rectangles over frame spans of lanes, drawn with one pen and brush (few rectangles, one cached QPicture):
-    white outlines around the selected lanes' spans, or the bars of propagated spans."""
+    white outlines around the selected lanes' spans, the bars of propagated spans, or the hatch of damaged frames."""
 
-    def __init__(self, pen: QPen, brush: QColor | None = None, z: float = 2, top: float = -LANE_HEIGHT / 2,
+    def __init__(self, pen: QPen, brush: QColor | QBrush | None = None, z: float = 2, top: float = -LANE_HEIGHT / 2,
                  height: float = LANE_HEIGHT):
         super().__init__()
         self._pen, self._brush, self._top, self._height = pen, brush, top, height
@@ -106,8 +118,12 @@ class TimelineWidget(QWidget):
         self.plot.addItem(self.spans)
         self.outline = SpansItem(QPen(QColor(255, 255, 255), 2))
         self.plot.addItem(self.outline)
-        self.propagated = SpansItem(QPen(Qt.PenStyle.NoPen), QColor(255, 255, 255, 170), 1, *PROPAGATED_BAR)
+        self.propagated = SpansItem(QPen(Qt.PenStyle.NoPen), QColor(255, 255, 255, 170), 2.5, *PROPAGATED_BAR)
         self.plot.addItem(self.propagated)
+        damaged_red = QColor(255, 60, 60)
+        self.damaged = SpansItem(QPen(damaged_red, 1), QBrush(damaged_red, Qt.BrushStyle.BDiagPattern), 1.5)
+        self.plot.addItem(self.damaged)
+        self._damaged_count = 0  # undecodable frames the video knew of at the last refresh
         self.keyframes = pg.ScatterPlotItem(size=13, symbol="|", pen=pg.mkPen((255, 255, 255), width=3))
         self.keyframes.setZValue(3)
         self.plot.addItem(self.keyframes)
@@ -122,6 +138,8 @@ class TimelineWidget(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
         controller.frame_changed.connect(self._on_frame)
+        controller.frame_changed.connect(self._refresh_if_damage_found)
+        controller.exact_frame_ready.connect(self._refresh_if_damage_found)
         controller.selection_changed.connect(self.refresh)
 
     def refresh(self) -> None:
@@ -135,12 +153,16 @@ class TimelineWidget(QWidget):
         self.lanes = sorted(present, key=lambda t: (int(present[t][0]), t))
         lane_of = {t: lane for lane, t in enumerate(self.lanes)}
         frames = annotation.num_frames
-        image, sub, per_column = presence_image([(present[t], track_color(t)) for t in self.lanes], frames)
+        damaged = self._damaged_frames()
+        self._damaged_count = len(damaged)
+        image, sub, per_column = presence_image([(present[t], track_color(t)) for t in self.lanes], frames, damaged)
         self.spans.setImage(image, autoLevels=False)
         top = -LANE_HEIGHT / 2 if sub > 1 else -0.5  # lane i's coloured rows cover i ± LANE_HEIGHT / 2
         self.spans.setRect(QRectF(-0.5, top, image.shape[1] * per_column, image.shape[0] / sub))
         selected = [t for t in self._controller.selection if t in lane_of]
         self.outline.set_spans([(lane_of[t], a, b) for t in selected for a, b in annotation.track_spans(t)])
+        self.damaged.set_spans([(lane_of[t], a, b) for t in self.lanes
+                                for a, b in frame_runs(np.intersect1d(present[t], damaged))])
         self._set_markers(lane_of)
         self._set_marks(lane_of)
         axis = self.plot.getAxis("left")
@@ -151,6 +173,16 @@ class TimelineWidget(QWidget):
                                          minXRange=5, minYRange=3)
         if lanes_before < 30 and len(self.lanes) != lanes_before:  # new lanes while few: keep them all in view
             self.plot.getViewBox().setYRange(-1, min(len(self.lanes), 30), padding=0)
+
+    def _damaged_frames(self) -> np.ndarray:
+        video = self._controller.video
+        return np.asarray(video.damaged_frames if video is not None else [], np.int64)
+
+    def _refresh_if_damage_found(self) -> None:
+        """The video finds undecodable frames as it reads them (the scrubbing pass, a seek, a run): show new ones."""
+        video = self._controller.video
+        if video is not None and len(video.damaged_frames) != self._damaged_count:
+            self.refresh()
 
     def _set_markers(self, lane_of: dict[int, int]) -> None:
         """One marker per diagnostic, given to pyqtgraph as columns (a dict per point takes 20x as long: 130 ms
