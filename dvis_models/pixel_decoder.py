@@ -7,6 +7,8 @@ sampling and GroupNorm are unstable in half precision.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -110,16 +112,23 @@ def reference_points(shapes: list[tuple[int, int]], batch: int, device: torch.de
                      dtype: torch.dtype) -> Tensor:
     """Pixel centres of every level normalized to [0, 1] as (x, y), repeated for each level: (N, S, L, 2).
 
-    No padding mask is used, so the valid ratios are 1 and every level gets the same normalized point.
+    No padding mask is used, so the valid ratios are 1 and every level gets the same normalized point. A constant
+    per set of level sizes, so it is built once per (sizes, device, dtype) and shared read-only.
     """
-    points = []
-    for h, w in shapes:
-        ys = (torch.arange(h, device=device, dtype=dtype) + 0.5) / h
-        xs = (torch.arange(w, device=device, dtype=dtype) + 0.5) / w
-        ref_y, ref_x = torch.meshgrid(ys, xs, indexing="ij")
-        points.append(torch.stack((ref_x.reshape(-1), ref_y.reshape(-1)), -1))
-    refs = torch.cat(points, 0)
+    refs = _level_points(tuple(shapes), torch.device(device), dtype)
     return refs[None, :, None, :].expand(batch, -1, len(shapes), -1)
+
+
+@functools.lru_cache(maxsize=4)
+def _level_points(shapes: tuple[tuple[int, int], ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    points = []
+    with torch.no_grad():
+        for h, w in shapes:
+            ys = (torch.arange(h, device=device, dtype=dtype) + 0.5) / h
+            xs = (torch.arange(w, device=device, dtype=dtype) + 0.5) / w
+            ref_y, ref_x = torch.meshgrid(ys, xs, indexing="ij")
+            points.append(torch.stack((ref_x.reshape(-1), ref_y.reshape(-1)), -1))
+        return torch.cat(points, 0)
 
 
 class MSDeformAttnPixelDecoder(nn.Module):
