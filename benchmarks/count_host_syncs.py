@@ -26,6 +26,7 @@ from torch.overrides import TorchFunctionMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import dvis_models.ms_deform_attn as deform_module  # noqa: E402
+import dvis_models.pixel_decoder as pixel_decoder_module  # noqa: E402
 from dvis_models import VideoSegmenter, build_model, transfer  # noqa: E402
 
 _HOST_READS = {"item", "tolist", "numpy", "cpu", "__bool__", "__int__", "__float__", "__index__"}
@@ -133,8 +134,10 @@ def _tensors(value) -> list[torch.Tensor]:
 
 def use_gpu_code_paths() -> None:
     """Count what a GPU runs: deformable attention sampled with ``grid_sample`` (the CPU's gather formulation
-    builds small host tensors a GPU run never makes)."""
+    builds small host tensors a GPU run never makes) and the pixel decoder's FFN in one piece, not in row chunks."""
     deform_module.ms_deform_attn_sample = deform_module.ms_deform_attn_sample_grid
+    if hasattr(pixel_decoder_module, "ffn_chunks"):  # older checkouts chunk on every device
+        pixel_decoder_module.ffn_chunks = lambda tokens: [tokens]
 
 
 def _has_bool_index(index) -> bool:
