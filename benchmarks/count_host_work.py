@@ -13,7 +13,8 @@ fp16 autocast adds casts, so on a GPU the counts are a close lower bound, not th
 
 Stages are attributed by module: backbone, pixel decoder, transformer decoder (``sem_seg_head.predictor``),
 tracker (matching and its mask logits included), refiner (offline), post-processing (``video_panoptic``), and
-"glue" for the rest (frame preparation, copies between stages, track ids). Random weights, every slot kept
+"glue" for the rest (frame preparation, copies between stages, track ids). Counted on a run after a 3-frame warm-up
+run, so what is built once (constants per frame size) is not counted per frame. Random weights, every slot kept
 (thresholds 0): the post-processing worst case, as ``gpu_check.py bench`` times it. The last printed line is one JSON
 object: per stage, aten ops, launching ops and sync points per frame (``syncs`` as ``count_host_syncs.py`` counts them,
 ``device_syncs`` with its ``--host-aware`` rule: only what waits for the device on a GPU), plus the totals.
@@ -41,13 +42,14 @@ import dvis_models.pipeline as pipeline_module  # noqa: E402
 from dvis_models import VideoSegmenter, build_model  # noqa: E402
 
 GLUE = "glue"
-# aten ops that only allocate: no kernel runs (a view op is recognised from its schema instead).
-_ALLOCATING = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided"}
+# aten ops that run no kernel: allocations, and a view its schema does not mark as one (other views are recognised
+# from their schema).
+_NO_KERNEL = {"empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "_unsafe_view"}
 
 
 def _launches(func) -> bool:
     """Whether an aten op runs a kernel: not a view (an aliasing, non-writing result) and not a bare allocation."""
-    if func._schema.name.split("::")[-1] in _ALLOCATING:
+    if func._schema.name.split("::")[-1] in _NO_KERNEL:
         return False
     returns = func._schema.returns
     return not (returns and returns[0].alias_info is not None and not returns[0].alias_info.is_write)
@@ -138,6 +140,7 @@ def count(preset: str, height: int, width: int, num_frames: int, offline: bool) 
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (height, width + 4 * num_frames, 3), dtype=np.uint8)
     frames = [np.ascontiguousarray(base[:, 4 * t: 4 * t + width]) for t in range(num_frames)]
+    list(segmenter.run(frames[:3]))  # warm-up: what is built once per run or per frame size is not per-frame work
     stages = StageCounter()
     attribute_stages(segmenter.model, stages)
     syncs = StagedSyncCounter(stages, host_aware=False)  # as count_host_syncs.py counts (every read of a tensor)
