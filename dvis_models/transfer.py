@@ -23,7 +23,10 @@ def to_device(data: Tensor | np.ndarray, device: torch.device) -> Tensor:
     if tensor.device == device:
         return tensor
     if device.type == "cuda" and tensor.device.type == "cpu":
-        return tensor.pin_memory().to(device, non_blocking=True)
+        # Into a fresh contiguous pinned buffer: ``pin_memory()`` of a slice would pin its whole strided extent,
+        # and a non-contiguous source would be made contiguous in pageable memory by the copy.
+        staged = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True).copy_(tensor)
+        return staged.to(device, non_blocking=True)
     return tensor.to(device)
 
 

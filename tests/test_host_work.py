@@ -84,6 +84,8 @@ def test_transfers_give_the_same_values(device):
     transfer.wait_for_device(device)
     assert back.device.type == "cpu"
     np.testing.assert_array_equal(back.numpy(), values * 2)
+    strided = torch.arange(48).view(4, 12)[1:3, ::3]  # a slice: only its own elements are staged and copied
+    torch.testing.assert_close(transfer.to_device(strided, device).cpu(), strided, rtol=0, atol=0)
     if device.type == "cuda":
         assert back.is_pinned()  # queued without blocking
     else:
