@@ -92,15 +92,17 @@ def stage_times(model, frames: list[np.ndarray], short_edge: int, device: torch.
     return times
 
 
-def run_stage_benchmark(num_frames: int, repeats: int, resolutions: list[str], clock: str) -> dict:
-    """Per-stage ms/frame (median of ``repeats``) of the exact model and, on the CPU, of each fast variant."""
+def run_stage_benchmark(num_frames: int, repeats: int, resolutions: list[str], clock: str,
+                        variants: list[str] | None = None) -> dict:
+    """Per-stage ms/frame (median of ``repeats``) of the exact model and, on the CPU, of each fast variant
+    (``variants``: the names of those to time, default all)."""
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
     torch.manual_seed(0)
     summary: dict = {}
     for device in devices:
         model = build_model("r50_vipseg_offline").to(device)
-        models = {"exact": model} | ({name: make(model) for name, make in CPU_VARIANTS.items()}
-                                     if device.type == "cpu" else {})
+        models = {"exact": model} | ({name: make(model) for name, make in CPU_VARIANTS.items()
+                                      if variants is None or name in variants} if device.type == "cpu" else {})
         for name in resolutions:
             height, width = RESOLUTIONS[name]
             frames = [np.random.default_rng(i).integers(0, 255, (height, width, 3), dtype=np.uint8)
@@ -155,6 +157,8 @@ def main() -> None:
     parser.add_argument("--resolutions", nargs="+", choices=list(RESOLUTIONS), default=list(RESOLUTIONS))
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="wall time, or this process's CPU time (use with --threads 1 on a shared machine)")
+    parser.add_argument("--variants", nargs="*", choices=list(CPU_VARIANTS),
+                        help="fast-mode variants timed beside exact (default all; none: exact only)")
     parser.add_argument("--rss", type=int, nargs="*", help="measure peak RSS of online runs of these lengths")
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 gives stable numbers on a shared machine)")
     parser.add_argument("--rss-child", type=int, help=argparse.SUPPRESS)
@@ -168,7 +172,7 @@ def main() -> None:
             threads = ["--threads", str(args.threads)] if args.threads else []
             subprocess.run([sys.executable, __file__, "--rss-child", str(length), *threads], check=True)
     else:
-        print(json.dumps(run_stage_benchmark(args.frames, args.repeats, args.resolutions, args.clock)))
+        print(json.dumps(run_stage_benchmark(args.frames, args.repeats, args.resolutions, args.clock, args.variants)))
 
 
 if __name__ == "__main__":

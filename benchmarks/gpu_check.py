@@ -3,17 +3,22 @@
     python benchmarks/gpu_check.py env
     python benchmarks/gpu_check.py correctness --frames 6 --height 480 --width 854
     python benchmarks/gpu_check.py bench --preset r50 --frames 24 --height 720 --width 1280
+    python benchmarks/gpu_check.py profile --preset r50 --frames 12 --height 720 --width 1280
+    python benchmarks/gpu_check.py compile --preset r50 --height 720 --width 1280
     python benchmarks/gpu_check.py summary --out DIR  # DIR/*.json and DIR/tests.xml as one line, also DIR/results.json
     add --device cpu (and small sizes) to run a section without a GPU; --out DIR writes each result as DIR/<key>.json
 
 ``correctness`` runs the same seeded random weights (official-structure R50) on the CPU in fp32 and on the device
 the way the app does (fp16 autocast on CUDA) and reports how far the logits drift and how well track ids and
 masks agree. ``bench`` times whole online and offline runs through ``VideoSegmenter`` (frames/s, peak GPU memory)
-and each stage with ``bench_pipeline.stage_times``. ``bundled`` scores the bundled (trained) model on the held-out
-synthetic videos on the CPU in fp32 and on the device, so a precision change shows as a VPQ change on decisive
-scores, where random weights' near-ties make ids differ for no fault of the device. Random weights are enough for
-timing; thresholds are 0 so post-processing keeps every slot (its worst case). Every subcommand prints its result as one
-JSON line last.
+and each stage with ``bench_pipeline.stage_times`` (median of 3 after a warm-up at the same size). ``profile`` runs R50
+online through torch.profiler: per stage, kernels, device-busy time, launch and blocking calls per frame, and the top
+ops of a whole run by self device / CPU time (``OUT/profile_r50_online.txt``). ``compile`` (opt-in, benchmark only)
+times the transformer decoder through ``torch.compile`` (CUDA graphs with ``reduce-overhead``) against eager.
+``bundled`` scores the bundled (trained) model on the held-out synthetic videos on the CPU in fp32 and on the
+device, so a precision change shows as a VPQ change on decisive scores, where random weights' near-ties make ids
+differ for no fault of the device. Random weights are enough for timing; thresholds are 0 so post-processing keeps
+every slot (its worst case). Every subcommand prints its result as one JSON line last.
 """
 
 from __future__ import annotations
@@ -22,20 +27,26 @@ import argparse
 import copy
 import importlib.util
 import json
+import os
+import statistics
 import sys
 import time
 import xml.etree.ElementTree as ElementTree
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.optimize import linear_sum_assignment
+from torch.autograd import DeviceType
+from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_pipeline, run as a script from anywhere
 from bench_pipeline import stage_times  # noqa: E402
 
-from dvis_models import VideoSegmenter, build_model  # noqa: E402
+from dvis_models import VideoSegmenter, build_model, transfer  # noqa: E402
+from dvis_models.postprocess import video_panoptic  # noqa: E402
 from dvis_models.preprocess import prepare_frames  # noqa: E402
 from dvis_models.types import FrameResult  # noqa: E402
 
@@ -70,8 +81,18 @@ def environment() -> dict:
                     memory_gb=round(properties.total_memory / 2**30, 1), cudnn=torch.backends.cudnn.version())
     else:
         info["device"] = "cpu"
+    info.update(cpu=_cpu_name(), cpu_count=os.cpu_count(), torch_threads=torch.get_num_threads(),
+                load_average=[round(x, 2) for x in os.getloadavg()])  # host-bound stages depend on these
     info["modules_missing"] = [name for name in ("av", "cv2", "scipy", "PIL") if importlib.util.find_spec(name) is None]
     return info
+
+
+def _cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
 
 
 def summary(out: Path) -> dict:
@@ -221,9 +242,9 @@ def bench(args: argparse.Namespace, out: Path | None) -> None:
     model = build_model(PRESETS[args.preset], device=device)
     frames = moving_scene(args.warmup + args.frames, args.height, args.width)
     stage_frames = frames[: args.stage_frames]
-    stage_times(model, stage_frames[:1], args.height, device)  # warm-up: allocator, kernels
-    stages = {name: round(seconds * 1000, 2)
-              for name, seconds in stage_times(model, stage_frames, args.height, device).items()}
+    stage_times(model, stage_frames, args.height, device)  # warm-up at the timed size: allocator, kernels
+    runs = [stage_times(model, stage_frames, args.height, device) for _ in range(3)]
+    stages = {name: round(statistics.median(run[name] for run in runs) * 1000, 2) for name in runs[0]}
     label = f"{args.height}p" if args.height in (480, 720, 1080) else f"{args.width}x{args.height}"
     for mode, offline in (("online", False), ("offline", True)):
         segmenter = VideoSegmenter(model, device=device, offline=offline, short_edge=args.height,
@@ -239,9 +260,179 @@ def bench(args: argparse.Namespace, out: Path | None) -> None:
         emit(result, f"{args.preset}_{mode}_{label}", out)
 
 
+# ------------------------------------------------------------------------------------------- profile
+
+ONLINE_BATCH = 3  # VideoSegmenter's default segment_batch: the frames one segmenter call sees
+_SYNC_CALLS = ("cudaStreamSynchronize", "cudaDeviceSynchronize", "cudaEventSynchronize", "cudaMemcpy")
+
+
+def _profiled(fn: Callable[[], object], device: torch.device, frames: int) -> tuple[object, dict, object]:
+    """Run ``fn`` once under torch.profiler; per frame: wall ms (profiled), device kernels and their busy ms,
+    kernel launch calls and blocking runtime calls (syncs: stream/device/event synchronize, blocking memcpy)."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    _synchronize(device)
+    start = time.perf_counter()
+    with profile(activities=activities) as prof:
+        result = fn()
+        _synchronize(device)
+    wall = time.perf_counter() - start
+    events = prof.events()
+    on_device = [e for e in events if e.device_type == DeviceType.CUDA]
+    launches = [e for e in events if "LaunchKernel" in e.name]
+    syncs = len([e for e in events if e.name in _SYNC_CALLS]) - (device.type == "cuda")  # not our own final one
+    counts = {"profiled_wall_ms": round(1000 * wall / frames, 2), "kernels": round(len(on_device) / frames, 1),
+              "device_busy_ms": round(sum(e.time_range.elapsed_us() for e in on_device) / 1000 / frames, 2),
+              "launch_calls": round(len(launches) / frames, 1), "blocking_calls": round(syncs / frames, 2)}
+    return result, counts, prof
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _median_wall_ms(fn: Callable[[], object], device: torch.device, frames: int, repeats: int = 3) -> float:
+    """Unprofiled wall time per frame of ``fn``, median of ``repeats`` runs after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        _synchronize(device)
+        start = time.perf_counter()
+        fn()
+        _synchronize(device)
+        times.append(time.perf_counter() - start)
+    return round(1000 * statistics.median(times) / frames, 2)
+
+
+@torch.no_grad()
+def profile_stages(model, frames: list[np.ndarray], height: int, device: torch.device) -> dict:
+    """Each online stage on one segmenter batch, as ``VideoSegmenter`` runs it: unprofiled wall ms per frame
+    (median of 3) and one profiled run's kernel, launch and sync counts. The tracker continues a video (its
+    matching runs), post-processing works on logits kept on the host, as the pipeline stores them."""
+    autocast = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
+    prepared = prepare_frames(frames, height, model.config.test_max_size, device=device)
+    n = len(frames)
+    head = model.sem_seg_head
+    with autocast:
+        features = model.backbone(prepared.images)
+        mask_features, multi_scale = head.pixel_decoder(features)
+        segmented = head.predictor(multi_scale, mask_features, with_masks=False)
+        model.tracker.reset()
+        model.tracker(segmented.pred_embds, segmented.mask_features)  # the video's first frames
+
+    def tracker():
+        with autocast:
+            return model.tracker(segmented.pred_embds, segmented.mask_features)
+
+    tracked = tracker()
+    storage = torch.float16 if device.type == "cuda" else torch.float32
+    kept_cls = tracked.pred_logits.float().cpu().mean(0)
+    kept_masks = tracked.pred_masks.to(storage).cpu().transpose(0, 1)
+
+    def to_host():
+        copies = [transfer.to_host(tracked.pred_logits.float()), transfer.to_host(tracked.pred_masks.to(storage))]
+        transfer.wait_for_device(device)
+        return copies
+
+    def postprocess():
+        return list(video_panoptic(kept_cls, kept_masks, prepared.padded_size, prepared.resized_size,
+                                   prepared.original_size, model.config.num_thing_classes, object_mask_threshold=0.0,
+                                   overlap_threshold=0.0, device=device, max_chunk_bytes=3072 * 2**20 // 12))
+
+    def timed_in_autocast(fn):
+        def run():
+            with autocast:
+                return fn()
+        return run
+
+    stages = {
+        "backbone": timed_in_autocast(lambda: model.backbone(prepared.images)),
+        "pixel decoder": timed_in_autocast(lambda: head.pixel_decoder(features)),
+        "decoder": timed_in_autocast(lambda: head.predictor(multi_scale, mask_features, with_masks=False)),
+        "tracker": tracker,
+        "copy to host": to_host,
+        "post-processing": postprocess,
+    }
+    result = {}
+    for name, fn in stages.items():
+        wall = _median_wall_ms(fn, device, n)
+        _, counts, _ = _profiled(fn, device, n)
+        result[name] = {"wall_ms": wall, **counts}
+        print(f"{name}: {result[name]}", flush=True)
+    model.tracker.reset()
+    return result
+
+
+def _table(prof, sort_by: str, rows: int = 30) -> str:
+    try:
+        return prof.key_averages().table(sort_by=sort_by, row_limit=rows)
+    except (AttributeError, KeyError, ValueError) as error:  # older torch names the device columns "cuda"
+        return f"(no table sorted by {sort_by}: {error})"
+
+
+def profile_online(args: argparse.Namespace, out: Path | None) -> dict:
+    """R50 online at ``--height``: per-stage counts, then one profiled ``VideoSegmenter`` run whose top ops by self
+    device and self CPU time go to ``out/profile_r50_online.txt``."""
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = build_model(PRESETS[args.preset], device=device)
+    frames = moving_scene(args.warmup + args.frames, args.height, args.width)
+    result = {"preset": args.preset, "size": f"{args.width}x{args.height}", "frames": args.frames,
+              "threads": torch.get_num_threads(), "load_average": [round(x, 2) for x in os.getloadavg()],
+              "stages_per_frame": profile_stages(model, frames[:ONLINE_BATCH], args.height, device)}
+    segmenter = VideoSegmenter(model, device=device, offline=False, short_edge=args.height,
+                               object_mask_threshold=0.0, overlap_threshold=0.0)
+    timed_run(segmenter, frames[: args.warmup], device)
+    fps, _ = timed_run(segmenter, frames[args.warmup:], device)
+    _, counts, prof = _profiled(lambda: list(segmenter.run(iter(frames[args.warmup:]))), device, args.frames)
+    result["run_per_frame"] = {"unprofiled_fps": round(fps, 2), "unprofiled_ms": round(1000 / fps, 1), **counts}
+    print(f"online run, per frame: {result['run_per_frame']}", flush=True)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        tables = [f"{args.preset} online {result['size']}, {args.frames} frames on {device}\n"]
+        if device.type == "cuda":
+            tables.append("top ops by self device time\n" + _table(prof, "self_device_time_total"))
+        tables.append("top ops by self CPU time\n" + _table(prof, "self_cpu_time_total"))
+        (out / f"profile_{args.preset}_online.txt").write_text("\n\n".join(tables))
+    return result
+
+
+def compiled_decoder(args: argparse.Namespace) -> dict:
+    """Opt-in: the transformer decoder through ``torch.compile`` (``--compile-mode reduce-overhead`` captures CUDA
+    graphs) against eager, on one online segmenter batch: ms per frame and the largest output difference. Only
+    this benchmark compiles; the app always runs eager."""
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    model = build_model(PRESETS[args.preset], device=device)
+    frames = moving_scene(ONLINE_BATCH, args.height, args.width)
+    autocast = torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext()
+    prepared = prepare_frames(frames, args.height, model.config.test_max_size, device=device)
+    head = model.sem_seg_head
+    with torch.no_grad(), autocast:
+        mask_features, multi_scale = head.pixel_decoder(model.backbone(prepared.images))
+    compiled = torch.compile(head.predictor, mode=args.compile_mode, backend=args.compile_backend, dynamic=False)
+    result: dict = {"mode": args.compile_mode, "backend": args.compile_backend}
+    outputs = {}
+    for name, decoder in (("eager", head.predictor), ("compiled", compiled)):
+        def run(decoder=decoder):
+            with torch.no_grad(), autocast:
+                return decoder(multi_scale, mask_features, with_masks=False)
+        start = time.perf_counter()
+        outputs[name] = run().pred_embds.float().cpu()  # the first call compiles
+        result[f"{name}_first_call_s"] = round(time.perf_counter() - start, 1)
+        for _ in range(2):  # reduce-overhead records its CUDA graphs on the first calls after compiling
+            run()
+        result[f"{name}_ms_per_frame"] = _median_wall_ms(run, device, ONLINE_BATCH, repeats=5)
+    result["max_abs_diff"] = float((outputs["compiled"] - outputs["eager"]).abs().max())
+    result["speedup"] = round(result["eager_ms_per_frame"] / max(result["compiled_ms_per_frame"], 1e-9), 2)
+    print(f"decoder eager vs torch.compile: {result}", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("section", choices=["env", "correctness", "bundled", "bench", "summary"])
+    parser.add_argument("section",
+                        choices=["env", "correctness", "bundled", "bench", "profile", "compile", "summary"])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--preset", choices=list(PRESETS), default="r50")
     parser.add_argument("--frames", type=int, default=24, help="timed (bench) or compared (correctness) frames")
@@ -251,6 +442,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=720)
     parser.add_argument("--width", type=int, default=1280)
     parser.add_argument("--out", type=Path, help="also write each result as OUT/<key>.json")
+    parser.add_argument("--compile-mode", default="reduce-overhead", help="compile: torch.compile mode")
+    parser.add_argument("--compile-backend", default="inductor", help="compile: torch.compile backend")
     args = parser.parse_args()
     if args.section == "env":
         emit(environment(), "environment", args.out)
@@ -262,6 +455,10 @@ def main() -> None:
         emit(correctness(args), "fp16_vs_fp32", args.out)
     elif args.section == "bundled":
         emit(bundled(args), "bundled_model_vpq", args.out)
+    elif args.section == "profile":
+        emit(profile_online(args, args.out), f"profile_{args.preset}_online", args.out)
+    elif args.section == "compile":
+        emit(compiled_decoder(args), f"compiled_decoder_{args.preset}", args.out)
     else:
         bench(args, args.out)
 

@@ -2,7 +2,7 @@
 # GPU readiness check: environment, the model tests on CUDA, CUDA fp16 vs CPU fp32 agreement, and R50 / Swin-L
 # online and offline speed at 720p. Installs nothing: it uses this machine's python3 and its CUDA torch, and the
 # project from this checkout (PYTHONPATH). Each section is its own process under its own time limit, so one that
-# fails or hangs does not stop the others; the whole run stays under 8 minutes.
+# fails or hangs does not stop the others; the whole run stays under 10 minutes (about 5 expected).
 #
 #   bash benchmarks/gpu_check.sh               # on the GPU machine
 #   bash benchmarks/gpu_check.sh --cpu-smoke   # every section on the CPU at tiny sizes, to check the script itself
@@ -25,15 +25,20 @@ if [ "${1:-}" = "--cpu-smoke" ]; then
     CORRECTNESS=(--frames 2 --height 64 --width 96)
     BUNDLED=(--videos 1 --frames 12)  # fewer frames leave VPQ's longer windows empty
     BENCH=(--frames 1 --warmup 1 --stage-frames 1 --height 64 --width 96)
+    PROFILE=(--frames 2 --warmup 1 --height 64 --width 96)
+    COMPILE=(--height 64 --width 96 --compile-backend eager --compile-mode default)  # no C++ compiler needed
 else
     DEVICE=cuda
     SLOWER=1
     CORRECTNESS=(--frames 6 --height 480 --width 854)
     BUNDLED=(--videos 8 --frames 24)  # the held-out split of dvis eval-bundled and the README's table
     BENCH=(--frames 24 --warmup 3 --stage-frames 6 --height 720 --width 1280)
+    PROFILE=(--frames 12 --warmup 3 --height 720 --width 1280)
+    COMPILE=(--height 720 --width 1280)  # inductor, reduce-overhead: CUDA graphs
 fi
+# the tests with a device fixture; none imports Qt
 MODEL_TESTS=(tests/test_pipeline.py tests/test_postprocess.py tests/test_tracker.py tests/test_refiner.py
-             tests/test_segmenter.py tests/test_checkpoint.py)  # the tests with a device fixture; none imports Qt
+             tests/test_segmenter.py tests/test_checkpoint.py tests/test_host_work.py)
 
 # section NAME SECONDS COMMAND...: runs COMMAND under a time limit, logs to $OUT/NAME.log, keeps its exit code.
 section() {
@@ -63,4 +68,8 @@ section correctness 100 "$PY" "$CHECK" correctness --device "$DEVICE" "${CORRECT
 section bundled 90 "$PY" "$CHECK" bundled --device "$DEVICE" "${BUNDLED[@]}" --out "$OUT"
 section bench_r50 80 "$PY" "$CHECK" bench --preset r50 --device "$DEVICE" "${BENCH[@]}" --out "$OUT"
 section bench_swinl 110 "$PY" "$CHECK" bench --preset swinl --device "$DEVICE" "${BENCH[@]}" --out "$OUT"
+# Where R50 online's time goes: kernels, launches and syncs per stage, top ops (OUT/profile_r50_online.txt).
+section profile_r50 90 "$PY" "$CHECK" profile --preset r50 --device "$DEVICE" "${PROFILE[@]}" --out "$OUT"
+# Opt-in path, benchmark only: the decoder through torch.compile; a failure here touches no other section.
+section compile_decoder 150 "$PY" "$CHECK" compile --preset r50 --device "$DEVICE" "${COMPILE[@]}" --out "$OUT"
 "$PY" "$CHECK" summary --out "$OUT"  # last line: every number as one JSON object (also $OUT/results.json)

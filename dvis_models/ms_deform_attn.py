@@ -11,6 +11,7 @@ Two formulations compute it (equal up to float summation order, a few 1e-7):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -106,6 +107,14 @@ def ms_deform_attn_sample_gather(
     return out.view(n, lq, m * d)
 
 
+@functools.lru_cache(maxsize=8)
+def _level_sizes(spatial_shapes: tuple[tuple[int, int], ...], device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(L, 2) tensor of each level's (W, H), built once per set of sizes: every encoder layer of every segmenter
+    call needs it, and a host-to-device copy per layer would cost the host a transfer each time. Shared
+    read-only."""
+    return torch.tensor([[w, h] for h, w in spatial_shapes], dtype=dtype).to(device)
+
+
 class MSDeformAttn(nn.Module):
     """Deformable attention over ``n_levels`` feature maps: each head samples ``n_points`` per level."""
 
@@ -160,9 +169,7 @@ class MSDeformAttn(nn.Module):
         offsets = self.sampling_offsets(query).view(n, lq, self.n_heads, self.n_levels, self.n_points, 2)
         weights = self.attention_weights(query).view(n, lq, self.n_heads, self.n_levels * self.n_points)
         weights = weights.softmax(-1).view(n, lq, self.n_heads, self.n_levels, self.n_points)
-        # Offsets are in pixels of each level: normalize by (W, H). Built on the host and copied without blocking:
-        # a blocking host-to-device copy would wait for the GPU once per encoder layer.
-        normalizer = torch.tensor([[w, h] for h, w in spatial_shapes], dtype=offsets.dtype).to(offsets.device,
-                                                                                               non_blocking=True)
+        # Offsets are in pixels of each level: normalize by (W, H).
+        normalizer = _level_sizes(tuple(map(tuple, spatial_shapes)), offsets.device, offsets.dtype)
         locations = reference_points[:, :, None, :, None, :] + offsets / normalizer[None, None, None, :, None, :]
         return self.output_proj(ms_deform_attn_sample(value, spatial_shapes, locations, weights))

@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dvis_models import transfer
 from dvis_models.errors import Cancelled, DVISError
 from dvis_models.fast import fast_model
 from dvis_models.frame_store import FrameStore
@@ -231,13 +232,15 @@ class VideoSegmenter:
         # Large per-frame tensors are kept in the precision the masks are computed in: under fp16 autocast the
         # official code also multiplies fp16-cast mask features, so storing them as fp16 loses nothing.
         # Queries are cloned: a slice of a larger output would keep all of that output alive.
-        kept = {"tracker_logits": tracked.pred_logits.float().cpu().clone()}
+        # What goes to the host is copied into pinned memory without blocking, then waited for once.
+        kept = {"tracker_logits": transfer.to_host(tracked.pred_logits.float())}
         if self.offline:
             kept["refiner_memory"] = memory.clone()
             kept["tracker_embeds"] = tracked.pred_embds.clone()
-            kept["mask_features"] = segmented.mask_features.to(self._storage_dtype).cpu()
+            kept["mask_features"] = transfer.to_host(segmented.mask_features.to(self._storage_dtype))
         else:
-            kept["mask_logits"] = tracked.pred_masks.to(self._storage_dtype).cpu()
+            kept["mask_logits"] = transfer.to_host(tracked.pred_masks.to(self._storage_dtype))
+        transfer.wait_for_device(self.device)
         return kept
 
     @property

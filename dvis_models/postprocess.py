@@ -15,6 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from dvis_models import transfer
+
 
 @dataclass(frozen=True)
 class PanopticSegment:
@@ -95,17 +97,17 @@ def video_panoptic(
     kept = torch.nonzero((labels != num_classes) & (scores > object_mask_threshold)).flatten()
     lazy = isinstance(mask_logits, LazyMaskLogits)
     num_frames = mask_logits.num_frames if lazy else mask_logits.shape[1]
-    kept_logits = None if lazy else mask_logits[kept.to(mask_logits.device)]
+    kept_logits = None if lazy else mask_logits[transfer.to_device(kept, mask_logits.device)]
     device = torch.device(device) if device is not None else torch.device("cpu") if lazy else mask_logits.device
 
     def kept_frames(chunk: slice) -> torch.Tensor:
-        """The kept slots' logits of frames ``chunk``, on ``device``."""
+        """The kept slots' logits of frames ``chunk``, on ``device`` (copied there without blocking)."""
         if kept_logits is None:
             logits = mask_logits.frames(chunk)
-            logits = logits[kept.to(logits.device)]
+            logits = logits[transfer.to_device(kept, logits.device)]
         else:
             logits = kept_logits[:, chunk]
-        return logits.to(device)
+        return transfer.to_device(logits, device)
 
     height, width = original_size
     if kept.numel() == 0:
@@ -118,23 +120,26 @@ def video_panoptic(
     chunks = list(_frame_chunks(num_frames, kept.numel() * height * width * 4, max_chunk_bytes))
 
     count = kept.numel()
+    kept_scores = transfer.to_device(scores[kept], device).view(-1, 1, 1, 1)
 
     def winners(chunk: slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Per pixel: the winning slot (index into ``kept``), whether its own mask covers the pixel, and all
         probabilities."""
         probs = _full_resolution_probs(kept_frames(chunk), padded_size, resized_size, original_size)
-        winner = (scores[kept].to(probs.device).view(-1, 1, 1, 1) * probs).argmax(0)
+        winner = (kept_scores * probs).argmax(0)
         covered = torch.gather(probs, 0, winner.unsqueeze(0)).squeeze(0) >= 0.5
         return winner, covered, probs
 
     def painted(winner: torch.Tensor, covered: torch.Tensor) -> torch.Tensor:
-        """Index into ``segment_of_kept`` per pixel: the winner, or ``count`` (void) where it does not cover."""
-        return torch.where(covered, winner, torch.full_like(winner, count)).to(torch.int16).cpu()
+        """Index into ``segment_of_kept`` per pixel: the winner, or ``count`` (void) where it does not cover; on
+        the device."""
+        return torch.where(covered, winner, torch.full_like(winner, count)).to(torch.int16)
 
     # Pass 1: the three per-slot areas the official filter looks at, summed over the whole video. They stay on
     # ``device`` until the end (index_add_, unlike a boolean-mask index or a CUDA bincount, needs no host sync), so
     # a GPU is synchronised once per unit, not several times per chunk. The painted maps (2 bytes a pixel) are
-    # kept while they fit the chunk budget, so pass 2 need not recompute them.
+    # kept while they fit the chunk budget, so pass 2 need not recompute them; they are copied to the host without
+    # blocking, and the blocking read of the areas after the last chunk waits for those copies too (same stream).
     areas = torch.zeros(3, count, dtype=torch.long, device=device)  # won, final (won and covered), own (p >= 0.5)
     kept_maps: list[torch.Tensor] = []
     kept_bytes = 0
@@ -146,7 +151,7 @@ def video_panoptic(
         areas[2] += (probs >= 0.5).flatten(1).sum(1)
         kept_bytes += winner.numel() * 2
         if kept_bytes <= max_chunk_bytes:
-            kept_maps.append(painted(winner, covered))
+            kept_maps.append(transfer.to_host(painted(winner, covered)))
         if measured is not None:
             measured(chunk.stop - chunk.start)
     won_area, final_area, own_area = areas.tolist()
@@ -175,7 +180,7 @@ def video_panoptic(
 
     # Pass 2: paint.
     for index, chunk in enumerate(chunks):
-        slots = kept_maps[index] if index < len(kept_maps) else painted(*winners(chunk)[:2])
+        slots = kept_maps[index] if index < len(kept_maps) else painted(*winners(chunk)[:2]).cpu()
         id_maps = segment_of_kept[slots.long()].numpy()
         for id_map in id_maps:
             present = np.bincount(id_map.ravel(), minlength=len(segments) + 1) > 0  # O(pixels), unlike np.unique's sort

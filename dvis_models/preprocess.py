@@ -7,12 +7,15 @@ weights were trained and evaluated on exactly this input. PIL's bilinear resize 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from dvis_models.transfer import to_device
 
 PIXEL_MEAN = (123.675, 116.28, 103.53)  # RGB, 0..255 (ImageNet)
 PIXEL_STD = (58.395, 57.12, 57.375)
@@ -62,14 +65,13 @@ def prepare_frames(
         raise ValueError("all frames of a batch must have the same size")
     target = resized_size(height, width, short_edge, max_size)
 
-    batch = torch.from_numpy(np.ascontiguousarray(np.stack(frames))).to(device)
+    batch = to_device(np.ascontiguousarray(np.stack(frames)), torch.device(device))
     batch = batch.permute(0, 3, 1, 2).float()
     if target != (height, width):
         batch = F.interpolate(batch, size=target, mode="bilinear", align_corners=False, antialias=True)
         batch = batch.round_().clamp_(0, 255)  # PIL resizes uint8 -> uint8
 
-    mean = torch.tensor(pixel_mean, device=batch.device).view(1, 3, 1, 1)
-    std = torch.tensor(pixel_std, device=batch.device).view(1, 3, 1, 1)
+    mean, std = _normalization(tuple(pixel_mean), tuple(pixel_std), batch.device)
     batch = (batch - mean) / std
 
     pad_h = (-target[0]) % size_divisibility
@@ -77,3 +79,11 @@ def prepare_frames(
     if pad_h or pad_w:
         batch = F.pad(batch, (0, pad_w, 0, pad_h), value=0.0)
     return PreparedFrames(batch, target, (height, width))
+
+
+@functools.lru_cache(maxsize=4)
+def _normalization(pixel_mean: tuple[float, ...], pixel_std: tuple[float, ...],
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(1, 3, 1, 1) mean and std on ``device``, made once: each is a blocking host-to-device copy on a GPU."""
+    return (torch.tensor(pixel_mean, device=device).view(1, 3, 1, 1),
+            torch.tensor(pixel_std, device=device).view(1, 3, 1, 1))

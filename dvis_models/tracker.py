@@ -16,6 +16,7 @@ from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from dvis_models.layers import MLP, CrossAttentionLayer, FFNLayer, SelfAttentionLayer, stack
+from dvis_models.transfer import to_device
 
 
 class ReferringCrossAttentionLayer(CrossAttentionLayer):
@@ -113,7 +114,7 @@ class ReferringTracker(nn.Module):
             reordered = embeds
         else:
             index = match_embeddings(self._last_frame_embeds[:, 0], embeds[:, 0], self.official_matching)
-            reordered = embeds[torch.as_tensor(index, device=embeds.device)]
+            reordered = embeds[to_device(index, embeds.device)]
         self._last_frame_embeds = reordered
         # A video's first frame refers to itself (query = identity, layer by layer); later frames refer
         # to the previous frame's final output.

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from dvis_models.layers import MLP
 from dvis_models.tracker import ReferringTracker, TrackerOutput, match_embeddings
+from dvis_models.transfer import to_device
 
 
 class ReferringTrackerPlus(ReferringTracker):
@@ -45,7 +46,7 @@ class ReferringTrackerPlus(ReferringTracker):
         # queries coincide); its attention query is its own keys, then each layer's output.
         reference = embeds if first_frame else self._last_frame_embeds
         index = match_embeddings(reference[:, 0], embeds[:, 0], official_matching=False)
-        gather = torch.as_tensor(index, device=embeds.device)
+        gather = to_device(index, embeds.device)
         self._last_frame_embeds = embeds[gather]
         output, outputs = keys[gather], []
         frame_reference = query = self.ref_proj(keys if first_frame else self._last_output)
