@@ -49,10 +49,11 @@ _DECODE_THROUGH = 32
 # A sharing job claims the frames it will reach within this many seconds at its pace: a user waits about that
 # long for instant scrubbing, yet a fast job keeps the pass off its frames.
 HORIZON_S = 60.0
-# The job's pace is measured over its last this many frames (a model pulls a few at a time, then works on them);
-# until it has pulled that many it claims a fixed number ahead.
+# The job's pace is measured over its last this many frames. A model pulls a few frames, then works on them:
+# its first pulls look fast and claim far ahead until it has worked on them, so the pass does not race ahead of
+# a job whose pace is not known yet (for one batch's time).
 _PACE_OVER = 16
-_AHEAD_UNPACED = 32
+_AHEAD_UNPACED = 32  # frames claimed before there is a pace (the job's first frame)
 _AHEAD_MIN = 4  # frames claimed however slow the job
 
 
@@ -93,7 +94,7 @@ class _Claim:
         self.end = min(self.stop, self.next + self._ahead())
 
     def _ahead(self) -> int:
-        if len(self._pulled) < _PACE_OVER:
+        if len(self._pulled) < 2:
             return _AHEAD_UNPACED
         elapsed = self._pulled[-1] - self._pulled[0]
         if elapsed <= 0:  # faster than the clock ticks
