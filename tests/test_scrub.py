@@ -176,14 +176,34 @@ class PassSpy:
         source.iter_frames = iter_frames
 
 
-def test_a_job_decoding_a_range_fills_the_proxy_and_the_pass_decodes_only_the_rest(tmp_path):
+class Clock:
+    """The clock a scrubber measures a sharing job's pace with, moved by the test: the job's pace is exactly
+    what the test says, whatever the machine's load."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def pull(job, count: int, clock: Clock, seconds_each: float) -> list[int]:
+    """The indices of the next ``count`` frames of ``job``, as a model taking ``seconds_each`` a frame."""
+    indices = []
+    for _ in range(count):
+        indices.append(next(job)[0])
+        clock.now += seconds_each
+    return indices
+
+
+def test_a_fast_job_decoding_a_range_fills_the_proxy_and_the_pass_decodes_only_the_rest(tmp_path):
     path = make_video(tmp_path / "long.mp4", num_frames=120, size=SIZE, gop=10)
+    clock = Clock()
     with VideoSource.open(path) as source, VideoSource.open(path) as runs_video:
         spy = PassSpy(source)
-        scrubber = Scrubber(source, ProxyStore(tmp_path / "proxies"))
-        job = scrubber.iter_frames(runs_video, 20, 80)  # a run over frames 20-79
-        job_decoded = [index for index, _ in (next(job) for _ in range(40))]  # it is at frame 60...
-        assert job_decoded == list(range(20, 60))
+        scrubber = Scrubber(source, ProxyStore(tmp_path / "proxies"), clock=clock)
+        job = scrubber.iter_frames(runs_video, 20, 80)  # a run over frames 20-79 at 20 frames/s (a GPU)...
+        assert pull(job, 40, clock, seconds_each=0.05) == list(range(20, 60))  # ...is at frame 60...
         spy.go.set()  # ...when the pass starts: frames 0-19 and 80-119, never the run's frames
         wait_until(lambda: spy.decoded[-1:] == [119])
         time.sleep(0.3)
@@ -199,21 +219,47 @@ def test_a_job_decoding_a_range_fills_the_proxy_and_the_pass_decodes_only_the_re
 def test_the_pass_waits_for_a_job_covering_the_rest_and_ends_with_it(tmp_path):
     path = make_video(tmp_path / "clip.mp4", num_frames=40, size=SIZE, gop=10)
     reports = []
+    clock = Clock()
     with VideoSource.open(path) as source, VideoSource.open(path) as runs_video:
         spy = PassSpy(source)
-        scrubber = Scrubber(source, ProxyStore(tmp_path / "proxies"), on_progress=reports.append)
-        job = scrubber.iter_frames(runs_video)  # a run over the whole video, at the model's pace
-        next(job)
+        scrubber = Scrubber(source, ProxyStore(tmp_path / "proxies"), on_progress=reports.append, clock=clock)
+        job = scrubber.iter_frames(runs_video)  # a run over the whole video at 20 frames/s: it claims the rest
+        assert pull(job, 16, clock, seconds_each=0.05) == list(range(16))
         spy.go.set()
         time.sleep(0.3)
-        assert spy.decoded == [0]  # the frame it was already decoding when the run began; then it waits
-        assert reports[-1] == ProxyProgress(1, 40, running=True, with_job=True)  # the rest comes from the run
-        assert [index for index, _ in job] == list(range(1, 40))
+        assert spy.decoded in ([], [0])  # at most the frame it was already decoding when the run began
+        assert reports[-1] == ProxyProgress(16, 40, running=True, with_job=True)  # the rest comes from the run
+        assert pull(job, 24, clock, seconds_each=0.05) == list(range(16, 40))
         assert scrubber.wait_for_proxy(timeout=30)
-        assert spy.decoded == [0]
+        assert spy.decoded in ([], [0])
         assert_proxy_is_the_video(scrubber.proxy, runs_video)
         scrubber.close()
     assert reports[0].running and reports[-1] == ProxyProgress(40, 40, running=False)
+
+
+def test_a_slow_job_leaves_the_frames_beyond_its_horizon_to_the_pass(tmp_path):
+    """A run on the CPU (10 s a frame) claims only the frames it reaches within a minute: the pass prepares
+    the rest at its own speed and the proxy is complete long before the run ends."""
+    path = make_video(tmp_path / "long.mp4", num_frames=120, size=SIZE, gop=10)
+    reports = []
+    clock = Clock()
+    with VideoSource.open(path) as source, VideoSource.open(path) as runs_video:
+        spy = PassSpy(source)
+        scrubber = Scrubber(source, ProxyStore(tmp_path / "proxies"), on_progress=reports.append, clock=clock)
+        job = scrubber.iter_frames(runs_video)
+        assert pull(job, 20, clock, seconds_each=10.0) == list(range(20))  # 0.1 frames/s: 6 frames a minute
+        spy.go.set()
+        wait_until(lambda: spy.decoded[-1:] == [119])
+        time.sleep(0.3)  # the pass leaves frames 20-25 to the run and waits for it
+        assert spy.decoded in (list(range(26, 120)), [0] + list(range(26, 120)))
+        assert scrubber._pass.is_alive() and reports[-1] == ProxyProgress(114, 120, running=True, with_job=True)
+        assert pull(job, 6, clock, seconds_each=10.0) == list(range(20, 26))  # the run stores its 6 frames...
+        assert scrubber.wait_for_proxy(timeout=30)  # ...and the proxy is complete, the run at frame 26 of 120
+        decoded_by_the_pass = list(spy.decoded)
+        assert [index for index, _ in job] == list(range(26, 120))  # the run goes on with its own decode
+        assert spy.decoded == decoded_by_the_pass  # the pass decoded nothing more
+        assert_proxy_is_the_video(scrubber.proxy, runs_video)
+        scrubber.close()
 
 
 def test_another_video_is_decoded_without_sharing(tmp_path, clip):

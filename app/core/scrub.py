@@ -12,16 +12,21 @@ nearest frame the proxy pass has reached, scaled to the video's size; the exact 
 ``on_exact``. The proxy is for showing only: painting, exports and inference read the source itself.
 
 A model run decodes every frame of its range anyway: it reads them through ``iter_frames``, which stores
-each frame the proxy lacks (a display-size JPEG encode, milliseconds beside the model) and, while the run
-has frames of its range still to decode, keeps the proxy pass out of that range. Two full decodes of one
-video would compete with the model for the CPU; a run that ends early (cancelled) leaves the rest to the pass.
+each frame the proxy lacks (a display-size JPEG encode, milliseconds beside the model) and keeps the proxy
+pass out of the frames the run will reach within the next ``HORIZON_S`` seconds at its measured pace. Two
+decodes of one frame would compete with the model for the CPU; but a run on the CPU (under a frame a second)
+would leave scrubbing slow for hours if it claimed its whole range, so the pass decodes everything beyond the
+horizon as usual and the run skips the frames already stored. A fast (GPU) run claims far ahead, so its range
+is still decoded once; a run that ends early (cancelled) leaves the rest to the pass.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -41,6 +46,15 @@ _ROOM_CHECK_EVERY = 256  # frames stored between checks of the store's size limi
 _REPORT_EVERY_S = 0.2  # progress reports at most this often: a status line, not a flood of signals
 # Stored frames the pass decodes through rather than seeking past: a seek decodes from a keyframe anyway.
 _DECODE_THROUGH = 32
+# A sharing job claims the frames it will reach within this many seconds at its pace: a user waits about that
+# long for instant scrubbing, yet a fast job keeps the pass off its frames.
+HORIZON_S = 60.0
+# The job's pace is measured over its last this many frames. A model pulls a few frames, then works on them:
+# its first pulls look fast and claim far ahead until it has worked on them, so the pass does not race ahead of
+# a job whose pace is not known yet (for one batch's time).
+_PACE_OVER = 16
+_AHEAD_UNPACED = 32  # frames claimed before there is a pace (the job's first frame)
+_AHEAD_MIN = 4  # frames claimed however slow the job
 
 
 @dataclass(frozen=True)
@@ -56,7 +70,7 @@ class Shown:
 class ProxyProgress:
     """How far the proxy is: ``done`` of ``total`` frames stored; ``running`` False once nothing fills it any
     more (complete, the store full, or the scrubber closed); ``with_job``: the frames left are the ones a
-    sharing job (a model run) is still to decode, so they come at its pace."""
+    sharing job (a model run) decodes next, so they come at its pace."""
 
     done: int
     total: int
@@ -65,22 +79,43 @@ class ProxyProgress:
 
 
 class _Claim:
-    """Frames ``[next, stop)``: what a job sharing its decode (``Scrubber.iter_frames``) has still to decode."""
+    """Frames ``[next, end)``: what a job sharing its decode (``Scrubber.iter_frames``) decodes soon, the frames
+    it reaches within ``HORIZON_S`` seconds at the pace it pulls frames, up to the end of its range ``stop``."""
 
     def __init__(self, start: int, stop: int) -> None:
         self.next, self.stop = start, stop
+        self.end = min(stop, start + _AHEAD_UNPACED)
+        self._pulled: deque[float] = deque(maxlen=_PACE_OVER)  # clock times its recent frames were pulled
+
+    def advance(self, index: int, now: float) -> None:
+        """The job has frame ``index`` (pulled at ``now``): the horizon moves with it."""
+        self.next = index + 1
+        self._pulled.append(now)
+        self.end = min(self.stop, self.next + self._ahead())
+
+    def _ahead(self) -> int:
+        if len(self._pulled) < 2:
+            return _AHEAD_UNPACED
+        elapsed = self._pulled[-1] - self._pulled[0]
+        if elapsed <= 0:  # faster than the clock ticks
+            return self.stop - self.next
+        pace = (len(self._pulled) - 1) / elapsed  # frames per second
+        return max(_AHEAD_MIN, math.ceil(pace * HORIZON_S))
 
     def covers(self, index: int) -> bool:
-        return self.next <= index < self.stop
+        return self.next <= index < self.end
 
 
 class Scrubber:
-    """Instant frames for display; see the module docstring. ``store`` None: no proxy, exact frames only."""
+    """Instant frames for display; see the module docstring. ``store`` None: no proxy, exact frames only.
+    ``clock`` (seconds) paces progress reports and measures a sharing job's pace."""
 
     def __init__(self, source: VideoSource, store: ProxyStore | None,
                  on_exact: Callable[[int], None] = lambda index: None,
-                 on_progress: Callable[[ProxyProgress], None] = lambda progress: None) -> None:
+                 on_progress: Callable[[ProxyProgress], None] = lambda progress: None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.source = source
+        self.clock = clock
         self.store = store
         self.on_exact = on_exact
         self.on_progress = on_progress
@@ -99,7 +134,7 @@ class Scrubber:
         self._claims_changed = threading.Condition()
         self._stored = 0  # frames stored this session (by the pass or a job), guarded by _claims_changed
         self._full = False  # the store has no room left (or the disk): nothing more is stored
-        self._reported = 0.0  # time.monotonic() of the last progress report
+        self._reported = -math.inf  # clock() at the last progress report
         self._waiting = False  # the pass waits for sharing jobs to decode the frames left
         self._pass: threading.Thread | None = None
         self._start_pass()
@@ -159,8 +194,8 @@ class Scrubber:
                     ) -> Iterator[tuple[int, np.ndarray]]:
         """``video.iter_frames(start, stop)`` for a job that decodes this scrubber's video anyway (another
         ``VideoSource`` of the same file, as decoders are not shared across threads): the frames the proxy
-        lacks are stored on the way, and the proxy pass leaves the frames still ahead to this iterator until
-        it is exhausted or closed. Close it when the job ends early, so that the pass takes over at once."""
+        lacks are stored on the way, and the proxy pass leaves the frames this iterator reaches soon to it
+        until it is exhausted or closed. Close it when the job ends early, so that the pass takes over at once."""
         if self.proxy is None or not self._same_video(video):
             yield from video.iter_frames(start, stop)  # nothing to share
             return
@@ -176,9 +211,8 @@ class Scrubber:
                         log.warning("proxy of %s: frame %d not stored: %s", self.source.path, index, error)
                         self._full = True
                 with self._claims_changed:
-                    claim.next = index + 1
-                    if claim.next >= claim.stop:
-                        self._claims_changed.notify_all()
+                    claim.advance(index, self.clock())
+                    self._claims_changed.notify_all()  # its horizon moved
                 yield index, frame
         finally:
             with self._claims_changed:
@@ -198,7 +232,7 @@ class Scrubber:
         missing = self.proxy.missing()
         with self._claims_changed:
             for claim in self._claims:
-                missing = missing[(missing < claim.next) | (missing >= claim.stop)]
+                missing = missing[(missing < claim.next) | (missing >= claim.end)]
         return int(missing[0]) if len(missing) else None
 
     def _store(self, index: int, frame: np.ndarray) -> bool:
@@ -218,7 +252,7 @@ class Scrubber:
         return True
 
     def _report(self, running: bool, force: bool = False) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if running and (self._stop.is_set() or not force and now - self._reported < _REPORT_EVERY_S):
             return  # closed (only the pass's last word goes out then), or reported a moment ago
         self._reported = now
@@ -251,16 +285,16 @@ class Scrubber:
             self.on_exact(index)
 
     def _build_proxy(self) -> None:
-        """Decode the frames the proxy lacks, skipping those a sharing job is still to decode; while only
-        such frames are left, wait for the job (it may end early and leave them to the pass)."""
+        """Decode the frames the proxy lacks, skipping those a sharing job decodes soon; while only such
+        frames are left, wait for the job (it may end early and leave them to the pass)."""
         self._report(running=True, force=True)
         try:
             while not self._stop.is_set() and not self._full:
                 with self._claims_changed:
                     start = self._next_to_decode()
                     if start is None:
-                        if not any(claim.next < claim.stop for claim in self._claims):
-                            break  # complete
+                        if self.proxy.complete:
+                            break
                         self._waiting = True
                         self._report(running=True, force=True)
                         self._claims_changed.wait()
@@ -294,4 +328,4 @@ class Scrubber:
         if following is None or not index < following <= index + _DECODE_THROUGH:
             return False
         with self._claims_changed:
-            return not any(claim.next < following and index < claim.stop for claim in self._claims)
+            return not any(claim.next < following and index < claim.end for claim in self._claims)
