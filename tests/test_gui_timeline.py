@@ -8,6 +8,7 @@ from app.core.edits import MarkFrames
 from app.core.keyframes import PROPAGATED
 from app.gui.timeline import MAX_IMAGE_COLUMNS, presence_image
 from tests.gui_helpers import PERSON, SIZE, errors, video_path, window  # noqa: F401
+from tests.videos import make_damaged_mjpeg
 
 
 def test_lanes_are_coloured_where_tracks_are_present():
@@ -72,29 +73,13 @@ def test_a_selected_lane_shows_its_outline_and_its_propagated_bar(window, video_
     assert not (np.abs(column - color).max(axis=1) <= 24).all()
 
 
-def damaged_mjpeg(path, frames: int, bad: int):
-    """A real MJPEG AVI whose frame `bad` cannot be decoded (its packet's data wiped)."""
-    import av
-
-    from tests.videos import make_video
-
-    make_video(path, num_frames=frames, size=SIZE, codec="mjpeg")
-    with av.open(str(path)) as container:
-        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size]
-    pos, size = packets[bad]
-    data = bytearray(path.read_bytes())
-    data[pos + size // 4 : pos + size] = bytes(size - size // 4)
-    path.write_bytes(bytes(data))
-    return path
-
-
 def test_undecodable_frames_do_not_look_present(window, qtbot, tmp_path):
     """A run segments a damaged frame from the last good one: the lanes there are faded and hatched red."""
     from PySide6.QtCore import Qt
 
     from tests.gui_helpers import load_scripted
 
-    window.open_path(damaged_mjpeg(tmp_path / "clip.avi", 12, bad=5))
+    window.open_path(make_damaged_mjpeg(tmp_path / "clip.avi", 12, bad=5, size=SIZE))
     person = load_scripted(window)[5]  # masks on every frame, as a run over the substitutes gives
     window.activateWindow()
     window.view.setFocus()

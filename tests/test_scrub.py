@@ -12,7 +12,7 @@ import pytest
 from app.core.proxy import FrameProxy, ProxyStore, proxy_size
 from app.core.scrub import ProxyProgress, Scrubber
 from app.core.video import VideoSource
-from tests.videos import make_video, read_index
+from tests.videos import make_damaged_mjpeg, make_video, read_index
 
 SIZE = (96, 64)
 
@@ -330,3 +330,17 @@ def test_a_damaged_jpeg_is_never_shown_and_is_stored_again(tmp_path, clip):
         stored = scrubber.proxy.get(12)
         assert read_index(stored) == 12 and psnr(stored, source.frame(12)) > 30
         scrubber.close()
+
+
+@pytest.mark.parametrize("with_proxy", [True, False])
+def test_frames_a_job_finds_undecodable_are_marked_on_the_shown_video(tmp_path, with_proxy):
+    """A run decodes with its own source: what it finds damaged must reach the video the window shows, also
+    when a complete proxy from an earlier session means no pass of this session decodes the file."""
+    clip = make_damaged_mjpeg(tmp_path / "clip.avi", 12, bad=5, size=SIZE)
+    store = built_proxy(tmp_path, clip)[0] if with_proxy else None
+    with VideoSource.open(clip) as shown, VideoSource.open(clip) as the_jobs:
+        scrubber = Scrubber(shown, store)
+        assert scrubber.proxy_done is with_proxy and shown.damaged_frames == []
+        assert [index for index, _ in scrubber.iter_frames(the_jobs)] == list(range(12))
+        scrubber.close()
+        assert shown.damaged_frames == [5]

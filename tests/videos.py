@@ -180,3 +180,15 @@ def make_image_folder(
             raise OSError(f"could not write {path}")
         paths.append(path)
     return paths
+
+
+def make_damaged_mjpeg(path: Path, num_frames: int, bad: int, size: tuple[int, int] = (96, 64)) -> Path:
+    """A real MJPEG AVI whose frame ``bad`` cannot be decoded (most of its packet's data wiped)."""
+    make_video(path, num_frames=num_frames, size=size, codec="mjpeg")
+    with av.open(str(path)) as container:
+        packets = [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size]
+    pos, length = packets[bad]
+    data = bytearray(path.read_bytes())
+    data[pos + length // 4 : pos + length] = bytes(length - length // 4)
+    path.write_bytes(bytes(data))
+    return path

@@ -22,6 +22,7 @@ is still decoded once; a run that ends early (cancelled) leaves the rest to the 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import threading
@@ -195,10 +196,19 @@ class Scrubber:
         """``video.iter_frames(start, stop)`` for a job that decodes this scrubber's video anyway (another
         ``VideoSource`` of the same file, as decoders are not shared across threads): the frames the proxy
         lacks are stored on the way, and the proxy pass leaves the frames this iterator reaches soon to it
-        until it is exhausted or closed. Close it when the job ends early, so that the pass takes over at once."""
-        if self.proxy is None or not self._same_video(video):
+        until it is exhausted or closed. Close it when the job ends early, so that the pass takes over at once.
+        The frames the job finds undecodable are marked damaged in this scrubber's source too."""
+        if not self._same_video(video):
             yield from video.iter_frames(start, stop)  # nothing to share
             return
+        frames = video.iter_frames(start, stop) if self.proxy is None else self._filling_proxy(video, start, stop)
+        with contextlib.closing(frames):
+            for index, frame in frames:
+                self.source.note_damaged(video.damaged_frames)  # the timeline marks what the job found undecodable
+                yield index, frame
+
+    def _filling_proxy(self, video: VideoSource, start: int, stop: int | None) -> Iterator[tuple[int, np.ndarray]]:
+        """``video``'s frames, stored in the proxy where it lacks them, under a claim the proxy pass respects."""
         claim = _Claim(max(0, start), self.source.num_frames if stop is None else min(stop, self.source.num_frames))
         with self._claims_changed:
             self._claims.append(claim)

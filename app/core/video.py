@@ -30,7 +30,7 @@ import logging
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -189,6 +189,11 @@ class VideoSource:
 
     def _iter(self, start: int, stop: int) -> Iterator[tuple[int, np.ndarray]]:
         raise NotImplementedError
+
+    def note_damaged(self, indices: Iterable[int]) -> None:
+        """Frames another reader of the same file found undecodable (a job decodes with its own source)."""
+        for index in indices:
+            self._mark_damaged(index)
 
     def _mark_damaged(self, index: int) -> None:
         with self._lock:
