@@ -180,3 +180,19 @@ def test_a_vipseg_dataset_is_imported_before_asking_about_unsaved_edits(window, 
     assert asked == [False]  # asked once the import had finished; declined
     assert window.controller.annotation is original and window.session.busy is None and not errors
     assert str(root.resolve()) not in window.recent.paths()
+
+
+def test_the_results_dialog_shows_every_value_whole(window, qtbot):
+    """The scores dialog opens wide enough for its longest value: no column cut off, no horizontal scrolling."""
+    from app.gui.dialogs import ResultsDialog
+
+    long_value = "3 of 5 (ground truth 7, predicted 9, switches 12)"
+    window._show_scores({"VPQ": 0.51234, "STQ": 0.4, "matched tracks": long_value})
+    dialog = next(d for d in window.findChildren(ResultsDialog) if d.isVisible())
+    qtbot.waitExposed(dialog)
+    table = dialog.table
+    assert table.item(2, 1).text() == long_value
+    for column in range(2):
+        assert table.columnWidth(column) >= table.sizeHintForColumn(column)
+    assert table.viewport().width() >= table.horizontalHeader().length()  # both columns fully in view
+    assert not table.horizontalScrollBar().isVisible()

@@ -302,3 +302,60 @@ def test_cancelled_exports_say_so_without_an_error_dialog(window, video_path, tm
             gate.set()
         assert window.status_label.text() == f"Export cancelled; the files in {target} {tail}" and not errors
         assert window.actions["export"].isEnabled() and window.session.busy is None
+
+
+def type_in_file_dialog(name: str | None) -> list[str]:
+    """Answer the modal QFileDialog (the real one, shown with exec) that the next action opens: replace its file
+    name with `name` by typing (None: keep the suggestion), then press Enter. Returns [the suggested name] once seen;
+    a dialog that Enter does not close is cancelled."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtTest import QTest
+    from PySide6.QtWidgets import QApplication, QFileDialog, QLineEdit
+
+    seen: list[str] = []
+
+    def answer() -> None:
+        dialog = QApplication.activeModalWidget()
+        if not isinstance(dialog, QFileDialog):
+            QTimer.singleShot(20, answer)  # not open yet
+            return
+        edit = dialog.findChild(QLineEdit, "fileNameEdit")
+        seen.append(edit.text())
+        if name is not None:
+            edit.selectAll()
+            QTest.keyClicks(edit, name)
+        QTest.keyClick(edit, Qt.Key.Key_Return)
+        QTimer.singleShot(1000, dialog, dialog.reject)  # Enter refused: fail, not hang (no call once it is gone)
+
+    QTimer.singleShot(0, answer)
+    return seen
+
+
+def test_save_as_takes_a_typed_project_name_and_creates_its_folder(window, video_path, tmp_path, qtbot, errors):
+    """File → Save As is a save dialog: Enter alone saves into the suggested new folder; a typed name is created."""
+    open_focused(window, video_path, qtbot)  # opening the video makes its folder the last used one
+    seen = type_in_file_dialog(None)
+    qtbot.keyClick(window.view, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)  # no project yet: Save As
+    assert seen == ["clip project"]
+    qtbot.waitUntil(lambda: window.controller.project is not None, timeout=10_000)
+    suggested = tmp_path / "clip project"
+    assert window.controller.project.folder == suggested and (suggested / "project.json").exists()
+
+    seen = type_in_file_dialog("My shots")
+    window.actions["save_as"].trigger()
+    assert seen == ["clip project 2"]  # the suggestion is always a folder that does not exist yet
+    typed = tmp_path / "My shots"
+    qtbot.waitUntil(lambda: window.controller.project.folder == typed, timeout=10_000)
+    assert (typed / "project.json").exists() and window.status_label.text() == f"Saved {typed}" and not errors
+
+
+def test_save_as_onto_a_file_says_what_to_do(window, video_path, tmp_path, qtbot, errors):
+    """The name of an existing file is no project folder: a message says so, nothing is written, edits stay."""
+    open_focused(window, video_path, qtbot)
+    (tmp_path / "notes.txt").write_text("mine")
+    type_in_file_dialog("notes.txt")
+    window.actions["save_as"].trigger()
+    qtbot.waitUntil(lambda: bool(errors), timeout=10_000)
+    assert "notes.txt is a file. Choose a new or empty folder for the project." in errors[0][1]
+    assert (tmp_path / "notes.txt").read_text() == "mine" and window.controller.project is None
+    assert window.session.modified

@@ -209,7 +209,7 @@ def test_save_as_creates_the_project_off_the_ui_thread_while_edits_wait(window, 
                                                                         monkeypatch, errors):
     open_focused(window, video_path, qtbot)
     folder = tmp_path / "new project"
-    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(folder))
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *args, **kwargs: (str(folder), ""))
     disk = SlowDisk(monkeypatch)
     disk.hold()
     press(window, qtbot, Qt.Key.Key_S, CTRL)  # no project yet: Save As

@@ -7,7 +7,7 @@ from app.core.colors import track_color
 from app.core.edits import MarkFrames
 from app.core.keyframes import PROPAGATED
 from app.gui.timeline import MAX_IMAGE_COLUMNS, presence_image
-from tests.gui_helpers import PERSON, SIZE, errors, video_path, window  # noqa: F401
+from tests.gui_helpers import PERSON, SIZE, errors, open_focused, video_path, window  # noqa: F401
 from tests.videos import make_damaged_mjpeg
 
 
@@ -98,3 +98,27 @@ def test_undecodable_frames_do_not_look_present(window, qtbot, tmp_path):
     assert not (np.abs(damaged[:2] - color).max(axis=1) <= 24).any(), damaged  # not the solid "present" colour
     assert (np.abs(whole[:2] - color).max(axis=1) <= 24).all(), whole  # a decodable frame: solid track colour
     assert sorted(timeline.damaged.spans) == [(lane, 5, 5) for lane in range(3)]
+
+
+def test_the_frame_axis_has_whole_frame_ticks_at_any_zoom(window, video_path, qtbot):
+    """Zoomed in with the wheel as far as the timeline goes, the frame axis still labels only whole frames."""
+    from PySide6.QtCore import QPointF
+
+    from tests.test_gui_view import wheel
+
+    open_focused(window, video_path, qtbot)
+    plot, axis = window.timeline.plot, window.timeline.plot.getAxis("bottom")
+    box = plot.getViewBox()
+    spans = []
+    for _ in range(8):
+        wheel(plot, QPointF(plot.viewport().rect().center()), 3)
+        qtbot.wait(20)
+        (low, high), _ = box.viewRange()
+        spans.append(high - low)
+        size = axis.geometry().width()
+        levels = axis.tickValues(low, high, size)
+        values = [v for _, level in levels for v in level]
+        assert values and all(float(v).is_integer() for v in values), (low, high, levels)
+        strings = [s for spacing, level in levels for s in axis.tickStrings(level, axis.scale, spacing)]
+        assert all("." not in s for s in strings), strings
+    assert spans[-1] < 6 < spans[0]  # zoomed in down to a few frames

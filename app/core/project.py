@@ -31,6 +31,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -84,6 +85,14 @@ class SavePlan:
 
 
 # ---------------------------------------------------------------------------------- video reference
+
+
+def new_project_folder(parent: str | os.PathLike, video_path: str | os.PathLike) -> Path:
+    """Where a first save suggests the project: "<video stem> project" in `parent`, numbered ("… project 2") past
+    names already taken, so accepting the suggestion creates a new folder."""
+    base = f"{Path(video_path).stem} project"
+    names = (base if n == 1 else f"{base} {n}" for n in itertools.count(1))
+    return next(folder for folder in (Path(parent) / name for name in names) if not folder.exists())
 
 
 def video_fingerprint(path: Path) -> dict:
@@ -285,6 +294,8 @@ class Project:
         video_path = Path(video_path).absolute()
         if (folder / MANIFEST).exists():
             raise ProjectError(f"{folder} is already a DVIS Studio project; open it instead.")
+        if folder.exists() and not folder.is_dir():
+            raise ProjectError(f"{folder} is a file. Choose a new or empty folder for the project.")
         if folder.exists() and any(folder.iterdir()):
             raise ProjectError(f"{folder} is not empty. Choose a new or empty folder for the project.")
         if annotation is None and None in (num_frames, height, width):

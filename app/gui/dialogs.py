@@ -214,6 +214,8 @@ class ResultsDialog(QDialog):
             self.table.setItem(row, 1, QTableWidgetItem(value))
         self.table.resizeColumnsToContents()
         self.table.verticalHeader().hide()
+        # the table asks for the width of its columns, so the dialog opens wide enough to show every value whole
+        self.table.setSizeAdjustPolicy(QTableWidget.SizeAdjustPolicy.AdjustToContents)
         box = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         box.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
@@ -230,7 +232,7 @@ class ShortcutsDialog(ResultsDialog):
                 for a in actions if a.shortcuts()]
         rows += gestures
         super().__init__("Keyboard shortcuts", rows, parent, headers=("Action", "Shortcut"))
-        self.resize(460, 560)
+        self.resize(max(460, self.sizeHint().width()), 560)
 
 
 class ExportDialog(QDialog):

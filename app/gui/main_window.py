@@ -39,6 +39,7 @@ from app.core import edits, jobs
 from app.core.frame_range import parse_frame_range
 from app.core.inference import RunRequest
 from app.core.progress import Progress
+from app.core.project import new_project_folder
 from app.core.proxy import ProxyStore
 from app.core.session import Session
 from app.core.vipseg.merge import WrittenDataset
@@ -525,11 +526,14 @@ class MainWindow(QMainWindow):
         self.autosaver.save()
 
     def save_as(self) -> None:
-        """Save into a new project in an empty folder, on the autosaver's thread (edits wait until it is written)."""
+        """Save into a new project, on the autosaver's thread (edits wait until it is written). The user types the
+        project's name in a save dialog (Enter alone takes the suggested one); that folder is created, or must be
+        empty if it exists."""
         if self.controller.video is None:
             return
-        folder = QFileDialog.getExistingDirectory(self, "Choose an empty folder for the project",
-                                                  self.recent.last_dir())
+        suggested = new_project_folder(self.recent.last_dir(), self.controller.video.path)
+        folder, _ = QFileDialog.getSaveFileName(self, "Save project as (type its name; a folder is created)",
+                                                str(suggested), options=QFileDialog.Option.DontConfirmOverwrite)
         if folder:
             self.status_label.setText("Saving…")
             self.autosaver.save(Path(folder))

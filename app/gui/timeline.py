@@ -64,6 +64,15 @@ def presence_image(rows: list[tuple[np.ndarray, tuple[int, int, int]]], num_fram
 PROPAGATED_BAR = (0.08, 0.2)
 
 
+class FrameAxis(pg.AxisItem):
+    """A frame-number axis: frames are whole numbers, so ticks are too at any zoom (never 5.5)."""
+
+    def tickSpacing(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, float]]:
+        # pyqtgraph's spacings are 1, 2 or 5 times a power of ten: those of at least 1 fall on whole frames
+        whole = [(spacing, offset) for spacing, offset in super().tickSpacing(minVal, maxVal, size) if spacing >= 1]
+        return whole or [(1.0, 0.0)]
+
+
 class SpansItem(pg.GraphicsObject):
     """Rectangles over frame spans of lanes, drawn with one pen and brush (few rectangles, one cached QPicture):
     white outlines around the selected lanes' spans, the bars of propagated spans, or the hatch of damaged frames."""
@@ -108,7 +117,7 @@ class TimelineWidget(QWidget):
         super().__init__(parent)
         self._controller = controller
         self.lanes: list[int] = []  # lane -> track id
-        self.plot = pg.PlotWidget(background=(30, 30, 34))
+        self.plot = pg.PlotWidget(background=(30, 30, 34), axisItems={"bottom": FrameAxis("bottom")})
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.showGrid(x=True, y=False, alpha=0.15)
