@@ -170,8 +170,10 @@ class TimelineWidget(QWidget):
         self.spans.setRect(QRectF(-0.5, top, image.shape[1] * per_column, image.shape[0] / sub))
         selected = [t for t in self._controller.selection if t in lane_of]
         self.outline.set_spans([(lane_of[t], a, b) for t in selected for a, b in annotation.track_spans(t)])
-        self.damaged.set_spans([(lane_of[t], a, b) for t in self.lanes
-                                for a, b in frame_runs(np.intersect1d(present[t], damaged))])
+        is_damaged = np.zeros(frames, bool)
+        is_damaged[damaged[damaged < frames]] = True
+        self.damaged.set_spans([(lane_of[t], a, b) for t in self.lanes if len(damaged)
+                                for a, b in frame_runs(present[t][is_damaged[present[t]]])])
         self._set_markers(lane_of)
         self._set_marks(lane_of)
         axis = self.plot.getAxis("left")
