@@ -313,12 +313,18 @@ def load_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], sour
 
 
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu", strict: bool = True) -> DVISModel:
-    """Build the model a file holds (official DVIS / DVIS++ .pth or our own file) and load its weights."""
+    """Build the model a file holds (official DVIS / DVIS++ .pth or our own file) and load its weights.
+
+    When the file holds every weight of the model (always, with ``strict``), the model is built without random
+    initialisation, which the file would overwrite anyway (most of a Swin-L load). A partial file
+    (``strict=False``) gets the full initialisation, so the weights it lacks are the same as a fresh build's.
+    """
     state_dict, config = read_checkpoint(path)
     if config is None:
         config = infer_config(state_dict, str(path))
     try:
-        model = build_model(config)
+        fit = compare_state(build_model(config, device="meta"), state_dict, str(path))
+        model = build_model(config, init=bool(fit.missing or fit.mismatched))
     except (TypeError, ValueError) as error:  # e.g. backbone_kwargs or widths the modules reject
         raise CheckpointError(f"{path}: its stored model configuration cannot be built ({error}).") from None
     load_state(model, state_dict, str(path), strict=strict)

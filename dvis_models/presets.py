@@ -105,33 +105,49 @@ def _build_backbone(config: ModelConfig) -> torch.nn.Module:
     return SmallBackbone(**kwargs)
 
 
-class _NoInitOnMeta(TorchFunctionMode):
-    """Skips weight initialisers (``torch.nn.init.*``, ``Tensor.normal_``) on meta tensors.
+# The writes weight initialisers make: ``torch.nn.init`` functions arrive whole (those that dispatch to torch-function
+# modes) or as these in-place Tensor methods (``zeros_`` is zero_, ``xavier_uniform_`` uniform_, ``trunc_normal_`` a
+# normal_ followed by a bounds check that zeros pass).
+_INIT_METHODS = frozenset(getattr(torch.Tensor, name) for name in ("normal_", "uniform_", "zero_", "fill_"))
 
-    A meta tensor holds no values, so initialising it changes nothing; but the meta kernel of ``normal_`` (used by
-    ``nn.Embedding`` and the normal / Kaiming-normal initialisers) is a Python decomposition whose first call imports
-    ``torch._dynamo`` and ``sympy``: several seconds of a cold checkpoint load. Shapes and keys are unaffected.
+
+class _ZeroParameterInit(TorchFunctionMode):
+    """While building, weight initialisers write zeros into ``nn.Parameter`` tensors instead of random values.
+
+    For builds whose parameter values are never read: on the meta device (the meta kernel of ``normal_`` is a
+    Python decomposition whose first call imports ``torch._dynamo`` and ``sympy``, several seconds of a cold
+    load), and a model whose every parameter a checkpoint overwrites right after (random initialisation of Swin-L
+    takes ~17 s on a CPU; writing zeros is a memset). Zeros, not skipping: a model never holds uninitialised
+    memory, and an initialiser that checks its draw (``trunc_normal_`` redraws values out of bounds) finds none
+    to redraw. Only parameters are touched, and every parameter is in the state dict; buffers, persistent
+    (BatchNorm statistics) or not (Swin's relative position index), are computed exactly as always. A mode
+    rather than building on meta and assigning the file's tensors, because non-persistent buffers would then
+    have to be recomputed by hand, module by module.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
-        initialiser = func is torch.Tensor.normal_ or getattr(func, "__module__", None) == "torch.nn.init"
+        initialiser = func in _INIT_METHODS or getattr(func, "__module__", None) == "torch.nn.init"
         tensor = args[0] if args else kwargs.get("tensor")  # torch.nn.init passes it by keyword
-        if initialiser and isinstance(tensor, torch.Tensor) and tensor.is_meta:
-            return tensor
+        if initialiser and isinstance(tensor, torch.nn.Parameter):
+            with torch.no_grad():
+                return tensor.zero_()
         return func(*args, **kwargs)
 
 
-def build_model(preset: str | ModelConfig, device: torch.device | str | None = None) -> DVISModel:
+def build_model(preset: str | ModelConfig, device: torch.device | str | None = None, init: bool = True) -> DVISModel:
     """A model with freshly initialised weights, in eval mode.
 
-    ``device="meta"`` builds shapes only (no memory, instant), e.g. to compare key lists.
+    ``device="meta"`` builds shapes only (no memory, instant), e.g. to compare key lists. ``init=False`` sets the
+    parameters to zero instead of random values, for a caller that overwrites them all right after, as
+    ``load_checkpoint`` does when the file holds every one.
     """
     config = preset_config(preset) if isinstance(preset, str) else preset
     config.validate()
     plus = config.family == "DVIS++"
     meta = device is not None and torch.device(device).type == "meta"
-    with torch.device(device) if device is not None else nullcontext(), _NoInitOnMeta() if meta else nullcontext():
+    zero_init = _ZeroParameterInit() if meta or not init else nullcontext()
+    with torch.device(device) if device is not None else nullcontext(), zero_init:
         backbone = _build_backbone(config)
         head = build_maskformer_head(
             backbone.out_channels,
