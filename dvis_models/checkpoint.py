@@ -315,20 +315,26 @@ def load_state(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], sour
 def load_checkpoint(path: str | os.PathLike, device: torch.device | str = "cpu", strict: bool = True) -> DVISModel:
     """Build the model a file holds (official DVIS / DVIS++ .pth or our own file) and load its weights.
 
-    When the file holds every weight of the model (always, with ``strict``), the model is built without random
-    initialisation, which the file would overwrite anyway (most of a Swin-L load). A partial file
-    (``strict=False``) gets the full initialisation, so the weights it lacks are the same as a fresh build's.
+    When the file holds every weight, the model is built without the random initialisation the file overwrites
+    anyway (``build_model(init=False)``; most of a Swin-L load). A strict load refuses any other file before the
+    model is returned, so only a partial ``strict=False`` load needs the full initialisation: the weights the
+    file lacks then have the values of a fresh build.
     """
     state_dict, config = read_checkpoint(path)
     if config is None:
         config = infer_config(state_dict, str(path))
     try:
-        fit = compare_state(build_model(config, device="meta"), state_dict, str(path))
-        model = build_model(config, init=bool(fit.missing or fit.mismatched))
+        model = build_model(config, init=not strict and _lacks_weights(config, state_dict, str(path)))
     except (TypeError, ValueError) as error:  # e.g. backbone_kwargs or widths the modules reject
         raise CheckpointError(f"{path}: its stored model configuration cannot be built ({error}).") from None
     load_state(model, state_dict, str(path), strict=strict)
     return model.to(device).eval()
+
+
+def _lacks_weights(config: ModelConfig, state_dict: dict[str, torch.Tensor], source: str) -> bool:
+    """Whether some weight of the model is missing from ``state_dict`` or has another shape there."""
+    report = compare_state(build_model(config, device="meta"), state_dict, source)
+    return bool(report.missing or report.mismatched)
 
 
 def init_segmenter_from(model: DVISModel, path: str | os.PathLike) -> LoadReport:
