@@ -117,12 +117,11 @@ class _ZeroParameterInit(TorchFunctionMode):
     For builds whose parameter values are never read: on the meta device (the meta kernel of ``normal_`` is a
     Python decomposition whose first call imports ``torch._dynamo`` and ``sympy``, several seconds of a cold
     load), and a model whose every parameter a checkpoint overwrites right after (random initialisation of Swin-L
-    takes ~17 s on a CPU; writing zeros is a memset). Zeros, not skipping: a model never holds uninitialised
+    is seconds of CPU work; writing zeros is a memset). Zeros, not skipping: a model never holds uninitialised
     memory, and an initialiser that checks its draw (``trunc_normal_`` redraws values out of bounds) finds none
-    to redraw. Only parameters are touched, and every parameter is in the state dict; buffers, persistent
-    (BatchNorm statistics) or not (Swin's relative position index), are computed exactly as always. A mode
-    rather than building on meta and assigning the file's tensors, because non-persistent buffers would then
-    have to be recomputed by hand, module by module.
+    to redraw. Only parameters are touched: buffers (BatchNorm statistics, Swin's relative position index) are
+    computed exactly as always. Simpler to get right than building on meta and assigning the file's tensors,
+    which would leave every buffer a file may lack (a non-persistent one, always) to be recomputed by hand.
     """
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
