@@ -42,7 +42,7 @@ def test_nearest_ready_frame(tmp_path):
     for index in (2, 7):
         proxy.put(index, frame)
     assert [proxy.nearest_ready(i) for i in range(10)] == [2, 2, 2, 2, 2, 7, 7, 7, 7, 7]  # 4.5 ties go earlier
-    assert proxy.first_missing() == 0 and proxy.num_ready == 2 and not proxy.complete
+    assert proxy.missing()[0] == 0 and proxy.num_ready == 2 and not proxy.complete
     proxy.close()
 
 
@@ -294,7 +294,7 @@ def test_a_truncated_pack_is_completed_again(tmp_path, clip):
     with VideoSource.open(clip) as source:
         spy = PassSpy(source)
         scrubber = Scrubber(source, store)
-        assert scrubber.proxy.num_ready == 20 and scrubber.proxy.first_missing() == 20
+        assert scrubber.proxy.num_ready == 20 and scrubber.proxy.missing()[0] == 20
         spy.go.set()
         assert scrubber.wait_for_proxy(timeout=30)
         assert spy.decoded == list(range(20, 30))  # only the lost frames are decoded again

@@ -104,10 +104,6 @@ class FrameProxy:
     def ready(self, index: int) -> bool:
         return bool(self._ready[index])
 
-    def first_missing(self) -> int | None:
-        missing = self.missing()
-        return int(missing[0]) if len(missing) else None
-
     def missing(self) -> np.ndarray:
         """The indices not stored, ascending."""
         return np.flatnonzero(~self._ready)
