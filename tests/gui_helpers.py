@@ -150,3 +150,10 @@ def answer_message_box(button_text: str) -> list[str]:
 
     QTimer.singleShot(0, click)
     return seen
+
+
+def refresh_panels(window) -> None:
+    """Bring the panels and counts up to date now: the window's panel steps at once (it runs them over turns of
+    the event loop)."""
+    for step in window._panel_steps():
+        step()

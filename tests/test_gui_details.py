@@ -6,7 +6,15 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 
 from app.core import edits
-from tests.gui_helpers import answer_message_box, errors, load_scripted, open_focused, video_path, window  # noqa: F401
+from tests.gui_helpers import (  # noqa: F401
+    answer_message_box,
+    errors,
+    load_scripted,
+    open_focused,
+    refresh_panels,
+    video_path,
+    window,
+)
 
 
 def test_merging_tracks_present_in_the_same_frames_asks_first(window, video_path, qtbot):
@@ -104,14 +112,14 @@ def test_mask_mode_box_and_labels_box_follow_keys_and_menu(window, video_path, q
 def test_object_list_columns_fit_ids_over_ten_and_long_class_names(window, video_path, qtbot):
     window.open_path(video_path)
     load_scripted(window)
-    window._refresh_panels()  # columns sized for ids 1-3
+    refresh_panels(window)  # columns sized for ids 1-3
     annotation = window.controller.annotation
     for track_id, category in ((10, 75), (123, 77)):  # cupboard_or_showcase_or_storage_rack, traveling_case_...
         track_map = annotation.track_map(0).copy()
         track_map[52:60, track_id % 90:track_id % 90 + 4] = track_id
         annotation.add_track(category, track_id=track_id)
         annotation.set_frame(0, track_map)
-    window._refresh_panels()
+    refresh_panels(window)
     table, header = window.objects.table, window.objects.table.horizontalHeader()
     model = table.model()
     assert model.rowCount() == 5

@@ -11,7 +11,7 @@ import pytest
 
 from app.core.inference import RunRequest, frames_text
 from app.core.progress import Progress, Rate
-from tests.gui_helpers import SIZE, LoopGaps, errors, video_path, window  # noqa: F401
+from tests.gui_helpers import SIZE, LoopGaps, errors, refresh_panels, video_path, window  # noqa: F401
 
 FRAMES = 24
 
@@ -66,7 +66,7 @@ def test_frames_stream_in_while_the_event_loop_stays_responsive(window, long_vid
     annotation = window.controller.annotation
     assert [i for i, _, _ in arrivals] == list(range(FRAMES))
     assert filled_frames(annotation) == [i for i, has_segments, _ in arrivals if has_segments]
-    window._refresh_panels()
+    refresh_panels(window)
     assert len(window.timeline.lanes) == len(annotation.tracks) > 0
     assert window.objects.model.rowCount() == len(annotation.tracks)
 

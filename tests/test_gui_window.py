@@ -18,6 +18,7 @@ from tests.gui_helpers import (  # noqa: F401
     answer_message_box,
     errors,
     load_scripted,
+    refresh_panels,
     shown_picture,
     video_path,
     view_point,
@@ -150,7 +151,7 @@ def test_error_dialog_is_a_real_message_box(window, qtbot, monkeypatch):
 def test_timeline_lanes_click_and_object_list_search(window, video_path, qtbot):
     window.open_path(video_path)
     mapping = load_scripted(window)
-    window._refresh_panels()
+    refresh_panels(window)
     assert window.stability.summary.text().startswith("3 tracks, 3.0 objects/frame")
     timeline = window.timeline
     assert sorted(timeline.lanes) == sorted(mapping.values())
@@ -341,7 +342,7 @@ def test_relabel_from_the_current_frame_and_hover_text(window, video_path, qtbot
 def test_object_list_check_boxes_lock_and_hide(window, video_path):
     window.open_path(video_path)
     mapping = load_scripted(window)
-    window._refresh_panels()
+    refresh_panels(window)
     model = window.objects.model
     row = model.row_of(mapping[5])
     locked = model.index(row, COLUMNS.index("Locked"))

@@ -804,11 +804,6 @@ class MainWindow(QMainWindow):
             self._refresh_timer.start(500 if self.runner.running else 150)
         self._update_title()
 
-    def _refresh_panels(self) -> None:
-        """Panels and counts show the current state now (`_panel_steps` at once)."""
-        for step in self._panel_steps():
-            step()
-
     def _panel_steps(self, fit: bool = False) -> list[Callable[[], object]]:
         """After opening, edits, undo / redo, new frames or diagnostics: the steps that make the panels and counts
         show the current state (`fit`: and the whole timeline) and recompute the diagnostics of an edited

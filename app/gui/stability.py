@@ -38,13 +38,9 @@ class StabilityPanel(QWidget):
         self.lengths.setLabel("left", "tracks")
         controller.frame_changed.connect(self.cursor.setValue)
 
-    def refresh(self) -> None:
-        for step in self.refresh_steps():
-            step()
-
     def refresh_steps(self) -> list[Callable[[], None]]:
-        """`refresh` as one step per plot, for a caller that lets the event loop run in between (each plot rebuilds
-        its items: a few tens of ms with hundreds of tracks and markers)."""
+        """Rebuilding the plots as one step per plot, for a caller that lets the event loop run in between (each
+        plot rebuilds its items: a few tens of ms with hundreds of tracks and markers)."""
         return [self._plot_objects, self._plot_lengths, self._plot_events]
 
     def _presence(self) -> list[np.ndarray]:
@@ -86,5 +82,5 @@ class StabilityPanel(QWidget):
             self.events.plot(x, [per_frame[f] for f in x], pen=None, symbol=MARKER_SYMBOLS.get(kind, "o"),
                              symbolBrush=KIND_COLORS.get(kind, (200, 200, 200)), name=kind)
         kinds = ", ".join(f"{len(v)} {k}" for k, v in sorted(by_kind.items())) or "no diagnostics yet"
-        per_frame = sum(len(frames) for frames in self._presence()) / annotation.num_frames
-        self.summary.setText(f"{len(annotation.tracks)} tracks, {per_frame:.1f} objects/frame; {kinds}")
+        objects_per_frame = sum(len(frames) for frames in self._presence()) / max(1, annotation.num_frames)
+        self.summary.setText(f"{len(annotation.tracks)} tracks, {objects_per_frame:.1f} objects/frame; {kinds}")
